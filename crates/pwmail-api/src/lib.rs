@@ -1,0 +1,10 @@
+//! The pwmail API as a dropshot trait.
+//!
+//! `api.rs` is generated from `openapi/pwmail.yaml` by `cargo xtask codegen`;
+//! the error type every operation returns is written by hand in `error.rs`.
+
+mod api;
+mod error;
+
+pub use api::*;
+pub use error::{ApiError, DEPRECATION, Reply, SUCCESSOR_LINK};

@@ -1,0 +1,24 @@
+//! The progenitor client, with every component type replaced by the shared
+//! types crate so client and server speak through one set of types.
+
+use anyhow::Result;
+use openapiv3::OpenAPI;
+use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TypeImpl};
+
+use super::{Target, format_tokens};
+
+pub fn generate(spec: &OpenAPI, target: &Target) -> Result<String> {
+    let mut settings = GenerationSettings::new();
+    settings.with_interface(InterfaceStyle::Positional);
+    for name in spec.components.iter().flat_map(|c| c.schemas.keys()) {
+        let path = format!("{}::{name}", target.types_path);
+        settings.with_replacement(name, path, std::iter::empty::<TypeImpl>());
+    }
+    let mut generator = Generator::new(&settings);
+    let tokens = generator.generate_tokens(spec)?;
+    let tokens = quote::quote! {
+        #![allow(clippy::all, clippy::pedantic, unused_imports)]
+        #tokens
+    };
+    format_tokens(tokens)
+}
