@@ -58,9 +58,7 @@ fn put_user_note_path_namespace_schema(
 fn put_user_note_path_user_id_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
-    crate::types::source_schema(
-        "{\"format\":\"int64\",\"minimum\":1,\"type\":\"integer\"}",
-    )
+    crate::types::source_schema("{\"format\":\"int64\",\"minimum\":1,\"type\":\"integer\"}")
 }
 /// Query parameters of `put_user_note`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]

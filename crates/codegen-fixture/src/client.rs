@@ -6,7 +6,7 @@
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
@@ -16,18 +16,12 @@ pub mod types {
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
-            fn fmt(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> Result<(), ::std::fmt::Error> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
         impl ::std::fmt::Debug for ConversionError {
-            fn fmt(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> Result<(), ::std::fmt::Error> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
@@ -63,7 +57,9 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
@@ -101,14 +97,14 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Send Password Email
 
-SendPasswordEmail allows admin user to trigger send password email for a user to update user's password. Deprecated: use ResetPasswordByAdmin RPC instead. The user's current password keeps working until the user sets a new one with the emailed link.
+    SendPasswordEmail allows admin user to trigger send password email for a user to update user's password. Deprecated: use ResetPasswordByAdmin RPC instead. The user's current password keeps working until the user sets a new one with the emailed link.
 
-Sends a `POST` request to `/api/web/custom/namespaces/{namespace}/send_password_email`
+    Sends a `POST` request to `/api/web/custom/namespaces/{namespace}/send_password_email`
 
-Arguments:
-- `namespace`: Namespace. Value of namespace is always "system".
-- `body`
-*/
+    Arguments:
+    - `namespace`: Namespace. Value of namespace is always "system".
+    - `body`
+    */
     pub async fn send_password_email<'a>(
         &'a self,
         namespace: &'a str,
@@ -118,15 +114,15 @@ Arguments:
         Error<crate::types::ErrorResponse>,
     > {
         let url = format!(
-            "{}/api/web/custom/namespaces/{}/send_password_email", self.baseurl,
-            encode_path(& namespace.to_string()),
+            "{}/api/web/custom/namespaces/{}/send_password_email",
+            self.baseurl,
+            encode_path(&namespace.to_string()),
         );
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        header_map.append(
+            ::reqwest::header::HeaderName::from_static("api-version"),
+            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+        );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -147,51 +143,51 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
-            400u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            401u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            403u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            404u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            409u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            413u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            429u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            500u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            503u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            504u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
+            400u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            401u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            403u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            404u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            409u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            413u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            429u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            500u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            503u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            504u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
     /**Attach a note to a user
 
-Sends a `PUT` request to `/api/web/custom/namespaces/{namespace}/users/{user_id}/notes`
+    Sends a `PUT` request to `/api/web/custom/namespaces/{namespace}/users/{user_id}/notes`
 
-Arguments:
-- `namespace`
-- `user_id`
-- `dry_run`: Validate only; store nothing.
-- `limit`
-- `x_request_tag`: A caller-chosen tag echoed in the response.
-- `body`
-*/
+    Arguments:
+    - `namespace`
+    - `user_id`
+    - `dry_run`: Validate only; store nothing.
+    - `limit`
+    - `x_request_tag`: A caller-chosen tag echoed in the response.
+    - `body`
+    */
     pub async fn put_user_note<'a>(
         &'a self,
         namespace: &'a str,
@@ -200,20 +196,19 @@ Arguments:
         limit: i32,
         x_request_tag: &'a str,
         body: &'a crate::types::UserNote,
-    ) -> Result<
-        ResponseValue<crate::types::StoredUserNote>,
-        Error<crate::types::ErrorResponse>,
-    > {
+    ) -> Result<ResponseValue<crate::types::StoredUserNote>, Error<crate::types::ErrorResponse>>
+    {
         let url = format!(
-            "{}/api/web/custom/namespaces/{}/users/{}/notes", self.baseurl, encode_path(&
-            namespace.to_string()), encode_path(& user_id.to_string()),
+            "{}/api/web/custom/namespaces/{}/users/{}/notes",
+            self.baseurl,
+            encode_path(&namespace.to_string()),
+            encode_path(&user_id.to_string()),
         );
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        header_map.append(
+            ::reqwest::header::HeaderName::from_static("api-version"),
+            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+        );
         header_map.append("X-Request-Tag", x_request_tag.to_string().try_into()?);
         #[allow(unused_mut)]
         let mut request = self
@@ -237,22 +232,22 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             201u16 => ResponseValue::from_response(response).await,
-            400u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            401u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
+            400u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            401u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
     /**Reset Password By Admin
 
-ResetPasswordByAdmin allows an admin to reset a user's password: the current password stops working at once, every outstanding reset link of the user is revoked, and the user is emailed a fresh single-use link to set a new password.
+    ResetPasswordByAdmin allows an admin to reset a user's password: the current password stops working at once, every outstanding reset link of the user is revoked, and the user is emailed a fresh single-use link to set a new password.
 
-Sends a `POST` request to `/api/web/custom/password/admin_reset`
+    Sends a `POST` request to `/api/web/custom/password/admin_reset`
 
-*/
+    */
     pub async fn reset_password_by_admin<'a>(
         &'a self,
         body: &'a crate::types::ResetPasswordByAdminRequest,
@@ -262,11 +257,10 @@ Sends a `POST` request to `/api/web/custom/password/admin_reset`
     > {
         let url = format!("{}/api/web/custom/password/admin_reset", self.baseurl,);
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        header_map.append(
+            ::reqwest::header::HeaderName::from_static("api-version"),
+            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+        );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -287,36 +281,36 @@ Sends a `POST` request to `/api/web/custom/password/admin_reset`
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
-            400u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            401u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            403u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            404u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            409u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            413u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            429u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            500u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            503u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
-            504u16 => {
-                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
-            }
+            400u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            401u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            403u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            404u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            409u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            413u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            429u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            500u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            503u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            504u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }

@@ -10,9 +10,7 @@ pub struct ErrorResponse {
     ///gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.
     pub code: i32,
     ///Structured details (google.rpc detail messages); usually empty.
-    pub details: ::std::vec::Vec<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    >,
+    pub details: ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
     ///What went wrong, for a person to read.
     pub message: ::std::string::String,
 }
@@ -39,17 +37,14 @@ impl ::std::convert::From<ResetPasswordByAdminRequestEmail> for ::std::string::S
 }
 impl ::std::str::FromStr for ResetPasswordByAdminRequestEmail {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 1024usize {
             return Err("longer than 1024 characters".into());
         }
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-        {
-            ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$")
-                .unwrap()
-        });
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| {
+                ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$").unwrap()
+            });
         if PATTERN.find(value).is_none() {
             return Err(
                 "doesn't match pattern \"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$\""
@@ -61,14 +56,11 @@ impl ::std::str::FromStr for ResetPasswordByAdminRequestEmail {
 }
 impl ::std::convert::TryFrom<&str> for ResetPasswordByAdminRequestEmail {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
-impl ::std::convert::TryFrom<::std::string::String>
-for ResetPasswordByAdminRequestEmail {
+impl ::std::convert::TryFrom<::std::string::String> for ResetPasswordByAdminRequestEmail {
     type Error = self::error::ConversionError;
     fn try_from(
         value: ::std::string::String,
@@ -101,16 +93,16 @@ impl ::std::ops::Deref for ResetPasswordByAdminResponse {
     }
 }
 impl ::std::convert::From<ResetPasswordByAdminResponse>
-for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+    for ::serde_json::Map<::std::string::String, ::serde_json::Value>
+{
     fn from(value: ResetPasswordByAdminResponse) -> Self {
         value.0
     }
 }
 impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json::Value>>
-for ResetPasswordByAdminResponse {
-    fn from(
-        value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    ) -> Self {
+    for ResetPasswordByAdminResponse
+{
+    fn from(value: ::serde_json::Map<::std::string::String, ::serde_json::Value>) -> Self {
         Self(value)
     }
 }
@@ -140,17 +132,14 @@ impl ::std::convert::From<SendPasswordEmailRequestEmail> for ::std::string::Stri
 }
 impl ::std::str::FromStr for SendPasswordEmailRequestEmail {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 1024usize {
             return Err("longer than 1024 characters".into());
         }
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-        {
-            ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$")
-                .unwrap()
-        });
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| {
+                ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$").unwrap()
+            });
         if PATTERN.find(value).is_none() {
             return Err(
                 "doesn't match pattern \"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$\""
@@ -162,9 +151,7 @@ impl ::std::str::FromStr for SendPasswordEmailRequestEmail {
 }
 impl ::std::convert::TryFrom<&str> for SendPasswordEmailRequestEmail {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -205,9 +192,7 @@ impl ::std::convert::From<SendPasswordEmailRequestNamespace> for ::std::string::
 }
 impl ::std::str::FromStr for SendPasswordEmailRequestNamespace {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 1024usize {
             return Err("longer than 1024 characters".into());
         }
@@ -219,14 +204,11 @@ impl ::std::str::FromStr for SendPasswordEmailRequestNamespace {
 }
 impl ::std::convert::TryFrom<&str> for SendPasswordEmailRequestNamespace {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
-impl ::std::convert::TryFrom<::std::string::String>
-for SendPasswordEmailRequestNamespace {
+impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailRequestNamespace {
     type Error = self::error::ConversionError;
     fn try_from(
         value: ::std::string::String,
@@ -259,16 +241,16 @@ impl ::std::ops::Deref for SendPasswordEmailResponse {
     }
 }
 impl ::std::convert::From<SendPasswordEmailResponse>
-for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+    for ::serde_json::Map<::std::string::String, ::serde_json::Value>
+{
     fn from(value: SendPasswordEmailResponse) -> Self {
         value.0
     }
 }
 impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json::Value>>
-for SendPasswordEmailResponse {
-    fn from(
-        value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    ) -> Self {
+    for SendPasswordEmailResponse
+{
+    fn from(value: ::serde_json::Map<::std::string::String, ::serde_json::Value>) -> Self {
         Self(value)
     }
 }
@@ -306,9 +288,7 @@ impl ::std::convert::From<UserNoteText> for ::std::string::String {
 }
 impl ::std::str::FromStr for UserNoteText {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 200usize {
             return Err("longer than 200 characters".into());
         }
@@ -317,9 +297,7 @@ impl ::std::str::FromStr for UserNoteText {
 }
 impl ::std::convert::TryFrom<&str> for UserNoteText {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -349,18 +327,12 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
-        fn fmt(
-            &self,
-            f: &mut ::std::fmt::Formatter<'_>,
-        ) -> Result<(), ::std::fmt::Error> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
     impl ::std::fmt::Debug for ConversionError {
-        fn fmt(
-            &self,
-            f: &mut ::std::fmt::Formatter<'_>,
-        ) -> Result<(), ::std::fmt::Error> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }

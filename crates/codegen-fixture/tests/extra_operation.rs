@@ -3,9 +3,9 @@
 //! body arrive at the handler, and the typed response comes back.
 
 use codegen_fixture::api::{
-    FixtureApi, PutUserNoteHeaders, PutUserNotePath, PutUserNoteQuery,
-    ResetPasswordByAdminHeaders, SendPasswordEmailHeaders, SendPasswordEmailPath,
-    SendPasswordEmailResponseHeaders, fixture_api_mod,
+    FixtureApi, PutUserNoteHeaders, PutUserNotePath, PutUserNoteQuery, ResetPasswordByAdminHeaders,
+    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+    fixture_api_mod,
 };
 use codegen_fixture::types::{
     ErrorResponse, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
@@ -13,8 +13,8 @@ use codegen_fixture::types::{
 };
 use codegen_fixture::{FixtureError, client};
 use dropshot::{
-    Header, HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query,
-    RequestContext, TypedBody,
+    Header, HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext,
+    TypedBody,
 };
 
 enum FixtureImpl {}
@@ -54,7 +54,10 @@ impl FixtureApi for FixtureImpl {
         _headers: Header<SendPasswordEmailHeaders>,
         _body: TypedBody<SendPasswordEmailRequest>,
     ) -> Result<
-        HttpResponseHeaders<HttpResponseOk<SendPasswordEmailResponse>, SendPasswordEmailResponseHeaders>,
+        HttpResponseHeaders<
+            HttpResponseOk<SendPasswordEmailResponse>,
+            SendPasswordEmailResponseHeaders,
+        >,
         FixtureError,
     > {
         Err(not_in_fixture())
@@ -89,7 +92,14 @@ async fn extra_operation_round_trips_through_trait_and_client() {
         labels: vec!["a".into(), "b".into()],
     };
     let stored = client
-        .put_user_note("system", 42.try_into().unwrap(), Some(true), 7, "tag-1", &note)
+        .put_user_note(
+            "system",
+            42.try_into().unwrap(),
+            Some(true),
+            7,
+            "tag-1",
+            &note,
+        )
         .await
         .expect("call succeeds");
     assert_eq!(stored.status(), 201);
@@ -123,8 +133,18 @@ fn emitted_document_has_the_extra_operation() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for expected in ["namespace", "user_id", "dry_run", "limit", "X-Request-Tag", "Authorization"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "namespace",
+        "user_id",
+        "dry_run",
+        "limit",
+        "X-Request-Tag",
+        "Authorization",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     assert_eq!(
         op["requestBody"]["content"]["application/json"]["schema"]["$ref"],

@@ -93,9 +93,7 @@ pub trait PwmailApi {
         headers: ::dropshot::Header<ResetPasswordByAdminHeaders>,
         body: ::dropshot::TypedBody<pwmail_types::ResetPasswordByAdminRequest>,
     ) -> ::std::result::Result<
-        crate::Reply<
-            ::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>,
-        >,
+        crate::Reply<::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>>,
         crate::ApiError,
     >;
 }

@@ -14,7 +14,8 @@ use pwmail_types::ErrorResponse;
 /// RFC 9745 `Deprecation` value of SendPasswordEmail: deprecated 2022-01-14.
 pub const DEPRECATION: &str = "@1642118400";
 /// RFC 8288 `Link` to SendPasswordEmail's successor.
-pub const SUCCESSOR_LINK: &str = "</api/web/custom/password/admin_reset>; rel=\"successor-version\"";
+pub const SUCCESSOR_LINK: &str =
+    "</api/web/custom/password/admin_reset>; rel=\"successor-version\"";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,9 +34,15 @@ pub enum ApiError {
     FailedPrecondition(String),
     /// A rate limit refused the call; `message` names the limit.
     #[error("{message}")]
-    ResourceExhausted { message: String, retry_after_secs: u64 },
+    ResourceExhausted {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{message}")]
-    Unavailable { message: String, retry_after_secs: u64 },
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     DeadlineExceeded(String),
     /// `detail` goes to the server log (dropshot logs `Display` with the
@@ -46,7 +53,9 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        ApiError::Internal { detail: detail.to_string() }
+        ApiError::Internal {
+            detail: detail.to_string(),
+        }
     }
 
     /// gRPC status code, as upstream returns it in `code`.
@@ -76,8 +85,12 @@ impl ApiError {
 
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ApiError::ResourceExhausted { retry_after_secs, .. }
-            | ApiError::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::ResourceExhausted {
+                retry_after_secs, ..
+            }
+            | ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -106,8 +119,14 @@ impl From<HttpError> for ApiError {
             404 => ApiError::NotFound(message),
             408 | 504 => ApiError::DeadlineExceeded(message),
             409 => ApiError::FailedPrecondition(message),
-            429 => ApiError::ResourceExhausted { message, retry_after_secs: 1 },
-            503 => ApiError::Unavailable { message, retry_after_secs: 1 },
+            429 => ApiError::ResourceExhausted {
+                message,
+                retry_after_secs: 1,
+            },
+            503 => ApiError::Unavailable {
+                message,
+                retry_after_secs: 1,
+            },
             400..=499 => ApiError::InvalidArgument(message),
             _ => ApiError::Internal {
                 detail: e.internal_message,
@@ -157,23 +176,43 @@ impl schemars::JsonSchema for ApiError {
 /// the headers it needs (`Retry-After`). dropshot 0.18 lets a handler's error
 /// type choose only status and body, so errors that carry headers travel on
 /// the success path; the documented success schema is `R`'s.
-pub struct Reply<R>(Result<R, ApiError>);
+pub struct Reply<R> {
+    result: Result<R, ApiError>,
+    /// Extra headers of an error response (a success carries typed headers).
+    error_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
 
 impl<R> From<Result<R, ApiError>> for Reply<R> {
     fn from(result: Result<R, ApiError>) -> Self {
-        Reply(result)
+        Reply {
+            result,
+            error_headers: Vec::new(),
+        }
     }
 }
 
 impl<R> Reply<R> {
     pub fn into_inner(self) -> Result<R, ApiError> {
-        self.0
+        self.result
+    }
+
+    /// Marks error responses of a deprecated operation (RFC 9745, RFC 8288).
+    pub fn with_deprecation(mut self) -> Self {
+        self.error_headers.push((
+            http::HeaderName::from_static("deprecation"),
+            http::HeaderValue::from_static(DEPRECATION),
+        ));
+        self.error_headers.push((
+            http::header::LINK,
+            http::HeaderValue::from_static(SUCCESSOR_LINK),
+        ));
+        self
     }
 }
 
 impl<R: HttpResponse> HttpResponse for Reply<R> {
     fn to_result(self) -> Result<http::Response<dropshot::Body>, HttpError> {
-        match self.0 {
+        match self.result {
             Ok(success) => success.to_result(),
             Err(error) => {
                 let body = serde_json::to_string(&error.body())
@@ -183,6 +222,9 @@ impl<R: HttpResponse> HttpResponse for Reply<R> {
                     .header(CONTENT_TYPE, "application/json");
                 if let Some(secs) = error.retry_after_secs() {
                     builder = builder.header(RETRY_AFTER, secs.to_string());
+                }
+                for (name, value) in self.error_headers {
+                    builder = builder.header(name, value);
                 }
                 Ok(builder.body(body.into())?)
             }
@@ -194,7 +236,7 @@ impl<R: HttpResponse> HttpResponse for Reply<R> {
     }
 
     fn status_code(&self) -> http::StatusCode {
-        match &self.0 {
+        match &self.result {
             Ok(success) => success.status_code(),
             Err(error) => error.status_code().as_status(),
         }

@@ -1,0 +1,169 @@
+//! The pwmail service: the generated API trait implemented over a store, a
+//! durable outbox and its dispatcher. `main.rs` is the `pwmail` binary.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http_api;
+pub mod mail;
+pub mod outbox;
+pub mod state;
+pub mod token;
+pub mod validate;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use lettre::message::Mailbox;
+use pwmail_store::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::config::{MailConfig, ServerConfig};
+use crate::outbox::{DirectoryTransport, Dispatcher, DispatcherConfig, Transport};
+use crate::state::AppState;
+
+pub use crate::token::Secret;
+
+/// A server started in this process: the HTTP API and the dispatcher.
+pub struct Running {
+    server: dropshot::HttpServer<Arc<AppState>>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+    pub state: Arc<AppState>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting requests, lets in-flight ones and sends finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.server.close().await.map_err(anyhow::Error::msg)?;
+        let _ = self.shutdown.send(true);
+        self.dispatcher.await.context("dispatcher task")?;
+        Ok(())
+    }
+
+    /// Resolves when the HTTP server stops on its own.
+    pub fn wait_for_shutdown(&self) -> dropshot::ShutdownWaitFuture {
+        self.server.wait_for_shutdown()
+    }
+}
+
+/// The admin created on first start, whose token is shown once.
+pub struct Bootstrap {
+    pub email: String,
+    pub token: Secret,
+}
+
+pub struct StartOptions {
+    pub config: ServerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub dispatcher: DispatcherConfig,
+    pub template_dir: Option<std::path::PathBuf>,
+    /// dropshot's logger; `tracing_slog` forwards it into tracing.
+    pub log: slog::Logger,
+}
+
+pub fn dropshot_logger() -> slog::Logger {
+    slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!())
+}
+
+pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Bootstrap>)> {
+    let StartOptions {
+        config,
+        clock,
+        dispatcher,
+        template_dir,
+        log,
+    } = options;
+    let store = pwmail_store::open(&config.database_url)
+        .await
+        .context("opening the database")?;
+    let bootstrap = bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
+
+    let renderer = mail::Renderer::new(
+        &config.product_name,
+        config.support_contact.as_deref(),
+        template_dir.as_deref(),
+    )?;
+    let from: Mailbox = config
+        .mail_from
+        .parse()
+        .with_context(|| format!("--mail-from {:?} is not a mailbox", config.mail_from))?;
+    let transport: Arc<dyn Transport> = match &config.mail {
+        MailConfig::Directory(dir) => Arc::new(
+            DirectoryTransport::new(dir.clone(), from)
+                .with_context(|| format!("creating mail directory {}", dir.display()))?,
+        ),
+    };
+
+    let wakeup = Arc::new(Notify::new());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let dispatcher = tokio::spawn(
+        Dispatcher {
+            store: Arc::clone(&store),
+            transport,
+            clock: Arc::clone(&clock),
+            wakeup: Arc::clone(&wakeup),
+            config: dispatcher,
+        }
+        .run(shutdown_rx),
+    );
+
+    let state = Arc::new(AppState {
+        store,
+        clock,
+        config: config.clone(),
+        renderer,
+        outbox_wakeup: wakeup,
+    });
+    let api = pwmail_api::pwmail_api_mod::api_description::<http_api::PwmailImpl>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dropshot_config = dropshot::ConfigDropshot {
+        bind_address: config.listen,
+        default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
+        ..Default::default()
+    };
+    let server = dropshot::ServerBuilder::new(api, Arc::clone(&state), log)
+        .config(dropshot_config)
+        .start()
+        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {}: {e}", config.listen))?;
+    Ok((
+        Running {
+            server,
+            dispatcher,
+            shutdown,
+            state,
+        },
+        bootstrap,
+    ))
+}
+
+/// On first start with no admin (an empty database, or one with only users
+/// added before the first `serve`), an admin with one API token.
+async fn bootstrap_admin(
+    store: &dyn Store,
+    email: &str,
+    now: pwmail_store::UnixMillis,
+) -> anyhow::Result<Option<Bootstrap>> {
+    if store.count_admins().await? > 0 {
+        return Ok(None);
+    }
+    let user = match admin::add_user(store, email, true, Some("Bootstrap admin"), now).await {
+        Ok(user) => user,
+        // Another replica won the race.
+        Err(admin::AdminError::Store(pwmail_store::StoreError::Conflict(_))) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let token = admin::create_token(store, &user.email, "bootstrap", now).await?;
+    Ok(Some(Bootstrap {
+        email: user.email,
+        token,
+    }))
+}

@@ -67,16 +67,25 @@ pub fn generate(spec: &OpenAPI, target: &Target) -> Result<String> {
                 .as_deref()
                 .with_context(|| format!("{method} {path}: missing operationId"))?;
             let ctx = || format!("operation {op_id} ({} {path})", method.to_uppercase());
-            let (method_tokens, op_items) =
-                operation(spec, &types, &error, wrapper.as_ref(), path, method, op, &item.parameters)
-                    .with_context(ctx)?;
+            let (method_tokens, op_items) = operation(
+                spec,
+                &types,
+                &error,
+                wrapper.as_ref(),
+                path,
+                method,
+                op,
+                &item.parameters,
+            )
+            .with_context(ctx)?;
             methods.push(method_tokens);
             items.extend(op_items);
         }
     }
 
     let title = &spec.info.title;
-    let trait_doc = format!(" The {title} API. Implement it and serve `api_description::<Impl>()`.");
+    let trait_doc =
+        format!(" The {title} API. Implement it and serve `api_description::<Impl>()`.");
     let tokens = quote! {
         #![allow(clippy::all, clippy::pedantic)]
 
@@ -284,7 +293,11 @@ fn responses(
         (204, None) => quote!(::dropshot::HttpResponseUpdatedNoContent),
         (code, body) => bail!(
             "success status {code} {} is not supported",
-            if body.is_some() { "with a body" } else { "without a body" }
+            if body.is_some() {
+                "with a body"
+            } else {
+                "without a body"
+            }
         ),
     };
     if response.headers.is_empty() {
@@ -358,7 +371,10 @@ fn param_struct(
         let (ty, default) = if field.required {
             (quote!(#ty), quote!())
         } else {
-            (quote!(::std::option::Option<#ty>), quote!(#[serde(default)]))
+            (
+                quote!(::std::option::Option<#ty>),
+                quote!(#[serde(default)]),
+            )
         };
         let doc = field.description.as_deref().map(|d| {
             let d = format!(" {d}");
@@ -420,10 +436,7 @@ fn security_headers(spec: &OpenAPI, op: &Operation) -> Result<Vec<(String, Strin
 }
 
 /// Rust type for a parameter or header schema: primitives and component refs.
-fn rust_type_of(
-    types: &syn::Path,
-    schema: &ReferenceOr<Schema>,
-) -> Result<TokenStream> {
+fn rust_type_of(types: &syn::Path, schema: &ReferenceOr<Schema>) -> Result<TokenStream> {
     use openapiv3::{IntegerFormat, SchemaKind, Type, VariantOrUnknownOrEmpty as V};
     let schema = match schema {
         ReferenceOr::Reference { reference } => {
@@ -474,14 +487,21 @@ fn response_schema_ref(response: &Response) -> Result<Option<String>> {
     }
 }
 
-fn resolve_parameter<'a>(spec: &'a OpenAPI, p: &'a ReferenceOr<Parameter>) -> Result<&'a Parameter> {
+fn resolve_parameter<'a>(
+    spec: &'a OpenAPI,
+    p: &'a ReferenceOr<Parameter>,
+) -> Result<&'a Parameter> {
     match p {
         ReferenceOr::Item(p) => Ok(p),
         ReferenceOr::Reference { reference } => {
             let name = reference
                 .strip_prefix("#/components/parameters/")
                 .with_context(|| format!("unsupported reference {reference}"))?;
-            match spec.components.as_ref().and_then(|c| c.parameters.get(name)) {
+            match spec
+                .components
+                .as_ref()
+                .and_then(|c| c.parameters.get(name))
+            {
                 Some(ReferenceOr::Item(p)) => Ok(p),
                 _ => bail!("cannot resolve {reference}"),
             }
@@ -499,7 +519,11 @@ fn resolve_request_body<'a>(
             let name = reference
                 .strip_prefix("#/components/requestBodies/")
                 .with_context(|| format!("unsupported reference {reference}"))?;
-            match spec.components.as_ref().and_then(|c| c.request_bodies.get(name)) {
+            match spec
+                .components
+                .as_ref()
+                .and_then(|c| c.request_bodies.get(name))
+            {
                 Some(ReferenceOr::Item(b)) => Ok(b),
                 _ => bail!("cannot resolve {reference}"),
             }
@@ -547,7 +571,13 @@ fn doc_lines(summary: Option<&str>, description: Option<&str>) -> Vec<TokenStrea
 fn field_ident(wire: &str) -> syn::Ident {
     let snake: String = wire
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format_ident!("{snake}")
 }

@@ -1,0 +1,205 @@
+//! The generated `PwmailApi` trait, implemented.
+
+use std::sync::Arc;
+
+use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, RequestContext, TypedBody};
+use pwmail_api::{
+    ApiError, DEPRECATION, PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK,
+    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+};
+use pwmail_store::{
+    Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, NewMessage,
+};
+use pwmail_types::{
+    ResetPasswordByAdminRequest, ResetPasswordByAdminResponse, SendPasswordEmailRequest,
+    SendPasswordEmailResponse,
+};
+
+use crate::error::ServiceError;
+use crate::mail::LinkEmail;
+use crate::state::AppState;
+use crate::{auth, token, validate};
+
+pub enum PwmailImpl {}
+
+impl PwmailApi for PwmailImpl {
+    type Context = Arc<AppState>;
+
+    async fn send_password_email(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<SendPasswordEmailPath>,
+        headers: Header<SendPasswordEmailHeaders>,
+        body: TypedBody<SendPasswordEmailRequest>,
+    ) -> Result<
+        Reply<
+            HttpResponseHeaders<
+                HttpResponseOk<SendPasswordEmailResponse>,
+                SendPasswordEmailResponseHeaders,
+            >,
+        >,
+        ApiError,
+    > {
+        let result = async {
+            let state = rqctx.context();
+            let caller =
+                auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
+            let (path, body) = (path.into_inner(), body.into_inner());
+            validate::namespace(
+                &path.namespace,
+                body.namespace.as_deref().map(String::as_str),
+            )?;
+            issue(
+                state,
+                &caller,
+                &body.email,
+                LinkPurpose::SendPasswordEmail,
+                &rqctx.request_id,
+            )
+            .await?;
+            Ok::<_, ServiceError>(HttpResponseHeaders::new(
+                HttpResponseOk(SendPasswordEmailResponse(Default::default())),
+                SendPasswordEmailResponseHeaders {
+                    deprecation: DEPRECATION.to_string(),
+                    link: SUCCESSOR_LINK.to_string(),
+                },
+            ))
+        }
+        .await
+        .map_err(ApiError::from);
+        // Refusals of a deprecated operation are deprecated responses too.
+        Ok(Reply::from(result).with_deprecation())
+    }
+
+    async fn reset_password_by_admin(
+        rqctx: RequestContext<Self::Context>,
+        headers: Header<ResetPasswordByAdminHeaders>,
+        body: TypedBody<ResetPasswordByAdminRequest>,
+    ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
+        let result = async {
+            let state = rqctx.context();
+            let caller =
+                auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
+            let body = body.into_inner();
+            issue(
+                state,
+                &caller,
+                &body.email,
+                LinkPurpose::ResetPasswordByAdmin,
+                &rqctx.request_id,
+            )
+            .await?;
+            Ok::<_, ServiceError>(HttpResponseOk(ResetPasswordByAdminResponse(
+                Default::default(),
+            )))
+        }
+        .await
+        .map_err(ApiError::from);
+        Ok(Reply::from(result))
+    }
+}
+
+fn retry_secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000).max(1)
+}
+
+/// Both operations: throttle the caller, find the user, and in one
+/// transaction store a fresh link and queue its email.
+async fn issue(
+    state: &AppState,
+    caller: &Authenticated,
+    email: &str,
+    purpose: LinkPurpose,
+    request_id: &str,
+) -> Result<(), ServiceError> {
+    let config = &state.config;
+    let now = state.clock.now();
+    let token_key = format!("token:{}", caller.token_id);
+    if let Admission::Refused { retry_after_ms } = state
+        .store
+        .rate_limit(&token_key, &config.token_rate, now)
+        .await?
+    {
+        return Err(ApiError::ResourceExhausted {
+            message: format!(
+                "per-token rate limit exceeded: this API token may send {} emails per {} s",
+                config.token_rate.burst,
+                config.token_rate.period_ms * i64::from(config.token_rate.burst) / 1000
+            ),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }
+        .into());
+    }
+
+    let user = state
+        .store
+        .find_user_by_email(email)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user with email {email}")))?;
+    if user.disabled {
+        return Err(
+            ApiError::FailedPrecondition(format!("the user {} is disabled", user.email)).into(),
+        );
+    }
+
+    let link_token = token::new_link_token()?;
+    let link = config.reset_link(link_token.expose());
+    let lifetime = config.link_ttl;
+    let expires_at = now + lifetime.as_millis() as i64;
+    let rendered = state.renderer.render_link_email(&LinkEmail {
+        purpose,
+        email: &user.email,
+        name: user.name.as_deref(),
+        link: &link,
+        lifetime,
+        expires_at,
+    })?;
+    let message = NewMessage {
+        message_id: format!("{}@{}", uuid::Uuid::new_v4(), config.mail_domain()),
+        kind: purpose.as_str().to_string(),
+        recipient: user.email.clone(),
+        subject: rendered.subject,
+        body_text: rendered.text,
+        body_html: rendered.html,
+    };
+    let outcome = state
+        .store
+        .issue_link(&IssueLink {
+            actor: Actor {
+                user: caller.user.id,
+                token_id: caller.token_id,
+            },
+            target: user.id,
+            purpose,
+            link_hash: link_token.hash(),
+            expires_at,
+            cooldown: config.user_cooldown,
+            message,
+            request_id: request_id.to_string(),
+            now,
+        })
+        .await?;
+    match outcome {
+        IssueOutcome::Issued { outbox_id, .. } => {
+            tracing::info!(
+                request_id,
+                operation = purpose.as_str(),
+                actor = %caller.user.id,
+                target = %user.id,
+                outbox_id,
+                "password email queued"
+            );
+            state.outbox_wakeup.notify_one();
+            Ok(())
+        }
+        IssueOutcome::CoolingDown { retry_after_ms } => Err(ApiError::ResourceExhausted {
+            message: format!(
+                "per-user rate limit exceeded: {} may be emailed {} time(s) per {} s",
+                user.email,
+                config.user_cooldown.burst,
+                config.user_cooldown.period_ms * i64::from(config.user_cooldown.burst) / 1000
+            ),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,215 @@
+//! Email content: templates (compiled in, overridable from a directory at
+//! start-up) and the MIME message built from a queued row.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lettre::message::{Mailbox, MultiPart, header};
+use minijinja::{Environment, context};
+use pwmail_store::{LinkPurpose, NewMessage, UnixMillis};
+
+/// Each kind has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "send_password_email.subject.txt",
+        include_str!("../templates/send_password_email.subject.txt"),
+    ),
+    (
+        "send_password_email.txt",
+        include_str!("../templates/send_password_email.txt"),
+    ),
+    (
+        "send_password_email.html",
+        include_str!("../templates/send_password_email.html"),
+    ),
+    (
+        "reset_password_by_admin.subject.txt",
+        include_str!("../templates/reset_password_by_admin.subject.txt"),
+    ),
+    (
+        "reset_password_by_admin.txt",
+        include_str!("../templates/reset_password_by_admin.txt"),
+    ),
+    (
+        "reset_password_by_admin.html",
+        include_str!("../templates/reset_password_by_admin.html"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("template {name}: {source}")]
+    Template {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("reading template override {path}: {source}")]
+    Override {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the message: {0}")]
+    Build(String),
+}
+
+/// What a link email says, besides the link itself.
+pub struct LinkEmail<'a> {
+    pub purpose: LinkPurpose,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub link: &'a str,
+    pub lifetime: Duration,
+    pub expires_at: UnixMillis,
+}
+
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+    product: String,
+    support: Option<String>,
+}
+
+impl Renderer {
+    /// Built-in templates, each replaced by a file of the same name in
+    /// `override_dir` when there is one.
+    pub fn new(
+        product: &str,
+        support: Option<&str>,
+        override_dir: Option<&Path>,
+    ) -> Result<Self, MailError> {
+        let mut env = Environment::new();
+        for (name, builtin) in BUILTIN {
+            let source = match override_dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => {
+                    std::fs::read_to_string(&path).map_err(|source| MailError::Override {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
+                _ => builtin.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|source| MailError::Template {
+                    name: name.to_string(),
+                    source,
+                })?;
+        }
+        Ok(Renderer {
+            env,
+            product: product.to_string(),
+            support: support.map(str::to_string),
+        })
+    }
+
+    pub fn render_link_email(&self, email: &LinkEmail<'_>) -> Result<Rendered, MailError> {
+        let ctx = context! {
+            product => &self.product,
+            support => &self.support,
+            email => email.email,
+            name => email.name,
+            link => email.link,
+            expires_in => human_duration(email.lifetime),
+            expires_at => format_utc(email.expires_at),
+        };
+        let kind = email.purpose.as_str();
+        let render = |suffix: &str| -> Result<String, MailError> {
+            let name = format!("{kind}.{suffix}");
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|source| MailError::Template { name, source })
+        };
+        Ok(Rendered {
+            subject: render("subject.txt")?.trim().to_string(),
+            text: render("txt")?,
+            html: render("html")?,
+        })
+    }
+}
+
+/// "24 hours", "90 minutes", "2 days".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if secs % 86_400 == 0 && secs >= 2 * 86_400 {
+        plural(secs / 86_400, "day")
+    } else if secs % 3600 == 0 && secs >= 3600 {
+        plural(secs / 3600, "hour")
+    } else {
+        plural(secs.div_ceil(60), "minute")
+    }
+}
+
+pub fn format_utc(at: UnixMillis) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// The MIME message for a queued row: multipart/alternative (text, HTML), with
+/// the stored Message-ID so every attempt sends the same message.
+pub fn build_message(
+    msg: &NewMessage,
+    from: &Mailbox,
+    queued_at: UnixMillis,
+) -> Result<lettre::Message, MailError> {
+    let to: Mailbox = msg
+        .recipient
+        .parse()
+        .map_err(|e| MailError::Build(format!("recipient: {e}")))?;
+    let date = UNIX_EPOCH + Duration::from_millis(queued_at.max(0) as u64);
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&msg.subject)
+        .message_id(Some(format!("<{}>", msg.message_id)))
+        .date(SystemTime::from(date))
+        .header(header::MIME_VERSION_1_0)
+        .multipart(MultiPart::alternative_plain_html(
+            msg.body_text.clone(),
+            msg.body_html.clone(),
+        ))
+        .map_err(|e| MailError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human_duration(Duration::from_secs(172_800)), "2 days");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(human_duration(Duration::from_secs(5400)), "90 minutes");
+    }
+
+    #[test]
+    fn html_part_escapes_user_data() {
+        let r = Renderer::new("pwmail", None, None).unwrap();
+        let out = r
+            .render_link_email(&LinkEmail {
+                purpose: LinkPurpose::SendPasswordEmail,
+                email: "a@example.com",
+                name: Some("<script>x</script>"),
+                link: "https://h/reset/t",
+                lifetime: Duration::from_secs(86_400),
+                expires_at: 0,
+            })
+            .unwrap();
+        assert!(out.html.contains("&lt;script&gt;"), "{}", out.html);
+        assert!(
+            out.text
+                .contains("expires in 24 hours (at 1970-01-01 00:00 UTC)")
+        );
+        assert_eq!(out.subject, "Set your pwmail password");
+    }
+}

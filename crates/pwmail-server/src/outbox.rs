@@ -1,0 +1,391 @@
+//! The dispatcher: drains the durable outbox into a mail transport.
+//!
+//! The API only ever writes outbox rows; this task (inside `pwmail serve`, or
+//! alone) leases due rows, sends them, and settles each as sent, retrying
+//! (transient failure, exponential backoff with jitter) or dead (permanent
+//! failure, too many attempts, too old). A lease that runs out, because the
+//! process died mid-send, makes the row due again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::Mailbox;
+use pwmail_store::{Claim, OutboxMessage, Settlement, Store, UnixMillis};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::mail;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying: 4xx replies, connection trouble, timeouts.
+    Transient,
+    /// Retrying cannot help: 5xx replies, an unusable message.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+/// Where messages go. `send` returns the receiving side's reply.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError>;
+}
+
+/// The embedded default: each message becomes `<mail-dir>/<id>.eml`.
+///
+/// Written to a temporary name, synced, then renamed, so a reader never sees
+/// half a file; the name comes from the stable Message-ID, so a retry after a
+/// crash overwrites instead of duplicating.
+pub struct DirectoryTransport {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl DirectoryTransport {
+    pub fn new(dir: PathBuf, from: Mailbox) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(DirectoryTransport { dir, from })
+    }
+}
+
+#[async_trait]
+impl Transport for DirectoryTransport {
+    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
+        let mime =
+            mail::build_message(&message.message, &self.from, message.created_at).map_err(|e| {
+                SendError {
+                    failure: Failure::Permanent,
+                    message: e.to_string(),
+                }
+            })?;
+        let bytes = mime.formatted();
+        let stem: String = message
+            .message
+            .message_id
+            .chars()
+            .take_while(|c| *c != '@')
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let final_path = self.dir.join(format!("{stem}.eml"));
+        let tmp_path = self.dir.join(format!(".{stem}.eml.tmp"));
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp_path)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp_path, &final_path)?;
+            Ok(final_path)
+        })
+        .await;
+        match result {
+            Ok(Ok(path)) => Ok(format!("written to {}", path.display())),
+            Ok(Err(e)) => Err(SendError {
+                failure: Failure::Transient,
+                message: e.to_string(),
+            }),
+            Err(e) => Err(SendError {
+                failure: Failure::Transient,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Messages in flight at once.
+    pub concurrency: u32,
+    /// How long a claim lasts before another worker may take the row over.
+    pub lease: Duration,
+    pub max_attempts: u32,
+    /// A message still undelivered this long after it was queued is dead.
+    pub max_age: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Fallback wake-up for rows queued by other processes.
+    pub poll_interval: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            concurrency: 8,
+            lease: Duration::from_secs(120),
+            max_attempts: 10,
+            max_age: Duration::from_secs(24 * 3600),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(30 * 60),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub clock: Arc<dyn Clock>,
+    /// Signalled when the API queues a message, so it goes out at once.
+    pub wakeup: Arc<Notify>,
+    pub config: DispatcherConfig,
+}
+
+impl Dispatcher {
+    /// Runs until `shutdown` turns true; in-flight sends finish first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut store_failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let claim = Claim {
+                owner: uuid::Uuid::new_v4().to_string(),
+                now: self.clock.now(),
+                lease_ms: self.config.lease.as_millis() as i64,
+                limit: self.config.concurrency.max(1),
+            };
+            let claimed = match self.store.claim_outbox(&claim).await {
+                Ok(claimed) => {
+                    store_failures = 0;
+                    claimed
+                }
+                Err(e) => {
+                    store_failures = store_failures.saturating_add(1);
+                    let pause = Duration::from_millis(250 << store_failures.min(7));
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                let wait = self.idle_wait().await;
+                tokio::select! {
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let mut sends = JoinSet::new();
+            for message in claimed {
+                let transport = Arc::clone(&self.transport);
+                sends.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = transport.send(&message).await;
+                    (message, result, started.elapsed())
+                });
+            }
+            while let Some(joined) = sends.join_next().await {
+                match joined {
+                    Ok((message, result, took)) => {
+                        self.settle(&claim.owner, message, result, took).await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "send task failed; its lease will expire")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Until the next retry is due, bounded by the poll interval.
+    async fn idle_wait(&self) -> Duration {
+        let poll = self.config.poll_interval;
+        match self.store.next_outbox_due().await {
+            Ok(Some(due)) => {
+                let ms = (due - self.clock.now()).clamp(0, poll.as_millis() as i64);
+                Duration::from_millis(ms as u64)
+            }
+            _ => poll,
+        }
+    }
+
+    async fn settle(
+        &self,
+        owner: &str,
+        message: OutboxMessage,
+        result: Result<String, SendError>,
+        took: Duration,
+    ) {
+        let now = self.clock.now();
+        let outcome = decide(&self.config, &message, result, now);
+        let id = message.id;
+        let request_id = message.request_id.as_deref().unwrap_or("-");
+        match &outcome {
+            Settlement::Sent { reply, .. } => tracing::info!(
+                outbox_id = id, request_id, attempts = message.attempts,
+                latency_ms = took.as_millis() as u64, reply = %reply, "email sent"
+            ),
+            Settlement::Retry {
+                error,
+                next_attempt_at,
+                ..
+            } => tracing::warn!(
+                outbox_id = id, request_id, attempts = message.attempts, error = %error,
+                retry_in_ms = next_attempt_at - now, "email send failed; will retry"
+            ),
+            Settlement::Dead { error, .. } => tracing::error!(
+                outbox_id = id, request_id, attempts = message.attempts, error = %error,
+                "email given up (dead letter)"
+            ),
+        }
+        match self.store.settle_outbox(id, owner, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                outbox_id = id,
+                "lease lost before settling; another worker owns the row"
+            ),
+            // The lease will run out and the row will be sent again: a
+            // possible duplicate, never a lost email.
+            Err(e) => {
+                tracing::error!(outbox_id = id, error = %e, "could not record the send result")
+            }
+        }
+    }
+}
+
+/// What to record for one attempt.
+pub fn decide(
+    config: &DispatcherConfig,
+    message: &OutboxMessage,
+    result: Result<String, SendError>,
+    now: UnixMillis,
+) -> Settlement {
+    match result {
+        Ok(reply) => Settlement::Sent { reply, at: now },
+        Err(SendError {
+            failure: Failure::Permanent,
+            message: error,
+        }) => Settlement::Dead {
+            error: format!("permanent failure: {error}"),
+            at: now,
+        },
+        Err(SendError {
+            failure: Failure::Transient,
+            message: error,
+        }) => {
+            let age = now - message.created_at;
+            if message.attempts >= config.max_attempts {
+                Settlement::Dead {
+                    error: format!(
+                        "gave up after {} attempts; last error: {error}",
+                        message.attempts
+                    ),
+                    at: now,
+                }
+            } else if age >= config.max_age.as_millis() as i64 {
+                Settlement::Dead {
+                    error: format!(
+                        "gave up after {} s in the queue; last error: {error}",
+                        age / 1000
+                    ),
+                    at: now,
+                }
+            } else {
+                Settlement::Retry {
+                    error,
+                    at: now,
+                    next_attempt_at: now + backoff_ms(config, message.attempts),
+                }
+            }
+        }
+    }
+}
+
+/// base · 2^(attempt-1), capped, plus up to 25 % jitter so a burst of
+/// failures does not retry in lockstep.
+fn backoff_ms(config: &DispatcherConfig, attempts: u32) -> i64 {
+    let base = config.backoff_base.as_millis() as i64;
+    let exp = base.saturating_mul(1i64 << attempts.saturating_sub(1).min(30));
+    let capped = exp.min(config.backoff_max.as_millis() as i64).max(1);
+    let jitter = getrandom::u64().unwrap_or(0) % (capped as u64 / 4 + 1);
+    capped + jitter as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pwmail_store::NewMessage;
+
+    fn message(attempts: u32, created_at: i64) -> OutboxMessage {
+        OutboxMessage {
+            id: 1,
+            message: NewMessage {
+                message_id: "m@x".into(),
+                kind: "k".into(),
+                recipient: "a@example.com".into(),
+                subject: "s".into(),
+                body_text: "t".into(),
+                body_html: "h".into(),
+            },
+            attempts,
+            created_at,
+            request_id: None,
+        }
+    }
+
+    fn transient() -> Result<String, SendError> {
+        Err(SendError {
+            failure: Failure::Transient,
+            message: "451 try later".into(),
+        })
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_die() {
+        let config = DispatcherConfig::default();
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(1, 0), transient(), 0)
+        else {
+            panic!("first transient failure should retry");
+        };
+        assert!(
+            (5_000..=6_250).contains(&next_attempt_at),
+            "{next_attempt_at}"
+        );
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(3, 0), transient(), 0)
+        else {
+            panic!("third transient failure should retry");
+        };
+        assert!(
+            (20_000..=25_000).contains(&next_attempt_at),
+            "{next_attempt_at}"
+        );
+        assert!(matches!(
+            decide(&config, &message(10, 0), transient(), 0),
+            Settlement::Dead { .. }
+        ));
+        let day = 24 * 3600 * 1000;
+        assert!(matches!(
+            decide(&config, &message(2, 0), transient(), day),
+            Settlement::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn permanent_failures_die_at_once() {
+        let config = DispatcherConfig::default();
+        let permanent = Err(SendError {
+            failure: Failure::Permanent,
+            message: "550 no such user".into(),
+        });
+        let Settlement::Dead { error, .. } = decide(&config, &message(1, 0), permanent, 0) else {
+            panic!("permanent failure should be dead");
+        };
+        assert!(error.contains("550 no such user"));
+    }
+}

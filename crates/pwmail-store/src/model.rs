@@ -1,0 +1,275 @@
+//! What the store holds, as the rest of pwmail sees it.
+
+use std::fmt;
+
+/// Milliseconds since the Unix epoch.
+pub type UnixMillis = i64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: Option<String>,
+    pub is_admin: bool,
+    pub disabled: bool,
+    /// Whether a password is set and not invalidated.
+    pub has_password: bool,
+    pub created_at: UnixMillis,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub email: String,
+    pub name: Option<String>,
+    pub is_admin: bool,
+}
+
+/// SHA-256 of a secret. Only hashes of API tokens and link tokens are stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl fmt::Debug for TokenHash {
+    // Hashes are not secrets, but there's no reason to print them whole.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    pub user_id: UserId,
+    pub label: String,
+    pub created_at: UnixMillis,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub user: User,
+    pub token_id: i64,
+}
+
+/// A GCRA limit: `burst` calls at once, refilled one per `period_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub period_ms: i64,
+    pub burst: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Refused; the limit admits a call again after this many milliseconds.
+    Refused {
+        retry_after_ms: i64,
+    },
+}
+
+/// Which admin operation issued a link; it decides what the transaction does
+/// to the current password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// SendPasswordEmail: the current password keeps working.
+    SendPasswordEmail,
+    /// ResetPasswordByAdmin: the current password stops working at once.
+    ResetPasswordByAdmin,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::SendPasswordEmail => "send_password_email",
+            LinkPurpose::ResetPasswordByAdmin => "reset_password_by_admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "send_password_email" => Some(LinkPurpose::SendPasswordEmail),
+            "reset_password_by_admin" => Some(LinkPurpose::ResetPasswordByAdmin),
+            _ => None,
+        }
+    }
+
+    pub fn invalidates_password(self) -> bool {
+        matches!(self, LinkPurpose::ResetPasswordByAdmin)
+    }
+}
+
+/// Who called the admin API.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor {
+    pub user: UserId,
+    pub token_id: i64,
+}
+
+/// A message ready to send: rendered in full when it is queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Stable Message-ID, reused on every attempt (without angle brackets).
+    pub message_id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct IssueLink {
+    pub actor: Actor,
+    pub target: UserId,
+    pub purpose: LinkPurpose,
+    pub link_hash: TokenHash,
+    pub expires_at: UnixMillis,
+    /// Per-user cooldown, checked and recorded inside the transaction.
+    pub cooldown: Rate,
+    pub message: NewMessage,
+    pub request_id: String,
+    pub now: UnixMillis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssueOutcome {
+    Issued {
+        link_id: i64,
+        outbox_id: i64,
+    },
+    /// The per-user cooldown refused it; nothing was written.
+    CoolingDown {
+        retry_after_ms: i64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Open,
+    Used,
+    Revoked,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResetLink {
+    pub id: i64,
+    pub user_id: UserId,
+    pub purpose: LinkPurpose,
+    pub state: LinkState,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub at: UnixMillis,
+    pub actor_user: Option<UserId>,
+    pub actor_token: Option<i64>,
+    pub target_user: UserId,
+    pub operation: String,
+    pub request_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    Queued,
+    Sending,
+    Sent,
+    Retrying,
+    Dead,
+}
+
+impl OutboxState {
+    pub const ALL: [OutboxState; 5] = [
+        OutboxState::Queued,
+        OutboxState::Sending,
+        OutboxState::Sent,
+        OutboxState::Retrying,
+        OutboxState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Retrying => "retrying",
+            OutboxState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        OutboxState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// Identifies this claim; settling needs it, so a worker whose lease ran
+    /// out cannot overwrite the result of the worker that took over.
+    pub owner: String,
+    pub now: UnixMillis,
+    pub lease_ms: i64,
+    pub limit: u32,
+}
+
+/// A leased message, with its content.
+#[derive(Clone, Debug)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub message: NewMessage,
+    /// Attempts including the current one.
+    pub attempts: u32,
+    pub created_at: UnixMillis,
+    pub request_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Settlement {
+    Sent {
+        reply: String,
+        at: UnixMillis,
+    },
+    Retry {
+        error: String,
+        at: UnixMillis,
+        next_attempt_at: UnixMillis,
+    },
+    Dead {
+        error: String,
+        at: UnixMillis,
+    },
+}
+
+/// Delivery status of one message, without its content.
+#[derive(Clone, Debug)]
+pub struct OutboxStatus {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub last_reply: Option<String>,
+    pub created_at: UnixMillis,
+    pub next_attempt_at: Option<UnixMillis>,
+    pub sent_at: Option<UnixMillis>,
+    pub request_id: Option<String>,
+}

@@ -1,0 +1,560 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::*;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`)
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a 200 means the email is queued even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Write transactions take the write lock up front, so two writers never
+    /// deadlock upgrading read locks.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<ApiTokenInfo> {
+    Ok(ApiTokenInfo {
+        id: row.try_get("id")?,
+        user_id: UserId(row.try_get("user_id")?),
+        label: row.try_get("label")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn status_from_row(row: &SqliteRow) -> Result<OutboxStatus> {
+    let state: String = row.try_get("state")?;
+    Ok(OutboxStatus {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        kind: row.try_get("kind")?,
+        recipient: row.try_get("recipient")?,
+        state: OutboxState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state:?}")))?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        last_error: row.try_get("last_error")?,
+        last_reply: row.try_get("last_reply")?,
+        created_at: row.try_get("created_at")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        sent_at: row.try_get("sent_at")?,
+        request_id: row.try_get("request_id")?,
+    })
+}
+
+const STATUS_COLUMNS: &str = "id, message_id, kind, recipient, state, attempts, last_error, \
+     last_reply, created_at, next_attempt_at, sent_at, request_id";
+
+/// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
+/// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
+async fn gcra(
+    tx: &mut Transaction<'static, Sqlite>,
+    key: &str,
+    rate: &Rate,
+    now: UnixMillis,
+) -> Result<Admission> {
+    let period = rate.period_ms.max(1);
+    let tau = period * (i64::from(rate.burst.max(1)) - 1);
+    let admitted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
+         ON CONFLICT (key) DO UPDATE SET tat = MAX(rate_limits.tat, $2) + $3
+             WHERE MAX(rate_limits.tat, $2) - $2 <= $4
+         RETURNING tat",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(period)
+    .bind(tau)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if admitted.is_some() {
+        return Ok(Admission::Admitted);
+    }
+    let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Admission::Refused {
+        retry_after_ms: (tat - tau - now).max(1),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (email, email_key, name, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
+        )
+        .bind(user.email.trim())
+        .bind(email_key(&user.email))
+        .bind(&user.name)
+        .bind(i64::from(user.is_admin))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user with email {} already exists", user.email))
+            }
+            other => other,
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users WHERE email_key = $1",
+        )
+        .bind(email_key(email))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn count_admins(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE is_admin = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1
+             RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
+        )
+        .bind(email_key(email))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+        let user = user_from_row(&row)?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hash.flatten())
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        label: &str,
+        now: UnixMillis,
+    ) -> Result<ApiTokenInfo> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, user_id, label, created_at, revoked_at",
+        )
+        .bind(user.0)
+        .bind(&hash.0[..])
+        .bind(label)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        token_from_row(&row)
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, label, created_at, revoked_at FROM api_tokens
+             WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin, u.disabled_at,
+                    u.password_hash, u.created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Authenticated {
+                token_id: row.try_get("token_id")?,
+                user: user_from_row(&row)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let mut tx = self.begin_write().await?;
+        let admission = gcra(&mut tx, key, limit, now).await?;
+        tx.commit().await?;
+        Ok(admission)
+    }
+
+    async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
+        let mut tx = self.begin_write().await?;
+        let disabled: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
+                .bind(issue.target.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match disabled {
+            None => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
+            Some(Some(_)) => return Err(StoreError::Conflict("the user is disabled".into())),
+            Some(None) => {}
+        }
+        let key = format!("user:{}", issue.target);
+        if let Admission::Refused { retry_after_ms } =
+            gcra(&mut tx, &key, &issue.cooldown, issue.now).await?
+        {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Ok(IssueOutcome::CoolingDown { retry_after_ms });
+        }
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(issue.target.0)
+        .bind(issue.now)
+        .execute(&mut *tx)
+        .await?;
+        let link_id: i64 = sqlx::query_scalar(
+            "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(issue.target.0)
+        .bind(&issue.link_hash.0[..])
+        .bind(issue.purpose.as_str())
+        .bind(issue.now)
+        .bind(issue.expires_at)
+        .bind(&issue.request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if issue.purpose.invalidates_password() {
+            sqlx::query(
+                "UPDATE users SET password_hash = NULL, password_invalidated_at = $2 WHERE id = $1",
+            )
+            .bind(issue.target.0)
+            .bind(issue.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let m = &issue.message;
+        let outbox_id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+                                 next_attempt_at, created_at, request_id, user_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8, $9) RETURNING id",
+        )
+        .bind(&m.message_id)
+        .bind(&m.kind)
+        .bind(&m.recipient)
+        .bind(&m.subject)
+        .bind(&m.body_text)
+        .bind(&m.body_html)
+        .bind(issue.now)
+        .bind(&issue.request_id)
+        .bind(issue.target.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,
+                                    request_id, outbox_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(issue.now)
+        .bind(issue.actor.user.0)
+        .bind(issue.actor.token_id)
+        .bind(issue.target.0)
+        .bind(issue.purpose.as_str())
+        .bind(&issue.request_id)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IssueOutcome::Issued { link_id, outbox_id })
+    }
+
+    async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
+        let row = sqlx::query(
+            "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
+             FROM reset_links WHERE token_hash = $1",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let purpose: String = row.try_get("purpose")?;
+        let used: Option<i64> = row.try_get("used_at")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        Ok(Some(ResetLink {
+            id: row.try_get("id")?,
+            user_id: UserId(row.try_get("user_id")?),
+            purpose: LinkPurpose::parse(&purpose)
+                .ok_or_else(|| StoreError::Corrupt(format!("link purpose {purpose:?}")))?,
+            state: match (used, revoked) {
+                (Some(_), _) => LinkState::Used,
+                (None, Some(_)) => LinkState::Revoked,
+                (None, None) => LinkState::Open,
+            },
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
+             FROM audit_log WHERE target_user_id = $1 ORDER BY id",
+        )
+        .bind(target.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: row.try_get("at")?,
+                    actor_user: row.try_get::<Option<i64>, _>("actor_user_id")?.map(UserId),
+                    actor_token: row.try_get("actor_token_id")?,
+                    target_user: UserId(row.try_get("target_user_id")?),
+                    operation: row.try_get("operation")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "UPDATE outbox
+             SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE (state IN ('queued', 'retrying') AND next_attempt_at <= $2)
+                    OR (state = 'sending' AND lease_until <= $2)
+                 ORDER BY id LIMIT $4)
+             RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
+                       created_at, request_id",
+        )
+        .bind(&claim.owner)
+        .bind(claim.now)
+        .bind(claim.lease_ms)
+        .bind(i64::from(claim.limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxMessage {
+                    id: row.try_get("id")?,
+                    message: NewMessage {
+                        message_id: row.try_get("message_id")?,
+                        kind: row.try_get("kind")?,
+                        recipient: row.try_get("recipient")?,
+                        subject: row.try_get("subject")?,
+                        body_text: row
+                            .try_get::<Option<String>, _>("body_text")?
+                            .unwrap_or_default(),
+                        body_html: row
+                            .try_get::<Option<String>, _>("body_html")?
+                            .unwrap_or_default(),
+                    },
+                    attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    created_at: row.try_get("created_at")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
+        let query = match outcome {
+            Settlement::Sent { reply, at } => sqlx::query(
+                "UPDATE outbox SET state = 'sent', last_reply = $3, sent_at = $4, settled_at = $4,
+                        lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
+                        body_text = NULL, body_html = NULL
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(reply)
+            .bind(*at),
+            Settlement::Retry {
+                error,
+                at,
+                next_attempt_at,
+            } => sqlx::query(
+                "UPDATE outbox SET state = 'retrying', last_error = $3, next_attempt_at = $5,
+                        lease_owner = NULL, lease_until = NULL, settled_at = $4
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(error)
+            .bind(*at)
+            .bind(*next_attempt_at),
+            Settlement::Dead { error, at } => sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
+                        lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(error)
+            .bind(*at),
+        };
+        let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>> {
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM outbox WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn list_outbox(
+        &self,
+        state: Option<OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<OutboxStatus>> {
+        let sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $1)
+             ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.map(OutboxState::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
+        let rows = sqlx::query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut depth: Vec<(OutboxState, u64)> = OutboxState::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
+                slot.1 = n as u64;
+            }
+        }
+        Ok(depth)
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(t) FROM (
+                 SELECT min(next_attempt_at) AS t FROM outbox WHERE state IN ('queued', 'retrying')
+                 UNION ALL
+                 SELECT min(lease_until) AS t FROM outbox WHERE state = 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due)
+    }
+}
