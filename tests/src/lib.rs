@@ -1,1 +1,190 @@
+//! Harness for the contract tests: a real pwmail server in this process, on
+//! 127.0.0.1:0, with its own temporary database and mail directory.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pwmail_server::clock::SystemClock;
+use pwmail_server::config::{self, MailConfig, ServerConfig};
+use pwmail_server::outbox::DispatcherConfig;
+use pwmail_server::{Running, StartOptions, admin};
+use pwmail_store::Store;
+
+pub const ADMIN: &str = "admin@example.com";
+
+pub struct TestServer {
+    pub running: Running,
+    pub url: String,
+    /// Token of the bootstrap admin.
+    pub admin_token: String,
+    pub mail_dir: PathBuf,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Knobs a test may turn; everything else is the embedded default.
+pub struct Options {
+    pub user_rate: (u32, u64),
+    pub token_rate: (u32, u64),
+    pub request_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            user_rate: (1, 60),
+            token_rate: (6000, 60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mail_dir = dir.path().join("mail");
+        let database_url = format!("sqlite://{}", dir.path().join("pwmail.db").display());
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: database_url.clone(),
+            public_url: config::parse_public_url("https://pwmail.test").unwrap(),
+            mail: MailConfig::Directory(mail_dir.clone()),
+            link_ttl: Duration::from_secs(24 * 3600),
+            user_cooldown: config::rate("user-rate", options.user_rate.0, options.user_rate.1)
+                .unwrap(),
+            token_rate: config::rate("token-rate", options.token_rate.0, options.token_rate.1)
+                .unwrap(),
+            request_timeout: options.request_timeout,
+            product_name: "pwmail".into(),
+            mail_from: "pwmail <no-reply@pwmail.test>".into(),
+            support_contact: None,
+            bootstrap_admin_email: ADMIN.into(),
+        };
+        let (running, bootstrap) = pwmail_server::start(StartOptions {
+            config,
+            clock: Arc::new(SystemClock),
+            dispatcher: DispatcherConfig {
+                poll_interval: Duration::from_millis(200),
+                ..DispatcherConfig::default()
+            },
+            template_dir: None,
+            log: pwmail_server::dropshot_logger(),
+        })
+        .await
+        .expect("server starts");
+        let bootstrap = bootstrap.expect("an empty database gets a bootstrap admin");
+        let url = format!("http://{}", running.local_addr());
+        TestServer {
+            running,
+            url,
+            admin_token: bootstrap.token.expose().to_string(),
+            mail_dir,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.running.state.store
+    }
+
+    pub fn client(&self) -> pwmail_client::Client {
+        self.client_with(&self.admin_token)
+    }
+
+    pub fn client_with(&self, token: &str) -> pwmail_client::Client {
+        pwmail_client::with_api_token(&self.url, token).expect("client")
+    }
+
+    /// A client that sends no Authorization header.
+    pub fn anonymous_client(&self) -> pwmail_client::Client {
+        pwmail_client::Client::new(&self.url)
+    }
+
+    pub async fn add_user(&self, email: &str, is_admin: bool) -> pwmail_store::User {
+        admin::add_user(self.store(), email, is_admin, None, now())
+            .await
+            .expect("add user")
+    }
+
+    pub async fn token_for(&self, email: &str) -> String {
+        admin::create_token(self.store(), email, "test", now())
+            .await
+            .expect("create token")
+            .expose()
+            .to_string()
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Waits up to `timeout` for `count` `.eml` files; returns their contents.
+    pub async fn wait_for_emails(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let emails = read_emails(&self.mail_dir);
+            if emails.len() >= count || Instant::now() >= deadline {
+                return emails;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every outbox row, newest first.
+    pub async fn read_all_outbox(&self) -> Vec<pwmail_store::OutboxStatus> {
+        self.store()
+            .list_outbox(None, 10_000)
+            .await
+            .expect("outbox")
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await.expect("clean shutdown");
+    }
+}
+
+pub fn now() -> i64 {
+    use pwmail_server::clock::Clock;
+    SystemClock.now()
+}
+
+/// Complete `.eml` files in `dir`, oldest name first.
+pub fn read_emails(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// The value of a header of a raw message.
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let head = message.split("\r\n\r\n").next()?;
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// The reset-link token from the text part: what the user would click.
+pub fn link_token(message: &str) -> Option<String> {
+    let start = message.find("https://pwmail.test/reset/")? + "https://pwmail.test/reset/".len();
+    let token: String = message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Some(token)
+}

@@ -2,7 +2,7 @@
 // source: openapi/pwmail.yaml + xtask/fixtures/extra-operation.yaml
 // Change the OpenAPI document and run `cargo xtask codegen` instead.
 
-#![allow(clippy::all, clippy::pedantic, unused_imports)]
+#![allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]

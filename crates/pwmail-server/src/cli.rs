@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Calls per API token: COUNT/SECONDS.
     #[arg(long, env = "PWMAIL_TOKEN_RATE", default_value = "6000/60", value_parser = parse_rate)]
     pub token_rate: (u32, u64),
+    /// Seconds after which an API call answers 504 (its outcome then unknown).
+    #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
     /// Email of the admin created on first start with an empty database.
     #[arg(
         long,
@@ -146,6 +149,7 @@ impl ServeArgs {
             link_ttl: config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?,
             user_cooldown: config::rate("user-rate", self.user_rate.0, self.user_rate.1)?,
             token_rate: config::rate("token-rate", self.token_rate.0, self.token_rate.1)?,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             product_name: self.product_name.clone(),
             mail_from: self.mail_from.clone(),
             support_contact: self.support_contact.clone(),

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub user_cooldown: Rate,
     /// Per calling API token.
     pub token_rate: Rate,
+    /// An API call still running after this answers 504.
+    pub request_timeout: Duration,
     pub product_name: String,
     pub mail_from: String,
     pub support_contact: Option<String>,

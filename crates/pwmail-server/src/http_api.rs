@@ -39,8 +39,8 @@ impl PwmailApi for PwmailImpl {
         >,
         ApiError,
     > {
-        let result = async {
-            let state = rqctx.context();
+        let state = rqctx.context();
+        let result = with_deadline(state, async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
             let (path, body) = (path.into_inner(), body.into_inner());
@@ -63,9 +63,8 @@ impl PwmailApi for PwmailImpl {
                     link: SUCCESSOR_LINK.to_string(),
                 },
             ))
-        }
-        .await
-        .map_err(ApiError::from);
+        })
+        .await;
         // Refusals of a deprecated operation are deprecated responses too.
         Ok(Reply::from(result).with_deprecation())
     }
@@ -75,8 +74,8 @@ impl PwmailApi for PwmailImpl {
         headers: Header<ResetPasswordByAdminHeaders>,
         body: TypedBody<ResetPasswordByAdminRequest>,
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
-        let result = async {
-            let state = rqctx.context();
+        let state = rqctx.context();
+        let result = with_deadline(state, async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
             let body = body.into_inner();
@@ -91,10 +90,26 @@ impl PwmailApi for PwmailImpl {
             Ok::<_, ServiceError>(HttpResponseOk(ResetPasswordByAdminResponse(
                 Default::default(),
             )))
-        }
-        .await
-        .map_err(ApiError::from);
+        })
+        .await;
         Ok(Reply::from(result))
+    }
+}
+
+/// Runs a handler body under the configured request deadline. A transaction
+/// cut off by the deadline is rolled back unless its commit was already under
+/// way, so the 504 says the outcome is unknown.
+async fn with_deadline<T>(
+    state: &AppState,
+    work: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ApiError> {
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::DeadlineExceeded(format!(
+            "the request did not finish within {} s; it may or may not have taken effect",
+            limit.as_secs_f64()
+        ))),
     }
 }
 

@@ -44,6 +44,16 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".to_string())
             }
+            // SQLite's SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes
+            // included: another writer held the lock past the busy timeout.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+            {
+                StoreError::Unavailable(e)
+            }
             _ => StoreError::Database(e),
         }
     }
@@ -64,6 +74,9 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
     /// The stored password hash (PHC string), if the user has a valid one.
     async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
+    /// Sets a password hash directly (operator action; the reset page
+    /// consumes a link instead).
+    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()>;
 
     // --- API tokens ------------------------------------------------------
     async fn create_api_token(

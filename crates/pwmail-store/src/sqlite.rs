@@ -218,6 +218,23 @@ impl Store for SqliteStore {
         Ok(hash.flatten())
     }
 
+    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                              password_invalidated_at = NULL
+             WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(phc)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no user {user}")));
+        }
+        Ok(())
+    }
+
     async fn create_api_token(
         &self,
         user: UserId,

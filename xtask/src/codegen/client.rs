@@ -17,7 +17,7 @@ pub fn generate(spec: &OpenAPI, target: &Target) -> Result<String> {
     let mut generator = Generator::new(&settings);
     let tokens = generator.generate_tokens(spec)?;
     let tokens = quote::quote! {
-        #![allow(clippy::all, clippy::pedantic, unused_imports)]
+        #![allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
         #tokens
     };
     format_tokens(tokens)

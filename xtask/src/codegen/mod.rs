@@ -181,10 +181,36 @@ fn ensure_file_contents(path: &Path, contents: &str, mode: Mode) -> Result<bool>
     Ok(true)
 }
 
-/// Formats a token stream as a Rust source file.
+/// Formats a token stream as a Rust source file: prettyplease for a readable
+/// layout, then rustfmt so `cargo fmt --check` agrees with the committed file.
 fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String> {
     let file: syn::File = syn::parse2(tokens).context("generated code does not parse")?;
-    Ok(prettyplease::unparse(&file))
+    rustfmt(&prettyplease::unparse(&file))
+}
+
+fn rustfmt(source: &str) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running rustfmt")?;
+    child
+        .stdin
+        .take()
+        .context("rustfmt stdin")?
+        .write_all(source.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "rustfmt failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// The component name a local `#/components/schemas/X` reference points at.

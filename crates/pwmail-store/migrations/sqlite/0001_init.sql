@@ -10,6 +10,7 @@ CREATE TABLE users (
     disabled_at             INTEGER,
     -- PHC string (argon2id). NULL: no password set, or invalidated.
     password_hash           TEXT,
+    password_changed_at     INTEGER,
     password_invalidated_at INTEGER,
     created_at              INTEGER NOT NULL
 );

@@ -1,0 +1,651 @@
+//! The generated client against the real server: what a caller relies on.
+
+use std::time::Duration;
+
+use pwmail_client::Error as ClientError;
+use pwmail_client::types::{ErrorResponse, ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_store::{LinkPurpose, LinkState, OutboxState};
+use pwmail_tests::{Options, TestServer, header, link_token, now};
+
+const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
+const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
+
+fn send_body(email: &str) -> SendPasswordEmailRequest {
+    SendPasswordEmailRequest {
+        email: email.try_into().expect("valid email"),
+        namespace: Some("system".try_into().unwrap()),
+    }
+}
+
+fn reset_body(email: &str) -> ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest {
+        email: email.try_into().expect("valid email"),
+    }
+}
+
+/// Status, gRPC code and message of an error the client returned.
+fn error_of<T: std::fmt::Debug>(
+    result: Result<T, ClientError<ErrorResponse>>,
+) -> (u16, i32, String, reqwest::header::HeaderMap) {
+    match result {
+        Err(ClientError::ErrorResponse(rv)) => {
+            let status = rv.status().as_u16();
+            let headers = rv.headers().clone();
+            let body = rv.into_inner();
+            assert!(body.details.is_empty(), "details: {:?}", body.details);
+            (status, body.code, body.message, headers)
+        }
+        other => panic!("expected an error response, got {other:?}"),
+    }
+}
+
+/// A raw POST, for bodies the typed client refuses to build.
+async fn raw_post(
+    server: &TestServer,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let mut request = reqwest::Client::new()
+        .post(server.endpoint(path))
+        .header("Authorization", format!("APIToken {}", server.admin_token))
+        .body(body);
+    if let Some(ct) = content_type {
+        request = request.header("Content-Type", ct);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let json = response.json().await.expect("JSON error body");
+    (status, json, headers)
+}
+
+fn assert_error_shape(body: &serde_json::Value, code: i64, message_part: &str) {
+    let obj = body.as_object().expect("object");
+    assert_eq!(obj.len(), 3, "exactly code, details, message: {body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["details"], serde_json::json!([]), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(message_part),
+        "{message:?} lacks {message_part:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_password_email_queues_a_link_and_writes_the_eml() {
+    let server = TestServer::start().await;
+    let user = server.add_user("hello@example.com", false).await;
+
+    let response = server
+        .client()
+        .send_password_email("system", &send_body("hello@example.com"))
+        .await
+        .expect("200");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["deprecation"], "@1642118400");
+    assert_eq!(
+        response.headers()["link"],
+        "</api/web/custom/password/admin_reset>; rel=\"successor-version\""
+    );
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(response.into_inner().is_empty(), "body is {{}}");
+
+    let emails = server.wait_for_emails(1, Duration::from_secs(2)).await;
+    assert_eq!(emails.len(), 1, "one .eml within 2 s");
+    let eml = &emails[0];
+    assert_eq!(header(eml, "To"), Some("hello@example.com"));
+    assert_eq!(header(eml, "From"), Some("pwmail <no-reply@pwmail.test>"));
+    assert_eq!(header(eml, "Subject"), Some("Set your pwmail password"));
+    let message_id = header(eml, "Message-ID").expect("Message-ID");
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@pwmail.test>"),
+        "{message_id}"
+    );
+    assert!(
+        header(eml, "Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+    assert!(eml.contains("expires in 24 hours"), "expiry stated");
+    assert!(eml.contains("your current password keeps working"));
+
+    let token = link_token(eml).expect("link in the email");
+    assert_eq!(token.len(), 43, "{token}");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    let link = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&token))
+        .await
+        .unwrap()
+        .expect("the emailed token is stored (as its hash)");
+    assert_eq!(link.state, LinkState::Open);
+    assert_eq!(link.user_id, user.id);
+    assert_eq!(link.purpose, LinkPurpose::SendPasswordEmail);
+    let ttl = link.expires_at - link.created_at;
+    assert_eq!(ttl, 24 * 3600 * 1000);
+
+    let audit = server.store().audit_entries(user.id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].operation, "send_password_email");
+    assert_eq!(audit[0].request_id, request_id);
+
+    let sent = server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 10)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].request_id.as_deref(), Some(request_id.as_str()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
+    let server = TestServer::start_with(Options {
+        user_rate: (10, 60),
+        ..Options::default()
+    })
+    .await;
+    let user = server.add_user("carol@example.com", false).await;
+    server
+        .store()
+        .set_password_hash(
+            user.id,
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+            now(),
+        )
+        .await
+        .unwrap();
+
+    server
+        .client()
+        .send_password_email("system", &send_body("carol@example.com"))
+        .await
+        .expect("first email");
+    let first = server.wait_for_emails(1, Duration::from_secs(2)).await;
+    let first_token = link_token(&first[0]).unwrap();
+    assert!(
+        server
+            .store()
+            .password_hash(user.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "SendPasswordEmail keeps the current password"
+    );
+
+    let response = server
+        .client()
+        .reset_password_by_admin(&reset_body("carol@example.com"))
+        .await
+        .expect("200");
+    assert!(
+        response.headers().get("deprecation").is_none(),
+        "the successor is not deprecated"
+    );
+    assert!(response.into_inner().is_empty());
+
+    assert_eq!(
+        server.store().password_hash(user.id).await.unwrap(),
+        None,
+        "ResetPasswordByAdmin invalidates the password at once"
+    );
+    let emails = server.wait_for_emails(2, Duration::from_secs(2)).await;
+    assert_eq!(emails.len(), 2);
+    let second = emails
+        .iter()
+        .find(|e| header(e, "Subject") == Some("Your pwmail password was reset"))
+        .expect("reset email");
+    let second_token = link_token(second).unwrap();
+    let old = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&first_token))
+        .await
+        .unwrap()
+        .unwrap();
+    let new = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&second_token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        old.state,
+        LinkState::Revoked,
+        "the newer link revokes the older"
+    );
+    assert_eq!(new.state, LinkState::Open);
+    assert_eq!(new.purpose, LinkPurpose::ResetPasswordByAdmin);
+    let ops: Vec<String> = server
+        .store()
+        .audit_entries(user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.operation)
+        .collect();
+    assert_eq!(ops, ["send_password_email", "reset_password_by_admin"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn email_lookup_is_case_insensitive_and_mails_the_stored_address() {
+    let server = TestServer::start().await;
+    server.add_user("Dave.Smith@Example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(&reset_body("dave.smith@EXAMPLE.COM"))
+        .await
+        .expect("200");
+    let emails = server.wait_for_emails(1, Duration::from_secs(2)).await;
+    assert_eq!(header(&emails[0], "To"), Some("Dave.Smith@Example.com"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn seed_curl_request_shape_works_over_raw_http() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    // The seed page's curl, pointed at localhost.
+    let response = reqwest::Client::new()
+        .post(server.endpoint(SEND_PATH))
+        .header("Authorization", format!("APIToken {}", server.admin_token))
+        .header("Content-Type", "application/json")
+        .body(r#"{ "email": "hello@example.com", "namespace": "system" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.text().await.unwrap(), "{}");
+    assert_eq!(
+        server
+            .wait_for_emails(1, Duration::from_secs(2))
+            .await
+            .len(),
+        1
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_input_is_400_in_the_error_shape_and_writes_nothing() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let json = Some("application/json");
+    let cases: Vec<(&str, Option<&str>, String, &str)> = vec![
+        (
+            SEND_PATH,
+            json,
+            "{not json".into(),
+            "unable to parse JSON body",
+        ),
+        (
+            SEND_PATH,
+            Some("text/plain"),
+            r#"{"email":"hello@example.com"}"#.into(),
+            "unsupported content-type",
+        ),
+        (
+            SEND_PATH,
+            json,
+            r#"{"namespace":"system"}"#.into(),
+            "missing field `email`",
+        ),
+        (
+            SEND_PATH,
+            json,
+            r#"{"email":"not-an-email","namespace":"system"}"#.into(),
+            "doesn't match pattern",
+        ),
+        (
+            SEND_PATH,
+            json,
+            format!(r#"{{"email":"{}@example.com"}}"#, "a".repeat(1020)),
+            "longer than 1024 characters",
+        ),
+        (
+            SEND_PATH,
+            json,
+            r#"{"email":"hello@example.com","namespace":"sys"}"#.into(),
+            "shorter than 6",
+        ),
+        (
+            RESET_PATH,
+            json,
+            r#"{"email":"hello@localhost"}"#.into(),
+            "doesn't match pattern",
+        ),
+        (RESET_PATH, json, "[]".into(), "unable to parse JSON body"),
+    ];
+    for (path, content_type, body, expected) in cases {
+        let (status, body_json, _) = raw_post(&server, path, content_type, body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_error_shape(&body_json, 3, expected);
+    }
+
+    // Namespace rules, through the typed client.
+    let client = server.client();
+    let (status, code, message, headers) = error_of(
+        client
+            .send_password_email("default", &send_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (400, 3));
+    assert_eq!(message, "namespace must be \"system\", got \"default\"");
+    assert_eq!(
+        headers["deprecation"], "@1642118400",
+        "errors of the deprecated operation say so too"
+    );
+    let mismatch = SendPasswordEmailRequest {
+        email: "hello@example.com".try_into().unwrap(),
+        namespace: Some("default".try_into().unwrap()),
+    };
+    let (status, code, message, _) =
+        error_of(client.send_password_email("system", &mismatch).await);
+    assert_eq!((status, code), (400, 3));
+    assert!(
+        message.contains("differs from the namespace in the path"),
+        "{message}"
+    );
+
+    assert!(server.read_all_outbox().await.is_empty(), "nothing queued");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let server = TestServer::start().await;
+    // Larger than any legal request (16 KiB limit).
+    let body = format!(
+        r#"{{"email":"hello@example.com","namespace":"{}"}}"#,
+        "s".repeat(20_000)
+    );
+    let (status, json, _) = raw_post(&server, SEND_PATH, Some("application/json"), body).await;
+    assert_eq!(status, 413);
+    assert_error_shape(&json, 3, "exceeded maximum size of 16384 bytes");
+
+    // The largest legal request still fits.
+    server.add_user("hello@example.com", false).await;
+    let body = format!(
+        r#"{{"email":"hello@example.com","namespace":"{}"}}"#,
+        "\\u00e9".repeat(1024)
+    );
+    let (status, json, _) = raw_post(&server, SEND_PATH, Some("application/json"), body).await;
+    assert_eq!(status, 400, "reaches validation, not the size limit");
+    assert_error_shape(&json, 3, "differs from the namespace in the path");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_and_authorization() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    server.add_user("member@example.com", false).await;
+    let body = send_body("hello@example.com");
+
+    let (status, code, message, _) = error_of(
+        server
+            .anonymous_client()
+            .send_password_email("system", &body)
+            .await,
+    );
+    assert_eq!((status, code), (401, 16));
+    assert!(
+        message.contains("missing Authorization header"),
+        "{message}"
+    );
+
+    let response = reqwest::Client::new()
+        .post(server.endpoint(SEND_PATH))
+        .header("Authorization", format!("Bearer {}", server.admin_token))
+        .json(&serde_json::json!({"email": "hello@example.com", "namespace": "system"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_error_shape(&json, 16, "malformed Authorization header");
+
+    for bad in ["pwm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "garbage"] {
+        let (status, code, message, _) = error_of(
+            server
+                .client_with(bad)
+                .send_password_email("system", &body)
+                .await,
+        );
+        assert_eq!((status, code), (401, 16));
+        assert_eq!(message, "unknown or revoked API token");
+    }
+
+    let member = server.token_for("member@example.com").await;
+    let (status, code, message, _) = error_of(
+        server
+            .client_with(&member)
+            .send_password_email("system", &body)
+            .await,
+    );
+    assert_eq!((status, code), (403, 7));
+    assert!(message.contains("not an admin"), "{message}");
+
+    // Revocation takes effect at once.
+    server.add_user("second-admin@example.com", true).await;
+    let token = server.token_for("second-admin@example.com").await;
+    let client = server.client_with(&token);
+    client
+        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .await
+        .expect("live token works");
+    let tokens = pwmail_server::admin::list_tokens(server.store(), "second-admin@example.com")
+        .await
+        .unwrap();
+    pwmail_server::admin::revoke_token(server.store(), tokens[0].id, now())
+        .await
+        .unwrap();
+    let (status, code, message, _) = error_of(
+        client
+            .reset_password_by_admin(&reset_body("member@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (401, 16));
+    assert_eq!(message, "unknown or revoked API token");
+
+    // A disabled admin's tokens stop working too.
+    pwmail_server::admin::disable_user(server.store(), pwmail_tests::ADMIN, now())
+        .await
+        .unwrap();
+    let (status, _, _, _) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("member@example.com"))
+            .await,
+    );
+    assert_eq!(status, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_user_is_404_and_disabled_user_is_409() {
+    let server = TestServer::start().await;
+    server.add_user("gone@example.com", false).await;
+    pwmail_server::admin::disable_user(server.store(), "gone@example.com", now())
+        .await
+        .unwrap();
+
+    let (status, code, message, _) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("nobody@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (404, 5));
+    assert_eq!(message, "no user with email nobody@example.com");
+
+    let (status, code, message, _) = error_of(
+        server
+            .client()
+            .send_password_email("system", &send_body("gone@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (409, 9));
+    assert_eq!(message, "the user gone@example.com is disabled");
+    assert!(server.read_all_outbox().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let user = server.add_user("hello@example.com", false).await;
+    let client = server.client();
+    client
+        .send_password_email("system", &send_body("hello@example.com"))
+        .await
+        .expect("first");
+    let (status, code, message, headers) = error_of(
+        client
+            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (429, 8));
+    assert!(message.contains("per-user rate limit"), "{message}");
+    assert!(message.contains("1 time(s) per 60 s"), "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+
+    // The refused call changed nothing: one link, one message, one audit row,
+    // and the password (none here) untouched.
+    assert_eq!(server.read_all_outbox().await.len(), 1);
+    assert_eq!(
+        server.store().audit_entries(user.id).await.unwrap().len(),
+        1
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn per_token_rate_limit_is_429_naming_the_limit() {
+    let server = TestServer::start_with(Options {
+        token_rate: (2, 60),
+        ..Options::default()
+    })
+    .await;
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        server.add_user(email, false).await;
+    }
+    let client = server.client();
+    client
+        .reset_password_by_admin(&reset_body("a@example.com"))
+        .await
+        .expect("1st");
+    client
+        .reset_password_by_admin(&reset_body("b@example.com"))
+        .await
+        .expect("2nd");
+    let (status, code, message, headers) = error_of(
+        client
+            .reset_password_by_admin(&reset_body("c@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (429, 8));
+    assert!(message.contains("per-token rate limit"), "{message}");
+    assert!(message.contains("2 emails per 60 s"), "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((25..=30).contains(&retry), "Retry-After {retry}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn internal_errors_are_500_without_details() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    // Break the schema under the running server.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE audit_log")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let (status, code, message, headers) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (500, 13));
+    assert!(message.starts_with("internal error"), "{message}");
+    assert!(
+        !message.contains("audit_log") && !message.to_lowercase().contains("sql"),
+        "{message}"
+    );
+    assert!(headers.contains_key("x-request-id"));
+    // The transaction rolled back: no link, no queued email.
+    assert!(server.read_all_outbox().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn locked_database_is_503_with_retry_after() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
+        .await
+        .unwrap();
+    // Another writer holds the write lock past the 5 s busy timeout.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (status, code, message, headers) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .await,
+    );
+    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    assert_eq!((status, code), (503, 14));
+    assert!(message.contains("temporarily unavailable"), "{message}");
+    assert!(headers.contains_key("retry-after"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_past_its_deadline_is_504() {
+    let server = TestServer::start_with(Options {
+        request_timeout: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("hello@example.com", false).await;
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (status, code, message, _) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .await,
+    );
+    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    assert_eq!((status, code), (504, 4));
+    assert!(message.contains("did not finish within 1 s"), "{message}");
+    assert!(
+        server.read_all_outbox().await.is_empty(),
+        "cut off before anything was written"
+    );
+    server.stop().await;
+}
