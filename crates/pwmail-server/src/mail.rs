@@ -2,7 +2,7 @@
 //! start-up) and the MIME message built from a queued row.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use lettre::message::{Mailbox, MultiPart, header};
 use minijinja::{Environment, context};
@@ -138,9 +138,9 @@ impl Renderer {
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if secs % 86_400 == 0 && secs >= 2 * 86_400 {
+    if secs.is_multiple_of(86_400) && secs >= 2 * 86_400 {
         plural(secs / 86_400, "day")
-    } else if secs % 3600 == 0 && secs >= 3600 {
+    } else if secs.is_multiple_of(3600) && secs >= 3600 {
         plural(secs / 3600, "hour")
     } else {
         plural(secs.div_ceil(60), "minute")
@@ -170,7 +170,7 @@ pub fn build_message(
         .to(to)
         .subject(&msg.subject)
         .message_id(Some(format!("<{}>", msg.message_id)))
-        .date(SystemTime::from(date))
+        .date(date)
         .header(header::MIME_VERSION_1_0)
         .multipart(MultiPart::alternative_plain_html(
             msg.body_text.clone(),

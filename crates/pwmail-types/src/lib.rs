@@ -294,7 +294,7 @@ impl ::schemars::JsonSchema for ErrorResponse {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"}},\"required\":[\"code\",\"message\",\"details\"]}",
+            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"}},\"required\":[\"code\",\"details\",\"message\"]}",
         )
     }
 }

@@ -1,0 +1,231 @@
+//! The document dropshot emits from the generated trait matches
+//! `openapi/pwmail.yaml`: the trait is the document, not an approximation.
+//!
+//! Differences tolerated, each for a reason:
+//! - Error responses: dropshot emits one `4XX` and one `5XX` response pointing
+//!   at `#/components/responses/ErrorResponse` instead of one entry per status.
+//!   Checked instead: every documented error status uses `ErrorResponse`, and
+//!   the emitted ranges use the same schema.
+//! - Security: dropshot cannot declare security schemes. The generator turns
+//!   the `APIToken` scheme into an optional `Authorization` header parameter
+//!   (optional so a missing credential is answered 401 by the handler, not 400
+//!   by the extractor); checked here.
+//! - Response descriptions and `summary`/`description` texts: dropshot writes
+//!   its own ("successful operation", doc-comment split); not compared.
+//! - `Retry-After` headers on 429/503: error responses are shared ranges in
+//!   dropshot's output; the header is asserted at runtime in the contract tests.
+//! - `x-ves-proto-rpc`: a vendor extension of the source only.
+//! - Top-level `tags`, `info`, `components.responses`, `securitySchemes`.
+//! - `required` lists: schemars keeps them as a set, so it emits them sorted;
+//!   the source lists them sorted so the schemas compare equal as written.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+fn source() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/pwmail.yaml");
+    let text = std::fs::read_to_string(path).expect("read openapi/pwmail.yaml");
+    serde_yaml::from_str(&text).expect("parse openapi/pwmail.yaml")
+}
+
+fn emitted() -> Value {
+    pwmail_api::pwmail_api_mod::stub_api_description()
+        .expect("stub description")
+        .openapi("pwmail", semver::Version::new(1, 0, 0))
+        .json()
+        .expect("emit document")
+}
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+                .map(move |m| (path.clone(), m.clone()))
+        })
+        .collect()
+}
+
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let mut node = doc;
+            for part in r.trim_start_matches("#/").split('/') {
+                node = &node[part];
+            }
+            node
+        }
+        None => v,
+    }
+}
+
+#[test]
+fn paths_methods_and_operation_ids_match() {
+    let (src, out) = (source(), emitted());
+    assert_eq!(operations(&src), operations(&out));
+    for (path, method) in operations(&src) {
+        let (s, o) = (&src["paths"][&path][&method], &out["paths"][&path][&method]);
+        assert_eq!(s["operationId"], o["operationId"], "{method} {path}");
+        assert_eq!(
+            s["deprecated"].as_bool().unwrap_or(false),
+            o["deprecated"].as_bool().unwrap_or(false),
+            "deprecated of {method} {path}"
+        );
+        assert_eq!(s["tags"], o["tags"], "tags of {method} {path}");
+    }
+    assert_eq!(out["paths"][super_send()]["post"]["deprecated"], true);
+}
+
+fn super_send() -> &'static str {
+    "/api/web/custom/namespaces/{namespace}/send_password_email"
+}
+
+#[test]
+fn parameters_match_and_security_becomes_an_optional_authorization_header() {
+    let (src, out) = (source(), emitted());
+    let scheme = &src["components"]["securitySchemes"]["APIToken"];
+    assert_eq!(scheme["in"], "header");
+    assert_eq!(scheme["name"], "Authorization");
+    assert!(out.get("security").is_none() && out["components"].get("securitySchemes").is_none());
+
+    for (path, method) in operations(&src) {
+        let (s, o) = (&src["paths"][&path][&method], &out["paths"][&path][&method]);
+        let mut expected: Vec<Value> = s["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p["name"], "in": p["in"],
+                    "required": p["required"].as_bool().unwrap_or(false),
+                    "schema": p["schema"],
+                })
+            })
+            .collect();
+        // The document-wide `security: [{APIToken: []}]` applies to every operation.
+        assert_eq!(src["security"], json!([{"APIToken": []}]));
+        expected.push(json!({
+            "name": "Authorization", "in": "header", "required": false,
+            "schema": {"type": "string"},
+        }));
+        let actual: Vec<Value> = o["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p["name"], "in": p["in"],
+                    "required": p["required"].as_bool().unwrap_or(false),
+                    "schema": p["schema"],
+                })
+            })
+            .collect();
+        assert_eq!(expected, actual, "parameters of {method} {path}");
+    }
+}
+
+#[test]
+fn request_and_success_response_schemas_match() {
+    let (src, out) = (source(), emitted());
+    for (path, method) in operations(&src) {
+        let (s, o) = (&src["paths"][&path][&method], &out["paths"][&path][&method]);
+        assert_eq!(
+            s["requestBody"]["content"], o["requestBody"]["content"],
+            "body of {method} {path}"
+        );
+        assert_eq!(o["requestBody"]["required"], true);
+        let (s200, o200) = (&s["responses"]["200"], &o["responses"]["200"]);
+        assert_eq!(s200["content"], o200["content"], "200 of {method} {path}");
+        let names = |r: &Value| -> BTreeSet<String> {
+            r["headers"]
+                .as_object()
+                .map(|h| h.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(names(s200), names(o200), "200 headers of {method} {path}");
+        for name in names(s200) {
+            assert_eq!(
+                s200["headers"][&name]["schema"],
+                o200["headers"][&name]["schema"]
+            );
+            assert_eq!(
+                s200["headers"][&name]["required"],
+                o200["headers"][&name]["required"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_error_status_shares_the_error_schema() {
+    let (src, out) = (source(), emitted());
+    let error_ref = json!({"$ref": "#/components/schemas/ErrorResponse"});
+    for (path, method) in operations(&src) {
+        let s = &src["paths"][&path][&method]["responses"];
+        let statuses: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+        let expected: BTreeSet<&str> = [
+            "200", "400", "401", "403", "404", "409", "413", "429", "500", "503", "504",
+        ]
+        .into();
+        assert_eq!(statuses, expected, "{method} {path}");
+        for (status, response) in s.as_object().unwrap() {
+            if status != "200" {
+                let r = resolve(&src, response);
+                assert_eq!(
+                    r["content"]["application/json"]["schema"], error_ref,
+                    "{status}"
+                );
+            }
+        }
+        let o = &out["paths"][&path][&method]["responses"];
+        for range in ["4XX", "5XX"] {
+            let r = resolve(&out, &o[range]);
+            assert_eq!(
+                r["content"]["application/json"]["schema"], error_ref,
+                "{range}"
+            );
+        }
+    }
+    for (name, status) in [("ResourceExhausted", "429"), ("Unavailable", "503")] {
+        let headers = &src["components"]["responses"][name]["headers"];
+        assert_eq!(
+            headers["Retry-After"]["required"], true,
+            "{status} documents Retry-After"
+        );
+    }
+}
+
+#[test]
+fn component_schemas_match_with_every_constraint() {
+    let (src, out) = (source(), emitted());
+    let s = src["components"]["schemas"].as_object().unwrap();
+    let o = out["components"]["schemas"].as_object().unwrap();
+    assert_eq!(
+        s.keys().collect::<BTreeSet<_>>(),
+        o.keys().collect::<BTreeSet<_>>(),
+        "same component schemas"
+    );
+    for (name, schema) in s {
+        assert_eq!(schema, &o[name], "schema {name}");
+    }
+    // Spot-check the constraints a caller relies on.
+    let email = &o["SendPasswordEmailRequest"]["properties"]["email"];
+    assert_eq!(email["format"], "email");
+    assert_eq!(email["maxLength"], 1024);
+    assert_eq!(
+        email["pattern"],
+        "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$"
+    );
+    let ns = &o["SendPasswordEmailRequest"]["properties"]["namespace"];
+    assert_eq!(
+        (ns["minLength"].as_u64(), ns["maxLength"].as_u64()),
+        (Some(6), Some(1024))
+    );
+}
