@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask codegen [--check]");
+    eprintln!("usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]");
     ExitCode::from(2)
 }
 
@@ -16,7 +16,27 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["codegen"] => report(codegen::run(&workspace_root(), codegen::Mode::Write)),
         ["codegen", "--check"] => report(codegen::run(&workspace_root(), codegen::Mode::Check)),
+        ["test", rest @ ..] => test(rest),
         _ => usage(),
+    }
+}
+
+/// The whole test suite: every crate's unit, contract and round-trip tests.
+fn test(extra: &[&str]) -> ExitCode {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: running cargo test: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
