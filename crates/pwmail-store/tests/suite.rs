@@ -1,0 +1,405 @@
+//! One behaviour suite for every `Store` implementation.
+
+use pwmail_store::*;
+
+const T0: UnixMillis = 1_700_000_000_000;
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    (dir, store)
+}
+
+fn new_user(email: &str, is_admin: bool) -> NewUser {
+    NewUser {
+        email: email.into(),
+        name: None,
+        is_admin,
+    }
+}
+
+fn hash(n: u8) -> TokenHash {
+    TokenHash([n; 32])
+}
+
+fn issue(
+    target: UserId,
+    actor: Actor,
+    purpose: LinkPurpose,
+    link: u8,
+    now: UnixMillis,
+) -> IssueLink {
+    IssueLink {
+        actor,
+        target,
+        purpose,
+        link_hash: hash(link),
+        expires_at: now + 3_600_000,
+        cooldown: Rate {
+            period_ms: 60_000,
+            burst: 1,
+        },
+        message: NewMessage {
+            message_id: format!("m{link}@test"),
+            kind: purpose.as_str().into(),
+            recipient: "u@example.com".into(),
+            subject: "s".into(),
+            body_text: "text".into(),
+            body_html: "html".into(),
+        },
+        request_id: format!("req-{link}"),
+        now,
+    }
+}
+
+async fn users_and_tokens(store: &dyn Store) {
+    let admin = store
+        .create_user(&new_user("Admin@Example.com", true), T0)
+        .await
+        .unwrap();
+    assert!(admin.is_admin && !admin.disabled && !admin.has_password);
+    let dup = store
+        .create_user(&new_user("admin@example.COM", false), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+    let found = store
+        .find_user_by_email("ADMIN@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.email, "Admin@Example.com");
+    assert_eq!(store.count_admins().await.unwrap(), 1);
+
+    let token = store
+        .create_api_token(admin.id, &hash(1), "ci", T0)
+        .await
+        .unwrap();
+    let auth = store.authenticate(&hash(1)).await.unwrap().unwrap();
+    assert_eq!((auth.user.id, auth.token_id), (admin.id, token.id));
+    assert!(store.authenticate(&hash(2)).await.unwrap().is_none());
+    assert!(store.revoke_api_token(token.id, T0).await.unwrap());
+    assert!(
+        !store.revoke_api_token(token.id, T0).await.unwrap(),
+        "already revoked"
+    );
+    assert!(store.authenticate(&hash(1)).await.unwrap().is_none());
+
+    // Disabling revokes tokens and open links.
+    let user = store
+        .create_user(&new_user("u@example.com", false), T0)
+        .await
+        .unwrap();
+    store
+        .create_api_token(user.id, &hash(3), "x", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            4,
+            T0,
+        ))
+        .await
+        .unwrap();
+    let disabled = store.disable_user("U@example.com", T0).await.unwrap();
+    assert!(disabled.disabled);
+    assert!(store.authenticate(&hash(3)).await.unwrap().is_none());
+    assert_eq!(
+        store.find_link(&hash(4)).await.unwrap().unwrap().state,
+        LinkState::Revoked
+    );
+    let err = store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            5,
+            T0 + 120_000,
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(matches!(
+        store.disable_user("nobody@example.com", T0).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn gcra(store: &dyn Store) {
+    let rate = Rate {
+        period_ms: 500,
+        burst: 2,
+    };
+    assert_eq!(
+        store.rate_limit("k", &rate, T0).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_limit("k", &rate, T0).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_limit("k", &rate, T0).await.unwrap(),
+        Admission::Refused {
+            retry_after_ms: 500
+        }
+    );
+    assert_eq!(
+        store.rate_limit("k", &rate, T0 + 499).await.unwrap(),
+        Admission::Refused { retry_after_ms: 1 }
+    );
+    assert_eq!(
+        store.rate_limit("k", &rate, T0 + 500).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_limit("other", &rate, T0).await.unwrap(),
+        Admission::Admitted
+    );
+}
+
+async fn issue_links(store: &dyn Store) {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    let user = store
+        .create_user(&new_user("u@example.com", false), T0)
+        .await
+        .unwrap();
+    store
+        .set_password_hash(user.id, "$argon2id$stub", T0)
+        .await
+        .unwrap();
+
+    let first = store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            10,
+            T0,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(first, IssueOutcome::Issued { .. }));
+    assert!(
+        store.password_hash(user.id).await.unwrap().is_some(),
+        "send keeps the password"
+    );
+
+    let refused = store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::ResetPasswordByAdmin,
+            11,
+            T0 + 1_000,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        IssueOutcome::CoolingDown {
+            retry_after_ms: 59_000
+        }
+    );
+    assert!(
+        store.find_link(&hash(11)).await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert!(
+        store.password_hash(user.id).await.unwrap().is_some(),
+        "nothing written"
+    );
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
+    assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 1);
+
+    let second = store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::ResetPasswordByAdmin,
+            12,
+            T0 + 60_000,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(second, IssueOutcome::Issued { .. }));
+    assert_eq!(
+        store.password_hash(user.id).await.unwrap(),
+        None,
+        "reset invalidates it"
+    );
+    assert_eq!(
+        store.find_link(&hash(10)).await.unwrap().unwrap().state,
+        LinkState::Revoked
+    );
+    let link = store.find_link(&hash(12)).await.unwrap().unwrap();
+    assert_eq!(
+        (link.state, link.purpose),
+        (LinkState::Open, LinkPurpose::ResetPasswordByAdmin)
+    );
+    assert_eq!(link.expires_at, T0 + 60_000 + 3_600_000);
+    let audit = store.audit_entries(user.id).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[1].request_id, "req-12");
+    assert_eq!(audit[1].actor_token, Some(token.id));
+}
+
+async fn outbox(store: &dyn Store) {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    for i in 0..3u8 {
+        let user = store
+            .create_user(&new_user(&format!("u{i}@example.com"), false), T0)
+            .await
+            .unwrap();
+        store
+            .issue_link(&issue(
+                user.id,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                20 + i,
+                T0,
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.next_outbox_due().await.unwrap(), Some(T0));
+    let claim = |owner: &str, now, limit| Claim {
+        owner: owner.into(),
+        now,
+        lease_ms: 10_000,
+        limit,
+    };
+
+    let a = store.claim_outbox(&claim("a", T0, 2)).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(
+        a.iter()
+            .all(|m| m.attempts == 1 && m.message.body_text == "text")
+    );
+    let b = store.claim_outbox(&claim("b", T0, 10)).await.unwrap();
+    assert_eq!(b.len(), 1, "leased rows are not claimed twice");
+    assert!(
+        store
+            .claim_outbox(&claim("c", T0 + 1, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // a[0] sent; b's row retries; a[1]'s lease runs out and is taken over.
+    let sent = Settlement::Sent {
+        reply: "250 ok".into(),
+        at: T0 + 5,
+    };
+    assert!(
+        !store.settle_outbox(a[0].id, "b", &sent).await.unwrap(),
+        "wrong owner"
+    );
+    assert!(store.settle_outbox(a[0].id, "a", &sent).await.unwrap());
+    let retry = Settlement::Retry {
+        error: "451".into(),
+        at: T0 + 5,
+        next_attempt_at: T0 + 20_000,
+    };
+    assert!(store.settle_outbox(b[0].id, "b", &retry).await.unwrap());
+
+    let over = store
+        .claim_outbox(&claim("c", T0 + 10_000, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        over.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(),
+        vec![(a[1].id, 2)]
+    );
+    assert!(
+        !store.settle_outbox(a[1].id, "a", &sent).await.unwrap(),
+        "lease was lost"
+    );
+    let dead = Settlement::Dead {
+        error: "550 no".into(),
+        at: T0 + 10_001,
+    };
+    assert!(store.settle_outbox(a[1].id, "c", &dead).await.unwrap());
+
+    let retried = store
+        .claim_outbox(&claim("d", T0 + 20_000, 10))
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].attempts), (b[0].id, 2));
+
+    let status = store.outbox_message(a[0].id).await.unwrap().unwrap();
+    assert_eq!(status.state, OutboxState::Sent);
+    assert_eq!(status.last_reply.as_deref(), Some("250 ok"));
+    assert_eq!(status.sent_at, Some(T0 + 5));
+    let dead_status = store.outbox_message(a[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (dead_status.state, dead_status.attempts),
+        (OutboxState::Dead, 2)
+    );
+    assert_eq!(dead_status.last_error.as_deref(), Some("550 no"));
+    let depth = store.outbox_depth().await.unwrap();
+    let count = |s| depth.iter().find(|(st, _)| *st == s).unwrap().1;
+    assert_eq!(
+        (
+            count(OutboxState::Sent),
+            count(OutboxState::Dead),
+            count(OutboxState::Sending)
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        store
+            .list_outbox(Some(OutboxState::Dead), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+macro_rules! suite {
+    ($engine:ident: $($case:ident),*) => {
+        mod $engine {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (_guard, store) = super::$engine().await;
+                    super::$case(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(sqlite: users_and_tokens, gcra, issue_links, outbox);
