@@ -65,6 +65,7 @@ impl PwmailApi for PwmailImpl {
             ))
         })
         .await;
+        log_failure(&rqctx.request_id, &result);
         // Refusals of a deprecated operation are deprecated responses too.
         Ok(Reply::from(result).with_deprecation())
     }
@@ -92,6 +93,7 @@ impl PwmailApi for PwmailImpl {
             )))
         })
         .await;
+        log_failure(&rqctx.request_id, &result);
         Ok(Reply::from(result))
     }
 }
@@ -110,6 +112,21 @@ async fn with_deadline<T>(
             "the request did not finish within {} s; it may or may not have taken effect",
             limit.as_secs_f64()
         ))),
+    }
+}
+
+/// Handler errors reach the caller through `Reply`, which dropshot logs as a
+/// plain response; server-side failures are logged here, with the request id
+/// the caller sees in `x-request-id`.
+fn log_failure<T>(request_id: &str, result: &Result<T, ApiError>) {
+    match result {
+        Err(ApiError::Internal { detail }) => {
+            tracing::error!(request_id, error = %detail, "request failed: internal error")
+        }
+        Err(e @ (ApiError::Unavailable { .. } | ApiError::DeadlineExceeded(_))) => {
+            tracing::warn!(request_id, error = %e, "request failed")
+        }
+        _ => {}
     }
 }
 
