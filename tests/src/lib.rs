@@ -28,6 +28,10 @@ pub struct Options {
     pub user_rate: (u32, u64),
     pub token_rate: (u32, u64),
     pub request_timeout: Duration,
+    pub max_backlog: u64,
+    /// Where mail goes; `.eml` files in the test's directory when `None`.
+    pub mail: Option<MailConfig>,
+    pub dispatcher: DispatcherConfig,
 }
 
 impl Default for Options {
@@ -36,6 +40,12 @@ impl Default for Options {
             user_rate: (1, 60),
             token_rate: (6000, 60),
             request_timeout: Duration::from_secs(30),
+            max_backlog: 50_000,
+            mail: None,
+            dispatcher: DispatcherConfig {
+                poll_interval: Duration::from_millis(200),
+                ..DispatcherConfig::default()
+            },
         }
     }
 }
@@ -53,13 +63,17 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
             public_url: config::parse_public_url("https://pwmail.test").unwrap(),
-            mail: MailConfig::Directory(mail_dir.clone()),
+            mail: options
+                .mail
+                .clone()
+                .unwrap_or_else(|| MailConfig::Directory(mail_dir.clone())),
             link_ttl: Duration::from_secs(24 * 3600),
             user_cooldown: config::rate("user-rate", options.user_rate.0, options.user_rate.1)
                 .unwrap(),
             token_rate: config::rate("token-rate", options.token_rate.0, options.token_rate.1)
                 .unwrap(),
             request_timeout: options.request_timeout,
+            max_backlog: options.max_backlog,
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@pwmail.test>".into(),
             support_contact: None,
@@ -68,10 +82,7 @@ impl TestServer {
         let (running, bootstrap) = pwmail_server::start(StartOptions {
             config,
             clock: Arc::new(SystemClock),
-            dispatcher: DispatcherConfig {
-                poll_interval: Duration::from_millis(200),
-                ..DispatcherConfig::default()
-            },
+            dispatcher: options.dispatcher.clone(),
             template_dir: None,
             log: pwmail_server::dropshot_logger(),
         })

@@ -22,7 +22,12 @@ fn main() -> ExitCode {
 }
 
 /// The whole test suite: every crate's unit, contract and round-trip tests.
+/// First it makes sure the Python venv with the tests' SMTP server exists.
 fn test(extra: &[&str]) -> ExitCode {
+    if let Err(e) = ensure_test_venv(&workspace_root()) {
+        eprintln!("error: preparing the test venv: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
     let status = std::process::Command::new(cargo)
@@ -38,6 +43,34 @@ fn test(extra: &[&str]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `.venv` with the pinned packages of the tests' SMTP server (aiosmtpd).
+/// Rebuilt when the requirements file changes.
+fn ensure_test_venv(root: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
+    let requirements = root.join("crates/pwmail-testkit/smtp/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).context("reading requirements")?;
+    let venv = root.join(".venv");
+    let stamp = venv.join("pwmail-requirements.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let run = |cmd: &mut std::process::Command| -> anyhow::Result<()> {
+        let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+        if !status.success() {
+            bail!("{cmd:?} failed with {status}");
+        }
+        Ok(())
+    };
+    eprintln!("xtask: creating {} with {}", venv.display(), requirements.display());
+    run(std::process::Command::new(&python).args(["-m", "venv", "--clear"]).arg(&venv))?;
+    run(std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements))?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

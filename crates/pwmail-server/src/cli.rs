@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use pwmail_store::OutboxState;
+
 use crate::config::{self, ConfigError, MailConfig, ServerConfig};
+use crate::outbox::DispatcherConfig;
+use crate::transport::SmtpConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,6 +19,11 @@ use crate::config::{self, ConfigError, MailConfig, ServerConfig};
     about = "Admin-triggered password emails (F5 XC user API compatible)"
 )]
 pub struct Cli {
+    /// TOML file of settings: keys are the flags' names with `_` for `-`
+    /// (e.g. `smtp_url = "smtps://relay.example.com"`). Flags and `PWMAIL_*`
+    /// variables win over the file.
+    #[arg(long, global = true, env = "PWMAIL_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Log line format.
     #[arg(long, global = true, env = "PWMAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -31,7 +40,15 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP API and the mail dispatcher.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Run only the mail dispatcher (scale sending apart from the API).
+    Dispatch(Box<DispatchArgs>),
+    /// Inspect and requeue queued emails.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Email templates.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -79,16 +96,13 @@ pub struct ServeArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub public_url: String,
-    /// Write each email as an .eml file here [default: DATA_DIR/mail].
-    #[arg(long, env = "PWMAIL_MAIL_DIR")]
-    pub mail_dir: Option<PathBuf>,
-    /// Sender of the emails.
-    #[arg(
-        long,
-        env = "PWMAIL_MAIL_FROM",
-        default_value = "pwmail <no-reply@localhost>"
-    )]
-    pub mail_from: String,
+    #[command(flatten)]
+    pub mail: MailArgs,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+    /// Refuse new emails with 503 while this many wait to be sent.
+    #[arg(long, env = "PWMAIL_MAX_BACKLOG", default_value_t = 50_000)]
+    pub max_backlog: u64,
     /// Product name used in the emails.
     #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value = "pwmail")]
     pub product_name: String,
@@ -117,9 +131,198 @@ pub struct ServeArgs {
         default_value = "admin@pwmail.localhost"
     )]
     pub bootstrap_admin: String,
-    /// Messages the dispatcher sends at once.
+}
+
+/// Where mail goes: SMTP when `--smtp-url` is set, else `.eml` files.
+#[derive(Args, Debug, Clone)]
+pub struct MailArgs {
+    /// Write each email as an .eml file here [default: DATA_DIR/mail]. Unused with --smtp-url.
+    #[arg(long, env = "PWMAIL_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// Sender of the emails.
+    #[arg(
+        long,
+        env = "PWMAIL_MAIL_FROM",
+        default_value = "pwmail <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+    /// SMTP relay: smtp://[user[:pass]@]host[:port][?tls=starttls|tls|none] (STARTTLS, 587) or smtps://host (TLS, 465).
+    #[arg(long, env = "PWMAIL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// SMTP password (prefer this variable or --smtp-password-file to the URL).
+    #[arg(
+        long,
+        env = "PWMAIL_SMTP_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub smtp_password: Option<String>,
+    /// File holding the SMTP password (trailing newline ignored).
+    #[arg(long, env = "PWMAIL_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// PEM file of an extra CA to trust for the relay's certificate.
+    #[arg(long, env = "PWMAIL_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Connect and command timeout, seconds.
+    #[arg(long, env = "PWMAIL_SMTP_TIMEOUT_SECS", default_value_t = 30)]
+    pub smtp_timeout_secs: u64,
+    /// Pooled SMTP connections.
+    #[arg(long, env = "PWMAIL_SMTP_POOL_SIZE", default_value_t = 8)]
+    pub smtp_pool_size: u32,
+    /// Allow tls=none to a host that is not loopback.
+    #[arg(long, env = "PWMAIL_SMTP_ALLOW_INSECURE")]
+    pub smtp_allow_insecure: bool,
+}
+
+impl MailArgs {
+    pub fn to_config(&self, data_dir: &std::path::Path) -> anyhow::Result<MailConfig> {
+        let Some(url) = &self.smtp_url else {
+            let dir = self
+                .mail_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("mail"));
+            return Ok(MailConfig::Directory(dir));
+        };
+        let mut smtp = SmtpConfig::from_url(url)?;
+        if let Some(password) = &self.smtp_password {
+            smtp.password = Some(password.clone());
+        }
+        if let Some(file) = &self.smtp_password_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("--smtp-password-file {}: {e}", file.display()))?;
+            smtp.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+        if let Some(file) = &self.smtp_ca_file {
+            smtp.ca_pem = Some(
+                std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("--smtp-ca-file {}: {e}", file.display()))?,
+            );
+        }
+        smtp.timeout = Duration::from_secs(self.smtp_timeout_secs.max(1));
+        smtp.pool_size = self.smtp_pool_size.max(1);
+        smtp.check_security(self.smtp_allow_insecure)?;
+        Ok(MailConfig::Smtp(smtp))
+    }
+}
+
+/// How the dispatcher works through the outbox.
+#[derive(Args, Debug, Clone)]
+pub struct DispatcherArgs {
+    /// Messages sent at once.
     #[arg(long, env = "PWMAIL_MAIL_CONCURRENCY", default_value_t = 8)]
     pub mail_concurrency: u32,
+    /// Attempts before a message is given up (dead).
+    #[arg(long, env = "PWMAIL_MAIL_MAX_ATTEMPTS", default_value_t = 10)]
+    pub mail_max_attempts: u32,
+    /// Seconds after queueing before an undelivered message is given up.
+    #[arg(long, env = "PWMAIL_MAIL_MAX_AGE_SECS", default_value_t = 86_400)]
+    pub mail_max_age_secs: u64,
+    /// First retry delay, seconds; doubles per attempt.
+    #[arg(long, env = "PWMAIL_MAIL_BACKOFF_SECS", default_value_t = 5)]
+    pub mail_backoff_secs: u64,
+    /// Longest retry delay, seconds.
+    #[arg(long, env = "PWMAIL_MAIL_BACKOFF_MAX_SECS", default_value_t = 1800)]
+    pub mail_backoff_max_secs: u64,
+    /// Seconds a claim on a message lasts; a crashed sender's rows return after it.
+    #[arg(long, env = "PWMAIL_MAIL_LEASE_SECS", default_value_t = 120)]
+    pub mail_lease_secs: u64,
+    /// Milliseconds between looks for messages queued by other processes.
+    #[arg(long, env = "PWMAIL_MAIL_POLL_MS", default_value_t = 250)]
+    pub mail_poll_ms: u64,
+}
+
+impl DispatcherArgs {
+    pub fn to_config(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            concurrency: self.mail_concurrency.max(1),
+            lease: Duration::from_secs(self.mail_lease_secs.max(1)),
+            max_attempts: self.mail_max_attempts.max(1),
+            max_age: Duration::from_secs(self.mail_max_age_secs),
+            backoff_base: Duration::from_secs(self.mail_backoff_secs),
+            backoff_max: Duration::from_secs(self.mail_backoff_max_secs),
+            poll_interval: Duration::from_millis(self.mail_poll_ms.max(10)),
+            // Well inside the lease, so a slow send never outlives its claim.
+            send_timeout: Duration::from_secs((self.mail_lease_secs / 2).clamp(1, 300)),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DispatchArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Recent messages and their delivery state.
+    List {
+        #[arg(long, value_parser = parse_state)]
+        state: Option<OutboxState>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// One message's delivery record.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Queue a dead message again, with a fresh attempt budget.
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_state(text: &str) -> Result<OutboxState, String> {
+    OutboxState::parse(text)
+        .ok_or_else(|| "expected queued, sending, sent, retrying or dead".to_string())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailCommand {
+    /// Print a rendered message (with a sample link) as it would be sent.
+    Preview {
+        #[arg(long, value_enum)]
+        kind: PreviewKind,
+        #[arg(long)]
+        to: String,
+        #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value = "pwmail")]
+        product_name: String,
+        #[arg(long, env = "PWMAIL_SUPPORT_CONTACT")]
+        support_contact: Option<String>,
+        #[arg(long, env = "PWMAIL_TEMPLATE_DIR")]
+        template_dir: Option<PathBuf>,
+        #[arg(
+            long,
+            env = "PWMAIL_MAIL_FROM",
+            default_value = "pwmail <no-reply@localhost>"
+        )]
+        mail_from: String,
+        #[arg(
+            long,
+            env = "PWMAIL_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        public_url: String,
+        #[arg(long, env = "PWMAIL_LINK_TTL_SECS", default_value_t = 86_400)]
+        link_ttl_secs: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PreviewKind {
+    SendPasswordEmail,
+    ResetPasswordByAdmin,
+    PasswordChanged,
 }
 
 fn parse_rate(text: &str) -> Result<(u32, u64), String> {
@@ -137,21 +340,18 @@ fn parse_rate(text: &str) -> Result<(u32, u64), String> {
 impl ServeArgs {
     pub fn to_config(&self) -> Result<ServerConfig, anyhow::Error> {
         let database_url = self.db.resolve()?;
-        let mail_dir = self
-            .mail_dir
-            .clone()
-            .unwrap_or_else(|| self.db.data_dir.join("mail"));
         Ok(ServerConfig {
             listen: self.listen,
             database_url,
             public_url: config::parse_public_url(&self.public_url)?,
-            mail: MailConfig::Directory(mail_dir),
+            mail: self.mail.to_config(&self.db.data_dir)?,
+            max_backlog: self.max_backlog,
             link_ttl: config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?,
             user_cooldown: config::rate("user-rate", self.user_rate.0, self.user_rate.1)?,
             token_rate: config::rate("token-rate", self.token_rate.0, self.token_rate.1)?,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             product_name: self.product_name.clone(),
-            mail_from: self.mail_from.clone(),
+            mail_from: self.mail.mail_from.clone(),
             support_contact: self.support_contact.clone(),
             bootstrap_admin_email: self.bootstrap_admin.clone(),
         })

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub user_cooldown: Rate,
     /// Per calling API token.
     pub token_rate: Rate,
+    /// Above this many messages waiting, new emails are refused with 503.
+    pub max_backlog: u64,
     /// An API call still running after this answers 504.
     pub request_timeout: Duration,
     pub product_name: String,
@@ -45,6 +47,8 @@ pub struct ServerConfig {
 pub enum MailConfig {
     /// Each message is written as an `.eml` file into this directory.
     Directory(PathBuf),
+    /// Messages go to an SMTP relay.
+    Smtp(crate::transport::SmtpConfig),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dropshot::HttpResponseError as _;
 use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, RequestContext, TypedBody};
 use pwmail_api::{
     ApiError, DEPRECATION, PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK,
@@ -40,6 +41,7 @@ impl PwmailApi for PwmailImpl {
         ApiError,
     > {
         let state = rqctx.context();
+        let started = std::time::Instant::now();
         let result = with_deadline(state, async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
@@ -65,7 +67,7 @@ impl PwmailApi for PwmailImpl {
             ))
         })
         .await;
-        log_failure(&rqctx.request_id, &result);
+        finish("send_password_email", &rqctx.request_id, started, &result);
         // Refusals of a deprecated operation are deprecated responses too.
         Ok(Reply::from(result).with_deprecation())
     }
@@ -76,6 +78,7 @@ impl PwmailApi for PwmailImpl {
         body: TypedBody<ResetPasswordByAdminRequest>,
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
         let state = rqctx.context();
+        let started = std::time::Instant::now();
         let result = with_deadline(state, async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
@@ -93,7 +96,12 @@ impl PwmailApi for PwmailImpl {
             )))
         })
         .await;
-        log_failure(&rqctx.request_id, &result);
+        finish(
+            "reset_password_by_admin",
+            &rqctx.request_id,
+            started,
+            &result,
+        );
         Ok(Reply::from(result))
     }
 }
@@ -115,10 +123,20 @@ async fn with_deadline<T>(
     }
 }
 
-/// Handler errors reach the caller through `Reply`, which dropshot logs as a
-/// plain response; server-side failures are logged here, with the request id
-/// the caller sees in `x-request-id`.
-fn log_failure<T>(request_id: &str, result: &Result<T, ApiError>) {
+/// Records the outcome. Handler errors reach the caller through `Reply`, which
+/// dropshot logs as a plain response, so server-side failures are logged here
+/// with the request id the caller sees in `x-request-id`.
+fn finish<T>(
+    operation: &'static str,
+    request_id: &str,
+    started: std::time::Instant,
+    result: &Result<T, ApiError>,
+) {
+    let status = match result {
+        Ok(_) => 200,
+        Err(e) => e.status_code().as_u16(),
+    };
+    crate::metrics::api_request(operation, status, started.elapsed());
     match result {
         Err(ApiError::Internal { detail }) => {
             tracing::error!(request_id, error = %detail, "request failed: internal error")
@@ -145,6 +163,17 @@ async fn issue(
 ) -> Result<(), ServiceError> {
     let config = &state.config;
     let now = state.clock.now();
+    let backlog = state.backlog();
+    if backlog >= config.max_backlog {
+        return Err(ApiError::Unavailable {
+            message: format!(
+                "too many emails waiting to be sent ({backlog}, limit {}); retry later",
+                config.max_backlog
+            ),
+            retry_after_secs: 30,
+        }
+        .into());
+    }
     let token_key = format!("token:{}", caller.token_id);
     if let Admission::Refused { retry_after_ms } = state
         .store

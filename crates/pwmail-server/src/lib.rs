@@ -9,9 +9,12 @@ pub mod config;
 pub mod error;
 pub mod http_api;
 pub mod mail;
+pub mod metrics;
 pub mod outbox;
+pub mod settings_file;
 pub mod state;
 pub mod token;
+pub mod transport;
 pub mod validate;
 
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::{MailConfig, ServerConfig};
-use crate::outbox::{DirectoryTransport, Dispatcher, DispatcherConfig, Transport};
+use crate::outbox::{Dispatcher, DispatcherConfig};
 use crate::state::AppState;
+use crate::transport::{DirectoryTransport, SmtpTransport, Transport};
 
 pub use crate::token::Secret;
 
@@ -32,6 +36,7 @@ pub use crate::token::Secret;
 pub struct Running {
     server: dropshot::HttpServer<Arc<AppState>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    backlog_watch: tokio::task::JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     pub state: Arc<AppState>,
 }
@@ -45,6 +50,7 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.server.close().await.map_err(anyhow::Error::msg)?;
         let _ = self.shutdown.send(true);
+        self.backlog_watch.abort();
         self.dispatcher.await.context("dispatcher task")?;
         Ok(())
     }
@@ -92,16 +98,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         config.support_contact.as_deref(),
         template_dir.as_deref(),
     )?;
-    let from: Mailbox = config
-        .mail_from
-        .parse()
-        .with_context(|| format!("--mail-from {:?} is not a mailbox", config.mail_from))?;
-    let transport: Arc<dyn Transport> = match &config.mail {
-        MailConfig::Directory(dir) => Arc::new(
-            DirectoryTransport::new(dir.clone(), from)
-                .with_context(|| format!("creating mail directory {}", dir.display()))?,
-        ),
-    };
+    let transport = build_transport(&config.mail, &config.mail_from)?;
 
     let wakeup = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -122,8 +119,16 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         config: config.clone(),
         renderer,
         outbox_wakeup: wakeup,
+        backlog: Default::default(),
     });
-    let api = pwmail_api::pwmail_api_mod::api_description::<http_api::PwmailImpl>()
+    metrics::handle();
+    let backlog_watch = tokio::spawn(state::watch_backlog(
+        Arc::clone(&state),
+        std::time::Duration::from_millis(250),
+    ));
+    let mut api = pwmail_api::pwmail_api_mod::api_description::<http_api::PwmailImpl>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    api.register(metrics::metrics_endpoint)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let dropshot_config = dropshot::ConfigDropshot {
         bind_address: config.listen,
@@ -138,11 +143,50 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         Running {
             server,
             dispatcher,
+            backlog_watch,
             shutdown,
             state,
         },
         bootstrap,
     ))
+}
+
+/// The transport the mail settings name.
+pub fn build_transport(mail: &MailConfig, mail_from: &str) -> anyhow::Result<Arc<dyn Transport>> {
+    let from: Mailbox = mail_from
+        .parse()
+        .with_context(|| format!("--mail-from {mail_from:?} is not a mailbox"))?;
+    Ok(match mail {
+        MailConfig::Directory(dir) => Arc::new(
+            DirectoryTransport::new(dir.clone(), from)
+                .with_context(|| format!("creating mail directory {}", dir.display()))?,
+        ),
+        MailConfig::Smtp(smtp) => Arc::new(SmtpTransport::new(smtp, from)?),
+    })
+}
+
+/// The dispatcher alone, as `pwmail dispatch` runs it: until `shutdown`.
+pub async fn dispatch(
+    database_url: &str,
+    mail: &MailConfig,
+    mail_from: &str,
+    config: DispatcherConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let store = pwmail_store::open(database_url)
+        .await
+        .context("opening the database")?;
+    let transport = build_transport(mail, mail_from)?;
+    Dispatcher {
+        store,
+        transport,
+        clock: Arc::new(clock::SystemClock),
+        wakeup: Arc::new(Notify::new()),
+        config,
+    }
+    .run(shutdown)
+    .await;
+    Ok(())
 }
 
 /// On first start with no admin (an empty database, or one with only users

@@ -118,7 +118,27 @@ impl Renderer {
             expires_in => human_duration(email.lifetime),
             expires_at => format_utc(email.expires_at),
         };
-        let kind = email.purpose.as_str();
+        self.render(email.purpose.as_str(), ctx)
+    }
+
+    /// The notice sent after a password change; it carries no link.
+    pub fn render_password_changed(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        changed_at: UnixMillis,
+    ) -> Result<Rendered, MailError> {
+        let ctx = context! {
+            product => &self.product,
+            support => &self.support,
+            email => email,
+            name => name,
+            changed_at => format_utc(changed_at),
+        };
+        self.render("password_changed", ctx)
+    }
+
+    fn render(&self, kind: &str, ctx: minijinja::Value) -> Result<Rendered, MailError> {
         let render = |suffix: &str| -> Result<String, MailError> {
             let name = format!("{kind}.{suffix}");
             self.env

@@ -1,20 +1,46 @@
-//! `pwmail`: serve the API, manage users and tokens.
+//! `pwmail`: serve the API, dispatch mail, manage users, tokens and the outbox.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use pwmail_server::cli::{Cli, Command, LogFormat, TokenCommand, UserCommand};
+use pwmail_server::cli::{
+    Cli, Command, LogFormat, MailCommand, OutboxCommand, PreviewKind, TokenCommand, UserCommand,
+};
 use pwmail_server::clock::{Clock, SystemClock};
-use pwmail_server::outbox::DispatcherConfig;
-use pwmail_server::{StartOptions, admin, mail};
+use pwmail_server::{StartOptions, admin, mail, settings_file};
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = settings_file::config_path(&args) {
+        match settings_file::read(&path) {
+            Ok(settings) => {
+                for (var, value) in settings {
+                    if std::env::var_os(&var).is_none() {
+                        // SAFETY: no other thread exists yet; the runtime
+                        // starts below.
+                        unsafe { std::env::set_var(var, value) };
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("pwmail: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let cli = Cli::parse_from(args);
     init_logging(cli.log_format);
-    match run(cli.command).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pwmail: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pwmail: {e:#}");
@@ -30,9 +56,35 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// A channel that turns true on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -40,13 +92,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let config = args.to_config()?;
+            let mut stop = shutdown_signal();
             let options = StartOptions {
                 config: config.clone(),
                 clock: Arc::new(SystemClock),
-                dispatcher: DispatcherConfig {
-                    concurrency: args.mail_concurrency,
-                    ..DispatcherConfig::default()
-                },
+                dispatcher: args.dispatcher.to_config(),
                 template_dir: args.template_dir.clone(),
                 log: pwmail_server::dropshot_logger(),
             };
@@ -65,22 +115,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 mail = ?config.mail,
                 "pwmail serving"
             );
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r?,
-                r = sigterm() => r?,
-            }
-            tracing::info!("shutting down");
+            let _ = stop.wait_for(|s| *s).await;
             running.shutdown().await
+        }
+        Command::Dispatch(args) => {
+            let database_url = args.db.resolve()?;
+            let mail = args.mail.to_config(&args.db.data_dir)?;
+            tracing::info!(mail = ?mail, "pwmail dispatching");
+            pwmail_server::dispatch(
+                &database_url,
+                &mail,
+                &args.mail.mail_from,
+                args.dispatcher.to_config(),
+                shutdown_signal(),
+            )
+            .await
         }
         Command::User(cmd) => user(cmd, now).await,
         Command::Token(cmd) => token(cmd, now).await,
+        Command::Outbox(cmd) => outbox(cmd, now).await,
+        Command::Mail(cmd) => mail_command(cmd, now),
     }
-}
-
-async fn sigterm() -> std::io::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    term.recv().await;
-    Ok(())
 }
 
 async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
@@ -161,4 +216,122 @@ async fn token(cmd: TokenCommand, now: i64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn show_time(at: Option<i64>) -> String {
+    at.map(mail::format_utc).unwrap_or_else(|| "-".into())
+}
+
+async fn outbox(cmd: OutboxCommand, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCommand::List { state, limit, db } => {
+            let store = pwmail_store::open(&db.resolve()?).await?;
+            println!(
+                "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} last error",
+                "id", "state", "attempts", "recipient", "kind", "queued"
+            );
+            for m in store.list_outbox(state, limit).await? {
+                println!(
+                    "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} {}",
+                    m.id,
+                    m.state,
+                    m.attempts,
+                    m.recipient,
+                    m.kind,
+                    mail::format_utc(m.created_at),
+                    m.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        OutboxCommand::Show { id, db } => {
+            let store = pwmail_store::open(&db.resolve()?).await?;
+            let m = store
+                .outbox_message(id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no outbox message {id}"))?;
+            println!("id:           {}", m.id);
+            println!("message-id:   <{}>", m.message_id);
+            println!("kind:         {}", m.kind);
+            println!("recipient:    {}", m.recipient);
+            println!("state:        {}", m.state);
+            println!("attempts:     {}", m.attempts);
+            println!("queued:       {}", mail::format_utc(m.created_at));
+            println!("next attempt: {}", show_time(m.next_attempt_at));
+            println!("sent:         {}", show_time(m.sent_at));
+            println!("last reply:   {}", m.last_reply.as_deref().unwrap_or("-"));
+            println!("last error:   {}", m.last_error.as_deref().unwrap_or("-"));
+            println!("request id:   {}", m.request_id.as_deref().unwrap_or("-"));
+        }
+        OutboxCommand::Retry { id, db } => {
+            let store = pwmail_store::open(&db.resolve()?).await?;
+            if store.requeue_dead(id, now).await? {
+                println!("requeued outbox message {id}");
+            } else {
+                anyhow::bail!(
+                    "outbox message {id} is not dead (only dead messages can be retried)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mail_command(cmd: MailCommand, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        MailCommand::Preview {
+            kind,
+            to,
+            product_name,
+            support_contact,
+            template_dir,
+            mail_from,
+            public_url,
+            link_ttl_secs,
+        } => {
+            admin::check_email(&to)?;
+            let renderer = mail::Renderer::new(
+                &product_name,
+                support_contact.as_deref(),
+                template_dir.as_deref(),
+            )?;
+            let lifetime = std::time::Duration::from_secs(link_ttl_secs);
+            let link = format!("{}/reset/EXAMPLE-TOKEN", public_url.trim_end_matches('/'));
+            let rendered = match kind {
+                PreviewKind::SendPasswordEmail | PreviewKind::ResetPasswordByAdmin => renderer
+                    .render_link_email(&mail::LinkEmail {
+                        purpose: match kind {
+                            PreviewKind::SendPasswordEmail => {
+                                pwmail_store::LinkPurpose::SendPasswordEmail
+                            }
+                            _ => pwmail_store::LinkPurpose::ResetPasswordByAdmin,
+                        },
+                        email: &to,
+                        name: None,
+                        link: &link,
+                        lifetime,
+                        expires_at: now + lifetime.as_millis() as i64,
+                    })?,
+                PreviewKind::PasswordChanged => renderer.render_password_changed(&to, None, now)?,
+            };
+            let message = pwmail_store::NewMessage {
+                message_id: format!(
+                    "preview@{}",
+                    mail_from
+                        .rsplit('@')
+                        .next()
+                        .unwrap_or("localhost")
+                        .trim_end_matches('>')
+                ),
+                kind: format!("{kind:?}"),
+                recipient: to,
+                subject: rendered.subject,
+                body_text: rendered.text,
+                body_html: rendered.html,
+            };
+            let from = mail_from.parse()?;
+            let mime = mail::build_message(&message, &from, now)?;
+            println!("{}", String::from_utf8_lossy(&mime.formatted()));
+            Ok(())
+        }
+    }
 }

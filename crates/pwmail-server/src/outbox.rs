@@ -6,99 +6,15 @@
 //! failure, too many attempts, too old). A lease that runs out, because the
 //! process died mid-send, makes the row due again.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use lettre::message::Mailbox;
 use pwmail_store::{Claim, OutboxMessage, Settlement, Store, UnixMillis};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::mail;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth retrying: 4xx replies, connection trouble, timeouts.
-    Transient,
-    /// Retrying cannot help: 5xx replies, an unusable message.
-    Permanent,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    pub failure: Failure,
-    pub message: String,
-}
-
-/// Where messages go. `send` returns the receiving side's reply.
-#[async_trait]
-pub trait Transport: Send + Sync + 'static {
-    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError>;
-}
-
-/// The embedded default: each message becomes `<mail-dir>/<id>.eml`.
-///
-/// Written to a temporary name, synced, then renamed, so a reader never sees
-/// half a file; the name comes from the stable Message-ID, so a retry after a
-/// crash overwrites instead of duplicating.
-pub struct DirectoryTransport {
-    dir: PathBuf,
-    from: Mailbox,
-}
-
-impl DirectoryTransport {
-    pub fn new(dir: PathBuf, from: Mailbox) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        Ok(DirectoryTransport { dir, from })
-    }
-}
-
-#[async_trait]
-impl Transport for DirectoryTransport {
-    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
-        let mime =
-            mail::build_message(&message.message, &self.from, message.created_at).map_err(|e| {
-                SendError {
-                    failure: Failure::Permanent,
-                    message: e.to_string(),
-                }
-            })?;
-        let bytes = mime.formatted();
-        let stem: String = message
-            .message
-            .message_id
-            .chars()
-            .take_while(|c| *c != '@')
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
-        let final_path = self.dir.join(format!("{stem}.eml"));
-        let tmp_path = self.dir.join(format!(".{stem}.eml.tmp"));
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp_path)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp_path, &final_path)?;
-            Ok(final_path)
-        })
-        .await;
-        match result {
-            Ok(Ok(path)) => Ok(format!("written to {}", path.display())),
-            Ok(Err(e)) => Err(SendError {
-                failure: Failure::Transient,
-                message: e.to_string(),
-            }),
-            Err(e) => Err(SendError {
-                failure: Failure::Transient,
-                message: e.to_string(),
-            }),
-        }
-    }
-}
+use crate::transport::{Failure, SendError, Transport};
 
 #[derive(Clone, Debug)]
 pub struct DispatcherConfig {
@@ -113,6 +29,9 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Fallback wake-up for rows queued by other processes.
     pub poll_interval: Duration,
+    /// One send may take this long before it counts as a transient failure
+    /// (a relay that stops answering must not stall the dispatcher).
+    pub send_timeout: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -125,6 +44,7 @@ impl Default for DispatcherConfig {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(30 * 60),
             poll_interval: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -180,9 +100,16 @@ impl Dispatcher {
             let mut sends = JoinSet::new();
             for message in claimed {
                 let transport = Arc::clone(&self.transport);
+                let limit = self.config.send_timeout;
                 sends.spawn(async move {
                     let started = std::time::Instant::now();
-                    let result = transport.send(&message).await;
+                    let result = match tokio::time::timeout(limit, transport.send(&message)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(SendError {
+                            failure: Failure::Transient,
+                            message: format!("no answer within {} s", limit.as_secs()),
+                        }),
+                    };
                     (message, result, started.elapsed())
                 });
             }
@@ -220,6 +147,14 @@ impl Dispatcher {
     ) {
         let now = self.clock.now();
         let outcome = decide(&self.config, &message, result, now);
+        crate::metrics::send_attempt(
+            match outcome {
+                Settlement::Sent { .. } => "sent",
+                Settlement::Retry { .. } => "retry",
+                Settlement::Dead { .. } => "dead",
+            },
+            took,
+        );
         let id = message.id;
         let request_id = message.request_id.as_deref().unwrap_or("-");
         match &outcome {
@@ -275,7 +210,7 @@ pub fn decide(
             failure: Failure::Transient,
             message: error,
         }) => {
-            let age = now - message.created_at;
+            let age = now - message.queued_at;
             if message.attempts >= config.max_attempts {
                 Settlement::Dead {
                     error: format!(
@@ -331,6 +266,7 @@ mod tests {
             },
             attempts,
             created_at,
+            queued_at: created_at,
             request_id: None,
         }
     }

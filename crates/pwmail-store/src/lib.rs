@@ -113,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
     /// Settles a claimed message. Returns false if the lease was lost to
     /// another worker in the meantime (nothing is changed then).
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool>;
+    /// Queues a dead message again with a fresh attempt budget; false if the
+    /// message is not dead.
+    async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool>;
     async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>>;
     async fn list_outbox(
         &self,

@@ -206,6 +206,14 @@ impl OutboxState {
         }
     }
 
+    /// Not yet delivered nor given up.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            OutboxState::Queued | OutboxState::Sending | OutboxState::Retrying
+        )
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         OutboxState::ALL
             .into_iter()
@@ -237,6 +245,8 @@ pub struct OutboxMessage {
     /// Attempts including the current one.
     pub attempts: u32,
     pub created_at: UnixMillis,
+    /// Start of the current attempt budget (creation, or a manual requeue).
+    pub queued_at: UnixMillis,
     pub request_id: Option<String>,
 }
 

@@ -354,8 +354,8 @@ impl Store for SqliteStore {
         let m = &issue.message;
         let outbox_id: i64 = sqlx::query_scalar(
             "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
-                                 next_attempt_at, created_at, request_id, user_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8, $9) RETURNING id",
+                                 next_attempt_at, created_at, queued_at, request_id, user_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id",
         )
         .bind(&m.message_id)
         .bind(&m.kind)
@@ -446,7 +446,7 @@ impl Store for SqliteStore {
                     OR (state = 'sending' AND lease_until <= $2)
                  ORDER BY id LIMIT $4)
              RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
-                       created_at, request_id",
+                       created_at, queued_at, request_id",
         )
         .bind(&claim.owner)
         .bind(claim.now)
@@ -474,6 +474,7 @@ impl Store for SqliteStore {
                     },
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
                     created_at: row.try_get("created_at")?,
+                    queued_at: row.try_get("queued_at")?,
                     request_id: row.try_get("request_id")?,
                 })
             })
@@ -519,6 +520,19 @@ impl Store for SqliteStore {
             .bind(*at),
         };
         let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, queued_at = $2,
+                    settled_at = NULL
+             WHERE id = $1 AND state = 'dead'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -55,6 +55,8 @@ CREATE TABLE outbox (
     last_error      TEXT,
     last_reply      TEXT,
     created_at      INTEGER NOT NULL,
+    -- When the current attempt budget started: created_at, or a manual requeue.
+    queued_at       INTEGER NOT NULL,
     sent_at         INTEGER,
     settled_at      INTEGER,
     request_id      TEXT,

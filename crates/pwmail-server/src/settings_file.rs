@@ -1,0 +1,149 @@
+//! `--config FILE`: a TOML file of settings, applied as `PWMAIL_*` defaults.
+//!
+//! Each key is a flag's name with `_` for `-` (`smtp_url`, `link_ttl_secs`).
+//! A key becomes the flag's environment variable unless that variable is
+//! already set, so the order is: flag > environment > file > built-in default.
+//! Unknown keys are errors, so a typo does not silently do nothing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: unknown setting {key:?} (known: {known})")]
+    Unknown {
+        path: String,
+        key: String,
+        known: String,
+    },
+    #[error("{path}: setting {key:?} must be a string, number or boolean")]
+    Type { path: String, key: String },
+}
+
+/// Every `PWMAIL_*` variable some flag reads.
+fn known_variables() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+/// The settings of `path` as (variable, value) pairs.
+pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| SettingsError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+    let known = known_variables();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let var = format!("PWMAIL_{}", key.to_ascii_uppercase().replace('-', "_"));
+        if !known.contains(&var) || var == "PWMAIL_CONFIG" {
+            let known = known
+                .iter()
+                .filter(|v| *v != "PWMAIL_CONFIG")
+                .map(|v| v.trim_start_matches("PWMAIL_").to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(SettingsError::Unknown {
+                path: shown,
+                key,
+                known,
+            });
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => return Err(SettingsError::Type { path: shown, key }),
+        };
+        out.push((var, value));
+    }
+    Ok(out)
+}
+
+/// The `--config` path from the raw arguments or `PWMAIL_CONFIG`.
+pub fn config_path(args: &[String]) -> Option<std::path::PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--config" {
+            return iter.next().map(Into::into);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(path.into());
+        }
+    }
+    std::env::var_os("PWMAIL_CONFIG").map(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_keys_to_variables_and_refuses_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pwmail.toml");
+        std::fs::write(&file, "smtp_url = \"smtps://relay.example.com\"\nlink_ttl_secs = 3600\nsmtp_allow_insecure = true\n").unwrap();
+        let mut got = read(&file).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("PWMAIL_LINK_TTL_SECS".to_string(), "3600".to_string()),
+                ("PWMAIL_SMTP_ALLOW_INSECURE".to_string(), "true".to_string()),
+                (
+                    "PWMAIL_SMTP_URL".to_string(),
+                    "smtps://relay.example.com".to_string()
+                ),
+            ]
+        );
+        std::fs::write(&file, "smtp_uri = \"x\"\n").unwrap();
+        let err = read(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown setting \"smtp_uri\"") && err.contains("smtp_url"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn finds_the_flag() {
+        let args: Vec<String> = ["pwmail", "serve", "--config", "a.toml"]
+            .map(String::from)
+            .into();
+        assert_eq!(config_path(&args), Some("a.toml".into()));
+        let args: Vec<String> = ["pwmail", "--config=b.toml", "serve"]
+            .map(String::from)
+            .into();
+        assert_eq!(config_path(&args), Some("b.toml".into()));
+    }
+}

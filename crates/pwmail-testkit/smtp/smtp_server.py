@@ -1,0 +1,97 @@
+"""A real SMTP server (aiosmtpd) for pwmail's tests.
+
+Delivers into a Maildir. Knobs: TLS mode (none, starttls, tls) with a test CA
+made by trustme, AUTH with one user, and a script of replies for the first
+DATA commands (e.g. "451,451" refuses twice, then delivers; "550" refuses).
+Writes --ready-file once it listens.
+"""
+
+import argparse
+import os
+import ssl
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class ScriptedMailbox(Mailbox):
+    def __init__(self, maildir, script):
+        super().__init__(maildir)
+        self.script = list(script)
+        self.attempts = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.attempts += 1
+        if self.script:
+            reply = self.script.pop(0)
+            sys.stderr.write(f"scripted reply {reply} to attempt {self.attempts}\n")
+            return f"{reply} scripted reply {reply}"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def authenticator(user, password):
+    def check(server, session, envelope, mechanism, auth_data):
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+        # handled=False makes aiosmtpd answer 535 itself.
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--maildir", required=True)
+    p.add_argument("--tls-mode", choices=["none", "starttls", "tls"], default="none")
+    p.add_argument("--ca-out", help="where to write the test CA (PEM)")
+    p.add_argument("--auth", help="USER:PASSWORD required to send")
+    p.add_argument("--script", default="", help="comma-separated replies for the first DATA commands")
+    p.add_argument("--ready-file", required=True)
+    args = p.parse_args()
+
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
+    script = [s for s in args.script.split(",") if s]
+    handler = ScriptedMailbox(args.maildir, script)
+
+    kwargs = {}
+    if args.tls_mode != "none":
+        import trustme
+
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(ctx)
+        ca.cert_pem.write_to_path(args.ca_out)
+        if args.tls_mode == "starttls":
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        else:
+            kwargs.update(ssl_context=ctx)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+        kwargs.update(
+            authenticator=authenticator(user, password),
+            auth_required=True,
+            auth_require_tls=args.tls_mode != "none",
+        )
+
+    controller = Controller(handler, hostname="127.0.0.1", port=args.port, **kwargs)
+    controller.start()
+    with open(args.ready_file + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(args.ready_file + ".tmp", args.ready_file)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+//! Helpers shared by pwmail's tests: a real SMTP server (aiosmtpd, from the
+//! venv `cargo xtask test` prepares) started per test on 127.0.0.1, and small
+//! readers for the messages it stores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python with aiosmtpd: `PWMAIL_TEST_PYTHON`, else `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("PWMAIL_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask test`, which creates the venv with aiosmtpd",
+        python.display()
+    );
+    python
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Clone, Debug)]
+pub struct SmtpOptions {
+    pub tls: SmtpTls,
+    /// USER, PASSWORD required by AUTH.
+    pub auth: Option<(String, String)>,
+    /// Replies to the first DATA commands, e.g. `[451, 451]`.
+    pub script: Vec<u16>,
+    /// Listen here instead of on a fresh port.
+    pub port: Option<u16>,
+}
+
+impl Default for SmtpOptions {
+    fn default() -> Self {
+        SmtpOptions {
+            tls: SmtpTls::None,
+            auth: None,
+            script: Vec::new(),
+            port: None,
+        }
+    }
+}
+
+/// A running aiosmtpd. Killed on drop.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    /// The test CA that signed the server's certificate (TLS modes).
+    pub ca_file: Option<PathBuf>,
+    pub log_file: PathBuf,
+    options: SmtpOptions,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start(options: SmtpOptions) -> SmtpServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = options.port.unwrap_or_else(free_port);
+        let maildir = dir.path().join("maildir");
+        let ready = dir.path().join("ready");
+        let ca_file = dir.path().join("ca.pem");
+        let log_file = dir.path().join("smtp.log");
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("crates/pwmail-testkit/smtp/smtp_server.py"))
+            .args(["--port", &port.to_string()])
+            .arg("--maildir")
+            .arg(&maildir)
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--ca-out")
+            .arg(&ca_file)
+            .args([
+                "--tls-mode",
+                match options.tls {
+                    SmtpTls::None => "none",
+                    SmtpTls::StartTls => "starttls",
+                    SmtpTls::Tls => "tls",
+                },
+            ]);
+        if let Some((user, password)) = &options.auth {
+            cmd.args(["--auth", &format!("{user}:{password}")]);
+        }
+        if !options.script.is_empty() {
+            let script: Vec<String> = options.script.iter().map(u16::to_string).collect();
+            cmd.args(["--script", &script.join(",")]);
+        }
+        let log = std::fs::File::create(&log_file).expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut server = SmtpServer {
+            child,
+            port,
+            maildir,
+            ca_file: (options.tls != SmtpTls::None).then_some(ca_file),
+            log_file,
+            options,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "aiosmtpd exited with {status}: {}",
+                    std::fs::read_to_string(&server.log_file).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The `--smtp-url` that reaches this server (without credentials).
+    pub fn url(&self) -> String {
+        match self.options.tls {
+            SmtpTls::None => format!("smtp://127.0.0.1:{}?tls=none", self.port),
+            SmtpTls::StartTls => format!("smtp://localhost:{}?tls=starttls", self.port),
+            SmtpTls::Tls => format!("smtps://localhost:{}", self.port),
+        }
+    }
+
+    /// Every delivered message.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                    out.push(text);
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until at least `count` messages arrived, or `timeout` passed.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count || Instant::now() >= deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// What the server logged (scripted replies, errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a header of a raw message (first occurrence, unfolded).
+pub fn header(message: &str, name: &str) -> Option<String> {
+    let head = message.split("\n\n").next()?.replace("\r\n", "\n");
+    let mut lines = head.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if key.eq_ignore_ascii_case(name) {
+            let mut value = value.trim().to_string();
+            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push(' ');
+                value.push_str(next.trim());
+                lines.next();
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The token of the first `/reset/<token>` link in the message's text.
+pub fn link_token(message: &str) -> Option<String> {
+    let start = message.find("/reset/")? + "/reset/".len();
+    let token: String = message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}

@@ -1,0 +1,363 @@
+//! Delivery through a real SMTP server (aiosmtpd on 127.0.0.1).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pwmail_client::types::ResetPasswordByAdminRequest;
+use pwmail_server::config::MailConfig;
+use pwmail_server::outbox::DispatcherConfig;
+use pwmail_server::transport::SmtpConfig;
+use pwmail_store::{LinkState, OutboxState};
+use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
+use pwmail_tests::{Options, TestServer};
+
+fn smtp_config(server_url: &str, smtp: &SmtpServer, auth: Option<(&str, &str)>) -> MailConfig {
+    let mut config = SmtpConfig::from_url(server_url).unwrap();
+    if let Some((user, password)) = auth {
+        config.username = Some(user.into());
+        config.password = Some(password.into());
+    }
+    config.ca_pem = smtp.ca_file.as_ref().map(|f| std::fs::read(f).unwrap());
+    config.timeout = Duration::from_secs(10);
+    MailConfig::Smtp(config)
+}
+
+/// Quick retries, so scripted failures resolve within a test.
+fn fast_retries() -> DispatcherConfig {
+    DispatcherConfig {
+        send_timeout: Duration::from_secs(5),
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(50),
+        ..DispatcherConfig::default()
+    }
+}
+
+async fn reset(server: &TestServer, email: &str) {
+    let body = ResetPasswordByAdminRequest {
+        email: email.try_into().unwrap(),
+    };
+    server
+        .client()
+        .reset_password_by_admin(&body)
+        .await
+        .expect("200");
+}
+
+/// Waits (off the async runtime's threads) for `count` messages.
+async fn wait_for(smtp: &SmtpServer, count: usize, timeout: Duration) -> Vec<String> {
+    tokio::task::block_in_place(|| smtp.wait_for(count, timeout))
+}
+
+async fn wait_state(server: &TestServer, state: OutboxState, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = server
+            .store()
+            .list_outbox(Some(state), 10_000)
+            .await
+            .unwrap()
+            .len();
+        if n >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {count} messages reached {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_message_has_headers_both_parts_and_a_valid_link() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("hello@example.com", false).await;
+    reset(&server, "hello@example.com").await;
+
+    let messages = wait_for(&smtp, 1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(
+        header(m, "From").as_deref(),
+        Some("pwmail <no-reply@pwmail.test>")
+    );
+    assert_eq!(header(m, "To").as_deref(), Some("hello@example.com"));
+    assert_eq!(
+        header(m, "Subject").as_deref(),
+        Some("Your pwmail password was reset")
+    );
+    assert!(header(m, "Date").is_some());
+    let message_id = header(m, "Message-ID").unwrap();
+    assert!(
+        header(m, "Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+    assert!(m.contains("Content-Type: text/plain; charset=utf-8"));
+    assert!(m.contains("Content-Type: text/html; charset=utf-8"));
+    let token = link_token(m).unwrap();
+    let link = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&token))
+        .await
+        .unwrap()
+        .expect("link is stored");
+    assert_eq!(link.state, LinkState::Open);
+
+    wait_state(&server, OutboxState::Sent, 1).await;
+    let sent = &server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        format!("<{}>", sent.message_id),
+        message_id,
+        "stored Message-ID was sent"
+    );
+    assert!(
+        sent.last_reply
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("250"),
+        "{sent:?}"
+    );
+    assert_eq!(sent.attempts, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_auth_against_a_test_ca() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        auth: Some(("mailer".into(), "s3cret-pass".into())),
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(
+            &smtp.url(),
+            &smtp,
+            Some(("mailer", "s3cret-pass")),
+        )),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("tls@example.com", false).await;
+    reset(&server, "tls@example.com").await;
+    let messages = wait_for(&smtp, 1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1, "smtp log: {}", smtp.log());
+    assert_eq!(
+        header(&messages[0], "To").as_deref(),
+        Some("tls@example.com")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_smtp_password_is_retried_not_dropped() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        auth: Some(("mailer".into(), "right".into())),
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, Some(("mailer", "wrong")))),
+        dispatcher: fast_retries(),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("auth@example.com", false).await;
+    reset(&server, "auth@example.com").await;
+    wait_state(&server, OutboxState::Retrying, 1).await;
+    let row = &server.store().list_outbox(None, 1).await.unwrap()[0];
+    let error = row.last_error.clone().unwrap_or_default();
+    assert!(error.contains("authentication"), "{error}");
+    assert!(
+        !error.contains("wrong"),
+        "the password never appears: {error}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: SmtpTls::Tls,
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("wrapped@example.com", false).await;
+    reset(&server, "wrapped@example.com").await;
+    let messages = wait_for(&smtp, 1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1, "smtp log: {}", smtp.log());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_451s_then_250_delivers_exactly_once() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![451, 451],
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        dispatcher: fast_retries(),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("later@example.com", false).await;
+    reset(&server, "later@example.com").await;
+    wait_state(&server, OutboxState::Sent, 1).await;
+    let row = &server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(row.attempts, 3, "two refusals, then delivery");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("451"),
+        "{row:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "delivered exactly once");
+    assert_eq!(smtp.log().matches("scripted reply 451").count(), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_550_is_dead_with_the_reason_and_not_retried() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![550],
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        dispatcher: fast_retries(),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("nobody@example.com", false).await;
+    reset(&server, "nobody@example.com").await;
+    wait_state(&server, OutboxState::Dead, 1).await;
+    let row = &server
+        .store()
+        .list_outbox(Some(OutboxState::Dead), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(row.attempts, 1);
+    let error = row.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("permanent") && error.contains("550"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        smtp.log().matches("scripted reply").count(),
+        1,
+        "no further attempts"
+    );
+    assert!(smtp.messages().is_empty());
+
+    // An operator can requeue it; the server now accepts.
+    assert!(
+        server
+            .store()
+            .requeue_dead(row.id, pwmail_tests::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(wait_for(&smtp, 1, Duration::from_secs(10)).await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
+    const N: usize = 1000;
+    let port = free_port();
+    let placeholder = SmtpServer::start(SmtpOptions {
+        port: Some(port),
+        ..SmtpOptions::default()
+    });
+    let url = placeholder.url();
+    drop(placeholder); // nothing listens on `port` now
+    let mail = {
+        let mut config = SmtpConfig::from_url(&url).unwrap();
+        config.timeout = Duration::from_secs(5);
+        config.pool_size = 8;
+        MailConfig::Smtp(config)
+    };
+    let server = TestServer::start_with(Options {
+        mail: Some(mail),
+        user_rate: (1, 60),
+        token_rate: (100_000, 60),
+        dispatcher: DispatcherConfig {
+            concurrency: 16,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(50),
+            max_attempts: 1_000,
+            send_timeout: Duration::from_secs(10),
+            ..DispatcherConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    for i in 0..N {
+        server
+            .add_user(&format!("user{i}@example.com"), false)
+            .await;
+    }
+    for i in 0..N {
+        reset(&server, &format!("user{i}@example.com")).await;
+    }
+    wait_state(&server, OutboxState::Retrying, 1).await;
+    let sent_while_down = server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 10)
+        .await
+        .unwrap();
+    assert!(sent_while_down.is_empty());
+
+    let smtp = SmtpServer::start(SmtpOptions {
+        port: Some(port),
+        ..SmtpOptions::default()
+    });
+    let started = Instant::now();
+    let messages = wait_for(&smtp, N, Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let messages = if messages.len() == N {
+        smtp.messages()
+    } else {
+        messages
+    };
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for m in &messages {
+        *per_id.entry(header(m, "Message-ID").unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), N, "every email arrived");
+    assert!(per_id.values().all(|n| *n == 1), "none twice");
+    let mut recipients: Vec<String> = messages.iter().map(|m| header(m, "To").unwrap()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), N, "one per user");
+    eprintln!(
+        "backlog of {N} drained in {:.2} s after the SMTP server came up ({:.0} emails/s, concurrency 16, pool 8)",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64()
+    );
+    server.stop().await;
+}
