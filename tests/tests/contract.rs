@@ -649,3 +649,199 @@ async fn request_past_its_deadline_is_504() {
     );
     server.stop().await;
 }
+
+fn status_email(email: &str) -> pwmail_client::params::GetPasswordEmailStatusEmail {
+    email.try_into().expect("valid email")
+}
+
+fn status_request(id: &str) -> pwmail_client::params::GetPasswordEmailStatusRequestId {
+    id.try_into().expect("valid request id")
+}
+
+#[tokio::test]
+async fn delivery_status_by_email_and_by_request_id() {
+    use pwmail_client::types::{PasswordEmailStatusKind, PasswordEmailStatusState};
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    server.add_user("member@example.com", false).await;
+    let response = server
+        .client()
+        .send_password_email("system", &send_body("hello@example.com"))
+        .await
+        .expect("200");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    server.wait_for_emails(1, Duration::from_secs(2)).await;
+    // The dispatcher settles the row right after writing the file.
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        items = server
+            .client()
+            .get_password_email_status(Some(&status_email("HELLO@example.com")), None)
+            .await
+            .expect("200")
+            .into_inner()
+            .items;
+        if items
+            .first()
+            .is_some_and(|i| i.state == PasswordEmailStatusState::Sent)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!(item.state, PasswordEmailStatusState::Sent);
+    assert_eq!(item.kind, PasswordEmailStatusKind::SendPasswordEmail);
+    assert_eq!(item.recipient, "hello@example.com");
+    assert_eq!(item.attempts, 1);
+    assert_eq!(item.request_id.as_deref(), Some(request_id.as_str()));
+    assert!(item.sent_at.is_some());
+    assert!(
+        item.last_reply
+            .as_deref()
+            .unwrap()
+            .starts_with("written to")
+    );
+
+    let by_request = server
+        .client()
+        .get_password_email_status(None, Some(&status_request(&request_id)))
+        .await
+        .expect("200")
+        .into_inner()
+        .items;
+    assert_eq!(by_request.len(), 1);
+    assert_eq!(by_request[0].id, item.id);
+    let none = server
+        .client()
+        .get_password_email_status(
+            Some(&status_email("member@example.com")),
+            Some(&status_request(&request_id)),
+        )
+        .await
+        .expect("200")
+        .into_inner()
+        .items;
+    assert!(none.is_empty(), "both filters apply");
+
+    let (status, code, message, _) =
+        error_of(server.client().get_password_email_status(None, None).await);
+    assert_eq!((status, code), (400, 3));
+    assert!(
+        message.contains("give `email`, `request_id` or both"),
+        "{message}"
+    );
+    let (status, code, _, _) = error_of(
+        server
+            .client()
+            .get_password_email_status(Some(&status_email("nobody@example.com")), None)
+            .await,
+    );
+    assert_eq!((status, code), (404, 5));
+    // The typed client cannot build a bad email; a raw caller can.
+    let response = reqwest::Client::new()
+        .get(server.endpoint("/api/web/custom/password/email_status?email=bad@localhost"))
+        .header("Authorization", format!("APIToken {}", server.admin_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_error_shape(&json, 3, "doesn't match pattern");
+    let member = server.token_for("member@example.com").await;
+    let (status, code, _, _) = error_of(
+        server
+            .client_with(&member)
+            .get_password_email_status(Some(&status_email("hello@example.com")), None)
+            .await,
+    );
+    assert_eq!((status, code), (403, 7));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_backlog_is_503_with_retry_after() {
+    // A relay that is never there keeps messages waiting.
+    let mut smtp = pwmail_server::transport::SmtpConfig::from_url(&format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        pwmail_testkit::free_port()
+    ))
+    .unwrap();
+    smtp.timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(Options {
+        max_backlog: 1,
+        mail: Some(pwmail_server::config::MailConfig::Smtp(smtp)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("a@example.com", false).await;
+    server.add_user("b@example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(&reset_body("a@example.com"))
+        .await
+        .expect("the first fits");
+    // The backlog is counted every 250 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, code, message, headers) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("b@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (503, 14));
+    assert!(
+        message.contains("too many emails waiting to be sent (1, limit 1)"),
+        "{message}"
+    );
+    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(
+        server.read_all_outbox().await.len(),
+        1,
+        "the refused email was not queued"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_endpoint_reports_requests_and_outbox() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .await
+        .expect("200");
+    let _ = error_of(
+        server
+            .client()
+            .reset_password_by_admin(&reset_body("nobody@example.com"))
+            .await,
+    );
+    server.wait_for_emails(1, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let response = reqwest::get(server.endpoint("/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="200"}"#,
+        r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="404"}"#,
+        r#"pwmail_mail_send_attempts_total{outcome="sent"}"#,
+        r#"pwmail_outbox_messages{state="sent"}"#,
+        "pwmail_api_request_seconds_bucket",
+        "pwmail_mail_send_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    server.stop().await;
+}

@@ -64,8 +64,14 @@ fn ensure_test_venv(root: &std::path::Path) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    eprintln!("xtask: creating {} with {}", venv.display(), requirements.display());
-    run(std::process::Command::new(&python).args(["-m", "venv", "--clear"]).arg(&venv))?;
+    eprintln!(
+        "xtask: creating {} with {}",
+        venv.display(),
+        requirements.display()
+    );
+    run(std::process::Command::new(&python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
     run(std::process::Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;

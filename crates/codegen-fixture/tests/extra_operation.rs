@@ -3,13 +3,14 @@
 //! body arrive at the handler, and the typed response comes back.
 
 use codegen_fixture::api::{
-    FixtureApi, PutUserNoteHeaders, PutUserNotePath, PutUserNoteQuery, ResetPasswordByAdminHeaders,
-    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
-    fixture_api_mod,
+    FixtureApi, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, PutUserNoteHeaders,
+    PutUserNotePath, PutUserNoteQuery, ResetPasswordByAdminHeaders, SendPasswordEmailHeaders,
+    SendPasswordEmailPath, SendPasswordEmailResponseHeaders, fixture_api_mod,
 };
 use codegen_fixture::types::{
-    ErrorResponse, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
-    SendPasswordEmailRequest, SendPasswordEmailResponse, StoredUserNote, UserNote,
+    ErrorResponse, PasswordEmailStatusList, ResetPasswordByAdminRequest,
+    ResetPasswordByAdminResponse, SendPasswordEmailRequest, SendPasswordEmailResponse,
+    StoredUserNote, UserNote,
 };
 use codegen_fixture::{FixtureError, client};
 use dropshot::{
@@ -60,6 +61,14 @@ impl FixtureApi for FixtureImpl {
         >,
         FixtureError,
     > {
+        Err(not_in_fixture())
+    }
+
+    async fn get_password_email_status(
+        _rqctx: RequestContext<()>,
+        _query: Query<GetPasswordEmailStatusQuery>,
+        _headers: Header<GetPasswordEmailStatusHeaders>,
+    ) -> Result<HttpResponseOk<PasswordEmailStatusList>, FixtureError> {
         Err(not_in_fixture())
     }
 

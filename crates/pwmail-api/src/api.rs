@@ -54,6 +54,46 @@ fn reset_password_by_admin_header_authorization_schema(
 ) -> ::schemars::schema::Schema {
     pwmail_types::source_schema("{\"type\":\"string\"}")
 }
+/// Query parameters of `get_password_email_status`.
+#[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
+pub struct GetPasswordEmailStatusQuery {
+    /// Email of the user whose password emails to list.
+    #[serde(rename = "email")]
+    #[serde(default)]
+    #[schemars(schema_with = "get_password_email_status_query_email_schema")]
+    pub email: ::std::option::Option<::std::string::String>,
+    /// The x-request-id of the API call that queued the email.
+    #[serde(rename = "request_id")]
+    #[serde(default)]
+    #[schemars(schema_with = "get_password_email_status_query_request_id_schema")]
+    pub request_id: ::std::option::Option<::std::string::String>,
+}
+fn get_password_email_status_query_email_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema(
+        "{\"format\":\"email\",\"maxLength\":1024,\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"type\":\"string\"}",
+    )
+}
+fn get_password_email_status_query_request_id_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"maxLength\":128,\"type\":\"string\"}")
+}
+/// Header parameters of `get_password_email_status`.
+#[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
+pub struct GetPasswordEmailStatusHeaders {
+    /// `Authorization: APIToken <token>`. The call carries the rights of the token's owner; only admins may call these operations.
+    #[serde(rename = "Authorization")]
+    #[serde(default)]
+    #[schemars(schema_with = "get_password_email_status_header_authorization_schema")]
+    pub authorization: ::std::option::Option<::std::string::String>,
+}
+fn get_password_email_status_header_authorization_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"type\":\"string\"}")
+}
 /// The pwmail API. Implement it and serve `api_description::<Impl>()`.
 #[::dropshot::api_description]
 pub trait PwmailApi {
@@ -94,6 +134,21 @@ pub trait PwmailApi {
         body: ::dropshot::TypedBody<pwmail_types::ResetPasswordByAdminRequest>,
     ) -> ::std::result::Result<
         crate::Reply<::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>>,
+        crate::ApiError,
+    >;
+    /// Delivery status of password emails.
+    ///
+    /// pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. At least one of the two must be given; given both, an email must match both.
+    #[endpoint{method = GET,
+    path = "/api/web/custom/password/email_status",
+    operation_id = "get_password_email_status",
+    tags = ["user"]}]
+    async fn get_password_email_status(
+        rqctx: ::dropshot::RequestContext<Self::Context>,
+        query: ::dropshot::Query<GetPasswordEmailStatusQuery>,
+        headers: ::dropshot::Header<GetPasswordEmailStatusHeaders>,
+    ) -> ::std::result::Result<
+        crate::Reply<::dropshot::HttpResponseOk<pwmail_types::PasswordEmailStatusList>>,
         crate::ApiError,
     >;
 }

@@ -3,7 +3,10 @@
 
 mod generated;
 
+/// Validated newtypes for constrained query parameters (client side only).
+pub use generated::types as params;
 pub use generated::*;
+/// The wire types shared with the server.
 pub use pwmail_types as types;
 
 /// A client that sends `Authorization: APIToken <token>` on every request.

@@ -3,17 +3,21 @@
 use std::sync::Arc;
 
 use dropshot::HttpResponseError as _;
-use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, RequestContext, TypedBody};
+use dropshot::{
+    Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+};
 use pwmail_api::{
-    ApiError, DEPRECATION, PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK,
-    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+    ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, PwmailApi,
+    Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
+    SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
 };
 use pwmail_store::{
     Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, NewMessage,
 };
 use pwmail_types::{
-    ResetPasswordByAdminRequest, ResetPasswordByAdminResponse, SendPasswordEmailRequest,
-    SendPasswordEmailResponse,
+    PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
+    PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
+    SendPasswordEmailRequest, SendPasswordEmailRequestEmail, SendPasswordEmailResponse,
 };
 
 use crate::error::ServiceError;
@@ -104,6 +108,60 @@ impl PwmailApi for PwmailImpl {
         );
         Ok(Reply::from(result))
     }
+
+    async fn get_password_email_status(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<GetPasswordEmailStatusQuery>,
+        headers: Header<GetPasswordEmailStatusHeaders>,
+    ) -> Result<Reply<HttpResponseOk<PasswordEmailStatusList>>, ApiError> {
+        let state = rqctx.context();
+        let started = std::time::Instant::now();
+        let result = with_deadline(state, async {
+            auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
+            let query = query.into_inner();
+            let user = match &query.email {
+                None => None,
+                Some(email) => {
+                    SendPasswordEmailRequestEmail::try_from(email.as_str())
+                        .map_err(|e| ApiError::InvalidArgument(format!("email: {e}")))?;
+                    let user = state
+                        .store
+                        .find_user_by_email(email)
+                        .await?
+                        .ok_or_else(|| ApiError::NotFound(format!("no user with email {email}")))?;
+                    Some(user.id)
+                }
+            };
+            if user.is_none() && query.request_id.is_none() {
+                return Err(
+                    ApiError::InvalidArgument("give `email`, `request_id` or both".into()).into(),
+                );
+            }
+            if query.request_id.as_ref().is_some_and(|r| r.len() > 128) {
+                return Err(ApiError::InvalidArgument(
+                    "request_id is longer than 128 characters".into(),
+                )
+                .into());
+            }
+            let rows = state
+                .store
+                .outbox_for(user, query.request_id.as_deref(), STATUS_LIMIT)
+                .await?;
+            let items = rows
+                .into_iter()
+                .map(email_status)
+                .collect::<Result<_, _>>()?;
+            Ok::<_, ServiceError>(HttpResponseOk(PasswordEmailStatusList { items }))
+        })
+        .await;
+        finish(
+            "get_password_email_status",
+            &rqctx.request_id,
+            started,
+            &result,
+        );
+        Ok(Reply::from(result))
+    }
 }
 
 /// Runs a handler body under the configured request deadline. A transaction
@@ -147,6 +205,42 @@ fn finish<T>(
         _ => {}
     }
 }
+
+fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A stored delivery record as the API shows it.
+fn email_status(m: pwmail_store::OutboxStatus) -> Result<PasswordEmailStatus, ServiceError> {
+    use pwmail_store::OutboxState as S;
+    let kind = m
+        .kind
+        .parse::<PasswordEmailStatusKind>()
+        .map_err(|e| ApiError::internal(format!("outbox {} kind {:?}: {e}", m.id, m.kind)))?;
+    Ok(PasswordEmailStatus {
+        id: m.id,
+        message_id: m.message_id,
+        kind,
+        recipient: m.recipient,
+        state: match m.state {
+            S::Queued => PasswordEmailStatusState::Queued,
+            S::Sending => PasswordEmailStatusState::Sending,
+            S::Sent => PasswordEmailStatusState::Sent,
+            S::Retrying => PasswordEmailStatusState::Retrying,
+            S::Dead => PasswordEmailStatusState::Dead,
+        },
+        attempts: i32::try_from(m.attempts).unwrap_or(i32::MAX),
+        last_error: m.last_error,
+        last_reply: m.last_reply,
+        queued_at: to_time(m.queued_at),
+        next_attempt_at: m.next_attempt_at.map(to_time),
+        sent_at: m.sent_at.map(to_time),
+        request_id: m.request_id,
+    })
+}
+
+/// Most rows one status query returns.
+const STATUS_LIMIT: u32 = 100;
 
 fn retry_secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000).max(1)

@@ -122,6 +122,13 @@ pub trait Store: Send + Sync + 'static {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>>;
+    /// Messages to one user and/or queued by one API call, newest first.
+    async fn outbox_for(
+        &self,
+        user: Option<UserId>,
+        request_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxStatus>>;
     /// How many messages wait in each state.
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>>;
     /// The earliest time a queued or retrying message becomes due.

@@ -279,6 +279,7 @@ pub struct OutboxStatus {
     pub last_error: Option<String>,
     pub last_reply: Option<String>,
     pub created_at: UnixMillis,
+    pub queued_at: UnixMillis,
     pub next_attempt_at: Option<UnixMillis>,
     pub sent_at: Option<UnixMillis>,
     pub request_id: Option<String>,

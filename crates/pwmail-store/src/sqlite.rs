@@ -83,6 +83,7 @@ fn status_from_row(row: &SqliteRow) -> Result<OutboxStatus> {
         last_error: row.try_get("last_error")?,
         last_reply: row.try_get("last_reply")?,
         created_at: row.try_get("created_at")?,
+        queued_at: row.try_get("queued_at")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         sent_at: row.try_get("sent_at")?,
         request_id: row.try_get("request_id")?,
@@ -90,7 +91,7 @@ fn status_from_row(row: &SqliteRow) -> Result<OutboxStatus> {
 }
 
 const STATUS_COLUMNS: &str = "id, message_id, kind, recipient, state, attempts, last_error, \
-     last_reply, created_at, next_attempt_at, sent_at, request_id";
+     last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id";
 
 /// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
 /// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
@@ -556,6 +557,26 @@ impl Store for SqliteStore {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(state.map(OutboxState::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
+    async fn outbox_for(
+        &self,
+        user: Option<UserId>,
+        request_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxStatus>> {
+        let sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM outbox
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR request_id = $2)
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user.map(|u| u.0))
+            .bind(request_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;

@@ -14,6 +14,269 @@ pub struct ErrorResponse {
     ///What went wrong, for a person to read.
     pub message: ::std::string::String,
 }
+///`GetPasswordEmailStatusEmail`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct GetPasswordEmailStatusEmail(::std::string::String);
+impl ::std::ops::Deref for GetPasswordEmailStatusEmail {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<GetPasswordEmailStatusEmail> for ::std::string::String {
+    fn from(value: GetPasswordEmailStatusEmail) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for GetPasswordEmailStatusEmail {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 1024usize {
+            return Err("longer than 1024 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| {
+                ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$").unwrap()
+            });
+        if PATTERN.find(value).is_none() {
+            return Err(
+                "doesn't match pattern \"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$\""
+                    .into(),
+            );
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for GetPasswordEmailStatusEmail {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GetPasswordEmailStatusEmail {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for GetPasswordEmailStatusEmail {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`GetPasswordEmailStatusRequestId`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct GetPasswordEmailStatusRequestId(::std::string::String);
+impl ::std::ops::Deref for GetPasswordEmailStatusRequestId {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<GetPasswordEmailStatusRequestId> for ::std::string::String {
+    fn from(value: GetPasswordEmailStatusRequestId) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for GetPasswordEmailStatusRequestId {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 128usize {
+            return Err("longer than 128 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for GetPasswordEmailStatusRequestId {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GetPasswordEmailStatusRequestId {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for GetPasswordEmailStatusRequestId {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///One queued email and what happened to it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+pub struct PasswordEmailStatus {
+    ///Delivery attempts so far.
+    pub attempts: i32,
+    ///Outbox id (see `pwmail outbox show ID`).
+    pub id: i64,
+    ///Which message this is.
+    pub kind: PasswordEmailStatusKind,
+    ///Why the last failed attempt failed.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub last_error: ::std::option::Option<::std::string::String>,
+    ///The mail server's reply to the successful attempt.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub last_reply: ::std::option::Option<::std::string::String>,
+    ///The Message-ID header, stable across attempts.
+    pub message_id: ::std::string::String,
+    ///When the next attempt is due (queued and retrying only).
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub next_attempt_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+    pub queued_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    pub recipient: ::std::string::String,
+    ///The x-request-id of the API call that queued it.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub request_id: ::std::option::Option<::std::string::String>,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub sent_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+    ///queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).
+    pub state: PasswordEmailStatusState,
+}
+///Which message this is.
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum PasswordEmailStatusKind {
+    #[serde(rename = "send_password_email")]
+    SendPasswordEmail,
+    #[serde(rename = "reset_password_by_admin")]
+    ResetPasswordByAdmin,
+    #[serde(rename = "password_changed")]
+    PasswordChanged,
+}
+impl ::std::fmt::Display for PasswordEmailStatusKind {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::SendPasswordEmail => f.write_str("send_password_email"),
+            Self::ResetPasswordByAdmin => f.write_str("reset_password_by_admin"),
+            Self::PasswordChanged => f.write_str("password_changed"),
+        }
+    }
+}
+impl ::std::str::FromStr for PasswordEmailStatusKind {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "send_password_email" => Ok(Self::SendPasswordEmail),
+            "reset_password_by_admin" => Ok(Self::ResetPasswordByAdmin),
+            "password_changed" => Ok(Self::PasswordChanged),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for PasswordEmailStatusKind {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusKind {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Password emails and their delivery state.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+pub struct PasswordEmailStatusList {
+    pub items: ::std::vec::Vec<PasswordEmailStatus>,
+}
+///queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum PasswordEmailStatusState {
+    #[serde(rename = "queued")]
+    Queued,
+    #[serde(rename = "sending")]
+    Sending,
+    #[serde(rename = "sent")]
+    Sent,
+    #[serde(rename = "retrying")]
+    Retrying,
+    #[serde(rename = "dead")]
+    Dead,
+}
+impl ::std::fmt::Display for PasswordEmailStatusState {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Queued => f.write_str("queued"),
+            Self::Sending => f.write_str("sending"),
+            Self::Sent => f.write_str("sent"),
+            Self::Retrying => f.write_str("retrying"),
+            Self::Dead => f.write_str("dead"),
+        }
+    }
+}
+impl ::std::str::FromStr for PasswordEmailStatusState {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "queued" => Ok(Self::Queued),
+            "sending" => Ok(Self::Sending),
+            "sent" => Ok(Self::Sent),
+            "retrying" => Ok(Self::Retrying),
+            "dead" => Ok(Self::Dead),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for PasswordEmailStatusState {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusState {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ResetPasswordByAdminRequest {
@@ -295,6 +558,33 @@ impl ::schemars::JsonSchema for ErrorResponse {
         let _ = &generator;
         source_schema(
             "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"}},\"required\":[\"code\",\"details\",\"message\"]}",
+        )
+    }
+}
+impl ::schemars::JsonSchema for PasswordEmailStatus {
+    fn schema_name() -> ::std::string::String {
+        "PasswordEmailStatus".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"One queued email and what happened to it.\",\"type\":\"object\",\"properties\":{\"attempts\":{\"description\":\"Delivery attempts so far.\",\"type\":\"integer\",\"format\":\"int32\",\"minimum\":0},\"id\":{\"description\":\"Outbox id (see `pwmail outbox show ID`).\",\"type\":\"integer\",\"format\":\"int64\"},\"kind\":{\"description\":\"Which message this is.\",\"type\":\"string\",\"enum\":[\"send_password_email\",\"reset_password_by_admin\",\"password_changed\"]},\"last_error\":{\"description\":\"Why the last failed attempt failed.\",\"type\":\"string\"},\"last_reply\":{\"description\":\"The mail server's reply to the successful attempt.\",\"type\":\"string\"},\"message_id\":{\"description\":\"The Message-ID header, stable across attempts.\",\"type\":\"string\"},\"next_attempt_at\":{\"description\":\"When the next attempt is due (queued and retrying only).\",\"type\":\"string\",\"format\":\"date-time\"},\"queued_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"recipient\":{\"type\":\"string\"},\"request_id\":{\"description\":\"The x-request-id of the API call that queued it.\",\"type\":\"string\"},\"sent_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"state\":{\"description\":\"queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).\",\"type\":\"string\",\"enum\":[\"queued\",\"sending\",\"sent\",\"retrying\",\"dead\"]}},\"required\":[\"attempts\",\"id\",\"kind\",\"message_id\",\"queued_at\",\"recipient\",\"state\"]}",
+        )
+    }
+}
+impl ::schemars::JsonSchema for PasswordEmailStatusList {
+    fn schema_name() -> ::std::string::String {
+        "PasswordEmailStatusList".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = generator.subschema_for::<PasswordEmailStatus>();
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"Password emails and their delivery state.\",\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/PasswordEmailStatus\"}}},\"required\":[\"items\"]}",
         )
     }
 }

@@ -11,13 +11,18 @@ use quote::{format_ident, quote};
 
 use super::{check_type_name, component_ref, format_tokens};
 
-pub fn generate(spec: &OpenAPI) -> Result<String> {
+/// A generator whose type space holds every type of the document, including
+/// the ones only operations mention (constrained parameters).
+fn full_type_space(spec: &OpenAPI) -> Result<Generator> {
     let mut settings = GenerationSettings::new();
     settings.with_interface(InterfaceStyle::Positional);
     let mut generator = Generator::new(&settings);
-    // Running the whole generator fills the type space with every schema,
-    // including the ones only operations mention.
     generator.generate_tokens(spec)?;
+    Ok(generator)
+}
+
+pub fn generate(spec: &OpenAPI) -> Result<String> {
+    let generator = full_type_space(spec)?;
     let types = generator.get_type_space().to_stream();
 
     let mut impls = Vec::new();
