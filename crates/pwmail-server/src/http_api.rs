@@ -24,6 +24,7 @@ use crate::error::ServiceError;
 use crate::mail::LinkEmail;
 use crate::state::AppState;
 use crate::{auth, token, validate};
+use tracing::Instrument as _;
 
 pub enum PwmailImpl {}
 
@@ -45,8 +46,7 @@ impl PwmailApi for PwmailImpl {
         ApiError,
     > {
         let state = rqctx.context();
-        let started = std::time::Instant::now();
-        let result = with_deadline(state, async {
+        let result = handle(&rqctx, "send_password_email", async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
             let (path, body) = (path.into_inner(), body.into_inner());
@@ -71,7 +71,6 @@ impl PwmailApi for PwmailImpl {
             ))
         })
         .await;
-        finish("send_password_email", &rqctx.request_id, started, &result);
         // Refusals of a deprecated operation are deprecated responses too.
         Ok(Reply::from(result).with_deprecation())
     }
@@ -82,8 +81,7 @@ impl PwmailApi for PwmailImpl {
         body: TypedBody<ResetPasswordByAdminRequest>,
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
         let state = rqctx.context();
-        let started = std::time::Instant::now();
-        let result = with_deadline(state, async {
+        let result = handle(&rqctx, "reset_password_by_admin", async {
             let caller =
                 auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
             let body = body.into_inner();
@@ -100,12 +98,6 @@ impl PwmailApi for PwmailImpl {
             )))
         })
         .await;
-        finish(
-            "reset_password_by_admin",
-            &rqctx.request_id,
-            started,
-            &result,
-        );
         Ok(Reply::from(result))
     }
 
@@ -115,8 +107,7 @@ impl PwmailApi for PwmailImpl {
         headers: Header<GetPasswordEmailStatusHeaders>,
     ) -> Result<Reply<HttpResponseOk<PasswordEmailStatusList>>, ApiError> {
         let state = rqctx.context();
-        let started = std::time::Instant::now();
-        let result = with_deadline(state, async {
+        let result = handle(&rqctx, "get_password_email_status", async {
             auth::admin(&*state.store, headers.into_inner().authorization.as_deref()).await?;
             let query = query.into_inner();
             let user = match &query.email {
@@ -154,12 +145,6 @@ impl PwmailApi for PwmailImpl {
             Ok::<_, ServiceError>(HttpResponseOk(PasswordEmailStatusList { items }))
         })
         .await;
-        finish(
-            "get_password_email_status",
-            &rqctx.request_id,
-            started,
-            &result,
-        );
         Ok(Reply::from(result))
     }
 }
@@ -167,6 +152,22 @@ impl PwmailApi for PwmailImpl {
 /// Runs a handler body under the configured request deadline. A transaction
 /// cut off by the deadline is rolled back unless its commit was already under
 /// way, so the 504 says the outcome is unknown.
+/// Runs one API call: in a span carrying the request id (so every log line
+/// of the request has it), under the deadline, then records the outcome.
+async fn handle<T>(
+    rqctx: &RequestContext<Arc<AppState>>,
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ApiError> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %rqctx.request_id, operation);
+    let result = with_deadline(rqctx.context(), work)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| finish(operation, &rqctx.request_id, started, &result));
+    result
+}
+
 async fn with_deadline<T>(
     state: &AppState,
     work: impl std::future::Future<Output = Result<T, ServiceError>>,

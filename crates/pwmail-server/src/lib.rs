@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http_api;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;
@@ -72,13 +73,11 @@ pub struct StartOptions {
     pub clock: Arc<dyn Clock>,
     pub dispatcher: DispatcherConfig,
     pub template_dir: Option<std::path::PathBuf>,
-    /// dropshot's logger; `tracing_slog` forwards it into tracing.
+    /// dropshot's logger; `logging::SlogToTracing` forwards it into tracing.
     pub log: slog::Logger,
 }
 
-pub fn dropshot_logger() -> slog::Logger {
-    slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!())
-}
+pub use logging::dropshot_logger;
 
 pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Bootstrap>)> {
     let StartOptions {

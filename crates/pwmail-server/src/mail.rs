@@ -9,32 +9,21 @@ use minijinja::{Environment, context};
 use pwmail_store::{LinkPurpose, NewMessage, UnixMillis};
 
 /// Each kind has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "send_password_email.subject.txt",
-        include_str!("../templates/send_password_email.subject.txt"),
-    ),
-    (
-        "send_password_email.txt",
-        include_str!("../templates/send_password_email.txt"),
-    ),
-    (
-        "send_password_email.html",
-        include_str!("../templates/send_password_email.html"),
-    ),
-    (
-        "reset_password_by_admin.subject.txt",
-        include_str!("../templates/reset_password_by_admin.subject.txt"),
-    ),
-    (
-        "reset_password_by_admin.txt",
-        include_str!("../templates/reset_password_by_admin.txt"),
-    ),
-    (
-        "reset_password_by_admin.html",
-        include_str!("../templates/reset_password_by_admin.html"),
-    ),
-];
+macro_rules! builtin_templates {
+    ($($kind:literal),* $(,)?) => {
+        &[$(
+            (concat!($kind, ".subject.txt"), include_str!(concat!("../templates/", $kind, ".subject.txt"))),
+            (concat!($kind, ".txt"), include_str!(concat!("../templates/", $kind, ".txt"))),
+            (concat!($kind, ".html"), include_str!(concat!("../templates/", $kind, ".html"))),
+        )*]
+    };
+}
+
+const BUILTIN: &[(&str, &str)] = builtin_templates!(
+    "send_password_email",
+    "reset_password_by_admin",
+    "password_changed"
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -100,9 +100,11 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    // The address comes from the config file.
+    std::fs::write(d.join("pwmail.toml"), format!("listen = \"{listen}\"\n")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pwmail"))
         .current_dir(d)
-        .args(["serve", "--listen", &listen])
+        .args(["--config", "pwmail.toml", "serve"])
         .env_remove("PWMAIL_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -182,4 +184,161 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn config_file_typos_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let (ok, _, err) = pwmail(dir.path(), &["--config", "bad.toml", "user", "list"]);
+    assert!(!ok);
+    assert!(err.contains("unknown setting \"lisen\""), "{err}");
+}
+
+#[test]
+fn mail_preview_prints_the_rendered_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = pwmail(
+        dir.path(),
+        &[
+            "mail",
+            "preview",
+            "--kind",
+            "reset-password-by-admin",
+            "--to",
+            "a@example.com",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Subject: Your pwmail password was reset"),
+        "{out}"
+    );
+    assert!(out.contains("To: a@example.com"));
+    assert!(out.contains("multipart/alternative"));
+    assert!(out.contains("http://127.0.0.1:8080/reset/EXAMPLE-TOKEN"));
+
+    // An operator's template replaces the built-in one.
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("password_changed.subject.txt"),
+        "Changed: {{ email }}",
+    )
+    .unwrap();
+    let (ok, out, _) = pwmail(
+        dir.path(),
+        &[
+            "mail",
+            "preview",
+            "--kind",
+            "password-changed",
+            "--to",
+            "b@example.com",
+            "--template-dir",
+            "templates",
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains("Subject: Changed: b@example.com"), "{out}");
+    assert!(out.contains("was changed at"), "built-in body kept");
+}
+
+#[test]
+fn outbox_commands_show_and_requeue_dead_messages() {
+    use pwmail_store::{
+        Actor, Claim, IssueLink, LinkPurpose, NewMessage, Rate, Settlement, TokenHash,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
+    assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
+    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let id = runtime.block_on(async {
+        let store = pwmail_store::open(&url).await.unwrap();
+        let admin = store
+            .find_user_by_email("ops@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let user = store
+            .find_user_by_email("u@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let token = store
+            .create_api_token(admin.id, &TokenHash([1; 32]), "t", 0)
+            .await
+            .unwrap();
+        store
+            .issue_link(&IssueLink {
+                actor: Actor {
+                    user: admin.id,
+                    token_id: token.id,
+                },
+                target: user.id,
+                purpose: LinkPurpose::SendPasswordEmail,
+                link_hash: TokenHash([2; 32]),
+                expires_at: 10_000,
+                cooldown: Rate {
+                    period_ms: 1,
+                    burst: 1,
+                },
+                message: NewMessage {
+                    message_id: "m1@example.com".into(),
+                    kind: "send_password_email".into(),
+                    recipient: "u@example.com".into(),
+                    subject: "s".into(),
+                    body_text: "t".into(),
+                    body_html: "h".into(),
+                },
+                request_id: "req-1".into(),
+                now: 0,
+            })
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_outbox(&Claim {
+                owner: "w".into(),
+                now: 0,
+                lease_ms: 1000,
+                limit: 1,
+            })
+            .await
+            .unwrap();
+        let dead = Settlement::Dead {
+            error: "550 mailbox unavailable".into(),
+            at: 1,
+        };
+        assert!(
+            store
+                .settle_outbox(claimed[0].id, "w", &dead)
+                .await
+                .unwrap()
+        );
+        claimed[0].id
+    });
+
+    let (ok, out, _) = pwmail(d, &["outbox", "list", "--state", "dead"]);
+    assert!(
+        ok && out.contains("u@example.com") && out.contains("550 mailbox unavailable"),
+        "{out}"
+    );
+    let (ok, out, _) = pwmail(d, &["outbox", "show", &id.to_string()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("state:        dead") && out.contains("request id:   req-1"),
+        "{out}"
+    );
+    assert!(out.contains("<m1@example.com>"), "{out}");
+    let (ok, out, _) = pwmail(d, &["outbox", "retry", &id.to_string()]);
+    assert!(ok && out.contains("requeued"), "{out}");
+    let (ok, out, _) = pwmail(d, &["outbox", "show", &id.to_string()]);
+    assert!(
+        ok && out.contains("state:        queued") && out.contains("attempts:     0"),
+        "{out}"
+    );
+    let (ok, _, err) = pwmail(d, &["outbox", "retry", &id.to_string()]);
+    assert!(!ok && err.contains("is not dead"), "{err}");
 }

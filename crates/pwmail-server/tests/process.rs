@@ -1,0 +1,338 @@
+//! `pwmail serve` as a real process against a real SMTP server: a crash in
+//! the middle of sending, and what its logs may never contain.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pwmail_server::admin;
+use pwmail_store::{OutboxState, Store};
+use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
+
+struct Serve {
+    child: Child,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+    cmd.current_dir(dir)
+        .args(["serve", "--listen", listen, "--log-format", "json"])
+        .args(extra)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start pwmail serve");
+    let serve = Serve { child };
+    wait_until_listening(listen);
+    serve
+}
+
+fn wait_until_listening(listen: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "pwmail serve did not listen on {listen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn open_store(dir: &Path) -> std::sync::Arc<dyn Store> {
+    let url = format!("sqlite://{}", dir.join("pwmail-data/pwmail.db").display());
+    std::fs::create_dir_all(dir.join("pwmail-data")).unwrap();
+    pwmail_store::open(&url).await.unwrap()
+}
+
+fn now() -> i64 {
+    use pwmail_server::clock::Clock;
+    pwmail_server::clock::SystemClock.now()
+}
+
+async fn reset(client: &reqwest::Client, listen: &str, token: &str, email: &str) -> u16 {
+    client
+        .post(format!(
+            "http://{listen}/api/web/custom/password/admin_reset"
+        ))
+        .header("Authorization", format!("APIToken {token}"))
+        .json(&serde_json::json!({ "email": email }))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_rows() {
+    const N: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("serve.log");
+    let store = open_store(d).await;
+    admin::add_user(&*store, "ops@example.com", true, None, now())
+        .await
+        .unwrap();
+    let token = admin::create_token(&*store, "ops@example.com", "t", now())
+        .await
+        .unwrap();
+    for i in 0..N {
+        admin::add_user(&*store, &format!("u{i}@example.com"), false, None, now())
+            .await
+            .unwrap();
+    }
+
+    // The relay is down while the API queues all 2000.
+    let smtp_port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}?tls=none");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let flags = [
+        "--smtp-url",
+        &smtp_url,
+        "--token-rate",
+        "1000000/60",
+        "--mail-lease-secs",
+        "4",
+        "--mail-backoff-secs",
+        "1",
+        "--mail-backoff-max-secs",
+        "1",
+        "--mail-concurrency",
+        "16",
+        "--mail-max-attempts",
+        "1000",
+        "--mail-poll-ms",
+        "100",
+    ];
+    let first = serve(d, &listen, &flags, &[], &log);
+    let client = reqwest::Client::new();
+    let mut queued = 0;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(16) {
+        let calls = chunk.iter().map(|i| {
+            let (client, listen, token) = (&client, &listen, token.expose());
+            async move { reset(client, listen, token, &format!("u{i}@example.com")).await }
+        });
+        for status in futures::future::join_all(calls).await {
+            assert_eq!(status, 200);
+            queued += 1;
+        }
+    }
+    assert_eq!(queued, N);
+
+    // The relay comes up; kill -9 once a few hundred are through.
+    let smtp = SmtpServer::start(SmtpOptions {
+        port: Some(smtp_port),
+        ..SmtpOptions::default()
+    });
+    let arrived = tokio::task::block_in_place(|| smtp.wait_for(300, Duration::from_secs(60)));
+    assert!(arrived.len() >= 300, "sending started");
+    let pid = first.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(first);
+    let in_flight = store
+        .list_outbox(Some(OutboxState::Sending), 10_000)
+        .await
+        .unwrap()
+        .len();
+    let delivered_at_kill = smtp.messages().len();
+    assert!(
+        delivered_at_kill < N,
+        "killed mid-way ({delivered_at_kill} of {N} delivered)"
+    );
+
+    let _second = serve(d, &listen, &flags, &[], &log);
+    let messages = tokio::task::block_in_place(|| smtp.wait_for(N, Duration::from_secs(180)));
+    // Let the restarted process settle anything left.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let depth = store.outbox_depth().await.unwrap();
+        let sent = depth
+            .iter()
+            .find(|(s, _)| *s == OutboxState::Sent)
+            .unwrap()
+            .1;
+        if sent as usize == N || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let messages = if messages.len() < N {
+        messages
+    } else {
+        smtp.messages()
+    };
+
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for m in &messages {
+        *per_id.entry(header(m, "Message-ID").unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), N, "every queued email arrived");
+    let duplicates: usize = per_id.values().map(|n| n - 1).sum();
+    eprintln!(
+        "kill -9 after {delivered_at_kill} of {N} delivered: {in_flight} rows in flight, \
+         {duplicates} duplicates after restart"
+    );
+    assert!(
+        duplicates <= in_flight,
+        "duplicates ({duplicates}) only for rows in flight at the kill ({in_flight})"
+    );
+    assert_eq!(
+        store
+            .list_outbox(Some(OutboxState::Sent), 10_000)
+            .await
+            .unwrap()
+            .len(),
+        N,
+        "every row ends sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_request_ids_and_never_secrets() {
+    const SMTP_PASSWORD: &str = "smtp-Pa55word-zzq";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("serve.log");
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        auth: Some(("mailer".into(), SMTP_PASSWORD.into())),
+        ..SmtpOptions::default()
+    });
+    let store = open_store(d).await;
+    admin::add_user(&*store, "ops@example.com", true, None, now())
+        .await
+        .unwrap();
+    admin::add_user(&*store, "hello@example.com", false, None, now())
+        .await
+        .unwrap();
+    let token = admin::create_token(&*store, "ops@example.com", "t", now())
+        .await
+        .unwrap();
+
+    let password_file = d.join("smtp-password");
+    std::fs::write(&password_file, format!("{SMTP_PASSWORD}\n")).unwrap();
+    let smtp_url = format!("smtp://mailer@localhost:{}?tls=starttls", smtp.port);
+    let ca = smtp.ca_file.as_ref().unwrap().display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = serve(
+        d,
+        &listen,
+        &[
+            "--smtp-ca-file",
+            &ca,
+            "--smtp-password-file",
+            &password_file.display().to_string(),
+        ],
+        &[("PWMAIL_SMTP_URL", &smtp_url), ("PWMAIL_LOG", "debug")],
+        &log,
+    );
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!(
+            "http://{listen}/api/web/custom/password/admin_reset"
+        ))
+        .header("Authorization", format!("APIToken {}", token.expose()))
+        .json(&serde_json::json!({ "email": "hello@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // A refused call with a wrong token logs too.
+    let wrong = client
+        .post(format!(
+            "http://{listen}/api/web/custom/password/admin_reset"
+        ))
+        .header(
+            "Authorization",
+            "APIToken pwm_wrongwrongwrongwrongwrongwrongwrongwrongwro",
+        )
+        .json(&serde_json::json!({ "email": "hello@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let messages = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(20)));
+    assert_eq!(messages.len(), 1, "smtp: {}", smtp.log());
+    let link = link_token(&messages[0]).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = serve.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(serve);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 5, "logs were written");
+    for (what, secret) in [
+        ("API token", token.expose()),
+        ("API token body", token.expose().trim_start_matches("pwm_")),
+        ("link token", link.as_str()),
+        ("SMTP password", SMTP_PASSWORD),
+        ("wrong token", "pwm_wrongwrong"),
+    ] {
+        assert!(!text.contains(secret), "the {what} appears in the logs");
+    }
+
+    // JSON lines; the request's own lines carry its id.
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let queued = lines
+        .iter()
+        .find(|l| l["message"] == "password email queued")
+        .expect("the queue line");
+    assert_eq!(queued["span"]["request_id"], request_id.as_str());
+    let sent = lines
+        .iter()
+        .find(|l| l["message"] == "email sent")
+        .expect("the send line");
+    assert_eq!(
+        sent["request_id"],
+        request_id.as_str(),
+        "the send line names the request"
+    );
+    let completed = lines
+        .iter()
+        .filter(|l| l["message"] == "request completed")
+        .filter(|l| {
+            l["kv"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("req_id={request_id}"))
+        })
+        .count();
+    assert_eq!(completed, 1, "dropshot's own line carries the request id");
+}
