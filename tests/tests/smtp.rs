@@ -335,6 +335,8 @@ async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
         port: Some(port),
         ..SmtpOptions::default()
     });
+    // Rate from the first delivery on, so the retry backoff does not count.
+    wait_for(&smtp, 1, Duration::from_secs(30)).await;
     let started = Instant::now();
     let messages = wait_for(&smtp, N, Duration::from_secs(120)).await;
     let took = started.elapsed();
@@ -355,7 +357,7 @@ async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
     recipients.dedup();
     assert_eq!(recipients.len(), N, "one per user");
     eprintln!(
-        "backlog of {N} drained in {:.2} s after the SMTP server came up ({:.0} emails/s, concurrency 16, pool 8)",
+        "backlog of {N} delivered in {:.2} s from the first delivery ({:.0} emails/s, concurrency 16, pool 8)",
         took.as_secs_f64(),
         N as f64 / took.as_secs_f64()
     );
