@@ -12,6 +12,7 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;
+pub mod password;
 pub mod settings_file;
 pub mod state;
 pub mod token;

@@ -97,11 +97,18 @@ pub trait Store: Send + Sync + 'static {
     /// the limit will admit one.
     async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission>;
 
+    /// Whether `key` would be admitted now, without recording a call.
+    async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission>;
+
     // --- reset links -----------------------------------------------------
     /// The admin operations' one transaction: per-user cooldown, revoke the
     /// user's open links, store the new link, (for ResetPasswordByAdmin)
     /// invalidate the password, queue the email, write the audit row.
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome>;
+    /// The reset page's one transaction: consume the link (atomically: open,
+    /// unexpired, unused), set the password hash, revoke the user's other
+    /// links, queue the "password changed" notice, write the audit row.
+    async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome>;
     /// The link with this hash, whatever its state; for the reset page and tests.
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>>;
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>>;

@@ -151,6 +151,27 @@ pub enum IssueOutcome {
     },
 }
 
+#[derive(Clone, Debug)]
+pub struct CompleteReset {
+    pub link_hash: TokenHash,
+    /// PHC string of the new password.
+    pub password_phc: String,
+    /// The "your password was changed" notice.
+    pub notice: NewMessage,
+    pub request_id: String,
+    pub now: UnixMillis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetOutcome {
+    Changed {
+        user: UserId,
+        outbox_id: i64,
+    },
+    /// The link was used, revoked or expired meanwhile; nothing was written.
+    LinkUnusable,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
     Open,

@@ -93,6 +93,44 @@ fn status_from_row(row: &SqliteRow) -> Result<OutboxStatus> {
 const STATUS_COLUMNS: &str = "id, message_id, kind, recipient, state, attempts, last_error, \
      last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id";
 
+/// Queues a message inside `tx`; returns its outbox id.
+async fn insert_message(
+    tx: &mut Transaction<'static, Sqlite>,
+    m: &NewMessage,
+    now: UnixMillis,
+    request_id: &str,
+    user: UserId,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+                             next_attempt_at, created_at, queued_at, request_id, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id",
+    )
+    .bind(&m.message_id)
+    .bind(&m.kind)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(&m.body_html)
+    .bind(now)
+    .bind(request_id)
+    .bind(user.0)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// GCRA without recording: would a call be admitted now?
+fn peek(tat: Option<i64>, rate: &Rate, now: UnixMillis) -> Admission {
+    let period = rate.period_ms.max(1);
+    let tau = period * (i64::from(rate.burst.max(1)) - 1);
+    match tat {
+        Some(tat) if tat.max(now) - now > tau => Admission::Refused {
+            retry_after_ms: (tat - tau - now).max(1),
+        },
+        _ => Admission::Admitted,
+    }
+}
+
 /// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
 /// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
 async fn gcra(
@@ -304,6 +342,66 @@ impl Store for SqliteStore {
         Ok(admission)
     }
 
+    async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(peek(tat, limit, now))
+    }
+
+    async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
+        let mut tx = self.begin_write().await?;
+        let consumed = sqlx::query(
+            "UPDATE reset_links SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+             RETURNING id, user_id",
+        )
+        .bind(&reset.link_hash.0[..])
+        .bind(reset.now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = consumed else {
+            return Ok(ResetOutcome::LinkUnusable);
+        };
+        let user = UserId(row.try_get("user_id")?);
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                              password_invalidated_at = NULL
+             WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(&reset.password_phc)
+        .bind(reset.now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(ResetOutcome::LinkUnusable);
+        }
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(reset.now)
+        .execute(&mut *tx)
+        .await?;
+        let outbox_id =
+            insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user).await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
+             VALUES ($1, $2, 'password_changed', $3, $4)",
+        )
+        .bind(reset.now)
+        .bind(user.0)
+        .bind(&reset.request_id)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ResetOutcome::Changed { user, outbox_id })
+    }
+
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
         let mut tx = self.begin_write().await?;
         let disabled: Option<Option<i64>> =
@@ -352,22 +450,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let m = &issue.message;
-        let outbox_id: i64 = sqlx::query_scalar(
-            "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
-                                 next_attempt_at, created_at, queued_at, request_id, user_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id",
+        let outbox_id = insert_message(
+            &mut tx,
+            &issue.message,
+            issue.now,
+            &issue.request_id,
+            issue.target,
         )
-        .bind(&m.message_id)
-        .bind(&m.kind)
-        .bind(&m.recipient)
-        .bind(&m.subject)
-        .bind(&m.body_text)
-        .bind(&m.body_html)
-        .bind(issue.now)
-        .bind(&issue.request_id)
-        .bind(issue.target.0)
-        .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,

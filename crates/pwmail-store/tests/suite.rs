@@ -164,6 +164,132 @@ async fn gcra(store: &dyn Store) {
         store.rate_limit("other", &rate, T0).await.unwrap(),
         Admission::Admitted
     );
+
+    // Peeking says the same as the next step would, and records nothing.
+    let strict = Rate {
+        period_ms: 1000,
+        burst: 1,
+    };
+    assert_eq!(
+        store.rate_peek("p", &strict, T0).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_peek("p", &strict, T0).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_limit("p", &strict, T0).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store.rate_peek("p", &strict, T0 + 400).await.unwrap(),
+        Admission::Refused {
+            retry_after_ms: 600
+        }
+    );
+    assert_eq!(
+        store.rate_peek("p", &strict, T0 + 1000).await.unwrap(),
+        Admission::Admitted
+    );
+}
+
+async fn complete_reset(store: &dyn Store) {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    let user = store
+        .create_user(&new_user("u@example.com", false), T0)
+        .await
+        .unwrap();
+    store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::ResetPasswordByAdmin,
+            30,
+            T0,
+        ))
+        .await
+        .unwrap();
+    let reset = |now| CompleteReset {
+        link_hash: hash(30),
+        password_phc: "$argon2id$new".into(),
+        notice: NewMessage {
+            message_id: format!("changed-{now}@test"),
+            kind: "password_changed".into(),
+            recipient: "u@example.com".into(),
+            subject: "changed".into(),
+            body_text: "t".into(),
+            body_html: "h".into(),
+        },
+        request_id: "req-reset".into(),
+        now,
+    };
+    // Expired at T0 + 1 h: nothing happens.
+    assert_eq!(
+        store.complete_reset(&reset(T0 + 3_600_000)).await.unwrap(),
+        ResetOutcome::LinkUnusable
+    );
+    assert_eq!(
+        store.find_link(&hash(30)).await.unwrap().unwrap().state,
+        LinkState::Open
+    );
+    assert_eq!(store.password_hash(user.id).await.unwrap(), None);
+
+    let done = store.complete_reset(&reset(T0 + 1_000)).await.unwrap();
+    assert!(
+        matches!(done, ResetOutcome::Changed { user: u, .. } if u == user.id),
+        "{done:?}"
+    );
+    assert_eq!(
+        store.password_hash(user.id).await.unwrap().as_deref(),
+        Some("$argon2id$new")
+    );
+    assert_eq!(
+        store.find_link(&hash(30)).await.unwrap().unwrap().state,
+        LinkState::Used
+    );
+    let kinds: Vec<String> = store
+        .outbox_for(Some(user.id), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    assert_eq!(kinds, ["password_changed", "reset_password_by_admin"]);
+    let ops: Vec<String> = store
+        .audit_entries(user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.operation)
+        .collect();
+    assert_eq!(ops, ["reset_password_by_admin", "password_changed"]);
+
+    assert_eq!(
+        store.complete_reset(&reset(T0 + 2_000)).await.unwrap(),
+        ResetOutcome::LinkUnusable,
+        "single use"
+    );
+    assert_eq!(
+        store
+            .outbox_for(Some(user.id), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "no second notice"
+    );
 }
 
 async fn issue_links(store: &dyn Store) {
@@ -402,4 +528,4 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, issue_links, outbox);
+suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset);

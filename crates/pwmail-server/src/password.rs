@@ -1,0 +1,222 @@
+//! New-password rules (after NIST SP 800-63B) and argon2id hashing.
+//!
+//! Rules: both fields equal; at least `min_length` characters; at most
+//! [`MAX_BYTES`] (to bound hashing work, far above the 64 characters NIST says
+//! to allow); no composition rules; not on the built-in list of common
+//! passwords; a zxcvbn score of at least 3 given the user's email and name.
+
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+
+pub const MAX_BYTES: usize = 1024;
+/// zxcvbn's cost grows with length; a strong prefix is strong enough.
+const ZXCVBN_PREFIX_CHARS: usize = 100;
+
+/// Passwords people pick first; rejected whatever zxcvbn says.
+const COMMON: &str = include_str!("../templates/common-passwords.txt");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Mismatch,
+    TooShort { min: usize },
+    TooLong,
+    Common,
+    Guessable { hint: Option<String> },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Mismatch => f.write_str("The two passwords are not the same."),
+            Rejection::TooShort { min } => {
+                write!(
+                    f,
+                    "The password is too short: use at least {min} characters."
+                )
+            }
+            Rejection::TooLong => write!(f, "The password is too long: at most {MAX_BYTES} bytes."),
+            Rejection::Common => {
+                f.write_str("This password is one of the most common ones. Choose another.")
+            }
+            Rejection::Guessable { hint } => {
+                f.write_str("This password would be easy to guess.")?;
+                if let Some(hint) = hint {
+                    write!(f, " {hint}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub min_length: usize,
+}
+
+impl Policy {
+    /// Checks a new password; `context` holds the user's email and name,
+    /// which a password should not be built from.
+    pub fn check(&self, password: &str, confirm: &str, context: &[&str]) -> Result<(), Rejection> {
+        if password != confirm {
+            return Err(Rejection::Mismatch);
+        }
+        if password.len() > MAX_BYTES {
+            return Err(Rejection::TooLong);
+        }
+        if password.chars().count() < self.min_length {
+            return Err(Rejection::TooShort {
+                min: self.min_length,
+            });
+        }
+        let lowered = password.to_lowercase();
+        if COMMON.lines().any(|common| common.trim() == lowered) {
+            return Err(Rejection::Common);
+        }
+        // zxcvbn matches its dictionaries, the user's words included, in
+        // lower case.
+        let mut words: Vec<String> = context.iter().map(|c| c.to_lowercase()).collect();
+        let parts: Vec<String> = words
+            .iter()
+            .flat_map(|c| c.split(['@', '.', ' ', '_', '-', '+']))
+            .filter(|p| p.len() >= 3)
+            .map(str::to_string)
+            .collect();
+        words.extend(parts);
+        let inputs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let prefix: String = password.chars().take(ZXCVBN_PREFIX_CHARS).collect();
+        let entropy = zxcvbn::zxcvbn(&prefix, &inputs);
+        if entropy.score() < zxcvbn::Score::Three {
+            let hint = entropy.feedback().and_then(|f| {
+                f.warning()
+                    .map(|w| w.to_string())
+                    .or_else(|| f.suggestions().first().map(|s| s.to_string()))
+            });
+            return Err(Rejection::Guessable { hint });
+        }
+        Ok(())
+    }
+}
+
+/// Runs argon2id (m=19456 KiB, t=2, p=1) on the blocking pool, at most
+/// `permits` at a time, so a burst of submissions waits instead of taking
+/// 19 MiB each at once.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Argon2(String),
+    #[error("password hashing task failed: {0}")]
+    Task(String),
+}
+
+impl Hasher {
+    pub fn new(permits: usize) -> Self {
+        Hasher {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+        }
+    }
+
+    /// The PHC string of `password`.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| HashError::Argon2(e.to_string()))
+        })
+        .await
+        .map_err(|e| HashError::Task(e.to_string()))?
+    }
+
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(password.as_bytes(), phc.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|e| HashError::Task(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy { min_length: 12 };
+
+    #[test]
+    fn rules() {
+        let ctx = ["carol.jones@example.com", "Carol Jones"];
+        let ok = "correct horse battery staple";
+        assert_eq!(POLICY.check(ok, ok, &ctx), Ok(()));
+        assert_eq!(POLICY.check(ok, "other", &ctx), Err(Rejection::Mismatch));
+        assert_eq!(
+            POLICY.check("Sh0rt!x", "Sh0rt!x", &ctx),
+            Err(Rejection::TooShort { min: 12 })
+        );
+        let long = "x".repeat(MAX_BYTES + 1);
+        assert_eq!(POLICY.check(&long, &long, &ctx), Err(Rejection::TooLong));
+        let max = "horse staple ".repeat(MAX_BYTES / 13);
+        assert_eq!(
+            POLICY.check(&max, &max, &ctx),
+            Ok(()),
+            "long passphrases are fine"
+        );
+        assert_eq!(
+            POLICY.check("password1234", "password1234", &ctx),
+            Err(Rejection::Common)
+        );
+        // Strong on its own (zxcvbn scores it 4), weak given who the user is.
+        let own_email = "carol.jones@example.com";
+        assert!(matches!(
+            POLICY.check(own_email, own_email, &ctx),
+            Err(Rejection::Guessable { .. })
+        ));
+        assert!(matches!(
+            POLICY.check("aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa", &ctx),
+            Err(Rejection::Guessable { .. })
+        ));
+        // No composition rules: lowercase words pass when they are strong.
+        assert_eq!(
+            POLICY.check("plum trellis quasar", "plum trellis quasar", &ctx),
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_and_verify() {
+        let hasher = Hasher::new(2);
+        let phc = hasher.hash("plum trellis quasar".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(
+            hasher
+                .verify("plum trellis quasar".into(), phc.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("plum trellis quasaR".into(), phc)
+                .await
+                .unwrap()
+        );
+    }
+}
