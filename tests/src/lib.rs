@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pwmail_server::clock::SystemClock;
+use pwmail_server::clock::{ManualClock, SystemClock};
 use pwmail_server::config::{self, MailConfig, ServerConfig};
 use pwmail_server::outbox::DispatcherConfig;
 use pwmail_server::{Running, StartOptions, admin};
@@ -29,9 +29,12 @@ pub struct Options {
     pub token_rate: (u32, u64),
     pub request_timeout: Duration,
     pub max_backlog: u64,
+    pub reset_guess_rate: (u32, u64),
     /// Where mail goes; `.eml` files in the test's directory when `None`.
     pub mail: Option<MailConfig>,
     pub dispatcher: DispatcherConfig,
+    /// A clock the test moves (link expiry); the system clock when `None`.
+    pub clock: Option<Arc<ManualClock>>,
 }
 
 impl Default for Options {
@@ -41,11 +44,13 @@ impl Default for Options {
             token_rate: (6000, 60),
             request_timeout: Duration::from_secs(30),
             max_backlog: 50_000,
+            reset_guess_rate: (20, 600),
             mail: None,
             dispatcher: DispatcherConfig {
                 poll_interval: Duration::from_millis(200),
                 ..DispatcherConfig::default()
             },
+            clock: None,
         }
     }
 }
@@ -74,6 +79,14 @@ impl TestServer {
                 .unwrap(),
             request_timeout: options.request_timeout,
             max_backlog: options.max_backlog,
+            reset_guess_rate: config::rate(
+                "g",
+                options.reset_guess_rate.0,
+                options.reset_guess_rate.1,
+            )
+            .unwrap(),
+            password_min_length: 12,
+            hash_concurrency: 2,
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@pwmail.test>".into(),
             support_contact: None,
@@ -81,7 +94,10 @@ impl TestServer {
         };
         let (running, bootstrap) = pwmail_server::start(StartOptions {
             config,
-            clock: Arc::new(SystemClock),
+            clock: match &options.clock {
+                Some(clock) => Arc::clone(clock) as Arc<dyn pwmail_server::clock::Clock>,
+                None => Arc::new(SystemClock),
+            },
             dispatcher: options.dispatcher.clone(),
             template_dir: None,
             log: pwmail_server::dropshot_logger(),

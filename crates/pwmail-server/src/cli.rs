@@ -121,6 +121,15 @@ pub struct ServeArgs {
     /// Calls per API token: COUNT/SECONDS.
     #[arg(long, env = "PWMAIL_TOKEN_RATE", default_value = "6000/60", value_parser = parse_rate)]
     pub token_rate: (u32, u64),
+    /// Unknown reset links one client address may open: COUNT/SECONDS.
+    #[arg(long, env = "PWMAIL_RESET_GUESS_RATE", default_value = "20/600", value_parser = parse_rate)]
+    pub reset_guess_rate: (u32, u64),
+    /// Shortest new password, in characters (NIST SP 800-63B: at least 8; 15 when it is the only factor).
+    #[arg(long, env = "PWMAIL_PASSWORD_MIN_LENGTH", default_value_t = 12, value_parser = clap::value_parser!(u16).range(8..=64))]
+    pub password_min_length: u16,
+    /// Password hashes computed at once, 19 MiB each [default: CPU count].
+    #[arg(long, env = "PWMAIL_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
     /// Seconds after which an API call answers 504 (its outcome then unknown).
     #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -350,6 +359,15 @@ impl ServeArgs {
             user_cooldown: config::rate("user-rate", self.user_rate.0, self.user_rate.1)?,
             token_rate: config::rate("token-rate", self.token_rate.0, self.token_rate.1)?,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            reset_guess_rate: config::rate(
+                "reset-guess-rate",
+                self.reset_guess_rate.0,
+                self.reset_guess_rate.1,
+            )?,
+            password_min_length: usize::from(self.password_min_length),
+            hash_concurrency: self
+                .hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             product_name: self.product_name.clone(),
             mail_from: self.mail.mail_from.clone(),
             support_contact: self.support_contact.clone(),
@@ -372,6 +390,12 @@ pub enum UserCommand {
     },
     /// List users.
     List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Read a password from stdin; exit 0 if it is the user's, 1 if not (2 on errors).
+    CheckPassword {
+        email: String,
         #[command(flatten)]
         db: DbArgs,
     },

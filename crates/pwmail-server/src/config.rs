@@ -35,6 +35,11 @@ pub struct ServerConfig {
     pub token_rate: Rate,
     /// Above this many messages waiting, new emails are refused with 503.
     pub max_backlog: u64,
+    /// Unknown reset links one client address may open.
+    pub reset_guess_rate: Rate,
+    pub password_min_length: usize,
+    /// Password hashes computed at once (19 MiB each).
+    pub hash_concurrency: usize,
     /// An API call still running after this answers 504.
     pub request_timeout: Duration,
     pub product_name: String,

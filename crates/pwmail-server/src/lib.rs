@@ -13,6 +13,7 @@ pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod password;
+pub mod reset_page;
 pub mod settings_file;
 pub mod state;
 pub mod token;
@@ -120,6 +121,11 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         renderer,
         outbox_wakeup: wakeup,
         backlog: Default::default(),
+        pages: reset_page::environment(),
+        policy: password::Policy {
+            min_length: config.password_min_length,
+        },
+        hasher: password::Hasher::new(config.hash_concurrency),
     });
     metrics::handle();
     let backlog_watch = tokio::spawn(state::watch_backlog(
@@ -128,8 +134,14 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     ));
     let mut api = pwmail_api::pwmail_api_mod::api_description::<http_api::PwmailImpl>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    api.register(metrics::metrics_endpoint)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for registered in [
+        api.register(metrics::metrics_endpoint),
+        api.register(reset_page::reset_form),
+        api.register(reset_page::reset_submit),
+        api.register(reset_page::reset_css),
+    ] {
+        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let dropshot_config = dropshot::ConfigDropshot {
         bind_address: config.listen,
         default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,

@@ -42,11 +42,24 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<PasswordMismatch>() => {
+            eprintln!("pwmail: {e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("pwmail: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(if is_check_password() { 2 } else { 1 })
         }
     }
+}
+
+/// `check-password`'s "no": exit status 1, apart from errors (2).
+#[derive(Debug, thiserror::Error)]
+#[error("the password does not match")]
+struct PasswordMismatch;
+
+fn is_check_password() -> bool {
+    std::env::args().any(|a| a == "check-password")
 }
 
 fn init_logging(format: LogFormat) {
@@ -172,6 +185,28 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
                     mail::format_utc(u.created_at)
                 );
             }
+        }
+        UserCommand::CheckPassword { email, db } => {
+            let store = pwmail_store::open(&db.resolve()?).await?;
+            let user = store
+                .find_user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let verified = match store.password_hash(user.id).await? {
+                Some(phc) => {
+                    pwmail_server::password::Hasher::new(1)
+                        .verify(password, phc)
+                        .await?
+                }
+                None => false,
+            };
+            if !verified {
+                return Err(PasswordMismatch.into());
+            }
+            println!("the password matches");
         }
         UserCommand::Disable { email, db } => {
             let store = pwmail_store::open(&db.resolve()?).await?;

@@ -19,6 +19,10 @@ pub struct AppState {
     pub outbox_wakeup: Arc<Notify>,
     /// Messages waiting to be sent, as last counted (see `watch_backlog`).
     pub backlog: AtomicU64,
+    /// Templates of the reset page.
+    pub pages: minijinja::Environment<'static>,
+    pub policy: crate::password::Policy,
+    pub hasher: crate::password::Hasher,
 }
 
 impl AppState {

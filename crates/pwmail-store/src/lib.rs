@@ -66,6 +66,7 @@ pub trait Store: Send + Sync + 'static {
     // --- users -----------------------------------------------------------
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User>;
     async fn list_users(&self) -> Result<Vec<User>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
     /// Case-insensitive lookup.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
     /// Admins ever created, disabled ones included.

@@ -199,6 +199,17 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at

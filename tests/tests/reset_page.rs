@@ -1,0 +1,332 @@
+//! The page behind the emailed link, over plain HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_server::clock::ManualClock;
+use pwmail_server::password::Hasher;
+use pwmail_store::LinkState;
+use pwmail_tests::{Options, TestServer, header, link_token, now};
+
+const GOOD: &str = "plum trellis quasar lantern";
+
+async fn send(server: &TestServer, email: &str) -> String {
+    let body = SendPasswordEmailRequest {
+        email: email.try_into().unwrap(),
+        namespace: Some("system".try_into().unwrap()),
+    };
+    let before = server.wait_for_emails(0, Duration::ZERO).await.len();
+    server
+        .client()
+        .send_password_email("system", &body)
+        .await
+        .expect("200");
+    let emails = server
+        .wait_for_emails(before + 1, Duration::from_secs(2))
+        .await;
+    let newest = emails
+        .iter()
+        .filter_map(|e| link_token(e))
+        .collect::<Vec<_>>();
+    // The one link not seen before.
+    newest.last().cloned().expect("a link").to_string()
+}
+
+async fn latest_link(server: &TestServer, count: usize) -> String {
+    let emails = server.wait_for_emails(count, Duration::from_secs(2)).await;
+    assert!(emails.len() >= count);
+    // Each email file holds one link; find the one whose link is open.
+    for e in &emails {
+        if let Some(t) = link_token(e) {
+            let link = server
+                .store()
+                .find_link(&pwmail_server::token::hash(&t))
+                .await
+                .unwrap();
+            if link.is_some_and(|l| l.state == LinkState::Open) {
+                return t;
+            }
+        }
+    }
+    panic!("no open link among {} emails", emails.len());
+}
+
+fn url(server: &TestServer, token: &str) -> String {
+    server.endpoint(&format!("/reset/{token}"))
+}
+
+async fn get(server: &TestServer, token: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = reqwest::get(url(server, token)).await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().await.unwrap())
+}
+
+async fn post(
+    server: &TestServer,
+    token: &str,
+    password: &str,
+    confirm: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = reqwest::Client::new()
+        .post(url(server, token))
+        .form(&[("password", password), ("password_confirm", confirm)])
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().await.unwrap())
+}
+
+fn assert_page_headers(headers: &reqwest::header::HeaderMap) {
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        !csp.contains("script-src") && !csp.contains("unsafe-inline"),
+        "no script: {csp}"
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+async fn verifies(server: &TestServer, email: &str, password: &str) -> bool {
+    let user = server
+        .store()
+        .find_user_by_email(email)
+        .await
+        .unwrap()
+        .unwrap();
+    match server.store().password_hash(user.id).await.unwrap() {
+        Some(phc) => Hasher::new(1).verify(password.into(), phc).await.unwrap(),
+        None => false,
+    }
+}
+
+#[tokio::test]
+async fn get_never_consumes_and_post_sets_the_password_once() {
+    let server = TestServer::start().await;
+    server.add_user("carol@example.com", false).await;
+    let token = send(&server, "carol@example.com").await;
+
+    for _ in 0..2 {
+        let (status, headers, body) = get(&server, &token).await;
+        assert_eq!(status, 200);
+        assert_page_headers(&headers);
+        assert!(body.contains("carol@example.com"));
+        assert!(
+            body.contains(r#"<label for="password">"#)
+                && body.contains(r#"<label for="password_confirm">"#)
+        );
+        assert!(body.contains("At least 12 characters"));
+        assert!(!body.contains("<script"), "works without JavaScript");
+    }
+    let link = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.state, LinkState::Open, "GET does not consume");
+
+    let (status, headers, body) = post(&server, &token, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_page_headers(&headers);
+    assert!(body.contains("Your password was changed"));
+    assert!(verifies(&server, "carol@example.com", GOOD).await);
+
+    // The notice arrives; the link is spent.
+    let emails = server.wait_for_emails(2, Duration::from_secs(2)).await;
+    let notice = emails
+        .iter()
+        .find(|e| header(e, "Subject") == Some("Your pwmail password was changed"))
+        .expect("password changed notice");
+    assert!(link_token(notice).is_none(), "the notice carries no link");
+    let (status, headers, body) = get(&server, &token).await;
+    assert_eq!(status, 410);
+    assert_page_headers(&headers);
+    assert!(body.contains("This link was already used"), "{body}");
+    let (status, _, body) = post(
+        &server,
+        &token,
+        "another strong passphrase here",
+        "another strong passphrase here",
+    )
+    .await;
+    assert_eq!(status, 410, "a token works exactly once");
+    assert!(body.contains("already used"));
+    assert!(
+        verifies(&server, "carol@example.com", GOOD).await,
+        "unchanged"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_expired_links_get_the_same_page() {
+    let clock = Arc::new(ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("dave@example.com", false).await;
+    let token = send(&server, "dave@example.com").await;
+    let unknown = "A".repeat(43);
+    let (s1, h1, b1) = get(&server, &unknown).await;
+    clock.advance_ms(24 * 3600 * 1000 + 1);
+    let (s2, h2, b2) = get(&server, &token).await;
+    assert_eq!((s1, s2), (404, 404));
+    assert_eq!(b1, b2, "expired looks exactly like unknown");
+    assert_page_headers(&h1);
+    assert_page_headers(&h2);
+    assert!(b1.contains("This link is not valid") && b1.contains("Ask your administrator"));
+    let (status, _, _) = post(&server, &token, GOOD, GOOD).await;
+    assert_eq!(status, 404, "an expired link cannot set a password");
+    assert!(!verifies(&server, "dave@example.com", GOOD).await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_newer_email_cancels_the_older_link() {
+    let server = TestServer::start_with(Options {
+        user_rate: (10, 60),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("erin@example.com", false).await;
+    let first = send(&server, "erin@example.com").await;
+    let body = ResetPasswordByAdminRequest {
+        email: "erin@example.com".try_into().unwrap(),
+    };
+    server
+        .client()
+        .reset_password_by_admin(&body)
+        .await
+        .expect("200");
+    let second = latest_link(&server, 2).await;
+    assert_ne!(first, second);
+    let (status, headers, page) = get(&server, &first).await;
+    assert_eq!(status, 410);
+    assert_page_headers(&headers);
+    assert!(page.contains("This link was cancelled"), "{page}");
+    assert_eq!(post(&server, &first, GOOD, GOOD).await.0, 410);
+    assert_eq!(get(&server, &second).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_passwords_reshow_the_form_without_echoing_them() {
+    let server = TestServer::start().await;
+    server.add_user("frank@example.com", false).await;
+    let token = send(&server, "frank@example.com").await;
+    let too_long = "long passphrase ".repeat(70);
+    let cases: [(&str, &str, u16, &str); 5] = [
+        (
+            GOOD,
+            "plum trellis quasar lanterns",
+            400,
+            "The two passwords are not the same.",
+        ),
+        (
+            "password1234",
+            "password1234",
+            400,
+            "one of the most common ones",
+        ),
+        ("Short-1!", "Short-1!", 400, "at least 12 characters"),
+        (
+            "frank@example.com",
+            "frank@example.com",
+            400,
+            "easy to guess",
+        ),
+        (&too_long, &too_long, 413, "at most 1024 bytes"),
+    ];
+    for (password, confirm, status, message) in cases {
+        let (got, headers, body) = post(&server, &token, password, confirm).await;
+        assert_eq!(got, status, "{message}");
+        assert_page_headers(&headers);
+        assert!(body.contains(message), "{message} missing from {body}");
+        assert!(body.contains(r#"<form method="post""#), "form shown again");
+        // (The account's email is on the page by design; that case aside,
+        // nothing the user typed comes back.)
+        if password != "frank@example.com" {
+            assert!(
+                !body.contains(password),
+                "password {password:?} echoed in {body}"
+            );
+        }
+    }
+    let link = server
+        .store()
+        .find_link(&pwmail_server::token::hash(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        link.state,
+        LinkState::Open,
+        "refusals leave the link usable"
+    );
+    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn guessing_links_is_throttled_per_address() {
+    let server = TestServer::start_with(Options {
+        reset_guess_rate: (3, 600),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("gina@example.com", false).await;
+    let token = send(&server, "gina@example.com").await;
+    for i in 0..3 {
+        let (status, _, _) = get(&server, &format!("{}{i}", "B".repeat(42))).await;
+        assert_eq!(status, 404);
+    }
+    let (status, headers, body) = get(&server, &"C".repeat(43)).await;
+    assert_eq!(status, 429);
+    assert_page_headers(&headers);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=200).contains(&retry), "{retry}");
+    assert!(
+        body.contains("Too many attempts")
+            && body.contains(&format!("Try again in {retry} seconds"))
+    );
+    // While throttled, even a real link tells the guesser nothing.
+    assert_eq!(get(&server, &token).await.0, 429);
+    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 429);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_stylesheet_is_served_and_pages_stay_out_of_the_api_document() {
+    let server = TestServer::start().await;
+    let r = reqwest::get(server.endpoint("/assets/reset.css"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    let doc = pwmail_api::pwmail_api_mod::stub_api_description()
+        .unwrap()
+        .openapi("pwmail", semver::Version::new(1, 0, 0))
+        .json()
+        .unwrap();
+    assert!(doc["paths"].get("/reset/{token}").is_none());
+    server.stop().await;
+}
