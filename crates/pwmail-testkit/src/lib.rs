@@ -1,6 +1,8 @@
 //! Helpers shared by pwmail's tests: a real SMTP server (aiosmtpd, from the
 //! venv `cargo xtask test` prepares) started per test on 127.0.0.1, and small
-//! readers for the messages it stores.
+//! readers for the messages it stores; a WebDriver client for Chromium.
+
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,187 @@
+//! The whole journey in a real browser: an admin calls the API through the
+//! generated client, the email arrives at a real SMTP server, headless
+//! Chromium opens its link and sets a new password, and `pwmail user
+//! check-password` proves which password works.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{now, open_store, serve};
+use pwmail_client::types::SendPasswordEmailRequest;
+use pwmail_server::admin;
+use pwmail_server::password::Hasher;
+use pwmail_testkit::browser::Browser;
+use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header, link_token};
+
+const OLD: &str = "old horse battery staple";
+const NEW: &str = "plum trellis quasar lantern";
+
+/// `pwmail user check-password EMAIL` with `password` on stdin: its exit code.
+fn check_password(dir: &Path, email: &str, password: &str) -> i32 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(dir)
+        .args(["user", "check-password", email])
+        .env_remove("PWMAIL_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+fn screenshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_email_link_browser_form_new_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let store = open_store(d).await;
+    admin::add_user(&*store, "ops@example.com", true, None, now())
+        .await
+        .unwrap();
+    let token = admin::create_token(&*store, "ops@example.com", "t", now())
+        .await
+        .unwrap();
+    let carol = admin::add_user(&*store, "carol@example.com", false, Some("Carol"), now())
+        .await
+        .unwrap();
+    let old_hash = Hasher::new(1).hash(OLD.into()).await.unwrap();
+    store
+        .set_password_hash(carol.id, &old_hash, now())
+        .await
+        .unwrap();
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let public_url = format!("http://{listen}");
+    let _serve = serve(
+        d,
+        &listen,
+        &["--smtp-url", &smtp.url(), "--public-url", &public_url],
+        &[],
+        &d.join("serve.log"),
+    );
+
+    // The admin asks, through the generated client.
+    let client = pwmail_client::with_api_token(&public_url, token.expose()).unwrap();
+    let body = SendPasswordEmailRequest {
+        email: "carol@example.com".try_into().unwrap(),
+        namespace: Some("system".try_into().unwrap()),
+    };
+    client
+        .send_password_email("system", &body)
+        .await
+        .expect("200");
+
+    // The email arrives at the SMTP server; the test reads the link in it.
+    let messages = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(20)));
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        header(&messages[0], "To").as_deref(),
+        Some("carol@example.com")
+    );
+    let link = format!("{public_url}/reset/{}", link_token(&messages[0]).unwrap());
+    assert!(messages[0].contains(&link), "the email carries {link}");
+    assert_eq!(
+        check_password(d, "carol@example.com", OLD),
+        0,
+        "old password works until changed"
+    );
+
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    assert_eq!(browser.text("#account").await, "carol@example.com");
+    assert_eq!(browser.title().await, "Choose a new password · pwmail");
+    let shots = screenshot_dir();
+    let form_png = shots.join("reset-form.png");
+    browser.screenshot(&form_png).await;
+
+    browser.type_into("#password", NEW).await;
+    browser.type_into("#password_confirm", NEW).await;
+    browser.click("#submit").await;
+    assert_eq!(browser.text("#done").await, "Your password was changed");
+    let done_png = shots.join("reset-done.png");
+    browser.screenshot(&done_png).await;
+
+    assert_eq!(
+        check_password(d, "carol@example.com", NEW),
+        0,
+        "the new password works"
+    );
+    assert_eq!(
+        check_password(d, "carol@example.com", OLD),
+        1,
+        "the old one does not"
+    );
+
+    browser.goto(&link).await;
+    assert_eq!(browser.text("#problem").await, "This link was already used");
+    browser.close().await;
+
+    // The "password changed" notice arrives too.
+    let messages = tokio::task::block_in_place(|| smtp.wait_for(2, Duration::from_secs(20)));
+    assert!(
+        messages
+            .iter()
+            .any(|m| header(m, "Subject").as_deref() == Some("Your pwmail password was changed"))
+    );
+    for png in [&form_png, &done_png] {
+        let bytes = std::fs::read(png).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 2_000,
+            "{}",
+            png.display()
+        );
+        eprintln!("screenshot: {}", png.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_password_by_admin_stops_the_old_password_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = open_store(d).await;
+    admin::add_user(&*store, "ops@example.com", true, None, now())
+        .await
+        .unwrap();
+    let token = admin::create_token(&*store, "ops@example.com", "t", now())
+        .await
+        .unwrap();
+    let dan = admin::add_user(&*store, "dan@example.com", false, None, now())
+        .await
+        .unwrap();
+    let old_hash = Hasher::new(1).hash(OLD.into()).await.unwrap();
+    store
+        .set_password_hash(dan.id, &old_hash, now())
+        .await
+        .unwrap();
+    assert_eq!(check_password(d, "dan@example.com", OLD), 0);
+    assert_eq!(check_password(d, "dan@example.com", "not it at all"), 1);
+    assert_eq!(
+        check_password(d, "nobody@example.com", OLD),
+        2,
+        "errors are not a no"
+    );
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _serve = serve(d, &listen, &[], &[], &d.join("serve.log"));
+    let client =
+        pwmail_client::with_api_token(&format!("http://{listen}"), token.expose()).unwrap();
+    let body = pwmail_client::types::ResetPasswordByAdminRequest {
+        email: "dan@example.com".try_into().unwrap(),
+    };
+    client.reset_password_by_admin(&body).await.expect("200");
+    assert_eq!(
+        check_password(d, "dan@example.com", OLD),
+        1,
+        "invalid at once"
+    );
+}

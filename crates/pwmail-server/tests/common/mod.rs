@@ -1,0 +1,64 @@
+//! Running `pwmail serve` as a real process, for the process-level tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pwmail_store::Store;
+
+pub struct Serve {
+    pub child: Child,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+    cmd.current_dir(dir)
+        .args(["serve", "--listen", listen, "--log-format", "json"])
+        .args(extra)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start pwmail serve");
+    let serve = Serve { child };
+    wait_until_listening(listen);
+    serve
+}
+
+pub fn wait_until_listening(listen: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "pwmail serve did not listen on {listen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub async fn open_store(dir: &Path) -> std::sync::Arc<dyn Store> {
+    let url = format!("sqlite://{}", dir.join("pwmail-data/pwmail.db").display());
+    std::fs::create_dir_all(dir.join("pwmail-data")).unwrap();
+    pwmail_store::open(&url).await.unwrap()
+}
+
+pub fn now() -> i64 {
+    use pwmail_server::clock::Clock;
+    pwmail_server::clock::SystemClock.now()
+}
