@@ -28,6 +28,10 @@ fn test(extra: &[&str]) -> ExitCode {
         eprintln!("error: preparing the test venv: {e:#}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = ensure_chromium() {
+        eprintln!("error: preparing Chromium for the browser test: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
     let status = std::process::Command::new(cargo)
@@ -76,6 +80,39 @@ fn ensure_test_venv(root: &std::path::Path) -> anyhow::Result<()> {
         .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;
     std::fs::write(&stamp, wanted)?;
+    Ok(())
+}
+
+/// Debian's Chromium and chromedriver, for the reset-page browser test:
+/// installed with apt-get when missing and we are root, else explained.
+fn ensure_chromium() -> anyhow::Result<()> {
+    use anyhow::bail;
+    let present = |p: &str| std::path::Path::new(p).exists();
+    if present("/usr/bin/chromium") && present("/usr/bin/chromedriver") {
+        return Ok(());
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        bail!(
+            "install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        );
+    }
+    eprintln!("xtask: installing chromium and chromium-driver with apt-get");
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "chromium", "chromium-driver"][..],
+    ] {
+        let status = std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !status.success() {
+            bail!("apt-get {} failed with {status}", args.join(" "));
+        }
+    }
     Ok(())
 }
 
