@@ -6,9 +6,11 @@
 //! the caller, which keeps the store free of clocks and easy to test.
 
 mod model;
+mod postgres;
 mod sqlite;
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -44,14 +46,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".to_string())
             }
-            // SQLite's SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes
-            // included: another writer held the lock past the busy timeout.
-            sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
-            {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 StoreError::Unavailable(e)
             }
             _ => StoreError::Database(e),
@@ -59,10 +54,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Database error codes that mean "not now" rather than "never": SQLite's
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included (another
+/// writer held the lock past the busy timeout); PostgreSQL's connection
+/// exceptions (class 08), shutdowns (57P01..57P03) and too many connections.
+fn is_unavailable_code(code: &str) -> bool {
+    if let Ok(sqlite) = code.parse::<i32>() {
+        return matches!(sqlite & 0xff, 5 | 6);
+    }
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers (for readiness checks).
+    async fn ping(&self) -> Result<()>;
+
     // --- users -----------------------------------------------------------
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User>;
     async fn list_users(&self) -> Result<Vec<User>>;
@@ -144,13 +153,27 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names: `sqlite://…` (the embedded
-/// default) or `postgres://…`.
+/// default) or `postgres://…`, running migrations.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    open_with(url, std::time::Duration::from_secs(2)).await
+}
+
+/// As [`open`]; `acquire_timeout` bounds how long a PostgreSQL request
+/// waits for a connection before it fails as unavailable.
+pub async fn open_with(
+    url: &str,
+    acquire_timeout: std::time::Duration,
+) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
     }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Ok(std::sync::Arc::new(
+            PgStore::open(url, acquire_timeout).await?,
+        ));
+    }
     Err(StoreError::Unsupported(format!(
-        "unsupported database URL scheme in {:?}; use sqlite://PATH",
+        "unsupported database URL scheme {:?}; use sqlite://PATH or postgres://…",
         url.split(':').next().unwrap_or_default()
     )))
 }

@@ -167,6 +167,11 @@ async fn gcra(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
         let row = sqlx::query(
             "INSERT INTO users (email, email_key, name, is_admin, created_at)

@@ -4,11 +4,76 @@ use pwmail_store::*;
 
 const T0: UnixMillis = 1_700_000_000_000;
 
-async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+/// A fresh database for one test, and how to clean it up.
+struct Db {
+    store: Box<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { base: String, name: String },
+}
+
+impl Db {
+    async fn finish(self) {
+        if let Cleanup::Schema { base, name } = self.cleanup {
+            drop(self.store);
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+                .await
+                .unwrap();
+            let sql = format!("DROP SCHEMA {name} CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn sqlite() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    (dir, store)
+    Db {
+        store: Box::new(store),
+        cleanup: Cleanup::Dir(dir),
+    }
+}
+
+/// The machine's PostgreSQL (`PWMAIL_TEST_POSTGRES` overrides), in a schema of
+/// this test's own, so concurrent tests and runs never collide.
+async fn postgres() -> Db {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("PWMAIL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!(
+        "pwmail_suite_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
+    let sql = format!("CREATE SCHEMA {name}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = format!("{base}?options[search_path]={name}");
+    let store = PgStore::open(&url, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    Db {
+        store: Box::new(store),
+        cleanup: Cleanup::Schema { base, name },
+    }
 }
 
 fn new_user(email: &str, is_admin: bool) -> NewUser {
@@ -520,8 +585,9 @@ macro_rules! suite {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let (_guard, store) = super::$engine().await;
-                    super::$case(&store).await;
+                    let db = super::$engine().await;
+                    super::$case(&*db.store).await;
+                    db.finish().await;
                 }
             )*
         }
@@ -529,3 +595,4 @@ macro_rules! suite {
 }
 
 suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset);
+suite!(postgres: users_and_tokens, gcra, issue_links, outbox, complete_reset);

@@ -1,0 +1,715 @@
+//! PostgreSQL, for several pwmail processes sharing one database.
+//!
+//! The same behaviour as SQLite (one shared test suite checks both); what
+//! differs is how concurrency is handled: outbox claims use
+//! `FOR UPDATE SKIP LOCKED`, and rate limits and link consumption are single
+//! statements whose row locks serialize competing replicas.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::*;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and brings the schema up to date.
+    /// Migrations run under PostgreSQL's advisory lock, so replicas that
+    /// start together do not race. A request waits at most `acquire_timeout`
+    /// for a connection, so an unreachable database means a quick 503.
+    pub async fn open(url: &str, acquire_timeout: Duration) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn user_from_row(row: &PgRow) -> Result<User> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get("is_admin")?,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn token_from_row(row: &PgRow) -> Result<ApiTokenInfo> {
+    Ok(ApiTokenInfo {
+        id: row.try_get("id")?,
+        user_id: UserId(row.try_get("user_id")?),
+        label: row.try_get("label")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn status_from_row(row: &PgRow) -> Result<OutboxStatus> {
+    let state: String = row.try_get("state")?;
+    Ok(OutboxStatus {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        kind: row.try_get("kind")?,
+        recipient: row.try_get("recipient")?,
+        state: OutboxState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state:?}")))?,
+        attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+        last_error: row.try_get("last_error")?,
+        last_reply: row.try_get("last_reply")?,
+        created_at: row.try_get("created_at")?,
+        queued_at: row.try_get("queued_at")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        sent_at: row.try_get("sent_at")?,
+        request_id: row.try_get("request_id")?,
+    })
+}
+
+const STATUS_COLUMNS: &str = "id, message_id, kind, recipient, state, attempts, last_error, \
+     last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id";
+
+/// Queues a message inside `tx`; returns its outbox id.
+async fn insert_message(
+    tx: &mut Transaction<'static, Postgres>,
+    m: &NewMessage,
+    now: UnixMillis,
+    request_id: &str,
+    user: UserId,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+                             next_attempt_at, created_at, queued_at, request_id, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id",
+    )
+    .bind(&m.message_id)
+    .bind(&m.kind)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(&m.body_html)
+    .bind(now)
+    .bind(request_id)
+    .bind(user.0)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// GCRA without recording: would a call be admitted now?
+fn peek(tat: Option<i64>, rate: &Rate, now: UnixMillis) -> Admission {
+    let period = rate.period_ms.max(1);
+    let tau = period * (i64::from(rate.burst.max(1)) - 1);
+    match tat {
+        Some(tat) if tat.max(now) - now > tau => Admission::Refused {
+            retry_after_ms: (tat - tau - now).max(1),
+        },
+        _ => Admission::Admitted,
+    }
+}
+
+/// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
+/// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
+async fn gcra(
+    tx: &mut Transaction<'static, Postgres>,
+    key: &str,
+    rate: &Rate,
+    now: UnixMillis,
+) -> Result<Admission> {
+    let period = rate.period_ms.max(1);
+    let tau = period * (i64::from(rate.burst.max(1)) - 1);
+    let admitted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
+         ON CONFLICT (key) DO UPDATE SET tat = GREATEST(rate_limits.tat, $2) + $3
+             WHERE GREATEST(rate_limits.tat, $2) - $2 <= $4
+         RETURNING tat",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(period)
+    .bind(tau)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if admitted.is_some() {
+        return Ok(Admission::Admitted);
+    }
+    let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Admission::Refused {
+        retry_after_ms: (tat - tau - now).max(1),
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (email, email_key, name, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
+        )
+        .bind(user.email.trim())
+        .bind(email_key(&user.email))
+        .bind(&user.name)
+        .bind(user.is_admin)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user with email {} already exists", user.email))
+            }
+            other => other,
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, email, name, is_admin, disabled_at, password_hash, created_at
+             FROM users WHERE email_key = $1",
+        )
+        .bind(email_key(email))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn count_admins(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE is_admin")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1
+             RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
+        )
+        .bind(email_key(email))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+        let user = user_from_row(&row)?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hash.flatten())
+    }
+
+    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                              password_invalidated_at = NULL
+             WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(phc)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no user {user}")));
+        }
+        Ok(())
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        label: &str,
+        now: UnixMillis,
+    ) -> Result<ApiTokenInfo> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, user_id, label, created_at, revoked_at",
+        )
+        .bind(user.0)
+        .bind(&hash.0[..])
+        .bind(label)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        token_from_row(&row)
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, label, created_at, revoked_at FROM api_tokens
+             WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin, u.disabled_at,
+                    u.password_hash, u.created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Authenticated {
+                token_id: row.try_get("token_id")?,
+                user: user_from_row(&row)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let mut tx = self.begin_write().await?;
+        let admission = gcra(&mut tx, key, limit, now).await?;
+        tx.commit().await?;
+        Ok(admission)
+    }
+
+    async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(peek(tat, limit, now))
+    }
+
+    async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
+        let mut tx = self.begin_write().await?;
+        let consumed = sqlx::query(
+            "UPDATE reset_links SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+             RETURNING id, user_id",
+        )
+        .bind(&reset.link_hash.0[..])
+        .bind(reset.now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = consumed else {
+            return Ok(ResetOutcome::LinkUnusable);
+        };
+        let user = UserId(row.try_get("user_id")?);
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                              password_invalidated_at = NULL
+             WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(&reset.password_phc)
+        .bind(reset.now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(ResetOutcome::LinkUnusable);
+        }
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(reset.now)
+        .execute(&mut *tx)
+        .await?;
+        let outbox_id =
+            insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user).await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
+             VALUES ($1, $2, 'password_changed', $3, $4)",
+        )
+        .bind(reset.now)
+        .bind(user.0)
+        .bind(&reset.request_id)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ResetOutcome::Changed { user, outbox_id })
+    }
+
+    async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
+        let mut tx = self.begin_write().await?;
+        let disabled: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
+                .bind(issue.target.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match disabled {
+            None => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
+            Some(Some(_)) => return Err(StoreError::Conflict("the user is disabled".into())),
+            Some(None) => {}
+        }
+        let key = format!("user:{}", issue.target);
+        if let Admission::Refused { retry_after_ms } =
+            gcra(&mut tx, &key, &issue.cooldown, issue.now).await?
+        {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Ok(IssueOutcome::CoolingDown { retry_after_ms });
+        }
+        sqlx::query(
+            "UPDATE reset_links SET revoked_at = $2
+             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(issue.target.0)
+        .bind(issue.now)
+        .execute(&mut *tx)
+        .await?;
+        let link_id: i64 = sqlx::query_scalar(
+            "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(issue.target.0)
+        .bind(&issue.link_hash.0[..])
+        .bind(issue.purpose.as_str())
+        .bind(issue.now)
+        .bind(issue.expires_at)
+        .bind(&issue.request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if issue.purpose.invalidates_password() {
+            sqlx::query(
+                "UPDATE users SET password_hash = NULL, password_invalidated_at = $2 WHERE id = $1",
+            )
+            .bind(issue.target.0)
+            .bind(issue.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let outbox_id = insert_message(
+            &mut tx,
+            &issue.message,
+            issue.now,
+            &issue.request_id,
+            issue.target,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,
+                                    request_id, outbox_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(issue.now)
+        .bind(issue.actor.user.0)
+        .bind(issue.actor.token_id)
+        .bind(issue.target.0)
+        .bind(issue.purpose.as_str())
+        .bind(&issue.request_id)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IssueOutcome::Issued { link_id, outbox_id })
+    }
+
+    async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
+        let row = sqlx::query(
+            "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
+             FROM reset_links WHERE token_hash = $1",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let purpose: String = row.try_get("purpose")?;
+        let used: Option<i64> = row.try_get("used_at")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        Ok(Some(ResetLink {
+            id: row.try_get("id")?,
+            user_id: UserId(row.try_get("user_id")?),
+            purpose: LinkPurpose::parse(&purpose)
+                .ok_or_else(|| StoreError::Corrupt(format!("link purpose {purpose:?}")))?,
+            state: match (used, revoked) {
+                (Some(_), _) => LinkState::Used,
+                (None, Some(_)) => LinkState::Revoked,
+                (None, None) => LinkState::Open,
+            },
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
+             FROM audit_log WHERE target_user_id = $1 ORDER BY id",
+        )
+        .bind(target.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: row.try_get("at")?,
+                    actor_user: row.try_get::<Option<i64>, _>("actor_user_id")?.map(UserId),
+                    actor_token: row.try_get("actor_token_id")?,
+                    target_user: UserId(row.try_get("target_user_id")?),
+                    operation: row.try_get("operation")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "UPDATE outbox
+             SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE (state IN ('queued', 'retrying') AND next_attempt_at <= $2)
+                    OR (state = 'sending' AND lease_until <= $2)
+                 ORDER BY id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
+                       created_at, queued_at, request_id",
+        )
+        .bind(&claim.owner)
+        .bind(claim.now)
+        .bind(claim.lease_ms)
+        .bind(i64::from(claim.limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxMessage {
+                    id: row.try_get("id")?,
+                    message: NewMessage {
+                        message_id: row.try_get("message_id")?,
+                        kind: row.try_get("kind")?,
+                        recipient: row.try_get("recipient")?,
+                        subject: row.try_get("subject")?,
+                        body_text: row
+                            .try_get::<Option<String>, _>("body_text")?
+                            .unwrap_or_default(),
+                        body_html: row
+                            .try_get::<Option<String>, _>("body_html")?
+                            .unwrap_or_default(),
+                    },
+                    attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+                    created_at: row.try_get("created_at")?,
+                    queued_at: row.try_get("queued_at")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
+        let query = match outcome {
+            Settlement::Sent { reply, at } => sqlx::query(
+                "UPDATE outbox SET state = 'sent', last_reply = $3, sent_at = $4, settled_at = $4,
+                        lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
+                        body_text = NULL, body_html = NULL
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(reply)
+            .bind(*at),
+            Settlement::Retry {
+                error,
+                at,
+                next_attempt_at,
+            } => sqlx::query(
+                "UPDATE outbox SET state = 'retrying', last_error = $3, next_attempt_at = $5,
+                        lease_owner = NULL, lease_until = NULL, settled_at = $4
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(error)
+            .bind(*at)
+            .bind(*next_attempt_at),
+            Settlement::Dead { error, at } => sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
+                        lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
+                 WHERE id = $1 AND state = 'sending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(error)
+            .bind(*at),
+        };
+        let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, queued_at = $2,
+                    settled_at = NULL
+             WHERE id = $1 AND state = 'dead'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>> {
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM outbox WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn list_outbox(
+        &self,
+        state: Option<OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<OutboxStatus>> {
+        let sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM outbox WHERE ($1::text IS NULL OR state = $1)
+             ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.map(OutboxState::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
+    async fn outbox_for(
+        &self,
+        user: Option<UserId>,
+        request_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxStatus>> {
+        let sql = format!(
+            "SELECT {STATUS_COLUMNS} FROM outbox
+             WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR request_id = $2)
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user.map(|u| u.0))
+            .bind(request_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
+        let rows = sqlx::query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut depth: Vec<(OutboxState, u64)> = OutboxState::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
+                slot.1 = n as u64;
+            }
+        }
+        Ok(depth)
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(t) FROM (
+                 SELECT min(next_attempt_at) AS t FROM outbox WHERE state IN ('queued', 'retrying')
+                 UNION ALL
+                 SELECT min(lease_until) AS t FROM outbox WHERE state = 'sending') AS due",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due)
+    }
+}
