@@ -35,6 +35,9 @@ pub struct Options {
     pub dispatcher: DispatcherConfig,
     /// A clock the test moves (link expiry); the system clock when `None`.
     pub clock: Option<Arc<ManualClock>>,
+    /// Another database (PostgreSQL); a fresh SQLite file when `None`.
+    pub database_url: Option<String>,
+    pub db_acquire_timeout: Duration,
 }
 
 impl Default for Options {
@@ -51,6 +54,8 @@ impl Default for Options {
                 ..DispatcherConfig::default()
             },
             clock: None,
+            database_url: None,
+            db_acquire_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -63,10 +68,14 @@ impl TestServer {
     pub async fn start_with(options: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mail_dir = dir.path().join("mail");
-        let database_url = format!("sqlite://{}", dir.path().join("pwmail.db").display());
+        let database_url = options
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("pwmail.db").display()));
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
+            db_acquire_timeout: options.db_acquire_timeout,
             public_url: config::parse_public_url("https://pwmail.test").unwrap(),
             mail: options
                 .mail

@@ -49,6 +49,11 @@ pub enum Command {
     /// Email templates.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Bring the database schema up to date (serve and dispatch do it too, under a lock).
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -63,12 +68,25 @@ pub struct DbArgs {
     /// Directory for the embedded SQLite database and the mail directory.
     #[arg(long, env = "PWMAIL_DATA_DIR", default_value = "pwmail-data")]
     pub data_dir: PathBuf,
-    /// Database URL (`sqlite://PATH`); overrides the file in --data-dir.
+    /// Database URL (`sqlite://PATH` or `postgres://…`); overrides the file in --data-dir.
     #[arg(long, env = "PWMAIL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Longest wait for a database connection before a request fails with 503 (PostgreSQL).
+    #[arg(long, env = "PWMAIL_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 impl DbArgs {
+    /// Opens the database (running migrations).
+    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
+        let url = self.resolve()?;
+        Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms.max(50))
+    }
+
     /// The database URL, creating the data directory for the SQLite default.
     pub fn resolve(&self) -> std::io::Result<String> {
         if let Some(url) = &self.database_url {
@@ -352,6 +370,7 @@ impl ServeArgs {
         Ok(ServerConfig {
             listen: self.listen,
             database_url,
+            db_acquire_timeout: self.db.acquire_timeout(),
             public_url: config::parse_public_url(&self.public_url)?,
             mail: self.mail.to_config(&self.db.data_dir)?,
             max_backlog: self.max_backlog,

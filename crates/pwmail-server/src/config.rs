@@ -25,6 +25,8 @@ pub const REQUEST_BODY_MAX_BYTES: usize = 16 * 1024;
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// Longest wait for a database connection (PostgreSQL).
+    pub db_acquire_timeout: Duration,
     /// Base of the links in emails. Never taken from the request's Host.
     pub public_url: Url,
     pub mail: MailConfig,

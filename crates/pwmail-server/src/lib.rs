@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod http_api;
 pub mod logging;
 pub mod mail;
@@ -89,7 +90,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         template_dir,
         log,
     } = options;
-    let store = pwmail_store::open(&config.database_url)
+    let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
         .await
         .context("opening the database")?;
     let bootstrap = bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
@@ -139,6 +140,8 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         api.register(reset_page::reset_form),
         api.register(reset_page::reset_submit),
         api.register(reset_page::reset_css),
+        api.register(health::livez),
+        api.register(health::readyz),
     ] {
         registered.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -179,15 +182,12 @@ pub fn build_transport(mail: &MailConfig, mail_from: &str) -> anyhow::Result<Arc
 
 /// The dispatcher alone, as `pwmail dispatch` runs it: until `shutdown`.
 pub async fn dispatch(
-    database_url: &str,
+    store: Arc<dyn Store>,
     mail: &MailConfig,
     mail_from: &str,
     config: DispatcherConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let store = pwmail_store::open(database_url)
-        .await
-        .context("opening the database")?;
     let transport = build_transport(mail, mail_from)?;
     Dispatcher {
         store,

@@ -132,17 +132,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             running.shutdown().await
         }
         Command::Dispatch(args) => {
-            let database_url = args.db.resolve()?;
+            let store = args.db.open().await?;
             let mail = args.mail.to_config(&args.db.data_dir)?;
             tracing::info!(mail = ?mail, "pwmail dispatching");
             pwmail_server::dispatch(
-                &database_url,
+                store,
                 &mail,
                 &args.mail.mail_from,
                 args.dispatcher.to_config(),
                 shutdown_signal(),
             )
             .await
+        }
+        Command::Migrate { db } => {
+            db.open().await?;
+            println!("the database schema is up to date");
+            Ok(())
         }
         Command::User(cmd) => user(cmd, now).await,
         Command::Token(cmd) => token(cmd, now).await,
@@ -159,7 +164,7 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
             name,
             db,
         } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             let user = admin::add_user(&*store, &email, is_admin, name.as_deref(), now).await?;
             println!(
                 "added user {} (id {}{})",
@@ -169,7 +174,7 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
             );
         }
         UserCommand::List { db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             println!(
                 "{:>6}  {:<40} {:<6} {:<9} {:<8} created",
                 "id", "email", "admin", "state", "password"
@@ -187,7 +192,7 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
             }
         }
         UserCommand::CheckPassword { email, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             let user = store
                 .find_user_by_email(&email)
                 .await?
@@ -209,7 +214,7 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
             println!("the password matches");
         }
         UserCommand::Disable { email, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             let user = admin::disable_user(&*store, &email, now).await?;
             println!(
                 "disabled user {}; their API tokens and open links are revoked",
@@ -223,12 +228,12 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
 async fn token(cmd: TokenCommand, now: i64) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { email, label, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             let secret = admin::create_token(&*store, &email, &label, now).await?;
             println!("{}", secret.expose());
         }
         TokenCommand::List { email, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             println!("{:>6}  {:<20} {:<8} created", "id", "label", "state");
             for t in admin::list_tokens(&*store, &email).await? {
                 println!(
@@ -245,7 +250,7 @@ async fn token(cmd: TokenCommand, now: i64) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             admin::revoke_token(&*store, id, now).await?;
             println!("revoked API token {id}");
         }
@@ -260,7 +265,7 @@ fn show_time(at: Option<i64>) -> String {
 async fn outbox(cmd: OutboxCommand, now: i64) -> anyhow::Result<()> {
     match cmd {
         OutboxCommand::List { state, limit, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             println!(
                 "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} last error",
                 "id", "state", "attempts", "recipient", "kind", "queued"
@@ -279,7 +284,7 @@ async fn outbox(cmd: OutboxCommand, now: i64) -> anyhow::Result<()> {
             }
         }
         OutboxCommand::Show { id, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             let m = store
                 .outbox_message(id)
                 .await?
@@ -298,7 +303,7 @@ async fn outbox(cmd: OutboxCommand, now: i64) -> anyhow::Result<()> {
             println!("request id:   {}", m.request_id.as_deref().unwrap_or("-"));
         }
         OutboxCommand::Retry { id, db } => {
-            let store = pwmail_store::open(&db.resolve()?).await?;
+            let store = db.open().await?;
             if store.requeue_dead(id, now).await? {
                 println!("requeued outbox message {id}");
             } else {

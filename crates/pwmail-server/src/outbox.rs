@@ -79,7 +79,8 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     store_failures = store_failures.saturating_add(1);
-                    let pause = Duration::from_millis(250 << store_failures.min(7));
+                    // 0.5 s, 1 s, 2 s, then every 4 s until the database answers.
+                    let pause = Duration::from_millis(250 << store_failures.min(4));
                     tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}

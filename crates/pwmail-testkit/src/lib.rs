@@ -3,6 +3,7 @@
 //! readers for the messages it stores; a WebDriver client for Chromium.
 
 pub mod browser;
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,116 @@
+//! A schema of its own on the machine's PostgreSQL for each test, and a TCP
+//! proxy in front of it that can make the database unreachable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// `PWMAIL_TEST_POSTGRES`, else the machine's PostgreSQL.
+pub fn base_url() -> String {
+    std::env::var("PWMAIL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh schema; dropped by [`PgSchema::drop_schema`].
+pub struct PgSchema {
+    pub name: String,
+    base: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> PgSchema {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = base_url();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = format!(
+            "pwmail_t_{}_{}_{}",
+            std::process::id(),
+            nanos % 1_000_000_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
+        let sql = format!("CREATE SCHEMA {name}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        PgSchema { name, base }
+    }
+
+    /// The database URL of this schema, optionally through `via` (a proxy).
+    pub fn url(&self, via: Option<SocketAddr>) -> String {
+        let base = match via {
+            Some(addr) => self.base.replace("127.0.0.1:5432", &addr.to_string()),
+            None => self.base.clone(),
+        };
+        format!("{base}?options[search_path]={}", self.name)
+    }
+
+    pub async fn drop_schema(self) {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.base).await {
+            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// Forwards TCP to a target; `set_down(true)` cuts every open connection and
+/// refuses new ones until `set_down(false)`.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    down: Arc<watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (down, _) = watch::channel(false);
+        let down = Arc::new(down);
+        let accept_down = Arc::clone(&down);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *accept_down.borrow() {
+                    drop(client); // refused
+                    continue;
+                }
+                let mut cut = accept_down.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let mut client = client;
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        TcpProxy { addr, down, task }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
