@@ -43,6 +43,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run only the mail dispatcher (scale sending apart from the API).
     Dispatch(Box<DispatchArgs>),
+    /// Send password emails through a pwmail server (one address or a CSV file).
+    Send(Box<SendArgs>),
     /// Inspect and requeue queued emails.
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -282,6 +284,49 @@ pub struct DispatchArgs {
     pub mail: MailArgs,
     #[command(flatten)]
     pub dispatcher: DispatcherArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// Base URL of the pwmail API.
+    #[arg(long, env = "PWMAIL_SERVER")]
+    pub server: String,
+    /// One user's email.
+    #[arg(
+        long,
+        conflicts_with = "from_csv",
+        required_unless_present = "from_csv"
+    )]
+    pub email: Option<String>,
+    /// A CSV file with an `email` column.
+    #[arg(long)]
+    pub from_csv: Option<PathBuf>,
+    /// `send` (SendPasswordEmail) or `reset` (ResetPasswordByAdmin).
+    #[arg(long, value_enum, default_value_t = crate::bulk::Operation::Send)]
+    pub operation: crate::bulk::Operation,
+    /// File holding the API token (else PWMAIL_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// API token (prefer --token-file).
+    #[arg(
+        long = "token",
+        env = "PWMAIL_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub token: Option<String>,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Retries of one email after 429/503 (each waits Retry-After).
+    #[arg(long, default_value_t = 20)]
+    pub max_retries: u32,
+    /// Write failures here: CSV for *.csv, else JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]

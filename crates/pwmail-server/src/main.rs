@@ -144,6 +144,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Send(args) => send(*args).await,
         Command::Migrate { db } => {
             db.open().await?;
             println!("the database schema is up to date");
@@ -256,6 +257,52 @@ async fn token(cmd: TokenCommand, now: i64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn send(args: pwmail_server::cli::SendArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let token = match (&args.token_file, &args.token) {
+        (Some(file), _) => std::fs::read_to_string(file)?.trim().to_string(),
+        (None, Some(token)) => token.clone(),
+        (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
+    };
+    let emails = match (&args.email, &args.from_csv) {
+        (Some(email), _) => vec![email.clone()],
+        (None, Some(csv)) => pwmail_server::bulk::read_csv(csv)?,
+        (None, None) => anyhow::bail!("give --email or --from-csv"),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing calls in flight, starting no new ones");
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let summary = pwmail_server::bulk::run(
+        pwmail_server::bulk::Job {
+            server: args.server,
+            token,
+            emails,
+            operation: args.operation,
+            concurrency: args.concurrency,
+            max_retries: args.max_retries,
+            report: args.report,
+            progress: !args.quiet,
+        },
+        stop,
+    )
+    .await?;
+    summary.print();
+    if summary.failed.is_empty() && summary.skipped.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} failed, {} not attempted",
+            summary.failed.len(),
+            summary.skipped.len()
+        )
+    }
 }
 
 fn show_time(at: Option<i64>) -> String {

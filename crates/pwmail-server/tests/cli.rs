@@ -342,3 +342,122 @@ fn outbox_commands_show_and_requeue_dead_messages() {
     let (ok, _, err) = pwmail(d, &["outbox", "retry", &id.to_string()]);
     assert!(!ok && err.contains("is not dead"), "{err}");
 }
+
+#[test]
+fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..5 {
+        assert!(pwmail(d, &["user", "add", &format!("s{i}@example.com")]).0);
+    }
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args(["serve", "--listen", &listen, "--user-rate", "1/2"])
+        .env_remove("PWMAIL_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut banner, mut token) = (String::new(), String::new());
+    stdout.read_line(&mut banner).unwrap();
+    stdout.read_line(&mut token).unwrap();
+    std::fs::write(d.join("token"), token.trim()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // s0 twice: the second call meets the 2 s per-user cooldown (429 with
+    // Retry-After) and is retried; one unknown user; one malformed address.
+    std::fs::write(
+        d.join("users.csv"),
+        "name,email\nA,s0@example.com\nB,s1@example.com\nC,s2@example.com\nD,s3@example.com\n\
+         E,s4@example.com\nF,s0@example.com\nG,ghost@example.com\nH,not-an-email\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args([
+            "send",
+            "--server",
+            &format!("http://{listen}"),
+            "--from-csv",
+            "users.csv",
+            "--token-file",
+            "token",
+            "--concurrency",
+            "1",
+            "--report",
+            "failures.json",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stdout_text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "failures make the exit status non-zero"
+    );
+    assert!(stdout_text.contains("sent: 6"), "{stdout_text}");
+    assert!(stdout_text.contains("failed: 2"), "{stdout_text}");
+    assert!(stdout_text.contains("HTTP 404: 1"), "{stdout_text}");
+    assert!(
+        stdout_text.contains("retries after 429/503: 1"),
+        "{stdout_text}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for Retry-After"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("failures.json")).unwrap()).unwrap();
+    assert_eq!(report["sent"], 6);
+    let failures = report["failures"].as_array().unwrap();
+    let ghost = failures
+        .iter()
+        .find(|f| f["email"] == "ghost@example.com")
+        .unwrap();
+    assert_eq!(
+        (ghost["status"].as_u64(), ghost["code"].as_i64()),
+        (Some(404), Some(5))
+    );
+    let bad = failures
+        .iter()
+        .find(|f| f["email"] == "not-an-email")
+        .unwrap();
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid email")
+    );
+
+    // One address, ResetPasswordByAdmin, token from the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args([
+            "send",
+            "--server",
+            &format!("http://{listen}"),
+            "--email",
+            "s3@example.com",
+        ])
+        .args(["--operation", "reset", "--quiet", "--max-retries", "5"])
+        .env("PWMAIL_TOKEN", token.trim())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent: 1"));
+
+    let _ = child.kill();
+    let _ = child.wait();
+}

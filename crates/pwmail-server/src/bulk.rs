@@ -1,0 +1,278 @@
+//! `pwmail send`: password emails for many users through the generated
+//! client, with bounded concurrency, retries that honour `Retry-After`, a
+//! progress bar, a summary and a report of what failed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Operation {
+    /// SendPasswordEmail: the current password keeps working.
+    Send,
+    /// ResetPasswordByAdmin: the current password stops working at once.
+    Reset,
+}
+
+pub struct Job {
+    pub server: String,
+    pub token: String,
+    pub emails: Vec<String>,
+    pub operation: Operation,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub report: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// What became of one email.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Failure {
+    pub email: String,
+    /// HTTP status, or 0 when no answer came.
+    pub status: u16,
+    pub code: Option<i32>,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub sent: usize,
+    pub failed: Vec<Failure>,
+    /// Not attempted because the run was interrupted.
+    pub skipped: Vec<String>,
+    pub retries: usize,
+}
+
+impl Summary {
+    pub fn print(&self) {
+        println!("sent: {}", self.sent);
+        let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+        for f in &self.failed {
+            *by_status.entry(f.status).or_default() += 1;
+        }
+        println!("failed: {}", self.failed.len());
+        for (status, n) in by_status {
+            let what = if status == 0 {
+                "no answer".to_string()
+            } else {
+                format!("HTTP {status}")
+            };
+            println!("  {what}: {n}");
+        }
+        if !self.skipped.is_empty() {
+            println!("not attempted (interrupted): {}", self.skipped.len());
+        }
+        println!("retries after 429/503: {}", self.retries);
+    }
+}
+
+/// The `email` column of a CSV file with a header row.
+pub fn read_csv(path: &Path) -> anyhow::Result<Vec<String>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let column = reader
+        .headers()?
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("email"))
+        .with_context(|| format!("{} has no `email` column", path.display()))?;
+    let mut emails = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        if let Some(email) = record.get(column).map(str::trim).filter(|e| !e.is_empty()) {
+            emails.push(email.to_string());
+        }
+    }
+    Ok(emails)
+}
+
+enum Attempt {
+    Sent,
+    /// Refused for now; try again after this long.
+    Later(Duration, Failure),
+    Failed(Failure),
+}
+
+async fn attempt(client: &pwmail_client::Client, operation: Operation, email: &str) -> Attempt {
+    let failed = |status, code, message: String| Failure {
+        email: email.to_string(),
+        status,
+        code,
+        message,
+    };
+    let result = match operation {
+        Operation::Send => {
+            let body = match send_body(email) {
+                Ok(body) => body,
+                Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
+            };
+            client
+                .send_password_email("system", &body)
+                .await
+                .map(|_| ())
+        }
+        Operation::Reset => {
+            let body = match email.try_into() {
+                Ok(email) => ResetPasswordByAdminRequest { email },
+                Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
+            };
+            client.reset_password_by_admin(&body).await.map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => Attempt::Sent,
+        Err(pwmail_client::Error::ErrorResponse(rv)) => {
+            let status = rv.status().as_u16();
+            let retry_after = rv
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body = rv.into_inner();
+            let failure = failed(status, Some(body.code), body.message);
+            match (status, retry_after) {
+                (429 | 503, Some(secs)) => {
+                    Attempt::Later(Duration::from_secs(secs.clamp(1, 300)), failure)
+                }
+                (429 | 503, None) => Attempt::Later(Duration::from_secs(1), failure),
+                _ => Attempt::Failed(failure),
+            }
+        }
+        Err(e) => Attempt::Failed(failed(
+            e.status().map_or(0, |s| s.as_u16()),
+            None,
+            e.to_string(),
+        )),
+    }
+}
+
+fn send_body(email: &str) -> Result<SendPasswordEmailRequest, String> {
+    Ok(SendPasswordEmailRequest {
+        email: email.try_into().map_err(|e| format!("{e}"))?,
+        namespace: Some("system".try_into().map_err(|e| format!("{e}"))?),
+    })
+}
+
+/// Runs the job until done or until `stop` turns true (in-flight calls finish).
+pub async fn run(job: Job, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+    let client = Arc::new(pwmail_client::with_api_token(&job.server, &job.token)?);
+    let bar = if job.progress {
+        let bar = ProgressBar::new(job.emails.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} [{elapsed_precise}] {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let permits = Arc::new(Semaphore::new(job.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut summary = Summary::default();
+    let mut pending = job.emails.into_iter();
+    for email in pending.by_ref() {
+        if stop.load(Ordering::Relaxed) {
+            summary.skipped.push(email);
+            break;
+        }
+        let permit = Arc::clone(&permits).acquire_owned().await?;
+        let (client, stop, bar) = (Arc::clone(&client), Arc::clone(&stop), bar.clone());
+        let (operation, max_retries) = (job.operation, job.max_retries);
+        tasks.spawn(async move {
+            let _permit = permit;
+            let mut retries = 0usize;
+            let outcome = loop {
+                match attempt(&client, operation, &email).await {
+                    Attempt::Sent => break Ok(()),
+                    Attempt::Failed(f) => break Err(f),
+                    Attempt::Later(_, f)
+                        if retries >= max_retries as usize || stop.load(Ordering::Relaxed) =>
+                    {
+                        break Err(f);
+                    }
+                    Attempt::Later(wait, f) => {
+                        retries += 1;
+                        bar.set_message(format!("waiting {} s: {}", wait.as_secs(), f.message));
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            };
+            bar.inc(1);
+            (outcome, retries)
+        });
+        // Collect what finished, so memory stays bounded on huge lists.
+        while let Some(done) = tasks.try_join_next() {
+            record(&mut summary, done);
+        }
+    }
+    summary.skipped.extend(pending);
+    while let Some(done) = tasks.join_next().await {
+        record(&mut summary, done);
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &job.report {
+        write_report(path, &summary)?;
+    }
+    Ok(summary)
+}
+
+fn record(
+    summary: &mut Summary,
+    done: Result<(Result<(), Failure>, usize), tokio::task::JoinError>,
+) {
+    match done {
+        Ok((Ok(()), retries)) => {
+            summary.sent += 1;
+            summary.retries += retries;
+        }
+        Ok((Err(f), retries)) => {
+            summary.failed.push(f);
+            summary.retries += retries;
+        }
+        Err(e) => summary.failed.push(Failure {
+            email: String::new(),
+            status: 0,
+            code: None,
+            message: format!("task failed: {e}"),
+        }),
+    }
+}
+
+/// Failures (and what was not attempted) as JSON, or CSV for `.csv` paths.
+fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
+    let skipped = summary.skipped.iter().map(|email| Failure {
+        email: email.clone(),
+        status: 0,
+        code: None,
+        message: "not attempted (interrupted)".into(),
+    });
+    let rows: Vec<Failure> = summary.failed.iter().cloned().chain(skipped).collect();
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut writer = csv::Writer::from_path(path)?;
+        for row in &rows {
+            writer.serialize(row)?;
+        }
+        writer.flush()?;
+    } else {
+        let json = serde_json::json!({
+            "sent": summary.sent,
+            "failed": summary.failed.len(),
+            "not_attempted": summary.skipped.len(),
+            "failures": rows,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)?;
+    }
+    Ok(())
+}
