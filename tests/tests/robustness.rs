@@ -1,0 +1,119 @@
+//! Hostile input and hostile clients.
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use pwmail_tests::TestServer;
+use tokio::io::AsyncWriteExt;
+
+const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
+const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Any bytes, any content type, either operation: never a panic or a 5xx,
+/// always `{}` or the error shape.
+#[test]
+fn any_body_gets_2xx_or_4xx_in_the_error_shape() {
+    let rt = runtime();
+    let server = rt.block_on(async {
+        let server = TestServer::start().await;
+        server.add_user("hello@example.com", false).await;
+        server
+    });
+    let http = reqwest::Client::new();
+    let config = ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
+        body in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..2048),
+            // Near-valid JSON, to get past the parser.
+            ("[ -~]{0,64}", "[ -~]{0,64}").prop_map(|(e, n)| {
+                serde_json::to_vec(&serde_json::json!({"email": e, "namespace": n})).unwrap()
+            }),
+        ],
+        content_type in prop_oneof![
+            Just(Some("application/json")),
+            Just(Some("application/x-www-form-urlencoded")),
+            Just(Some("text/plain")),
+            Just(None),
+            "[ -~]{0,40}".prop_map(|s| Some(Box::leak(s.into_boxed_str()) as &str)),
+        ],
+        path in prop_oneof![Just(SEND_PATH), Just(RESET_PATH)],
+    )| {
+        let (status, text) = rt.block_on(async {
+            let mut request = http
+                .post(server.endpoint(path))
+                .header("Authorization", format!("APIToken {}", server.admin_token))
+                .body(body.clone());
+            if let Some(ct) = content_type {
+                if let Ok(value) = reqwest::header::HeaderValue::from_str(ct) {
+                    request = request.header("Content-Type", value);
+                }
+            }
+            let response = request.send().await.expect("the server answers");
+            (response.status().as_u16(), response.text().await.unwrap())
+        });
+        prop_assert!(status < 500, "{status} for {body:?}: {text}");
+        if (200..300).contains(&status) {
+            prop_assert_eq!(text.as_str(), "{}");
+        } else {
+            let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+            prop_assert!(json["code"].is_i64() && json["message"].is_string(), "{}", text);
+            prop_assert_eq!(&json["details"], &serde_json::json!([]));
+        }
+    });
+    rt.block_on(server.stop());
+}
+
+/// 500 idle connections and 50 that trickle a request byte by byte do not
+/// keep others from being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_do_not_stop_service() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let addr = server.running.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"POST /api/web/custom/password/admin_reset HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let started = Instant::now();
+    let body = pwmail_client::types::ResetPasswordByAdminRequest {
+        email: "hello@example.com".try_into().unwrap(),
+    };
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        server.client().reset_password_by_admin(&body),
+    )
+    .await
+    .expect("answered while 550 connections hang")
+    .expect("200");
+    assert_eq!(response.status(), 200);
+    eprintln!(
+        "served in {:?} beside 500 idle and 50 slow connections",
+        started.elapsed()
+    );
+    for s in slow.iter_mut() {
+        let _ = s.write_all(b"X-Slow: 1\r\n").await;
+    }
+    drop(idle);
+    drop(slow);
+    server.stop().await;
+}
