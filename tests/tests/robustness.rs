@@ -55,10 +55,10 @@ fn any_body_gets_2xx_or_4xx_in_the_error_shape() {
                 .post(server.endpoint(path))
                 .header("Authorization", format!("APIToken {}", server.admin_token))
                 .body(body.clone());
-            if let Some(ct) = content_type {
-                if let Ok(value) = reqwest::header::HeaderValue::from_str(ct) {
-                    request = request.header("Content-Type", value);
-                }
+            if let Some(value) =
+                content_type.and_then(|ct| reqwest::header::HeaderValue::from_str(ct).ok())
+            {
+                request = request.header("Content-Type", value);
             }
             let response = request.send().await.expect("the server answers");
             (response.status().as_u16(), response.text().await.unwrap())
