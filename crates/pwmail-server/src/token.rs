@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pwmail_store::TokenHash;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 const API_TOKEN_PREFIX: &str = "pwm_";
 const TOKEN_BYTES: usize = 32;
@@ -67,11 +66,6 @@ pub fn is_link_token_shaped(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Constant-time equality of two hashes.
-pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
-    a.0.ct_eq(&b.0).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +86,5 @@ mod tests {
     fn hash_is_sha256() {
         // SHA-256("abc")
         assert_eq!(hash("abc").0[..4], [0xba, 0x78, 0x16, 0xbf],);
-        assert!(hashes_equal(&hash("x"), &hash("x")));
-        assert!(!hashes_equal(&hash("x"), &hash("y")));
     }
 }
