@@ -19,7 +19,7 @@ async fn send(server: &TestServer, email: &str) -> String {
     let before = server.wait_for_emails(0, Duration::ZERO).await.len();
     server
         .client()
-        .send_password_email("system", &body)
+        .send_password_email(&"system".try_into().expect("valid namespace"), &body)
         .await
         .expect("200");
     let emails = server

@@ -14,7 +14,7 @@ pub struct SendPasswordEmailPath {
 fn send_password_email_path_namespace_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
-    crate::types::source_schema("{\"type\":\"string\"}")
+    crate::types::source_schema("{\"pattern\":\"^system$\",\"type\":\"string\"}")
 }
 /// Header parameters of `send_password_email`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
@@ -216,7 +216,7 @@ pub trait FixtureApi {
     >;
     /// Delivery status of password emails.
     ///
-    /// pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. At least one of the two must be given; given both, an email must match both.
+    /// pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. Given both, an email must match both; given neither, the most recent emails of all users are listed.
     #[endpoint{method = GET,
     path = "/api/web/custom/password/email_status",
     operation_id = "get_password_email_status",

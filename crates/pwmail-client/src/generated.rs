@@ -121,6 +121,58 @@ pub mod types {
                 })
         }
     }
+    ///`SendPasswordEmailNamespace`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct SendPasswordEmailNamespace(::std::string::String);
+    impl ::std::ops::Deref for SendPasswordEmailNamespace {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SendPasswordEmailNamespace> for ::std::string::String {
+        fn from(value: SendPasswordEmailNamespace) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for SendPasswordEmailNamespace {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+                ::std::sync::LazyLock::new(|| ::regress::Regex::new("^system$").unwrap());
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^system$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SendPasswordEmailNamespace {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailNamespace {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailNamespace {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /// Error types.
     pub mod error {
         /// Error from a `TryFrom` or `FromStr` implementation.
@@ -218,7 +270,7 @@ impl Client {
     */
     pub async fn send_password_email<'a>(
         &'a self,
-        namespace: &'a str,
+        namespace: &'a types::SendPasswordEmailNamespace,
         body: &'a pwmail_types::SendPasswordEmailRequest,
     ) -> Result<
         ResponseValue<pwmail_types::SendPasswordEmailResponse>,
@@ -362,7 +414,7 @@ impl Client {
     }
     /**Delivery status of password emails
 
-    pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. At least one of the two must be given; given both, an email must match both.
+    pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. Given both, an email must match both; given neither, the most recent emails of all users are listed.
 
     Sends a `GET` request to `/api/web/custom/password/email_status`
 

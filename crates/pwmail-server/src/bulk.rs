@@ -113,8 +113,12 @@ async fn attempt(client: &pwmail_client::Client, operation: Operation, email: &s
                 Ok(body) => body,
                 Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
             };
+            let namespace = match "system".try_into() {
+                Ok(namespace) => namespace,
+                Err(e) => return Attempt::Failed(failed(0, None, format!("namespace: {e}"))),
+            };
             client
-                .send_password_email("system", &body)
+                .send_password_email(&namespace, &body)
                 .await
                 .map(|_| ())
         }

@@ -123,11 +123,6 @@ impl PwmailApi for PwmailImpl {
                     Some(user.id)
                 }
             };
-            if user.is_none() && query.request_id.is_none() {
-                return Err(
-                    ApiError::InvalidArgument("give `email`, `request_id` or both".into()).into(),
-                );
-            }
             if query.request_id.as_ref().is_some_and(|r| r.len() > 128) {
                 return Err(ApiError::InvalidArgument(
                     "request_id is longer than 128 characters".into(),

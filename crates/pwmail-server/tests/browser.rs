@@ -77,7 +77,7 @@ async fn admin_email_link_browser_form_new_password() {
         namespace: Some("system".try_into().unwrap()),
     };
     client
-        .send_password_email("system", &body)
+        .send_password_email(&"system".try_into().expect("valid namespace"), &body)
         .await
         .expect("200");
 

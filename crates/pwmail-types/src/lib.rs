@@ -369,12 +369,64 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
         Self(value)
     }
 }
+///`SendPasswordEmailNamespace`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct SendPasswordEmailNamespace(::std::string::String);
+impl ::std::ops::Deref for SendPasswordEmailNamespace {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<SendPasswordEmailNamespace> for ::std::string::String {
+    fn from(value: SendPasswordEmailNamespace) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for SendPasswordEmailNamespace {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^system$").unwrap());
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^system$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for SendPasswordEmailNamespace {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailNamespace {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailNamespace {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
 ///SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct SendPasswordEmailRequest {
     ///Email of the user requesting for. Required: YES.
     pub email: SendPasswordEmailRequestEmail,
-    ///Namespace. Value of namespace is always "system"; when given it must equal the namespace in the path.
+    ///Namespace. Value of namespace is always "system" (upstream: string.const), like the namespace in the path.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub namespace: ::std::option::Option<SendPasswordEmailRequestNamespace>,
 }
@@ -438,7 +490,7 @@ impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailRequestEmail {
             })
     }
 }
-///Namespace. Value of namespace is always "system"; when given it must equal the namespace in the path.
+///Namespace. Value of namespace is always "system" (upstream: string.const), like the namespace in the path.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct SendPasswordEmailRequestNamespace(::std::string::String);
@@ -461,6 +513,11 @@ impl ::std::str::FromStr for SendPasswordEmailRequestNamespace {
         }
         if value.chars().count() < 6usize {
             return Err("shorter than 6 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^system$").unwrap());
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^system$\"".into());
         }
         Ok(Self(value.to_string()))
     }
@@ -623,7 +680,7 @@ impl ::schemars::JsonSchema for SendPasswordEmailRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\"; when given it must equal the namespace in the path.\",\"type\":\"string\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
+            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\" (upstream: string.const), like the namespace in the path.\",\"type\":\"string\",\"pattern\":\"^system$\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
         )
     }
 }
