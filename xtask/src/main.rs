@@ -1,12 +1,15 @@
 //! Developer tasks for the pwmail workspace. `cargo xtask codegen [--check]`.
 
 mod codegen;
+mod conformance;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]");
+    eprintln!(
+        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance"
+    );
     ExitCode::from(2)
 }
 
@@ -17,6 +20,9 @@ fn main() -> ExitCode {
         ["codegen"] => report(codegen::run(&workspace_root(), codegen::Mode::Write)),
         ["codegen", "--check"] => report(codegen::run(&workspace_root(), codegen::Mode::Check)),
         ["test", rest @ ..] => test(rest),
+        ["conformance"] => report(
+            ensure_test_venv(&workspace_root()).and_then(|()| conformance::run(&workspace_root())),
+        ),
         _ => usage(),
     }
 }
@@ -39,13 +45,23 @@ fn test(extra: &[&str]) -> ExitCode {
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .status();
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+    let tests_passed = match status {
+        Ok(s) => s.success(),
         Err(e) => {
             eprintln!("error: running cargo test: {e}");
-            ExitCode::FAILURE
+            false
         }
+    };
+    // The conformance run against the OpenAPI document comes last, so the
+    // test runner's summary above stays the one that counts the tests.
+    let conformance = conformance::run(&workspace_root());
+    if let Err(e) = &conformance {
+        eprintln!("error: conformance: {e:#}");
+    }
+    if tests_passed && conformance.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
