@@ -1,5 +1,6 @@
 //! Developer tasks for the pwmail workspace. `cargo xtask codegen [--check]`.
 
+mod bench;
 mod codegen;
 mod conformance;
 
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance"
+        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance\n       cargo xtask bench [--quick]"
     );
     ExitCode::from(2)
 }
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
         ["codegen"] => report(codegen::run(&workspace_root(), codegen::Mode::Write)),
         ["codegen", "--check"] => report(codegen::run(&workspace_root(), codegen::Mode::Check)),
         ["test", rest @ ..] => test(rest),
+        ["bench"] => report(bench::run(&workspace_root(), false)),
+        ["bench", "--quick"] => report(bench::run(&workspace_root(), true)),
         ["conformance"] => report(
             ensure_test_venv(&workspace_root()).and_then(|()| conformance::run(&workspace_root())),
         ),
