@@ -11,9 +11,7 @@ use pwmail_api::{
     Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
     SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
 };
-use pwmail_store::{
-    Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, NewMessage,
-};
+use pwmail_store::{Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose};
 use pwmail_types::{
     PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
     PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
@@ -304,14 +302,7 @@ async fn issue(
         lifetime,
         expires_at,
     })?;
-    let message = NewMessage {
-        message_id: format!("{}@{}", uuid::Uuid::new_v4(), config.mail_domain()),
-        kind: purpose.as_str().to_string(),
-        recipient: user.email.clone(),
-        subject: rendered.subject,
-        body_text: rendered.text,
-        body_html: rendered.html,
-    };
+    let message = rendered.into_message(purpose.as_str(), &user.email, &config.mail_domain());
     let outcome = state
         .store
         .issue_link(&IssueLink {

@@ -59,6 +59,21 @@ pub struct Rendered {
     pub html: String,
 }
 
+impl Rendered {
+    /// The message to queue, with a fresh Message-ID (`uuid@domain`) that
+    /// every delivery attempt will reuse.
+    pub fn into_message(self, kind: &str, recipient: &str, domain: &str) -> NewMessage {
+        NewMessage {
+            message_id: format!("{}@{domain}", uuid::Uuid::new_v4()),
+            kind: kind.to_string(),
+            recipient: recipient.to_string(),
+            subject: self.subject,
+            body_text: self.text,
+            body_html: self.html,
+        }
+    }
+}
+
 pub struct Renderer {
     env: Environment<'static>,
     product: String,

@@ -9,9 +9,7 @@ use dropshot::{Body, HttpError, Path, RequestContext, UntypedBody};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use minijinja::{Environment, context};
-use pwmail_store::{
-    Admission, CompleteReset, LinkState, NewMessage, ResetLink, ResetOutcome, User,
-};
+use pwmail_store::{Admission, CompleteReset, LinkState, ResetLink, ResetOutcome, User};
 use serde::Deserialize;
 
 use crate::error::ServiceError;
@@ -291,14 +289,8 @@ pub async fn reset_submit(
         .renderer
         .render_password_changed(&user.email, user.name.as_deref(), now)
         .map_err(internal)?;
-    let notice = NewMessage {
-        message_id: format!("{}@{}", uuid::Uuid::new_v4(), state.config.mail_domain()),
-        kind: "password_changed".into(),
-        recipient: user.email.clone(),
-        subject: rendered.subject,
-        body_text: rendered.text,
-        body_html: rendered.html,
-    };
+    let notice =
+        rendered.into_message("password_changed", &user.email, &state.config.mail_domain());
     let outcome = state
         .store
         .complete_reset(&CompleteReset {

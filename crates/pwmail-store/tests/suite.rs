@@ -12,21 +12,14 @@ struct Db {
 
 enum Cleanup {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Schema { base: String, name: String },
+    Schema(pwmail_testkit::pg::PgSchema),
 }
 
 impl Db {
     async fn finish(self) {
-        if let Cleanup::Schema { base, name } = self.cleanup {
+        if let Cleanup::Schema(schema) = self.cleanup {
             drop(self.store);
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-                .await
-                .unwrap();
-            let sql = format!("DROP SCHEMA {name} CASCADE");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            schema.drop_schema().await;
         }
     }
 }
@@ -41,38 +34,16 @@ async fn sqlite() -> Db {
     }
 }
 
-/// The machine's PostgreSQL (`PWMAIL_TEST_POSTGRES` overrides), in a schema of
-/// this test's own, so concurrent tests and runs never collide.
+/// The machine's PostgreSQL, in a schema of this test's own, so concurrent
+/// tests and runs never collide.
 async fn postgres() -> Db {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("PWMAIL_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!(
-        "pwmail_suite_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
-    let sql = format!("CREATE SCHEMA {name}");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = format!("{base}?options[search_path]={name}");
-    let store = PgStore::open(&url, std::time::Duration::from_secs(5))
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let store = PgStore::open(&schema.url(None), std::time::Duration::from_secs(5))
         .await
         .unwrap();
     Db {
         store: Box::new(store),
-        cleanup: Cleanup::Schema { base, name },
+        cleanup: Cleanup::Schema(schema),
     }
 }
 
