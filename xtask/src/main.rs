@@ -43,16 +43,17 @@ fn test(extra: &[&str]) -> ExitCode {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
-        .status();
-    let tests_passed = match status {
-        Ok(s) => s.success(),
+    let run = run_counting(
+        std::process::Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(extra),
+    );
+    let (tests_passed, counts) = match run {
+        Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("error: running cargo test: {e}");
-            false
+            (false, (0, 0))
         }
     };
     // The conformance run against the OpenAPI document comes last, so the
@@ -61,11 +62,45 @@ fn test(extra: &[&str]) -> ExitCode {
     if let Err(e) = &conformance {
         eprintln!("error: conformance: {e:#}");
     }
+    // One closing line for the whole suite (cargo's last summary line is
+    // often an empty doc-test run).
+    println!(
+        "\ntests: {} passed, {} failed",
+        counts.0,
+        counts.1 + u64::from(conformance.is_err())
+    );
     if tests_passed && conformance.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Runs cargo test, echoing its output, and adds up its "test result" lines.
+fn run_counting(cmd: &mut std::process::Command) -> anyhow::Result<(bool, (u64, u64))> {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let number = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word))
+                    .and_then(|n| n.trim().rsplit(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += number(" passed");
+            failed += number(" failed");
+        }
+    }
+    Ok((child.wait()?.success(), (passed, failed)))
 }
 
 /// `.venv` with the pinned packages of the tests' SMTP server (aiosmtpd).
