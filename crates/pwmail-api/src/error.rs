@@ -192,10 +192,6 @@ impl<R> From<Result<R, ApiError>> for Reply<R> {
 }
 
 impl<R> Reply<R> {
-    pub fn into_inner(self) -> Result<R, ApiError> {
-        self.result
-    }
-
     /// Marks error responses of a deprecated operation (RFC 9745, RFC 8288).
     pub fn with_deprecation(mut self) -> Self {
         self.error_headers.push((

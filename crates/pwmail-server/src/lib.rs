@@ -59,11 +59,6 @@ impl Running {
         self.dispatcher.await.context("dispatcher task")?;
         Ok(())
     }
-
-    /// Resolves when the HTTP server stops on its own.
-    pub fn wait_for_shutdown(&self) -> dropshot::ShutdownWaitFuture {
-        self.server.wait_for_shutdown()
-    }
 }
 
 /// The admin created on first start, whose token is shown once.
