@@ -117,3 +117,57 @@ async fn idle_and_slow_connections_do_not_stop_service() {
     drop(slow);
     server.stop().await;
 }
+
+/// A client announcing a 10 MB body gets its 413 after sending only the
+/// headers and the first 64 KiB: the server does not wait for (or read) the
+/// rest. Both operations with a body are guarded.
+#[tokio::test]
+async fn a_10_mb_body_is_refused_before_it_is_read() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start().await;
+    let addr = server.running.local_addr();
+    let announced = 10 * 1024 * 1024;
+    for path in [
+        "/api/web/custom/namespaces/system/send_password_email",
+        "/api/web/custom/password/admin_reset",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: pwmail\r\nContent-Type: application/json\r\n\
+             Authorization: APIToken {}\r\nContent-Length: {announced}\r\n\r\n",
+            server.admin_token
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![b' '; 64 * 1024]).await.unwrap();
+        // The rest of the 10 MB is never sent: a server that reads the body
+        // whole before answering would leave this read waiting.
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let n = stream.read(&mut chunk).await?;
+                response.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&response);
+                if n == 0 || text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+                    return Ok::<_, std::io::Error>(());
+                }
+            }
+        })
+        .await;
+        read.expect("answered before the body was sent")
+            .expect("read the response");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 413 "), "{path}: {text}");
+        let body: serde_json::Value =
+            serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["code"], 3, "{path}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded maximum size of 16384 bytes"),
+            "{path}: {body}"
+        );
+    }
+    server.stop().await;
+}

@@ -4,7 +4,9 @@
 //! the error type every operation returns is written by hand in `error.rs`.
 
 mod api;
+mod body_limit;
 mod error;
 
 pub use api::*;
+pub use body_limit::DeclaredBodyLimit;
 pub use error::{ApiError, DEPRECATION, Reply, SUCCESSOR_LINK};

@@ -22,7 +22,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Api(api) => api,
-            ServiceError::Store(StoreError::Unavailable(e)) => {
+            ServiceError::Store(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable {
                     message: "the database is temporarily unavailable; retry shortly".into(),

@@ -7,9 +7,9 @@ use dropshot::{
     Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext, TypedBody,
 };
 use pwmail_api::{
-    ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, PwmailApi,
-    Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
-    SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+    ApiError, DEPRECATION, DeclaredBodyLimit, GetPasswordEmailStatusHeaders,
+    GetPasswordEmailStatusQuery, PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK,
+    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
 };
 use pwmail_store::{Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose};
 use pwmail_types::{
@@ -33,6 +33,7 @@ impl PwmailApi for PwmailImpl {
         rqctx: RequestContext<Self::Context>,
         path: Path<SendPasswordEmailPath>,
         headers: Header<SendPasswordEmailHeaders>,
+        _body_limit: DeclaredBodyLimit,
         body: TypedBody<SendPasswordEmailRequest>,
     ) -> Result<
         Reply<
@@ -76,6 +77,7 @@ impl PwmailApi for PwmailImpl {
     async fn reset_password_by_admin(
         rqctx: RequestContext<Self::Context>,
         headers: Header<ResetPasswordByAdminHeaders>,
+        _body_limit: DeclaredBodyLimit,
         body: TypedBody<ResetPasswordByAdminRequest>,
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
         let state = rqctx.context();

@@ -253,6 +253,7 @@ pub async fn reset_form(
 pub async fn reset_submit(
     rqctx: RequestContext<Arc<AppState>>,
     path: Path<TokenPath>,
+    _body_limit: pwmail_api::DeclaredBodyLimit,
     body: UntypedBody,
 ) -> Result<Response<Body>, HttpError> {
     let state = rqctx.context();

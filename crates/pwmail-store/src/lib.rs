@@ -5,6 +5,7 @@
 //! call leaves nothing half-written. Times are Unix milliseconds passed in by
 //! the caller, which keeps the store free of clocks and easy to test.
 
+mod group_commit;
 mod model;
 mod postgres;
 mod sqlite;
@@ -34,6 +35,24 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The shared commit of a group of writes failed, so this write did not
+    /// take effect either; `message` is the group's error.
+    #[error("write not committed: {message}")]
+    BatchFailed { retryable: bool, message: String },
+    /// The task that runs writes has stopped (the store is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again shortly.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::BatchFailed { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

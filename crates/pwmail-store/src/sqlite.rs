@@ -8,13 +8,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
 
+use crate::group_commit::Writer;
 use crate::*;
 
+/// Reads go to a pool of connections; writes go through one [`Writer`]
+/// that commits them in groups.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -34,13 +38,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
-    }
-
-    /// Write transactions take the write lock up front, so two writers never
-    /// deadlock upgrading read locks.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let writer = Writer::start(pool.clone());
+        Ok(SqliteStore { pool, writer })
     }
 }
 
@@ -95,7 +94,7 @@ const STATUS_COLUMNS: &str = "id, message_id, kind, recipient, state, attempts, 
 
 /// Queues a message inside `tx`; returns its outbox id.
 async fn insert_message(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     m: &NewMessage,
     now: UnixMillis,
     request_id: &str,
@@ -115,7 +114,7 @@ async fn insert_message(
     .bind(now)
     .bind(request_id)
     .bind(user.0)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?)
 }
 
@@ -134,7 +133,7 @@ fn peek(tat: Option<i64>, rate: &Rate, now: UnixMillis) -> Admission {
 /// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
 /// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
 async fn gcra(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     key: &str,
     rate: &Rate,
     now: UnixMillis,
@@ -151,14 +150,14 @@ async fn gcra(
     .bind(now)
     .bind(period)
     .bind(tau)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     if admitted.is_some() {
         return Ok(Admission::Admitted);
     }
     let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
         .bind(key)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *conn)
         .await?;
     Ok(Admission::Refused {
         retry_after_ms: (tat - tau - now).max(1),
@@ -234,8 +233,12 @@ impl Store for SqliteStore {
     }
 
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
+        let email = email.to_string();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let email = email.as_str();
+                    let row = sqlx::query(
             "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1
              RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
         )
@@ -244,24 +247,27 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
-        let user = user_from_row(&row)?;
-        sqlx::query(
+                    let user = user_from_row(&row)?;
+                    sqlx::query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
         )
         .bind(user.id.0)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE reset_links SET revoked_at = $2
+                    sqlx::query(
+                        "UPDATE reset_links SET revoked_at = $2
              WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(user.id.0)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(user)
+                    )
+                    .bind(user.id.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(user)
+                })
+            })
+            .await
     }
 
     async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
@@ -352,10 +358,16 @@ impl Store for SqliteStore {
     }
 
     async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
-        let mut tx = self.begin_write().await?;
-        let admission = gcra(&mut tx, key, limit, now).await?;
-        tx.commit().await?;
-        Ok(admission)
+        let (key, limit) = (key.to_string(), *limit);
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let admission = gcra(&mut tx, &key, &limit, now).await?;
+                    tx.commit().await?;
+                    Ok(admission)
+                })
+            })
+            .await
     }
 
     async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
@@ -367,44 +379,49 @@ impl Store for SqliteStore {
     }
 
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
-        let mut tx = self.begin_write().await?;
-        let consumed = sqlx::query(
-            "UPDATE reset_links SET used_at = $2
+        let reset = reset.clone();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let reset = &reset;
+                    let consumed = sqlx::query(
+                        "UPDATE reset_links SET used_at = $2
              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
              RETURNING id, user_id",
-        )
-        .bind(&reset.link_hash.0[..])
-        .bind(reset.now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = consumed else {
-            return Ok(ResetOutcome::LinkUnusable);
-        };
-        let user = UserId(row.try_get("user_id")?);
-        let updated = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                    )
+                    .bind(&reset.link_hash.0[..])
+                    .bind(reset.now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = consumed else {
+                        return Ok(ResetOutcome::LinkUnusable);
+                    };
+                    let user = UserId(row.try_get("user_id")?);
+                    let updated = sqlx::query(
+                        "UPDATE users SET password_hash = $2, password_changed_at = $3,
                               password_invalidated_at = NULL
              WHERE id = $1 AND disabled_at IS NULL",
-        )
-        .bind(user.0)
-        .bind(&reset.password_phc)
-        .bind(reset.now)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(ResetOutcome::LinkUnusable);
-        }
-        sqlx::query(
-            "UPDATE reset_links SET revoked_at = $2
+                    )
+                    .bind(user.0)
+                    .bind(&reset.password_phc)
+                    .bind(reset.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Ok(ResetOutcome::LinkUnusable);
+                    }
+                    sqlx::query(
+                        "UPDATE reset_links SET revoked_at = $2
              WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(user.0)
-        .bind(reset.now)
-        .execute(&mut *tx)
-        .await?;
-        let outbox_id =
-            insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user).await?;
-        sqlx::query(
+                    )
+                    .bind(user.0)
+                    .bind(reset.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let outbox_id =
+                        insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user)
+                            .await?;
+                    sqlx::query(
             "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
              VALUES ($1, $2, 'password_changed', $3, $4)",
         )
@@ -414,12 +431,17 @@ impl Store for SqliteStore {
         .bind(outbox_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(ResetOutcome::Changed { user, outbox_id })
+                    tx.commit().await?;
+                    Ok(ResetOutcome::Changed { user, outbox_id })
+                })
+            })
+            .await
     }
 
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
-        let mut tx = self.begin_write().await?;
+        let issue = issue.clone();
+        self.writer.write(move |mut tx| Box::pin(async move {
+        let issue = &issue;
         let disabled: Option<Option<i64>> =
             sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
                 .bind(issue.target.0)
@@ -490,6 +512,7 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(IssueOutcome::Issued { link_id, outbox_id })
+        })).await
     }
 
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
@@ -542,9 +565,13 @@ impl Store for SqliteStore {
     }
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE outbox
+        let claim = claim.clone();
+        let rows = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "UPDATE outbox
              SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
@@ -553,14 +580,18 @@ impl Store for SqliteStore {
                  ORDER BY id LIMIT $4)
              RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
                        created_at, queued_at, request_id",
-        )
-        .bind(&claim.owner)
-        .bind(claim.now)
-        .bind(claim.lease_ms)
-        .bind(i64::from(claim.limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+                    )
+                    .bind(&claim.owner)
+                    .bind(claim.now)
+                    .bind(claim.lease_ms)
+                    .bind(i64::from(claim.limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(rows)
+                })
+            })
+            .await?;
         let mut claimed = rows
             .iter()
             .map(|row| {
@@ -590,7 +621,12 @@ impl Store for SqliteStore {
     }
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
-        let query = match outcome {
+        let (owner, outcome) = (owner.to_string(), outcome.clone());
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let owner = owner.as_str();
+                    let query = match &outcome {
             Settlement::Sent { reply, at } => sqlx::query(
                 "UPDATE outbox SET state = 'sent', last_reply = $3, sent_at = $4, settled_at = $4,
                         lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
@@ -625,8 +661,12 @@ impl Store for SqliteStore {
             .bind(error)
             .bind(*at),
         };
-        let done = query.execute(&self.pool).await?;
-        Ok(done.rows_affected() == 1)
+                    let done = query.execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await
     }
 
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {

@@ -550,6 +550,96 @@ async fn outbox(store: &dyn Store) {
     );
 }
 
+/// Many writes in flight at once (on SQLite they share commits): each one
+/// succeeds or fails on its own, and only the successful ones leave rows.
+async fn concurrent_writes(store: &dyn Store) {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    let mut users = Vec::new();
+    for i in 0..50 {
+        let user = store
+            .create_user(&new_user(&format!("u{i}@example.com"), false), T0)
+            .await
+            .unwrap();
+        users.push(user.id);
+    }
+    let mut calls = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        calls.push(issue(
+            *user,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            100 + i as u8,
+            T0,
+        ));
+    }
+    // Ten more for the first user (its cooldown admits one call in all) and
+    // ten for a user that does not exist.
+    for i in 0..10u8 {
+        calls.push(issue(
+            users[0],
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            150 + i,
+            T0,
+        ));
+        calls.push(issue(
+            UserId(999_999),
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            160 + i,
+            T0,
+        ));
+    }
+    let results = futures::future::join_all(calls.iter().map(|call| store.issue_link(call))).await;
+    let (mut issued, mut cooling, mut missing) = (Vec::new(), 0, 0);
+    for (call, result) in calls.iter().zip(&results) {
+        match result {
+            Ok(IssueOutcome::Issued { .. }) => issued.push(call),
+            Ok(IssueOutcome::CoolingDown { .. }) => cooling += 1,
+            Err(StoreError::NotFound(_)) => missing += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((issued.len(), cooling, missing), (50, 10, 10));
+    for user in &users {
+        assert_eq!(
+            issued.iter().filter(|c| c.target == *user).count(),
+            1,
+            "{user}"
+        );
+    }
+    for call in &calls {
+        let link = store.find_link(&call.link_hash).await.unwrap();
+        let was_issued = issued.iter().any(|c| c.link_hash == call.link_hash);
+        assert_eq!(link.is_some(), was_issued, "{}", call.request_id);
+    }
+    let queued = store
+        .claim_outbox(&Claim {
+            owner: "w".into(),
+            now: T0,
+            lease_ms: 60_000,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    let mut queued: Vec<_> = queued.iter().filter_map(|m| m.request_id.clone()).collect();
+    let mut expected: Vec<_> = issued.iter().map(|c| c.request_id.clone()).collect();
+    queued.sort();
+    expected.sort();
+    assert_eq!(queued, expected);
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -565,5 +655,5 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset);
-suite!(postgres: users_and_tokens, gcra, issue_links, outbox, complete_reset);
+suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(postgres: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
