@@ -46,6 +46,52 @@ pub async fn add_user(
     Ok(store.create_user(&user, now).await?)
 }
 
+/// How an import went.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub added: usize,
+    /// Addresses that already had a user (case-insensitively).
+    pub present: usize,
+}
+
+/// Adds many users. Every address is checked before any is added, so a bad
+/// line changes nothing; then users are created many at a time (each its
+/// own transaction, which SQLite commits in groups).
+pub async fn import_users(
+    store: &dyn Store,
+    emails: &[String],
+    now: UnixMillis,
+) -> Result<Imported, AdminError> {
+    use futures::StreamExt as _;
+    for email in emails {
+        check_email(email)?;
+    }
+    let results: Vec<Result<User, StoreError>> = futures::stream::iter(emails)
+        .map(|email| {
+            let user = NewUser {
+                email: email.clone(),
+                name: None,
+                is_admin: false,
+            };
+            async move { store.create_user(&user, now).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut imported = Imported {
+        added: 0,
+        present: 0,
+    };
+    for result in results {
+        match result {
+            Ok(_) => imported.added += 1,
+            Err(StoreError::Conflict(_)) => imported.present += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(imported)
+}
+
 async fn user(store: &dyn Store, email: &str) -> Result<User, AdminError> {
     store
         .find_user_by_email(email)

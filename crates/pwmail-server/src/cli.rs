@@ -452,6 +452,13 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Add every address in the `email` column of a CSV file (header row
+    /// required); addresses already present are left as they are.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// List users.
     List {
         #[command(flatten)]

@@ -174,6 +174,18 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
                 if user.is_admin { ", admin" } else { "" }
             );
         }
+        UserCommand::Import { file, db } => {
+            let emails = pwmail_server::bulk::read_csv(&file)?;
+            let store = db.open().await?;
+            let started = std::time::Instant::now();
+            let imported = admin::import_users(&*store, &emails, now).await?;
+            println!(
+                "imported {} user(s), {} already present, in {:.1} s",
+                imported.added,
+                imported.present,
+                started.elapsed().as_secs_f64()
+            );
+        }
         UserCommand::List { db } => {
             let store = db.open().await?;
             println!(

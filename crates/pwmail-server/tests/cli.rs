@@ -93,6 +93,39 @@ fn user_and_token_commands() {
 }
 
 #[test]
+fn user_import_adds_a_csv_of_users_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "old@example.com"]).0);
+    let mut csv = String::from("name,email\n");
+    for i in 0..300 {
+        csv.push_str(&format!("User {i},u{i}@example.com\n"));
+    }
+    csv.push_str("Old,OLD@example.com\n");
+    std::fs::write(d.join("users.csv"), &csv).unwrap();
+    let (ok, out, err) = pwmail(d, &["user", "import", "users.csv"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 300 user(s), 1 already present"),
+        "{out}"
+    );
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    assert_eq!(list.matches("@example.com").count(), 301, "{list}");
+
+    // One bad address anywhere: nothing is added.
+    std::fs::write(
+        d.join("bad.csv"),
+        "email\nnew1@example.com\nnot-an-email\nnew2@example.com\n",
+    )
+    .unwrap();
+    let (ok, _, err) = pwmail(d, &["user", "import", "bad.csv"]);
+    assert!(!ok);
+    assert!(err.contains("invalid email \"not-an-email\""), "{err}");
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    assert!(!list.contains("new1@example.com"), "{list}");
+}
+
+#[test]
 fn serve_answers_the_seed_request_and_writes_the_eml() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -172,25 +172,35 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
-        let row = sqlx::query(
-            "INSERT INTO users (email, email_key, name, is_admin, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
-        )
-        .bind(user.email.trim())
-        .bind(email_key(&user.email))
-        .bind(&user.name)
-        .bind(i64::from(user.is_admin))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("a user with email {} already exists", user.email))
-            }
-            other => other,
-        })?;
-        user_from_row(&row)
+        let user = user.clone();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "INSERT INTO users (email, email_key, name, is_admin, created_at)
+                         VALUES ($1, $2, $3, $4, $5)
+                         RETURNING id, email, name, is_admin, disabled_at, password_hash, created_at",
+                    )
+                    .bind(user.email.trim())
+                    .bind(email_key(&user.email))
+                    .bind(&user.name)
+                    .bind(i64::from(user.is_admin))
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!(
+                            "a user with email {} already exists",
+                            user.email
+                        )),
+                        other => other,
+                    })?;
+                    let created = user_from_row(&row)?;
+                    tx.commit().await?;
+                    Ok(created)
+                })
+            })
+            .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
