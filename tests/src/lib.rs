@@ -38,6 +38,8 @@ pub struct Options {
     /// Another database (PostgreSQL); a fresh SQLite file when `None`.
     pub database_url: Option<String>,
     pub db_acquire_timeout: Duration,
+    /// (hash slots, submissions allowed to wait for one).
+    pub hashing: (usize, usize),
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             clock: None,
             database_url: None,
             db_acquire_timeout: Duration::from_secs(2),
+            hashing: (2, 256),
         }
     }
 }
@@ -95,7 +98,8 @@ impl TestServer {
             )
             .unwrap(),
             password_min_length: 12,
-            hash_concurrency: 2,
+            hash_concurrency: options.hashing.0,
+            hash_queue: options.hashing.1,
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@pwmail.test>".into(),
             support_contact: None,

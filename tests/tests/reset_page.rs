@@ -106,7 +106,7 @@ async fn verifies(server: &TestServer, email: &str, password: &str) -> bool {
         .unwrap()
         .unwrap();
     match server.store().password_hash(user.id).await.unwrap() {
-        Some(phc) => Hasher::new(1).verify(password.into(), phc).await.unwrap(),
+        Some(phc) => Hasher::new(1, 0).verify(password.into(), phc).await.unwrap(),
         None => false,
     }
 }
@@ -328,5 +328,49 @@ async fn the_stylesheet_is_served_and_pages_stay_out_of_the_api_document() {
         .json()
         .unwrap();
     assert!(doc["paths"].get("/reset/{token}").is_none());
+    server.stop().await;
+}
+
+/// With one hash slot and no room to wait, submissions that arrive while a
+/// hash runs get a 503 form (Retry-After, link still valid) instead of
+/// queueing without bound; submitting again works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hash_queue_says_busy_and_keeps_the_link() {
+    let server = TestServer::start_with(Options {
+        hashing: (1, 0),
+        ..Options::default()
+    })
+    .await;
+    for i in 0..8 {
+        let email = format!("busy{i}@example.com");
+        server.add_user(&email, false).await;
+        send(&server, &email).await;
+    }
+    let emails = server.wait_for_emails(8, Duration::from_secs(2)).await;
+    let links: Vec<String> = emails.iter().filter_map(|e| link_token(e)).collect();
+    assert_eq!(links.len(), 8);
+    let posts = links.iter().map(|t| post(&server, t, GOOD, GOOD));
+    let results = futures::future::join_all(posts).await;
+    let busy: Vec<usize> = (0..results.len())
+        .filter(|i| results[*i].0 == 503)
+        .collect();
+    let done = results.iter().filter(|r| r.0 == 200).count();
+    assert_eq!(done + busy.len(), links.len(), "only 200 or 503");
+    assert!(
+        done >= 1 && !busy.is_empty(),
+        "{done} done, {} busy",
+        busy.len()
+    );
+    for i in &busy {
+        let (_, headers, body) = &results[*i];
+        assert_eq!(headers.get("retry-after").unwrap(), "5");
+        assert!(body.contains("still valid"), "{body}");
+        assert_page_headers(headers);
+    }
+    // The refused ones were not consumed: one at a time they go through.
+    for i in &busy {
+        let (status, _, body) = post(&server, &links[*i], GOOD, GOOD).await;
+        assert_eq!(status, 200, "{body}");
+    }
     server.stop().await;
 }

@@ -153,6 +153,7 @@ fn start_pwmail(
     dir: &Path,
     database_url: Option<&str>,
     smtp_port: u16,
+    extra: &[&str],
 ) -> Result<(Killed, String, String)> {
     let db = |cmd: &mut Command| {
         cmd.current_dir(dir).env_remove("PWMAIL_DATABASE_URL");
@@ -163,7 +164,8 @@ fn start_pwmail(
     let mut add = Command::new(pwmail);
     add.args(["user", "add", "bench@example.com"]);
     db(&mut add);
-    if !add.output()?.status.success() {
+    let added = add.output()?;
+    if !added.status.success() && !String::from_utf8_lossy(&added.stderr).contains("already") {
         bail!("pwmail user add failed");
     }
     let listen = format!("127.0.0.1:{}", free_port()?);
@@ -181,6 +183,7 @@ fn start_pwmail(
             "1000000000/1",
         ])
         .args(["--max-backlog", "1000000000", "--mail-concurrency", "32"])
+        .args(extra)
         .env("PWMAIL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -277,7 +280,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         eprintln!("bench: no PostgreSQL at {pg_base}; skipping that row");
     }
     for (name, dir, url) in targets {
-        let (serve, listen, token) = start_pwmail(&pwmail, dir, url, smtp_port)?;
+        let (serve, listen, token) = start_pwmail(&pwmail, dir, url, smtp_port, &[])?;
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
@@ -335,4 +338,213 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     std::fs::write(&out, serde_json::to_vec_pretty(&doc)?)?;
     println!("\nwrote {}", out.display());
     Ok(())
+}
+
+/// `pwmail_mail_send_attempts_total{outcome="sent"}` from `/metrics`.
+fn sent_count(listen: &str) -> Result<u64> {
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://{listen}/metrics")])
+        .output()
+        .context("curl /metrics")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("pwmail_mail_send_attempts_total{outcome=\"sent\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64)
+}
+
+/// Scenario b: `users` users imported, then `pwmail send --from-csv` against
+/// `pwmail serve`, whose emails go to smtp-sink over `sessions` SMTP
+/// connections; against smtp-source's own rate into the same smtp-sink
+/// (same message size, same sessions).
+fn onboarding(
+    pwmail: &Path,
+    scratch: &Path,
+    smtp_port: u16,
+    users: usize,
+    sessions: u32,
+) -> Result<serde_json::Value> {
+    let dir = scratch.join("onboarding");
+    std::fs::create_dir_all(&dir)?;
+    let csv = dir.join("users.csv");
+    let mut text = String::with_capacity(users * 32);
+    text.push_str("email\n");
+    for i in 0..users {
+        text.push_str(&format!("user{i}@example.com\n"));
+    }
+    std::fs::write(&csv, text)?;
+    let import = Command::new(pwmail)
+        .current_dir(&dir)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .args(["user", "import"])
+        .arg(&csv)
+        .output()?;
+    if !import.status.success() {
+        bail!(
+            "pwmail user import failed: {}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+    }
+    eprintln!(
+        "bench b: {}",
+        String::from_utf8_lossy(&import.stdout).trim()
+    );
+
+    // The message pwmail sends, for smtp-source's message size.
+    let preview = Command::new(pwmail)
+        .args(["mail", "preview", "--kind", "send-password-email"])
+        .args(["--to", "user0@example.com"])
+        .output()?;
+    let message_bytes = preview.stdout.len().max(1);
+
+    let ceiling_started = Instant::now();
+    let source = Command::new("smtp-source")
+        .args(["-s", &sessions.to_string(), "-m", &users.to_string()])
+        .args(["-l", &message_bytes.to_string()])
+        .args(["-f", "bench@example.com", "-t", "user@example.com"])
+        .arg(format!("127.0.0.1:{smtp_port}"))
+        .output()
+        .context("running smtp-source")?;
+    if !source.status.success() {
+        bail!(
+            "smtp-source failed: {}",
+            String::from_utf8_lossy(&source.stderr)
+        );
+    }
+    let ceiling_secs = ceiling_started.elapsed().as_secs_f64();
+
+    let sessions_arg = sessions.to_string();
+    let (serve, listen, token) = start_pwmail(
+        pwmail,
+        &dir,
+        None,
+        smtp_port,
+        &[
+            "--smtp-pool-size",
+            &sessions_arg,
+            "--mail-concurrency",
+            &sessions_arg,
+        ],
+    )?;
+    let started = Instant::now();
+    let send = Command::new(pwmail)
+        .args(["send", "--server", &format!("http://{listen}")])
+        .arg("--from-csv")
+        .arg(&csv)
+        .args(["--concurrency", "64", "--quiet"])
+        .env("PWMAIL_TOKEN", &token)
+        .output()
+        .context("running pwmail send")?;
+    let accepted_secs = started.elapsed().as_secs_f64();
+    if !send.status.success() {
+        bail!(
+            "pwmail send failed: {}{}",
+            String::from_utf8_lossy(&send.stdout),
+            String::from_utf8_lossy(&send.stderr)
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut sent = sent_count(&listen)?;
+    while sent < users as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        sent = sent_count(&listen)?;
+    }
+    let delivered_secs = started.elapsed().as_secs_f64();
+    let rss = peak_rss_mib(serve.0.id());
+    drop(serve);
+    let rate = sent as f64 / delivered_secs;
+    let ceiling_rate = users as f64 / ceiling_secs;
+    Ok(json!({
+        "scenario": "b. bulk onboarding",
+        "users": users,
+        "smtp_sessions": sessions,
+        "message_bytes": message_bytes,
+        "api_accepted_all_secs": accepted_secs,
+        "delivered": sent,
+        "all_delivered_secs": delivered_secs,
+        "emails_per_sec": rate,
+        "smtp_source_secs": ceiling_secs,
+        "smtp_source_per_sec": ceiling_rate,
+        "ratio_to_ceiling": rate / ceiling_rate,
+        "peak_rss_mib": rss,
+    }))
+}
+
+/// Scenario d: `users` reset links, then every one submitted at once (one
+/// connection each); argon2id runs `--hash-concurrency` at a time behind a
+/// bounded queue.
+fn reset_storm(
+    pwmail: &Path,
+    root: &Path,
+    scratch: &Path,
+    smtp_port: u16,
+    users: usize,
+) -> Result<serde_json::Value> {
+    let dir = scratch.join("resets");
+    let mail_dir = dir.join("mail");
+    std::fs::create_dir_all(&mail_dir)?;
+    let csv = dir.join("users.csv");
+    let mut text = String::from("email\n");
+    for i in 0..users {
+        text.push_str(&format!("reset{i}@example.com\n"));
+    }
+    std::fs::write(&csv, text)?;
+    let import = Command::new(pwmail)
+        .current_dir(&dir)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .args(["user", "import"])
+        .arg(&csv)
+        .output()?;
+    if !import.status.success() {
+        bail!("pwmail user import failed");
+    }
+    let mail_dir_arg = mail_dir.display().to_string();
+    let (serve, listen, token) = start_pwmail(
+        pwmail,
+        &dir,
+        None,
+        smtp_port,
+        &[
+            "--mail-dir",
+            &mail_dir_arg,
+            "--public-url",
+            "http://127.0.0.1",
+        ],
+    )?;
+    let send = Command::new(pwmail)
+        .args(["send", "--server", &format!("http://{listen}")])
+        .arg("--from-csv")
+        .arg(&csv)
+        .args(["--concurrency", "32", "--quiet"])
+        .env("PWMAIL_TOKEN", &token)
+        .output()?;
+    if !send.status.success() {
+        bail!("pwmail send failed");
+    }
+    // The storm script waits for the links to appear in the mail directory.
+    let python = root.join(".venv/bin/python");
+    let python = if python.exists() {
+        python
+    } else {
+        PathBuf::from("python3")
+    };
+    let out = Command::new(python)
+        .arg(root.join("bench/reset_storm.py"))
+        .args([&listen, &mail_dir_arg, &users.to_string()])
+        .output()
+        .context("running bench/reset_storm.py")?;
+    if !out.status.success() {
+        bail!(
+            "reset_storm.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut result: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reset_storm.py output")?;
+    result["scenario"] = json!("d. reset POSTs, all at once");
+    result["peak_rss_mib"] = json!(peak_rss_mib(serve.0.id()));
+    drop(serve);
+    Ok(result)
 }

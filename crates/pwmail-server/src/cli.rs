@@ -150,6 +150,9 @@ pub struct ServeArgs {
     /// Password hashes computed at once, 19 MiB each [default: CPU count].
     #[arg(long, env = "PWMAIL_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
+    /// Password submissions that may wait for a hash slot; more are answered 503 (try again).
+    #[arg(long, env = "PWMAIL_HASH_QUEUE", default_value_t = 256)]
+    pub hash_queue: usize,
     /// Seconds after which an API call answers 504 (its outcome then unknown).
     #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -432,6 +435,7 @@ impl ServeArgs {
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            hash_queue: self.hash_queue,
             product_name: self.product_name.clone(),
             mail_from: self.mail.mail_from.clone(),
             support_contact: self.support_contact.clone(),

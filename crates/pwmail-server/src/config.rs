@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub password_min_length: usize,
     /// Password hashes computed at once (19 MiB each).
     pub hash_concurrency: usize,
+    /// Submissions waiting for a hash slot beyond which the page says "busy".
+    pub hash_queue: usize,
     /// An API call still running after this answers 504.
     pub request_timeout: Duration,
     pub product_name: String,

@@ -122,7 +122,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         policy: password::Policy {
             min_length: config.password_min_length,
         },
-        hasher: password::Hasher::new(config.hash_concurrency),
+        hasher: password::Hasher::new(config.hash_concurrency, config.hash_queue),
     });
     metrics::handle();
     let backlog_watch = tokio::spawn(state::watch_backlog(

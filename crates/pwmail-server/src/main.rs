@@ -215,7 +215,7 @@ async fn user(cmd: UserCommand, now: i64) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let verified = match store.password_hash(user.id).await? {
                 Some(phc) => {
-                    pwmail_server::password::Hasher::new(1)
+                    pwmail_server::password::Hasher::new(1, 0)
                         .verify(password, phc)
                         .await?
                 }

@@ -102,10 +102,12 @@ impl Policy {
 
 /// Runs argon2id (m=19456 KiB, t=2, p=1) on the blocking pool, at most
 /// `permits` at a time, so a burst of submissions waits instead of taking
-/// 19 MiB each at once.
+/// 19 MiB each at once; and lets at most `queue` more wait, so a flood is
+/// told to come back instead of piling up without bound.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,17 +116,21 @@ pub enum HashError {
     Argon2(String),
     #[error("password hashing task failed: {0}")]
     Task(String),
+    #[error("too many password hashes waiting")]
+    Busy,
 }
 
 impl Hasher {
-    pub fn new(permits: usize) -> Self {
+    pub fn new(permits: usize, queue: usize) -> Self {
         Hasher {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            admitted: Arc::new(Semaphore::new(permits.max(1) + queue)),
         }
     }
 
-    /// The PHC string of `password`.
+    /// The PHC string of `password`; `Busy` when the queue is full.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| HashError::Busy)?;
         let _permit = self
             .permits
             .acquire()
@@ -203,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {
-        let hasher = Hasher::new(2);
+        let hasher = Hasher::new(2, 0);
         let phc = hasher.hash("plum trellis quasar".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(

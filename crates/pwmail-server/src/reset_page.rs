@@ -279,11 +279,24 @@ pub async fn reset_submit(
         };
         return form_page(state, status, &link, &user, Some(rejection.to_string()));
     }
-    let phc = state
-        .hasher
-        .hash(form.password)
-        .await
-        .map_err(internal_hash)?;
+    let phc = match state.hasher.hash(form.password).await {
+        Ok(phc) => phc,
+        Err(crate::password::HashError::Busy) => {
+            let mut page = form_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &link,
+                &user,
+                Some(BUSY.into()),
+            )?;
+            page.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("5"),
+            );
+            return Ok(page);
+        }
+        Err(e) => return Err(internal_hash(e)),
+    };
 
     let now = state.clock.now();
     let rendered = state
@@ -324,6 +337,10 @@ pub async fn reset_submit(
         }
     }
 }
+
+/// Shown when the hash queue is full; the link is still good.
+const BUSY: &str = "Too many passwords are being changed right now. \
+    Your link is still valid: please submit again in a few seconds.";
 
 fn internal_hash(e: crate::password::HashError) -> HttpError {
     HttpError::for_internal_error(e.to_string())

@@ -54,7 +54,7 @@ async fn admin_email_link_browser_form_new_password() {
     let carol = admin::add_user(&*store, "carol@example.com", false, Some("Carol"), now())
         .await
         .unwrap();
-    let old_hash = Hasher::new(1).hash(OLD.into()).await.unwrap();
+    let old_hash = Hasher::new(1, 0).hash(OLD.into()).await.unwrap();
     store
         .set_password_hash(carol.id, &old_hash, now())
         .await
@@ -158,7 +158,7 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
     let dan = admin::add_user(&*store, "dan@example.com", false, None, now())
         .await
         .unwrap();
-    let old_hash = Hasher::new(1).hash(OLD.into()).await.unwrap();
+    let old_hash = Hasher::new(1, 0).hash(OLD.into()).await.unwrap();
     store
         .set_password_hash(dan.id, &old_hash, now())
         .await
