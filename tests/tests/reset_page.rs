@@ -106,7 +106,10 @@ async fn verifies(server: &TestServer, email: &str, password: &str) -> bool {
         .unwrap()
         .unwrap();
     match server.store().password_hash(user.id).await.unwrap() {
-        Some(phc) => Hasher::new(1, 0).verify(password.into(), phc).await.unwrap(),
+        Some(phc) => Hasher::new(1, 0)
+            .verify(password.into(), phc)
+            .await
+            .unwrap(),
         None => false,
     }
 }

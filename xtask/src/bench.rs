@@ -6,8 +6,9 @@
 //! same load generator (wrk) and concurrency; requests/s, p50, p99, the ratio
 //! to the ceiling. Scenario c: peak RSS (VmHWM) of each `pwmail serve`.
 //! pwmail's emails go to Postfix's `smtp-sink`, so sending runs too.
-//! Not measured yet: b (100k onboarding against smtp-source) and d (reset
-//! POSTs under 1,000 concurrent submissions).
+//! Scenario b: users imported, `pwmail send --from-csv`, time until smtp-sink
+//! accepted every email, against `smtp-source` into the same smtp-sink.
+//! Scenario d: reset POSTs all at once (`bench/reset_storm.py`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -152,7 +153,7 @@ fn start_pwmail(
     pwmail: &Path,
     dir: &Path,
     database_url: Option<&str>,
-    smtp_port: u16,
+    smtp_port: Option<u16>,
     extra: &[&str],
 ) -> Result<(Killed, String, String)> {
     let db = |cmd: &mut Command| {
@@ -172,28 +173,26 @@ fn start_pwmail(
     let mut serve = Command::new(pwmail);
     serve
         .args(["serve", "--listen", &listen])
-        .args([
-            "--smtp-url",
-            &format!("smtp://127.0.0.1:{smtp_port}?tls=none"),
-        ])
+        .args(smtp_port.map(|port| format!("--smtp-url=smtp://127.0.0.1:{port}?tls=none")))
         .args([
             "--user-rate",
             "1000000000/1",
             "--token-rate",
             "1000000000/1",
         ])
-        .args(["--max-backlog", "1000000000", "--mail-concurrency", "32"])
+        .args(["--max-backlog", "1000000000"])
         .args(extra)
         .env("PWMAIL_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join("serve.log"))?);
     db(&mut serve);
     let mut child = serve.spawn().context("starting pwmail serve")?;
     let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
     let (mut banner, mut token) = (String::new(), String::new());
     stdout.read_line(&mut banner)?;
     stdout.read_line(&mut token)?;
-    wait_listening(&listen)?;
+    wait_listening(&listen)
+        .with_context(|| format!("pwmail serve: see {}", dir.join("serve.log").display()))?;
     Ok((Killed(child), listen, token.trim().to_string()))
 }
 
@@ -280,7 +279,13 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         eprintln!("bench: no PostgreSQL at {pg_base}; skipping that row");
     }
     for (name, dir, url) in targets {
-        let (serve, listen, token) = start_pwmail(&pwmail, dir, url, smtp_port, &[])?;
+        let (serve, listen, token) = start_pwmail(
+            &pwmail,
+            dir,
+            url,
+            Some(smtp_port),
+            &["--mail-concurrency", "32"],
+        )?;
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
@@ -308,11 +313,22 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             .output();
     }
 
+    let (users, resets) = if quick {
+        (5_000, 300)
+    } else {
+        (100_000, 1_000)
+    };
+    let onboarding = onboarding(&pwmail, scratch.path(), smtp_port, users, 20)?;
+    let storm = reset_storm(&pwmail, root, scratch.path(), resets)?;
+
     println!(
         "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
         "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio", "peak RSS"
     );
     for row in &rows {
+        if row.get("requests_per_sec").is_none() {
+            continue;
+        }
         println!(
             "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10}",
             row["scenario"].as_str().unwrap_or_default(),
@@ -327,13 +343,46 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
         );
     }
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();
+    println!(
+        "\nb. bulk onboarding: {} users, {} SMTP sessions, {}-byte messages\n\
+         {:<34} {:>10.1} s (API accepted all after {:.1} s)\n\
+         {:<34} {:>10.1} s\n\
+         {:<34} {:>10.0} emails/s vs {:.0}/s: ratio {:.3}; peak RSS {:.1} MiB",
+        users,
+        onboarding["smtp_sessions"],
+        onboarding["message_bytes"],
+        "pwmail send -> all in smtp-sink",
+        f(&onboarding, "all_delivered_secs"),
+        f(&onboarding, "api_accepted_all_secs"),
+        "smtp-source -> smtp-sink (ceiling)",
+        f(&onboarding, "smtp_source_secs"),
+        "rate",
+        f(&onboarding, "emails_per_sec"),
+        f(&onboarding, "smtp_source_per_sec"),
+        f(&onboarding, "ratio_to_ceiling"),
+        f(&onboarding, "peak_rss_mib"),
+    );
+    println!(
+        "\nd. {} reset POSTs at once: {} passwords set, {} told busy (503), \
+         all answered in {:.1} s: {:.1} hashes/s, p50 {:.0} ms, p99 {:.0} ms, peak RSS {:.1} MiB",
+        resets,
+        storm["password_set"],
+        storm["busy_503"],
+        f(&storm, "all_answered_secs"),
+        f(&storm, "hashes_per_sec"),
+        f(&storm, "p50_ms"),
+        f(&storm, "p99_ms"),
+        f(&storm, "peak_rss_mib"),
+    );
+    rows.push(onboarding);
+    rows.push(storm);
     let out = root.join("bench/results.json");
     std::fs::create_dir_all(out.parent().context("bench dir")?)?;
     let doc = json!({
         "quick": quick,
         "load": format!("wrk -t1 -c{CONNECTIONS} -d{seconds}s, POST SendPasswordEmail"),
         "scenarios": rows,
-        "not_measured": ["b. 100k onboarding vs smtp-source", "d. reset POSTs under 1,000 concurrent submissions"],
     });
     std::fs::write(&out, serde_json::to_vec_pretty(&doc)?)?;
     println!("\nwrote {}", out.display());
@@ -420,7 +469,7 @@ fn onboarding(
         pwmail,
         &dir,
         None,
-        smtp_port,
+        Some(smtp_port),
         &[
             "--smtp-pool-size",
             &sessions_arg,
@@ -479,7 +528,6 @@ fn reset_storm(
     pwmail: &Path,
     root: &Path,
     scratch: &Path,
-    smtp_port: u16,
     users: usize,
 ) -> Result<serde_json::Value> {
     let dir = scratch.join("resets");
@@ -505,7 +553,7 @@ fn reset_storm(
         pwmail,
         &dir,
         None,
-        smtp_port,
+        None,
         &[
             "--mail-dir",
             &mail_dir_arg,

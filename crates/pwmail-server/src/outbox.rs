@@ -60,71 +60,91 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Runs until `shutdown` turns true; in-flight sends finish first.
+    ///
+    /// A pipeline: up to `concurrency` messages are in flight, each sent and
+    /// then settled by its own task (so settles share commits), and freed
+    /// slots are refilled with fresh claims without waiting for the rest.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = this.config.concurrency.max(1) as usize;
+        // Claim once a quarter of the slots are free: batches, not single rows.
+        let refill_at = (slots / 4).max(1);
+        let mut inflight: JoinSet<()> = JoinSet::new();
         let mut store_failures = 0u32;
         loop {
             if *shutdown.borrow() {
-                return;
+                break;
             }
-            let claim = Claim {
-                owner: uuid::Uuid::new_v4().to_string(),
-                now: self.clock.now(),
-                lease_ms: self.config.lease.as_millis() as i64,
-                limit: self.config.concurrency.max(1),
-            };
-            let claimed = match self.store.claim_outbox(&claim).await {
-                Ok(claimed) => {
-                    store_failures = 0;
-                    claimed
+            let free = slots - inflight.len();
+            let mut queue_empty = false;
+            if free >= refill_at {
+                let claim = Claim {
+                    owner: uuid::Uuid::new_v4().to_string(),
+                    now: this.clock.now(),
+                    lease_ms: this.config.lease.as_millis() as i64,
+                    limit: free as u32,
+                };
+                match this.store.claim_outbox(&claim).await {
+                    Ok(claimed) => {
+                        store_failures = 0;
+                        queue_empty = claimed.len() < free;
+                        let owner: Arc<str> = claim.owner.into();
+                        for message in claimed {
+                            let (this, owner) = (Arc::clone(&this), Arc::clone(&owner));
+                            inflight.spawn(async move {
+                                let (result, took) = this.send(&message).await;
+                                this.settle(&owner, message, result, took).await;
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        store_failures = store_failures.saturating_add(1);
+                        // 0.5 s, 1 s, 2 s, then every 4 s until the database answers.
+                        let pause = Duration::from_millis(250 << store_failures.min(4));
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    store_failures = store_failures.saturating_add(1);
-                    // 0.5 s, 1 s, 2 s, then every 4 s until the database answers.
-                    let pause = Duration::from_millis(250 << store_failures.min(4));
-                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
+            }
+            if inflight.is_empty() {
+                if queue_empty {
+                    let wait = this.idle_wait().await;
                     tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
+                        _ = this.wakeup.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
                     }
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
-                let wait = self.idle_wait().await;
-                tokio::select! {
-                    _ = self.wakeup.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            let mut sends = JoinSet::new();
-            for message in claimed {
-                let transport = Arc::clone(&self.transport);
-                let limit = self.config.send_timeout;
-                sends.spawn(async move {
-                    let started = std::time::Instant::now();
-                    let result = match tokio::time::timeout(limit, transport.send(&message)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(SendError {
-                            failure: Failure::Transient,
-                            message: format!("no answer within {} s", limit.as_secs()),
-                        }),
-                    };
-                    (message, result, started.elapsed())
-                });
-            }
-            while let Some(joined) = sends.join_next().await {
-                match joined {
-                    Ok((message, result, took)) => {
-                        self.settle(&claim.owner, message, result, took).await
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "send task failed; its lease will expire")
-                    }
-                }
+            // A slot frees up, or (when the queue ran dry) new work arrives.
+            tokio::select! {
+                joined = inflight.join_next() => report(joined),
+                _ = this.wakeup.notified(), if queue_empty => {}
+                _ = shutdown.changed() => {}
             }
         }
+        while let Some(joined) = inflight.join_next().await {
+            report(Some(joined));
+        }
+    }
+
+    /// One attempt, bounded by the send timeout.
+    async fn send(&self, message: &OutboxMessage) -> (Result<String, SendError>, Duration) {
+        let started = std::time::Instant::now();
+        let limit = self.config.send_timeout;
+        let result = match tokio::time::timeout(limit, self.transport.send(message)).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError {
+                failure: Failure::Transient,
+                message: format!("no answer within {} s", limit.as_secs()),
+            }),
+        };
+        (result, started.elapsed())
     }
 
     /// Until the next retry is due, bounded by the poll interval.
@@ -188,6 +208,12 @@ impl Dispatcher {
                 tracing::error!(outbox_id = id, error = %e, "could not record the send result")
             }
         }
+    }
+}
+
+fn report(joined: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(e)) = joined {
+        tracing::error!(error = %e, "send task failed; its lease will expire");
     }
 }
 

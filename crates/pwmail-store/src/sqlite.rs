@@ -584,10 +584,19 @@ impl Store for SqliteStore {
                         "UPDATE outbox
              SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
              WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE (state IN ('queued', 'retrying') AND next_attempt_at <= $2)
-                    OR (state = 'sending' AND lease_until <= $2)
-                 ORDER BY id LIMIT $4)
+                 -- Two index range scans that stop after $4 rows each (an OR
+                 -- over both would scan the whole table on every claim).
+                 SELECT id FROM (
+                     SELECT id, due FROM (
+                         SELECT id, next_attempt_at AS due FROM outbox
+                         WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $2
+                         ORDER BY next_attempt_at LIMIT $4)
+                     UNION ALL
+                     SELECT id, due FROM (
+                         SELECT id, lease_until AS due FROM outbox
+                         WHERE state = 'sending' AND lease_until <= $2
+                         ORDER BY lease_until LIMIT $4))
+                 ORDER BY due, id LIMIT $4)
              RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
                        created_at, queued_at, request_id",
                     )
