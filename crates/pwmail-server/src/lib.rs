@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod password;
 pub mod reset_page;
 pub mod settings_file;
+pub mod smtp_pool;
 pub mod state;
 pub mod token;
 pub mod transport;

@@ -7,12 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use pwmail_store::OutboxMessage;
 
 use crate::mail;
+use crate::smtp_pool::{PoolError, Security, SmtpPool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -233,9 +232,10 @@ fn percent_decode(s: &str) -> Result<String, ()> {
     String::from_utf8(out).map_err(|_| ())
 }
 
-/// lettre's pooled async SMTP client over rustls (aws-lc-rs).
+/// SMTP over rustls (aws-lc-rs): lettre speaks the protocol, on
+/// connections from [`SmtpPool`] (TCP_NODELAY; see there why).
 pub struct SmtpTransport {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
     from: Mailbox,
 }
 
@@ -252,24 +252,23 @@ impl SmtpTransport {
                 .build_rustls()
                 .map_err(|e| SmtpConfigError::Tls(e.to_string()))
         };
-        let tls = match config.tls {
-            TlsMode::StartTls => Tls::Required(tls_params()?),
-            TlsMode::Tls => Tls::Wrapper(tls_params()?),
-            TlsMode::None => Tls::None,
+        let security = match config.tls {
+            TlsMode::StartTls => Security::StartTls(tls_params()?),
+            TlsMode::Tls => Security::Implicit(tls_params()?),
+            TlsMode::None => Security::None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout))
-            .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
-        if let Some(user) = &config.username {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                config.password.clone().unwrap_or_default(),
-            ));
-        }
+        let credentials = config.username.as_ref().map(|user| {
+            Credentials::new(user.clone(), config.password.clone().unwrap_or_default())
+        });
         Ok(SmtpTransport {
-            inner: builder.build(),
+            pool: SmtpPool::new(
+                config.host.clone(),
+                config.port,
+                config.timeout,
+                security,
+                credentials,
+                config.pool_size,
+            ),
             from,
         })
     }
@@ -280,13 +279,14 @@ impl Transport for SmtpTransport {
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
         let mime = mail::build_message(&message.message, &self.from, message.created_at)
             .map_err(|e| SendError::permanent(e.to_string()))?;
-        match self.inner.send(mime).await {
+        match self.pool.send(mime.envelope(), &mime.formatted()).await {
             Ok(response) => Ok(format!(
                 "{} {}",
                 response.code(),
                 response.message().collect::<Vec<_>>().join(" ")
             )),
-            Err(e) => Err(classify(&e)),
+            Err(PoolError::Smtp(e)) => Err(classify(&e)),
+            Err(PoolError::Io(e)) => Err(SendError::transient(error_chain(&e))),
         }
     }
 }

@@ -1,0 +1,195 @@
+//! A pool of SMTP connections with TCP_NODELAY set.
+//!
+//! lettre's own pool connects without TCP_NODELAY and writes a message as
+//! two writes (the body, then `\r\n.\r\n`). With Nagle's algorithm on, the
+//! terminator waits for the server to acknowledge the body, which the server
+//! delays (40 ms on Linux) because it has nothing to answer yet: every send
+//! took 40–50 ms on loopback (seen in `cargo xtask bench`, scenario b). So
+//! connections are made here, with lettre's `AsyncSmtpConnection` speaking
+//! SMTP (greeting, EHLO, STARTTLS, AUTH, the transaction) over them.
+//!
+//! Implicit TLS goes through lettre's `AsyncNetworkStream`, which lettre
+//! 0.11 marks deprecated ("not meant to be made public") but is the one way
+//! to get lettre's TLS on a socket made elsewhere; hence `allow(deprecated)`.
+#![allow(deprecated)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{
+    AsyncNetworkStream, AsyncSmtpConnection, AsyncTokioStream, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+
+/// An idle connection older than this is closed rather than reused: relays
+/// drop idle sessions after a while, and a send on a dropped one would fail.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+pub enum Security {
+    None,
+    /// STARTTLS after the greeting; refused if the server does not offer it.
+    StartTls(TlsParameters),
+    /// TLS from the first byte (`smtps://`).
+    Implicit(TlsParameters),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// What the SMTP conversation reported (a reply code, or lettre's own
+    /// network and TLS errors).
+    #[error(transparent)]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    /// Connecting failed or took too long.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    timeout: Duration,
+    hello: ClientId,
+    security: Security,
+    credentials: Option<Credentials>,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl SmtpPool {
+    pub fn new(
+        host: String,
+        port: u16,
+        timeout: Duration,
+        security: Security,
+        credentials: Option<Credentials>,
+        size: u32,
+    ) -> Self {
+        SmtpPool {
+            host,
+            port,
+            timeout,
+            hello: ClientId::default(),
+            security,
+            credentials,
+            idle: Mutex::new(Vec::new()),
+            slots: tokio::sync::Semaphore::new(size.max(1) as usize),
+        }
+    }
+
+    /// One SMTP transaction on a pooled connection (a new one if none is
+    /// idle). A connection that failed is closed, never reused.
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<Response, PoolError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| std::io::Error::other("the SMTP pool is closed"))?;
+        let mut conn = match self.take_idle() {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let response = conn.send(envelope, message).await?;
+        if !conn.has_broken()
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push((conn, Instant::now()));
+        }
+        Ok(response)
+    }
+
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE && !conn.has_broken() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, PoolError> {
+        let connect = TcpStream::connect((self.host.as_str(), self.port));
+        let tcp = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| timed_out("connecting timed out"))??;
+        tcp.set_nodelay(true)?;
+        let handshake = async {
+            let stream: Box<dyn AsyncTokioStream> = match &self.security {
+                Security::Implicit(tls) => {
+                    let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+                    stream.upgrade_tls(tls.clone()).await?;
+                    Box::new(Encrypted(stream.compat()))
+                }
+                _ => Box::new(tcp),
+            };
+            let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
+            if let Security::StartTls(tls) = &self.security {
+                if !conn.can_starttls() {
+                    return Err(PoolError::Io(std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "the server does not offer STARTTLS, which is required",
+                    )));
+                }
+                conn.starttls(tls.clone(), &self.hello).await?;
+            }
+            if let Some(credentials) = &self.credentials {
+                conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+            }
+            Ok::<_, PoolError>(conn)
+        };
+        tokio::time::timeout(self.timeout, handshake)
+            .await
+            .map_err(|_| timed_out("the SMTP greeting, TLS or AUTH timed out"))?
+    }
+}
+
+fn timed_out(message: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, message.to_string())
+}
+
+/// A TLS stream made by lettre, handed back to lettre as a plain stream.
+#[derive(Debug)]
+struct Encrypted(Compat<AsyncNetworkStream>);
+
+impl AsyncTokioStream for Encrypted {
+    fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.get_ref().peer_addr()
+    }
+}
+
+impl AsyncRead for Encrypted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Encrypted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
