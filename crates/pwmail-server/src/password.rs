@@ -137,7 +137,9 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
-                    let mut memory = vec![Block::default(); Params::default().block_count()];
+                    // Allocated on first use: a service nobody resets a
+                    // password on never pays the 19 MiB.
+                    let mut memory: Vec<Block> = Vec::new();
                     loop {
                         // The lock is held only while taking the next job.
                         let next = match inbox.lock() {
@@ -145,7 +147,13 @@ impl Hasher {
                             Err(_) => return,
                         };
                         match next {
-                            Ok(job) => job(&mut memory),
+                            Ok(job) => {
+                                if memory.is_empty() {
+                                    memory =
+                                        vec![Block::default(); Params::default().block_count()];
+                                }
+                                job(&mut memory)
+                            }
                             Err(_) => return, // every Hasher is gone
                         }
                     }
