@@ -185,6 +185,28 @@ async fn wrong_smtp_password_is_retried_not_dropped() {
     server.stop().await;
 }
 
+/// `smtp://` requires STARTTLS: a relay that does not offer it gets nothing
+/// (the message waits, retrying, with the reason), never a plaintext copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_required_but_not_offered_sends_nothing() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let plain = smtp.url().replace("?tls=none", "?tls=starttls");
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&plain, &smtp, None)),
+        dispatcher: fast_retries(),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("careful@example.com", false).await;
+    reset(&server, "careful@example.com").await;
+    wait_state(&server, OutboxState::Retrying, 1).await;
+    let row = &server.store().list_outbox(None, 1).await.unwrap()[0];
+    let error = row.last_error.clone().unwrap_or_default();
+    assert!(error.contains("STARTTLS"), "{error}");
+    assert!(smtp.messages().is_empty(), "nothing in plaintext");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls() {
     let smtp = SmtpServer::start(SmtpOptions {

@@ -174,7 +174,7 @@ impl Store for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
         let user = user.clone();
         self.writer
-            .write(move |mut tx| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query(
                         "INSERT INTO users (email, email_key, name, is_admin, created_at)
@@ -186,7 +186,7 @@ impl Store for SqliteStore {
                     .bind(&user.name)
                     .bind(i64::from(user.is_admin))
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await
                     .map_err(|e| match StoreError::from(e) {
                         StoreError::Conflict(_) => StoreError::Conflict(format!(
@@ -195,9 +195,7 @@ impl Store for SqliteStore {
                         )),
                         other => other,
                     })?;
-                    let created = user_from_row(&row)?;
-                    tx.commit().await?;
-                    Ok(created)
+                    user_from_row(&row)
                 })
             })
             .await
@@ -369,13 +367,10 @@ impl Store for SqliteStore {
 
     async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
         let (key, limit) = (key.to_string(), *limit);
+        // One upsert (and, when refused, a read): no savepoint needed.
         self.writer
-            .write(move |mut tx| {
-                Box::pin(async move {
-                    let admission = gcra(&mut tx, &key, &limit, now).await?;
-                    tx.commit().await?;
-                    Ok(admission)
-                })
+            .write_statement(move |conn| {
+                Box::pin(async move { gcra(conn, &key, &limit, now).await })
             })
             .await
     }
@@ -578,7 +573,7 @@ impl Store for SqliteStore {
         let claim = claim.clone();
         let rows = self
             .writer
-            .write(move |mut tx| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let rows = sqlx::query(
                         "UPDATE outbox
@@ -604,9 +599,8 @@ impl Store for SqliteStore {
                     .bind(claim.now)
                     .bind(claim.lease_ms)
                     .bind(i64::from(claim.limit))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut *conn)
                     .await?;
-                    tx.commit().await?;
                     Ok(rows)
                 })
             })
@@ -642,7 +636,7 @@ impl Store for SqliteStore {
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
         let (owner, outcome) = (owner.to_string(), outcome.clone());
         self.writer
-            .write(move |mut tx| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let owner = owner.as_str();
                     let query = match &outcome {
@@ -680,8 +674,8 @@ impl Store for SqliteStore {
             .bind(error)
             .bind(*at),
         };
-                    let done = query.execute(&mut *tx).await?;
-                    tx.commit().await?;
+                    // One UPDATE: no savepoint needed.
+                    let done = query.execute(&mut *conn).await?;
                     Ok(done.rows_affected() == 1)
                 })
             })

@@ -638,6 +638,25 @@ async fn concurrent_writes(store: &dyn Store) {
     queued.sort();
     expected.sort();
     assert_eq!(queued, expected);
+
+    // A failing one-statement write (duplicate email) among others in flight
+    // fails alone.
+    let emails: Vec<String> = (0..20)
+        .map(|i| format!("d{}@example.com", i % 15))
+        .collect();
+    let new_users: Vec<NewUser> = emails.iter().map(|e| new_user(e, false)).collect();
+    let created =
+        futures::future::join_all(new_users.iter().map(|u| store.create_user(u, T0))).await;
+    let ok = created.iter().filter(|r| r.is_ok()).count();
+    let conflicts = created
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
+        .count();
+    assert_eq!((ok, conflicts), (15, 5));
+    for i in 0..15 {
+        let email = format!("d{i}@example.com");
+        assert!(store.find_user_by_email(&email).await.unwrap().is_some());
+    }
 }
 
 macro_rules! suite {
