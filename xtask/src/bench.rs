@@ -19,6 +19,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 const CONNECTIONS: u32 = 32;
+/// Scenario a's calls go round this many users (`user0@example.com`, …), so
+/// the load is many admins' onboarding, not one user's row hammered.
+const A_USERS: usize = 10_000;
 
 struct Killed(Child);
 
@@ -93,8 +96,13 @@ fn wrk(url: &str, token: Option<&str>, seconds: u32, scratch: &Path) -> Result<W
         &script,
         format!(
             "wrk.method = \"POST\"\n\
-             wrk.body = '{{\"email\":\"bench@example.com\",\"namespace\":\"system\"}}'\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n{auth}"
+             wrk.headers[\"Content-Type\"] = \"application/json\"\n{auth}\
+             local n = 0\n\
+             request = function()\n\
+               n = n + 1\n\
+               return wrk.format(nil, nil, nil, \
+                 '{{\"email\":\"user' .. (n % {A_USERS}) .. '@example.com\",\"namespace\":\"system\"}}')\n\
+             end\n"
         ),
     )?;
     let output = Command::new("wrk")
@@ -162,12 +170,23 @@ fn start_pwmail(
             cmd.args(["--database-url", url]);
         }
     };
-    let mut add = Command::new(pwmail);
-    add.args(["user", "add", "bench@example.com"]);
-    db(&mut add);
-    let added = add.output()?;
-    if !added.status.success() && !String::from_utf8_lossy(&added.stderr).contains("already") {
-        bail!("pwmail user add failed");
+    let csv = dir.join("a-users.csv");
+    if !csv.exists() {
+        let mut text = String::from("email\n");
+        for i in 0..A_USERS {
+            text.push_str(&format!("user{i}@example.com\n"));
+        }
+        std::fs::write(&csv, text)?;
+    }
+    let mut import = Command::new(pwmail);
+    import.args(["user", "import"]).arg(&csv);
+    db(&mut import);
+    let imported = import.output()?;
+    if !imported.status.success() {
+        bail!(
+            "pwmail user import failed: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
     }
     let listen = format!("127.0.0.1:{}", free_port()?);
     let mut serve = Command::new(pwmail);
