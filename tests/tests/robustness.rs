@@ -118,27 +118,49 @@ async fn idle_and_slow_connections_do_not_stop_service() {
     server.stop().await;
 }
 
-/// A client announcing a 10 MB body gets its 413 after sending only the
-/// headers and the first 64 KiB: the server does not wait for (or read) the
-/// rest. Both operations with a body are guarded.
+/// A client sending a 10 MB body gets its 413 after sending only the headers
+/// and the first 64 KiB: the server does not wait for (or read) the rest.
+/// Both operations with a body, with a declared length and chunked.
 #[tokio::test]
 async fn a_10_mb_body_is_refused_before_it_is_read() {
     use tokio::io::AsyncReadExt;
     let server = TestServer::start().await;
     let addr = server.running.local_addr();
     let announced = 10 * 1024 * 1024;
-    for path in [
-        "/api/web/custom/namespaces/system/send_password_email",
-        "/api/web/custom/password/admin_reset",
+    for (path, chunked) in [
+        (
+            "/api/web/custom/namespaces/system/send_password_email",
+            false,
+        ),
+        ("/api/web/custom/password/admin_reset", false),
+        (
+            "/api/web/custom/namespaces/system/send_password_email",
+            true,
+        ),
+        ("/api/web/custom/password/admin_reset", true),
     ] {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {announced}")
+        };
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: pwmail\r\nContent-Type: application/json\r\n\
-             Authorization: APIToken {}\r\nContent-Length: {announced}\r\n\r\n",
+             Authorization: APIToken {}\r\n{framing}\r\n\r\n",
             server.admin_token
         );
         stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&vec![b' '; 64 * 1024]).await.unwrap();
+        for _ in 0..16 {
+            let piece = vec![b' '; 4096];
+            if chunked {
+                stream.write_all(b"1000\r\n").await.unwrap();
+                stream.write_all(&piece).await.unwrap();
+                stream.write_all(b"\r\n").await.unwrap();
+            } else {
+                stream.write_all(&piece).await.unwrap();
+            }
+        }
         // The rest of the 10 MB is never sent: a server that reads the body
         // whole before answering would leave this read waiting.
         let mut response = Vec::new();
@@ -157,7 +179,10 @@ async fn a_10_mb_body_is_refused_before_it_is_read() {
         read.expect("answered before the body was sent")
             .expect("read the response");
         let text = String::from_utf8_lossy(&response);
-        assert!(text.starts_with("HTTP/1.1 413 "), "{path}: {text}");
+        assert!(
+            text.starts_with("HTTP/1.1 413 "),
+            "{path} (chunked: {chunked}): {text}"
+        );
         let body: serde_json::Value =
             serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
         assert_eq!(body["code"], 3, "{path}: {body}");

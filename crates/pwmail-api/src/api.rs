@@ -111,8 +111,7 @@ pub trait PwmailApi {
         rqctx: ::dropshot::RequestContext<Self::Context>,
         path: ::dropshot::Path<SendPasswordEmailPath>,
         headers: ::dropshot::Header<SendPasswordEmailHeaders>,
-        _body_limit: crate::DeclaredBodyLimit,
-        body: ::dropshot::TypedBody<pwmail_types::SendPasswordEmailRequest>,
+        body: crate::LimitedBody<pwmail_types::SendPasswordEmailRequest>,
     ) -> ::std::result::Result<
         crate::Reply<
             ::dropshot::HttpResponseHeaders<
@@ -132,8 +131,7 @@ pub trait PwmailApi {
     async fn reset_password_by_admin(
         rqctx: ::dropshot::RequestContext<Self::Context>,
         headers: ::dropshot::Header<ResetPasswordByAdminHeaders>,
-        _body_limit: crate::DeclaredBodyLimit,
-        body: ::dropshot::TypedBody<pwmail_types::ResetPasswordByAdminRequest>,
+        body: crate::LimitedBody<pwmail_types::ResetPasswordByAdminRequest>,
     ) -> ::std::result::Result<
         crate::Reply<::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>>,
         crate::ApiError,

@@ -1,20 +1,105 @@
-//! Refuses a body whose declared length is over the limit before any of it
-//! is read.
+//! Request bodies read with a hard cap: over the limit, the answer is 413
+//! at once and the rest of the body is never read.
 //!
-//! dropshot 0.18 enforces `request_body_max_bytes` while reading, and on
-//! overflow reads the rest of the body and throws it away before answering;
-//! a 10 MB upload is then received in full. Extractors run in argument order
-//! and the body extractor runs last, so this one, placed before it by the
-//! generated trait, answers 413 while the body is still on the wire (hyper
-//! then closes the connection instead of reading on). Chunked bodies carry
-//! no length and are still cut off by dropshot's own limit.
+//! dropshot 0.18 enforces `request_body_max_bytes` while reading, but on
+//! overflow it reads the rest of the body and throws it away before
+//! answering: a 10 MB upload is received in full. [`LimitedBody`] reads the
+//! body itself (refusing a too-large `Content-Length` before reading any of
+//! it, and a chunked body as soon as it passes the limit), then hands the
+//! bytes to dropshot's `TypedBody`, so parsing, error messages and the
+//! OpenAPI description are dropshot's own. The rest of a refused body stays
+//! unread; hyper closes the connection after the 413.
+//!
+//! [`DeclaredBodyLimit`] is the Content-Length half alone, for endpoints
+//! that read their body with another extractor (the reset page's form).
 
+use bytes::BytesMut;
 use dropshot::{
-    ApiEndpointBodyContentType, ExtensionMode, ExtractorMetadata, HttpError, RequestContext,
-    ServerContext, SharedExtractor,
+    ApiEndpointBodyContentType, ClientErrorStatusCode, ExclusiveExtractor, ExtensionMode,
+    ExtractorMetadata, HttpError, RequestContext, ServerContext, SharedExtractor, TypedBody,
 };
+use http_body_util::BodyExt as _;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 
-/// Proof that the request's `Content-Length`, if any, is within the limit.
+fn too_large(limit: usize, detail: &str) -> HttpError {
+    HttpError::for_client_error(
+        None,
+        ClientErrorStatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeded maximum size of {limit} bytes{detail}"),
+    )
+}
+
+/// 413 when the request declares a body longer than the endpoint's limit.
+fn check_declared_length<C: ServerContext>(
+    rqctx: &RequestContext<C>,
+    headers: &http::HeaderMap,
+) -> Result<(), HttpError> {
+    let limit = rqctx.request_body_max_bytes();
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => {
+            Err(too_large(limit, &format!(" (Content-Length is {length})")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A JSON body of type `T`, read with a hard cap (see the module docs).
+#[derive(Debug)]
+pub struct LimitedBody<T>(TypedBody<T>)
+where
+    T: JsonSchema + DeserializeOwned + Send + Sync;
+
+impl<T> LimitedBody<T>
+where
+    T: JsonSchema + DeserializeOwned + Send + Sync,
+{
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+}
+
+#[async_trait::async_trait]
+impl<T> ExclusiveExtractor for LimitedBody<T>
+where
+    T: JsonSchema + DeserializeOwned + Send + Sync + 'static,
+{
+    async fn from_request<Context: ServerContext>(
+        rqctx: &RequestContext<Context>,
+        request: http::Request<dropshot::Body>,
+    ) -> Result<Self, HttpError> {
+        let limit = rqctx.request_body_max_bytes();
+        let (parts, mut body) = request.into_parts();
+        check_declared_length(rqctx, &parts.headers)?;
+        let mut read = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                HttpError::for_bad_request(None, format!("error streaming request body: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if read.len() + data.len() > limit {
+                    // `body` is dropped here, unread.
+                    return Err(too_large(limit, ""));
+                }
+                read.extend_from_slice(&data);
+            }
+        }
+        let request = http::Request::from_parts(parts, dropshot::Body::with_content(read.freeze()));
+        let typed = <TypedBody<T> as ExclusiveExtractor>::from_request(rqctx, request).await?;
+        Ok(LimitedBody(typed))
+    }
+
+    fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        <TypedBody<T> as ExclusiveExtractor>::metadata(body_content_type)
+    }
+}
+
+/// Proof that the request's `Content-Length`, if any, is within the limit;
+/// placed before a body extractor, it refuses before the body is read.
 #[derive(Debug)]
 pub struct DeclaredBodyLimit;
 
@@ -23,24 +108,8 @@ impl SharedExtractor for DeclaredBodyLimit {
     async fn from_request<Context: ServerContext>(
         rqctx: &RequestContext<Context>,
     ) -> Result<Self, HttpError> {
-        let limit = rqctx.request_body_max_bytes();
-        let declared = rqctx
-            .request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        match declared {
-            Some(length) if length > limit as u64 => Err(HttpError::for_client_error(
-                None,
-                dropshot::ClientErrorStatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body exceeded maximum size of {limit} bytes \
-                     (Content-Length is {length})"
-                ),
-            )),
-            _ => Ok(DeclaredBodyLimit),
-        }
+        check_declared_length(rqctx, rqctx.request.headers())?;
+        Ok(DeclaredBodyLimit)
     }
 
     fn metadata(_: ApiEndpointBodyContentType) -> ExtractorMetadata {

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use dropshot::HttpResponseError as _;
-use dropshot::{
-    Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-};
+use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext};
 use pwmail_api::{
-    ApiError, DEPRECATION, DeclaredBodyLimit, GetPasswordEmailStatusHeaders,
-    GetPasswordEmailStatusQuery, PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK,
-    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+    ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody,
+    PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
+    SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
 };
 use pwmail_store::{Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose};
 use pwmail_types::{
@@ -33,8 +31,7 @@ impl PwmailApi for PwmailImpl {
         rqctx: RequestContext<Self::Context>,
         path: Path<SendPasswordEmailPath>,
         headers: Header<SendPasswordEmailHeaders>,
-        _body_limit: DeclaredBodyLimit,
-        body: TypedBody<SendPasswordEmailRequest>,
+        body: LimitedBody<SendPasswordEmailRequest>,
     ) -> Result<
         Reply<
             HttpResponseHeaders<
@@ -77,8 +74,7 @@ impl PwmailApi for PwmailImpl {
     async fn reset_password_by_admin(
         rqctx: RequestContext<Self::Context>,
         headers: Header<ResetPasswordByAdminHeaders>,
-        _body_limit: DeclaredBodyLimit,
-        body: TypedBody<ResetPasswordByAdminRequest>,
+        body: LimitedBody<ResetPasswordByAdminRequest>,
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
         let state = rqctx.context();
         let result = handle(&rqctx, "reset_password_by_admin", async {

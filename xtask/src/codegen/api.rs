@@ -53,7 +53,8 @@ pub fn generate(spec: &OpenAPI, target: &Target) -> Result<String> {
     let types: syn::Path = syn::parse_str(target.types_path)?;
     let error: syn::Path = syn::parse_str(target.error_type)?;
     let wrapper: Option<syn::Path> = target.success_wrapper.map(syn::parse_str).transpose()?;
-    let body_guard: Option<syn::Path> = target.body_guard.map(syn::parse_str).transpose()?;
+    let body_extractor: syn::Path =
+        syn::parse_str(target.body_extractor.unwrap_or("::dropshot::TypedBody"))?;
     let trait_ident = format_ident!("{}", target.api_trait);
 
     let mut items = Vec::new();
@@ -73,7 +74,7 @@ pub fn generate(spec: &OpenAPI, target: &Target) -> Result<String> {
                 &types,
                 &error,
                 wrapper.as_ref(),
-                body_guard.as_ref(),
+                &body_extractor,
                 path,
                 method,
                 op,
@@ -111,7 +112,7 @@ fn operation(
     types: &syn::Path,
     error: &syn::Path,
     wrapper: Option<&syn::Path>,
-    body_guard: Option<&syn::Path>,
+    body_extractor: &syn::Path,
     path: &str,
     method: &str,
     op: &Operation,
@@ -205,10 +206,7 @@ fn operation(
         if mime != "application/json" {
             content_type = Some(mime.clone());
         }
-        if let Some(guard) = body_guard {
-            args.push(quote! { _body_limit: #guard });
-        }
-        args.push(quote! { body: ::dropshot::TypedBody<#ty> });
+        args.push(quote! { body: #body_extractor<#ty> });
     }
 
     let success = responses(spec, types, &pascal, op, &mut items)?;

@@ -33,9 +33,9 @@ pub struct Target {
     pub error_type: &'static str,
     /// Hand-written `HttpResponse` wrapper around every success type, if any.
     pub success_wrapper: Option<&'static str>,
-    /// Hand-written `SharedExtractor` placed before every request body, so it
-    /// can refuse a request before the body is read (e.g. by Content-Length).
-    pub body_guard: Option<&'static str>,
+    /// Hand-written extractor for JSON request bodies, generic over the body
+    /// type, used instead of dropshot's `TypedBody` (e.g. to cap reading).
+    pub body_extractor: Option<&'static str>,
     pub client_file: &'static str,
 }
 
@@ -49,7 +49,7 @@ pub const TARGETS: &[Target] = &[
         api_trait: "PwmailApi",
         error_type: "crate::ApiError",
         success_wrapper: Some("crate::Reply"),
-        body_guard: Some("crate::DeclaredBodyLimit"),
+        body_extractor: Some("crate::LimitedBody"),
         client_file: "crates/pwmail-client/src/generated.rs",
     },
     // Proves the generator is general: the pwmail document plus an operation
@@ -63,7 +63,7 @@ pub const TARGETS: &[Target] = &[
         api_trait: "FixtureApi",
         error_type: "crate::FixtureError",
         success_wrapper: None,
-        body_guard: None,
+        body_extractor: None,
         client_file: "crates/codegen-fixture/src/client.rs",
     },
 ];
