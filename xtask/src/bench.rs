@@ -156,6 +156,47 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// `pwmail ARGS…` on `database_url` (None: SQLite in `dir`).
+fn pwmail_command(pwmail: &Path, dir: &Path, database_url: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = Command::new(pwmail);
+    cmd.current_dir(dir)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .args(args);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    cmd
+}
+
+/// Writes `PREFIX0@example.com` … as `dir/users.csv` and imports them with
+/// `pwmail user import`; returns the CSV's path and the tool's summary line.
+fn import_users(
+    pwmail: &Path,
+    dir: &Path,
+    database_url: Option<&str>,
+    prefix: &str,
+    count: usize,
+) -> Result<(PathBuf, String)> {
+    let csv = dir.join("users.csv");
+    let mut text = String::with_capacity(count * 32);
+    text.push_str("email\n");
+    for i in 0..count {
+        text.push_str(&format!("{prefix}{i}@example.com\n"));
+    }
+    std::fs::write(&csv, text)?;
+    let csv_arg = csv.display().to_string();
+    let imported =
+        pwmail_command(pwmail, dir, database_url, &["user", "import", &csv_arg]).output()?;
+    if !imported.status.success() {
+        bail!(
+            "pwmail user import failed: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+    }
+    let summary = String::from_utf8_lossy(&imported.stdout).trim().to_string();
+    Ok((csv, summary))
+}
+
 /// `pwmail serve` (release) on `database_url` (None: SQLite in `dir`).
 fn start_pwmail(
     pwmail: &Path,
@@ -164,34 +205,9 @@ fn start_pwmail(
     smtp_port: Option<u16>,
     extra: &[&str],
 ) -> Result<(Killed, String, String)> {
-    let db = |cmd: &mut Command| {
-        cmd.current_dir(dir).env_remove("PWMAIL_DATABASE_URL");
-        if let Some(url) = database_url {
-            cmd.args(["--database-url", url]);
-        }
-    };
-    let csv = dir.join("a-users.csv");
-    if !csv.exists() {
-        let mut text = String::from("email\n");
-        for i in 0..A_USERS {
-            text.push_str(&format!("user{i}@example.com\n"));
-        }
-        std::fs::write(&csv, text)?;
-    }
-    let mut import = Command::new(pwmail);
-    import.args(["user", "import"]).arg(&csv);
-    db(&mut import);
-    let imported = import.output()?;
-    if !imported.status.success() {
-        bail!(
-            "pwmail user import failed: {}",
-            String::from_utf8_lossy(&imported.stderr)
-        );
-    }
     let listen = format!("127.0.0.1:{}", free_port()?);
-    let mut serve = Command::new(pwmail);
+    let mut serve = pwmail_command(pwmail, dir, database_url, &["serve", "--listen", &listen]);
     serve
-        .args(["serve", "--listen", &listen])
         .args(smtp_port.map(|port| format!("--smtp-url=smtp://127.0.0.1:{port}?tls=none")))
         .args([
             "--user-rate",
@@ -204,7 +220,6 @@ fn start_pwmail(
         .env("PWMAIL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("serve.log"))?);
-    db(&mut serve);
     let mut child = serve.spawn().context("starting pwmail serve")?;
     let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
     let (mut banner, mut token) = (String::new(), String::new());
@@ -298,6 +313,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         eprintln!("bench: no PostgreSQL at {pg_base}; skipping that row");
     }
     for (name, dir, url) in targets {
+        import_users(&pwmail, dir, url, "user", A_USERS)?;
         let (serve, listen, token) = start_pwmail(
             &pwmail,
             dir,
@@ -436,29 +452,8 @@ fn onboarding(
 ) -> Result<serde_json::Value> {
     let dir = scratch.join("onboarding");
     std::fs::create_dir_all(&dir)?;
-    let csv = dir.join("users.csv");
-    let mut text = String::with_capacity(users * 32);
-    text.push_str("email\n");
-    for i in 0..users {
-        text.push_str(&format!("user{i}@example.com\n"));
-    }
-    std::fs::write(&csv, text)?;
-    let import = Command::new(pwmail)
-        .current_dir(&dir)
-        .env_remove("PWMAIL_DATABASE_URL")
-        .args(["user", "import"])
-        .arg(&csv)
-        .output()?;
-    if !import.status.success() {
-        bail!(
-            "pwmail user import failed: {}",
-            String::from_utf8_lossy(&import.stderr)
-        );
-    }
-    eprintln!(
-        "bench b: {}",
-        String::from_utf8_lossy(&import.stdout).trim()
-    );
+    let (csv, summary) = import_users(pwmail, &dir, None, "user", users)?;
+    eprintln!("bench b: {summary}");
 
     // The message pwmail sends, for smtp-source's message size.
     let preview = Command::new(pwmail)
@@ -552,21 +547,7 @@ fn reset_storm(
     let dir = scratch.join("resets");
     let mail_dir = dir.join("mail");
     std::fs::create_dir_all(&mail_dir)?;
-    let csv = dir.join("users.csv");
-    let mut text = String::from("email\n");
-    for i in 0..users {
-        text.push_str(&format!("reset{i}@example.com\n"));
-    }
-    std::fs::write(&csv, text)?;
-    let import = Command::new(pwmail)
-        .current_dir(&dir)
-        .env_remove("PWMAIL_DATABASE_URL")
-        .args(["user", "import"])
-        .arg(&csv)
-        .output()?;
-    if !import.status.success() {
-        bail!("pwmail user import failed");
-    }
+    let (csv, _) = import_users(pwmail, &dir, None, "reset", users)?;
     let mail_dir_arg = mail_dir.display().to_string();
     let (serve, listen, token) = start_pwmail(
         pwmail,
