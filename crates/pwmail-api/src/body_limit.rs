@@ -10,13 +10,13 @@
 //! OpenAPI description are dropshot's own. The rest of a refused body stays
 //! unread; hyper closes the connection after the 413.
 //!
-//! [`DeclaredBodyLimit`] is the Content-Length half alone, for endpoints
-//! that read their body with another extractor (the reset page's form).
+//! [`LimitedBytes`] is the same read for endpoints that parse the bytes
+//! themselves (the reset page's form).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use dropshot::{
-    ApiEndpointBodyContentType, ClientErrorStatusCode, ExclusiveExtractor, ExtensionMode,
-    ExtractorMetadata, HttpError, RequestContext, ServerContext, SharedExtractor, TypedBody,
+    ApiEndpointBodyContentType, ClientErrorStatusCode, ExclusiveExtractor, ExtractorMetadata,
+    HttpError, RequestContext, ServerContext, TypedBody, UntypedBody,
 };
 use http_body_util::BodyExt as _;
 use schemars::JsonSchema;
@@ -48,6 +48,32 @@ fn check_declared_length<C: ServerContext>(
     }
 }
 
+/// Reads a body of at most `request_body_max_bytes`: a longer declared
+/// `Content-Length` is refused before reading, a chunked body as soon as it
+/// passes the limit; the rest of a refused body is never read (`body` is
+/// dropped, and hyper closes the connection after the 413).
+async fn read_capped<C: ServerContext>(
+    rqctx: &RequestContext<C>,
+    headers: &http::HeaderMap,
+    mut body: dropshot::Body,
+) -> Result<Bytes, HttpError> {
+    let limit = rqctx.request_body_max_bytes();
+    check_declared_length(rqctx, headers)?;
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            HttpError::for_bad_request(None, format!("error streaming request body: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.len() > limit {
+                return Err(too_large(limit, ""));
+            }
+            read.extend_from_slice(&data);
+        }
+    }
+    Ok(read.freeze())
+}
+
 /// A JSON body of type `T`, read with a hard cap (see the module docs).
 #[derive(Debug)]
 pub struct LimitedBody<T>(TypedBody<T>)
@@ -72,23 +98,9 @@ where
         rqctx: &RequestContext<Context>,
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
-        let limit = rqctx.request_body_max_bytes();
-        let (parts, mut body) = request.into_parts();
-        check_declared_length(rqctx, &parts.headers)?;
-        let mut read = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                HttpError::for_bad_request(None, format!("error streaming request body: {e}"))
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if read.len() + data.len() > limit {
-                    // `body` is dropped here, unread.
-                    return Err(too_large(limit, ""));
-                }
-                read.extend_from_slice(&data);
-            }
-        }
-        let request = http::Request::from_parts(parts, dropshot::Body::with_content(read.freeze()));
+        let (parts, body) = request.into_parts();
+        let read = read_capped(rqctx, &parts.headers, body).await?;
+        let request = http::Request::from_parts(parts, dropshot::Body::with_content(read));
         let typed = <TypedBody<T> as ExclusiveExtractor>::from_request(rqctx, request).await?;
         Ok(LimitedBody(typed))
     }
@@ -98,25 +110,30 @@ where
     }
 }
 
-/// Proof that the request's `Content-Length`, if any, is within the limit;
-/// placed before a body extractor, it refuses before the body is read.
+/// The raw bytes of a body, read with the same hard cap; for endpoints that
+/// parse their body themselves (the reset page's form).
 #[derive(Debug)]
-pub struct DeclaredBodyLimit;
+pub struct LimitedBytes(Bytes);
+
+impl LimitedBytes {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 #[async_trait::async_trait]
-impl SharedExtractor for DeclaredBodyLimit {
+impl ExclusiveExtractor for LimitedBytes {
     async fn from_request<Context: ServerContext>(
         rqctx: &RequestContext<Context>,
+        request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
-        check_declared_length(rqctx, rqctx.request.headers())?;
-        Ok(DeclaredBodyLimit)
+        let (parts, body) = request.into_parts();
+        Ok(LimitedBytes(
+            read_capped(rqctx, &parts.headers, body).await?,
+        ))
     }
 
-    fn metadata(_: ApiEndpointBodyContentType) -> ExtractorMetadata {
-        // Nothing to document: the limit is the 413 response already declared.
-        ExtractorMetadata {
-            extension_mode: ExtensionMode::None,
-            parameters: Vec::new(),
-        }
+    fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        <UntypedBody as ExclusiveExtractor>::metadata(body_content_type)
     }
 }

@@ -8,5 +8,5 @@ mod body_limit;
 mod error;
 
 pub use api::*;
-pub use body_limit::{DeclaredBodyLimit, LimitedBody};
+pub use body_limit::{LimitedBody, LimitedBytes};
 pub use error::{ApiError, DEPRECATION, Reply, SUCCESSOR_LINK};

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use dropshot::{Body, HttpError, Path, RequestContext, UntypedBody};
+use dropshot::{Body, HttpError, Path, RequestContext};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use minijinja::{Environment, context};
@@ -253,8 +253,7 @@ pub async fn reset_form(
 pub async fn reset_submit(
     rqctx: RequestContext<Arc<AppState>>,
     path: Path<TokenPath>,
-    _body_limit: pwmail_api::DeclaredBodyLimit,
-    body: UntypedBody,
+    body: pwmail_api::LimitedBytes,
 ) -> Result<Response<Body>, HttpError> {
     let state = rqctx.context();
     let ip = rqctx.request.remote_addr().ip();
