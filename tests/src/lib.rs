@@ -5,16 +5,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pwmail_server::app::users as admin;
 use pwmail_server::clock::{ManualClock, SystemClock};
-use pwmail_server::config::{self, MailConfig, ServerConfig};
-use pwmail_server::outbox::DispatcherConfig;
-use pwmail_server::{Running, StartOptions, admin};
-use pwmail_store::Store;
+use pwmail_server::config::{self, DispatcherConfig, MailConfig, RateLimit, ServerConfig};
+use pwmail_server::{Running, StartOptions};
+use pwmail_store::testing::StoreTestExt;
 
 pub const ADMIN: &str = "admin@example.com";
 
+/// How long a test waits for something that happens in the background
+/// (delivery, a settle). Generous: it only bounds how long a failing test
+/// takes, and a busy machine must not turn a pass into a failure.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
 pub struct TestServer {
     pub running: Running,
+    /// The server's own store, with the test-only methods.
+    store: Arc<dyn StoreTestExt>,
     pub url: String,
     /// Token of the bootstrap admin.
     pub admin_token: String,
@@ -23,7 +30,7 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
-/// Knobs a test may turn; everything else is the embedded default.
+/// Knobs a test may turn; everything else is `ServerConfig::default()`.
 pub struct Options {
     pub user_rate: (u32, u64),
     pub token_rate: (u32, u64),
@@ -44,21 +51,24 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        let d = ServerConfig::default();
+        let pair = |r: RateLimit| (r.count, r.per_secs);
         Options {
-            user_rate: (1, 60),
-            token_rate: (6000, 60),
-            request_timeout: Duration::from_secs(30),
-            max_backlog: 50_000,
-            reset_guess_rate: (20, 600),
+            user_rate: pair(d.user_rate),
+            token_rate: pair(d.token_rate),
+            request_timeout: d.request_timeout,
+            max_backlog: d.max_backlog,
+            reset_guess_rate: pair(d.reset_guess_rate),
             mail: None,
             dispatcher: DispatcherConfig {
                 poll_interval: Duration::from_millis(200),
-                ..DispatcherConfig::default()
+                ..d.dispatcher
             },
             clock: None,
             database_url: None,
-            db_acquire_timeout: Duration::from_secs(2),
-            hashing: (2, 256),
+            db_acquire_timeout: d.db_acquire_timeout,
+            // Two hash slots: enough to show concurrency on two cores.
+            hashing: (2, d.hash_queue),
         }
     }
 }
@@ -75,6 +85,7 @@ impl TestServer {
             .database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("pwmail.db").display()));
+        let rate = |(count, per_secs): (u32, u64)| RateLimit { count, per_secs };
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
@@ -84,35 +95,28 @@ impl TestServer {
                 .mail
                 .clone()
                 .unwrap_or_else(|| MailConfig::Directory(mail_dir.clone())),
-            link_ttl: Duration::from_secs(24 * 3600),
-            user_cooldown: config::rate("user-rate", options.user_rate.0, options.user_rate.1)
-                .unwrap(),
-            token_rate: config::rate("token-rate", options.token_rate.0, options.token_rate.1)
-                .unwrap(),
+            user_rate: rate(options.user_rate),
+            token_rate: rate(options.token_rate),
             request_timeout: options.request_timeout,
             max_backlog: options.max_backlog,
-            reset_guess_rate: config::rate(
-                "g",
-                options.reset_guess_rate.0,
-                options.reset_guess_rate.1,
-            )
-            .unwrap(),
-            password_min_length: 12,
+            reset_guess_rate: rate(options.reset_guess_rate),
             hash_concurrency: options.hashing.0,
             hash_queue: options.hashing.1,
-            product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@pwmail.test>".into(),
-            support_contact: None,
             bootstrap_admin_email: ADMIN.into(),
+            dispatcher: options.dispatcher.clone(),
+            ..ServerConfig::default()
         };
+        let store = pwmail_store::testing::open(&database_url)
+            .await
+            .expect("database opens");
         let (running, bootstrap) = pwmail_server::start(StartOptions {
             config,
+            store: Arc::clone(&store) as Arc<dyn pwmail_store::Store>,
             clock: match &options.clock {
                 Some(clock) => Arc::clone(clock) as Arc<dyn pwmail_server::clock::Clock>,
                 None => Arc::new(SystemClock),
             },
-            dispatcher: options.dispatcher.clone(),
-            template_dir: None,
             log: pwmail_server::dropshot_logger(),
         })
         .await
@@ -121,6 +125,7 @@ impl TestServer {
         let url = format!("http://{}", running.local_addr());
         TestServer {
             running,
+            store,
             url,
             admin_token: bootstrap.token.expose().to_string(),
             mail_dir,
@@ -129,8 +134,8 @@ impl TestServer {
         }
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.running.state.store
+    pub fn store(&self) -> &dyn StoreTestExt {
+        &*self.store
     }
 
     pub fn client(&self) -> pwmail_client::Client {
@@ -147,13 +152,13 @@ impl TestServer {
     }
 
     pub async fn add_user(&self, email: &str, is_admin: bool) -> pwmail_store::User {
-        admin::add_user(self.store(), email, is_admin, None, now())
+        admin::add_user(&*self.store, email, is_admin, None, now())
             .await
             .expect("add user")
     }
 
     pub async fn token_for(&self, email: &str) -> String {
-        admin::create_token(self.store(), email, "test", now())
+        admin::create_token(&*self.store, email, "test", now())
             .await
             .expect("create token")
             .expose()
@@ -171,6 +176,28 @@ impl TestServer {
             let emails = read_emails(&self.mail_dir);
             if emails.len() >= count || Instant::now() >= deadline {
                 return emails;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits up to [`DEADLINE`] until at least `count` outbox rows are in
+    /// `state`; returns them. The dispatcher writes a message before it
+    /// settles its row, so a test that saw the `.eml` must wait for the row.
+    pub async fn wait_for_outbox(
+        &self,
+        state: pwmail_store::OutboxState,
+        count: usize,
+    ) -> Vec<pwmail_store::OutboxStatus> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let rows = self
+                .store()
+                .list_outbox(Some(state), 10_000)
+                .await
+                .expect("outbox");
+            if rows.len() >= count || Instant::now() >= deadline {
+                return rows;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use pwmail_client::Error as ClientError;
 use pwmail_client::types::{ErrorResponse, ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_store::{LinkPurpose, LinkState, OutboxState};
-use pwmail_tests::{Options, TestServer, header, link_token, now};
+use pwmail_tests::{DEADLINE, Options, TestServer, header, link_token, now};
 
 const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
 const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
@@ -98,8 +98,8 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
         .to_string();
     assert!(response.into_inner().is_empty(), "body is {{}}");
 
-    let emails = server.wait_for_emails(1, Duration::from_secs(2)).await;
-    assert_eq!(emails.len(), 1, "one .eml within 2 s");
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    assert_eq!(emails.len(), 1, "one .eml");
     let eml = &emails[0];
     assert_eq!(header(eml, "To"), Some("hello@example.com"));
     assert_eq!(header(eml, "From"), Some("pwmail <no-reply@pwmail.test>"));
@@ -126,7 +126,7 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
     );
     let link = server
         .store()
-        .find_link(&pwmail_server::token::hash(&token))
+        .find_link(&pwmail_server::secrets::hash(&token))
         .await
         .unwrap()
         .expect("the emailed token is stored (as its hash)");
@@ -141,11 +141,8 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
     assert_eq!(audit[0].operation, "send_password_email");
     assert_eq!(audit[0].request_id, request_id);
 
-    let sent = server
-        .store()
-        .list_outbox(Some(OutboxState::Sent), 10)
-        .await
-        .unwrap();
+    // The file is written before the row is settled: wait for the state.
+    let sent = server.wait_for_outbox(OutboxState::Sent, 1).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].request_id.as_deref(), Some(request_id.as_str()));
     server.stop().await;
@@ -174,7 +171,7 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
         .send_password_email(&ns(), &send_body("carol@example.com"))
         .await
         .expect("first email");
-    let first = server.wait_for_emails(1, Duration::from_secs(2)).await;
+    let first = server.wait_for_emails(1, DEADLINE).await;
     let first_token = link_token(&first[0]).unwrap();
     assert!(
         server
@@ -202,7 +199,7 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
         None,
         "ResetPasswordByAdmin invalidates the password at once"
     );
-    let emails = server.wait_for_emails(2, Duration::from_secs(2)).await;
+    let emails = server.wait_for_emails(2, DEADLINE).await;
     assert_eq!(emails.len(), 2);
     let second = emails
         .iter()
@@ -211,13 +208,13 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
     let second_token = link_token(second).unwrap();
     let old = server
         .store()
-        .find_link(&pwmail_server::token::hash(&first_token))
+        .find_link(&pwmail_server::secrets::hash(&first_token))
         .await
         .unwrap()
         .unwrap();
     let new = server
         .store()
-        .find_link(&pwmail_server::token::hash(&second_token))
+        .find_link(&pwmail_server::secrets::hash(&second_token))
         .await
         .unwrap()
         .unwrap();
@@ -249,7 +246,7 @@ async fn email_lookup_is_case_insensitive_and_mails_the_stored_address() {
         .reset_password_by_admin(&reset_body("dave.smith@EXAMPLE.COM"))
         .await
         .expect("200");
-    let emails = server.wait_for_emails(1, Duration::from_secs(2)).await;
+    let emails = server.wait_for_emails(1, DEADLINE).await;
     assert_eq!(header(&emails[0], "To"), Some("Dave.Smith@Example.com"));
     server.stop().await;
 }
@@ -270,13 +267,7 @@ async fn seed_curl_request_shape_works_over_raw_http() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.text().await.unwrap(), "{}");
-    assert_eq!(
-        server
-            .wait_for_emails(1, Duration::from_secs(2))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(server.wait_for_emails(1, DEADLINE).await.len(), 1);
     server.stop().await;
 }
 
@@ -456,10 +447,10 @@ async fn authentication_and_authorization() {
         .reset_password_by_admin(&reset_body("hello@example.com"))
         .await
         .expect("live token works");
-    let tokens = pwmail_server::admin::list_tokens(server.store(), "second-admin@example.com")
+    let tokens = pwmail_server::app::users::list_tokens(server.store(), "second-admin@example.com")
         .await
         .unwrap();
-    pwmail_server::admin::revoke_token(server.store(), tokens[0].id, now())
+    pwmail_server::app::users::revoke_token(server.store(), tokens[0].id, now())
         .await
         .unwrap();
     let (status, code, message, _) = error_of(
@@ -471,7 +462,7 @@ async fn authentication_and_authorization() {
     assert_eq!(message, "unknown or revoked API token");
 
     // A disabled admin's tokens stop working too.
-    pwmail_server::admin::disable_user(server.store(), pwmail_tests::ADMIN, now())
+    pwmail_server::app::users::disable_user(server.store(), pwmail_tests::ADMIN, now())
         .await
         .unwrap();
     let (status, _, _, _) = error_of(
@@ -488,7 +479,7 @@ async fn authentication_and_authorization() {
 async fn unknown_user_is_404_and_disabled_user_is_409() {
     let server = TestServer::start().await;
     server.add_user("gone@example.com", false).await;
-    pwmail_server::admin::disable_user(server.store(), "gone@example.com", now())
+    pwmail_server::app::users::disable_user(server.store(), "gone@example.com", now())
         .await
         .unwrap();
 
@@ -685,7 +676,7 @@ async fn delivery_status_by_email_and_by_request_id() {
         .to_str()
         .unwrap()
         .to_string();
-    server.wait_for_emails(1, Duration::from_secs(2)).await;
+    server.wait_for_emails(1, DEADLINE).await;
     // The dispatcher settles the row right after writing the file.
     let mut items = Vec::new();
     for _ in 0..100 {
@@ -781,7 +772,7 @@ async fn delivery_status_by_email_and_by_request_id() {
 #[tokio::test]
 async fn a_full_backlog_is_503_with_retry_after() {
     // A relay that is never there keeps messages waiting.
-    let mut smtp = pwmail_server::transport::SmtpConfig::from_url(&format!(
+    let mut smtp = pwmail_server::mail::transport::SmtpConfig::from_url(&format!(
         "smtp://127.0.0.1:{}?tls=none",
         pwmail_testkit::free_port()
     ))
@@ -800,8 +791,11 @@ async fn a_full_backlog_is_503_with_retry_after() {
         .reset_password_by_admin(&reset_body("a@example.com"))
         .await
         .expect("the first fits");
-    // The backlog is counted every 250 ms.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The backlog is counted every 250 ms: wait until the count has seen it.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while server.running.app.backlog() < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, code, message, headers) = error_of(
         server
             .client()
@@ -837,25 +831,34 @@ async fn metrics_endpoint_reports_requests_and_outbox() {
             .reset_password_by_admin(&reset_body("nobody@example.com"))
             .await,
     );
-    server.wait_for_emails(1, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let response = reqwest::get(server.endpoint("/metrics")).await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = response.text().await.unwrap();
-    for needle in [
+    server.wait_for_emails(1, DEADLINE).await;
+    server.wait_for_outbox(OutboxState::Sent, 1).await;
+    let needles = [
         r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="200"}"#,
         r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="404"}"#,
         r#"pwmail_mail_send_attempts_total{outcome="sent"}"#,
         r#"pwmail_outbox_messages{state="sent"}"#,
         "pwmail_api_request_seconds_bucket",
         "pwmail_mail_send_seconds_bucket",
-    ] {
+    ];
+    // The outbox gauge is refreshed every 250 ms: poll until it shows.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let text = loop {
+        let response = reqwest::get(server.endpoint("/metrics")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let text = response.text().await.unwrap();
+        if needles.iter().all(|n| text.contains(n)) || std::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for needle in needles {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
     server.stop().await;

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_testkit::pg::{PgSchema, TcpProxy};
-use pwmail_tests::{Options, TestServer};
+use pwmail_tests::{DEADLINE, Options, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10_s_database_outage_gives_only_503s_loses_nothing_and_recovers() {
     let schema = PgSchema::create().await;
-    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let proxy = TcpProxy::start(pwmail_testkit::pg::base_addr()).await;
     let server = TestServer::start_with(Options {
         database_url: Some(schema.url(Some(proxy.addr))),
         db_acquire_timeout: Duration::from_millis(1000),
@@ -143,6 +143,71 @@ async fn a_10_s_database_outage_gives_only_503s_loses_nothing_and_recovers() {
         accepted.len(),
         outcomes.iter().filter(|o| o.1 == 503).map(|o| o.3).max()
     );
+    server.stop().await;
+    schema.drop_schema().await;
+}
+
+/// A database outage means the same on the reset page as on the API: 503
+/// with Retry-After, as a page a person can read, and the link still works
+/// once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reset_page_answers_503_in_html_while_the_database_is_gone() {
+    let schema = PgSchema::create().await;
+    let proxy = TcpProxy::start(pwmail_testkit::pg::base_addr()).await;
+    let server = TestServer::start_with(Options {
+        database_url: Some(schema.url(Some(proxy.addr))),
+        db_acquire_timeout: Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("page@example.com", false).await;
+    let body = ResetPasswordByAdminRequest {
+        email: "page@example.com".try_into().unwrap(),
+    };
+    server
+        .client()
+        .reset_password_by_admin(&body)
+        .await
+        .expect("200");
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    let token = pwmail_tests::link_token(&emails[0]).expect("link");
+    let page = server.endpoint(&format!("/reset/{token}"));
+    let http = reqwest::Client::new();
+
+    proxy.set_down(true);
+    for request in [
+        http.get(&page),
+        http.post(&page)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("password=correct+horse+battery+staple&password_confirm=correct+horse+battery+staple"),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "2");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "a page, not JSON"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Please try again shortly"), "{html}");
+        assert!(html.contains("Your link has not been used"), "{html}");
+        assert!(!html.contains(&token), "the page never repeats the token");
+    }
+
+    proxy.set_down(false);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        let status = http.get(&page).send().await.unwrap().status();
+        if status != 503 || std::time::Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 200, "the link still works after the outage");
     server.stop().await;
     schema.drop_schema().await;
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::clock::ManualClock;
-use pwmail_server::password::Hasher;
+use pwmail_server::secrets::password::Hasher;
 use pwmail_store::LinkState;
-use pwmail_tests::{Options, TestServer, header, link_token, now};
+use pwmail_tests::{DEADLINE, Options, TestServer, header, link_token, now};
 
 const GOOD: &str = "plum trellis quasar lantern";
 
@@ -22,9 +22,7 @@ async fn send(server: &TestServer, email: &str) -> String {
         .send_password_email(&"system".try_into().expect("valid namespace"), &body)
         .await
         .expect("200");
-    let emails = server
-        .wait_for_emails(before + 1, Duration::from_secs(2))
-        .await;
+    let emails = server.wait_for_emails(before + 1, DEADLINE).await;
     let newest = emails
         .iter()
         .filter_map(|e| link_token(e))
@@ -34,14 +32,14 @@ async fn send(server: &TestServer, email: &str) -> String {
 }
 
 async fn latest_link(server: &TestServer, count: usize) -> String {
-    let emails = server.wait_for_emails(count, Duration::from_secs(2)).await;
+    let emails = server.wait_for_emails(count, DEADLINE).await;
     assert!(emails.len() >= count);
     // Each email file holds one link; find the one whose link is open.
     for e in &emails {
         if let Some(t) = link_token(e) {
             let link = server
                 .store()
-                .find_link(&pwmail_server::token::hash(&t))
+                .find_link(&pwmail_server::secrets::hash(&t))
                 .await
                 .unwrap();
             if link.is_some_and(|l| l.state == LinkState::Open) {
@@ -134,7 +132,7 @@ async fn get_never_consumes_and_post_sets_the_password_once() {
     }
     let link = server
         .store()
-        .find_link(&pwmail_server::token::hash(&token))
+        .find_link(&pwmail_server::secrets::hash(&token))
         .await
         .unwrap()
         .unwrap();
@@ -147,7 +145,7 @@ async fn get_never_consumes_and_post_sets_the_password_once() {
     assert!(verifies(&server, "carol@example.com", GOOD).await);
 
     // The notice arrives; the link is spent.
-    let emails = server.wait_for_emails(2, Duration::from_secs(2)).await;
+    let emails = server.wait_for_emails(2, DEADLINE).await;
     let notice = emails
         .iter()
         .find(|e| header(e, "Subject") == Some("Your pwmail password was changed"))
@@ -271,7 +269,7 @@ async fn bad_passwords_reshow_the_form_without_echoing_them() {
     }
     let link = server
         .store()
-        .find_link(&pwmail_server::token::hash(&token))
+        .find_link(&pwmail_server::secrets::hash(&token))
         .await
         .unwrap()
         .unwrap();
@@ -349,7 +347,7 @@ async fn a_full_hash_queue_says_busy_and_keeps_the_link() {
         server.add_user(&email, false).await;
         send(&server, &email).await;
     }
-    let emails = server.wait_for_emails(8, Duration::from_secs(2)).await;
+    let emails = server.wait_for_emails(8, DEADLINE).await;
     let links: Vec<String> = emails.iter().filter_map(|e| link_token(e)).collect();
     assert_eq!(links.len(), 8);
     let posts = links.iter().map(|t| post(&server, t, GOOD, GOOD));

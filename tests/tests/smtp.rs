@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pwmail_client::types::ResetPasswordByAdminRequest;
+use pwmail_server::config::DispatcherConfig;
 use pwmail_server::config::MailConfig;
-use pwmail_server::outbox::DispatcherConfig;
-use pwmail_server::transport::SmtpConfig;
+use pwmail_server::mail::transport::SmtpConfig;
 use pwmail_store::{LinkState, OutboxState};
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
 use pwmail_tests::{Options, TestServer};
@@ -104,7 +104,7 @@ async fn delivered_message_has_headers_both_parts_and_a_valid_link() {
     let token = link_token(m).unwrap();
     let link = server
         .store()
-        .find_link(&pwmail_server::token::hash(&token))
+        .find_link(&pwmail_server::secrets::hash(&token))
         .await
         .unwrap()
         .expect("link is stored");

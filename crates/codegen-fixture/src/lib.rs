@@ -1,30 +1,29 @@
-//! Generated from `openapi/pwmail.yaml` plus `xtask/fixtures/extra-operation.yaml`.
+//! Generated from `xtask/fixtures/fixture.yaml`, a small document of its own.
 //!
-//! It exists to prove that `cargo xtask codegen` is general: the overlay adds
-//! an operation with path, query and header parameters and a JSON body, and
-//! the generated trait and client compile and talk to each other (see
+//! It exists to prove that `cargo xtask codegen` is general: the document's
+//! one operation takes path, query and header parameters and a JSON body,
+//! and the generated trait and client compile and talk to each other (see
 //! `tests/extra_operation.rs`) with no change to xtask.
 
 pub mod api;
 pub mod client;
 pub mod types;
 
-/// The error type the fixture's trait returns: the document's `ErrorResponse`.
+/// The error type the fixture's trait returns: the document's `Problem`.
 #[derive(Debug)]
-pub struct FixtureError(pub types::ErrorResponse);
+pub struct FixtureError(pub types::Problem);
 
 impl std::fmt::Display for FixtureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.message)
+        f.write_str(&self.0.title)
     }
 }
 
 impl From<dropshot::HttpError> for FixtureError {
     fn from(e: dropshot::HttpError) -> Self {
-        FixtureError(types::ErrorResponse {
-            code: 3,
-            message: e.external_message,
-            details: Vec::new(),
+        FixtureError(types::Problem {
+            title: e.external_message,
+            detail: None,
         })
     }
 }
@@ -37,13 +36,13 @@ impl serde::Serialize for FixtureError {
 
 impl schemars::JsonSchema for FixtureError {
     fn schema_name() -> String {
-        <types::ErrorResponse as schemars::JsonSchema>::schema_name()
+        <types::Problem as schemars::JsonSchema>::schema_name()
     }
     fn is_referenceable() -> bool {
         false
     }
     fn json_schema(generator: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        generator.subschema_for::<types::ErrorResponse>()
+        generator.subschema_for::<types::Problem>()
     }
 }
 

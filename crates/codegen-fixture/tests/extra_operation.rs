@@ -1,32 +1,15 @@
-//! The operation only the fixture overlay declares round-trips through the
-//! generated trait and the generated client: every parameter location and the
+//! The fixture document's operation round-trips through the generated
+//! trait and the generated client: every parameter location and the
 //! body arrive at the handler, and the typed response comes back.
 
 use codegen_fixture::api::{
-    FixtureApi, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, PutUserNoteHeaders,
-    PutUserNotePath, PutUserNoteQuery, ResetPasswordByAdminHeaders, SendPasswordEmailHeaders,
-    SendPasswordEmailPath, SendPasswordEmailResponseHeaders, fixture_api_mod,
+    FixtureApi, PutUserNoteHeaders, PutUserNotePath, PutUserNoteQuery, fixture_api_mod,
 };
-use codegen_fixture::types::{
-    ErrorResponse, PasswordEmailStatusList, ResetPasswordByAdminRequest,
-    ResetPasswordByAdminResponse, SendPasswordEmailRequest, SendPasswordEmailResponse,
-    StoredUserNote, UserNote,
-};
+use codegen_fixture::types::{StoredUserNote, UserNote};
 use codegen_fixture::{FixtureError, client};
-use dropshot::{
-    Header, HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext,
-    TypedBody,
-};
+use dropshot::{HttpResponseCreated, Path, Query, RequestContext, TypedBody};
 
 enum FixtureImpl {}
-
-fn not_in_fixture() -> FixtureError {
-    FixtureError(ErrorResponse {
-        code: 12,
-        message: "not exercised by this fixture".into(),
-        details: Vec::new(),
-    })
-}
 
 impl FixtureApi for FixtureImpl {
     type Context = ();
@@ -35,7 +18,7 @@ impl FixtureApi for FixtureImpl {
         _rqctx: RequestContext<()>,
         path: Path<PutUserNotePath>,
         query: Query<PutUserNoteQuery>,
-        headers: Header<PutUserNoteHeaders>,
+        headers: dropshot::Header<PutUserNoteHeaders>,
         body: TypedBody<UserNote>,
     ) -> Result<HttpResponseCreated<StoredUserNote>, FixtureError> {
         let (path, query, headers) = (path.into_inner(), query.into_inner(), headers.into_inner());
@@ -47,37 +30,6 @@ impl FixtureApi for FixtureImpl {
             limit: query.limit,
             tag: headers.x_request_tag,
         }))
-    }
-
-    async fn send_password_email(
-        _rqctx: RequestContext<()>,
-        _path: Path<SendPasswordEmailPath>,
-        _headers: Header<SendPasswordEmailHeaders>,
-        _body: TypedBody<SendPasswordEmailRequest>,
-    ) -> Result<
-        HttpResponseHeaders<
-            HttpResponseOk<SendPasswordEmailResponse>,
-            SendPasswordEmailResponseHeaders,
-        >,
-        FixtureError,
-    > {
-        Err(not_in_fixture())
-    }
-
-    async fn get_password_email_status(
-        _rqctx: RequestContext<()>,
-        _query: Query<GetPasswordEmailStatusQuery>,
-        _headers: Header<GetPasswordEmailStatusHeaders>,
-    ) -> Result<HttpResponseOk<PasswordEmailStatusList>, FixtureError> {
-        Err(not_in_fixture())
-    }
-
-    async fn reset_password_by_admin(
-        _rqctx: RequestContext<()>,
-        _headers: Header<ResetPasswordByAdminHeaders>,
-        _body: TypedBody<ResetPasswordByAdminRequest>,
-    ) -> Result<HttpResponseOk<ResetPasswordByAdminResponse>, FixtureError> {
-        Err(not_in_fixture())
     }
 }
 
@@ -120,7 +72,7 @@ async fn extra_operation_round_trips_through_trait_and_client() {
     assert_eq!(stored.tag, "tag-1");
     assert_eq!(stored.note.labels, vec!["a".to_string(), "b".to_string()]);
 
-    // The body's maxLength from the overlay is enforced by the shared types.
+    // The body's maxLength from the document is enforced by the shared types.
     let too_long = "x".repeat(201);
     assert!(codegen_fixture::types::UserNoteText::try_from(too_long.as_str()).is_err());
 

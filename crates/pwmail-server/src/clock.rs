@@ -1,4 +1,5 @@
-//! Time, injectable so tests can move it (link expiry, rate limits).
+//! Time, injectable so tests can move it (link expiry, rate limits), and
+//! how times are written for people.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -33,4 +34,11 @@ impl Clock for ManualClock {
     fn now(&self) -> UnixMillis {
         self.0.load(Ordering::SeqCst)
     }
+}
+
+/// How pwmail writes a time for people: `2026-11-29 23:50 UTC`.
+pub fn format_utc(at: UnixMillis) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
 }

@@ -1,4 +1,7 @@
-//! Resolved configuration of a running pwmail server.
+//! Resolved configuration of a pwmail server, and its defaults.
+//!
+//! [`ServerConfig::default()`] is the one set of defaults: the CLI's flags
+//! show and fall back to it, and the test harness starts from it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +9,8 @@ use std::time::Duration;
 
 use pwmail_store::Rate;
 use url::Url;
+
+use crate::mail::transport::SmtpConfig;
 
 /// Shortest and longest link lifetime accepted. NIST SP 800-63B wants email
 /// codes to expire within 24 h; anything above that is allowed only up to a
@@ -21,6 +26,14 @@ pub const LINK_TTL_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 /// larger is refused with 413.
 pub const REQUEST_BODY_MAX_BYTES: usize = 16 * 1024;
 
+/// Where the embedded defaults keep the SQLite file and the `.eml` files.
+pub const DEFAULT_DATA_DIR: &str = "pwmail-data";
+
+/// The SQLite URL of the database file in `data_dir`.
+pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}", data_dir.join("pwmail.db").display())
+}
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -32,13 +45,13 @@ pub struct ServerConfig {
     pub mail: MailConfig,
     pub link_ttl: Duration,
     /// Per target user: how often one user may be emailed.
-    pub user_cooldown: Rate,
+    pub user_rate: RateLimit,
     /// Per calling API token.
-    pub token_rate: Rate,
+    pub token_rate: RateLimit,
     /// Above this many messages waiting, new emails are refused with 503.
     pub max_backlog: u64,
     /// Unknown reset links one client address may open.
-    pub reset_guess_rate: Rate,
+    pub reset_guess_rate: RateLimit,
     pub password_min_length: usize,
     /// Password hashes computed at once (19 MiB each).
     pub hash_concurrency: usize,
@@ -49,7 +62,90 @@ pub struct ServerConfig {
     pub product_name: String,
     pub mail_from: String,
     pub support_contact: Option<String>,
+    /// Files here replace the built-in templates of the same name.
+    pub template_dir: Option<PathBuf>,
     pub bootstrap_admin_email: String,
+    pub dispatcher: DispatcherConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let data_dir = PathBuf::from(DEFAULT_DATA_DIR);
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: sqlite_url(&data_dir),
+            db_acquire_timeout: Duration::from_millis(2000),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("a valid URL"),
+            mail: MailConfig::Directory(data_dir.join("mail")),
+            link_ttl: Duration::from_secs(24 * 3600),
+            user_rate: RateLimit {
+                count: 1,
+                per_secs: 60,
+            },
+            token_rate: RateLimit {
+                count: 6000,
+                per_secs: 60,
+            },
+            max_backlog: 50_000,
+            reset_guess_rate: RateLimit {
+                count: 20,
+                per_secs: 600,
+            },
+            password_min_length: 12,
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_queue: 256,
+            request_timeout: Duration::from_secs(30),
+            product_name: "pwmail".into(),
+            mail_from: "pwmail <no-reply@localhost>".into(),
+            support_contact: None,
+            template_dir: None,
+            bootstrap_admin_email: "admin@pwmail.localhost".into(),
+            dispatcher: DispatcherConfig::default(),
+        }
+    }
+}
+
+/// How the dispatcher works through the outbox.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Messages in flight at once.
+    pub concurrency: u32,
+    /// How long a claim lasts before another worker may take the row over.
+    pub lease: Duration,
+    pub max_attempts: u32,
+    /// A message still undelivered this long after it was queued is dead.
+    pub max_age: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Fallback wake-up for rows queued by other processes.
+    pub poll_interval: Duration,
+    /// One send may take this long before it counts as a transient failure
+    /// (a relay that stops answering must not stall the dispatcher).
+    pub send_timeout: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        let lease = Duration::from_secs(120);
+        DispatcherConfig {
+            concurrency: 8,
+            lease,
+            max_attempts: 10,
+            max_age: Duration::from_secs(24 * 3600),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(30 * 60),
+            poll_interval: Duration::from_millis(250),
+            send_timeout: DispatcherConfig::send_timeout_for(lease),
+        }
+    }
+}
+
+impl DispatcherConfig {
+    /// The send timeout for a lease: well inside it, so a slow send never
+    /// outlives its claim.
+    pub fn send_timeout_for(lease: Duration) -> Duration {
+        Duration::from_secs((lease.as_secs() / 2).clamp(1, 300))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +153,46 @@ pub enum MailConfig {
     /// Each message is written as an `.eml` file into this directory.
     Directory(PathBuf),
     /// Messages go to an SMTP relay.
-    Smtp(crate::transport::SmtpConfig),
+    Smtp(SmtpConfig),
+}
+
+/// `count` calls per `per_secs` seconds, written `COUNT/SECONDS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per_secs: u64,
+}
+
+impl RateLimit {
+    /// The same limit as the store's GCRA parameters.
+    pub fn gcra(self) -> Rate {
+        Rate {
+            period_ms: (self.per_secs * 1000 / u64::from(self.count)).max(1) as i64,
+            burst: self.count,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.count, self.per_secs)
+    }
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (count, secs) = text
+            .split_once('/')
+            .ok_or_else(|| format!("expected COUNT/SECONDS, got {text:?}"))?;
+        let count: u32 = count.trim().parse().map_err(|e| format!("count: {e}"))?;
+        let per_secs: u64 = secs.trim().parse().map_err(|e| format!("seconds: {e}"))?;
+        if count == 0 || per_secs == 0 {
+            return Err("count and seconds must be positive".into());
+        }
+        Ok(RateLimit { count, per_secs })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +201,6 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("--link-ttl must be between {min} and {max} seconds, got {got}")]
     LinkTtl { min: u64, max: u64, got: u64 },
-    #[error("--{name} must be positive")]
-    NotPositive { name: &'static str },
 }
 
 pub fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
@@ -95,17 +228,6 @@ pub fn check_link_ttl(ttl: Duration) -> Result<Duration, ConfigError> {
     Ok(ttl)
 }
 
-/// `count` calls per `period_secs`, as a GCRA rate.
-pub fn rate(name: &'static str, count: u32, period_secs: u64) -> Result<Rate, ConfigError> {
-    if count == 0 || period_secs == 0 {
-        return Err(ConfigError::NotPositive { name });
-    }
-    Ok(Rate {
-        period_ms: (period_secs * 1000 / u64::from(count)).max(1) as i64,
-        burst: count,
-    })
-}
-
 impl ServerConfig {
     /// The link the user follows to set a new password.
     pub fn reset_link(&self, token: &str) -> String {
@@ -121,5 +243,46 @@ impl ServerConfig {
             .filter(|d| !d.is_empty())
             .unwrap_or("localhost")
             .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_and_print_as_count_per_seconds() {
+        let rate: RateLimit = "6000/60".parse().unwrap();
+        assert_eq!(
+            rate,
+            RateLimit {
+                count: 6000,
+                per_secs: 60
+            }
+        );
+        assert_eq!(rate.to_string(), "6000/60");
+        assert_eq!(
+            rate.gcra(),
+            Rate {
+                period_ms: 10,
+                burst: 6000
+            }
+        );
+        assert!("0/60".parse::<RateLimit>().is_err());
+        assert!("5".parse::<RateLimit>().is_err());
+    }
+
+    #[test]
+    fn message_id_domain_comes_from_the_sender() {
+        let config = ServerConfig {
+            mail_from: "Acme <no-reply@acme.example>".into(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.mail_domain(), "acme.example");
+        assert_eq!(
+            config.reset_link("T"),
+            "http://127.0.0.1:8080/reset/T",
+            "no double slash"
+        );
     }
 }

@@ -1,27 +1,17 @@
-//! The pwmail service: the generated API trait implemented over a store, a
-//! durable outbox and its dispatcher. `main.rs` is the `pwmail` binary.
+//! The pwmail service. `app` holds the product's rules; `http` and `cli`
+//! adapt them; `mail`, `outbox`, `secrets` and `observe` are the parts they
+//! are built from. `main.rs` is the `pwmail` binary. ARCHITECTURE.md has
+//! the map.
 
-pub mod admin;
-pub mod auth;
-pub mod bulk;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod error;
-pub mod health;
-pub mod http_api;
-pub mod logging;
+pub mod http;
 pub mod mail;
-pub mod metrics;
+pub mod observe;
 pub mod outbox;
-pub mod password;
-pub mod reset_page;
-pub mod settings_file;
-pub mod smtp_pool;
-pub mod state;
-pub mod token;
-pub mod transport;
-pub mod validate;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -30,21 +20,26 @@ use lettre::message::Mailbox;
 use pwmail_store::Store;
 use tokio::sync::{Notify, watch};
 
+use crate::app::App;
+use crate::app::users::Bootstrap;
 use crate::clock::Clock;
-use crate::config::{MailConfig, ServerConfig};
-use crate::outbox::{Dispatcher, DispatcherConfig};
-use crate::state::AppState;
-use crate::transport::{DirectoryTransport, SmtpTransport, Transport};
+use crate::config::{DispatcherConfig, MailConfig, ServerConfig};
+use crate::mail::transport::{DirectoryTransport, SmtpTransport, Transport};
+use crate::outbox::{Backlog, Dispatcher};
 
-pub use crate::token::Secret;
+pub use crate::observe::logging::dropshot_logger;
+pub use crate::secrets::Secret;
+
+/// How often the outbox backlog is counted.
+const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A server started in this process: the HTTP API and the dispatcher.
 pub struct Running {
-    server: dropshot::HttpServer<Arc<AppState>>,
+    server: dropshot::HttpServer<http::Context>,
     dispatcher: tokio::task::JoinHandle<()>,
     backlog_watch: tokio::task::JoinHandle<()>,
     shutdown: watch::Sender<bool>,
-    pub state: Arc<AppState>,
+    pub app: Arc<App>,
 }
 
 impl Running {
@@ -62,40 +57,31 @@ impl Running {
     }
 }
 
-/// The admin created on first start, whose token is shown once.
-pub struct Bootstrap {
-    pub email: String,
-    pub token: Secret,
-}
-
 pub struct StartOptions {
     pub config: ServerConfig,
+    /// The opened (and migrated) database of `config.database_url`.
+    pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub dispatcher: DispatcherConfig,
-    pub template_dir: Option<std::path::PathBuf>,
-    /// dropshot's logger; `logging::SlogToTracing` forwards it into tracing.
+    /// dropshot's logger; `observe::logging` forwards it into tracing.
     pub log: slog::Logger,
 }
 
-pub use logging::dropshot_logger;
-
+/// Starts the API and the dispatcher; on first start, also the bootstrap
+/// admin, whose token the caller shows once.
 pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Bootstrap>)> {
     let StartOptions {
         config,
+        store,
         clock,
-        dispatcher,
-        template_dir,
         log,
     } = options;
-    let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
-        .await
-        .context("opening the database")?;
-    let bootstrap = bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
+    let bootstrap =
+        app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
     let renderer = mail::Renderer::new(
         &config.product_name,
         config.support_contact.as_deref(),
-        template_dir.as_deref(),
+        config.template_dir.as_deref(),
     )?;
     let transport = build_transport(&config.mail, &config.mail_from)?;
 
@@ -107,57 +93,47 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             transport,
             clock: Arc::clone(&clock),
             wakeup: Arc::clone(&wakeup),
-            config: dispatcher,
+            config: config.dispatcher.clone(),
         }
         .run(shutdown_rx),
     );
+    let backlog = Backlog::default();
+    let backlog_watch = tokio::spawn(backlog.clone().watch(Arc::clone(&store), BACKLOG_EVERY));
 
-    let state = Arc::new(AppState {
+    let app = Arc::new(App {
         store,
         clock,
-        config: config.clone(),
         renderer,
         outbox_wakeup: wakeup,
-        backlog: Default::default(),
-        pages: reset_page::environment(),
-        policy: password::Policy {
+        backlog,
+        policy: secrets::password::Policy {
             min_length: config.password_min_length,
         },
-        hasher: password::Hasher::new(config.hash_concurrency, config.hash_queue),
+        hasher: secrets::password::Hasher::new(config.hash_concurrency, config.hash_queue),
+        config,
     });
-    metrics::handle();
-    let backlog_watch = tokio::spawn(state::watch_backlog(
-        Arc::clone(&state),
-        std::time::Duration::from_millis(250),
-    ));
-    let mut api = pwmail_api::pwmail_api_mod::api_description::<http_api::PwmailImpl>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for registered in [
-        api.register(metrics::metrics_endpoint),
-        api.register(reset_page::reset_form),
-        api.register(reset_page::reset_submit),
-        api.register(reset_page::reset_css),
-        api.register(health::livez),
-        api.register(health::readyz),
-    ] {
-        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    observe::metrics::handle();
+    let listen = app.config.listen;
     let dropshot_config = dropshot::ConfigDropshot {
-        bind_address: config.listen,
+        bind_address: listen,
         default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
         ..Default::default()
     };
-    let server = dropshot::ServerBuilder::new(api, Arc::clone(&state), log)
-        .config(dropshot_config)
-        .start()
-        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {}: {e}", config.listen))?;
+    let server = dropshot::ServerBuilder::new(
+        http::api_description()?,
+        http::Context::new(Arc::clone(&app)),
+        log,
+    )
+    .config(dropshot_config)
+    .start()
+    .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     Ok((
         Running {
             server,
             dispatcher,
             backlog_watch,
             shutdown,
-            state,
+            app,
         },
         bootstrap,
     ))
@@ -196,27 +172,4 @@ pub async fn dispatch(
     .run(shutdown)
     .await;
     Ok(())
-}
-
-/// On first start with no admin (an empty database, or one with only users
-/// added before the first `serve`), an admin with one API token.
-async fn bootstrap_admin(
-    store: &dyn Store,
-    email: &str,
-    now: pwmail_store::UnixMillis,
-) -> anyhow::Result<Option<Bootstrap>> {
-    if store.count_admins().await? > 0 {
-        return Ok(None);
-    }
-    let user = match admin::add_user(store, email, true, Some("Bootstrap admin"), now).await {
-        Ok(user) => user,
-        // Another replica won the race.
-        Err(admin::AdminError::Store(pwmail_store::StoreError::Conflict(_))) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let token = admin::create_token(store, &user.email, "bootstrap", now).await?;
-    Ok(Some(Bootstrap {
-        email: user.email,
-        token,
-    }))
 }

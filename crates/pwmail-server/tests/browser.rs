@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{now, open_store, serve};
 use pwmail_client::types::SendPasswordEmailRequest;
-use pwmail_server::admin;
-use pwmail_server::password::Hasher;
+use pwmail_server::app::users as admin;
+use pwmail_server::secrets::password::Hasher;
 use pwmail_testkit::browser::Browser;
 use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header, link_token};
 

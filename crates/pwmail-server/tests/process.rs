@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{now, open_store, serve};
-use pwmail_server::admin;
+use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Serve, now, serve, wait_until_listening};
-use pwmail_server::admin;
+use pwmail_server::app::users as admin;
 use pwmail_testkit::pg::PgSchema;
 use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header};
 

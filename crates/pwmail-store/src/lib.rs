@@ -9,6 +9,8 @@ mod group_commit;
 mod model;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use model::*;
 pub use postgres::PgStore;
@@ -107,9 +109,6 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
     /// The stored password hash (PHC string), if the user has a valid one.
     async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
-    /// Sets a password hash directly (operator action; the reset page
-    /// consumes a link instead).
-    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()>;
 
     // --- API tokens ------------------------------------------------------
     async fn create_api_token(
@@ -128,10 +127,10 @@ pub trait Store: Send + Sync + 'static {
     // --- rate limits -----------------------------------------------------
     /// One GCRA step for `key`: admits the call and records it, or says when
     /// the limit will admit one.
-    async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission>;
+    async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission>;
 
     /// Whether `key` would be admitted now, without recording a call.
-    async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission>;
+    async fn rate_peek(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission>;
 
     // --- reset links -----------------------------------------------------
     /// The admin operations' one transaction: per-user cooldown, revoke the
@@ -144,7 +143,6 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome>;
     /// The link with this hash, whatever its state; for the reset page and tests.
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>>;
-    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>>;
 
     // --- outbox ----------------------------------------------------------
     /// Leases up to `limit` due messages (queued, retrying whose time has

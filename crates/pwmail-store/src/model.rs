@@ -66,6 +66,28 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// What a rate limit counts against. Its `Display` is the stored key, built
+/// here and nowhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// Calls made with one API token.
+    ApiToken(i64),
+    /// Emails sent to one user (the per-user cooldown).
+    User(UserId),
+    /// Unknown reset links opened from one client address.
+    ResetGuess(std::net::IpAddr),
+}
+
+impl fmt::Display for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateKey::ApiToken(id) => write!(f, "token:{id}"),
+            RateKey::User(id) => write!(f, "user:{id}"),
+            RateKey::ResetGuess(ip) => write!(f, "reset-guess:{ip}"),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
     Admitted,
@@ -106,6 +128,59 @@ impl LinkPurpose {
     }
 }
 
+/// What an outbox message is; stored in the `kind` column by its
+/// [`as_str`](MessageKind::as_str) name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// A link email sent by SendPasswordEmail.
+    SendPasswordEmail,
+    /// A link email sent by ResetPasswordByAdmin.
+    ResetPasswordByAdmin,
+    /// The notice after a password change; it carries no link.
+    PasswordChanged,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 3] = [
+        MessageKind::SendPasswordEmail,
+        MessageKind::ResetPasswordByAdmin,
+        MessageKind::PasswordChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::SendPasswordEmail => "send_password_email",
+            MessageKind::ResetPasswordByAdmin => "reset_password_by_admin",
+            MessageKind::PasswordChanged => "password_changed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A stored `kind` column; an unknown name means the row is corrupt.
+    pub(crate) fn from_column(s: String) -> crate::Result<Self> {
+        MessageKind::parse(&s)
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("outbox kind {s:?}")))
+    }
+}
+
+impl From<LinkPurpose> for MessageKind {
+    fn from(purpose: LinkPurpose) -> Self {
+        match purpose {
+            LinkPurpose::SendPasswordEmail => MessageKind::SendPasswordEmail,
+            LinkPurpose::ResetPasswordByAdmin => MessageKind::ResetPasswordByAdmin,
+        }
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who called the admin API.
 #[derive(Clone, Copy, Debug)]
 pub struct Actor {
@@ -118,7 +193,7 @@ pub struct Actor {
 pub struct NewMessage {
     /// Stable Message-ID, reused on every attempt (without angle brackets).
     pub message_id: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub recipient: String,
     pub subject: String,
     pub body_text: String,
@@ -149,6 +224,9 @@ pub enum IssueOutcome {
     CoolingDown {
         retry_after_ms: i64,
     },
+    /// The user is disabled; nothing was written. Checked inside the
+    /// transaction, so a user disabled a moment earlier is never emailed.
+    Disabled,
 }
 
 #[derive(Clone, Debug)]
@@ -293,7 +371,7 @@ pub enum Settlement {
 pub struct OutboxStatus {
     pub id: i64,
     pub message_id: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub recipient: String,
     pub state: OutboxState,
     pub attempts: u32,

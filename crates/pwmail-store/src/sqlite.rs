@@ -74,7 +74,7 @@ fn status_from_row(row: &SqliteRow) -> Result<OutboxStatus> {
     Ok(OutboxStatus {
         id: row.try_get("id")?,
         message_id: row.try_get("message_id")?,
-        kind: row.try_get("kind")?,
+        kind: MessageKind::from_column(row.try_get("kind")?)?,
         recipient: row.try_get("recipient")?,
         state: OutboxState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state:?}")))?,
@@ -106,7 +106,7 @@ async fn insert_message(
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id",
     )
     .bind(&m.message_id)
-    .bind(&m.kind)
+    .bind(m.kind.as_str())
     .bind(&m.recipient)
     .bind(&m.subject)
     .bind(&m.body_text)
@@ -287,23 +287,6 @@ impl Store for SqliteStore {
         Ok(hash.flatten())
     }
 
-    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_changed_at = $3,
-                              password_invalidated_at = NULL
-             WHERE id = $1",
-        )
-        .bind(user.0)
-        .bind(phc)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no user {user}")));
-        }
-        Ok(())
-    }
-
     async fn create_api_token(
         &self,
         user: UserId,
@@ -365,8 +348,9 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn rate_limit(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
-        let (key, limit) = (key.to_string(), *limit);
+    async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let key = key.to_string();
+        let limit = *limit;
         // One upsert (and, when refused, a read): no savepoint needed.
         self.writer
             .write_statement(move |conn| {
@@ -375,7 +359,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn rate_peek(&self, key: &str, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+    async fn rate_peek(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let key = key.to_string();
         let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -454,10 +439,10 @@ impl Store for SqliteStore {
                 .await?;
         match disabled {
             None => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
-            Some(Some(_)) => return Err(StoreError::Conflict("the user is disabled".into())),
+            Some(Some(_)) => return Ok(IssueOutcome::Disabled),
             Some(None) => {}
         }
-        let key = format!("user:{}", issue.target);
+        let key = RateKey::User(issue.target).to_string();
         if let Admission::Refused { retry_after_ms } =
             gcra(&mut tx, &key, &issue.cooldown, issue.now).await?
         {
@@ -547,28 +532,6 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
-             FROM audit_log WHERE target_user_id = $1 ORDER BY id",
-        )
-        .bind(target.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    at: row.try_get("at")?,
-                    actor_user: row.try_get::<Option<i64>, _>("actor_user_id")?.map(UserId),
-                    actor_token: row.try_get("actor_token_id")?,
-                    target_user: UserId(row.try_get("target_user_id")?),
-                    operation: row.try_get("operation")?,
-                    request_id: row.try_get("request_id")?,
-                })
-            })
-            .collect()
-    }
-
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
         let claim = claim.clone();
         let rows = self
@@ -612,7 +575,7 @@ impl Store for SqliteStore {
                     id: row.try_get("id")?,
                     message: NewMessage {
                         message_id: row.try_get("message_id")?,
-                        kind: row.try_get("kind")?,
+                        kind: MessageKind::from_column(row.try_get("kind")?)?,
                         recipient: row.try_get("recipient")?,
                         subject: row.try_get("subject")?,
                         body_text: row
@@ -766,5 +729,49 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(due)
+    }
+}
+
+/// Test-only access; see [`crate::testing`].
+#[cfg(feature = "testing")]
+#[async_trait]
+impl crate::testing::StoreTestExt for SqliteStore {
+    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3,
+                              password_invalidated_at = NULL
+             WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(phc)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no user {user}")));
+        }
+        Ok(())
+    }
+
+    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
+             FROM audit_log WHERE target_user_id = $1 ORDER BY id",
+        )
+        .bind(target.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: row.try_get("at")?,
+                    actor_user: row.try_get::<Option<i64>, _>("actor_user_id")?.map(UserId),
+                    actor_token: row.try_get("actor_token_id")?,
+                    target_user: UserId(row.try_get("target_user_id")?),
+                    operation: row.try_get("operation")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,12 +1,13 @@
 //! One behaviour suite for every `Store` implementation.
 
+use pwmail_store::testing::StoreTestExt;
 use pwmail_store::*;
 
 const T0: UnixMillis = 1_700_000_000_000;
 
 /// A fresh database for one test, and how to clean it up.
 struct Db {
-    store: Box<dyn Store>,
+    store: Box<dyn StoreTestExt>,
     cleanup: Cleanup,
 }
 
@@ -78,7 +79,7 @@ fn issue(
         },
         message: NewMessage {
             message_id: format!("m{link}@test"),
-            kind: purpose.as_str().into(),
+            kind: purpose.into(),
             recipient: "u@example.com".into(),
             subject: "s".into(),
             body_text: "text".into(),
@@ -89,7 +90,7 @@ fn issue(
     }
 }
 
-async fn users_and_tokens(store: &dyn Store) {
+async fn users_and_tokens(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("Admin@Example.com", true), T0)
         .await
@@ -152,7 +153,7 @@ async fn users_and_tokens(store: &dyn Store) {
         store.find_link(&hash(4)).await.unwrap().unwrap().state,
         LinkState::Revoked
     );
-    let err = store
+    let refused = store
         .issue_link(&issue(
             user.id,
             actor,
@@ -161,43 +162,69 @@ async fn users_and_tokens(store: &dyn Store) {
             T0 + 120_000,
         ))
         .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        .unwrap();
+    assert_eq!(
+        refused,
+        IssueOutcome::Disabled,
+        "a disabled user gets no link"
+    );
+    assert!(
+        store.find_link(&hash(5)).await.unwrap().is_none(),
+        "nothing was written"
+    );
     assert!(matches!(
         store.disable_user("nobody@example.com", T0).await,
         Err(StoreError::NotFound(_))
     ));
 }
 
-async fn gcra(store: &dyn Store) {
+async fn gcra(store: &dyn StoreTestExt) {
     let rate = Rate {
         period_ms: 500,
         burst: 2,
     };
     assert_eq!(
-        store.rate_limit("k", &rate, T0).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(1), &rate, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_limit("k", &rate, T0).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(1), &rate, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_limit("k", &rate, T0).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(1), &rate, T0)
+            .await
+            .unwrap(),
         Admission::Refused {
             retry_after_ms: 500
         }
     );
     assert_eq!(
-        store.rate_limit("k", &rate, T0 + 499).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(1), &rate, T0 + 499)
+            .await
+            .unwrap(),
         Admission::Refused { retry_after_ms: 1 }
     );
     assert_eq!(
-        store.rate_limit("k", &rate, T0 + 500).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(1), &rate, T0 + 500)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_limit("other", &rate, T0).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(2), &rate, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
 
@@ -207,30 +234,45 @@ async fn gcra(store: &dyn Store) {
         burst: 1,
     };
     assert_eq!(
-        store.rate_peek("p", &strict, T0).await.unwrap(),
+        store
+            .rate_peek(&RateKey::ApiToken(3), &strict, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_peek("p", &strict, T0).await.unwrap(),
+        store
+            .rate_peek(&RateKey::ApiToken(3), &strict, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_limit("p", &strict, T0).await.unwrap(),
+        store
+            .rate_limit(&RateKey::ApiToken(3), &strict, T0)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        store.rate_peek("p", &strict, T0 + 400).await.unwrap(),
+        store
+            .rate_peek(&RateKey::ApiToken(3), &strict, T0 + 400)
+            .await
+            .unwrap(),
         Admission::Refused {
             retry_after_ms: 600
         }
     );
     assert_eq!(
-        store.rate_peek("p", &strict, T0 + 1000).await.unwrap(),
+        store
+            .rate_peek(&RateKey::ApiToken(3), &strict, T0 + 1000)
+            .await
+            .unwrap(),
         Admission::Admitted
     );
 }
 
-async fn complete_reset(store: &dyn Store) {
+async fn complete_reset(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("a@example.com", true), T0)
         .await
@@ -262,7 +304,7 @@ async fn complete_reset(store: &dyn Store) {
         password_phc: "$argon2id$new".into(),
         notice: NewMessage {
             message_id: format!("changed-{now}@test"),
-            kind: "password_changed".into(),
+            kind: MessageKind::PasswordChanged,
             recipient: "u@example.com".into(),
             subject: "changed".into(),
             body_text: "t".into(),
@@ -295,12 +337,12 @@ async fn complete_reset(store: &dyn Store) {
         store.find_link(&hash(30)).await.unwrap().unwrap().state,
         LinkState::Used
     );
-    let kinds: Vec<String> = store
+    let kinds: Vec<&str> = store
         .outbox_for(Some(user.id), None, 10)
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.kind)
+        .map(|m| m.kind.as_str())
         .collect();
     assert_eq!(kinds, ["password_changed", "reset_password_by_admin"]);
     let ops: Vec<String> = store
@@ -328,7 +370,7 @@ async fn complete_reset(store: &dyn Store) {
     );
 }
 
-async fn issue_links(store: &dyn Store) {
+async fn issue_links(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("a@example.com", true), T0)
         .await
@@ -425,7 +467,7 @@ async fn issue_links(store: &dyn Store) {
     assert_eq!(audit[1].actor_token, Some(token.id));
 }
 
-async fn outbox(store: &dyn Store) {
+async fn outbox(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("a@example.com", true), T0)
         .await
@@ -552,7 +594,7 @@ async fn outbox(store: &dyn Store) {
 
 /// Many writes in flight at once (on SQLite they share commits): each one
 /// succeeds or fails on its own, and only the successful ones leave rows.
-async fn concurrent_writes(store: &dyn Store) {
+async fn concurrent_writes(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("a@example.com", true), T0)
         .await

@@ -14,6 +14,24 @@ pub fn base_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// The `host:port` of [`base_url`] (`127.0.0.1:5432` when it names none):
+/// where a [`TcpProxy`] in front of the test database must point.
+pub fn base_addr() -> SocketAddr {
+    let url = base_url();
+    host_port(&url)
+        .and_then(|hp| std::net::ToSocketAddrs::to_socket_addrs(hp).ok()?.next())
+        .unwrap_or_else(|| panic!("PWMAIL_TEST_POSTGRES {url:?} names no reachable host:port"))
+}
+
+/// The `host[:port]` part of a `postgres://user@host:port/db` URL, with the
+/// default port added.
+fn host_port(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    Some(host_port)
+}
+
 /// A fresh schema; dropped by [`PgSchema::drop_schema`].
 pub struct PgSchema {
     pub name: String,
@@ -36,7 +54,9 @@ impl PgSchema {
         );
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
             .await
-            .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {base} (set PWMAIL_TEST_POSTGRES to another): {e}")
+            });
         let sql = format!("CREATE SCHEMA {name}");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut conn)
@@ -47,9 +67,9 @@ impl PgSchema {
 
     /// The database URL of this schema, optionally through `via` (a proxy).
     pub fn url(&self, via: Option<SocketAddr>) -> String {
-        let base = match via {
-            Some(addr) => self.base.replace("127.0.0.1:5432", &addr.to_string()),
-            None => self.base.clone(),
+        let base = match (via, host_port(&self.base)) {
+            (Some(addr), Some(hp)) => self.base.replacen(hp, &addr.to_string(), 1),
+            _ => self.base.clone(),
         };
         format!("{base}?options[search_path]={}", self.name)
     }
@@ -112,5 +132,23 @@ impl TcpProxy {
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_host_and_port_in_urls() {
+        assert_eq!(
+            host_port("postgres://postgres@127.0.0.1:5432/test"),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(
+            host_port("postgres://u:p@db.internal:6543?sslmode=disable"),
+            Some("db.internal:6543")
+        );
+        assert_eq!(host_port("postgres://localhost/x"), Some("localhost"));
     }
 }

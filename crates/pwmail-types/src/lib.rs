@@ -3,7 +3,7 @@
 // Change the OpenAPI document and run `cargo xtask codegen` instead.
 
 #![allow(clippy::all, clippy::pedantic)]
-//! Wire types shared by the pwmail server and client.
+//! Wire types of pwmail, shared by its server and client.
 ///The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {"code":5,"details":[],"message":"..."}.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ErrorResponse {
@@ -605,43 +605,29 @@ pub mod error {
 pub fn source_schema(json: &str) -> ::schemars::schema::Schema {
     ::serde_json::from_str(json).expect("codegen embeds schemas that schemars can read")
 }
-impl ::schemars::JsonSchema for ErrorResponse {
+impl ::schemars::JsonSchema for SendPasswordEmailRequest {
     fn schema_name() -> ::std::string::String {
-        "ErrorResponse".to_string()
+        "SendPasswordEmailRequest".to_string()
     }
     fn json_schema(
         generator: &mut ::schemars::r#gen::SchemaGenerator,
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"}},\"required\":[\"code\",\"details\",\"message\"]}",
+            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\" (upstream: string.const), like the namespace in the path.\",\"type\":\"string\",\"pattern\":\"^system$\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
         )
     }
 }
-impl ::schemars::JsonSchema for PasswordEmailStatus {
+impl ::schemars::JsonSchema for SendPasswordEmailResponse {
     fn schema_name() -> ::std::string::String {
-        "PasswordEmailStatus".to_string()
+        "SendPasswordEmailResponse".to_string()
     }
     fn json_schema(
         generator: &mut ::schemars::r#gen::SchemaGenerator,
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"One queued email and what happened to it.\",\"type\":\"object\",\"properties\":{\"attempts\":{\"description\":\"Delivery attempts so far.\",\"type\":\"integer\",\"format\":\"int32\",\"minimum\":0},\"id\":{\"description\":\"Outbox id (see `pwmail outbox show ID`).\",\"type\":\"integer\",\"format\":\"int64\"},\"kind\":{\"description\":\"Which message this is.\",\"type\":\"string\",\"enum\":[\"send_password_email\",\"reset_password_by_admin\",\"password_changed\"]},\"last_error\":{\"description\":\"Why the last failed attempt failed.\",\"type\":\"string\"},\"last_reply\":{\"description\":\"The mail server's reply to the successful attempt.\",\"type\":\"string\"},\"message_id\":{\"description\":\"The Message-ID header, stable across attempts.\",\"type\":\"string\"},\"next_attempt_at\":{\"description\":\"When the next attempt is due (queued and retrying only).\",\"type\":\"string\",\"format\":\"date-time\"},\"queued_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"recipient\":{\"type\":\"string\"},\"request_id\":{\"description\":\"The x-request-id of the API call that queued it.\",\"type\":\"string\"},\"sent_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"state\":{\"description\":\"queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).\",\"type\":\"string\",\"enum\":[\"queued\",\"sending\",\"sent\",\"retrying\",\"dead\"]}},\"required\":[\"attempts\",\"id\",\"kind\",\"message_id\",\"queued_at\",\"recipient\",\"state\"]}",
-        )
-    }
-}
-impl ::schemars::JsonSchema for PasswordEmailStatusList {
-    fn schema_name() -> ::std::string::String {
-        "PasswordEmailStatusList".to_string()
-    }
-    fn json_schema(
-        generator: &mut ::schemars::r#gen::SchemaGenerator,
-    ) -> ::schemars::schema::Schema {
-        let _ = generator.subschema_for::<PasswordEmailStatus>();
-        let _ = &generator;
-        source_schema(
-            "{\"description\":\"Password emails and their delivery state.\",\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/PasswordEmailStatus\"}}},\"required\":[\"items\"]}",
+            "{\"description\":\"SendPasswordEmailResponse is an empty response after an email had been sent.\",\"type\":\"object\"}",
         )
     }
 }
@@ -671,29 +657,43 @@ impl ::schemars::JsonSchema for ResetPasswordByAdminResponse {
         )
     }
 }
-impl ::schemars::JsonSchema for SendPasswordEmailRequest {
+impl ::schemars::JsonSchema for PasswordEmailStatusList {
     fn schema_name() -> ::std::string::String {
-        "SendPasswordEmailRequest".to_string()
+        "PasswordEmailStatusList".to_string()
     }
     fn json_schema(
         generator: &mut ::schemars::r#gen::SchemaGenerator,
     ) -> ::schemars::schema::Schema {
+        let _ = generator.subschema_for::<PasswordEmailStatus>();
         let _ = &generator;
         source_schema(
-            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\" (upstream: string.const), like the namespace in the path.\",\"type\":\"string\",\"pattern\":\"^system$\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
+            "{\"description\":\"Password emails and their delivery state.\",\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/PasswordEmailStatus\"}}},\"required\":[\"items\"]}",
         )
     }
 }
-impl ::schemars::JsonSchema for SendPasswordEmailResponse {
+impl ::schemars::JsonSchema for PasswordEmailStatus {
     fn schema_name() -> ::std::string::String {
-        "SendPasswordEmailResponse".to_string()
+        "PasswordEmailStatus".to_string()
     }
     fn json_schema(
         generator: &mut ::schemars::r#gen::SchemaGenerator,
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"SendPasswordEmailResponse is an empty response after an email had been sent.\",\"type\":\"object\"}",
+            "{\"description\":\"One queued email and what happened to it.\",\"type\":\"object\",\"properties\":{\"id\":{\"description\":\"Outbox id (see `pwmail outbox show ID`).\",\"type\":\"integer\",\"format\":\"int64\"},\"message_id\":{\"description\":\"The Message-ID header, stable across attempts.\",\"type\":\"string\"},\"kind\":{\"description\":\"Which message this is.\",\"type\":\"string\",\"enum\":[\"send_password_email\",\"reset_password_by_admin\",\"password_changed\"]},\"recipient\":{\"type\":\"string\"},\"state\":{\"description\":\"queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).\",\"type\":\"string\",\"enum\":[\"queued\",\"sending\",\"sent\",\"retrying\",\"dead\"]},\"attempts\":{\"description\":\"Delivery attempts so far.\",\"type\":\"integer\",\"format\":\"int32\",\"minimum\":0},\"last_error\":{\"description\":\"Why the last failed attempt failed.\",\"type\":\"string\"},\"last_reply\":{\"description\":\"The mail server's reply to the successful attempt.\",\"type\":\"string\"},\"queued_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"next_attempt_at\":{\"description\":\"When the next attempt is due (queued and retrying only).\",\"type\":\"string\",\"format\":\"date-time\"},\"sent_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"request_id\":{\"description\":\"The x-request-id of the API call that queued it.\",\"type\":\"string\"}},\"required\":[\"attempts\",\"id\",\"kind\",\"message_id\",\"queued_at\",\"recipient\",\"state\"]}",
+        )
+    }
+}
+impl ::schemars::JsonSchema for ErrorResponse {
+    fn schema_name() -> ::std::string::String {
+        "ErrorResponse".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}}},\"required\":[\"code\",\"details\",\"message\"]}",
         )
     }
 }

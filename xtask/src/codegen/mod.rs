@@ -22,8 +22,6 @@ pub enum Mode {
 /// One OpenAPI document and where its generated code goes.
 pub struct Target {
     pub spec: &'static str,
-    /// Optional document whose paths and components are merged into `spec`.
-    pub overlay: Option<&'static str>,
     pub types_file: &'static str,
     /// Rust path under which the api and client code reach the types.
     pub types_path: &'static str,
@@ -42,7 +40,6 @@ pub struct Target {
 pub const TARGETS: &[Target] = &[
     Target {
         spec: "openapi/pwmail.yaml",
-        overlay: None,
         types_file: "crates/pwmail-types/src/lib.rs",
         types_path: "pwmail_types",
         api_file: "crates/pwmail-api/src/api.rs",
@@ -52,11 +49,11 @@ pub const TARGETS: &[Target] = &[
         body_extractor: Some("crate::LimitedBody"),
         client_file: "crates/pwmail-client/src/generated.rs",
     },
-    // Proves the generator is general: the pwmail document plus an operation
-    // with path, query and header parameters. Nothing in xtask knows about it.
+    // Proves the generator is general: a document of its own with an
+    // operation taking path, query and header parameters. Nothing in xtask
+    // knows about it.
     Target {
-        spec: "openapi/pwmail.yaml",
-        overlay: Some("xtask/fixtures/extra-operation.yaml"),
+        spec: "xtask/fixtures/fixture.yaml",
         types_file: "crates/codegen-fixture/src/types.rs",
         types_path: "crate::types",
         api_file: "crates/codegen-fixture/src/api.rs",
@@ -69,14 +66,10 @@ pub const TARGETS: &[Target] = &[
 ];
 
 pub fn run(root: &Path, mode: Mode) -> Result<()> {
-    let mut stale = Vec::new();
+    let mut stale: Vec<(&str, String)> = Vec::new();
     for target in TARGETS {
         let spec = load_spec(root, target)?;
-        let source = match target.overlay {
-            Some(overlay) => format!("{} + {overlay}", target.spec),
-            None => target.spec.to_string(),
-        };
-        let header = header(&source);
+        let header = header(target.spec);
         // The trait generator checks the document's shape with errors that
         // name the operation; progenitor would panic on some of the same
         // problems, so it runs first.
@@ -88,8 +81,8 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
         ];
         for (file, body) in outputs {
             let contents = format!("{header}{body}");
-            if ensure_file_contents(&root.join(file), &contents, mode)? {
-                stale.push(file);
+            if let Some(diff) = ensure_file_contents(&root.join(file), file, &contents, mode)? {
+                stale.push((file, diff));
             }
         }
     }
@@ -99,72 +92,30 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
             Ok(())
         }
         (Mode::Write, false) => {
-            for file in &stale {
+            for (file, _) in &stale {
                 eprintln!("codegen: updated {file}");
             }
             Ok(())
         }
-        (Mode::Check, false) => bail!(
-            "generated code is stale; run `cargo xtask codegen` and commit:\n  {}",
-            stale.join("\n  ")
-        ),
+        (Mode::Check, false) => {
+            for (_, diff) in &stale {
+                eprint!("{diff}");
+            }
+            let files: Vec<&str> = stale.iter().map(|(file, _)| *file).collect();
+            bail!(
+                "generated code is stale (diff above: committed → generated); \
+                 run `cargo xtask codegen` and commit:\n  {}",
+                files.join("\n  ")
+            )
+        }
     }
 }
 
 pub fn load_spec(root: &Path, target: &Target) -> Result<OpenAPI> {
-    let mut doc = read_yaml(&root.join(target.spec))?;
-    if let Some(overlay) = target.overlay {
-        merge_overlay(&mut doc, read_yaml(&root.join(overlay))?)
-            .with_context(|| format!("merging {overlay}"))?;
-    }
-    serde_json::from_value(doc).with_context(|| format!("{} is not OpenAPI 3.0", target.spec))
-}
-
-fn read_yaml(path: &Path) -> Result<serde_json::Value> {
+    let path = root.join(target.spec);
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Adds the overlay's paths and components; an existing key is an error, so
-/// an overlay can only extend a document, never silently change it.
-fn merge_overlay(doc: &mut serde_json::Value, overlay: serde_json::Value) -> Result<()> {
-    let mut additions: Vec<(Vec<String>, serde_json::Value)> = Vec::new();
-    if let Some(paths) = overlay.get("paths").and_then(|v| v.as_object()) {
-        for (path, item) in paths {
-            additions.push((vec!["paths".into(), path.clone()], item.clone()));
-        }
-    }
-    if let Some(components) = overlay.get("components").and_then(|v| v.as_object()) {
-        for (kind, entries) in components {
-            let entries = entries
-                .as_object()
-                .with_context(|| format!("components.{kind} must be a map"))?;
-            for (name, value) in entries {
-                let at = vec!["components".into(), kind.clone(), name.clone()];
-                additions.push((at, value.clone()));
-            }
-        }
-    }
-    for (at, value) in additions {
-        let Some((last, parents)) = at.split_last() else {
-            continue;
-        };
-        let mut node = &mut *doc;
-        for key in parents {
-            node = node
-                .as_object_mut()
-                .with_context(|| format!("{key}: parent is not a map"))?
-                .entry(key.clone())
-                .or_insert_with(|| serde_json::json!({}));
-        }
-        let map = node.as_object_mut().context("not a map")?;
-        if map.contains_key(last) {
-            bail!("overlay redefines {}", at.join("/"));
-        }
-        map.insert(last.clone(), value);
-    }
-    Ok(())
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{} is not OpenAPI 3.0", target.spec))
 }
 
 fn header(spec: &str) -> String {
@@ -173,21 +124,34 @@ fn header(spec: &str) -> String {
     )
 }
 
-/// Writes `contents` to `path` unless it already holds them; in check mode
-/// only reports. Returns whether the file was (or would be) changed.
-fn ensure_file_contents(path: &Path, contents: &str, mode: Mode) -> Result<bool> {
-    if let Ok(old) = std::fs::read_to_string(path)
-        && old == contents
-    {
-        return Ok(false);
+/// Writes `contents` to `path` unless it already holds them (line endings
+/// aside: a checkout with CRLF endings is not stale); in check mode only
+/// reports. Returns the unified diff from the file to `contents` when the
+/// file was (or would be) changed.
+fn ensure_file_contents(
+    path: &Path,
+    name: &str,
+    contents: &str,
+    mode: Mode,
+) -> Result<Option<String>> {
+    let old = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    if old == contents {
+        return Ok(None);
     }
+    let diff = similar::TextDiff::from_lines(&old, contents)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string();
     if mode == Mode::Write {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(true)
+    Ok(Some(diff))
 }
 
 /// Formats a token stream as a Rust source file: prettyplease for a readable
@@ -249,10 +213,7 @@ mod tests {
     fn scratch() -> tempfile::TempDir {
         let real = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        for input in TARGETS
-            .iter()
-            .flat_map(|t| std::iter::once(t.spec).chain(t.overlay))
-        {
+        for input in TARGETS.iter().map(|t| t.spec) {
             let to = dir.path().join(input);
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(real.join(input), to).unwrap();
@@ -272,6 +233,20 @@ mod tests {
         std::fs::write(&edited, text).unwrap();
         let err = run(dir.path(), Mode::Check).unwrap_err().to_string();
         assert!(err.contains("crates/pwmail-api/src/api.rs"), "{err}");
+        let diff = ensure_file_contents(
+            &edited,
+            "crates/pwmail-api/src/api.rs",
+            &std::fs::read_to_string(&edited)
+                .unwrap()
+                .replace("\n// hand edit\n", ""),
+            Mode::Check,
+        )
+        .unwrap()
+        .expect("stale");
+        assert!(
+            diff.contains("--- a/crates/pwmail-api/src/api.rs") && diff.contains("-// hand edit"),
+            "a unified diff: {diff}"
+        );
         assert!(
             !err.contains("pwmail-types"),
             "only the edited file is named: {err}"
@@ -324,16 +299,12 @@ mod tests {
     }
 
     #[test]
-    fn an_overlay_cannot_redefine_what_the_document_has() {
-        let mut doc =
-            serde_json::json!({"paths": {"/a": {}}, "components": {"schemas": {"A": {}}}});
-        let err = merge_overlay(
-            &mut doc,
-            serde_json::json!({"components": {"schemas": {"A": {}}}}),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("components/schemas/A"), "{err}");
-        merge_overlay(&mut doc, serde_json::json!({"paths": {"/b": {"get": {}}}})).unwrap();
-        assert!(doc["paths"]["/b"].is_object());
+    fn crlf_line_endings_are_not_stale() {
+        let dir = scratch();
+        run(dir.path(), Mode::Write).unwrap();
+        let file = dir.path().join("crates/pwmail-types/src/lib.rs");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace('\n', "\r\n")).unwrap();
+        run(dir.path(), Mode::Check).expect("CRLF endings match");
     }
 }

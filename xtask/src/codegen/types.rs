@@ -52,9 +52,13 @@ pub fn generate(spec: &OpenAPI) -> Result<String> {
         });
     }
 
+    let doc = format!(
+        " Wire types of {}, shared by its server and client.",
+        spec.info.title
+    );
     let tokens = quote! {
         #![allow(clippy::all, clippy::pedantic)]
-        //! Wire types shared by the pwmail server and client.
+        #![doc = #doc]
 
         #types
 

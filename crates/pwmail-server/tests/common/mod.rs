@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pwmail_store::Store;
+use pwmail_store::testing::StoreTestExt;
 
 pub struct Serve {
     pub child: Child,
@@ -52,10 +52,10 @@ pub fn wait_until_listening(listen: &str) {
     }
 }
 
-pub async fn open_store(dir: &Path) -> std::sync::Arc<dyn Store> {
+pub async fn open_store(dir: &Path) -> std::sync::Arc<dyn StoreTestExt> {
     let url = format!("sqlite://{}", dir.join("pwmail-data/pwmail.db").display());
     std::fs::create_dir_all(dir.join("pwmail-data")).unwrap();
-    pwmail_store::open(&url).await.unwrap()
+    pwmail_store::testing::open(&url).await.unwrap()
 }
 
 pub fn now() -> i64 {

@@ -1,14 +1,10 @@
-//! Prometheus metrics, rendered at `GET /metrics` (kept out of the API
-//! document).
+//! Prometheus metrics; `http::ops` renders them at `GET /metrics`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use dropshot::{Body, HttpError, RequestContext};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pwmail_store::OutboxState;
-
-use crate::state::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -52,19 +48,4 @@ pub fn api_request(operation: &'static str, status: u16, latency: Duration) {
     .increment(1);
     metrics::histogram!("pwmail_api_request_seconds", "operation" => operation)
         .record(latency.as_secs_f64());
-}
-
-#[dropshot::endpoint { method = GET, path = "/metrics", unpublished = true }]
-pub async fn metrics_endpoint(
-    _rqctx: RequestContext<Arc<AppState>>,
-) -> Result<http::Response<Body>, HttpError> {
-    let text = handle().render();
-    Ok(http::Response::builder()
-        .status(200)
-        .header(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .body(text.into())?)
 }

@@ -16,7 +16,7 @@ pub const MAX_BYTES: usize = 1024;
 const ZXCVBN_PREFIX_CHARS: usize = 100;
 
 /// Passwords people pick first; rejected whatever zxcvbn says.
-const COMMON: &str = include_str!("../templates/common-passwords.txt");
+const COMMON: &str = include_str!("../../templates/common-passwords.txt");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {

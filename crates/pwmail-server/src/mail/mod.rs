@@ -1,20 +1,27 @@
-//! Email content: templates (compiled in, overridable from a directory at
-//! start-up) and the MIME message built from a queued row.
+//! Email: templates (compiled in, overridable from a directory at start-up),
+//! the MIME message built from a queued row, and the transports that carry
+//! it (`.eml` files or SMTP).
+
+pub mod message;
+pub mod smtp_pool;
+pub mod transport;
 
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart, header};
 use minijinja::{Environment, context};
-use pwmail_store::{LinkPurpose, NewMessage, UnixMillis};
+use pwmail_store::{LinkPurpose, MessageKind, NewMessage, UnixMillis};
+
+use crate::clock::format_utc;
+pub use message::build_message;
 
 /// Each kind has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
 macro_rules! builtin_templates {
     ($($kind:literal),* $(,)?) => {
         &[$(
-            (concat!($kind, ".subject.txt"), include_str!(concat!("../templates/", $kind, ".subject.txt"))),
-            (concat!($kind, ".txt"), include_str!(concat!("../templates/", $kind, ".txt"))),
-            (concat!($kind, ".html"), include_str!(concat!("../templates/", $kind, ".html"))),
+            (concat!($kind, ".subject.txt"), include_str!(concat!("../../templates/", $kind, ".subject.txt"))),
+            (concat!($kind, ".txt"), include_str!(concat!("../../templates/", $kind, ".txt"))),
+            (concat!($kind, ".html"), include_str!(concat!("../../templates/", $kind, ".html"))),
         )*]
     };
 }
@@ -62,10 +69,10 @@ pub struct Rendered {
 impl Rendered {
     /// The message to queue, with a fresh Message-ID (`uuid@domain`) that
     /// every delivery attempt will reuse.
-    pub fn into_message(self, kind: &str, recipient: &str, domain: &str) -> NewMessage {
+    pub fn into_message(self, kind: MessageKind, recipient: &str, domain: &str) -> NewMessage {
         NewMessage {
             message_id: format!("{}@{domain}", uuid::Uuid::new_v4()),
-            kind: kind.to_string(),
+            kind,
             recipient: recipient.to_string(),
             subject: self.subject,
             body_text: self.text,
@@ -122,7 +129,7 @@ impl Renderer {
             expires_in => human_duration(email.lifetime),
             expires_at => format_utc(email.expires_at),
         };
-        self.render(email.purpose.as_str(), ctx)
+        self.render(MessageKind::from(email.purpose), ctx)
     }
 
     /// The notice sent after a password change; it carries no link.
@@ -139,12 +146,13 @@ impl Renderer {
             name => name,
             changed_at => format_utc(changed_at),
         };
-        self.render("password_changed", ctx)
+        self.render(MessageKind::PasswordChanged, ctx)
     }
 
-    fn render(&self, kind: &str, ctx: minijinja::Value) -> Result<Rendered, MailError> {
+    /// Each kind's templates are named after it: `<kind>.subject.txt`, …
+    fn render(&self, kind: MessageKind, ctx: minijinja::Value) -> Result<Rendered, MailError> {
         let render = |suffix: &str| -> Result<String, MailError> {
-            let name = format!("{kind}.{suffix}");
+            let name = format!("{}.{suffix}", kind.as_str());
             self.env
                 .get_template(&name)
                 .and_then(|t| t.render(&ctx))
@@ -171,38 +179,6 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-pub fn format_utc(at: UnixMillis) -> String {
-    chrono::DateTime::from_timestamp_millis(at)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| at.to_string())
-}
-
-/// The MIME message for a queued row: multipart/alternative (text, HTML), with
-/// the stored Message-ID so every attempt sends the same message.
-pub fn build_message(
-    msg: &NewMessage,
-    from: &Mailbox,
-    queued_at: UnixMillis,
-) -> Result<lettre::Message, MailError> {
-    let to: Mailbox = msg
-        .recipient
-        .parse()
-        .map_err(|e| MailError::Build(format!("recipient: {e}")))?;
-    let date = UNIX_EPOCH + Duration::from_millis(queued_at.max(0) as u64);
-    lettre::Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(&msg.subject)
-        .message_id(Some(format!("<{}>", msg.message_id)))
-        .date(date)
-        .header(header::MIME_VERSION_1_0)
-        .multipart(MultiPart::alternative_plain_html(
-            msg.body_text.clone(),
-            msg.body_html.clone(),
-        ))
-        .map_err(|e| MailError::Build(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +190,15 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(172_800)), "2 days");
         assert_eq!(human_duration(Duration::from_secs(300)), "5 minutes");
         assert_eq!(human_duration(Duration::from_secs(5400)), "90 minutes");
+    }
+
+    #[test]
+    fn every_message_kind_has_its_templates() {
+        let renderer = Renderer::new("pwmail", None, None).unwrap();
+        for kind in MessageKind::ALL {
+            let rendered = renderer.render(kind, context! { link => "L" }).unwrap();
+            assert!(!rendered.subject.is_empty(), "{kind}");
+        }
     }
 
     #[test]

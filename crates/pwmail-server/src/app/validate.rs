@@ -1,29 +1,40 @@
-//! Checks the generated types cannot express: the namespace rules.
-//!
-//! The email's pattern and length, and the namespace's length, are enforced by
-//! the generated types when the body is parsed.
+//! Input rules. The email rule is the API document's (pattern and length,
+//! taken from the generated type), so every stored user can be the target
+//! of SendPasswordEmail; the namespace rule is upstream's `string.const`.
 
-use pwmail_api::ApiError;
+use pwmail_types::SendPasswordEmailRequestEmail;
+
+use crate::app::AppError;
 
 pub const NAMESPACE: &str = "system";
 
 /// `namespace` is always "system" upstream; when the body names one too, it
 /// must be the one in the path.
-pub fn namespace(path: &str, body: Option<&str>) -> Result<(), ApiError> {
+pub fn namespace(path: &str, body: Option<&str>) -> Result<(), AppError> {
     if path != NAMESPACE {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(AppError::Invalid(format!(
             "namespace must be \"system\", got {}",
             quoted(path)
         )));
     }
     match body {
-        Some(body) if body != path => Err(ApiError::InvalidArgument(format!(
+        Some(body) if body != path => Err(AppError::Invalid(format!(
             "namespace in the body ({}) differs from the namespace in the path ({})",
             quoted(body),
             quoted(path)
         ))),
         _ => Ok(()),
     }
+}
+
+/// An address the API would accept as a target.
+pub fn email(email: &str) -> Result<(), AppError> {
+    SendPasswordEmailRequestEmail::try_from(email)
+        .map(|_| ())
+        .map_err(|e| AppError::InvalidEmail {
+            email: quoted(email),
+            reason: e.to_string(),
+        })
 }
 
 /// Caller input in a message, quoted and cut to a readable length.

@@ -11,7 +11,7 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use pwmail_store::OutboxMessage;
 
 use crate::mail;
-use crate::smtp_pool::{PoolError, Security, SmtpPool};
+use crate::mail::smtp_pool::{PoolError, Security, SmtpPool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -121,6 +121,11 @@ pub struct SmtpConfig {
     pub pool_size: u32,
 }
 
+impl SmtpConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_POOL_SIZE: u32 = 8;
+}
+
 impl std::fmt::Debug for SmtpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpConfig")
@@ -193,8 +198,8 @@ impl SmtpConfig {
             username,
             password,
             ca_pem: None,
-            timeout: Duration::from_secs(30),
-            pool_size: 8,
+            timeout: SmtpConfig::DEFAULT_TIMEOUT,
+            pool_size: SmtpConfig::DEFAULT_POOL_SIZE,
         })
     }
 

@@ -91,6 +91,23 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
     Ok(out)
 }
 
+/// Applies the `--config` file, if any, as `PWMAIL_*` defaults: a variable
+/// already set wins. Runs before the arguments are parsed and before any
+/// other thread exists.
+pub fn apply(args: &[String]) -> Result<(), SettingsError> {
+    let Some(path) = config_path(args) else {
+        return Ok(());
+    };
+    for (var, value) in read(&path)? {
+        if std::env::var_os(&var).is_none() {
+            // SAFETY: called from `main` before the runtime or any other
+            // thread starts.
+            unsafe { std::env::set_var(var, value) };
+        }
+    }
+    Ok(())
+}
+
 /// The `--config` path from the raw arguments or `PWMAIL_CONFIG`.
 pub fn config_path(args: &[String]) -> Option<std::path::PathBuf> {
     let mut iter = args.iter();

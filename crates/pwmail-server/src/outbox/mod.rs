@@ -9,45 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_store::{Claim, OutboxMessage, Settlement, Store, UnixMillis};
+use pwmail_store::{Claim, OutboxMessage, Settlement, Store};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::transport::{Failure, SendError, Transport};
+use crate::config::DispatcherConfig;
+use crate::mail::transport::{Failure, SendError, Transport};
 
-#[derive(Clone, Debug)]
-pub struct DispatcherConfig {
-    /// Messages in flight at once.
-    pub concurrency: u32,
-    /// How long a claim lasts before another worker may take the row over.
-    pub lease: Duration,
-    pub max_attempts: u32,
-    /// A message still undelivered this long after it was queued is dead.
-    pub max_age: Duration,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    /// Fallback wake-up for rows queued by other processes.
-    pub poll_interval: Duration,
-    /// One send may take this long before it counts as a transient failure
-    /// (a relay that stops answering must not stall the dispatcher).
-    pub send_timeout: Duration,
-}
+pub mod backlog;
+pub mod retry;
 
-impl Default for DispatcherConfig {
-    fn default() -> Self {
-        DispatcherConfig {
-            concurrency: 8,
-            lease: Duration::from_secs(120),
-            max_attempts: 10,
-            max_age: Duration::from_secs(24 * 3600),
-            backoff_base: Duration::from_secs(5),
-            backoff_max: Duration::from_secs(30 * 60),
-            poll_interval: Duration::from_secs(1),
-            send_timeout: Duration::from_secs(60),
-        }
-    }
-}
+pub use backlog::Backlog;
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
@@ -167,8 +140,8 @@ impl Dispatcher {
         took: Duration,
     ) {
         let now = self.clock.now();
-        let outcome = decide(&self.config, &message, result, now);
-        crate::metrics::send_attempt(
+        let outcome = retry::decide(&self.config, &message, result, now);
+        crate::observe::metrics::send_attempt(
             match outcome {
                 Settlement::Sent { .. } => "sent",
                 Settlement::Retry { .. } => "retry",
@@ -214,141 +187,5 @@ impl Dispatcher {
 fn report(joined: Option<Result<(), tokio::task::JoinError>>) {
     if let Some(Err(e)) = joined {
         tracing::error!(error = %e, "send task failed; its lease will expire");
-    }
-}
-
-/// What to record for one attempt.
-pub fn decide(
-    config: &DispatcherConfig,
-    message: &OutboxMessage,
-    result: Result<String, SendError>,
-    now: UnixMillis,
-) -> Settlement {
-    match result {
-        Ok(reply) => Settlement::Sent { reply, at: now },
-        Err(SendError {
-            failure: Failure::Permanent,
-            message: error,
-        }) => Settlement::Dead {
-            error: format!("permanent failure: {error}"),
-            at: now,
-        },
-        Err(SendError {
-            failure: Failure::Transient,
-            message: error,
-        }) => {
-            let age = now - message.queued_at;
-            if message.attempts >= config.max_attempts {
-                Settlement::Dead {
-                    error: format!(
-                        "gave up after {} attempts; last error: {error}",
-                        message.attempts
-                    ),
-                    at: now,
-                }
-            } else if age >= config.max_age.as_millis() as i64 {
-                Settlement::Dead {
-                    error: format!(
-                        "gave up after {} s in the queue; last error: {error}",
-                        age / 1000
-                    ),
-                    at: now,
-                }
-            } else {
-                Settlement::Retry {
-                    error,
-                    at: now,
-                    next_attempt_at: now + backoff_ms(config, message.attempts),
-                }
-            }
-        }
-    }
-}
-
-/// base · 2^(attempt-1), capped, plus up to 25 % jitter so a burst of
-/// failures does not retry in lockstep.
-fn backoff_ms(config: &DispatcherConfig, attempts: u32) -> i64 {
-    let base = config.backoff_base.as_millis() as i64;
-    let exp = base.saturating_mul(1i64 << attempts.saturating_sub(1).min(30));
-    let capped = exp.min(config.backoff_max.as_millis() as i64).max(1);
-    let jitter = getrandom::u64().unwrap_or(0) % (capped as u64 / 4 + 1);
-    capped + jitter as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pwmail_store::NewMessage;
-
-    fn message(attempts: u32, created_at: i64) -> OutboxMessage {
-        OutboxMessage {
-            id: 1,
-            message: NewMessage {
-                message_id: "m@x".into(),
-                kind: "k".into(),
-                recipient: "a@example.com".into(),
-                subject: "s".into(),
-                body_text: "t".into(),
-                body_html: "h".into(),
-            },
-            attempts,
-            created_at,
-            queued_at: created_at,
-            request_id: None,
-        }
-    }
-
-    fn transient() -> Result<String, SendError> {
-        Err(SendError {
-            failure: Failure::Transient,
-            message: "451 try later".into(),
-        })
-    }
-
-    #[test]
-    fn transient_failures_back_off_then_die() {
-        let config = DispatcherConfig::default();
-        let Settlement::Retry {
-            next_attempt_at, ..
-        } = decide(&config, &message(1, 0), transient(), 0)
-        else {
-            panic!("first transient failure should retry");
-        };
-        assert!(
-            (5_000..=6_250).contains(&next_attempt_at),
-            "{next_attempt_at}"
-        );
-        let Settlement::Retry {
-            next_attempt_at, ..
-        } = decide(&config, &message(3, 0), transient(), 0)
-        else {
-            panic!("third transient failure should retry");
-        };
-        assert!(
-            (20_000..=25_000).contains(&next_attempt_at),
-            "{next_attempt_at}"
-        );
-        assert!(matches!(
-            decide(&config, &message(10, 0), transient(), 0),
-            Settlement::Dead { .. }
-        ));
-        let day = 24 * 3600 * 1000;
-        assert!(matches!(
-            decide(&config, &message(2, 0), transient(), day),
-            Settlement::Dead { .. }
-        ));
-    }
-
-    #[test]
-    fn permanent_failures_die_at_once() {
-        let config = DispatcherConfig::default();
-        let permanent = Err(SendError {
-            failure: Failure::Permanent,
-            message: "550 no such user".into(),
-        });
-        let Settlement::Dead { error, .. } = decide(&config, &message(1, 0), permanent, 0) else {
-            panic!("permanent failure should be dead");
-        };
-        assert!(error.contains("550 no such user"));
     }
 }

@@ -1,8 +1,11 @@
-//! Secrets pwmail hands out: API tokens and reset-link tokens.
+//! Secrets: the API tokens and reset-link tokens pwmail hands out, and
+//! (in [`password`]) the users' new passwords.
 //!
 //! Both are 256 bits from the OS CSPRNG, base64url without padding (43
 //! characters); API tokens carry a `pwm_` prefix so secret scanners can spot
 //! them. Only SHA-256 hashes are stored.
+
+pub mod password;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

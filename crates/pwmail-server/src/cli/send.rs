@@ -8,10 +8,100 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use tokio::sync::Semaphore;
+
+use crate::cli::emails_csv;
+
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// Base URL of the pwmail API.
+    #[arg(long, env = "PWMAIL_SERVER")]
+    pub server: String,
+    /// One user's email.
+    #[arg(
+        long,
+        conflicts_with = "from_csv",
+        required_unless_present = "from_csv"
+    )]
+    pub email: Option<String>,
+    /// A CSV file with an `email` column.
+    #[arg(long)]
+    pub from_csv: Option<PathBuf>,
+    /// `send` (SendPasswordEmail) or `reset` (ResetPasswordByAdmin).
+    #[arg(long, value_enum, default_value_t = Operation::Send)]
+    pub operation: Operation,
+    /// File holding the API token (else PWMAIL_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// API token (prefer --token-file).
+    #[arg(
+        long = "token",
+        env = "PWMAIL_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub token: Option<String>,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Retries of one email after 429/503 (each waits Retry-After).
+    #[arg(long, default_value_t = 20)]
+    pub max_retries: u32,
+    /// Write failures here: CSV for *.csv, else JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `pwmail send`: fails when any email failed or was not attempted.
+pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
+    let token = match (&args.token_file, &args.token) {
+        (Some(file), _) => std::fs::read_to_string(file)?.trim().to_string(),
+        (None, Some(token)) => token.clone(),
+        (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
+    };
+    let emails = match (&args.email, &args.from_csv) {
+        (Some(email), _) => vec![email.clone()],
+        (None, Some(csv)) => emails_csv::read(csv)?,
+        (None, None) => anyhow::bail!("give --email or --from-csv"),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing calls in flight, starting no new ones");
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let summary = run(
+        Job {
+            server: args.server.clone(),
+            token,
+            emails,
+            operation: args.operation,
+            concurrency: args.concurrency,
+            max_retries: args.max_retries,
+            report: args.report.clone(),
+            progress: !args.quiet,
+        },
+        stop,
+    )
+    .await?;
+    summary.print();
+    if summary.failed.is_empty() && summary.skipped.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} failed, {} not attempted",
+            summary.failed.len(),
+            summary.skipped.len()
+        )
+    }
+}
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Operation {
@@ -72,25 +162,6 @@ impl Summary {
         }
         println!("retries after 429/503: {}", self.retries);
     }
-}
-
-/// The `email` column of a CSV file with a header row.
-pub fn read_csv(path: &Path) -> anyhow::Result<Vec<String>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let column = reader
-        .headers()?
-        .iter()
-        .position(|h| h.trim().eq_ignore_ascii_case("email"))
-        .with_context(|| format!("{} has no `email` column", path.display()))?;
-    let mut emails = Vec::new();
-    for record in reader.records() {
-        let record = record?;
-        if let Some(email) = record.get(column).map(str::trim).filter(|e| !e.is_empty()) {
-            emails.push(email.to_string());
-        }
-    }
-    Ok(emails)
 }
 
 enum Attempt {

@@ -1,0 +1,110 @@
+//! Why the rules refused, or what failed, in the product's own words.
+//! Adapters decide what each means on their side (`http::error` maps them to
+//! API errors and reset pages; the CLI prints them).
+
+use std::time::Duration;
+
+use pwmail_store::StoreError;
+
+use crate::app::reset::OpenLink;
+use crate::config::RateLimit;
+use crate::mail::MailError;
+use crate::secrets::password::{HashError, Rejection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input the rules refuse; the message names the field and the rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// `email` is quoted and cut to a readable length.
+    #[error("invalid email {email}: {reason}")]
+    InvalidEmail { email: String, reason: String },
+    /// The API token is unknown or revoked: the same words for both, so a
+    /// caller learns nothing about tokens it does not hold.
+    #[error("unknown or revoked API token")]
+    BadToken,
+    #[error("the owner of this API token is not an admin; only admins may send password emails")]
+    NotAdmin,
+    #[error("no user with email {0}")]
+    NoSuchUser(String),
+    #[error("the user {0} is disabled")]
+    Disabled(String),
+    #[error("no live API token with id {0}")]
+    NoSuchToken(i64),
+    #[error("no outbox message {0}")]
+    NoSuchMessage(i64),
+    #[error("outbox message {0} is not dead (only dead messages can be retried)")]
+    NotDead(i64),
+    /// Too many emails wait to be sent; new ones are refused until the
+    /// dispatcher catches up.
+    #[error("too many emails waiting to be sent ({waiting}, limit {limit}); retry later")]
+    Backlog { waiting: u64, limit: u64 },
+    #[error(
+        "per-token rate limit exceeded: this API token may send {} emails per {} s",
+        limit.count,
+        limit.per_secs
+    )]
+    TokenRate {
+        limit: RateLimit,
+        retry_after: Duration,
+    },
+    #[error(
+        "per-user rate limit exceeded: {email} may be emailed {} time(s) per {} s",
+        limit.count,
+        limit.per_secs
+    )]
+    UserCooldown {
+        email: String,
+        limit: RateLimit,
+        retry_after: Duration,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("no randomness from the OS: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+impl AppError {
+    /// The database did not answer in time: the same call may work shortly.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AppError::Store(e) if e.is_retryable())
+    }
+}
+
+/// Why a reset link cannot be used, or the new password was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// Unknown or expired: deliberately one answer for both.
+    #[error("the link is unknown or expired")]
+    Invalid,
+    #[error("the link was already used")]
+    Used,
+    /// A newer link was sent, the password was changed, or the user was
+    /// disabled.
+    #[error("the link was revoked")]
+    Revoked,
+    /// Too many unknown links were opened from this client address.
+    #[error("too many unknown reset links from this address")]
+    Throttled { retry_after: Duration },
+    /// The new password breaks the policy; the link is still good.
+    #[error("{rejection}")]
+    Rejected {
+        link: Box<OpenLink>,
+        rejection: Rejection,
+    },
+    /// Every hashing slot and queue place is taken; the link is still good.
+    #[error("too many passwords are being changed right now")]
+    Busy { link: Box<OpenLink> },
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<StoreError> for ResetError {
+    fn from(e: StoreError) -> Self {
+        ResetError::App(e.into())
+    }
+}

@@ -1,0 +1,123 @@
+//! SendPasswordEmail and ResetPasswordByAdmin: email a user a fresh link.
+
+use std::time::Duration;
+
+use pwmail_store::{
+    Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, MessageKind, RateKey,
+};
+
+use crate::app::{App, AppError};
+use crate::mail::LinkEmail;
+use crate::secrets;
+
+/// What the caller asked for, already authenticated.
+pub struct IssueRequest<'a> {
+    pub caller: &'a Authenticated,
+    pub email: &'a str,
+    pub purpose: LinkPurpose,
+    /// The API call's id, stored with the link, the outbox row and the audit row.
+    pub request_id: &'a str,
+}
+
+/// A refusal's wait, in whole seconds, never zero.
+pub fn retry_after(ms: i64) -> Duration {
+    Duration::from_secs((ms.max(0) as u64).div_ceil(1000).max(1))
+}
+
+impl App {
+    /// Throttles the caller, finds the user, and in one transaction (which
+    /// also applies the per-user cooldown and refuses a disabled user)
+    /// stores a fresh link and queues its email.
+    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<(), AppError> {
+        let IssueRequest {
+            caller,
+            email,
+            purpose,
+            request_id,
+        } = request;
+        let config = &self.config;
+        let now = self.clock.now();
+        let waiting = self.backlog();
+        if waiting >= config.max_backlog {
+            return Err(AppError::Backlog {
+                waiting,
+                limit: config.max_backlog,
+            });
+        }
+        if let Admission::Refused { retry_after_ms } = self
+            .store
+            .rate_limit(
+                &RateKey::ApiToken(caller.token_id),
+                &config.token_rate.gcra(),
+                now,
+            )
+            .await?
+        {
+            return Err(AppError::TokenRate {
+                limit: config.token_rate,
+                retry_after: retry_after(retry_after_ms),
+            });
+        }
+
+        let user = self
+            .store
+            .find_user_by_email(email)
+            .await?
+            .ok_or_else(|| AppError::NoSuchUser(email.to_string()))?;
+
+        let link_token = secrets::new_link_token()?;
+        let link = config.reset_link(link_token.expose());
+        let lifetime = config.link_ttl;
+        let expires_at = now + lifetime.as_millis() as i64;
+        let rendered = self.renderer.render_link_email(&LinkEmail {
+            purpose,
+            email: &user.email,
+            name: user.name.as_deref(),
+            link: &link,
+            lifetime,
+            expires_at,
+        })?;
+        let message = rendered.into_message(
+            MessageKind::from(purpose),
+            &user.email,
+            &config.mail_domain(),
+        );
+        let outcome = self
+            .store
+            .issue_link(&IssueLink {
+                actor: Actor {
+                    user: caller.user.id,
+                    token_id: caller.token_id,
+                },
+                target: user.id,
+                purpose,
+                link_hash: link_token.hash(),
+                expires_at,
+                cooldown: config.user_rate.gcra(),
+                message,
+                request_id: request_id.to_string(),
+                now,
+            })
+            .await?;
+        match outcome {
+            IssueOutcome::Issued { outbox_id, .. } => {
+                tracing::info!(
+                    request_id,
+                    operation = purpose.as_str(),
+                    actor = %caller.user.id,
+                    target = %user.id,
+                    outbox_id,
+                    "password email queued"
+                );
+                self.outbox_wakeup.notify_one();
+                Ok(())
+            }
+            IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {
+                email: user.email,
+                limit: config.user_rate,
+                retry_after: retry_after(retry_after_ms),
+            }),
+            IssueOutcome::Disabled => Err(AppError::Disabled(user.email)),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The product's rules: issuing a link, opening and completing a reset,
+//! delivery status, user and token administration, the bootstrap admin.
+//!
+//! Callers are adapters (the HTTP API, the reset page, the CLI). This layer
+//! knows nothing of them: no dropshot, no clap, no HTTP status. Its errors
+//! ([`AppError`], [`ResetError`]) say what was refused and why; each adapter
+//! maps them in one place.
+
+pub mod auth;
+pub mod error;
+pub mod issue;
+pub mod reset;
+pub mod status;
+pub mod users;
+pub mod validate;
+
+use std::sync::Arc;
+
+use pwmail_store::Store;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::mail::Renderer;
+use crate::outbox::Backlog;
+use crate::secrets::password::{Hasher, Policy};
+
+pub use error::{AppError, ResetError};
+
+/// What the running service's rules need: its store, clock, settings,
+/// templates, the outbox's backlog and wake-up, and the password hasher.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServerConfig,
+    pub renderer: Renderer,
+    /// Wakes the in-process dispatcher when a message is queued.
+    pub outbox_wakeup: Arc<Notify>,
+    pub backlog: Backlog,
+    pub policy: Policy,
+    pub hasher: Hasher,
+}
+
+impl App {
+    /// Messages waiting to be sent, as last counted.
+    pub fn backlog(&self) -> u64 {
+        self.backlog.waiting()
+    }
+}

@@ -1,0 +1,137 @@
+//! The emailed link: opening it (never consumes it: mail scanners prefetch
+//! links) and setting the new password with it.
+
+use std::net::IpAddr;
+
+use pwmail_store::{
+    Admission, CompleteReset, LinkState, MessageKind, RateKey, ResetLink, ResetOutcome, User,
+};
+
+use crate::app::issue::retry_after;
+use crate::app::{App, AppError, ResetError};
+use crate::secrets::{self, password::HashError};
+
+/// A usable link and the user it belongs to.
+#[derive(Debug)]
+pub struct OpenLink {
+    pub link: ResetLink,
+    pub user: User,
+}
+
+/// The new password as typed, twice.
+pub struct NewPassword {
+    pub password: String,
+    pub confirm: String,
+}
+
+impl App {
+    /// A usable link and its user, or why not. Unknown tokens count against
+    /// the caller's address; a throttled address learns nothing about any
+    /// token.
+    pub async fn open_link(&self, client: IpAddr, token: &str) -> Result<OpenLink, ResetError> {
+        let now = self.clock.now();
+        let key = RateKey::ResetGuess(client);
+        let rate = self.config.reset_guess_rate.gcra();
+        if let Admission::Refused { retry_after_ms } =
+            self.store.rate_peek(&key, &rate, now).await?
+        {
+            return Err(ResetError::Throttled {
+                retry_after: retry_after(retry_after_ms),
+            });
+        }
+        let link = if secrets::is_link_token_shaped(token) {
+            self.store.find_link(&secrets::hash(token)).await?
+        } else {
+            None
+        };
+        let Some(link) = link else {
+            self.store.rate_limit(&key, &rate, now).await?;
+            tracing::info!(client = %client, "unknown reset link opened");
+            return Err(ResetError::Invalid);
+        };
+        match link.state {
+            LinkState::Used => return Err(ResetError::Used),
+            LinkState::Revoked => return Err(ResetError::Revoked),
+            LinkState::Open if link.expires_at <= now => return Err(ResetError::Invalid),
+            LinkState::Open => {}
+        }
+        match self.store.user_by_id(link.user_id).await? {
+            Some(user) if !user.disabled => Ok(OpenLink { link, user }),
+            _ => Err(ResetError::Revoked),
+        }
+    }
+
+    /// Checks the new password against the policy, hashes it, and in one
+    /// transaction consumes the link, sets the hash, revokes the user's
+    /// other links and queues the "password changed" notice. Returns the
+    /// user whose password was set.
+    pub async fn complete_reset(
+        &self,
+        client: IpAddr,
+        token: &str,
+        new: NewPassword,
+        request_id: &str,
+    ) -> Result<User, ResetError> {
+        let open = self.open_link(client, token).await?;
+        let context = [
+            open.user.email.as_str(),
+            open.user.name.as_deref().unwrap_or_default(),
+        ];
+        if let Err(rejection) = self.policy.check(&new.password, &new.confirm, &context) {
+            return Err(ResetError::Rejected {
+                link: Box::new(open),
+                rejection,
+            });
+        }
+        let phc = match self.hasher.hash(new.password).await {
+            Ok(phc) => phc,
+            Err(HashError::Busy) => {
+                return Err(ResetError::Busy {
+                    link: Box::new(open),
+                });
+            }
+            Err(e) => return Err(AppError::from(e).into()),
+        };
+
+        let user = open.user;
+        let now = self.clock.now();
+        let notice = self
+            .renderer
+            .render_password_changed(&user.email, user.name.as_deref(), now)
+            .map_err(AppError::from)?
+            .into_message(
+                MessageKind::PasswordChanged,
+                &user.email,
+                &self.config.mail_domain(),
+            );
+        let link_hash = secrets::hash(token);
+        let outcome = self
+            .store
+            .complete_reset(&CompleteReset {
+                link_hash,
+                password_phc: phc,
+                notice,
+                request_id: request_id.to_string(),
+                now,
+            })
+            .await?;
+        match outcome {
+            ResetOutcome::Changed {
+                user: id,
+                outbox_id,
+            } => {
+                tracing::info!(request_id, user = %id, outbox_id, "password changed");
+                self.outbox_wakeup.notify_one();
+                Ok(user)
+            }
+            // Used, revoked or expired while the password was being hashed.
+            ResetOutcome::LinkUnusable => Err(
+                match self.store.find_link(&link_hash).await?.map(|l| l.state) {
+                    Some(LinkState::Used) => ResetError::Used,
+                    Some(LinkState::Revoked) => ResetError::Revoked,
+                    _ => ResetError::Invalid,
+                },
+            ),
+        }
+    }
+}

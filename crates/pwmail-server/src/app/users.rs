@@ -1,0 +1,167 @@
+//! Operator actions: users, their API tokens and passwords, dead
+//! messages, and the admin created on first start.
+
+use pwmail_store::{ApiTokenInfo, NewUser, Store, StoreError, UnixMillis, User};
+
+use crate::app::{AppError, validate};
+use crate::secrets::password::Hasher;
+use crate::secrets::{self, Secret};
+
+pub async fn add_user(
+    store: &dyn Store,
+    email: &str,
+    is_admin: bool,
+    name: Option<&str>,
+    now: UnixMillis,
+) -> Result<User, AppError> {
+    validate::email(email)?;
+    let user = NewUser {
+        email: email.to_string(),
+        name: name.map(str::to_string),
+        is_admin,
+    };
+    Ok(store.create_user(&user, now).await?)
+}
+
+/// How an import went.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub added: usize,
+    /// Addresses that already had a user (case-insensitively).
+    pub present: usize,
+}
+
+/// Adds many users. Every address is checked before any is added, so a bad
+/// line changes nothing; then users are created many at a time (each its
+/// own transaction, which SQLite commits in groups).
+pub async fn import_users(
+    store: &dyn Store,
+    emails: &[String],
+    now: UnixMillis,
+) -> Result<Imported, AppError> {
+    use futures::StreamExt as _;
+    for email in emails {
+        validate::email(email)?;
+    }
+    let results: Vec<Result<User, StoreError>> = futures::stream::iter(emails)
+        .map(|email| {
+            let user = NewUser {
+                email: email.clone(),
+                name: None,
+                is_admin: false,
+            };
+            async move { store.create_user(&user, now).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut imported = Imported {
+        added: 0,
+        present: 0,
+    };
+    for result in results {
+        match result {
+            Ok(_) => imported.added += 1,
+            Err(StoreError::Conflict(_)) => imported.present += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(imported)
+}
+
+/// The user with this email (case-insensitively).
+pub async fn find(store: &dyn Store, email: &str) -> Result<User, AppError> {
+    store
+        .find_user_by_email(email)
+        .await?
+        .ok_or_else(|| AppError::NoSuchUser(email.to_string()))
+}
+
+/// A new API token for the user; the plain text exists only in the result.
+pub async fn create_token(
+    store: &dyn Store,
+    email: &str,
+    label: &str,
+    now: UnixMillis,
+) -> Result<Secret, AppError> {
+    let user = find(store, email).await?;
+    let secret = secrets::new_api_token()?;
+    store
+        .create_api_token(user.id, &secret.hash(), label, now)
+        .await?;
+    Ok(secret)
+}
+
+pub async fn list_tokens(store: &dyn Store, email: &str) -> Result<Vec<ApiTokenInfo>, AppError> {
+    let user = find(store, email).await?;
+    Ok(store.list_api_tokens(user.id).await?)
+}
+
+pub async fn revoke_token(store: &dyn Store, id: i64, now: UnixMillis) -> Result<(), AppError> {
+    if store.revoke_api_token(id, now).await? {
+        Ok(())
+    } else {
+        Err(AppError::NoSuchToken(id))
+    }
+}
+
+pub async fn disable_user(
+    store: &dyn Store,
+    email: &str,
+    now: UnixMillis,
+) -> Result<User, AppError> {
+    match store.disable_user(email, now).await {
+        Err(StoreError::NotFound(_)) => Err(AppError::NoSuchUser(email.to_string())),
+        other => Ok(other?),
+    }
+}
+
+/// Whether `password` is the user's current password.
+pub async fn check_password(
+    store: &dyn Store,
+    user: &User,
+    password: String,
+) -> Result<bool, AppError> {
+    Ok(match store.password_hash(user.id).await? {
+        Some(phc) => Hasher::new(1, 0).verify(password, phc).await?,
+        None => false,
+    })
+}
+
+/// Queues a dead message again with a fresh attempt budget.
+pub async fn retry_dead(store: &dyn Store, id: i64, now: UnixMillis) -> Result<(), AppError> {
+    if store.requeue_dead(id, now).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotDead(id))
+    }
+}
+
+/// The admin created on first start, whose token is shown once.
+pub struct Bootstrap {
+    pub email: String,
+    pub token: Secret,
+}
+
+/// On first start with no admin (an empty database, or one with only users
+/// added before the first `serve`), an admin with one API token.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    email: &str,
+    now: UnixMillis,
+) -> Result<Option<Bootstrap>, AppError> {
+    if store.count_admins().await? > 0 {
+        return Ok(None);
+    }
+    let user = match add_user(store, email, true, Some("Bootstrap admin"), now).await {
+        Ok(user) => user,
+        // Another replica won the race.
+        Err(AppError::Store(StoreError::Conflict(_))) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let token = create_token(store, &user.email, "bootstrap", now).await?;
+    Ok(Some(Bootstrap {
+        email: user.email,
+        token,
+    }))
+}

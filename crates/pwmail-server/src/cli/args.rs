@@ -1,0 +1,206 @@
+//! Flag groups shared by several commands, each declared once and
+//! flattened where needed. Defaults are `ServerConfig::default()`'s.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{self, DispatcherConfig, MailConfig, ServerConfig};
+use crate::mail::transport::SmtpConfig;
+
+fn defaults() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// Where the data lives: `--database-url` wins over the SQLite file in the
+/// data directory. Global: every command that opens the database reads it.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// Directory for the embedded SQLite database and the mail directory.
+    #[arg(long, global = true, env = "PWMAIL_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://PATH` or `postgres://…`); overrides the file in --data-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "PWMAIL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Longest wait for a database connection before a request fails with 503 (PostgreSQL).
+    #[arg(long, global = true, env = "PWMAIL_DB_ACQUIRE_TIMEOUT_MS",
+          default_value_t = defaults().db_acquire_timeout.as_millis() as u64)]
+    pub db_acquire_timeout_ms: u64,
+}
+
+impl DbArgs {
+    /// Opens the database (running migrations).
+    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
+        let url = self.resolve()?;
+        Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms.max(50))
+    }
+
+    /// The database URL, creating the data directory for the SQLite default.
+    pub fn resolve(&self) -> std::io::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(config::sqlite_url(&self.data_dir))
+    }
+}
+
+/// The sender of every email; its domain is used in Message-IDs.
+#[derive(Args, Debug, Clone)]
+pub struct SenderArgs {
+    /// Sender of the emails.
+    #[arg(long, env = "PWMAIL_MAIL_FROM", default_value_t = defaults().mail_from)]
+    pub mail_from: String,
+}
+
+/// What the emails say: product, support contact, templates, link base
+/// and lifetime.
+#[derive(Args, Debug, Clone)]
+pub struct ContentArgs {
+    /// Public base URL of this service; reset links are built from it.
+    #[arg(long, env = "PWMAIL_PUBLIC_URL", default_value_t = defaults().public_url,
+          value_parser = config::parse_public_url)]
+    pub public_url: url::Url,
+    /// Product name used in the emails.
+    #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value_t = defaults().product_name)]
+    pub product_name: String,
+    /// Support contact named in the emails.
+    #[arg(long, env = "PWMAIL_SUPPORT_CONTACT")]
+    pub support_contact: Option<String>,
+    /// Directory whose template files replace the built-in ones.
+    #[arg(long, env = "PWMAIL_TEMPLATE_DIR")]
+    pub template_dir: Option<PathBuf>,
+    /// Lifetime of a reset link in seconds (300..=604800; above 86400 is logged as a warning).
+    #[arg(long, env = "PWMAIL_LINK_TTL_SECS", default_value_t = defaults().link_ttl.as_secs())]
+    pub link_ttl_secs: u64,
+}
+
+impl ContentArgs {
+    /// These settings over `config`.
+    pub fn apply(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        config.public_url = self.public_url.clone();
+        config.product_name = self.product_name.clone();
+        config.support_contact = self.support_contact.clone();
+        config.template_dir = self.template_dir.clone();
+        config.link_ttl = config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?;
+        Ok(())
+    }
+}
+
+/// Where mail goes: SMTP when `--smtp-url` is set, else `.eml` files.
+#[derive(Args, Debug, Clone)]
+pub struct TransportArgs {
+    /// Write each email as an .eml file here [default: DATA_DIR/mail]. Unused with --smtp-url.
+    #[arg(long, env = "PWMAIL_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// SMTP relay: smtp://[user[:pass]@]host[:port][?tls=starttls|tls|none] (STARTTLS, 587) or smtps://host (TLS, 465).
+    #[arg(long, env = "PWMAIL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// SMTP password (prefer this variable or --smtp-password-file to the URL).
+    #[arg(
+        long,
+        env = "PWMAIL_SMTP_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub smtp_password: Option<String>,
+    /// File holding the SMTP password (trailing newline ignored).
+    #[arg(long, env = "PWMAIL_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// PEM file of an extra CA to trust for the relay's certificate.
+    #[arg(long, env = "PWMAIL_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Connect and command timeout, seconds.
+    #[arg(long, env = "PWMAIL_SMTP_TIMEOUT_SECS", default_value_t = SmtpConfig::DEFAULT_TIMEOUT.as_secs())]
+    pub smtp_timeout_secs: u64,
+    /// Pooled SMTP connections.
+    #[arg(long, env = "PWMAIL_SMTP_POOL_SIZE", default_value_t = SmtpConfig::DEFAULT_POOL_SIZE)]
+    pub smtp_pool_size: u32,
+    /// Allow tls=none to a host that is not loopback.
+    #[arg(long, env = "PWMAIL_SMTP_ALLOW_INSECURE")]
+    pub smtp_allow_insecure: bool,
+}
+
+impl TransportArgs {
+    pub fn to_config(&self, data_dir: &Path) -> anyhow::Result<MailConfig> {
+        let Some(url) = &self.smtp_url else {
+            let dir = self
+                .mail_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("mail"));
+            return Ok(MailConfig::Directory(dir));
+        };
+        let mut smtp = SmtpConfig::from_url(url)?;
+        if let Some(password) = &self.smtp_password {
+            smtp.password = Some(password.clone());
+        }
+        if let Some(file) = &self.smtp_password_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("--smtp-password-file {}: {e}", file.display()))?;
+            smtp.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+        if let Some(file) = &self.smtp_ca_file {
+            smtp.ca_pem = Some(
+                std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("--smtp-ca-file {}: {e}", file.display()))?,
+            );
+        }
+        smtp.timeout = Duration::from_secs(self.smtp_timeout_secs.max(1));
+        smtp.pool_size = self.smtp_pool_size.max(1);
+        smtp.check_security(self.smtp_allow_insecure)?;
+        Ok(MailConfig::Smtp(smtp))
+    }
+}
+
+/// How the dispatcher works through the outbox.
+#[derive(Args, Debug, Clone)]
+pub struct DispatcherArgs {
+    /// Messages sent at once.
+    #[arg(long, env = "PWMAIL_MAIL_CONCURRENCY", default_value_t = defaults().dispatcher.concurrency)]
+    pub mail_concurrency: u32,
+    /// Attempts before a message is given up (dead).
+    #[arg(long, env = "PWMAIL_MAIL_MAX_ATTEMPTS", default_value_t = defaults().dispatcher.max_attempts)]
+    pub mail_max_attempts: u32,
+    /// Seconds after queueing before an undelivered message is given up.
+    #[arg(long, env = "PWMAIL_MAIL_MAX_AGE_SECS", default_value_t = defaults().dispatcher.max_age.as_secs())]
+    pub mail_max_age_secs: u64,
+    /// First retry delay, seconds; doubles per attempt.
+    #[arg(long, env = "PWMAIL_MAIL_BACKOFF_SECS", default_value_t = defaults().dispatcher.backoff_base.as_secs())]
+    pub mail_backoff_secs: u64,
+    /// Longest retry delay, seconds.
+    #[arg(long, env = "PWMAIL_MAIL_BACKOFF_MAX_SECS", default_value_t = defaults().dispatcher.backoff_max.as_secs())]
+    pub mail_backoff_max_secs: u64,
+    /// Seconds a claim on a message lasts; a crashed sender's rows return after it.
+    #[arg(long, env = "PWMAIL_MAIL_LEASE_SECS", default_value_t = defaults().dispatcher.lease.as_secs())]
+    pub mail_lease_secs: u64,
+    /// Milliseconds between looks for messages queued by other processes.
+    #[arg(long, env = "PWMAIL_MAIL_POLL_MS",
+          default_value_t = defaults().dispatcher.poll_interval.as_millis() as u64)]
+    pub mail_poll_ms: u64,
+}
+
+impl DispatcherArgs {
+    pub fn to_config(&self) -> DispatcherConfig {
+        let lease = Duration::from_secs(self.mail_lease_secs.max(1));
+        DispatcherConfig {
+            concurrency: self.mail_concurrency.max(1),
+            lease,
+            max_attempts: self.mail_max_attempts.max(1),
+            max_age: Duration::from_secs(self.mail_max_age_secs),
+            backoff_base: Duration::from_secs(self.mail_backoff_secs),
+            backoff_max: Duration::from_secs(self.mail_backoff_max_secs),
+            poll_interval: Duration::from_millis(self.mail_poll_ms.max(10)),
+            send_timeout: DispatcherConfig::send_timeout_for(lease),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The `pwmail` command line: clap arguments, one module per command
+//! family, each a thin adapter over `app`. Every flag has a `PWMAIL_*`
+//! environment twin; `--config FILE` supplies defaults for them.
+
+pub mod args;
+pub mod emails_csv;
+pub mod mail;
+pub mod outbox;
+pub mod send;
+pub mod serve;
+pub mod settings_file;
+pub mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::args::DbArgs;
+use crate::clock::{Clock, SystemClock};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pwmail",
+    version,
+    about = "Admin-triggered password emails (F5 XC user API compatible)"
+)]
+pub struct Cli {
+    /// TOML file of settings: keys are the flags' names with `_` for `-`
+    /// (e.g. `smtp_url = "smtps://relay.example.com"`). Flags and `PWMAIL_*`
+    /// variables win over the file.
+    #[arg(long, global = true, env = "PWMAIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, env = "PWMAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API and the mail dispatcher.
+    Serve(Box<serve::ServeArgs>),
+    /// Run only the mail dispatcher (scale sending apart from the API).
+    Dispatch(Box<serve::DispatchArgs>),
+    /// Send password emails through a pwmail server (one address or a CSV file).
+    Send(Box<send::SendArgs>),
+    /// Inspect and requeue queued emails.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
+    /// Email templates.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
+    /// Bring the database schema up to date (serve and dispatch do it too, under a lock).
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(users::TokenCommand),
+}
+
+/// A command's "no" that is an answer, not an error (`check-password`).
+#[derive(Debug, thiserror::Error)]
+pub enum Failed {
+    #[error("{0}")]
+    Answer(String),
+}
+
+impl Command {
+    /// The exit status of an error: commands whose "no" is status 1 report
+    /// errors as 2.
+    fn error_status(&self) -> u8 {
+        match self {
+            Command::User(users::UserCommand::CheckPassword { .. }) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Parses the arguments (after applying `--config`), runs the command, and
+/// says how the process exits.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(e) = settings_file::apply(&args) {
+        eprintln!("pwmail: {e}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(args);
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pwmail: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<Failed>() {
+            Some(Failed::Answer(no)) => {
+                eprintln!("pwmail: {no}");
+                ExitCode::from(1)
+            }
+            None => {
+                eprintln!("pwmail: {e:#}");
+                ExitCode::from(cli.command.error_status())
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("PWMAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let db = &cli.db;
+    match &cli.command {
+        Command::Serve(args) => serve::serve(args, db).await,
+        Command::Dispatch(args) => serve::dispatch_only(args, db).await,
+        Command::Send(args) => send::send(args).await,
+        Command::Migrate => serve::migrate(db).await,
+        Command::User(cmd) => users::user(cmd, db, now).await,
+        Command::Token(cmd) => users::token(cmd, db, now).await,
+        Command::Outbox(cmd) => outbox::outbox(cmd, db, now).await,
+        Command::Mail(cmd) => mail::mail(cmd, now),
+    }
+}

@@ -1,0 +1,176 @@
+//! `pwmail serve`, `pwmail dispatch` and `pwmail migrate`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::cli::args::{ContentArgs, DbArgs, DispatcherArgs, SenderArgs, TransportArgs};
+use crate::clock::SystemClock;
+use crate::config::{RateLimit, ServerConfig};
+use crate::{StartOptions, dispatch, dropshot_logger, start};
+
+fn defaults() -> ServerConfig {
+    ServerConfig::default()
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PWMAIL_LISTEN", default_value_t = defaults().listen)]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub content: ContentArgs,
+    #[command(flatten)]
+    pub sender: SenderArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+    /// Refuse new emails with 503 while this many wait to be sent.
+    #[arg(long, env = "PWMAIL_MAX_BACKLOG", default_value_t = defaults().max_backlog)]
+    pub max_backlog: u64,
+    /// Emails per user: COUNT/SECONDS.
+    #[arg(long, env = "PWMAIL_USER_RATE", default_value_t = defaults().user_rate)]
+    pub user_rate: RateLimit,
+    /// Calls per API token: COUNT/SECONDS.
+    #[arg(long, env = "PWMAIL_TOKEN_RATE", default_value_t = defaults().token_rate)]
+    pub token_rate: RateLimit,
+    /// Unknown reset links one client address may open: COUNT/SECONDS.
+    #[arg(long, env = "PWMAIL_RESET_GUESS_RATE", default_value_t = defaults().reset_guess_rate)]
+    pub reset_guess_rate: RateLimit,
+    /// Shortest new password, in characters (NIST SP 800-63B: at least 8; 15 when it is the only factor).
+    #[arg(long, env = "PWMAIL_PASSWORD_MIN_LENGTH",
+          default_value_t = defaults().password_min_length as u16,
+          value_parser = clap::value_parser!(u16).range(8..=64))]
+    pub password_min_length: u16,
+    /// Password hashes computed at once, 19 MiB each [default: CPU count].
+    #[arg(long, env = "PWMAIL_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Password submissions that may wait for a hash slot; more are answered 503 (try again).
+    #[arg(long, env = "PWMAIL_HASH_QUEUE", default_value_t = defaults().hash_queue)]
+    pub hash_queue: usize,
+    /// Seconds after which an API call answers 504 (its outcome then unknown).
+    #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS",
+          default_value_t = defaults().request_timeout.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Email of the admin created on first start with an empty database.
+    #[arg(long, env = "PWMAIL_BOOTSTRAP_ADMIN", default_value_t = defaults().bootstrap_admin_email)]
+    pub bootstrap_admin: String,
+}
+
+impl ServeArgs {
+    pub fn to_config(&self, db: &DbArgs) -> anyhow::Result<ServerConfig> {
+        let mut config = ServerConfig {
+            listen: self.listen,
+            database_url: db.resolve()?,
+            db_acquire_timeout: db.acquire_timeout(),
+            mail: self.transport.to_config(&db.data_dir)?,
+            mail_from: self.sender.mail_from.clone(),
+            max_backlog: self.max_backlog,
+            user_rate: self.user_rate,
+            token_rate: self.token_rate,
+            reset_guess_rate: self.reset_guess_rate,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            password_min_length: usize::from(self.password_min_length),
+            hash_queue: self.hash_queue,
+            bootstrap_admin_email: self.bootstrap_admin.clone(),
+            dispatcher: self.dispatcher.to_config(),
+            ..ServerConfig::default()
+        };
+        if let Some(n) = self.hash_concurrency {
+            config.hash_concurrency = n;
+        }
+        self.content.apply(&mut config)?;
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DispatchArgs {
+    #[command(flatten)]
+    pub sender: SenderArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+}
+
+/// A channel that turns true on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
+    let config = args.to_config(db)?;
+    let mut stop = shutdown_signal();
+    let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    let (running, bootstrap) = start(StartOptions {
+        config: config.clone(),
+        store,
+        clock: Arc::new(SystemClock),
+        log: dropshot_logger(),
+    })
+    .await?;
+    if let Some(b) = bootstrap {
+        // Printed, never logged: the only time this token is shown.
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "Created bootstrap admin {}. Its API token (shown only now):",
+            b.email
+        )?;
+        writeln!(out, "{}", b.token.expose())?;
+        out.flush()?;
+    }
+    tracing::info!(
+        listen = %running.local_addr(),
+        public_url = %config.public_url,
+        mail = ?config.mail,
+        "pwmail serving"
+    );
+    let _ = stop.wait_for(|s| *s).await;
+    running.shutdown().await
+}
+
+pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {
+    let store = db.open().await?;
+    let mail = args.transport.to_config(&db.data_dir)?;
+    tracing::info!(mail = ?mail, "pwmail dispatching");
+    dispatch(
+        store,
+        &mail,
+        &args.sender.mail_from,
+        args.dispatcher.to_config(),
+        shutdown_signal(),
+    )
+    .await
+}
+
+pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
+    db.open().await?;
+    println!("the database schema is up to date");
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The generated `PwmailApi` trait, implemented: each handler extracts its
+//! input, calls `App`, and shapes the answer. Refusals become `ApiError` in
+//! `http::error`.
+
+use dropshot::HttpResponseError as _;
+use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext};
+use pwmail_api::{
+    ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody,
+    PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
+    SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+};
+use pwmail_store::{Authenticated, LinkPurpose, MessageKind, OutboxState};
+use pwmail_types::{
+    PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
+    PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
+    SendPasswordEmailRequest, SendPasswordEmailResponse,
+};
+use tracing::Instrument as _;
+
+use crate::app::issue::IssueRequest;
+use crate::app::{App, validate};
+use crate::http::{Context, auth};
+
+pub enum PwmailImpl {}
+
+impl PwmailApi for PwmailImpl {
+    type Context = Context;
+
+    async fn send_password_email(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<SendPasswordEmailPath>,
+        headers: Header<SendPasswordEmailHeaders>,
+        body: LimitedBody<SendPasswordEmailRequest>,
+    ) -> Result<
+        Reply<
+            HttpResponseHeaders<
+                HttpResponseOk<SendPasswordEmailResponse>,
+                SendPasswordEmailResponseHeaders,
+            >,
+        >,
+        ApiError,
+    > {
+        let app = &rqctx.context().app;
+        let result = handle(&rqctx, "send_password_email", async {
+            let caller = admin(app, headers.into_inner().authorization.as_deref()).await?;
+            let (path, body) = (path.into_inner(), body.into_inner());
+            validate::namespace(
+                &path.namespace,
+                body.namespace.as_deref().map(String::as_str),
+            )?;
+            app.issue(IssueRequest {
+                caller: &caller,
+                email: &body.email,
+                purpose: LinkPurpose::SendPasswordEmail,
+                request_id: &rqctx.request_id,
+            })
+            .await?;
+            Ok(HttpResponseHeaders::new(
+                HttpResponseOk(SendPasswordEmailResponse(Default::default())),
+                SendPasswordEmailResponseHeaders {
+                    deprecation: DEPRECATION.to_string(),
+                    link: SUCCESSOR_LINK.to_string(),
+                },
+            ))
+        })
+        .await;
+        // Refusals of a deprecated operation are deprecated responses too.
+        Ok(Reply::from(result).with_deprecation())
+    }
+
+    async fn reset_password_by_admin(
+        rqctx: RequestContext<Self::Context>,
+        headers: Header<ResetPasswordByAdminHeaders>,
+        body: LimitedBody<ResetPasswordByAdminRequest>,
+    ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
+        let app = &rqctx.context().app;
+        let result = handle(&rqctx, "reset_password_by_admin", async {
+            let caller = admin(app, headers.into_inner().authorization.as_deref()).await?;
+            app.issue(IssueRequest {
+                caller: &caller,
+                email: &body.into_inner().email,
+                purpose: LinkPurpose::ResetPasswordByAdmin,
+                request_id: &rqctx.request_id,
+            })
+            .await?;
+            Ok(HttpResponseOk(ResetPasswordByAdminResponse(
+                Default::default(),
+            )))
+        })
+        .await;
+        Ok(Reply::from(result))
+    }
+
+    async fn get_password_email_status(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<GetPasswordEmailStatusQuery>,
+        headers: Header<GetPasswordEmailStatusHeaders>,
+    ) -> Result<Reply<HttpResponseOk<PasswordEmailStatusList>>, ApiError> {
+        let app = &rqctx.context().app;
+        let result = handle(&rqctx, "get_password_email_status", async {
+            admin(app, headers.into_inner().authorization.as_deref()).await?;
+            let query = query.into_inner();
+            let rows = app
+                .email_status(query.email.as_deref(), query.request_id.as_deref())
+                .await?;
+            let items = rows.into_iter().map(email_status).collect();
+            Ok(HttpResponseOk(PasswordEmailStatusList { items }))
+        })
+        .await;
+        Ok(Reply::from(result))
+    }
+}
+
+/// The caller behind the `Authorization` header, if it is an admin.
+async fn admin(app: &App, header: Option<&str>) -> Result<Authenticated, ApiError> {
+    let token = auth::api_token(header)?;
+    Ok(crate::app::auth::admin(&*app.store, token).await?)
+}
+
+/// Runs one API call: in a span carrying the request id (so every log line
+/// of the request has it), under the deadline, then records the outcome. A
+/// transaction cut off by the deadline is rolled back unless its commit was
+/// already under way, so the 504 says the outcome is unknown.
+async fn handle<T>(
+    rqctx: &RequestContext<Context>,
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %rqctx.request_id, operation);
+    let result = with_deadline(&rqctx.context().app, work)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| finish(operation, &rqctx.request_id, started, &result));
+    result
+}
+
+async fn with_deadline<T>(
+    app: &App,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let limit = app.config.request_timeout;
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::DeadlineExceeded(format!(
+            "the request did not finish within {} s; it may or may not have taken effect",
+            limit.as_secs_f64()
+        ))),
+    }
+}
+
+/// Records the outcome. Handler errors reach the caller through `Reply`, which
+/// dropshot logs as a plain response, so server-side failures are logged here
+/// with the request id the caller sees in `x-request-id`.
+fn finish<T>(
+    operation: &'static str,
+    request_id: &str,
+    started: std::time::Instant,
+    result: &Result<T, ApiError>,
+) {
+    let status = match result {
+        Ok(_) => 200,
+        Err(e) => e.status_code().as_u16(),
+    };
+    crate::observe::metrics::api_request(operation, status, started.elapsed());
+    match result {
+        Err(ApiError::Internal { detail }) => {
+            tracing::error!(request_id, error = %detail, "request failed: internal error")
+        }
+        Err(e @ (ApiError::Unavailable { .. } | ApiError::DeadlineExceeded(_))) => {
+            tracing::warn!(request_id, error = %e, "request failed")
+        }
+        _ => {}
+    }
+}
+
+fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A stored delivery record as the API shows it.
+fn email_status(m: pwmail_store::OutboxStatus) -> PasswordEmailStatus {
+    PasswordEmailStatus {
+        id: m.id,
+        message_id: m.message_id,
+        kind: match m.kind {
+            MessageKind::SendPasswordEmail => PasswordEmailStatusKind::SendPasswordEmail,
+            MessageKind::ResetPasswordByAdmin => PasswordEmailStatusKind::ResetPasswordByAdmin,
+            MessageKind::PasswordChanged => PasswordEmailStatusKind::PasswordChanged,
+        },
+        recipient: m.recipient,
+        state: match m.state {
+            OutboxState::Queued => PasswordEmailStatusState::Queued,
+            OutboxState::Sending => PasswordEmailStatusState::Sending,
+            OutboxState::Sent => PasswordEmailStatusState::Sent,
+            OutboxState::Retrying => PasswordEmailStatusState::Retrying,
+            OutboxState::Dead => PasswordEmailStatusState::Dead,
+        },
+        attempts: i32::try_from(m.attempts).unwrap_or(i32::MAX),
+        last_error: m.last_error,
+        last_reply: m.last_reply,
+        queued_at: to_time(m.queued_at),
+        next_attempt_at: m.next_attempt_at.map(to_time),
+        sent_at: m.sent_at.map(to_time),
+        request_id: m.request_id,
+    }
+}

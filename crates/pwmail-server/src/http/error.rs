@@ -1,0 +1,99 @@
+//! The one place app errors become HTTP: [`ApiError`] for the API (status,
+//! gRPC code, `Retry-After`) and [`Problem`] pages for the reset page.
+
+use std::time::Duration;
+
+use pwmail_api::ApiError;
+use pwmail_store::StoreError;
+
+use crate::app::{AppError, ResetError};
+
+/// What a caller is told while the database does not answer.
+const UNAVAILABLE: &str = "the database is temporarily unavailable; retry shortly";
+/// How long a caller is asked to wait when the database does not answer.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
+/// How long a caller is asked to wait when too many emails are queued.
+const BACKLOG_RETRY: Duration = Duration::from_secs(30);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let message = e.to_string();
+        match e {
+            AppError::Invalid(_) | AppError::InvalidEmail { .. } => {
+                ApiError::InvalidArgument(message)
+            }
+            AppError::BadToken => ApiError::Unauthenticated(message),
+            AppError::NotAdmin => ApiError::PermissionDenied(message),
+            AppError::NoSuchUser(_) | AppError::NoSuchToken(_) | AppError::NoSuchMessage(_) => {
+                ApiError::NotFound(message)
+            }
+            AppError::Disabled(_) | AppError::NotDead(_) => ApiError::FailedPrecondition(message),
+            AppError::Backlog { .. } => ApiError::Unavailable {
+                message,
+                retry_after_secs: BACKLOG_RETRY.as_secs(),
+            },
+            AppError::TokenRate { retry_after, .. }
+            | AppError::UserCooldown { retry_after, .. } => ApiError::ResourceExhausted {
+                message,
+                retry_after_secs: retry_after.as_secs(),
+            },
+            AppError::Store(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable {
+                    message: UNAVAILABLE.into(),
+                    retry_after_secs: UNAVAILABLE_RETRY.as_secs(),
+                }
+            }
+            AppError::Store(StoreError::NotFound(m)) => ApiError::NotFound(m),
+            AppError::Store(StoreError::Conflict(m)) => ApiError::FailedPrecondition(m),
+            // Logged with the request id; the caller gets a generic message
+            // (no SQL, paths or secrets).
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// What the reset page shows instead of the form.
+pub enum Problem {
+    /// Unknown or expired: deliberately the same page.
+    Invalid,
+    Used,
+    Revoked,
+    Throttled {
+        retry_after: Duration,
+    },
+    /// The database did not answer: try again shortly.
+    Unavailable {
+        retry_after: Duration,
+    },
+    /// Anything else: the log has the details.
+    Internal,
+}
+
+impl Problem {
+    /// The page for a refusal that is not about the new password (those
+    /// show the form again; see `reset_page`).
+    pub fn of(e: &ResetError) -> Problem {
+        match e {
+            ResetError::Invalid => Problem::Invalid,
+            ResetError::Used => Problem::Used,
+            ResetError::Revoked => Problem::Revoked,
+            ResetError::Throttled { retry_after } => Problem::Throttled {
+                retry_after: *retry_after,
+            },
+            ResetError::App(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "reset page: database unavailable");
+                Problem::Unavailable {
+                    retry_after: UNAVAILABLE_RETRY,
+                }
+            }
+            ResetError::App(e) => {
+                tracing::error!(error = %e, "reset page failed");
+                Problem::Internal
+            }
+            // Shown as the form with the reason; never reached by callers
+            // that handle them first, and harmless if it were.
+            ResetError::Rejected { .. } | ResetError::Busy { .. } => Problem::Internal,
+        }
+    }
+}

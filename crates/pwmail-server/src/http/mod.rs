@@ -1,0 +1,47 @@
+//! The HTTP side: the generated `PwmailApi` trait implemented over
+//! [`App`](crate::app::App), the reset page, and the operator endpoints
+//! (`/metrics`, `/livez`, `/readyz`). Handlers parse, call `app`, and map
+//! the result in `error`; they hold no product rule.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod reset_page;
+
+use std::sync::Arc;
+
+use crate::app::App;
+
+/// What every handler gets: the application and the reset page's templates.
+pub struct Context {
+    pub app: Arc<App>,
+    pages: minijinja::Environment<'static>,
+}
+
+impl Context {
+    pub fn new(app: Arc<App>) -> Self {
+        Context {
+            app,
+            pages: reset_page::environment(),
+        }
+    }
+}
+
+/// The API trait's endpoints plus the unpublished ones (reset page,
+/// metrics, health).
+pub fn api_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
+    let mut api = pwmail_api::pwmail_api_mod::api_description::<api::PwmailImpl>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for registered in [
+        api.register(ops::metrics),
+        api.register(ops::livez),
+        api.register(ops::readyz),
+        api.register(reset_page::reset_form),
+        api.register(reset_page::reset_submit),
+        api.register(reset_page::reset_css),
+    ] {
+        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(api)
+}

@@ -1,0 +1,49 @@
+//! Operator endpoints, kept out of the API document: `/metrics`
+//! (Prometheus text), `/livez` (the process answers) and `/readyz` (and its
+//! database does), for orchestrators and load balancers.
+
+use dropshot::{Body, HttpError, RequestContext};
+use http::{Response, StatusCode, header};
+
+use crate::http::Context;
+use crate::observe;
+
+fn plain(status: StatusCode, text: &str) -> Result<Response<Body>, HttpError> {
+    Ok(Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(format!("{text}\n").into())?)
+}
+
+#[dropshot::endpoint { method = GET, path = "/metrics", unpublished = true }]
+pub async fn metrics(_rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    let text = observe::metrics::handle().render();
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(text.into())?)
+}
+
+#[dropshot::endpoint { method = GET, path = "/livez", unpublished = true }]
+pub async fn livez(_rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    plain(StatusCode::OK, "live")
+}
+
+#[dropshot::endpoint { method = GET, path = "/readyz", unpublished = true }]
+pub async fn readyz(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    match rqctx.context().app.store.ping().await {
+        Ok(()) => plain(StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database check failed");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: database unavailable",
+            )
+        }
+    }
+}

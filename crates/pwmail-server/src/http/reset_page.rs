@@ -1,0 +1,259 @@
+//! The page behind the emailed link: `GET /reset/{token}` shows the form
+//! (`App::open_link` never consumes the token), `POST` sets the password
+//! (`App::complete_reset`). Kept out of the API document (`unpublished`).
+//! Every refusal is a page: `Problem` pages for the link, the form again
+//! for the new password.
+
+use std::time::Duration;
+
+use dropshot::{Body, HttpError, Path, RequestContext};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use minijinja::{Environment, context};
+use serde::Deserialize;
+
+use crate::app::ResetError;
+use crate::app::reset::{NewPassword, OpenLink};
+use crate::clock::format_utc;
+use crate::http::Context;
+use crate::http::error::Problem;
+use crate::secrets::password::{MAX_BYTES, Rejection};
+
+pub const CSS_PATH: &str = "/assets/reset.css";
+const CSS: &str = include_str!("../../templates/page/reset.css");
+
+/// The page templates, compiled in.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        (
+            "page/base.html",
+            include_str!("../../templates/page/base.html"),
+        ),
+        (
+            "page/form.html",
+            include_str!("../../templates/page/form.html"),
+        ),
+        (
+            "page/done.html",
+            include_str!("../../templates/page/done.html"),
+        ),
+        (
+            "page/problem.html",
+            include_str!("../../templates/page/problem.html"),
+        ),
+    ] {
+        // The sources are compiled in and covered by tests.
+        env.add_template(name, source)
+            .expect("built-in page template parses");
+    }
+    env
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct TokenPath {
+    token: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+fn headers(builder: http::response::Builder) -> http::response::Builder {
+    builder
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+}
+
+fn html(
+    status: StatusCode,
+    body: String,
+    retry_after: Option<Duration>,
+) -> Result<Response<Body>, HttpError> {
+    let mut response = headers(Response::builder().status(status))
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(body.into())?;
+    if let Some(wait) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+    }
+    Ok(response)
+}
+
+fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String, HttpError> {
+    let base = context! { product => &ctx.app.config.product_name, css => CSS_PATH };
+    ctx.pages
+        .get_template(name)
+        .and_then(|t| t.render(context! { ..base, ..values }))
+        .map_err(|e| HttpError::for_internal_error(format!("page {name}: {e}")))
+}
+
+fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpError> {
+    let ask = "Ask your administrator to send you a new password email.";
+    let (status, title, explanation, next_step, retry) = match problem {
+        Problem::Invalid => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "The link has expired, or it is incomplete. Links work for a limited time.",
+            ask.to_string(),
+            None,
+        ),
+        Problem::Used => (
+            StatusCode::GONE,
+            "This link was already used",
+            "The password was set with this link before; each link works once.",
+            format!("If that was not you, contact your administrator at once. {ask}"),
+            None,
+        ),
+        Problem::Revoked => (
+            StatusCode::GONE,
+            "This link was cancelled",
+            "A newer password email was sent, or the password was changed, so this link no longer works.",
+            format!("Use the newest email you received. {ask}"),
+            None,
+        ),
+        Problem::Throttled { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many invalid links were opened from your network.",
+            format!("Try again in {} seconds.", retry_after.as_secs()),
+            Some(retry_after),
+        ),
+        Problem::Unavailable { retry_after } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again shortly",
+            "The service cannot reach its database at the moment. Your link has not been used.",
+            format!("Reload this page in {} seconds.", retry_after.as_secs()),
+            Some(retry_after),
+        ),
+        Problem::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The password could not be set because of an error on our side.",
+            format!("Try again later. {ask}"),
+            None,
+        ),
+    };
+    let body = render(
+        ctx,
+        "page/problem.html",
+        context! { title, explanation, next_step },
+    )?;
+    html(status, body, retry)
+}
+
+fn form_page(
+    ctx: &Context,
+    status: StatusCode,
+    open: &OpenLink,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+) -> Result<Response<Body>, HttpError> {
+    let body = render(
+        ctx,
+        "page/form.html",
+        context! {
+            email => &open.user.email,
+            error,
+            min_length => ctx.app.policy.min_length,
+            max_length => MAX_BYTES,
+            expires_at => format_utc(open.link.expires_at),
+        },
+    )?;
+    html(status, body, retry_after)
+}
+
+/// Shown when the hash queue is full; the link is still good.
+const BUSY: &str = "Too many passwords are being changed right now. \
+    Your link is still valid: please submit again in a few seconds.";
+const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// The page for a refusal: the form again when the new password was the
+/// problem, else the problem page.
+fn refusal(ctx: &Context, e: ResetError) -> Result<Response<Body>, HttpError> {
+    match e {
+        ResetError::Rejected { link, rejection } => {
+            let status = match rejection {
+                Rejection::TooLong => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            form_page(ctx, status, &link, Some(rejection.to_string()), None)
+        }
+        ResetError::Busy { link } => form_page(
+            ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &link,
+            Some(BUSY.into()),
+            Some(BUSY_RETRY),
+        ),
+        other => problem_page(ctx, Problem::of(&other)),
+    }
+}
+
+#[dropshot::endpoint { method = GET, path = "/reset/{token}", unpublished = true }]
+pub async fn reset_form(
+    rqctx: RequestContext<Context>,
+    path: Path<TokenPath>,
+) -> Result<Response<Body>, HttpError> {
+    let ctx = rqctx.context();
+    let client = rqctx.request.remote_addr().ip();
+    match ctx.app.open_link(client, &path.into_inner().token).await {
+        Ok(open) => form_page(ctx, StatusCode::OK, &open, None, None),
+        Err(e) => refusal(ctx, e),
+    }
+}
+
+#[dropshot::endpoint {
+    method = POST,
+    path = "/reset/{token}",
+    unpublished = true,
+    content_type = "application/x-www-form-urlencoded",
+}]
+pub async fn reset_submit(
+    rqctx: RequestContext<Context>,
+    path: Path<TokenPath>,
+    body: pwmail_api::LimitedBytes,
+) -> Result<Response<Body>, HttpError> {
+    let ctx = rqctx.context();
+    let client = rqctx.request.remote_addr().ip();
+    // A form that does not parse is treated as empty fields.
+    let form: ResetForm = serde_urlencoded::from_bytes(body.as_bytes()).unwrap_or_default();
+    let new = NewPassword {
+        password: form.password,
+        confirm: form.password_confirm,
+    };
+    let token = path.into_inner().token;
+    match ctx
+        .app
+        .complete_reset(client, &token, new, &rqctx.request_id)
+        .await
+    {
+        Ok(user) => {
+            let body = render(ctx, "page/done.html", context! { email => &user.email })?;
+            html(StatusCode::OK, body, None)
+        }
+        Err(e) => refusal(ctx, e),
+    }
+}
+
+#[dropshot::endpoint { method = GET, path = "/assets/reset.css", unpublished = true }]
+pub async fn reset_css(_rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(CSS.into())?)
+}

@@ -1,0 +1,143 @@
+//! What one send attempt's result means for its message: sent, retried
+//! later (exponential backoff with jitter) or given up. Pure: no I/O.
+
+use pwmail_store::{OutboxMessage, Settlement, UnixMillis};
+
+use crate::config::DispatcherConfig;
+use crate::mail::transport::{Failure, SendError};
+
+/// What to record for one attempt.
+pub fn decide(
+    config: &DispatcherConfig,
+    message: &OutboxMessage,
+    result: Result<String, SendError>,
+    now: UnixMillis,
+) -> Settlement {
+    match result {
+        Ok(reply) => Settlement::Sent { reply, at: now },
+        Err(SendError {
+            failure: Failure::Permanent,
+            message: error,
+        }) => Settlement::Dead {
+            error: format!("permanent failure: {error}"),
+            at: now,
+        },
+        Err(SendError {
+            failure: Failure::Transient,
+            message: error,
+        }) => {
+            let age = now - message.queued_at;
+            if message.attempts >= config.max_attempts {
+                Settlement::Dead {
+                    error: format!(
+                        "gave up after {} attempts; last error: {error}",
+                        message.attempts
+                    ),
+                    at: now,
+                }
+            } else if age >= config.max_age.as_millis() as i64 {
+                Settlement::Dead {
+                    error: format!(
+                        "gave up after {} s in the queue; last error: {error}",
+                        age / 1000
+                    ),
+                    at: now,
+                }
+            } else {
+                Settlement::Retry {
+                    error,
+                    at: now,
+                    next_attempt_at: now + backoff_ms(config, message.attempts),
+                }
+            }
+        }
+    }
+}
+
+/// base · 2^(attempt-1), capped, plus up to 25 % jitter so a burst of
+/// failures does not retry in lockstep.
+fn backoff_ms(config: &DispatcherConfig, attempts: u32) -> i64 {
+    let base = config.backoff_base.as_millis() as i64;
+    let exp = base.saturating_mul(1i64 << attempts.saturating_sub(1).min(30));
+    let capped = exp.min(config.backoff_max.as_millis() as i64).max(1);
+    let jitter = getrandom::u64().unwrap_or(0) % (capped as u64 / 4 + 1);
+    capped + jitter as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pwmail_store::{MessageKind, NewMessage};
+
+    fn message(attempts: u32, created_at: i64) -> OutboxMessage {
+        OutboxMessage {
+            id: 1,
+            message: NewMessage {
+                message_id: "m@x".into(),
+                kind: MessageKind::SendPasswordEmail,
+                recipient: "a@example.com".into(),
+                subject: "s".into(),
+                body_text: "t".into(),
+                body_html: "h".into(),
+            },
+            attempts,
+            created_at,
+            queued_at: created_at,
+            request_id: None,
+        }
+    }
+
+    fn transient() -> Result<String, SendError> {
+        Err(SendError {
+            failure: Failure::Transient,
+            message: "451 try later".into(),
+        })
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_die() {
+        let config = DispatcherConfig::default();
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(1, 0), transient(), 0)
+        else {
+            panic!("first transient failure should retry");
+        };
+        assert!(
+            (5_000..=6_250).contains(&next_attempt_at),
+            "{next_attempt_at}"
+        );
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(3, 0), transient(), 0)
+        else {
+            panic!("third transient failure should retry");
+        };
+        assert!(
+            (20_000..=25_000).contains(&next_attempt_at),
+            "{next_attempt_at}"
+        );
+        assert!(matches!(
+            decide(&config, &message(10, 0), transient(), 0),
+            Settlement::Dead { .. }
+        ));
+        let day = 24 * 3600 * 1000;
+        assert!(matches!(
+            decide(&config, &message(2, 0), transient(), day),
+            Settlement::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn permanent_failures_die_at_once() {
+        let config = DispatcherConfig::default();
+        let permanent = Err(SendError {
+            failure: Failure::Permanent,
+            message: "550 no such user".into(),
+        });
+        let Settlement::Dead { error, .. } = decide(&config, &message(1, 0), permanent, 0) else {
+            panic!("permanent failure should be dead");
+        };
+        assert!(error.contains("550 no such user"));
+    }
+}

@@ -1,0 +1,32 @@
+//! What tests need beyond the production [`Store`]: setting a password
+//! hash directly and reading the audit log. Behind the `testing` feature, so
+//! the service itself cannot call them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{AuditEntry, PgStore, Result, SqliteStore, Store, StoreError, UnixMillis, UserId};
+
+#[async_trait]
+pub trait StoreTestExt: Store {
+    /// Sets a password hash directly, as if the user had set it.
+    async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()>;
+    /// The audit rows about one user, oldest first.
+    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>>;
+}
+
+/// Opens a store with its test extension, as [`crate::open`] does.
+pub async fn open(url: &str) -> Result<Arc<dyn StoreTestExt>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Ok(Arc::new(
+            PgStore::open(url, std::time::Duration::from_secs(2)).await?,
+        ));
+    }
+    Err(StoreError::Unsupported(format!(
+        "unsupported database URL {url:?}"
+    )))
+}
