@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_server::config::DispatcherConfig;
 use pwmail_server::config::MailConfig;
-use pwmail_server::mail::transport::SmtpConfig;
+use pwmail_server::config::SmtpConfig;
 use pwmail_store::{LinkState, OutboxState};
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
 use pwmail_tests::{Options, TestServer};

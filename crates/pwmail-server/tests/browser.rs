@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{now, open_store, serve};
+use common::{now, open_store, seed_admin, serve};
 use pwmail_client::types::SendPasswordEmailRequest;
 use pwmail_server::app::users as admin;
 use pwmail_server::secrets::password::Hasher;
@@ -45,12 +45,7 @@ async fn admin_email_link_browser_form_new_password() {
     let d = dir.path();
     let smtp = SmtpServer::start(SmtpOptions::default());
     let store = open_store(d).await;
-    admin::add_user(&*store, "ops@example.com", true, None, now())
-        .await
-        .unwrap();
-    let token = admin::create_token(&*store, "ops@example.com", "t", now())
-        .await
-        .unwrap();
+    let token = seed_admin(&*store).await;
     let carol = admin::add_user(&*store, "carol@example.com", false, Some("Carol"), now())
         .await
         .unwrap();
@@ -71,7 +66,7 @@ async fn admin_email_link_browser_form_new_password() {
     );
 
     // The admin asks, through the generated client.
-    let client = pwmail_client::with_api_token(&public_url, token.expose()).unwrap();
+    let client = pwmail_client::with_api_token(&public_url, token.as_str()).unwrap();
     let body = SendPasswordEmailRequest {
         email: "carol@example.com".try_into().unwrap(),
         namespace: Some("system".try_into().unwrap()),
@@ -149,12 +144,7 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let store = open_store(d).await;
-    admin::add_user(&*store, "ops@example.com", true, None, now())
-        .await
-        .unwrap();
-    let token = admin::create_token(&*store, "ops@example.com", "t", now())
-        .await
-        .unwrap();
+    let token = seed_admin(&*store).await;
     let dan = admin::add_user(&*store, "dan@example.com", false, None, now())
         .await
         .unwrap();
@@ -174,7 +164,7 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
     let listen = format!("127.0.0.1:{}", free_port());
     let _serve = serve(d, &listen, &[], &[], &d.join("serve.log"));
     let client =
-        pwmail_client::with_api_token(&format!("http://{listen}"), token.expose()).unwrap();
+        pwmail_client::with_api_token(&format!("http://{listen}"), token.as_str()).unwrap();
     let body = pwmail_client::types::ResetPasswordByAdminRequest {
         email: "dan@example.com".try_into().unwrap(),
     };

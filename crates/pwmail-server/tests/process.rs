@@ -7,24 +7,10 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{now, open_store, serve};
+use common::{now, open_store, reset, seed_admin, serve};
 use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
-
-async fn reset(client: &reqwest::Client, listen: &str, token: &str, email: &str) -> u16 {
-    client
-        .post(format!(
-            "http://{listen}/api/web/custom/password/admin_reset"
-        ))
-        .header("Authorization", format!("APIToken {token}"))
-        .json(&serde_json::json!({ "email": email }))
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_rows() {
@@ -33,12 +19,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     let d = dir.path();
     let log = d.join("serve.log");
     let store = open_store(d).await;
-    admin::add_user(&*store, "ops@example.com", true, None, now())
-        .await
-        .unwrap();
-    let token = admin::create_token(&*store, "ops@example.com", "t", now())
-        .await
-        .unwrap();
+    let token = seed_admin(&*store).await;
     for i in 0..N {
         admin::add_user(&*store, &format!("u{i}@example.com"), false, None, now())
             .await
@@ -72,7 +53,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     let mut queued = 0;
     for chunk in (0..N).collect::<Vec<_>>().chunks(16) {
         let calls = chunk.iter().map(|i| {
-            let (client, listen, token) = (&client, &listen, token.expose());
+            let (client, listen, token) = (&client, &listen, token.as_str());
             async move { reset(client, listen, token, &format!("u{i}@example.com")).await }
         });
         for status in futures::future::join_all(calls).await {
@@ -168,13 +149,8 @@ async fn logs_carry_request_ids_and_never_secrets() {
         ..SmtpOptions::default()
     });
     let store = open_store(d).await;
-    admin::add_user(&*store, "ops@example.com", true, None, now())
-        .await
-        .unwrap();
+    let token = seed_admin(&*store).await;
     admin::add_user(&*store, "hello@example.com", false, None, now())
-        .await
-        .unwrap();
-    let token = admin::create_token(&*store, "ops@example.com", "t", now())
         .await
         .unwrap();
 
@@ -200,7 +176,7 @@ async fn logs_carry_request_ids_and_never_secrets() {
         .post(format!(
             "http://{listen}/api/web/custom/password/admin_reset"
         ))
-        .header("Authorization", format!("APIToken {}", token.expose()))
+        .header("Authorization", format!("APIToken {}", token.as_str()))
         .json(&serde_json::json!({ "email": "hello@example.com" }))
         .send()
         .await
@@ -242,8 +218,8 @@ async fn logs_carry_request_ids_and_never_secrets() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() > 5, "logs were written");
     for (what, secret) in [
-        ("API token", token.expose()),
-        ("API token body", token.expose().trim_start_matches("pwm_")),
+        ("API token", token.as_str()),
+        ("API token body", token.as_str().trim_start_matches("pwm_")),
         ("link token", link.as_str()),
         ("SMTP password", SMTP_PASSWORD),
         ("wrong token", "pwm_wrongwrong"),

@@ -8,24 +8,10 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Serve, now, serve, wait_until_listening};
+use common::{Serve, now, reset, seed_admin, serve, wait_until_listening};
 use pwmail_server::app::users as admin;
 use pwmail_testkit::pg::PgSchema;
 use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header};
-
-async fn reset(client: &reqwest::Client, listen: &str, token: &str, email: &str) -> u16 {
-    client
-        .post(format!(
-            "http://{listen}/api/web/custom/password/admin_reset"
-        ))
-        .header("Authorization", format!("APIToken {token}"))
-        .json(&serde_json::json!({ "email": email }))
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_and_a_dispatcher_send_each_email_once() {
@@ -44,12 +30,7 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
         .unwrap();
     assert!(status.success());
     let store = pwmail_store::open(&url).await.unwrap();
-    admin::add_user(&*store, "ops@example.com", true, None, now())
-        .await
-        .unwrap();
-    let token = admin::create_token(&*store, "ops@example.com", "t", now())
-        .await
-        .unwrap();
+    let token = seed_admin(&*store).await;
     for i in 0..=N {
         admin::add_user(&*store, &format!("r{i}@example.com"), false, None, now())
             .await
@@ -102,7 +83,7 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
     for chunk in indices.chunks(24) {
         let calls = chunk.iter().map(|i| {
             let listen = &replicas[i % 3].0;
-            let (client, token) = (&client, token.expose());
+            let (client, token) = (&client, token.as_str());
             async move { reset(client, listen, token, &format!("r{i}@example.com")).await }
         });
         for status in futures::future::join_all(calls).await {
@@ -136,7 +117,7 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
     // Three simultaneous calls for one user, one per replica, inside the cooldown.
     let target = format!("r{N}@example.com");
     let calls = replicas.iter().map(|(listen, _)| {
-        let (client, token, target) = (&client, token.expose(), &target);
+        let (client, token, target) = (&client, token.as_str(), &target);
         async move { reset(client, listen, token, target).await }
     });
     let mut statuses = futures::future::join_all(calls).await;

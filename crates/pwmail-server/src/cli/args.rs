@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::config::SmtpConfig;
 use crate::config::{self, DispatcherConfig, MailConfig, ServerConfig};
-use crate::mail::transport::SmtpConfig;
 
 fn defaults() -> ServerConfig {
     ServerConfig::default()

@@ -24,12 +24,9 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub content: ContentArgs,
+    /// Where mail goes and how it is sent, as for `pwmail dispatch`.
     #[command(flatten)]
-    pub sender: SenderArgs,
-    #[command(flatten)]
-    pub transport: TransportArgs,
-    #[command(flatten)]
-    pub dispatcher: DispatcherArgs,
+    pub mail: DispatchArgs,
     /// Refuse new emails with 503 while this many wait to be sent.
     #[arg(long, env = "PWMAIL_MAX_BACKLOG", default_value_t = defaults().max_backlog)]
     pub max_backlog: u64,
@@ -68,8 +65,8 @@ impl ServeArgs {
             listen: self.listen,
             database_url: db.resolve()?,
             db_acquire_timeout: db.acquire_timeout(),
-            mail: self.transport.to_config(&db.data_dir)?,
-            mail_from: self.sender.mail_from.clone(),
+            mail: self.mail.transport.to_config(&db.data_dir)?,
+            mail_from: self.mail.sender.mail_from.clone(),
             max_backlog: self.max_backlog,
             user_rate: self.user_rate,
             token_rate: self.token_rate,
@@ -78,7 +75,7 @@ impl ServeArgs {
             password_min_length: usize::from(self.password_min_length),
             hash_queue: self.hash_queue,
             bootstrap_admin_email: self.bootstrap_admin.clone(),
-            dispatcher: self.dispatcher.to_config(),
+            dispatcher: self.mail.dispatcher.to_config(),
             ..ServerConfig::default()
         };
         if let Some(n) = self.hash_concurrency {

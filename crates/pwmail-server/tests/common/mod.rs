@@ -52,6 +52,34 @@ pub fn wait_until_listening(listen: &str) {
     }
 }
 
+/// An admin `ops@example.com` and its API token, straight into the store.
+pub async fn seed_admin(store: &dyn pwmail_store::Store) -> String {
+    use pwmail_server::app::users;
+    users::add_user(store, "ops@example.com", true, None, now())
+        .await
+        .unwrap();
+    users::create_token(store, "ops@example.com", "t", now())
+        .await
+        .unwrap()
+        .expose()
+        .to_string()
+}
+
+/// ResetPasswordByAdmin against a server on `listen`; the status code.
+pub async fn reset(client: &reqwest::Client, listen: &str, token: &str, email: &str) -> u16 {
+    client
+        .post(format!(
+            "http://{listen}/api/web/custom/password/admin_reset"
+        ))
+        .header("Authorization", format!("APIToken {token}"))
+        .json(&serde_json::json!({ "email": email }))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
 pub async fn open_store(dir: &Path) -> std::sync::Arc<dyn StoreTestExt> {
     let url = format!("sqlite://{}", dir.join("pwmail-data/pwmail.db").display());
     std::fs::create_dir_all(dir.join("pwmail-data")).unwrap();

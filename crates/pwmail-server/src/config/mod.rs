@@ -10,7 +10,9 @@ use std::time::Duration;
 use pwmail_store::Rate;
 use url::Url;
 
-use crate::mail::transport::SmtpConfig;
+pub mod smtp;
+
+pub use smtp::SmtpConfig;
 
 /// Shortest and longest link lifetime accepted. NIST SP 800-63B wants email
 /// codes to expire within 24 h; anything above that is allowed only up to a

@@ -1,0 +1,86 @@
+//! `GET /metrics` counts what happened. In a binary of its own: the
+//! Prometheus recorder is process-wide, so no other test's calls can move
+//! the numbers compared here.
+
+use std::time::{Duration, Instant};
+
+use pwmail_client::types::ResetPasswordByAdminRequest;
+use pwmail_store::OutboxState;
+use pwmail_tests::{DEADLINE, TestServer};
+
+const OK: &str = r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="200"}"#;
+const NOT_FOUND: &str =
+    r#"pwmail_api_requests_total{operation="reset_password_by_admin",status="404"}"#;
+const SENT: &str = r#"pwmail_mail_send_attempts_total{outcome="sent"}"#;
+const SENT_ROWS: &str = r#"pwmail_outbox_messages{state="sent"}"#;
+const LATENCY_COUNT: &str =
+    r#"pwmail_api_request_seconds_count{operation="reset_password_by_admin"}"#;
+
+/// The value of one series in Prometheus text (0 when it is not there yet).
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(server: &TestServer) -> String {
+    let response = reqwest::get(server.endpoint("/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.unwrap()
+}
+
+fn body(email: &str) -> ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest {
+        email: email.try_into().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn one_call_of_each_outcome_moves_each_counter_by_one() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let before = scrape(&server).await;
+
+    server
+        .client()
+        .reset_password_by_admin(&body("hello@example.com"))
+        .await
+        .expect("200");
+    let refused = server
+        .client()
+        .reset_password_by_admin(&body("nobody@example.com"))
+        .await;
+    assert!(refused.is_err(), "an unknown user is refused");
+    server.wait_for_outbox(OutboxState::Sent, 1).await;
+
+    // The outbox gauge is refreshed every 250 ms: poll until it counts the row.
+    let deadline = Instant::now() + DEADLINE;
+    let after = loop {
+        let text = scrape(&server).await;
+        if value(&text, SENT_ROWS) >= 1.0 || Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (series, moved) in [
+        (OK, 1.0),
+        (NOT_FOUND, 1.0),
+        (SENT, 1.0),
+        (LATENCY_COUNT, 2.0),
+    ] {
+        assert_eq!(
+            value(&after, series) - value(&before, series),
+            moved,
+            "{series}\nbefore:\n{before}\nafter:\n{after}"
+        );
+    }
+    assert_eq!(value(&after, SENT_ROWS), 1.0, "{after}");
+    assert!(after.contains("pwmail_mail_send_seconds_bucket"), "{after}");
+    server.stop().await;
+}
