@@ -23,7 +23,7 @@ pub struct TestServer {
     /// The server's own store, with the test-only methods.
     store: Arc<dyn StoreTestExt>,
     pub url: String,
-    /// Token of the bootstrap admin.
+    /// An API token of the admin (the bootstrap token on a fresh database).
     pub admin_token: String,
     pub mail_dir: PathBuf,
     pub database_url: String,
@@ -121,13 +121,21 @@ impl TestServer {
         })
         .await
         .expect("server starts");
-        let bootstrap = bootstrap.expect("an empty database gets a bootstrap admin");
+        // A database a previous server used already has its admin.
+        let admin_token = match bootstrap {
+            Some(bootstrap) => bootstrap.token.expose().to_string(),
+            None => admin::create_token(&*store, ADMIN, "test", now())
+                .await
+                .expect("the admin of a reused database")
+                .expose()
+                .to_string(),
+        };
         let url = format!("http://{}", running.local_addr());
         TestServer {
             running,
             store,
             url,
-            admin_token: bootstrap.token.expose().to_string(),
+            admin_token,
             mail_dir,
             database_url,
             _dir: dir,

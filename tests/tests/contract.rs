@@ -873,3 +873,70 @@ async fn a_full_backlog_is_503_with_retry_after() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_sent_row_keeps_no_body_so_the_link_is_only_in_the_mailbox() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    server.add_user("later@example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .await
+        .expect("200");
+    server.wait_for_outbox(OutboxState::Sent, 1).await;
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    let token = link_token(&emails[0]).unwrap();
+
+    let pool = sqlx::SqlitePool::connect(&server.database_url)
+        .await
+        .unwrap();
+    let rows: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT state, body_text, body_html FROM outbox")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0], ("sent".to_string(), None, None), "bodies cleared");
+    // Nothing else in the database holds the link in plain text.
+    let dump: Vec<(String,)> = sqlx::query_as(
+        "SELECT COALESCE(group_concat(subject || recipient || message_id), '') FROM outbox",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!dump[0].0.contains(&token));
+    pool.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("kept.db").display());
+    let options = || Options {
+        database_url: Some(database_url.clone()),
+        ..Options::default()
+    };
+    let server = TestServer::start_with(options()).await;
+    server.add_user("hello@example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .await
+        .expect("the first email");
+    server.stop().await;
+
+    let restarted = TestServer::start_with(options()).await;
+    let (status, code, message, headers) = error_of(
+        restarted
+            .client()
+            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (429, 8), "{message}");
+    assert!(message.contains("per-user rate limit"), "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    restarted.stop().await;
+}

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use pwmail_client::types::ResetPasswordByAdminRequest;
-use pwmail_testkit::pg::{PgSchema, TcpProxy};
+use pwmail_testkit::pg::PgSchema;
+use pwmail_testkit::proxy::TcpProxy;
 use pwmail_tests::{DEADLINE, Options, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -307,6 +307,68 @@ async fn guessing_links_is_throttled_per_address() {
     // While throttled, even a real link tells the guesser nothing.
     assert_eq!(get(&server, &token).await.0, 429);
     assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 429);
+
+    // The throttle is keyed per client address: another address still
+    // opens the real link, and its guesses count on its own.
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(other.get(url(&server, &token)).send().await.unwrap()),
+        200,
+        "127.0.0.2 is not throttled by 127.0.0.1's guesses"
+    );
+    assert_eq!(
+        status(
+            other
+                .get(url(&server, &"D".repeat(43)))
+                .send()
+                .await
+                .unwrap()
+        ),
+        404
+    );
+    assert_eq!(get(&server, &token).await.0, 429, "127.0.0.1 still is");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_simultaneous_posts_of_one_link_set_one_password() {
+    let server = TestServer::start().await;
+    let user = server.add_user("twice@example.com", false).await;
+    let token = send(&server, "twice@example.com").await;
+    const OTHER: &str = "amber quokka violin harbour";
+    let (a, b) = tokio::join!(
+        post(&server, &token, GOOD, GOOD),
+        post(&server, &token, OTHER, OTHER)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 410],
+        "one wins, the other finds the link used"
+    );
+    let winner = if a.0 == 200 { GOOD } else { OTHER };
+    let loser = if a.0 == 200 { OTHER } else { GOOD };
+    let phc = server
+        .store()
+        .password_hash(user.id)
+        .await
+        .unwrap()
+        .expect("a password is set");
+    let hasher = Hasher::new(1, 0);
+    assert!(hasher.verify(winner.into(), phc.clone()).await.unwrap());
+    assert!(!hasher.verify(loser.into(), phc).await.unwrap());
+    let notices = server
+        .read_all_outbox()
+        .await
+        .into_iter()
+        .filter(|m| m.kind == pwmail_store::MessageKind::PasswordChanged)
+        .count();
+    assert_eq!(notices, 1, "one \"password changed\" notice");
     server.stop().await;
 }
 

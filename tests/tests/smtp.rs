@@ -8,7 +8,8 @@ use pwmail_server::config::DispatcherConfig;
 use pwmail_server::config::MailConfig;
 use pwmail_server::config::SmtpConfig;
 use pwmail_store::{LinkState, OutboxState};
-use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
+use pwmail_testkit::proxy::TcpProxy;
+use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, header, link_token};
 use pwmail_tests::{Options, TestServer};
 
 fn smtp_config(server_url: &str, smtp: &SmtpServer, auth: Option<(&str, &str)>) -> MailConfig {
@@ -308,13 +309,12 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
     const N: usize = 1000;
-    let port = free_port();
-    let placeholder = SmtpServer::start(SmtpOptions {
-        port: Some(port),
-        ..SmtpOptions::default()
-    });
-    let url = placeholder.url();
-    drop(placeholder); // nothing listens on `port` now
+    // The relay sits behind a proxy that is down until the backlog is
+    // queued: its address stays taken the whole time.
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let proxy = TcpProxy::start(([127, 0, 0, 1], smtp.port).into()).await;
+    proxy.set_down(true);
+    let url = format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port());
     let mail = {
         let mut config = SmtpConfig::from_url(&url).unwrap();
         config.timeout = Duration::from_secs(5);
@@ -353,10 +353,7 @@ async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
         .unwrap();
     assert!(sent_while_down.is_empty());
 
-    let smtp = SmtpServer::start(SmtpOptions {
-        port: Some(port),
-        ..SmtpOptions::default()
-    });
+    proxy.set_down(false);
     // Rate from the first delivery on, so the retry backoff does not count.
     wait_for(&smtp, 1, Duration::from_secs(30)).await;
     let started = Instant::now();
@@ -382,6 +379,45 @@ async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
         "backlog of {N} delivered in {:.2} s from the first delivery ({:.0} emails/s, concurrency 16, pool 8)",
         took.as_secs_f64(),
         N as f64 / took.as_secs_f64()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stops_answering_is_timed_out_and_retried() {
+    // The first DATA gets no reply at all; the second is accepted.
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![0],
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        dispatcher: DispatcherConfig {
+            send_timeout: Duration::from_secs(2),
+            ..fast_retries()
+        },
+        ..Options::default()
+    })
+    .await;
+    server.add_user("slow@example.com", false).await;
+    reset(&server, "slow@example.com").await;
+    wait_state(&server, OutboxState::Sent, 1).await;
+    let row = &server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(row.attempts, 2, "the stalled attempt, then delivery");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("no answer within 2 s"),
+        "{row:?}"
+    );
+    assert_eq!(smtp.log().matches("scripted stall").count(), 1);
+    assert_eq!(
+        wait_for(&smtp, 1, Duration::from_secs(10)).await.len(),
+        1,
+        "delivered once"
     );
     server.stop().await;
 }

@@ -149,26 +149,19 @@ fn user_import_adds_a_csv_of_users_once() {
     assert!(!list.contains("new1@example.com"), "{list}");
 }
 
-#[test]
-fn serve_answers_the_seed_request_and_writes_the_eml() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
-
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    // The address comes from the config file.
-    std::fs::write(d.join("pwmail.toml"), format!("listen = \"{listen}\"\n")).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_pwmail"))
-            .current_dir(d)
-            .args(["--config", "pwmail.toml", "serve"])
-            .env_remove("PWMAIL_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start serve"),
-    );
+/// `pwmail serve` in `dir` with `args` and `envs`; its bootstrap token.
+fn start_serve(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (KillOnDrop, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = KillOnDrop(command.spawn().expect("start serve"));
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     stdout.read_line(&mut banner).unwrap();
@@ -180,11 +173,15 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     stdout.read_line(&mut token).unwrap();
     let token = token.trim().to_string();
     assert!(token.starts_with("pwm_"), "{token}");
+    (child, token)
+}
 
+/// The seed page's request, sent until the server answers; its status.
+fn send_seed_request(listen: &str, token: &str) -> u16 {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let status = runtime.block_on(async {
+    runtime.block_on(async {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let sent = client
                 .post(format!(
@@ -207,25 +204,42 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
                 Err(e) => panic!("server never answered: {e}"),
             }
         }
-    });
-    assert_eq!(status, 200);
+    })
+}
 
-    let mail_dir = d.join("pwmail-data/mail");
-    let answered = Instant::now();
-    let eml = loop {
-        let found = std::fs::read_dir(&mail_dir)
+/// The first `.eml` file to appear in `mail_dir`.
+fn wait_for_eml(mail_dir: &Path) -> String {
+    let started = Instant::now();
+    loop {
+        let found = std::fs::read_dir(mail_dir)
             .ok()
             .and_then(|mut it| it.find_map(|e| e.ok().map(|e| e.path())))
             .filter(|p| p.extension().is_some_and(|x| x == "eml"));
         if let Some(path) = found {
-            break std::fs::read_to_string(path).unwrap();
+            return std::fs::read_to_string(path).unwrap();
         }
         assert!(
-            answered.elapsed() < Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(30),
             "no .eml within 30 s"
         );
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+#[test]
+fn serve_answers_the_seed_request_and_writes_the_eml() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // The address comes from the config file.
+    std::fs::write(d.join("pwmail.toml"), format!("listen = \"{listen}\"\n")).unwrap();
+    let (mut child, token) = start_serve(d, &["--config", "pwmail.toml", "serve"], &[]);
+    assert_eq!(send_seed_request(&listen, &token), 200);
+
+    let eml = wait_for_eml(&d.join("pwmail-data/mail"));
     assert!(eml.contains("To: hello@example.com"), "{eml}");
     assert!(
         eml.contains("http://127.0.0.1:8080/reset/"),
@@ -243,6 +257,154 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn serve_renders_with_the_templates_of_template_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+    std::fs::create_dir(d.join("templates")).unwrap();
+    std::fs::write(
+        d.join("templates/send_password_email.subject.txt"),
+        "Reset for {{ email }} at {{ product }}",
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_child, token) = start_serve(
+        d,
+        &["serve", "--listen", &listen, "--template-dir", "templates"],
+        &[],
+    );
+    assert_eq!(send_seed_request(&listen, &token), 200);
+    let eml = wait_for_eml(&d.join("pwmail-data/mail"));
+    assert!(
+        eml.contains("Subject: Reset for hello@example.com at pwmail"),
+        "{eml}"
+    );
+    assert!(eml.contains("expires in 24 hours"), "built-in body kept");
+}
+
+#[test]
+fn serve_takes_the_smtp_password_from_its_environment_variable() {
+    const PASSWORD: &str = "env-Pa55-for-smtp";
+    let smtp = pwmail_testkit::SmtpServer::start(pwmail_testkit::SmtpOptions {
+        auth: Some(("mailer".into(), PASSWORD.into())),
+        ..pwmail_testkit::SmtpOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let smtp_url = format!("smtp://mailer@127.0.0.1:{}?tls=none", smtp.port);
+    let (_child, token) = start_serve(
+        d,
+        &["serve", "--listen", &listen, "--smtp-url", &smtp_url],
+        &[("PWMAIL_SMTP_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(send_seed_request(&listen, &token), 200);
+    let messages = smtp.wait_for(1, Duration::from_secs(30));
+    assert_eq!(messages.len(), 1, "delivered after AUTH: {}", smtp.log());
+    assert!(messages[0].contains("To: hello@example.com"));
+}
+
+#[test]
+fn serve_refuses_bad_settings_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (args, expected) in [
+        (
+            vec!["--link-ttl-secs", "299"],
+            "--link-ttl must be between 300 and 604800 seconds, got 299",
+        ),
+        (
+            vec!["--link-ttl-secs", "604801"],
+            "--link-ttl must be between 300 and 604800 seconds, got 604801",
+        ),
+        (
+            vec!["--smtp-url", "smtp://relay.example.com?tls=none"],
+            "refusing unencrypted SMTP to non-loopback host relay.example.com",
+        ),
+    ] {
+        let mut all = vec!["serve", "--listen", listen.as_str()];
+        all.extend(args.iter().copied());
+        let (ok, _, err) = pwmail(d, &all);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(
+            std::net::TcpStream::connect(&listen).is_err(),
+            "nothing listens after {args:?}"
+        );
+    }
+    // The bounds themselves are accepted.
+    for (ttl, says) in [
+        ("300", "expires in 5 minutes"),
+        ("604800", "expires in 7 days"),
+    ] {
+        let (ok, out, err) = pwmail(
+            d,
+            &[
+                "mail",
+                "preview",
+                "--kind",
+                "send-password-email",
+                "--to",
+                "a@example.com",
+                "--link-ttl-secs",
+                ttl,
+            ],
+        );
+        assert!(ok, "{ttl}: {err}");
+        assert!(out.contains(says), "{ttl}: {out}");
+    }
+}
+
+#[test]
+fn flags_beat_variables_which_beat_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("pwmail.toml"),
+        "product_name = \"FileCo\"\nsupport_contact = \"help@file.example\"\nlink_ttl_secs = 3600\n",
+    )
+    .unwrap();
+    let preview = |extra: &[&str], envs: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+        command
+            .current_dir(d)
+            .args(["--config", "pwmail.toml", "mail", "preview"])
+            .args(["--kind", "send-password-email", "--to", "a@example.com"])
+            .args(extra)
+            .env_remove("PWMAIL_PRODUCT_NAME");
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = preview(&[], &[]);
+    assert!(out.contains("Subject: Set your FileCo password"), "{out}");
+    assert!(out.contains("help@file.example"), "{out}");
+    assert!(out.contains("expires in 1 hour"), "{out}");
+
+    let out = preview(&[], &[("PWMAIL_PRODUCT_NAME", "EnvCo")]);
+    assert!(out.contains("Subject: Set your EnvCo password"), "{out}");
+    assert!(
+        out.contains("help@file.example"),
+        "the rest still from the file"
+    );
+
+    let out = preview(
+        &["--product-name", "FlagCo"],
+        &[("PWMAIL_PRODUCT_NAME", "EnvCo")],
+    );
+    assert!(out.contains("Subject: Set your FlagCo password"), "{out}");
 }
 
 #[test]

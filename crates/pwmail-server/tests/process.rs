@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{now, open_store, reset, seed_admin, serve};
 use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
+use pwmail_testkit::proxy::TcpProxy;
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,9 +27,12 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
             .unwrap();
     }
 
-    // The relay is down while the API queues all 2000.
-    let smtp_port = free_port();
-    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}?tls=none");
+    // The relay is down while the API queues all 2000: it sits behind a
+    // proxy that keeps its address taken while it refuses connections.
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let proxy = TcpProxy::start(([127, 0, 0, 1], smtp.port).into()).await;
+    proxy.set_down(true);
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port());
     let listen = format!("127.0.0.1:{}", free_port());
     let flags = [
         "--smtp-url",
@@ -64,10 +68,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     assert_eq!(queued, N);
 
     // The relay comes up; kill -9 once a few hundred are through.
-    let smtp = SmtpServer::start(SmtpOptions {
-        port: Some(smtp_port),
-        ..SmtpOptions::default()
-    });
+    proxy.set_down(false);
     let arrived = tokio::task::block_in_place(|| smtp.wait_for(300, Duration::from_secs(60)));
     assert!(arrived.len() >= 300, "sending started");
     let pid = first.child.id().to_string();
@@ -90,6 +91,8 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
         "killed mid-way ({delivered_at_kill} of {N} delivered)"
     );
 
+    // A fresh address: the killed server's port is never bound again.
+    let listen = format!("127.0.0.1:{}", free_port());
     let _second = serve(d, &listen, &flags, &[], &log);
     let messages = tokio::task::block_in_place(|| smtp.wait_for(N, Duration::from_secs(180)));
     // Let the restarted process settle anything left.

@@ -718,3 +718,43 @@ macro_rules! suite {
 
 suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
 suite!(postgres: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
+
+/// Replicas starting together all run the migrations on one empty database:
+/// each must come up, and the schema must be migrated once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let url = schema.url(None);
+    let opened = futures::future::join_all(
+        (0..4).map(|_| PgStore::open(&url, std::time::Duration::from_secs(10))),
+    )
+    .await;
+    let stores: Vec<PgStore> = opened
+        .into_iter()
+        .map(|r| r.expect("every replica starts"))
+        .collect();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let applied: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT version, count(*) FROM _sqlx_migrations GROUP BY version ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!applied.is_empty(), "migrated");
+    assert!(
+        applied.iter().all(|(_, n)| *n == 1),
+        "each migration recorded once: {applied:?}"
+    );
+    // Every replica works on the result.
+    for (i, store) in stores.iter().enumerate() {
+        store
+            .create_user(&new_user(&format!("r{i}@example.com"), false), T0)
+            .await
+            .unwrap();
+    }
+    assert_eq!(stores[0].list_users().await.unwrap().len(), 4);
+    drop(stores);
+    schema.drop_schema().await;
+}

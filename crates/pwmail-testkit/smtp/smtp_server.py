@@ -7,6 +7,7 @@ Writes --ready-file once it listens.
 """
 
 import argparse
+import asyncio
 import os
 import ssl
 import sys
@@ -15,6 +16,10 @@ import threading
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+# How long a scripted stall (reply 0) keeps a DATA command unanswered.
+STALL_SECS = 60
 
 
 class ScriptedMailbox(Mailbox):
@@ -27,6 +32,11 @@ class ScriptedMailbox(Mailbox):
         self.attempts += 1
         if self.script:
             reply = self.script.pop(0)
+            if reply == "0":
+                # No answer: the client's timeout must give up on us.
+                sys.stderr.write(f"scripted stall on attempt {self.attempts}\n")
+                await asyncio.sleep(STALL_SECS)
+                return "451 scripted stall"
             sys.stderr.write(f"scripted reply {reply} to attempt {self.attempts}\n")
             return f"{reply} scripted reply {reply}"
         return await super().handle_DATA(server, session, envelope)

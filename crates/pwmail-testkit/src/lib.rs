@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod pg;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,10 +47,9 @@ pub struct SmtpOptions {
     pub tls: SmtpTls,
     /// USER, PASSWORD required by AUTH.
     pub auth: Option<(String, String)>,
-    /// Replies to the first DATA commands, e.g. `[451, 451]`.
+    /// Replies to the first DATA commands, e.g. `[451, 451]`; `0` is no
+    /// reply at all (the DATA command stalls for a minute).
     pub script: Vec<u16>,
-    /// Listen here instead of on a fresh port.
-    pub port: Option<u16>,
 }
 
 impl Default for SmtpOptions {
@@ -58,7 +58,6 @@ impl Default for SmtpOptions {
             tls: SmtpTls::None,
             auth: None,
             script: Vec::new(),
-            port: None,
         }
     }
 }
@@ -78,7 +77,7 @@ pub struct SmtpServer {
 impl SmtpServer {
     pub fn start(options: SmtpOptions) -> SmtpServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = options.port.unwrap_or_else(free_port);
+        let port = free_port();
         let maildir = dir.path().join("maildir");
         let ready = dir.path().join("ready");
         let ca_file = dir.path().join("ca.pem");
