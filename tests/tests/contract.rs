@@ -326,6 +326,20 @@ async fn invalid_input_is_400_in_the_error_shape_and_writes_nothing() {
             "doesn't match pattern",
         ),
         (RESET_PATH, json, "[]".into(), "unable to parse JSON body"),
+        // `namespace` is an optional string, not a nullable one (found by
+        // conformance once valid calls reached a real user).
+        (
+            SEND_PATH,
+            json,
+            r#"{"email":"hello@example.com","namespace":null}"#.into(),
+            "namespace: null is not allowed",
+        ),
+        (
+            RESET_PATH,
+            json,
+            r#"{"email":null}"#.into(),
+            "email: null is not allowed",
+        ),
     ];
     for (path, content_type, body, expected) in cases {
         let (status, body_json, _) = raw_post(&server, path, content_type, body.clone()).await;

@@ -16,8 +16,13 @@
 //!   dropshot's output; the header is asserted at runtime in the contract tests.
 //! - `x-ves-proto-rpc`: a vendor extension of the source only.
 //! - Top-level `tags`, `info`, `components.responses`, `securitySchemes`.
-//! - `required` lists: schemars keeps them as a set, so it emits them sorted;
-//!   the source lists them sorted so the schemas compare equal as written.
+//! - Schemas themselves are not compared: codegen pastes the document's
+//!   schemas into the `JsonSchema` impls (`cargo xtask codegen --check`
+//!   guards that copy), so comparing them could not fail. What a schema
+//!   promises is checked where it can fail: `tests/boundaries.rs` sends
+//!   values at each declared constraint's boundary.
+//! - Request body examples: documentation for callers and conformance; dropshot
+//!   emits none.
 
 use std::collections::BTreeSet;
 
@@ -105,7 +110,6 @@ fn parameters_match_and_security_becomes_an_optional_authorization_header() {
                 json!({
                     "name": p["name"], "in": p["in"],
                     "required": p["required"].as_bool().unwrap_or(false),
-                    "schema": p["schema"],
                 })
             })
             .collect();
@@ -113,7 +117,6 @@ fn parameters_match_and_security_becomes_an_optional_authorization_header() {
         assert_eq!(src["security"], json!([{"APIToken": []}]));
         expected.push(json!({
             "name": "Authorization", "in": "header", "required": false,
-            "schema": {"type": "string"},
         }));
         let actual: Vec<Value> = o["parameters"]
             .as_array()
@@ -123,7 +126,6 @@ fn parameters_match_and_security_becomes_an_optional_authorization_header() {
                 json!({
                     "name": p["name"], "in": p["in"],
                     "required": p["required"].as_bool().unwrap_or(false),
-                    "schema": p["schema"],
                 })
             })
             .collect();
@@ -136,8 +138,10 @@ fn request_and_success_response_schemas_match() {
     let (src, out) = (source(), emitted());
     for (path, method) in operations(&src) {
         let (s, o) = (&src["paths"][&path][&method], &out["paths"][&path][&method]);
+        // The schema reference, not the examples (dropshot emits none).
         assert_eq!(
-            s["requestBody"]["content"], o["requestBody"]["content"],
+            s["requestBody"]["content"]["application/json"]["schema"],
+            o["requestBody"]["content"]["application/json"]["schema"],
             "body of {method} {path}"
         );
         if s.get("requestBody").is_some() {
@@ -205,32 +209,4 @@ fn every_error_status_shares_the_error_schema() {
             "{status} documents Retry-After"
         );
     }
-}
-
-#[test]
-fn component_schemas_match_with_every_constraint() {
-    let (src, out) = (source(), emitted());
-    let s = src["components"]["schemas"].as_object().unwrap();
-    let o = out["components"]["schemas"].as_object().unwrap();
-    assert_eq!(
-        s.keys().collect::<BTreeSet<_>>(),
-        o.keys().collect::<BTreeSet<_>>(),
-        "same component schemas"
-    );
-    for (name, schema) in s {
-        assert_eq!(schema, &o[name], "schema {name}");
-    }
-    // Spot-check the constraints a caller relies on.
-    let email = &o["SendPasswordEmailRequest"]["properties"]["email"];
-    assert_eq!(email["format"], "email");
-    assert_eq!(email["maxLength"], 1024);
-    assert_eq!(
-        email["pattern"],
-        "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$"
-    );
-    let ns = &o["SendPasswordEmailRequest"]["properties"]["namespace"];
-    assert_eq!(
-        (ns["minLength"].as_u64(), ns["maxLength"].as_u64()),
-        (Some(6), Some(1024))
-    );
 }

@@ -10,6 +10,10 @@
 //! OpenAPI description are dropshot's own. The rest of a refused body stays
 //! unread; hyper closes the connection after the 413.
 //!
+//! It also refuses `null` for a property the document does not mark
+//! `nullable`: serde reads `"namespace": null` as an absent optional field,
+//! which would accept a body the document forbids.
+//!
 //! [`LimitedBytes`] is the same read for endpoints that parse the bytes
 //! themselves (the reset page's form).
 
@@ -100,6 +104,7 @@ where
     ) -> Result<Self, HttpError> {
         let (parts, body) = request.into_parts();
         let read = read_capped(rqctx, &parts.headers, body).await?;
+        refuse_nulls::<T>(&read)?;
         let request = http::Request::from_parts(parts, dropshot::Body::with_content(read));
         let typed = <TypedBody<T> as ExclusiveExtractor>::from_request(rqctx, request).await?;
         Ok(LimitedBody(typed))
@@ -108,6 +113,42 @@ where
     fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
         <TypedBody<T> as ExclusiveExtractor>::metadata(body_content_type)
     }
+}
+
+/// 400 when a top-level property that `T`'s schema declares is `null` in
+/// the JSON object in `body` and the schema does not mark it `nullable`. Bodies that do not
+/// parse are left to `TypedBody`, which says why.
+fn refuse_nulls<T: JsonSchema>(body: &[u8]) -> Result<(), HttpError> {
+    if !body.windows(4).any(|w| w == b"null") {
+        return Ok(());
+    }
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return Ok(());
+    };
+    let mut generator =
+        schemars::r#gen::SchemaGenerator::new(schemars::r#gen::SchemaSettings::openapi3());
+    let schema = T::json_schema(&mut generator).into_object();
+    let properties = schema.object.map(|o| o.properties).unwrap_or_default();
+    for (name, value) in &fields {
+        if !value.is_null() {
+            continue;
+        }
+        // Properties the schema does not declare may be anything.
+        let Some(property) = properties.get(name) else {
+            continue;
+        };
+        let nullable = matches!(property, schemars::schema::Schema::Object(o)
+            if o.extensions.get("nullable") == Some(&serde_json::Value::Bool(true)));
+        if !nullable {
+            return Err(HttpError::for_bad_request(
+                None,
+                format!(
+                    "unable to parse JSON body: {name}: null is not allowed; omit the field instead"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The raw bytes of a body, read with the same hard cap; for endpoints that
