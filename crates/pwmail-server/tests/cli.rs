@@ -576,7 +576,7 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_pwmail"))
             .current_dir(d)
-            .args(["serve", "--listen", &listen, "--user-rate", "1/2"])
+            .args(["serve", "--listen", &listen, "--user-rate", "1/4"])
             .env_remove("PWMAIL_DATABASE_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -594,12 +594,13 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // s0 twice: the second call meets the 2 s per-user cooldown (429 with
-    // Retry-After) and is retried; one unknown user; one malformed address.
+    // s0 twice in a row: the second call, right after the first, meets the
+    // 4 s per-user cooldown (429 with Retry-After) and is retried; one
+    // unknown user; one malformed address.
     std::fs::write(
         d.join("users.csv"),
-        "name,email\nA,s0@example.com\nB,s1@example.com\nC,s2@example.com\nD,s3@example.com\n\
-         E,s4@example.com\nF,s0@example.com\nG,ghost@example.com\nH,not-an-email\n",
+        "name,email\nA,s0@example.com\nF,s0@example.com\nB,s1@example.com\nC,s2@example.com\n\
+         D,s3@example.com\nE,s4@example.com\nG,ghost@example.com\nH,not-an-email\n",
     )
     .unwrap();
     let started = Instant::now();
@@ -659,6 +660,21 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
             .unwrap()
             .starts_with("invalid email")
     );
+
+    // A report named *.csv is CSV: a header, then one row per failure.
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args(["send", "--server", &format!("http://{listen}")])
+        .args(["--email", "ghost@example.com", "--token-file", "token"])
+        .args(["--report", "failures.csv", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let csv = std::fs::read_to_string(d.join("failures.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "email,status,code,message", "{csv}");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("ghost@example.com,404,5,"), "{csv}");
 
     // One address, ResetPasswordByAdmin, token from the environment.
     let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
