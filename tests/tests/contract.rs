@@ -954,3 +954,28 @@ async fn rate_limits_survive_a_restart() {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     restarted.stop().await;
 }
+
+#[tokio::test]
+async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
+    let clock = std::sync::Arc::new(pwmail_server::clock::ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        clock: Some(std::sync::Arc::clone(&clock)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("hello@example.com", false).await;
+    let client = server.client();
+    let body = reset_body("hello@example.com");
+    let send = || client.reset_password_by_admin(&body);
+    send().await.expect("the first email");
+    clock.advance_ms(59_000);
+    let (status, _, _, headers) = error_of(send().await);
+    assert_eq!(status, 429, "59 s later the 1/60 cooldown still holds");
+    assert_eq!(headers["retry-after"], "1");
+    clock.advance_ms(1_000);
+    send()
+        .await
+        .expect("60 s after the first, the next email goes");
+    assert_eq!(server.read_all_outbox().await.len(), 2);
+    server.stop().await;
+}
