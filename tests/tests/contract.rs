@@ -979,3 +979,79 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
     assert_eq!(server.read_all_outbox().await.len(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
+    let server = TestServer::start().await;
+    // Adding such a user is refused with the reason.
+    for bad in ["a..b@example.com", ".a@example.com", "a@-example.com"] {
+        let err = pwmail_server::app::users::add_user(server.store(), bad, false, None, now())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot receive mail"), "{bad}: {err}");
+    }
+    let long = format!("{}@example.com", "l".repeat(1000));
+    assert!(
+        pwmail_server::app::users::add_user(server.store(), &long, false, None, now())
+            .await
+            .is_err()
+    );
+
+    // A user stored before the check: both operations answer 409 and change
+    // nothing (the password still verifies, no link, no email).
+    let legacy = server
+        .store()
+        .create_user(
+            &pwmail_store::NewUser {
+                email: "a..b@example.com".into(),
+                name: None,
+                is_admin: false,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    server
+        .store()
+        .set_password_hash(legacy.id, HASH, now())
+        .await
+        .unwrap();
+    let client = server.client();
+    let (status, code, message, _) = error_of(
+        client
+            .reset_password_by_admin(&reset_body("a..b@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (409, 9), "{message}");
+    assert!(
+        message.contains("\"a..b@example.com\" cannot receive mail"),
+        "{message}"
+    );
+    let (status, code, _, _) = error_of(
+        client
+            .send_password_email(&ns(), &send_body("a..b@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (409, 9));
+    assert_eq!(
+        server
+            .store()
+            .password_hash(legacy.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(HASH)
+    );
+    assert!(server.read_all_outbox().await.is_empty());
+    assert!(
+        server
+            .store()
+            .audit_entries(legacy.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    server.stop().await;
+}

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod mail;
 pub mod observe;
@@ -75,6 +76,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         clock,
         log,
     } = options;
+    files::warn_if_exposed(config.secret_paths().iter().map(|p| p.as_path()));
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 

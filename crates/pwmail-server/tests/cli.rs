@@ -700,3 +700,59 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_data_dir_and_every_file_holding_links_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_child, token) = start_serve(d, &["serve", "--listen", &listen], &[]);
+    assert_eq!(send_seed_request(&listen, &token), 200);
+    wait_for_eml(&d.join("pwmail-data/mail"));
+    let data = d.join("pwmail-data");
+    assert_eq!(mode(&data), 0o700, "data dir");
+    assert_eq!(mode(&data.join("mail")), 0o700, "mail dir");
+    for file in ["pwmail.db", "pwmail.db-wal", "pwmail.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    for eml in std::fs::read_dir(data.join("mail")).unwrap() {
+        let path = eml.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
+
+#[test]
+fn serve_warns_about_an_existing_data_dir_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+    let data = d.join("pwmail-data");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = d.join("serve.err");
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_pwmail"))
+            .current_dir(d)
+            .args(["serve", "--listen", &listen])
+            .env_remove("PWMAIL_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "serve listens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains("readable by other users") && err.contains("pwmail-data"),
+        "{err}"
+    );
+}

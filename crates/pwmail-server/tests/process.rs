@@ -261,3 +261,75 @@ async fn logs_carry_request_ids_and_never_secrets() {
         .count();
     assert_eq!(completed, 1, "dropshot's own line carries the request id");
 }
+
+/// A whole walk through the reset page, in both log formats, with debug
+/// logs: no line holds any link token, or any part of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_holds_a_reset_link_in_either_format() {
+    const GOOD: &str = "plum trellis quasar lantern";
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let log = d.join("serve.log");
+        let store = open_store(d).await;
+        let token = seed_admin(&*store).await;
+        admin::add_user(&*store, "walker@example.com", false, None, now())
+            .await
+            .unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let serve =
+            common::serve_logging(d, &listen, format, &[], &[("PWMAIL_LOG", "debug")], &log);
+        let client = reqwest::Client::new();
+        assert_eq!(
+            reset(&client, &listen, &token, "walker@example.com").await,
+            200
+        );
+        let mail_dir = d.join("pwmail-data/mail");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let eml = loop {
+            let found = std::fs::read_dir(&mail_dir)
+                .ok()
+                .and_then(|mut it| it.find_map(|e| e.ok().map(|e| e.path())))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"));
+            if let Some(path) = found {
+                break std::fs::read_to_string(path).unwrap();
+            }
+            assert!(Instant::now() < deadline, "no .eml");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let link = link_token(&eml).unwrap();
+        let page = format!("http://{listen}/reset/{link}");
+        let form = |a: &str, b: &str| {
+            client
+                .post(&page)
+                .form(&[("password", a), ("password_confirm", b)])
+                .send()
+        };
+        let status = |r: reqwest::Response| r.status().as_u16();
+        assert_eq!(status(client.get(&page).send().await.unwrap()), 200);
+        assert_eq!(status(form(GOOD, "something else").await.unwrap()), 400);
+        assert_eq!(status(form(GOOD, GOOD).await.unwrap()), 200);
+        assert_eq!(status(client.get(&page).send().await.unwrap()), 410);
+        assert_eq!(status(form(GOOD, GOOD).await.unwrap()), 410);
+        let guess = format!("http://{listen}/reset/{}x", &link[..20]);
+        assert_eq!(status(client.get(&guess).send().await.unwrap()), 404);
+        drop(serve);
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.matches("/reset/<redacted>").count() >= 6,
+            "{format}: the page's request lines are logged, redacted:\n{text}"
+        );
+        for (what, secret) in [
+            ("link token", link.as_str()),
+            ("first half of the link token", &link[..21]),
+            ("last half of the link token", &link[22..]),
+            ("API token", token.as_str()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{format}: the {what} appears in the logs"
+            );
+        }
+    }
+}

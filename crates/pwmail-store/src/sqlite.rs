@@ -25,7 +25,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        create_private(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a 200 means the email is queued even across power loss.
@@ -40,6 +42,26 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = Writer::start(pool.clone());
         Ok(SqliteStore { pool, writer })
+    }
+}
+
+/// Creates an empty database file readable by its owner only, unless it
+/// exists: it holds queued emails with live links. SQLite gives the `-wal`
+/// and `-shm` files it creates later the database file's permissions.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(sqlx::Error::Io(e))),
     }
 }
 

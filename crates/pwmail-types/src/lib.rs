@@ -280,10 +280,10 @@ impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusState
 ///ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ResetPasswordByAdminRequest {
-    ///Email of the user whose password is reset. Required: YES.
+    ///Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
     pub email: ResetPasswordByAdminRequestEmail,
 }
-///Email of the user whose password is reset. Required: YES.
+///Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ResetPasswordByAdminRequestEmail(::std::string::String);
@@ -424,13 +424,13 @@ impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailNamespace {
 ///SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct SendPasswordEmailRequest {
-    ///Email of the user requesting for. Required: YES.
+    ///Email of the user requesting for. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
     pub email: SendPasswordEmailRequestEmail,
     ///Namespace. Value of namespace is always "system" (upstream: string.const), like the namespace in the path.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub namespace: ::std::option::Option<SendPasswordEmailRequestNamespace>,
 }
-///Email of the user requesting for. Required: YES.
+///Email of the user requesting for. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct SendPasswordEmailRequestEmail(::std::string::String);
@@ -614,7 +614,7 @@ impl ::schemars::JsonSchema for SendPasswordEmailRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\" (upstream: string.const), like the namespace in the path.\",\"type\":\"string\",\"pattern\":\"^system$\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
+            "{\"description\":\"SendPasswordEmailRequest is the request parameters for sending the password update. Note that only admin is allowed to resend the password for users.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user requesting for. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"namespace\":{\"description\":\"Namespace. Value of namespace is always \\\"system\\\" (upstream: string.const), like the namespace in the path.\",\"type\":\"string\",\"pattern\":\"^system$\",\"minLength\":6,\"maxLength\":1024}},\"required\":[\"email\"]}",
         )
     }
 }
@@ -640,7 +640,7 @@ impl ::schemars::JsonSchema for ResetPasswordByAdminRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user whose password is reset. Required: YES.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024}},\"required\":[\"email\"]}",
+            "{\"description\":\"ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024}},\"required\":[\"email\"]}",
         )
     }
 }

@@ -19,6 +19,10 @@ pub enum AppError {
     /// `email` is quoted and cut to a readable length.
     #[error("invalid email {email}: {reason}")]
     InvalidEmail { email: String, reason: String },
+    /// `email` matches the API's pattern but mail cannot be addressed to it
+    /// (quoted and cut like `InvalidEmail`'s).
+    #[error("the address {email} cannot receive mail: {reason}")]
+    Undeliverable { email: String, reason: String },
     /// The API token is unknown or revoked: the same words for both, so a
     /// caller learns nothing about tokens it does not hold.
     #[error("unknown or revoked API token")]

@@ -6,7 +6,7 @@ use pwmail_store::{
     Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, MessageKind, RateKey,
 };
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, validate};
 use crate::mail::LinkEmail;
 use crate::secrets;
 
@@ -64,6 +64,10 @@ impl App {
             .find_user_by_email(email)
             .await?
             .ok_or_else(|| AppError::NoSuchUser(email.to_string()))?;
+        // Users added before addresses were checked as the mail builder
+        // checks them: refuse before anything is written (for
+        // ResetPasswordByAdmin, before the password is invalidated).
+        validate::deliverable(&user.email)?;
 
         let link_token = secrets::new_link_token()?;
         let link = config.reset_link(link_token.expose());

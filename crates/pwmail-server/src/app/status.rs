@@ -22,7 +22,7 @@ impl App {
         let user = match email {
             None => None,
             Some(email) => {
-                validate::email(email)?;
+                validate::email_pattern(email)?;
                 let user = self
                     .store
                     .find_user_by_email(email)

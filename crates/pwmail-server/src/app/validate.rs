@@ -27,11 +27,32 @@ pub fn namespace(path: &str, body: Option<&str>) -> Result<(), AppError> {
     }
 }
 
-/// An address the API would accept as a target.
+/// An address a user may have: it matches the API document's pattern (the
+/// upstream contract) and the mail builder can send to it.
 pub fn email(email: &str) -> Result<(), AppError> {
+    email_pattern(email)?;
+    deliverable(email)
+}
+
+/// The API document's rule for an email in a request (pattern and length).
+pub fn email_pattern(email: &str) -> Result<(), AppError> {
     SendPasswordEmailRequestEmail::try_from(email)
         .map(|_| ())
         .map_err(|e| AppError::InvalidEmail {
+            email: quoted(email),
+            reason: e.to_string(),
+        })
+}
+
+/// Whether mail can be addressed to `email`: the same parse the message
+/// builder applies to the recipient (dot-atom local part of at most 64
+/// characters, host-name labels), so an address accepted here is never
+/// refused when its email is built.
+pub fn deliverable(email: &str) -> Result<(), AppError> {
+    email
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|e| AppError::Undeliverable {
             email: quoted(email),
             reason: e.to_string(),
         })
@@ -49,6 +70,28 @@ fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_mail_cannot_reach_are_refused() {
+        for bad in [
+            "a..b@example.com",
+            ".a@example.com",
+            "a.@example.com",
+            "a@-example.com",
+            "a@example-.com",
+        ] {
+            assert!(
+                matches!(deliverable(bad), Err(AppError::Undeliverable { .. })),
+                "{bad}"
+            );
+            assert!(email(bad).is_err(), "{bad}");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(1000));
+        assert!(deliverable(&long_local).is_err());
+        for good in ["hello@example.com", "a.b+c_d%e-f@mail.example.co.uk"] {
+            email(good).unwrap();
+        }
+    }
 
     #[test]
     fn namespace_rules() {

@@ -50,7 +50,7 @@ impl DbArgs {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        crate::files::create_private_dir(&self.data_dir)?;
         Ok(config::sqlite_url(&self.data_dir))
     }
 }

@@ -92,6 +92,7 @@ impl Command {
 /// Parses the arguments (after applying `--config`), runs the command, and
 /// says how the process exits.
 pub fn main() -> ExitCode {
+    crate::files::private_umask();
     let args: Vec<String> = std::env::args().collect();
     if let Err(e) = settings_file::apply(&args) {
         eprintln!("pwmail: {e}");

@@ -237,6 +237,33 @@ impl ServerConfig {
         format!("{base}/reset/{token}")
     }
 
+    /// Files and directories that hold live links: the SQLite database (with
+    /// its directory, `-wal` and `-shm`) and the `.eml` directory.
+    pub fn secret_paths(&self) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        if let Some(file) = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .map(|f| f.split('?').next().unwrap_or(f))
+            .filter(|f| !f.is_empty() && *f != ":memory:")
+        {
+            let file = PathBuf::from(file);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                paths.push(dir.to_path_buf());
+            }
+            for suffix in ["-wal", "-shm"] {
+                let mut name = file.clone().into_os_string();
+                name.push(suffix);
+                paths.push(name.into());
+            }
+            paths.push(file);
+        }
+        if let MailConfig::Directory(dir) = &self.mail {
+            paths.push(dir.clone());
+        }
+        paths
+    }
+
     /// Right-hand side of Message-IDs: the sender's domain.
     pub fn mail_domain(&self) -> String {
         self.mail_from

@@ -62,7 +62,7 @@ pub struct DirectoryTransport {
 
 impl DirectoryTransport {
     pub fn new(dir: PathBuf, from: Mailbox) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        crate::files::create_private_dir(&dir)?;
         Ok(DirectoryTransport { dir, from })
     }
 }
@@ -83,10 +83,7 @@ impl Transport for DirectoryTransport {
         let final_path = self.dir.join(format!("{stem}.eml"));
         let tmp_path = self.dir.join(format!(".{stem}.eml.tmp"));
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp_path)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
+            crate::files::write_private(&tmp_path, &bytes)?;
             std::fs::rename(&tmp_path, &final_path)?;
             Ok(final_path)
         })

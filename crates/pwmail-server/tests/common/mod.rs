@@ -19,6 +19,18 @@ impl Drop for Serve {
 }
 
 pub fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
+    serve_logging(dir, listen, "json", extra, envs, log)
+}
+
+/// As [`serve`], with logs in `format` (`text` or `json`).
+pub fn serve_logging(
+    dir: &Path,
+    listen: &str,
+    format: &str,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    log: &Path,
+) -> Serve {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -26,7 +38,7 @@ pub fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], lo
         .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwmail"));
     cmd.current_dir(dir)
-        .args(["serve", "--listen", listen, "--log-format", "json"])
+        .args(["serve", "--listen", listen, "--log-format", format])
         .args(extra)
         .env_remove("PWMAIL_DATABASE_URL")
         .stdin(Stdio::null())

@@ -1,0 +1,78 @@
+//! Files that hold secrets: the database (queued emails carry live links)
+//! and the `.eml` files. Directories are created 0700 and files 0600, and
+//! `serve` warns about existing ones that others can read.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+/// Creates `dir` (and missing parents) readable by its owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Writes a new file readable by its owner only, synced to disk.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The ones of `paths` that exist and that group or others may read.
+pub fn exposed<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<(&'a Path, u32)> {
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let mode = std::fs::metadata(p).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then_some((p, mode))
+        })
+        .collect()
+}
+
+/// Logs a warning for each of `paths` that group or others may read.
+pub fn warn_if_exposed<'a>(paths: impl IntoIterator<Item = &'a Path>) {
+    for (path, mode) in exposed(paths) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "readable by other users, but it holds live reset links; run `chmod go-rwx` on it"
+        );
+    }
+}
+
+/// From here on, files and directories this process creates are its
+/// owner's alone (SQLite's `-wal`/`-shm`, `.eml` files, the data dir).
+pub fn private_umask() {
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_created_private_and_exposure_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        create_private_dir(&data).unwrap();
+        let file = data.join("x.eml");
+        write_private(&file, b"link").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert!(exposed([data.as_path(), file.as_path()]).is_empty());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(exposed([file.as_path()]), vec![(file.as_path(), 0o644)]);
+    }
+}
