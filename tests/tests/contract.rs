@@ -1055,3 +1055,38 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused_whichever_comes_last() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let admin = format!("APIToken {}", server.admin_token);
+    for pair in [
+        [
+            "APIToken pwm_notatokennotatokennotatokennotatokennot",
+            admin.as_str(),
+        ],
+        [admin.as_str(), admin.as_str()],
+    ] {
+        let client = reqwest::Client::new();
+        let mut request = client
+            .post(server.endpoint(RESET_PATH))
+            .header("Content-Type", "application/json")
+            .body(r#"{"email":"hello@example.com"}"#)
+            .build()
+            .unwrap();
+        for value in pair {
+            request
+                .headers_mut()
+                .append("Authorization", value.parse().unwrap());
+        }
+        assert_eq!(request.headers().get_all("Authorization").iter().count(), 2);
+        let response = client.execute(request).await.unwrap();
+        let status = response.status().as_u16();
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 401, "{json}");
+        assert_error_shape(&json, 16, "more than one Authorization header");
+    }
+    assert!(server.read_all_outbox().await.is_empty(), "nothing queued");
+    server.stop().await;
+}

@@ -304,22 +304,19 @@ async fn guessing_links_is_throttled_per_address() {
         body.contains("Too many attempts")
             && body.contains(&format!("Try again in {retry} seconds"))
     );
-    // While throttled, even a real link tells the guesser nothing.
-    assert_eq!(get(&server, &token).await.0, 429);
-    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 429);
+    // Expired links count like unknown ones (one answer for both).
+    // Only failed look-ups count: a real link still opens and submits from
+    // the throttled address, so a user behind one NAT with a guesser is not
+    // locked out.
+    assert_eq!(get(&server, &token).await.0, 200, "a valid link opens");
 
-    // The throttle is keyed per client address: another address still
-    // opens the real link, and its guesses count on its own.
+    // The throttle is keyed per client address: another address's guesses
+    // count on their own.
     let other = reqwest::Client::builder()
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
     let status = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(
-        status(other.get(url(&server, &token)).send().await.unwrap()),
-        200,
-        "127.0.0.2 is not throttled by 127.0.0.1's guesses"
-    );
     assert_eq!(
         status(
             other
@@ -328,9 +325,67 @@ async fn guessing_links_is_throttled_per_address() {
                 .await
                 .unwrap()
         ),
-        404
+        404,
+        "127.0.0.2 is not throttled by 127.0.0.1's guesses"
     );
-    assert_eq!(get(&server, &token).await.0, 429, "127.0.0.1 still is");
+    assert_eq!(
+        get(&server, &"E".repeat(43)).await.0,
+        429,
+        "127.0.0.1 still is"
+    );
+    assert_eq!(
+        post(&server, &token, GOOD, GOOD).await.0,
+        200,
+        "and submits"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_guesses_are_counted_exactly() {
+    let server = TestServer::start_with(Options {
+        reset_guess_rate: (20, 600),
+        ..Options::default()
+    })
+    .await;
+    let guesses = (0..100).map(|i| {
+        let server = &server;
+        async move { get(server, &format!("{:0>43}", i)).await.0 }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let not_found = statuses.iter().filter(|s| **s == 404).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        (not_found, throttled),
+        (20, 80),
+        "exactly the limit gets through"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_links_count_against_the_guess_limit_like_unknown_ones() {
+    let clock = Arc::new(ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        reset_guess_rate: (2, 600),
+        clock: Some(Arc::clone(&clock)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("old@example.com", false).await;
+    let token = send(&server, "old@example.com").await;
+    clock.advance_ms(24 * 3600 * 1000 + 1);
+    assert_eq!(
+        get(&server, &token).await.0,
+        404,
+        "expired: the unknown page"
+    );
+    assert_eq!(get(&server, &"F".repeat(43)).await.0, 404);
+    assert_eq!(
+        get(&server, &token).await.0,
+        429,
+        "the third failure is over 2"
+    );
     server.stop().await;
 }
 
@@ -435,5 +490,32 @@ async fn a_full_hash_queue_says_busy_and_keeps_the_link() {
         let (status, _, body) = post(&server, &links[*i], GOOD, GOOD).await;
         assert_eq!(status, 200, "{body}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_form_is_accepted_only_form_encoded() {
+    let server = TestServer::start().await;
+    server.add_user("plain@example.com", false).await;
+    let token = send(&server, "plain@example.com").await;
+    for content_type in ["text/plain", "application/json"] {
+        let r = reqwest::Client::new()
+            .post(url(&server, &token))
+            .header("content-type", content_type)
+            .body(format!("password={GOOD}&password_confirm={GOOD}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{content_type}");
+        assert_page_headers(r.headers());
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("This form could not be read")
+        );
+    }
+    // The link was not used by the refused posts.
+    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 200);
     server.stop().await;
 }

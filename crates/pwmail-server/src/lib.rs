@@ -33,12 +33,15 @@ pub use crate::secrets::Secret;
 
 /// How often the outbox backlog is counted.
 const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often expired rate-limit state is purged.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A server started in this process: the HTTP API and the dispatcher.
 pub struct Running {
     server: dropshot::HttpServer<http::Context>,
     dispatcher: tokio::task::JoinHandle<()>,
     backlog_watch: tokio::task::JoinHandle<()>,
+    purge: tokio::task::JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     pub app: Arc<App>,
 }
@@ -53,6 +56,7 @@ impl Running {
         self.server.close().await.map_err(anyhow::Error::msg)?;
         let _ = self.shutdown.send(true);
         self.backlog_watch.abort();
+        self.purge.abort();
         self.dispatcher.await.context("dispatcher task")?;
         Ok(())
     }
@@ -114,6 +118,10 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         hasher: secrets::password::Hasher::new(config.hash_concurrency, config.hash_queue),
         config,
     });
+    let purge = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { app.purge_rate_limits(PURGE_EVERY).await }
+    });
     observe::metrics::handle();
     let listen = app.config.listen;
     let dropshot_config = dropshot::ConfigDropshot {
@@ -134,6 +142,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             server,
             dispatcher,
             backlog_watch,
+            purge,
             shutdown,
             app,
         },

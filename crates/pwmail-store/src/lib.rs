@@ -129,8 +129,10 @@ pub trait Store: Send + Sync + 'static {
     /// the limit will admit one.
     async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission>;
 
-    /// Whether `key` would be admitted now, without recording a call.
-    async fn rate_peek(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission>;
+    /// Deletes the state of every key whose limit is full again (its
+    /// theoretical arrival time has passed), which is the same as no state;
+    /// returns how many keys were forgotten.
+    async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64>;
 
     // --- reset links -----------------------------------------------------
     /// The admin operations' one transaction: per-user cooldown, revoke the

@@ -140,18 +140,6 @@ async fn insert_message(
     .await?)
 }
 
-/// GCRA without recording: would a call be admitted now?
-fn peek(tat: Option<i64>, rate: &Rate, now: UnixMillis) -> Admission {
-    let period = rate.period_ms.max(1);
-    let tau = period * (i64::from(rate.burst.max(1)) - 1);
-    match tat {
-        Some(tat) if tat.max(now) - now > tau => Admission::Refused {
-            retry_after_ms: (tat - tau - now).max(1),
-        },
-        _ => Admission::Admitted,
-    }
-}
-
 /// One GCRA step inside `tx`. `tat` is the theoretical arrival time; a call is
 /// admitted when `max(tat, now) - now <= tau`, with `tau = period * (burst - 1)`.
 async fn gcra(
@@ -381,13 +369,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn rate_peek(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
-        let key = key.to_string();
-        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(peek(tat, limit, now))
+    async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {
+        self.writer
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM rate_limits WHERE tat <= $1")
+                        .bind(now)
+                        .execute(conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
     }
 
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {

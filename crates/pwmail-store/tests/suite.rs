@@ -227,49 +227,6 @@ async fn gcra(store: &dyn StoreTestExt) {
             .unwrap(),
         Admission::Admitted
     );
-
-    // Peeking says the same as the next step would, and records nothing.
-    let strict = Rate {
-        period_ms: 1000,
-        burst: 1,
-    };
-    assert_eq!(
-        store
-            .rate_peek(&RateKey::ApiToken(3), &strict, T0)
-            .await
-            .unwrap(),
-        Admission::Admitted
-    );
-    assert_eq!(
-        store
-            .rate_peek(&RateKey::ApiToken(3), &strict, T0)
-            .await
-            .unwrap(),
-        Admission::Admitted
-    );
-    assert_eq!(
-        store
-            .rate_limit(&RateKey::ApiToken(3), &strict, T0)
-            .await
-            .unwrap(),
-        Admission::Admitted
-    );
-    assert_eq!(
-        store
-            .rate_peek(&RateKey::ApiToken(3), &strict, T0 + 400)
-            .await
-            .unwrap(),
-        Admission::Refused {
-            retry_after_ms: 600
-        }
-    );
-    assert_eq!(
-        store
-            .rate_peek(&RateKey::ApiToken(3), &strict, T0 + 1000)
-            .await
-            .unwrap(),
-        Admission::Admitted
-    );
 }
 
 async fn complete_reset(store: &dyn StoreTestExt) {
@@ -367,6 +324,27 @@ async fn complete_reset(store: &dyn StoreTestExt) {
             .len(),
         2,
         "no second notice"
+    );
+}
+
+async fn rate_limit_state_expires(store: &dyn StoreTestExt) {
+    let rate = Rate {
+        period_ms: 1000,
+        burst: 1,
+    };
+    let (done, live) = (RateKey::ApiToken(10), RateKey::ApiToken(11));
+    store.rate_limit(&done, &rate, T0).await.unwrap();
+    store.rate_limit(&live, &rate, T0 + 900).await.unwrap();
+    // At T0 + 1000 `done` is full again (its state says nothing), `live` is not.
+    assert_eq!(store.purge_rate_limits(T0 + 1000).await.unwrap(), 1);
+    assert_eq!(store.purge_rate_limits(T0 + 1000).await.unwrap(), 0);
+    assert!(matches!(
+        store.rate_limit(&live, &rate, T0 + 1000).await.unwrap(),
+        Admission::Refused { .. }
+    ));
+    assert_eq!(
+        store.rate_limit(&done, &rate, T0 + 1000).await.unwrap(),
+        Admission::Admitted
     );
 }
 
@@ -716,8 +694,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
-suite!(postgres: users_and_tokens, gcra, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, issue_links, outbox, complete_reset, concurrent_writes);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

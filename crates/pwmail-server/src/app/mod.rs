@@ -46,4 +46,17 @@ impl App {
     pub fn backlog(&self) -> u64 {
         self.backlog.waiting()
     }
+
+    /// Forgets rate-limit state that no longer limits anything, every
+    /// `every`, so one row per client address does not pile up forever.
+    pub async fn purge_rate_limits(&self, every: std::time::Duration) {
+        loop {
+            match self.store.purge_rate_limits(self.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "expired rate-limit state forgotten"),
+                Err(e) => tracing::warn!(error = %e, "purging rate-limit state failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
 }

@@ -25,39 +25,44 @@ pub struct NewPassword {
 }
 
 impl App {
-    /// A usable link and its user, or why not. Unknown tokens count against
-    /// the caller's address; a throttled address learns nothing about any
-    /// token.
+    /// A usable link and its user, or why not.
+    ///
+    /// Only failed look-ups (unknown or expired tokens: one answer for both)
+    /// count against the client's address, in one atomic step that also
+    /// says whether the address is over its limit; a valid link always
+    /// opens, so users behind one NAT with a guesser are not locked out.
+    /// Unknown and expired tokens do the same work (a look-up and the
+    /// count), so their timing does not tell them apart.
     pub async fn open_link(&self, client: IpAddr, token: &str) -> Result<OpenLink, ResetError> {
         let now = self.clock.now();
-        let key = RateKey::ResetGuess(client);
-        let rate = self.config.reset_guess_rate.gcra();
-        if let Admission::Refused { retry_after_ms } =
-            self.store.rate_peek(&key, &rate, now).await?
-        {
-            return Err(ResetError::Throttled {
-                retry_after: retry_after(retry_after_ms),
-            });
-        }
         let link = if secrets::is_link_token_shaped(token) {
             self.store.find_link(&secrets::hash(token)).await?
         } else {
             None
         };
-        let Some(link) = link else {
-            self.store.rate_limit(&key, &rate, now).await?;
-            tracing::info!(client = %client, "unknown reset link opened");
-            return Err(ResetError::Invalid);
-        };
-        match link.state {
-            LinkState::Used => return Err(ResetError::Used),
-            LinkState::Revoked => return Err(ResetError::Revoked),
-            LinkState::Open if link.expires_at <= now => return Err(ResetError::Invalid),
-            LinkState::Open => {}
-        }
-        match self.store.user_by_id(link.user_id).await? {
-            Some(user) if !user.disabled => Ok(OpenLink { link, user }),
-            _ => Err(ResetError::Revoked),
+        match link {
+            Some(link) if link.state == LinkState::Used => Err(ResetError::Used),
+            Some(link) if link.state == LinkState::Revoked => Err(ResetError::Revoked),
+            Some(link) if link.expires_at > now => {
+                match self.store.user_by_id(link.user_id).await? {
+                    Some(user) if !user.disabled => Ok(OpenLink { link, user }),
+                    _ => Err(ResetError::Revoked),
+                }
+            }
+            // Unknown, or expired.
+            _ => {
+                let key = RateKey::ResetGuess(client);
+                let rate = self.config.reset_guess_rate.gcra();
+                match self.store.rate_limit(&key, &rate, now).await? {
+                    Admission::Refused { retry_after_ms } => Err(ResetError::Throttled {
+                        retry_after: retry_after(retry_after_ms),
+                    }),
+                    Admission::Admitted => {
+                        tracing::info!(client = %client, "unknown or expired reset link opened");
+                        Err(ResetError::Invalid)
+                    }
+                }
+            }
         }
     }
 

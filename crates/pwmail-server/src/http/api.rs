@@ -42,7 +42,7 @@ impl PwmailApi for PwmailImpl {
     > {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "send_password_email", async {
-            let caller = admin(app, headers.into_inner().authorization.as_deref()).await?;
+            let caller = admin(&rqctx, headers.into_inner().authorization.as_deref()).await?;
             let (path, body) = (path.into_inner(), body.into_inner());
             validate::namespace(
                 &path.namespace,
@@ -75,7 +75,7 @@ impl PwmailApi for PwmailImpl {
     ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "reset_password_by_admin", async {
-            let caller = admin(app, headers.into_inner().authorization.as_deref()).await?;
+            let caller = admin(&rqctx, headers.into_inner().authorization.as_deref()).await?;
             app.issue(IssueRequest {
                 caller: &caller,
                 email: &body.into_inner().email,
@@ -98,7 +98,7 @@ impl PwmailApi for PwmailImpl {
     ) -> Result<Reply<HttpResponseOk<PasswordEmailStatusList>>, ApiError> {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "get_password_email_status", async {
-            admin(app, headers.into_inner().authorization.as_deref()).await?;
+            admin(&rqctx, headers.into_inner().authorization.as_deref()).await?;
             let query = query.into_inner();
             let rows = app
                 .email_status(query.email.as_deref(), query.request_id.as_deref())
@@ -112,9 +112,13 @@ impl PwmailApi for PwmailImpl {
 }
 
 /// The caller behind the `Authorization` header, if it is an admin.
-async fn admin(app: &App, header: Option<&str>) -> Result<Authenticated, ApiError> {
+async fn admin(
+    rqctx: &RequestContext<Context>,
+    header: Option<&str>,
+) -> Result<Authenticated, ApiError> {
+    auth::only_one(rqctx.request.headers())?;
     let token = auth::api_token(header)?;
-    Ok(crate::app::auth::admin(&*app.store, token).await?)
+    Ok(crate::app::auth::admin(&*rqctx.context().app.store, token).await?)
 }
 
 /// Runs one API call: in a span carrying the request id (so every log line

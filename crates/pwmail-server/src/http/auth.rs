@@ -4,6 +4,19 @@ use pwmail_api::ApiError;
 
 const SCHEME: &str = "APIToken";
 
+/// Refuses a request with more than one `Authorization` header: which one
+/// counts would be a guess (the extractor takes the last), so `[bad, admin]`
+/// must not pass as the admin.
+pub fn only_one(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    if headers.get_all(http::header::AUTHORIZATION).iter().count() > 1 {
+        return Err(ApiError::Unauthenticated(
+            "more than one Authorization header; send exactly one `Authorization: APIToken <token>`"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The token from an `Authorization` header value.
 pub fn api_token(header: Option<&str>) -> Result<&str, ApiError> {
     let header = header.ok_or_else(|| {

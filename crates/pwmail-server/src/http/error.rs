@@ -64,6 +64,8 @@ pub enum Problem {
     Throttled {
         retry_after: Duration,
     },
+    /// The form was not sent as `application/x-www-form-urlencoded`.
+    UnsupportedForm,
     /// The database did not answer: try again shortly.
     Unavailable {
         retry_after: Duration,

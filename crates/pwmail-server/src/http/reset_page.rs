@@ -131,6 +131,13 @@ fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpE
             format!("Try again in {} seconds.", retry_after.as_secs()),
             Some(retry_after),
         ),
+        Problem::UnsupportedForm => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "This form could not be read",
+            "The new password must be sent by the form on this page.",
+            "Open the link from your email again and use the form.".to_string(),
+            None,
+        ),
         Problem::Unavailable { retry_after } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Please try again shortly",
@@ -202,6 +209,19 @@ fn refusal(ctx: &Context, e: ResetError) -> Result<Response<Body>, HttpError> {
     }
 }
 
+/// Whether the body is declared `application/x-www-form-urlencoded`, as the
+/// page's form sends it (parameters such as `charset` allowed).
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 #[dropshot::endpoint { method = GET, path = "/reset/{token}", unpublished = true }]
 pub async fn reset_form(
     rqctx: RequestContext<Context>,
@@ -227,6 +247,9 @@ pub async fn reset_submit(
     body: pwmail_api::LimitedBytes,
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
+    if !is_form(rqctx.request.headers()) {
+        return problem_page(ctx, Problem::UnsupportedForm);
+    }
     let client = rqctx.request.remote_addr().ip();
     // A form that does not parse is treated as empty fields.
     let form: ResetForm = serde_urlencoded::from_bytes(body.as_bytes()).unwrap_or_default();
