@@ -519,3 +519,36 @@ async fn the_form_is_accepted_only_form_encoded() {
     assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn passwords_are_nfkc_normalised_and_control_characters_refused() {
+    let server = TestServer::start().await;
+    let user = server.add_user("uni@example.com", false).await;
+    let token = send(&server, "uni@example.com").await;
+    // NUL and other control characters are refused, with the reason.
+    let nul = "plum trellis\u{0}quasar lantern";
+    let (status, _, body) = post(&server, &token, nul, nul).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("control character"), "{body}");
+
+    // Set in composed form (NFC), typed later in decomposed form (NFD).
+    let nfc = "cr\u{00e8}me br\u{00fb}l\u{00e9}e lantern quasar";
+    let nfd = "cre\u{0300}me bru\u{0302}le\u{0301}e lantern quasar";
+    assert_ne!(nfc, nfd);
+    assert_eq!(post(&server, &token, nfc, nfc).await.0, 200);
+    let check =
+        |p: &str| pwmail_server::app::users::check_password(server.store(), &user, p.to_string());
+    assert!(check(nfd).await.unwrap(), "the NFD spelling verifies");
+    assert!(check(nfc).await.unwrap());
+    assert!(!check("creme brulee lantern quasar").await.unwrap());
+
+    // A hash made before normalisation (of the raw NFD text) still verifies.
+    let legacy = Hasher::new(1, 0).hash(nfd.to_string()).await.unwrap();
+    server
+        .store()
+        .set_password_hash(user.id, &legacy, now())
+        .await
+        .unwrap();
+    assert!(check(nfd).await.unwrap(), "old hashes keep working");
+    server.stop().await;
+}

@@ -9,7 +9,8 @@ use pwmail_store::{
 
 use crate::app::issue::retry_after;
 use crate::app::{App, AppError, ResetError};
-use crate::secrets::{self, password::HashError};
+use crate::secrets::password::{HashError, normalize};
+use crate::secrets::{self};
 
 /// A usable link and the user it belongs to.
 #[derive(Debug)]
@@ -78,17 +79,18 @@ impl App {
         request_id: &str,
     ) -> Result<User, ResetError> {
         let open = self.open_link(client, token).await?;
+        let (password, confirm) = (normalize(&new.password), normalize(&new.confirm));
         let context = [
             open.user.email.as_str(),
             open.user.name.as_deref().unwrap_or_default(),
         ];
-        if let Err(rejection) = self.policy.check(&new.password, &new.confirm, &context) {
+        if let Err(rejection) = self.policy.check(&password, &confirm, &context) {
             return Err(ResetError::Rejected {
                 link: Box::new(open),
                 rejection,
             });
         }
-        let phc = match self.hasher.hash(new.password).await {
+        let phc = match self.hasher.hash(password).await {
             Ok(phc) => phc,
             Err(HashError::Busy) => {
                 return Err(ResetError::Busy {

@@ -4,7 +4,7 @@
 use pwmail_store::{ApiTokenInfo, NewUser, Store, StoreError, UnixMillis, User};
 
 use crate::app::{AppError, validate};
-use crate::secrets::password::Hasher;
+use crate::secrets::password::{Hasher, normalize};
 use crate::secrets::{self, Secret};
 
 pub async fn add_user(
@@ -116,16 +116,22 @@ pub async fn disable_user(
     }
 }
 
-/// Whether `password` is the user's current password.
+/// Whether `password` is the user's current password: its NFKC form, or
+/// as typed (hashes set before passwords were normalised).
 pub async fn check_password(
     store: &dyn Store,
     user: &User,
     password: String,
 ) -> Result<bool, AppError> {
-    Ok(match store.password_hash(user.id).await? {
-        Some(phc) => Hasher::new(1, 0).verify(password, phc).await?,
-        None => false,
-    })
+    let Some(phc) = store.password_hash(user.id).await? else {
+        return Ok(false);
+    };
+    let hasher = Hasher::new(1, 0);
+    let normalized = normalize(&password);
+    if hasher.verify(normalized.clone(), phc.clone()).await? {
+        return Ok(true);
+    }
+    Ok(normalized != password && hasher.verify(password, phc).await?)
 }
 
 /// Queues a dead message again with a fresh attempt budget.

@@ -1,11 +1,20 @@
 //! New-password rules (after NIST SP 800-63B) and argon2id hashing.
 //!
-//! Rules: both fields equal; at least `min_length` characters; at most
-//! [`MAX_BYTES`] (to bound hashing work, far above the 64 characters NIST says
-//! to allow); no composition rules; not on the built-in list of common
-//! passwords; a zxcvbn score of at least 3 given the user's email and name.
+//! Passwords are Unicode-normalised with NFKC ([`normalize`]) before they
+//! are checked, hashed or verified, as SP 800-63B advises: the same password
+//! typed on two keyboards (composed `é` or `e` + combining accent) is the
+//! same password. Hashes set before normalisation still verify (see
+//! `app::users::check_password`).
+//!
+//! Rules: both fields equal; no control characters (NUL, tab, newline…); at
+//! least `min_length` characters; at most [`MAX_BYTES`] (to bound hashing
+//! work, far above the 64 characters NIST says to allow); no composition
+//! rules; not on the built-in list of common passwords; a zxcvbn score of at
+//! least 3 given the user's email and name.
 
 use std::sync::Arc;
+
+use unicode_normalization::UnicodeNormalization as _;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordVerifier, Version};
@@ -18,19 +27,34 @@ const ZXCVBN_PREFIX_CHARS: usize = 100;
 /// Passwords people pick first; rejected whatever zxcvbn says.
 const COMMON: &str = include_str!("../../templates/common-passwords.txt");
 
+/// The password as it is checked, hashed and verified: NFKC.
+pub fn normalize(password: &str) -> String {
+    password.nfkc().collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     Mismatch,
-    TooShort { min: usize },
+    /// NUL, tab, newline or another control character.
+    ControlCharacter,
+    TooShort {
+        min: usize,
+    },
     TooLong,
     Common,
-    Guessable { hint: Option<String> },
+    Guessable {
+        hint: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rejection::Mismatch => f.write_str("The two passwords are not the same."),
+            Rejection::ControlCharacter => f.write_str(
+                "The password contains a control character (such as a tab or line break); \
+                 use letters, digits, spaces and symbols.",
+            ),
             Rejection::TooShort { min } => {
                 write!(
                     f,
@@ -58,11 +82,14 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Checks a new password; `context` holds the user's email and name,
-    /// which a password should not be built from.
+    /// Checks a new password (already [`normalize`]d); `context` holds the
+    /// user's email and name, which a password should not be built from.
     pub fn check(&self, password: &str, confirm: &str, context: &[&str]) -> Result<(), Rejection> {
         if password != confirm {
             return Err(Rejection::Mismatch);
+        }
+        if password.chars().any(char::is_control) {
+            return Err(Rejection::ControlCharacter);
         }
         if password.len() > MAX_BYTES {
             return Err(Rejection::TooLong);
@@ -262,6 +289,17 @@ mod tests {
             POLICY.check("aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa", &ctx),
             Err(Rejection::Guessable { .. })
         ));
+        assert_eq!(
+            POLICY.check("plum trellis\0quasar", "plum trellis\0quasar", &ctx),
+            Err(Rejection::ControlCharacter)
+        );
+        assert_eq!(
+            POLICY.check("plum trellis\tquasar", "plum trellis\tquasar", &ctx),
+            Err(Rejection::ControlCharacter)
+        );
+        // NFKC: composed and decomposed forms, and compatibility forms, agree.
+        assert_eq!(normalize("cre\u{0300}me"), normalize("cr\u{00e8}me"));
+        assert_eq!(normalize("\u{FB01}le"), "file");
         // No composition rules: lowercase words pass when they are strong.
         assert_eq!(
             POLICY.check("plum trellis quasar", "plum trellis quasar", &ctx),
