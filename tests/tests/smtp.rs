@@ -269,6 +269,7 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
     let server = TestServer::start_with(Options {
         mail: Some(smtp_config(&smtp.url(), &smtp, None)),
         dispatcher: fast_retries(),
+        user_rate: (10, 60),
         ..Options::default()
     })
     .await;
@@ -294,14 +295,23 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
     );
     assert!(smtp.messages().is_empty());
 
-    // An operator can requeue it; the server now accepts.
-    assert!(
-        server
-            .store()
-            .requeue_dead(row.id, pwmail_tests::now())
-            .await
-            .unwrap()
-    );
+    // The dead email's link is revoked: it exists nowhere live. The
+    // operator is told to send a fresh email instead of retrying this one.
+    let user = server
+        .store()
+        .find_user_by_email("nobody@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let audit = server.store().audit_entries(user.id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    let err = pwmail_server::app::users::retry_dead(server.store(), row.id, pwmail_tests::now())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("its link was revoked"), "{err}");
+    // A fresh email goes out once the relay accepts.
+    reset(&server, "nobody@example.com").await;
     assert_eq!(wait_for(&smtp, 1, Duration::from_secs(10)).await.len(), 1);
     server.stop().await;
 }

@@ -468,15 +468,25 @@ fn mail_preview_prints_the_rendered_message() {
 #[test]
 fn outbox_commands_show_and_requeue_dead_messages() {
     use pwmail_store::{
-        Actor, Claim, IssueLink, LinkPurpose, NewMessage, Rate, Settlement, TokenHash,
+        Actor, Claim, CompleteReset, IssueLink, LinkPurpose, MessageKind, NewMessage, Rate,
+        Settlement, TokenHash,
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
     assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
     let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    let message = |id: &str, kind| NewMessage {
+        message_id: id.into(),
+        kind,
+        recipient: "u@example.com".into(),
+        subject: "s".into(),
+        body_text: "t".into(),
+        body_html: "h".into(),
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let id = runtime.block_on(async {
+    // A link email and a "password changed" notice, both given up.
+    let (link_email, notice) = runtime.block_on(async {
         let store = pwmail_store::open(&url).await.unwrap();
         let admin = store
             .find_user_by_email("ops@example.com")
@@ -492,53 +502,63 @@ fn outbox_commands_show_and_requeue_dead_messages() {
             .create_api_token(admin.id, &TokenHash([1; 32]), "t", 0)
             .await
             .unwrap();
+        for (hash, id, now) in [(2, "m1@example.com", 0), (3, "m2@example.com", 10)] {
+            store
+                .issue_link(&IssueLink {
+                    actor: Actor {
+                        user: admin.id,
+                        token_id: token.id,
+                    },
+                    target: user.id,
+                    purpose: LinkPurpose::SendPasswordEmail,
+                    link_hash: TokenHash([hash; 32]),
+                    expires_at: 10_000,
+                    cooldown: Rate {
+                        period_ms: 1,
+                        burst: 1,
+                    },
+                    message: message(id, MessageKind::SendPasswordEmail),
+                    request_id: format!("req-{hash}"),
+                    now,
+                })
+                .await
+                .unwrap();
+        }
         store
-            .issue_link(&IssueLink {
-                actor: Actor {
-                    user: admin.id,
-                    token_id: token.id,
-                },
-                target: user.id,
-                purpose: LinkPurpose::SendPasswordEmail,
-                link_hash: TokenHash([2; 32]),
-                expires_at: 10_000,
-                cooldown: Rate {
-                    period_ms: 1,
-                    burst: 1,
-                },
-                message: NewMessage {
-                    message_id: "m1@example.com".into(),
-                    kind: pwmail_store::MessageKind::SendPasswordEmail,
-                    recipient: "u@example.com".into(),
-                    subject: "s".into(),
-                    body_text: "t".into(),
-                    body_html: "h".into(),
-                },
-                request_id: "req-1".into(),
-                now: 0,
+            .complete_reset(&CompleteReset {
+                link_hash: TokenHash([3; 32]),
+                password_phc: "$argon2id$stub".into(),
+                notice: message("m3@example.com", MessageKind::PasswordChanged),
+                request_id: "req-page".into(),
+                now: 20,
             })
             .await
             .unwrap();
         let claimed = store
             .claim_outbox(&Claim {
                 owner: "w".into(),
-                now: 0,
+                now: 20,
                 lease_ms: 1000,
-                limit: 1,
+                limit: 10,
             })
             .await
             .unwrap();
+        assert_eq!(claimed.len(), 3);
         let dead = Settlement::Dead {
             error: "550 mailbox unavailable".into(),
-            at: 1,
+            at: 21,
         };
-        assert!(
-            store
-                .settle_outbox(claimed[0].id, "w", &dead)
-                .await
+        for m in &claimed {
+            assert!(store.settle_outbox(m.id, "w", &dead).await.unwrap());
+        }
+        let id_of = |mid: &str| {
+            claimed
+                .iter()
+                .find(|m| m.message.message_id == mid)
                 .unwrap()
-        );
-        claimed[0].id
+                .id
+        };
+        (id_of("m1@example.com"), id_of("m3@example.com"))
     });
 
     let (ok, out, _) = pwmail(d, &["outbox", "list", "--state", "dead"]);
@@ -546,21 +566,29 @@ fn outbox_commands_show_and_requeue_dead_messages() {
         ok && out.contains("u@example.com") && out.contains("550 mailbox unavailable"),
         "{out}"
     );
-    let (ok, out, _) = pwmail(d, &["outbox", "show", &id.to_string()]);
+    let (ok, out, _) = pwmail(d, &["outbox", "show", &link_email.to_string()]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("state:        dead") && out.contains("request id:   req-1"),
+        out.contains("state:        dead") && out.contains("request id:   req-2"),
         "{out}"
     );
     assert!(out.contains("<m1@example.com>"), "{out}");
-    let (ok, out, _) = pwmail(d, &["outbox", "retry", &id.to_string()]);
+    // A dead link email is not sent again: its link was revoked.
+    let (ok, _, err) = pwmail(d, &["outbox", "retry", &link_email.to_string()]);
+    assert!(
+        !ok && err.contains("its link was revoked")
+            && err.contains("pwmail send --email u@example.com"),
+        "{err}"
+    );
+    // A dead notice is.
+    let (ok, out, _) = pwmail(d, &["outbox", "retry", &notice.to_string()]);
     assert!(ok && out.contains("requeued"), "{out}");
-    let (ok, out, _) = pwmail(d, &["outbox", "show", &id.to_string()]);
+    let (ok, out, _) = pwmail(d, &["outbox", "show", &notice.to_string()]);
     assert!(
         ok && out.contains("state:        queued") && out.contains("attempts:     0"),
         "{out}"
     );
-    let (ok, _, err) = pwmail(d, &["outbox", "retry", &id.to_string()]);
+    let (ok, _, err) = pwmail(d, &["outbox", "retry", &notice.to_string()]);
     assert!(!ok && err.contains("is not dead"), "{err}");
 }
 

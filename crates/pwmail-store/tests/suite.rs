@@ -348,6 +348,76 @@ async fn rate_limit_state_expires(store: &dyn StoreTestExt) {
     );
 }
 
+/// A link email given up leaves no live link: the link is revoked and the
+/// bodies cleared when the row goes dead; a notice keeps its body.
+async fn dead_link_emails_revoke_their_link(store: &dyn StoreTestExt) {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    let actor = Actor {
+        user: admin.id,
+        token_id: token.id,
+    };
+    let user = store
+        .create_user(&new_user("dead@example.com", false), T0)
+        .await
+        .unwrap();
+    store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            40,
+            T0,
+        ))
+        .await
+        .unwrap();
+    let claim = Claim {
+        owner: "w".into(),
+        now: T0,
+        lease_ms: 10_000,
+        limit: 10,
+    };
+    let claimed = store.claim_outbox(&claim).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        store.find_link(&hash(40)).await.unwrap().unwrap().state,
+        LinkState::Open
+    );
+    let dead = Settlement::Dead {
+        error: "550 no such user".into(),
+        at: T0 + 5,
+    };
+    assert!(
+        store
+            .settle_outbox(claimed[0].id, "w", &dead)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.find_link(&hash(40)).await.unwrap().unwrap().state,
+        LinkState::Revoked,
+        "the dead email's link no longer works"
+    );
+    // Its bodies are gone: requeued by hand, it would carry nothing.
+    assert!(store.requeue_dead(claimed[0].id, T0 + 10).await.unwrap());
+    let again = store
+        .claim_outbox(&Claim {
+            now: T0 + 10,
+            ..claim.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.body_text, "", "bodies cleared");
+    assert_eq!(again[0].message.body_html, "");
+}
+
 async fn issue_links(store: &dyn StoreTestExt) {
     let admin = store
         .create_user(&new_user("a@example.com", true), T0)
@@ -694,8 +764,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, issue_links, outbox, complete_reset, concurrent_writes);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, outbox, complete_reset, concurrent_writes);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -39,6 +39,13 @@ pub enum AppError {
     NoSuchMessage(i64),
     #[error("outbox message {0} is not dead (only dead messages can be retried)")]
     NotDead(i64),
+    /// A dead link email cannot be sent again: its link was revoked.
+    #[error(
+        "outbox message {id} was a password email to {recipient}; its link was revoked when it \
+         was given up, so it is not sent again; send a fresh one with \
+         `pwmail send --email {recipient}`"
+    )]
+    DeadLinkEmail { id: i64, recipient: String },
     /// Too many emails wait to be sent; new ones are refused until the
     /// dispatcher catches up.
     #[error("too many emails waiting to be sent ({waiting}, limit {limit}); retry later")]

@@ -1,7 +1,9 @@
 //! Operator actions: users, their API tokens and passwords, dead
 //! messages, and the admin created on first start.
 
-use pwmail_store::{ApiTokenInfo, NewUser, Store, StoreError, UnixMillis, User};
+use pwmail_store::{
+    ApiTokenInfo, MessageKind, NewUser, OutboxState, Store, StoreError, UnixMillis, User,
+};
 
 use crate::app::{AppError, validate};
 use crate::secrets::password::{Hasher, normalize};
@@ -134,8 +136,19 @@ pub async fn check_password(
     Ok(normalized != password && hasher.verify(password, phc).await?)
 }
 
-/// Queues a dead message again with a fresh attempt budget.
+/// Queues a dead message again with a fresh attempt budget. Only notices
+/// can be: a link email's link was revoked when it was given up.
 pub async fn retry_dead(store: &dyn Store, id: i64, now: UnixMillis) -> Result<(), AppError> {
+    let message = store
+        .outbox_message(id)
+        .await?
+        .ok_or(AppError::NoSuchMessage(id))?;
+    if message.state == OutboxState::Dead && message.kind != MessageKind::PasswordChanged {
+        return Err(AppError::DeadLinkEmail {
+            id,
+            recipient: message.recipient,
+        });
+    }
     if store.requeue_dead(id, now).await? {
         Ok(())
     } else {

@@ -27,9 +27,10 @@ impl From<AppError> for ApiError {
             AppError::NoSuchUser(_) | AppError::NoSuchToken(_) | AppError::NoSuchMessage(_) => {
                 ApiError::NotFound(message)
             }
-            AppError::Disabled(_) | AppError::NotDead(_) | AppError::Undeliverable { .. } => {
-                ApiError::FailedPrecondition(message)
-            }
+            AppError::Disabled(_)
+            | AppError::NotDead(_)
+            | AppError::DeadLinkEmail { .. }
+            | AppError::Undeliverable { .. } => ApiError::FailedPrecondition(message),
             AppError::Backlog { .. } => ApiError::Unavailable {
                 message,
                 retry_after_secs: BACKLOG_RETRY.as_secs(),
