@@ -152,13 +152,16 @@ fn refuse_nulls<T: JsonSchema>(body: &[u8]) -> Result<(), HttpError> {
 }
 
 /// The raw bytes of a body, read with the same hard cap; for endpoints that
-/// parse their body themselves (the reset page's form).
+/// parse their body themselves and answer its refusal themselves (the reset
+/// page shows a 413 page with its own headers, not dropshot's JSON).
 #[derive(Debug)]
-pub struct LimitedBytes(Bytes);
+pub struct LimitedBytes(Result<Bytes, HttpError>);
 
 impl LimitedBytes {
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+    /// The body, or why it was refused (413 over the cap, 400 on a broken
+    /// stream).
+    pub fn bytes(&self) -> Result<&[u8], &HttpError> {
+        self.0.as_deref()
     }
 }
 
@@ -169,9 +172,7 @@ impl ExclusiveExtractor for LimitedBytes {
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
         let (parts, body) = request.into_parts();
-        Ok(LimitedBytes(
-            read_capped(rqctx, &parts.headers, body).await?,
-        ))
+        Ok(LimitedBytes(read_capped(rqctx, &parts.headers, body).await))
     }
 
     fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {

@@ -67,6 +67,8 @@ pub enum Problem {
     },
     /// The form was not sent as `application/x-www-form-urlencoded`.
     UnsupportedForm,
+    /// The form's body is over the size limit (it was not read).
+    FormTooLarge,
     /// The database did not answer: try again shortly.
     Unavailable {
         retry_after: Duration,

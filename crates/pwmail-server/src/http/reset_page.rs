@@ -131,6 +131,13 @@ fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpE
             format!("Try again in {} seconds.", retry_after.as_secs()),
             Some(retry_after),
         ),
+        Problem::FormTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            "What was sent is far larger than any password the page accepts.",
+            "Open the link from your email again and use the form.".to_string(),
+            None,
+        ),
         Problem::UnsupportedForm => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "This form could not be read",
@@ -247,12 +254,20 @@ pub async fn reset_submit(
     body: pwmail_api::LimitedBytes,
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
+    let bytes = match body.bytes() {
+        Ok(bytes) => bytes,
+        Err(e) if e.status_code.as_u16() == 413 => {
+            return problem_page(ctx, Problem::FormTooLarge);
+        }
+        // A body that broke off mid-stream is treated as an empty form.
+        Err(_) => &[],
+    };
     if !is_form(rqctx.request.headers()) {
         return problem_page(ctx, Problem::UnsupportedForm);
     }
     let client = rqctx.request.remote_addr().ip();
     // A form that does not parse is treated as empty fields.
-    let form: ResetForm = serde_urlencoded::from_bytes(body.as_bytes()).unwrap_or_default();
+    let form: ResetForm = serde_urlencoded::from_bytes(bytes).unwrap_or_default();
     let new = NewPassword {
         password: form.password,
         confirm: form.password_confirm,
