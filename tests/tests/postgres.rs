@@ -35,6 +35,14 @@ async fn a_database_outage_gives_only_503s_loses_nothing_and_recovers() {
         database_url: Some(schema.url(Some(proxy.addr))),
         db_acquire_timeout: Duration::from_millis(1000),
         token_rate: (1_000_000, 60),
+        // A claim whose answer the outage cut off stays leased until its
+        // lease ends; a short lease lets the test see it sent again.
+        dispatcher: pwmail_server::config::DispatcherConfig {
+            lease: Duration::from_secs(2),
+            send_timeout: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(100),
+            ..pwmail_server::config::DispatcherConfig::default()
+        },
         ..Options::default()
     })
     .await;

@@ -50,6 +50,17 @@ async fn wait_for(smtp: &SmtpServer, count: usize, timeout: Duration) -> Vec<Str
     tokio::task::block_in_place(|| smtp.wait_for(count, timeout))
 }
 
+/// The one message, once it is sent.
+async fn sent_row(server: &TestServer) -> pwmail_store::OutboxStatus {
+    wait_state(server, OutboxState::Sent, 1).await;
+    server
+        .store()
+        .list_outbox(Some(OutboxState::Sent), 1)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 async fn wait_state(server: &TestServer, state: OutboxState, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -240,12 +251,7 @@ async fn two_451s_then_250_delivers_exactly_once() {
     .await;
     server.add_user("later@example.com", false).await;
     reset(&server, "later@example.com").await;
-    wait_state(&server, OutboxState::Sent, 1).await;
-    let row = &server
-        .store()
-        .list_outbox(Some(OutboxState::Sent), 1)
-        .await
-        .unwrap()[0];
+    let row = &sent_row(&server).await;
     assert_eq!(row.attempts, 3, "two refusals, then delivery");
     assert!(
         row.last_error
@@ -411,12 +417,7 @@ async fn a_relay_that_stops_answering_is_timed_out_and_retried() {
     .await;
     server.add_user("slow@example.com", false).await;
     reset(&server, "slow@example.com").await;
-    wait_state(&server, OutboxState::Sent, 1).await;
-    let row = &server
-        .store()
-        .list_outbox(Some(OutboxState::Sent), 1)
-        .await
-        .unwrap()[0];
+    let row = &sent_row(&server).await;
     assert_eq!(row.attempts, 2, "the stalled attempt, then delivery");
     assert_eq!(
         row.last_error.as_deref(),

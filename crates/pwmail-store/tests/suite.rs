@@ -56,6 +56,22 @@ fn new_user(email: &str, is_admin: bool) -> NewUser {
     }
 }
 
+/// An admin `a@example.com` with an API token, as the actor of issued links.
+async fn admin_actor(store: &dyn StoreTestExt) -> Actor {
+    let admin = store
+        .create_user(&new_user("a@example.com", true), T0)
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &hash(9), "t", T0)
+        .await
+        .unwrap();
+    Actor {
+        user: admin.id,
+        token_id: token.id,
+    }
+}
+
 fn hash(n: u8) -> TokenHash {
     TokenHash([n; 32])
 }
@@ -230,18 +246,7 @@ async fn gcra(store: &dyn StoreTestExt) {
 }
 
 async fn complete_reset(store: &dyn StoreTestExt) {
-    let admin = store
-        .create_user(&new_user("a@example.com", true), T0)
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
-        .await
-        .unwrap();
-    let actor = Actor {
-        user: admin.id,
-        token_id: token.id,
-    };
+    let actor = admin_actor(store).await;
     let user = store
         .create_user(&new_user("u@example.com", false), T0)
         .await
@@ -351,18 +356,7 @@ async fn rate_limit_state_expires(store: &dyn StoreTestExt) {
 /// A link email given up leaves no live link: the link is revoked and the
 /// bodies cleared when the row goes dead; a notice keeps its body.
 async fn dead_link_emails_revoke_their_link(store: &dyn StoreTestExt) {
-    let admin = store
-        .create_user(&new_user("a@example.com", true), T0)
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
-        .await
-        .unwrap();
-    let actor = Actor {
-        user: admin.id,
-        token_id: token.id,
-    };
+    let actor = admin_actor(store).await;
     let user = store
         .create_user(&new_user("dead@example.com", false), T0)
         .await
@@ -419,18 +413,7 @@ async fn dead_link_emails_revoke_their_link(store: &dyn StoreTestExt) {
 }
 
 async fn issue_links(store: &dyn StoreTestExt) {
-    let admin = store
-        .create_user(&new_user("a@example.com", true), T0)
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
-        .await
-        .unwrap();
-    let actor = Actor {
-        user: admin.id,
-        token_id: token.id,
-    };
+    let actor = admin_actor(store).await;
     let user = store
         .create_user(&new_user("u@example.com", false), T0)
         .await
@@ -512,22 +495,11 @@ async fn issue_links(store: &dyn StoreTestExt) {
     let audit = store.audit_entries(user.id).await.unwrap();
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[1].request_id, "req-12");
-    assert_eq!(audit[1].actor_token, Some(token.id));
+    assert_eq!(audit[1].actor_token, Some(actor.token_id));
 }
 
 async fn outbox(store: &dyn StoreTestExt) {
-    let admin = store
-        .create_user(&new_user("a@example.com", true), T0)
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
-        .await
-        .unwrap();
-    let actor = Actor {
-        user: admin.id,
-        token_id: token.id,
-    };
+    let actor = admin_actor(store).await;
     for i in 0..3u8 {
         let user = store
             .create_user(&new_user(&format!("u{i}@example.com"), false), T0)
@@ -643,18 +615,7 @@ async fn outbox(store: &dyn StoreTestExt) {
 /// Many writes in flight at once (on SQLite they share commits): each one
 /// succeeds or fails on its own, and only the successful ones leave rows.
 async fn concurrent_writes(store: &dyn StoreTestExt) {
-    let admin = store
-        .create_user(&new_user("a@example.com", true), T0)
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
-        .await
-        .unwrap();
-    let actor = Actor {
-        user: admin.id,
-        token_id: token.id,
-    };
+    let actor = admin_actor(store).await;
     let mut users = Vec::new();
     for i in 0..50 {
         let user = store
