@@ -45,9 +45,14 @@ pub enum TokenCommand {
 }
 
 pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
+    // A CSV that does not read fails before the database is opened.
+    let emails = match cmd {
+        UserCommand::Import { file } => emails_csv::read(file)?,
+        _ => Vec::new(),
+    };
+    let store = db.open().await?;
     match cmd {
         UserCommand::Add { email, admin, name } => {
-            let store = db.open().await?;
             let user = users::add_user(&*store, email, *admin, name.as_deref(), now).await?;
             println!(
                 "added user {} (id {}{})",
@@ -56,9 +61,7 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
                 if user.is_admin { ", admin" } else { "" }
             );
         }
-        UserCommand::Import { file } => {
-            let emails = emails_csv::read(file)?;
-            let store = db.open().await?;
+        UserCommand::Import { .. } => {
             let started = std::time::Instant::now();
             let imported = users::import_users(&*store, &emails, now).await?;
             println!(
@@ -69,7 +72,6 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             );
         }
         UserCommand::List => {
-            let store = db.open().await?;
             println!(
                 "{:>6}  {:<40} {:<6} {:<9} {:<8} created",
                 "id", "email", "admin", "state", "password"
@@ -87,7 +89,6 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             }
         }
         UserCommand::CheckPassword { email } => {
-            let store = db.open().await?;
             let user = users::find(&*store, email).await?;
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
@@ -98,7 +99,6 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             println!("the password matches");
         }
         UserCommand::Disable { email } => {
-            let store = db.open().await?;
             let user = users::disable_user(&*store, email, now).await?;
             println!(
                 "disabled user {}; their API tokens and open links are revoked",
