@@ -2,7 +2,7 @@
 //! delivery status, user and token administration, the bootstrap admin.
 //!
 //! Callers are adapters (the HTTP API, the reset page, the CLI). This layer
-//! knows nothing of them: no dropshot, no clap, no HTTP status. Its errors
+//! knows nothing of them: no web framework, no argument parser, no HTTP status. Its errors
 //! ([`AppError`], [`ResetError`]) say what was refused and why; each adapter
 //! maps them in one place.
 
