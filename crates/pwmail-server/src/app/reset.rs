@@ -9,8 +9,8 @@ use pwmail_store::{
 
 use crate::app::issue::retry_after;
 use crate::app::{App, AppError, ResetError};
+use crate::secrets;
 use crate::secrets::password::{HashError, normalize};
-use crate::secrets::{self};
 
 /// A usable link and the user it belongs to.
 #[derive(Debug)]
