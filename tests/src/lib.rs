@@ -13,6 +13,9 @@ use pwmail_store::testing::StoreTestExt;
 
 pub const ADMIN: &str = "admin@example.com";
 
+/// A well-formed argon2id PHC string; what [`TestServer::set_known_password`] stores.
+pub const KNOWN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+
 /// How long a test waits for something that happens in the background
 /// (delivery, a settle). Generous: it only bounds how long a failing test
 /// takes, and a busy machine must not turn a pass into a failure.
@@ -163,6 +166,15 @@ impl TestServer {
         admin::add_user(&*self.store, email, is_admin, None, now())
             .await
             .expect("add user")
+    }
+
+    /// Gives `user` a password (the hash [`KNOWN_HASH`]) as if they had set
+    /// one, so a test can check that a refused call left it alone.
+    pub async fn set_known_password(&self, user: pwmail_store::UserId) {
+        self.store()
+            .set_password_hash(user, KNOWN_HASH, now())
+            .await
+            .expect("set password hash");
     }
 
     pub async fn token_for(&self, email: &str) -> String {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use pwmail_client::Error as ClientError;
 use pwmail_client::types::{ErrorResponse, ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_store::{LinkPurpose, LinkState, OutboxState};
-use pwmail_tests::{DEADLINE, Options, TestServer, header, link_token, now};
+use pwmail_tests::{DEADLINE, KNOWN_HASH, Options, TestServer, header, link_token, now};
 
 const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
 const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
@@ -275,12 +275,7 @@ async fn seed_curl_request_shape_works_over_raw_http() {
 async fn invalid_input_is_400_in_the_error_shape_and_writes_nothing() {
     let server = TestServer::start().await;
     let user = server.add_user("hello@example.com", false).await;
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
-    server
-        .store()
-        .set_password_hash(user.id, HASH, now())
-        .await
-        .unwrap();
+    server.set_known_password(user.id).await;
     let json = Some("application/json");
     let cases: Vec<(&str, Option<&str>, String, &str)> = vec![
         (
@@ -397,7 +392,7 @@ async fn invalid_input_is_400_in_the_error_shape_and_writes_nothing() {
             .await
             .unwrap()
             .as_deref(),
-        Some(HASH),
+        Some(KNOWN_HASH),
         "no refused ResetPasswordByAdmin cleared the password"
     );
     server.stop().await;
@@ -547,15 +542,7 @@ async fn unknown_user_is_404_and_disabled_user_is_409() {
 async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
     let server = TestServer::start().await;
     let user = server.add_user("hello@example.com", false).await;
-    server
-        .store()
-        .set_password_hash(
-            user.id,
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
-            now(),
-        )
-        .await
-        .unwrap();
+    server.set_known_password(user.id).await;
     let client = server.client();
     client
         .send_password_email(&ns(), &send_body("hello@example.com"))
@@ -584,7 +571,7 @@ async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
             .await
             .unwrap()
             .as_deref(),
-        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+        Some(KNOWN_HASH),
         "the refused reset did not clear the password"
     );
     assert_eq!(
@@ -1012,12 +999,7 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
         )
         .await
         .unwrap();
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
-    server
-        .store()
-        .set_password_hash(legacy.id, HASH, now())
-        .await
-        .unwrap();
+    server.set_known_password(legacy.id).await;
     let client = server.client();
     let (status, code, message, _) = error_of(
         client
@@ -1042,7 +1024,7 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
             .await
             .unwrap()
             .as_deref(),
-        Some(HASH)
+        Some(KNOWN_HASH)
     );
     assert!(server.read_all_outbox().await.is_empty());
     assert!(

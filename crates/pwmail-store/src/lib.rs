@@ -14,7 +14,7 @@ pub mod testing;
 
 pub use model::*;
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, sqlite_file};
 
 use async_trait::async_trait;
 

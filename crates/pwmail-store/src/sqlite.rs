@@ -25,9 +25,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?;
-        create_private(options.get_filename())?;
-        let options = options
+        if let Some(file) = sqlite_file(url) {
+            create_private(&file)?;
+        }
+        let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a 200 means the email is queued even across power loss.
@@ -45,14 +46,23 @@ impl SqliteStore {
     }
 }
 
+/// The file of a `sqlite://` URL, as SQLite will open it; `None` for other
+/// URLs and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.as_os_str().is_empty() && path != std::path::Path::new(":memory:"))
+        .then(|| path.to_path_buf())
+}
+
 /// Creates an empty database file readable by its owner only, unless it
 /// exists: it holds queued emails with live links. SQLite gives the `-wal`
 /// and `-shm` files it creates later the database file's permissions.
 fn create_private(path: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
-        return Ok(());
-    }
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -61,7 +71,8 @@ fn create_private(path: &std::path::Path) -> Result<()> {
     {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(StoreError::Unavailable(sqlx::Error::Io(e))),
+        // Not a passing outage: the path cannot hold a database.
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
     }
 }
 

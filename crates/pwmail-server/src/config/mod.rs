@@ -241,13 +241,7 @@ impl ServerConfig {
     /// its directory, `-wal` and `-shm`) and the `.eml` directory.
     pub fn secret_paths(&self) -> Vec<PathBuf> {
         let mut paths = Vec::new();
-        if let Some(file) = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .map(|f| f.split('?').next().unwrap_or(f))
-            .filter(|f| !f.is_empty() && *f != ":memory:")
-        {
-            let file = PathBuf::from(file);
+        if let Some(file) = pwmail_store::sqlite_file(&self.database_url) {
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 paths.push(dir.to_path_buf());
             }
