@@ -50,6 +50,8 @@ pub struct Options {
     pub db_acquire_timeout: Duration,
     /// (hash slots, submissions allowed to wait for one).
     pub hashing: (usize, usize),
+    /// Serve HTTPS with this pair; `url` is then `https://127.0.0.1:PORT`.
+    pub tls: Option<pwmail_server::tls::TlsFiles>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             db_acquire_timeout: d.db_acquire_timeout,
             // Two hash slots: enough to show concurrency on two cores.
             hashing: (2, d.hash_queue),
+            tls: None,
         }
     }
 }
@@ -91,6 +94,7 @@ impl TestServer {
         let rate = |(count, per_secs): (u32, u64)| RateLimit { count, per_secs };
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            tls: options.tls.clone(),
             database_url: database_url.clone(),
             db_acquire_timeout: options.db_acquire_timeout,
             public_url: config::parse_public_url("https://pwmail.test").unwrap(),
@@ -133,7 +137,12 @@ impl TestServer {
                 .expose()
                 .to_string(),
         };
-        let url = format!("http://{}", running.local_addr());
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", running.local_addr());
         TestServer {
             running,
             store,

@@ -10,7 +10,7 @@ use pwmail_tests::{DEADLINE, KNOWN_HASH, Options, TestServer, header, link_token
 const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
 const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
 
-fn ns() -> pwmail_client::params::SendPasswordEmailNamespace {
+fn ns() -> pwmail_client::types::SendPasswordEmailNamespace {
     "system".try_into().expect("the one namespace")
 }
 
@@ -712,11 +712,11 @@ async fn request_past_its_deadline_is_504() {
     server.stop().await;
 }
 
-fn status_email(email: &str) -> pwmail_client::params::GetPasswordEmailStatusEmail {
+fn status_email(email: &str) -> pwmail_client::types::GetPasswordEmailStatusEmail {
     email.try_into().expect("valid email")
 }
 
-fn status_request(id: &str) -> pwmail_client::params::GetPasswordEmailStatusRequestId {
+fn status_request(id: &str) -> pwmail_client::types::GetPasswordEmailStatusRequestId {
     id.try_into().expect("valid request id")
 }
 

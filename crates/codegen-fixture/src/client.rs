@@ -7,42 +7,18 @@
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
 use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
-/// Types used as operation parameters and responses.
-#[allow(clippy::all)]
+/// The wire types: parameters, request and response bodies. They are
+/// the types crate's own, so a value built from either path is the
+/// same type.
 pub mod types {
-    /// Error types.
-    pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
-        pub struct ConversionError(::std::borrow::Cow<'static, str>);
-        impl ::std::error::Error for ConversionError {}
-        impl ::std::fmt::Display for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
-                ::std::fmt::Display::fmt(&self.0, f)
-            }
-        }
-        impl ::std::fmt::Debug for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
-                ::std::fmt::Debug::fmt(&self.0, f)
-            }
-        }
-        impl From<&'static str> for ConversionError {
-            fn from(value: &'static str) -> Self {
-                Self(value.into())
-            }
-        }
-        impl From<String> for ConversionError {
-            fn from(value: String) -> Self {
-                Self(value.into())
-            }
-        }
-    }
+    pub use crate::types::*;
 }
 #[derive(Clone, Debug)]
-/**Client for codegen fixture
-
-An operation shaped unlike pwmail's, to exercise the generator.
-
-Version: 0.1.0*/
+/// Client for codegen fixture
+///
+/// An operation shaped unlike pwmail's, to exercise the generator.
+///
+/// Version: 0.1.0
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -95,18 +71,17 @@ impl ClientInfo<()> for Client {
 impl ClientHooks<()> for &Client {}
 #[allow(clippy::all)]
 impl Client {
-    /**Attach a note to a user
-
-    Sends a `PUT` request to `/api/web/custom/namespaces/{namespace}/users/{user_id}/notes`
-
-    Arguments:
-    - `namespace`
-    - `user_id`
-    - `dry_run`: Validate only; store nothing.
-    - `limit`
-    - `x_request_tag`: A caller-chosen tag echoed in the response.
-    - `body`
-    */
+    /// Attach a note to a user
+    ///
+    /// Sends a `PUT` request to `/api/web/custom/namespaces/{namespace}/users/{user_id}/notes`
+    ///
+    /// Arguments:
+    /// - `namespace`
+    /// - `user_id`
+    /// - `dry_run`: Validate only; store nothing.
+    /// - `limit`
+    /// - `x_request_tag`: A caller-chosen tag echoed in the response.
+    /// - `body`
     pub async fn put_user_note<'a>(
         &'a self,
         namespace: &'a str,

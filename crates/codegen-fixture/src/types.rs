@@ -105,10 +105,12 @@ pub mod error {
     }
 }
 /// Parses a schema copied verbatim from the OpenAPI document.
+#[cfg(feature = "schemars")]
 #[doc(hidden)]
 pub fn source_schema(json: &str) -> ::schemars::schema::Schema {
     ::serde_json::from_str(json).expect("codegen embeds schemas that schemars can read")
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for Problem {
     fn schema_name() -> ::std::string::String {
         "Problem".to_string()
@@ -122,6 +124,7 @@ impl ::schemars::JsonSchema for Problem {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for UserNote {
     fn schema_name() -> ::std::string::String {
         "UserNote".to_string()
@@ -135,6 +138,7 @@ impl ::schemars::JsonSchema for UserNote {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for StoredUserNote {
     fn schema_name() -> ::std::string::String {
         "StoredUserNote".to_string()

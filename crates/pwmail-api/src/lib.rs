@@ -10,3 +10,7 @@ mod error;
 pub use api::*;
 pub use body_limit::{LimitedBody, LimitedBytes};
 pub use error::{ApiError, DEPRECATION, Reply, SUCCESSOR_LINK};
+
+/// The OpenAPI document this crate was generated from, as written (YAML).
+/// The server publishes it so clients in other languages can be generated.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../../openapi/pwmail.yaml");

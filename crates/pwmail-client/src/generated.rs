@@ -7,205 +7,18 @@
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
 use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
-/// Types used as operation parameters and responses.
-#[allow(clippy::all)]
+/// The wire types: parameters, request and response bodies. They are
+/// the types crate's own, so a value built from either path is the
+/// same type.
 pub mod types {
-    ///`GetPasswordEmailStatusEmail`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct GetPasswordEmailStatusEmail(::std::string::String);
-    impl ::std::ops::Deref for GetPasswordEmailStatusEmail {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<GetPasswordEmailStatusEmail> for ::std::string::String {
-        fn from(value: GetPasswordEmailStatusEmail) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for GetPasswordEmailStatusEmail {
-        type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 1024usize {
-                return Err("longer than 1024 characters".into());
-            }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-                ::std::sync::LazyLock::new(|| {
-                    ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$")
-                        .unwrap()
-                });
-            if PATTERN.find(value).is_none() {
-                return Err(
-                    "doesn't match pattern \"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$\""
-                        .into(),
-                );
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for GetPasswordEmailStatusEmail {
-        type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for GetPasswordEmailStatusEmail {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for GetPasswordEmailStatusEmail {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///`GetPasswordEmailStatusRequestId`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct GetPasswordEmailStatusRequestId(::std::string::String);
-    impl ::std::ops::Deref for GetPasswordEmailStatusRequestId {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<GetPasswordEmailStatusRequestId> for ::std::string::String {
-        fn from(value: GetPasswordEmailStatusRequestId) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for GetPasswordEmailStatusRequestId {
-        type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 128usize {
-                return Err("longer than 128 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for GetPasswordEmailStatusRequestId {
-        type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for GetPasswordEmailStatusRequestId {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for GetPasswordEmailStatusRequestId {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///`SendPasswordEmailNamespace`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct SendPasswordEmailNamespace(::std::string::String);
-    impl ::std::ops::Deref for SendPasswordEmailNamespace {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<SendPasswordEmailNamespace> for ::std::string::String {
-        fn from(value: SendPasswordEmailNamespace) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for SendPasswordEmailNamespace {
-        type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-                ::std::sync::LazyLock::new(|| ::regress::Regex::new("^system$").unwrap());
-            if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^system$\"".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for SendPasswordEmailNamespace {
-        type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailNamespace {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailNamespace {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    /// Error types.
-    pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
-        pub struct ConversionError(::std::borrow::Cow<'static, str>);
-        impl ::std::error::Error for ConversionError {}
-        impl ::std::fmt::Display for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
-                ::std::fmt::Display::fmt(&self.0, f)
-            }
-        }
-        impl ::std::fmt::Debug for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
-                ::std::fmt::Debug::fmt(&self.0, f)
-            }
-        }
-        impl From<&'static str> for ConversionError {
-            fn from(value: &'static str) -> Self {
-                Self(value.into())
-            }
-        }
-        impl From<String> for ConversionError {
-            fn from(value: String) -> Self {
-                Self(value.into())
-            }
-        }
-    }
+    pub use pwmail_types::*;
 }
 #[derive(Clone, Debug)]
-/**Client for pwmail
-
-Admin-triggered password emails. Wire-compatible with the F5 Distributed Cloud (ves.io) user CustomAPI operations SendPasswordEmail and ResetPasswordByAdmin.
-
-Version: 1.0.0*/
+/// Client for pwmail
+///
+/// Admin-triggered password emails. Wire-compatible with the F5 Distributed Cloud (ves.io) user CustomAPI operations SendPasswordEmail and ResetPasswordByAdmin.
+///
+/// Version: 1.0.0
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -258,16 +71,15 @@ impl ClientInfo<()> for Client {
 impl ClientHooks<()> for &Client {}
 #[allow(clippy::all)]
 impl Client {
-    /**Send Password Email
-
-    SendPasswordEmail allows admin user to trigger send password email for a user to update user's password. Deprecated: use ResetPasswordByAdmin RPC instead. The user's current password keeps working until the user sets a new one with the emailed link.
-
-    Sends a `POST` request to `/api/web/custom/namespaces/{namespace}/send_password_email`
-
-    Arguments:
-    - `namespace`: Namespace. Value of namespace is always "system".
-    - `body`
-    */
+    /// Send Password Email
+    ///
+    /// SendPasswordEmail allows admin user to trigger send password email for a user to update user's password. Deprecated: use ResetPasswordByAdmin RPC instead. The user's current password keeps working until the user sets a new one with the emailed link.
+    ///
+    /// Sends a `POST` request to `/api/web/custom/namespaces/{namespace}/send_password_email`
+    ///
+    /// Arguments:
+    /// - `namespace`: Namespace. Value of namespace is always "system".
+    /// - `body`
     pub async fn send_password_email<'a>(
         &'a self,
         namespace: &'a types::SendPasswordEmailNamespace,
@@ -339,13 +151,12 @@ impl Client {
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Reset Password By Admin
-
-    ResetPasswordByAdmin allows an admin to reset a user's password: the current password stops working at once, every outstanding reset link of the user is revoked, and the user is emailed a fresh single-use link to set a new password.
-
-    Sends a `POST` request to `/api/web/custom/password/admin_reset`
-
-    */
+    /// Reset Password By Admin
+    ///
+    /// ResetPasswordByAdmin allows an admin to reset a user's password: the current password stops working at once, every outstanding reset link of the user is revoked, and the user is emailed a fresh single-use link to set a new password.
+    ///
+    /// Sends a `POST` request to `/api/web/custom/password/admin_reset`
+    ///
     pub async fn reset_password_by_admin<'a>(
         &'a self,
         body: &'a pwmail_types::ResetPasswordByAdminRequest,
@@ -412,16 +223,15 @@ impl Client {
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Delivery status of password emails
-
-    pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. Given both, an email must match both; given neither, the most recent emails of all users are listed.
-
-    Sends a `GET` request to `/api/web/custom/password/email_status`
-
-    Arguments:
-    - `email`: Email of the user whose password emails to list.
-    - `request_id`: The x-request-id of the API call that queued the email.
-    */
+    /// Delivery status of password emails
+    ///
+    /// pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. Given both, an email must match both; given neither, the most recent emails of all users are listed.
+    ///
+    /// Sends a `GET` request to `/api/web/custom/password/email_status`
+    ///
+    /// Arguments:
+    /// - `email`: Email of the user whose password emails to list.
+    /// - `request_id`: The x-request-id of the API call that queued the email.
     pub async fn get_password_email_status<'a>(
         &'a self,
         email: Option<&'a types::GetPasswordEmailStatusEmail>,

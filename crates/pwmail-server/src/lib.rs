@@ -13,6 +13,7 @@ pub mod mail;
 pub mod observe;
 pub mod outbox;
 pub mod secrets;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -81,6 +82,14 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         log,
     } = options;
     files::warn_if_exposed(config.secret_paths().iter().map(|p| p.as_path()));
+    // Checked before anything is written: a wrong pair is a start-up error.
+    let tls = match &config.tls {
+        Some(files) => Some(dropshot::ConfigTls::Dynamic(tls::load(
+            files,
+            clock.now() / 1000,
+        )?)),
+        None => None,
+    };
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
@@ -131,10 +140,11 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     };
     let server = dropshot::ServerBuilder::new(
         http::api_description()?,
-        http::Context::new(Arc::clone(&app)),
+        http::Context::new(Arc::clone(&app))?,
         log,
     )
     .config(dropshot_config)
+    .tls(tls)
     .start()
     .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     Ok((

@@ -242,8 +242,8 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     let eml = wait_for_eml(&d.join("pwmail-data/mail"));
     assert!(eml.contains("To: hello@example.com"), "{eml}");
     assert!(
-        eml.contains("http://127.0.0.1:8080/reset/"),
-        "link from --public-url default"
+        eml.contains(&format!("http://{listen}/reset/")),
+        "with no --public-url, links point at the address served: {eml}"
     );
 
     // SIGTERM stops it cleanly.
@@ -783,4 +783,154 @@ fn serve_warns_about_an_existing_data_dir_others_can_read() {
         err.contains("readable by other users") && err.contains("pwmail-data"),
         "{err}"
     );
+}
+
+/// `pwmail ARGS` in `dir`, killed if it has not exited within 20 s (a server
+/// that starts when it should have refused would otherwise hang the test).
+fn pwmail_exits(dir: &Path, args: &[&str]) -> (bool, String) {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_pwmail"))
+            .current_dir(dir)
+            .args(args)
+            .env_remove("PWMAIL_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "pwmail {args:?} kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+#[test]
+fn serve_speaks_https_and_send_trusts_the_ca_file_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pair = pwmail_testkit::tls::TestCa::new("cli").issue(d);
+    assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (cert, key) = (pair.cert.to_str().unwrap(), pair.key.to_str().unwrap());
+    let (_child, token) = start_serve(
+        d,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[],
+    );
+    std::fs::write(d.join("token"), &token).unwrap();
+    let send = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pwmail"))
+            .current_dir(d)
+            .args(["send", "--server", &format!("https://{listen}")])
+            .args([
+                "--email",
+                "u@example.com",
+                "--token-file",
+                "token",
+                "--quiet",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // The system roots alone do not know the private CA: refused, and the
+    // report says why.
+    let out = send(&["--report", "untrusted.json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("untrusted.json")).unwrap()).unwrap();
+    let message = report["failures"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("certificate") && message.contains("UnknownIssuer"),
+        "{message}"
+    );
+
+    let out = send(&["--ca-file", pair.ca.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sent: 1"), "{stdout}");
+    let eml = wait_for_eml(&d.join("pwmail-data/mail"));
+    assert!(
+        eml.contains(&format!("https://{listen}/reset/")),
+        "with TLS on and no --public-url, links are https: {eml}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = pwmail_testkit::tls::TestCa::new("cli");
+    let good = ca.issue(d);
+    let other = ca.issue_with(d, "other", |_| {});
+    let expired = ca.issue_with(d, "expired", |p| {
+        p.not_before = pwmail_testkit::tls::date_time_ymd(2020, 1, 1);
+        p.not_after = pwmail_testkit::tls::date_time_ymd(2021, 1, 1);
+    });
+    let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cases: [(Vec<String>, &str); 4] = [
+        (
+            vec![d.join("missing.crt").to_str().unwrap().into(), s(&good.key)],
+            "reading the TLS certificate",
+        ),
+        (
+            vec![s(&good.cert), s(&other.key)],
+            "does not belong to the certificate",
+        ),
+        (
+            vec![s(&expired.cert), s(&expired.key)],
+            "expired at 2021-01-01",
+        ),
+        (vec![s(&good.key), s(&good.key)], "holds no PEM certificate"),
+    ];
+    for ([cert, key], wanted) in cases.map(|(files, wanted)| {
+        let [cert, key]: [String; 2] = files.try_into().unwrap();
+        ([cert, key], wanted)
+    }) {
+        let (ok, stderr) = pwmail_exits(
+            d,
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+            ],
+        );
+        assert!(!ok, "{cert} + {key} must not start");
+        assert!(stderr.contains(wanted), "{wanted:?} in: {stderr}");
+        assert!(
+            !d.join("pwmail-data/pwmail.db").exists(),
+            "refused before the database is created"
+        );
+    }
+    // One without the other is a usage error.
+    let (ok, stderr) = pwmail_exits(
+        d,
+        &["serve", "--listen", &listen, "--tls-cert", &s(&good.cert)],
+    );
+    assert!(!ok && stderr.contains("--tls-key"), "{stderr}");
 }

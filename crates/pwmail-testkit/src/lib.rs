@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod pg;
 pub mod proxy;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

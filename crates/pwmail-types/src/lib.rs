@@ -601,10 +601,12 @@ pub mod error {
     }
 }
 /// Parses a schema copied verbatim from the OpenAPI document.
+#[cfg(feature = "schemars")]
 #[doc(hidden)]
 pub fn source_schema(json: &str) -> ::schemars::schema::Schema {
     ::serde_json::from_str(json).expect("codegen embeds schemas that schemars can read")
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for SendPasswordEmailRequest {
     fn schema_name() -> ::std::string::String {
         "SendPasswordEmailRequest".to_string()
@@ -618,6 +620,7 @@ impl ::schemars::JsonSchema for SendPasswordEmailRequest {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for SendPasswordEmailResponse {
     fn schema_name() -> ::std::string::String {
         "SendPasswordEmailResponse".to_string()
@@ -631,6 +634,7 @@ impl ::schemars::JsonSchema for SendPasswordEmailResponse {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for ResetPasswordByAdminRequest {
     fn schema_name() -> ::std::string::String {
         "ResetPasswordByAdminRequest".to_string()
@@ -644,6 +648,7 @@ impl ::schemars::JsonSchema for ResetPasswordByAdminRequest {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for ResetPasswordByAdminResponse {
     fn schema_name() -> ::std::string::String {
         "ResetPasswordByAdminResponse".to_string()
@@ -657,6 +662,7 @@ impl ::schemars::JsonSchema for ResetPasswordByAdminResponse {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for PasswordEmailStatusList {
     fn schema_name() -> ::std::string::String {
         "PasswordEmailStatusList".to_string()
@@ -671,6 +677,7 @@ impl ::schemars::JsonSchema for PasswordEmailStatusList {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for PasswordEmailStatus {
     fn schema_name() -> ::std::string::String {
         "PasswordEmailStatus".to_string()
@@ -684,6 +691,7 @@ impl ::schemars::JsonSchema for PasswordEmailStatus {
         )
     }
 }
+#[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for ErrorResponse {
     fn schema_name() -> ::std::string::String {
         "ErrorResponse".to_string()

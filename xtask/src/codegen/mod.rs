@@ -157,8 +157,81 @@ fn ensure_file_contents(
 /// Formats a token stream as a Rust source file: prettyplease for a readable
 /// layout, then rustfmt so `cargo fmt --check` agrees with the committed file.
 fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String> {
-    let file: syn::File = syn::parse2(tokens).context("generated code does not parse")?;
+    let file: syn::File =
+        syn::parse2(doc_lines(tokens)).context("generated code does not parse")?;
     rustfmt(&prettyplease::unparse(&file))
+}
+
+/// Splits every multi-line `#[doc = "..."]` into one attribute per line.
+/// prettyplease prints a multi-line doc as a `/** */` block, whose lines
+/// rustfmt then indents with the code: rustdoc reads those as indented code
+/// blocks (descriptions shown as code, "could not parse code block" warnings,
+/// doctests that are prose). One `///` per line keeps the Markdown as written.
+fn doc_lines(tokens: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    use proc_macro2::{Delimiter, Group, TokenTree};
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Punct(hash) if hash.as_char() == '#' => {
+                let bang = match iter.peek() {
+                    Some(TokenTree::Punct(p)) if p.as_char() == '!' => iter.next(),
+                    _ => None,
+                };
+                let doc = match iter.peek() {
+                    Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket => {
+                        multi_line_doc(g.stream())
+                    }
+                    _ => None,
+                };
+                match doc {
+                    Some(lines) => {
+                        iter.next();
+                        for line in lines {
+                            let line = match line.trim_end() {
+                                "" => String::new(),
+                                l if l.starts_with(' ') => l.to_string(),
+                                l => format!(" {l}"),
+                            };
+                            out.extend(match bang {
+                                Some(_) => quote::quote! { #![doc = #line] },
+                                None => quote::quote! { #[doc = #line] },
+                            });
+                        }
+                    }
+                    None => {
+                        out.push(TokenTree::Punct(hash));
+                        out.extend(bang);
+                    }
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut inner = Group::new(group.delimiter(), doc_lines(group.stream()));
+                inner.set_span(group.span());
+                out.push(TokenTree::Group(inner));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The lines of `doc = "..."` when the text has more than one.
+fn multi_line_doc(attr: proc_macro2::TokenStream) -> Option<Vec<String>> {
+    let meta: syn::MetaNameValue = syn::parse2(attr).ok()?;
+    if !meta.path.is_ident("doc") {
+        return None;
+    }
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(text),
+        ..
+    }) = meta.value
+    else {
+        return None;
+    };
+    let text = text.value();
+    text.contains('\n')
+        .then(|| text.lines().map(str::to_string).collect())
 }
 
 fn rustfmt(source: &str) -> Result<String> {

@@ -1,6 +1,7 @@
 //! The wire types: typify's structs plus `JsonSchema` impls that hand dropshot
 //! the source schemas verbatim, so the document the server emits keeps every
-//! constraint, format and description of `openapi/`.
+//! constraint, format and description of `openapi/`. The impls sit behind the
+//! `schemars` feature: only the server side needs them, not a client.
 
 use std::collections::BTreeSet;
 
@@ -37,6 +38,7 @@ pub fn generate(spec: &OpenAPI) -> Result<String> {
             quote! { let _ = generator.subschema_for::<#dep>(); }
         });
         impls.push(quote! {
+            #[cfg(feature = "schemars")]
             impl ::schemars::JsonSchema for #ident {
                 fn schema_name() -> ::std::string::String {
                     #name.to_string()
@@ -63,6 +65,7 @@ pub fn generate(spec: &OpenAPI) -> Result<String> {
         #types
 
         /// Parses a schema copied verbatim from the OpenAPI document.
+        #[cfg(feature = "schemars")]
         #[doc(hidden)]
         pub fn source_schema(json: &str) -> ::schemars::schema::Schema {
             ::serde_json::from_str(json)

@@ -67,10 +67,9 @@ pub struct SenderArgs {
 /// and lifetime.
 #[derive(Args, Debug, Clone)]
 pub struct ContentArgs {
-    /// Public base URL of this service; reset links are built from it.
-    #[arg(long, env = "PWMAIL_PUBLIC_URL", default_value_t = defaults().public_url,
-          value_parser = config::parse_public_url)]
-    pub public_url: url::Url,
+    /// Public base URL of this service; reset links are built from it [default: the --listen address, https with --tls-cert].
+    #[arg(long, env = "PWMAIL_PUBLIC_URL", value_parser = config::parse_public_url)]
+    pub public_url: Option<url::Url>,
     /// Product name used in the emails.
     #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value_t = defaults().product_name)]
     pub product_name: String,
@@ -88,7 +87,10 @@ pub struct ContentArgs {
 impl ContentArgs {
     /// These settings over `config`.
     pub fn apply(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
-        config.public_url = self.public_url.clone();
+        config.public_url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => config::public_url_for(config.listen, config.tls.is_some()),
+        };
         config.product_name = self.product_name.clone();
         config.support_contact = self.support_contact.clone();
         config.template_dir = self.template_dir.clone();

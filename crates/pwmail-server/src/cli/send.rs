@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pwmail_client::CallError;
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use tokio::sync::Semaphore;
 
@@ -19,6 +20,9 @@ pub struct SendArgs {
     /// Base URL of the pwmail API.
     #[arg(long, env = "PWMAIL_SERVER")]
     pub server: String,
+    /// PEM file of a CA to trust for an https server, besides the system's roots.
+    #[arg(long, env = "PWMAIL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// One user's email.
     #[arg(
         long,
@@ -80,6 +84,7 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
     let summary = run(
         Job {
             server: args.server.clone(),
+            ca_file: args.ca_file.clone(),
             token,
             emails,
             operation: args.operation,
@@ -113,6 +118,7 @@ pub enum Operation {
 
 pub struct Job {
     pub server: String,
+    pub ca_file: Option<PathBuf>,
     pub token: String,
     pub emails: Vec<String>,
     pub operation: Operation,
@@ -184,47 +190,50 @@ async fn attempt(client: &pwmail_client::Client, operation: Operation, email: &s
                 Ok(body) => body,
                 Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
             };
-            let namespace = match "system".try_into() {
-                Ok(namespace) => namespace,
-                Err(e) => return Attempt::Failed(failed(0, None, format!("namespace: {e}"))),
-            };
-            client
-                .send_password_email(&namespace, &body)
-                .await
-                .map(|_| ())
+            client.send_password_email_system(&body).await.map(|_| ())
         }
         Operation::Reset => {
             let body = match email.try_into() {
                 Ok(email) => ResetPasswordByAdminRequest { email },
                 Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
             };
-            client.reset_password_by_admin(&body).await.map(|_| ())
+            client
+                .reset_password_by_admin(&body)
+                .await
+                .map(|_| ())
+                .map_err(CallError::from)
         }
     };
     match result {
         Ok(()) => Attempt::Sent,
-        Err(pwmail_client::Error::ErrorResponse(rv)) => {
-            let status = rv.status().as_u16();
-            let retry_after = rv
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let body = rv.into_inner();
-            let failure = failed(status, Some(body.code), body.message);
-            match (status, retry_after) {
-                (429 | 503, Some(secs)) => {
-                    Attempt::Later(Duration::from_secs(secs.clamp(1, 300)), failure)
-                }
-                (429 | 503, None) => Attempt::Later(Duration::from_secs(1), failure),
-                _ => Attempt::Failed(failure),
-            }
+        Err(
+            e @ CallError::Api {
+                status: status @ (429 | 503),
+                code,
+                ..
+            },
+        ) => {
+            let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+            let failure = failed(status, Some(code), message_of(&e));
+            Attempt::Later(
+                wait.clamp(Duration::from_secs(1), Duration::from_secs(300)),
+                failure,
+            )
         }
-        Err(e) => Attempt::Failed(failed(
-            e.status().map_or(0, |s| s.as_u16()),
-            None,
-            e.to_string(),
-        )),
+        Err(CallError::Api {
+            status,
+            code,
+            message,
+            ..
+        }) => Attempt::Failed(failed(status, Some(code), message)),
+        Err(e) => Attempt::Failed(failed(e.status().unwrap_or(0), None, e.to_string())),
+    }
+}
+
+fn message_of(e: &CallError) -> String {
+    match e {
+        CallError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -237,7 +246,11 @@ fn send_body(email: &str) -> Result<SendPasswordEmailRequest, String> {
 
 /// Runs the job until done or until `stop` turns true (in-flight calls finish).
 pub async fn run(job: Job, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
-    let client = Arc::new(pwmail_client::with_api_token(&job.server, &job.token)?);
+    let mut builder = pwmail_client::Builder::new(&job.server).api_token(&job.token);
+    if let Some(ca) = &job.ca_file {
+        builder = builder.ca_file(ca);
+    }
+    let client = Arc::new(builder.build()?);
     let bar = if job.progress {
         let bar = ProgressBar::new(job.emails.len() as u64);
         bar.set_style(

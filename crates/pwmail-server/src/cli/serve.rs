@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use clap::Args;
 use tokio::sync::watch;
 
 use crate::cli::args::{ContentArgs, DbArgs, DispatcherArgs, SenderArgs, TransportArgs};
-use crate::clock::SystemClock;
+use crate::clock::{Clock as _, SystemClock};
 use crate::config::{RateLimit, ServerConfig};
+use crate::tls::TlsFiles;
 use crate::{StartOptions, dispatch, dropshot_logger, start};
 
 fn defaults() -> ServerConfig {
@@ -22,6 +24,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PWMAIL_LISTEN", default_value_t = defaults().listen)]
     pub listen: SocketAddr,
+    /// PEM certificate chain for built-in HTTPS (leaf first); needs --tls-key.
+    #[arg(long, env = "PWMAIL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "PWMAIL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub content: ContentArgs,
     /// Where mail goes and how it is sent, as for `pwmail dispatch`.
@@ -63,6 +71,13 @@ impl ServeArgs {
     pub fn to_config(&self, db: &DbArgs) -> anyhow::Result<ServerConfig> {
         let mut config = ServerConfig {
             listen: self.listen,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
             database_url: db.resolve()?,
             db_acquire_timeout: db.acquire_timeout(),
             mail: self.mail.transport.to_config(&db.data_dir)?,
@@ -121,6 +136,11 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     let config = args.to_config(db)?;
     let mut stop = shutdown_signal();
+    // `start` loads the pair again; checking it first keeps a wrong pair
+    // from creating a database on the way to its error.
+    if let Some(files) = &config.tls {
+        crate::tls::load(files, SystemClock.now() / 1000)?;
+    }
     let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
@@ -142,8 +162,12 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", b.token.expose())?;
         out.flush()?;
     }
+    for warning in config.public_url_warnings() {
+        tracing::warn!(public_url = %config.public_url, "{warning}");
+    }
     tracing::info!(
         listen = %running.local_addr(),
+        tls = config.tls.is_some(),
         public_url = %config.public_url,
         mail = ?config.mail,
         "pwmail serving"

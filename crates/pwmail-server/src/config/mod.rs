@@ -39,6 +39,8 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Built-in HTTPS; `None` serves plain HTTP (behind a TLS proxy).
+    pub tls: Option<crate::tls::TlsFiles>,
     pub database_url: String,
     /// Longest wait for a database connection (PostgreSQL).
     pub db_acquire_timeout: Duration,
@@ -73,11 +75,13 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         let data_dir = PathBuf::from(DEFAULT_DATA_DIR);
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen,
+            tls: None,
             database_url: sqlite_url(&data_dir),
             db_acquire_timeout: Duration::from_millis(2000),
-            public_url: Url::parse("http://127.0.0.1:8080").expect("a valid URL"),
+            public_url: public_url_for(listen, false),
             mail: MailConfig::Directory(data_dir.join("mail")),
             link_ttl: Duration::from_secs(24 * 3600),
             user_rate: RateLimit {
@@ -201,6 +205,8 @@ impl std::str::FromStr for RateLimit {
 pub enum ConfigError {
     #[error("--public-url {0:?} is not an absolute http(s) URL")]
     PublicUrl(String),
+    #[error("--public-url {0:?} must not carry {1}: links are built by appending to it")]
+    PublicUrlPart(String, &'static str),
     #[error("--link-ttl must be between {min} and {max} seconds, got {got}")]
     LinkTtl { min: u64, max: u64, got: u64 },
 }
@@ -210,7 +216,32 @@ pub fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ConfigError::PublicUrl(text.to_string()));
     }
+    let part = if !url.username().is_empty() || url.password().is_some() {
+        Some("a user name or password")
+    } else if url.query().is_some() {
+        Some("a query")
+    } else if url.fragment().is_some() {
+        Some("a fragment")
+    } else {
+        None
+    };
+    if let Some(part) = part {
+        return Err(ConfigError::PublicUrlPart(text.to_string(), part));
+    }
     Ok(url)
+}
+
+/// The base URL links get when no `--public-url` is given: the listening
+/// address itself (loopback for an unspecified one), `https` with TLS on.
+pub fn public_url_for(listen: SocketAddr, tls: bool) -> Url {
+    let scheme = if tls { "https" } else { "http" };
+    let ip = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let host = SocketAddr::new(ip, listen.port());
+    Url::parse(&format!("{scheme}://{host}/")).expect("a socket address makes a valid URL")
 }
 
 pub fn check_link_ttl(ttl: Duration) -> Result<Duration, ConfigError> {
@@ -231,14 +262,40 @@ pub fn check_link_ttl(ttl: Duration) -> Result<Duration, ConfigError> {
 }
 
 impl ServerConfig {
+    /// Settings that work but will likely send users to a link they cannot
+    /// open, for the operator to read at start.
+    pub fn public_url_warnings(&self) -> Vec<&'static str> {
+        let loopback_url = match self.public_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        let mut out = Vec::new();
+        if !self.listen.ip().is_loopback() && loopback_url {
+            out.push(
+                "listening beyond loopback, but reset links point at loopback: \
+                 users elsewhere cannot open them; set --public-url",
+            );
+        }
+        if !loopback_url && self.public_url.scheme() == "http" {
+            out.push(
+                "reset links are plain http on a non-loopback host: \
+                 the link can be read on the network; use https",
+            );
+        }
+        out
+    }
+
     /// The link the user follows to set a new password.
     pub fn reset_link(&self, token: &str) -> String {
         let base = self.public_url.as_str().trim_end_matches('/');
         format!("{base}/reset/{token}")
     }
 
-    /// Files and directories that hold live links: the SQLite database (with
-    /// its directory, `-wal` and `-shm`) and the `.eml` directory.
+    /// Files and directories that hold secrets: the SQLite database (with
+    /// its directory, `-wal` and `-shm`) and the `.eml` directory (live
+    /// links), and the TLS private key.
     pub fn secret_paths(&self) -> Vec<PathBuf> {
         let mut paths = Vec::new();
         if let Some(file) = pwmail_store::sqlite_file(&self.database_url) {
@@ -254,6 +311,9 @@ impl ServerConfig {
         }
         if let MailConfig::Directory(dir) = &self.mail {
             paths.push(dir.clone());
+        }
+        if let Some(tls) = &self.tls {
+            paths.push(tls.key.clone());
         }
         paths
     }
@@ -307,5 +367,37 @@ mod tests {
             "http://127.0.0.1:8080/reset/T",
             "no double slash"
         );
+    }
+
+    #[test]
+    fn the_default_public_url_follows_the_listening_address_and_tls() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            public_url_for(at("127.0.0.1:18701"), false).as_str(),
+            "http://127.0.0.1:18701/"
+        );
+        assert_eq!(
+            public_url_for(at("0.0.0.0:8443"), true).as_str(),
+            "https://127.0.0.1:8443/"
+        );
+        assert_eq!(
+            public_url_for(at("[::]:9000"), false).as_str(),
+            "http://[::1]:9000/"
+        );
+    }
+
+    #[test]
+    fn a_public_url_with_userinfo_query_or_fragment_is_refused() {
+        for bad in [
+            "http://evil.com@127.0.0.1:18603/",
+            "http://u:p@host/",
+            "https://host/?x=",
+            "https://host/#frag",
+            "ftp://host/",
+            "/relative",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_public_url("https://id.example.com/pw/").is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! The HTTP side: the generated `PwmailApi` trait implemented over
 //! [`App`](crate::app::App), the reset page, and the operator endpoints
-//! (`/metrics`, `/livez`, `/readyz`). Handlers parse, call `app`, and map
+//! (`/metrics`, `/livez`, `/readyz`, `/openapi.json`). Handlers parse, call `app`, and map
 //! the result in `error`; they hold no product rule.
 
 pub mod api;
@@ -17,14 +17,16 @@ use crate::app::App;
 pub struct Context {
     pub app: Arc<App>,
     pages: minijinja::Environment<'static>,
+    openapi_json: String,
 }
 
 impl Context {
-    pub fn new(app: Arc<App>) -> Self {
-        Context {
+    pub fn new(app: Arc<App>) -> anyhow::Result<Self> {
+        Ok(Context {
             app,
             pages: reset_page::environment(),
-        }
+            openapi_json: ops::openapi_json()?,
+        })
     }
 }
 
@@ -37,6 +39,7 @@ pub fn api_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
         api.register(ops::metrics),
         api.register(ops::livez),
         api.register(ops::readyz),
+        api.register(ops::openapi),
         api.register(reset_page::reset_form),
         api.register(reset_page::reset_submit),
         api.register(reset_page::reset_css),

@@ -1,6 +1,7 @@
 //! Operator endpoints, kept out of the API document: `/metrics`
 //! (Prometheus text), `/livez` (the process answers) and `/readyz` (and its
-//! database does), for orchestrators and load balancers.
+//! database does), for orchestrators and load balancers; and
+//! `/openapi.json`, the served contract, for generating clients.
 
 use dropshot::{Body, HttpError, RequestContext};
 use http::{Response, StatusCode, header};
@@ -46,4 +47,20 @@ pub async fn readyz(rqctx: RequestContext<Context>) -> Result<Response<Body>, Ht
             )
         }
     }
+}
+
+/// The document the server was built from, as JSON (read once, at start).
+pub fn openapi_json() -> anyhow::Result<String> {
+    let doc: serde_json::Value = serde_yaml::from_str(pwmail_api::OPENAPI_DOCUMENT)
+        .map_err(|e| anyhow::anyhow!("the embedded OpenAPI document: {e}"))?;
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+#[dropshot::endpoint { method = GET, path = "/openapi.json", unpublished = true }]
+pub async fn openapi(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(rqctx.context().openapi_json.clone().into())?)
 }

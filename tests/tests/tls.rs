@@ -1,0 +1,213 @@
+//! Built-in HTTPS: `pwmail serve` with a certificate from a private CA,
+//! called by the generated client that trusts that CA, by a downstream
+//! program that uses only `pwmail-client`, and refused by a client that
+//! does not trust it. Also the served contract, `/openapi.json`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_client::{Builder, CallError};
+use pwmail_server::tls::TlsFiles;
+use pwmail_testkit::tls::{TestCa, TlsPair};
+use pwmail_tests::{DEADLINE, Options, TestServer};
+
+async fn https_server(pair: &TlsPair) -> TestServer {
+    TestServer::start_with(Options {
+        // Two calls for one user in a row: no cooldown in the way.
+        user_rate: (100, 1),
+        tls: Some(TlsFiles {
+            cert: pair.cert.clone(),
+            key: pair.key.clone(),
+        }),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_generated_client_calls_both_operations_over_https_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = TestCa::new("pwmail").issue(dir.path());
+    let server = https_server(&pair).await;
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    server.add_user("user@example.com", false).await;
+
+    let client = Builder::new(&server.url)
+        .api_token(&server.admin_token)
+        .ca_file(&pair.ca)
+        .build()
+        .unwrap();
+    let reset = client
+        .reset_password_by_admin(&ResetPasswordByAdminRequest {
+            email: "user@example.com".try_into().unwrap(),
+        })
+        .await
+        .expect("reset over https");
+    assert_eq!(reset.status().as_u16(), 200);
+    let send = client
+        .send_password_email_system(&SendPasswordEmailRequest {
+            email: "user@example.com".try_into().unwrap(),
+            namespace: None,
+        })
+        .await
+        .expect("send over https");
+    assert_eq!(send.status().as_u16(), 200);
+    let status = client
+        .get_password_email_status(Some(&"user@example.com".try_into().unwrap()), None)
+        .await
+        .expect("status over https");
+    assert_eq!(status.items.len(), 2, "{:?}", status.items);
+
+    let emails = server.wait_for_emails(2, DEADLINE).await;
+    assert_eq!(emails.len(), 2);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_ca_is_refused_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = TestCa::new("pwmail").issue(dir.path());
+    let server = https_server(&pair).await;
+    server.add_user("user@example.com", false).await;
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, TestCa::new("other").pem()).unwrap();
+
+    for builder in [
+        // The system roots only.
+        Builder::new(&server.url),
+        // A CA, but not the one that issued the server's certificate.
+        Builder::new(&server.url).ca_file(&other_ca),
+    ] {
+        let client = builder.api_token(&server.admin_token).build().unwrap();
+        let err = client
+            .reset_password_by_admin(&ResetPasswordByAdminRequest {
+                email: "user@example.com".try_into().unwrap(),
+            })
+            .await
+            .map_err(CallError::from)
+            .expect_err("an untrusted certificate is refused");
+        let text = err.to_string();
+        assert!(matches!(err, CallError::Transport(_)), "{text}");
+        assert!(
+            text.contains("certificate") && text.contains("UnknownIssuer"),
+            "the message names the certificate problem: {text}"
+        );
+    }
+    assert!(
+        server.read_all_outbox().await.is_empty(),
+        "nothing was queued"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_the_https_port_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = TestCa::new("pwmail").issue(dir.path());
+    let server = https_server(&pair).await;
+    let plain = server.url.replace("https://", "http://");
+    let result = reqwest::Client::new()
+        .get(format!("{plain}/livez"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        result.is_err(),
+        "a plain HTTP request gets no HTTP answer: {result:?}"
+    );
+}
+
+/// The example program in `crates/pwmail-client/examples/consumer.rs`, built
+/// by `cargo test --workspace` (cargo builds every example it tests around).
+fn consumer_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = target.join("examples/consumer");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p pwmail-client --example consumer` \
+         (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn a_downstream_program_calls_pwmail_over_https_with_only_the_client_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = TestCa::new("pwmail").issue(dir.path());
+    let server = TestServer::start_with(Options {
+        tls: Some(TlsFiles {
+            cert: pair.cert.clone(),
+            key: pair.key.clone(),
+        }),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("user@example.com", false).await;
+    let out = tokio::process::Command::new(consumer_binary())
+        .arg("user@example.com")
+        .env("PWMAIL_SERVER", &server.url)
+        .env("PWMAIL_TOKEN", &server.admin_token)
+        .env("PWMAIL_CA_FILE", &pair.ca)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "reset_password_by_admin: HTTP 200", "{stdout}");
+    // The default cooldown (1 email per user per 60 s) refuses the second
+    // email: the program matched the 429 and read its Retry-After.
+    assert!(
+        lines[1].starts_with("send_password_email: HTTP 429 (code 8): ")
+            && lines[1].contains("retry_after="),
+        "{stdout}"
+    );
+    let wait: u64 = lines[1].rsplit('=').next().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{stdout}");
+    // One email, in whatever state delivery has reached by now.
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        ["queued", "sending", "sent"].iter().any(|state| lines[2]
+            == format!("email_status: reset_password_by_admin {state} user@example.com")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn the_served_contract_is_the_source_document() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(server.endpoint("/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "no token needed");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        header("cache-control").starts_with("public"),
+        "{}",
+        header("cache-control")
+    );
+    assert_eq!(header("content-type"), "application/json");
+    let served: serde_json::Value = response.json().await.unwrap();
+    let source: serde_json::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../openapi/pwmail.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, source);
+}
