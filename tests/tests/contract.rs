@@ -816,7 +816,7 @@ async fn delivery_status_by_email_and_by_request_id() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let json: serde_json::Value = response.json().await.unwrap();
-    assert_error_shape(&json, 3, "doesn't match pattern");
+    assert_error_shape(&json, 3, "must match the upstream API's email pattern");
     let member = server.token_for("member@example.com").await;
     let (status, code, _, _) = error_of(
         server

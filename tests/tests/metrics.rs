@@ -84,3 +84,46 @@ async fn one_call_of_each_outcome_moves_each_counter_by_one() {
     assert!(after.contains("pwmail_mail_send_seconds_bucket"), "{after}");
     server.stop().await;
 }
+
+/// Refusals dropshot gives before a handler runs (a body that is not JSON,
+/// a wrong content type, an unknown path under `/api/`) are counted too.
+#[tokio::test]
+async fn responses_given_before_the_handler_are_counted() {
+    const BAD_BODY: &str =
+        r#"pwmail_api_requests_total{operation="send_password_email",status="400"}"#;
+    const UNKNOWN: &str = r#"pwmail_api_requests_total{operation="unknown",status="404"}"#;
+    let server = TestServer::start().await;
+    let before = scrape(&server).await;
+    let client = reqwest::Client::new();
+    let url = server.endpoint("/api/web/custom/namespaces/system/send_password_email");
+    let auth = format!("APIToken {}", server.admin_token);
+    let not_json = client
+        .post(&url)
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let wrong_type = client
+        .post(&url)
+        .header("authorization", &auth)
+        .header("content-type", "text/plain")
+        .body(r#"{"email":"a@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 400);
+    let unknown = client
+        .get(server.endpoint("/api/web/custom/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let after = scrape(&server).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved(BAD_BODY), 2.0, "{after}");
+    assert_eq!(moved(UNKNOWN), 1.0, "{after}");
+}

@@ -185,6 +185,14 @@ fn import_users(
     }
     std::fs::write(&csv, text)?;
     let csv_arg = csv.display().to_string();
+    // Admin commands need a database that exists.
+    let migrated = pwmail_command(pwmail, dir, database_url, &["migrate"]).output()?;
+    if !migrated.status.success() {
+        bail!(
+            "pwmail migrate failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
     let imported =
         pwmail_command(pwmail, dir, database_url, &["user", "import", &csv_arg]).output()?;
     if !imported.status.success() {

@@ -71,6 +71,18 @@ pub fn run(root: &Path) -> Result<()> {
         rows.push('\n');
     }
     std::fs::write(&csv, rows)?;
+    // Admin commands need a database that exists.
+    let migrated = Command::new(&pwmail)
+        .current_dir(dir.path())
+        .arg("migrate")
+        .env_remove("PWMAIL_DATABASE_URL")
+        .output()?;
+    if !migrated.status.success() {
+        bail!(
+            "pwmail migrate: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
     let imported = Command::new(&pwmail)
         .current_dir(dir.path())
         .args(["user", "import"])

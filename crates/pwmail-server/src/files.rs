@@ -76,3 +76,67 @@ mod tests {
         assert_eq!(exposed([file.as_path()]), vec![(file.as_path(), 0o644)]);
     }
 }
+
+/// An exclusive lock on a SQLite database, held by the one `serve` or
+/// `dispatch` process using it (the OS drops it when the process ends).
+#[derive(Debug)]
+pub struct ServerLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another pwmail server (PID {pid}) is using {db}; a SQLite database serves one \
+         process. For several replicas use PostgreSQL (README: \"Several replicas on PostgreSQL\")"
+    )]
+    Held { pid: String, db: String },
+    #[error("locking {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Takes the lock of the SQLite file `db` (`<db>.lock` beside it, holding
+/// the PID of its owner), or says which process holds it.
+pub fn lock_server(db: &Path) -> Result<ServerLock, LockError> {
+    use std::io::{Read as _, Seek as _};
+    use std::os::fd::AsRawFd as _;
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let io = |source| LockError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(io(err));
+        }
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        let pid = match pid.trim() {
+            "" => "unknown".to_string(),
+            pid => pid.to_string(),
+        };
+        return Err(LockError::Held {
+            pid,
+            db: db.display().to_string(),
+        });
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(ServerLock { _file: file })
+}

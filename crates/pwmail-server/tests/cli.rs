@@ -57,6 +57,7 @@ fn free_port() -> u16 {
 fn user_and_token_commands() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     let (ok, out, _) = pwmail(
         d,
         &["user", "add", "ops@example.com", "--admin", "--name", "Ops"],
@@ -109,9 +110,23 @@ fn user_and_token_commands() {
     let (ok, out, _) = pwmail(d, &["user", "list"]);
     assert!(ok && out.contains("disabled"), "{out}");
 
-    // --database-url wins over --data-dir.
+    // --database-url wins over --data-dir; an admin command does not create
+    // a database, it says there is none (exit status 2).
     let other = d.join("elsewhere.db");
     let url = format!("sqlite://{}", other.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args(["user", "add", "x@example.com", "--database-url", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("no pwmail database at {}", other.display())),
+        "{err}"
+    );
+    assert!(!other.exists(), "nothing created");
+    assert!(pwmail(d, &["migrate", "--database-url", &url]).0);
     let (ok, _, _) = pwmail(d, &["user", "add", "x@example.com", "--database-url", &url]);
     assert!(ok && other.exists());
 }
@@ -120,6 +135,7 @@ fn user_and_token_commands() {
 fn user_import_adds_a_csv_of_users_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "old@example.com"]).0);
     let mut csv = String::from("name,email\n");
     for i in 0..300 {
@@ -135,6 +151,13 @@ fn user_import_adds_a_csv_of_users_once() {
     );
     let (_, list, _) = pwmail(d, &["user", "list"]);
     assert_eq!(list.matches("@example.com").count(), 301, "{list}");
+    // The `name` column is read: names greet users in their emails.
+    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    let named = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = pwmail_store::open(&url).await.unwrap();
+        store.find_user_by_email("u7@example.com").await.unwrap()
+    });
+    assert_eq!(named.unwrap().name.as_deref(), Some("User 7"));
 
     // One bad address anywhere: nothing is added.
     std::fs::write(
@@ -230,6 +253,7 @@ fn wait_for_eml(mail_dir: &Path) -> String {
 fn serve_answers_the_seed_request_and_writes_the_eml() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
 
     let port = free_port();
@@ -263,6 +287,7 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
 fn serve_renders_with_the_templates_of_template_dir() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
     std::fs::create_dir(d.join("templates")).unwrap();
     std::fs::write(
@@ -294,6 +319,7 @@ fn serve_takes_the_smtp_password_from_its_environment_variable() {
     });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
     let listen = format!("127.0.0.1:{}", free_port());
     let smtp_url = format!("smtp://mailer@127.0.0.1:{}?tls=none", smtp.port);
@@ -473,6 +499,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
     assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
     let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
@@ -596,6 +623,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
 fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     for i in 0..5 {
         assert!(pwmail(d, &["user", "add", &format!("s{i}@example.com")]).0);
     }
@@ -735,6 +763,7 @@ fn the_data_dir_and_every_file_holding_links_are_private() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
     let listen = format!("127.0.0.1:{}", free_port());
     let (_child, token) = start_serve(d, &["serve", "--listen", &listen], &[]);
@@ -757,6 +786,7 @@ fn serve_warns_about_an_existing_data_dir_others_can_read() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
     let data = d.join("pwmail-data");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -815,6 +845,7 @@ fn pwmail_exits(dir: &Path, args: &[&str]) -> (bool, String) {
 fn serve_speaks_https_and_send_trusts_the_ca_file_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
     let pair = pwmail_testkit::tls::TestCa::new("cli").issue(d);
     assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
     let listen = format!("127.0.0.1:{}", free_port());

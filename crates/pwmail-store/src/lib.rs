@@ -181,6 +181,40 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     open_with(url, std::time::Duration::from_secs(2)).await
 }
 
+/// Where the database of `url` is, for an operator to read: the SQLite
+/// file, or the PostgreSQL URL without its password.
+pub fn describe(url: &str) -> String {
+    if let Some(file) = sqlite_file(url) {
+        return file.display().to_string();
+    }
+    // scheme://user:password@host… → scheme://user:***@host…
+    let masked = url.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.split_once('@')?;
+        let (user, _password) = userinfo.split_once(':')?;
+        Some(format!("{scheme}://{user}:***@{host}"))
+    });
+    masked.unwrap_or_else(|| url.to_string())
+}
+
+fn unsupported(url: &str) -> StoreError {
+    StoreError::Unsupported(format!(
+        "unsupported database URL scheme {:?}; use sqlite://PATH or postgres://…",
+        url.split(':').next().unwrap_or_default()
+    ))
+}
+
+/// Whether `url` names a database that `open` has set up before: the SQLite
+/// file exists, or PostgreSQL holds the schema. Creates nothing.
+pub async fn exists(url: &str) -> Result<bool> {
+    if url.starts_with("sqlite:") {
+        return Ok(sqlite_file(url).is_some_and(|file| file.exists()));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return PgStore::has_schema(url).await;
+    }
+    Err(unsupported(url))
+}
+
 /// As [`open`]; `acquire_timeout` bounds how long a PostgreSQL request
 /// waits for a connection before it fails as unavailable.
 pub async fn open_with(
@@ -195,8 +229,5 @@ pub async fn open_with(
             PgStore::open(url, acquire_timeout).await?,
         ));
     }
-    Err(StoreError::Unsupported(format!(
-        "unsupported database URL scheme {:?}; use sqlite://PATH or postgres://…",
-        url.split(':').next().unwrap_or_default()
-    )))
+    Err(unsupported(url))
 }

@@ -36,6 +36,18 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// Whether the database at `url` holds pwmail's schema, without creating it.
+    pub async fn has_schema(url: &str) -> Result<bool> {
+        use sqlx::Connection as _;
+        let options = PgConnectOptions::from_str(url)?;
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let found: bool = sqlx::query_scalar("SELECT to_regclass('users') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(found)
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }

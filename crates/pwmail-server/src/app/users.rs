@@ -38,18 +38,18 @@ pub struct Imported {
 /// own transaction, which SQLite commits in groups).
 pub async fn import_users(
     store: &dyn Store,
-    emails: &[String],
+    rows: &[(String, Option<String>)],
     now: UnixMillis,
 ) -> Result<Imported, AppError> {
     use futures::StreamExt as _;
-    for email in emails {
+    for (email, _) in rows {
         validate::email(email)?;
     }
-    let results: Vec<Result<User, StoreError>> = futures::stream::iter(emails)
-        .map(|email| {
+    let results: Vec<Result<User, StoreError>> = futures::stream::iter(rows)
+        .map(|(email, name)| {
             let user = NewUser {
                 email: email.clone(),
-                name: None,
+                name: name.clone(),
                 is_admin: false,
             };
             async move { store.create_user(&user, now).await }

@@ -40,8 +40,22 @@ pub fn email_pattern(email: &str) -> Result<(), AppError> {
         .map(|_| ())
         .map_err(|e| AppError::InvalidEmail {
             email: quoted(email),
-            reason: e.to_string(),
+            reason: pattern_reason(&e.to_string()),
         })
+}
+
+/// The generated type's reason, with the regex of "doesn't match pattern"
+/// explained: the pattern is upstream's contract, so an address like
+/// `o'brien@example.com` is refused on purpose, and the message says so.
+fn pattern_reason(reason: &str) -> String {
+    match reason.split_once("doesn't match pattern ") {
+        Some((_, pattern)) => format!(
+            "must match the upstream API's email pattern {pattern}: letters, digits \
+             and . _ % + - before the @, then a domain with a dot and a top-level \
+             domain of 2 or more letters (no apostrophes, no accented letters)"
+        ),
+        None => reason.to_string(),
+    }
 }
 
 /// Whether mail can be addressed to `email`: the same parse the message
@@ -90,6 +104,18 @@ mod tests {
         assert!(deliverable(&long_local).is_err());
         for good in ["hello@example.com", "a.b+c_d%e-f@mail.example.co.uk"] {
             email(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_pattern_refusal_says_what_the_pattern_allows() {
+        for bad in ["o'brien@example.com", "jörg@example.de"] {
+            let e = email(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("must match the upstream API's email pattern")
+                    && e.contains("letters, digits and . _ % + -"),
+                "{e}"
+            );
         }
     }
 

@@ -35,9 +35,24 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens the database (running migrations).
+    /// Opens the database, creating it and running migrations: for the
+    /// commands that set a database up (`serve`, `dispatch`, `migrate`).
     pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
         let url = self.resolve()?;
+        Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
+    }
+
+    /// Opens a database that already exists; for every other command, so
+    /// that one run in the wrong directory says so instead of quietly
+    /// working on a fresh, empty database.
+    pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
+        let url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| config::sqlite_url(&self.data_dir));
+        if !pwmail_store::exists(&url).await? {
+            return Err(crate::cli::Failed::NoDatabase(pwmail_store::describe(&url)).into());
+        }
         Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
     }
 

@@ -1,25 +1,51 @@
-//! The `email` column of a CSV file: what `user import` and `send
-//! --from-csv` read.
+//! The `email` column (and, for `user import`, the optional `name` column)
+//! of a CSV file: what `user import` and `send --from-csv` read.
 
 use std::path::Path;
 
 use anyhow::Context as _;
 
-/// The `email` column of a CSV file with a header row.
-pub fn read(path: &Path) -> anyhow::Result<Vec<String>> {
+/// One row: an address and, when the file has a `name` column, a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// The rows of a CSV file with a header row and an `email` column (header
+/// names match case-insensitively); rows without an address are skipped.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let column = reader
-        .headers()?
-        .iter()
-        .position(|h| h.trim().eq_ignore_ascii_case("email"))
-        .with_context(|| format!("{} has no `email` column", path.display()))?;
-    let mut emails = Vec::new();
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let email_column =
+        column("email").with_context(|| format!("{} has no `email` column", path.display()))?;
+    let name_column = column("name");
+    let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record?;
-        if let Some(email) = record.get(column).map(str::trim).filter(|e| !e.is_empty()) {
-            emails.push(email.to_string());
+        let record = record.with_context(|| format!("reading {}", path.display()))?;
+        let field = |i: Option<usize>| {
+            i.and_then(|i| record.get(i))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        if let Some(email) = field(Some(email_column)) {
+            rows.push(Row {
+                email,
+                name: field(name_column),
+            });
         }
     }
-    Ok(emails)
+    Ok(rows)
+}
+
+/// Just the addresses.
+pub fn read_emails(path: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(read(path)?.into_iter().map(|row| row.email).collect())
 }

@@ -1,6 +1,7 @@
 //! `pwmail mail preview`: a message rendered exactly as `serve` would
 //! queue it, with a sample link.
 
+use crate::cli::out;
 use clap::{Subcommand, ValueEnum};
 use pwmail_store::{LinkPurpose, MessageKind};
 
@@ -13,8 +14,10 @@ use crate::mail::{self, LinkEmail, Renderer};
 pub enum MailCommand {
     /// Print a rendered message (with a sample link) as it would be sent.
     Preview {
+        /// Which message to render.
         #[arg(long, value_enum)]
         kind: PreviewKind,
+        /// Recipient address shown in the message.
         #[arg(long)]
         to: String,
         #[command(flatten)]
@@ -27,8 +30,11 @@ pub enum MailCommand {
 /// The message kinds, as the command line spells them.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PreviewKind {
+    /// SendPasswordEmail's link email.
     SendPasswordEmail,
+    /// ResetPasswordByAdmin's link email.
     ResetPasswordByAdmin,
+    /// The notice sent after a password was set.
     PasswordChanged,
 }
 
@@ -81,6 +87,6 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
     let message = rendered.into_message(kind, to, &config.mail_domain());
     let from = config.mail_from.parse()?;
     let mime = mail::build_message(&message, &from, now)?;
-    println!("{}", String::from_utf8_lossy(&mime.formatted()));
+    out!("{}", String::from_utf8_lossy(&mime.formatted()))?;
     Ok(())
 }

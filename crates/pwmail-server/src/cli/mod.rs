@@ -14,6 +14,16 @@ pub mod users;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `println!` that returns the write's error instead of panicking, so that
+/// `pwmail user list | head -1` ends quietly when the reader goes away.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use out;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +33,7 @@ use crate::clock::{Clock, SystemClock};
 #[derive(Parser, Debug)]
 #[command(
     name = "pwmail",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("PWMAIL_GIT_REV"), ")"),
     about = "Admin-triggered password emails (F5 XC user API compatible)"
 )]
 pub struct Cli {
@@ -76,6 +86,13 @@ pub enum Command {
 pub enum Failed {
     #[error("{0}")]
     Answer(String),
+    /// An admin or read-only command pointed at a database that `serve`,
+    /// `dispatch` or `migrate` never created (exit status 2).
+    #[error(
+        "no pwmail database at {0}: run `pwmail serve` or `pwmail migrate` there first, \
+         or point --data-dir / --database-url at the existing one"
+    )]
+    NoDatabase(String),
 }
 
 impl Command {
@@ -93,7 +110,8 @@ impl Command {
 /// says how the process exits.
 pub fn main() -> ExitCode {
     crate::files::private_umask();
-    let args: Vec<String> = std::env::args().collect();
+    // Raw arguments: one that is not UTF-8 is clap's usage error, not a panic.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Err(e) = settings_file::apply(&args) {
         eprintln!("pwmail: {e}");
         return ExitCode::FAILURE;
@@ -109,10 +127,16 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`| head`): it has what it wanted.
+        Err(e) if closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<Failed>() {
             Some(Failed::Answer(no)) => {
                 eprintln!("pwmail: {no}");
                 ExitCode::from(1)
+            }
+            Some(Failed::NoDatabase(_)) => {
+                eprintln!("pwmail: {e:#}");
+                ExitCode::from(2)
             }
             None => {
                 eprintln!("pwmail: {e:#}");
@@ -122,11 +146,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn init_logging(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("PWMAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

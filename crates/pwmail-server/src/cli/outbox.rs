@@ -1,5 +1,6 @@
 //! `pwmail outbox …`: inspect and requeue queued emails.
 
+use crate::cli::out;
 use clap::Subcommand;
 use pwmail_store::OutboxState;
 
@@ -11,15 +12,23 @@ use crate::clock::format_utc;
 pub enum OutboxCommand {
     /// Recent messages and their delivery state.
     List {
+        /// Only messages in this state: queued, sending, sent, retrying or dead.
         #[arg(long, value_parser = parse_state)]
         state: Option<OutboxState>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
     /// One message's delivery record.
-    Show { id: i64 },
+    Show {
+        /// The message's id, from `pwmail outbox list`.
+        id: i64,
+    },
     /// Queue a dead message again, with a fresh attempt budget.
-    Retry { id: i64 },
+    Retry {
+        /// The dead message's id, from `pwmail outbox list --state dead`.
+        id: i64,
+    },
 }
 
 fn parse_state(text: &str) -> Result<OutboxState, String> {
@@ -32,15 +41,20 @@ fn show_time(at: Option<i64>) -> String {
 }
 
 pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
-    let store = db.open().await?;
+    let store = db.open_existing().await?;
     match cmd {
         OutboxCommand::List { state, limit } => {
-            println!(
+            out!(
                 "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} last error",
-                "id", "state", "attempts", "recipient", "kind", "queued"
-            );
+                "id",
+                "state",
+                "attempts",
+                "recipient",
+                "kind",
+                "queued"
+            )?;
             for m in store.list_outbox(*state, *limit).await? {
-                println!(
+                out!(
                     "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} {}",
                     m.id,
                     m.state,
@@ -49,7 +63,7 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
                     m.kind,
                     format_utc(m.created_at),
                     m.last_error.as_deref().unwrap_or("-")
-                );
+                )?;
             }
         }
         OutboxCommand::Show { id } => {
@@ -57,22 +71,22 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
                 .outbox_message(*id)
                 .await?
                 .ok_or(AppError::NoSuchMessage(*id))?;
-            println!("id:           {}", m.id);
-            println!("message-id:   <{}>", m.message_id);
-            println!("kind:         {}", m.kind);
-            println!("recipient:    {}", m.recipient);
-            println!("state:        {}", m.state);
-            println!("attempts:     {}", m.attempts);
-            println!("queued:       {}", format_utc(m.created_at));
-            println!("next attempt: {}", show_time(m.next_attempt_at));
-            println!("sent:         {}", show_time(m.sent_at));
-            println!("last reply:   {}", m.last_reply.as_deref().unwrap_or("-"));
-            println!("last error:   {}", m.last_error.as_deref().unwrap_or("-"));
-            println!("request id:   {}", m.request_id.as_deref().unwrap_or("-"));
+            out!("id:           {}", m.id)?;
+            out!("message-id:   <{}>", m.message_id)?;
+            out!("kind:         {}", m.kind)?;
+            out!("recipient:    {}", m.recipient)?;
+            out!("state:        {}", m.state)?;
+            out!("attempts:     {}", m.attempts)?;
+            out!("queued:       {}", format_utc(m.created_at))?;
+            out!("next attempt: {}", show_time(m.next_attempt_at))?;
+            out!("sent:         {}", show_time(m.sent_at))?;
+            out!("last reply:   {}", m.last_reply.as_deref().unwrap_or("-"))?;
+            out!("last error:   {}", m.last_error.as_deref().unwrap_or("-"))?;
+            out!("request id:   {}", m.request_id.as_deref().unwrap_or("-"))?;
         }
         OutboxCommand::Retry { id } => {
             users::retry_dead(&*store, *id, now).await?;
-            println!("requeued outbox message {id}");
+            out!("requeued outbox message {id}")?;
         }
     }
     Ok(())

@@ -2,12 +2,14 @@
 //! client, with bounded concurrency, retries that honour `Retry-After`, a
 //! progress bar, a summary and a report of what failed.
 
+use crate::cli::out;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use pwmail_client::CallError;
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
@@ -16,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::cli::emails_csv;
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("recipients").required(true).args(["email", "from_csv"])))]
 pub struct SendArgs {
     /// Base URL of the pwmail API.
     #[arg(long, env = "PWMAIL_SERVER")]
@@ -23,14 +26,10 @@ pub struct SendArgs {
     /// PEM file of a CA to trust for an https server, besides the system's roots.
     #[arg(long, env = "PWMAIL_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// One user's email.
-    #[arg(
-        long,
-        conflicts_with = "from_csv",
-        required_unless_present = "from_csv"
-    )]
+    /// One user's email (or --from-csv).
+    #[arg(long)]
     pub email: Option<String>,
-    /// A CSV file with an `email` column.
+    /// A CSV file with an `email` column (or --email).
     #[arg(long)]
     pub from_csv: Option<PathBuf>,
     /// `send` (SendPasswordEmail) or `reset` (ResetPasswordByAdmin).
@@ -39,13 +38,8 @@ pub struct SendArgs {
     /// File holding the API token (else PWMAIL_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// API token (prefer --token-file).
-    #[arg(
-        long = "token",
-        env = "PWMAIL_TOKEN",
-        hide_env_values = true,
-        hide = true
-    )]
+    /// API token (prefer --token-file or the variable: a flag shows in `ps`).
+    #[arg(long = "token", env = "PWMAIL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Calls in flight at once.
     #[arg(long, default_value_t = 16)]
@@ -64,13 +58,16 @@ pub struct SendArgs {
 /// `pwmail send`: fails when any email failed or was not attempted.
 pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
     let token = match (&args.token_file, &args.token) {
-        (Some(file), _) => std::fs::read_to_string(file)?.trim().to_string(),
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading --token-file {}", file.display()))?
+            .trim()
+            .to_string(),
         (None, Some(token)) => token.clone(),
         (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
     };
     let emails = match (&args.email, &args.from_csv) {
         (Some(email), _) => vec![email.clone()],
-        (None, Some(csv)) => emails_csv::read(csv)?,
+        (None, Some(csv)) => emails_csv::read_emails(csv)?,
         (None, None) => anyhow::bail!("give --email or --from-csv"),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -96,7 +93,7 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
         stop,
     )
     .await?;
-    summary.print();
+    summary.print()?;
     if summary.failed.is_empty() && summary.skipped.is_empty() {
         Ok(())
     } else {
@@ -148,25 +145,31 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn print(&self) {
-        println!("sent: {}", self.sent);
-        let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    /// Counts by outcome, each with the first failure's reason, so "HTTP 401"
+    /// or "no answer" comes with why (a revoked token, connection refused).
+    pub fn print(&self) -> std::io::Result<()> {
+        out!("sent: {}", self.sent)?;
+        let mut groups: BTreeMap<(u16, &str), (usize, &str)> = BTreeMap::new();
         for f in &self.failed {
-            *by_status.entry(f.status).or_default() += 1;
-        }
-        println!("failed: {}", self.failed.len());
-        for (status, n) in by_status {
-            let what = if status == 0 {
-                "no answer".to_string()
-            } else {
-                format!("HTTP {status}")
+            let what = match f.status {
+                0 if f.message.starts_with("invalid ") => "invalid input",
+                0 => "no answer",
+                _ => "HTTP",
             };
-            println!("  {what}: {n}");
+            groups.entry((f.status, what)).or_insert((0, &f.message)).0 += 1;
+        }
+        out!("failed: {}", self.failed.len())?;
+        for ((status, what), (n, reason)) in groups {
+            match what {
+                "HTTP" => out!("  HTTP {status}: {n} ({reason})")?,
+                _ => out!("  {what}: {n} ({reason})")?,
+            }
         }
         if !self.skipped.is_empty() {
-            println!("not attempted (interrupted): {}", self.skipped.len());
+            out!("not attempted (interrupted): {}", self.skipped.len())?;
         }
-        println!("retries after 429/503: {}", self.retries);
+        out!("retries after 429/503: {}", self.retries)?;
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! `pwmail serve`, `pwmail dispatch` and `pwmail migrate`.
 
+use crate::cli::out;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,9 +22,13 @@ fn defaults() -> ServerConfig {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "PWMAIL_LISTEN", default_value_t = defaults().listen)]
+    /// Address to listen on: IP:PORT or HOST:PORT (a host name is resolved once, at start).
+    #[arg(long, env = "PWMAIL_LISTEN", default_value_t = defaults().listen,
+          value_parser = parse_listen)]
     pub listen: SocketAddr,
+    /// Not a flag: the port is part of --listen (e.g. --listen 127.0.0.1:9090).
+    #[arg(long, hide = true, value_parser = refuse_port)]
+    pub port: Option<String>,
     /// PEM certificate chain for built-in HTTPS (leaf first); needs --tls-key.
     #[arg(long, env = "PWMAIL_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -65,6 +70,25 @@ pub struct ServeArgs {
     /// Email of the admin created on first start with an empty database.
     #[arg(long, env = "PWMAIL_BOOTSTRAP_ADMIN", default_value_t = defaults().bootstrap_admin_email)]
     pub bootstrap_admin: String,
+}
+
+/// `--listen`: a socket address, or a host name and port resolved now
+/// (the first address the resolver gives).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not HOST:PORT or IP:PORT ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+fn refuse_port(_: &str) -> Result<String, String> {
+    Err("there is no --port: give the whole address, e.g. --listen 127.0.0.1:9090".into())
 }
 
 impl ServeArgs {
@@ -141,6 +165,7 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     if let Some(files) = &config.tls {
         crate::tls::load(files, SystemClock.now() / 1000)?;
     }
+    let _lock = lock_sqlite(&config.database_url)?;
     let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
@@ -176,7 +201,16 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     running.shutdown().await
 }
 
+/// The exclusive lock of a SQLite database, for a process that serves it.
+fn lock_sqlite(database_url: &str) -> anyhow::Result<Option<crate::files::ServerLock>> {
+    match pwmail_store::sqlite_file(database_url) {
+        Some(file) => Ok(Some(crate::files::lock_server(&file)?)),
+        None => Ok(None),
+    }
+}
+
 pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {
+    let _lock = lock_sqlite(&db.resolve()?)?;
     let store = db.open().await?;
     let mail = args.transport.to_config(&db.data_dir)?;
     tracing::info!(mail = ?mail, "pwmail dispatching");
@@ -192,6 +226,6 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
 
 pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
     db.open().await?;
-    println!("the database schema is up to date");
+    out!("the database schema is up to date")?;
     Ok(())
 }

@@ -49,6 +49,68 @@ fn known_variables() -> BTreeSet<String> {
     out
 }
 
+/// An example settings file: every key, its help and its default, each
+/// commented out (`packaging/pwmail.toml` is this text; a test keeps the
+/// two equal).
+pub fn example() -> String {
+    use std::collections::BTreeMap;
+    fn walk(cmd: &clap::Command, out: &mut BTreeMap<String, (String, Option<String>)>) {
+        for arg in cmd.get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            let var = env.to_string_lossy().into_owned();
+            if var == "PWMAIL_CONFIG" || out.contains_key(&var) {
+                continue;
+            }
+            let help = arg
+                .get_long_help()
+                .or_else(|| arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|v| v.to_string_lossy().into_owned())
+                .or_else(|| {
+                    matches!(arg.get_action(), clap::ArgAction::SetTrue).then(|| "false".into())
+                });
+            out.insert(var, (help, default));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut vars = BTreeMap::new();
+    walk(&Cli::command(), &mut vars);
+    let mut text = String::from(
+        "# pwmail settings: `pwmail --config pwmail.toml serve` (or PWMAIL_CONFIG).\n\
+         # Each key is a flag's name with `_` for `-`; flags and PWMAIL_* variables win\n\
+         # over this file. Every key is listed with its default, commented out:\n\
+         # uncomment what you change. Generated from the flags' definitions.\n",
+    );
+    for (var, (help, default)) in vars {
+        let key = var.trim_start_matches("PWMAIL_").to_ascii_lowercase();
+        text.push('\n');
+        for line in help.lines() {
+            text.push_str(format!("# {line}").trim_end());
+            text.push('\n');
+        }
+        match default {
+            Some(value) => text.push_str(&format!("# {key} = {}\n", toml_value(&value))),
+            None => text.push_str(&format!("# {key} = \"\"  (no default)\n")),
+        }
+    }
+    text
+}
+
+/// A default as TOML: numbers and booleans bare, everything else quoted.
+fn toml_value(value: &str) -> String {
+    if value.parse::<i64>().is_ok() || value == "true" || value == "false" {
+        value.to_string()
+    } else {
+        toml::Value::String(value.to_string()).to_string()
+    }
+}
+
 /// The settings of `path` as (variable, value) pairs.
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
     let shown = path.display().to_string();
@@ -94,7 +156,7 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
 /// Applies the `--config` file, if any, as `PWMAIL_*` defaults: a variable
 /// already set wins. Runs before the arguments are parsed and before any
 /// other thread exists.
-pub fn apply(args: &[String]) -> Result<(), SettingsError> {
+pub fn apply(args: &[std::ffi::OsString]) -> Result<(), SettingsError> {
     let Some(path) = config_path(args) else {
         return Ok(());
     };
@@ -109,13 +171,13 @@ pub fn apply(args: &[String]) -> Result<(), SettingsError> {
 }
 
 /// The `--config` path from the raw arguments or `PWMAIL_CONFIG`.
-pub fn config_path(args: &[String]) -> Option<std::path::PathBuf> {
+pub fn config_path(args: &[std::ffi::OsString]) -> Option<std::path::PathBuf> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if arg == "--config" {
             return iter.next().map(Into::into);
         }
-        if let Some(path) = arg.strip_prefix("--config=") {
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
             return Some(path.into());
         }
     }
@@ -154,13 +216,48 @@ mod tests {
 
     #[test]
     fn finds_the_flag() {
-        let args: Vec<String> = ["pwmail", "serve", "--config", "a.toml"]
-            .map(String::from)
+        let args: Vec<std::ffi::OsString> = ["pwmail", "serve", "--config", "a.toml"]
+            .map(Into::into)
             .into();
         assert_eq!(config_path(&args), Some("a.toml".into()));
-        let args: Vec<String> = ["pwmail", "--config=b.toml", "serve"]
-            .map(String::from)
+        let args: Vec<std::ffi::OsString> = ["pwmail", "--config=b.toml", "serve"]
+            .map(Into::into)
             .into();
         assert_eq!(config_path(&args), Some("b.toml".into()));
+    }
+
+    #[test]
+    fn the_packaged_example_lists_every_key_and_each_is_accepted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/pwmail.toml");
+        let example = example();
+        if std::env::var_os("PWMAIL_BLESS").is_some() {
+            std::fs::write(path, &example).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == example,
+            "packaging/pwmail.toml is stale: run `PWMAIL_BLESS=1 cargo test -p pwmail-server \
+             the_packaged_example` and commit it"
+        );
+        // Uncommented, every key reads back as a known setting.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("all.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{}\n", l.trim_end_matches("  (no default)")))
+            .collect();
+        std::fs::write(&file, &uncommented).unwrap();
+        let read = read(&file).unwrap();
+        let known = known_variables();
+        assert_eq!(
+            read.len(),
+            known.len() - 1,
+            "every key but config:\n{uncommented}"
+        );
+        for (var, _) in &read {
+            assert!(known.contains(var), "{var}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `pwmail user …` and `pwmail token …`: print what `app::users` did.
 
+use crate::cli::out;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -13,71 +14,99 @@ use crate::clock::format_utc;
 pub enum UserCommand {
     /// Add a user (no password yet: they set one through an emailed link).
     Add {
+        /// The user's email address (unique, compared case-insensitively).
         email: String,
+        /// Make the user an admin: admins' API tokens may call the API.
         #[arg(long)]
         admin: bool,
+        /// Display name used in the emails' greeting.
         #[arg(long)]
         name: Option<String>,
     },
     /// Add every address in the `email` column of a CSV file (header row
-    /// required); addresses already present are left as they are.
-    Import { file: PathBuf },
+    /// required; an optional `name` column gives display names); addresses
+    /// already present are left as they are.
+    Import {
+        /// CSV file with a header row and an `email` column.
+        file: PathBuf,
+    },
     /// List users.
     List,
     /// Read a password from stdin; exit 0 if it is the user's, 1 if not (2 on errors).
-    CheckPassword { email: String },
+    CheckPassword {
+        /// The user's email address.
+        email: String,
+    },
     /// Disable a user: their tokens and open links are revoked.
-    Disable { email: String },
+    Disable {
+        /// The user's email address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create an API token for a user; prints only the token.
     Create {
+        /// Email address of the admin the token acts for.
         email: String,
+        /// A note shown by `token list` (which system uses the token).
         #[arg(long, default_value = "cli")]
         label: String,
     },
     /// List a user's API tokens (ids, labels, state; never the tokens).
-    List { email: String },
+    List {
+        /// The user's email address.
+        email: String,
+    },
     /// Revoke an API token by id (see `pwmail token list`).
-    Revoke { id: i64 },
+    Revoke {
+        /// The token's id, from `pwmail token list`.
+        id: i64,
+    },
 }
 
 pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
     // A CSV that does not read fails before the database is opened.
-    let emails = match cmd {
-        UserCommand::Import { file } => emails_csv::read(file)?,
+    let rows: Vec<(String, Option<String>)> = match cmd {
+        UserCommand::Import { file } => emails_csv::read(file)?
+            .into_iter()
+            .map(|row| (row.email, row.name))
+            .collect(),
         _ => Vec::new(),
     };
-    let store = db.open().await?;
+    let store = db.open_existing().await?;
     match cmd {
         UserCommand::Add { email, admin, name } => {
             let user = users::add_user(&*store, email, *admin, name.as_deref(), now).await?;
-            println!(
+            out!(
                 "added user {} (id {}{})",
                 user.email,
                 user.id,
                 if user.is_admin { ", admin" } else { "" }
-            );
+            )?;
         }
         UserCommand::Import { .. } => {
             let started = std::time::Instant::now();
-            let imported = users::import_users(&*store, &emails, now).await?;
-            println!(
+            let imported = users::import_users(&*store, &rows, now).await?;
+            out!(
                 "imported {} user(s), {} already present, in {:.1} s",
                 imported.added,
                 imported.present,
                 started.elapsed().as_secs_f64()
-            );
+            )?;
         }
         UserCommand::List => {
-            println!(
+            out!(
                 "{:>6}  {:<40} {:<6} {:<9} {:<8} created",
-                "id", "email", "admin", "state", "password"
-            );
+                "id",
+                "email",
+                "admin",
+                "state",
+                "password"
+            )?;
             for u in store.list_users().await? {
-                println!(
+                out!(
                     "{:>6}  {:<40} {:<6} {:<9} {:<8} {}",
                     u.id,
                     u.email,
@@ -85,7 +114,7 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
                     if u.disabled { "disabled" } else { "active" },
                     if u.has_password { "set" } else { "none" },
                     format_utc(u.created_at)
-                );
+                )?;
             }
         }
         UserCommand::CheckPassword { email } => {
@@ -96,30 +125,30 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             if !users::check_password(&*store, &user, password).await? {
                 return Err(Failed::Answer("the password does not match".into()).into());
             }
-            println!("the password matches");
+            out!("the password matches")?;
         }
         UserCommand::Disable { email } => {
             let user = users::disable_user(&*store, email, now).await?;
-            println!(
+            out!(
                 "disabled user {}; their API tokens and open links are revoked",
                 user.email
-            );
+            )?;
         }
     }
     Ok(())
 }
 
 pub async fn token(cmd: &TokenCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
-    let store = db.open().await?;
+    let store = db.open_existing().await?;
     match cmd {
         TokenCommand::Create { email, label } => {
             let secret = users::create_token(&*store, email, label, now).await?;
-            println!("{}", secret.expose());
+            out!("{}", secret.expose())?;
         }
         TokenCommand::List { email } => {
-            println!("{:>6}  {:<20} {:<8} created", "id", "label", "state");
+            out!("{:>6}  {:<20} {:<8} created", "id", "label", "state")?;
             for t in users::list_tokens(&*store, email).await? {
-                println!(
+                out!(
                     "{:>6}  {:<20} {:<8} {}",
                     t.id,
                     t.label,
@@ -129,12 +158,12 @@ pub async fn token(cmd: &TokenCommand, db: &DbArgs, now: i64) -> anyhow::Result<
                         "live"
                     },
                     format_utc(t.created_at)
-                );
+                )?;
             }
         }
         TokenCommand::Revoke { id } => {
             users::revoke_token(&*store, *id, now).await?;
-            println!("revoked API token {id}");
+            out!("revoked API token {id}")?;
         }
     }
     Ok(())

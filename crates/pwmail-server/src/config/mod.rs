@@ -400,4 +400,27 @@ mod tests {
         }
         assert!(parse_public_url("https://id.example.com/pw/").is_ok());
     }
+
+    #[test]
+    fn links_users_cannot_open_are_warned_about() {
+        let config = |listen: &str, url: &str| ServerConfig {
+            listen: listen.parse().unwrap(),
+            public_url: parse_public_url(url).unwrap(),
+            ..ServerConfig::default()
+        };
+        assert!(
+            config("127.0.0.1:8080", "http://127.0.0.1:8080/")
+                .public_url_warnings()
+                .is_empty()
+        );
+        assert!(
+            config("0.0.0.0:8080", "https://id.example.com/")
+                .public_url_warnings()
+                .is_empty()
+        );
+        let w = config("0.0.0.0:8080", "http://127.0.0.1:8080/").public_url_warnings();
+        assert!(w.len() == 1 && w[0].contains("point at loopback"), "{w:?}");
+        let w = config("127.0.0.1:8080", "http://id.example.com/").public_url_warnings();
+        assert!(w.len() == 1 && w[0].contains("plain http"), "{w:?}");
+    }
 }

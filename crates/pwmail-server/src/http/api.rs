@@ -2,7 +2,6 @@
 //! input, calls `App`, and shapes the answer. Refusals become `ApiError` in
 //! `http::error`.
 
-use dropshot::HttpResponseError as _;
 use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext};
 use pwmail_api::{
     ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody,
@@ -122,7 +121,8 @@ async fn admin(
 }
 
 /// Runs one API call: in a span carrying the request id (so every log line
-/// of the request has it), under the deadline, then records the outcome. A
+/// of the request has it), under the deadline, then logs failures (metrics
+/// are counted for every response in `observe::logging`). A
 /// transaction cut off by the deadline is rolled back unless its commit was
 /// already under way, so the 504 says the outcome is unknown.
 async fn handle<T>(
@@ -130,12 +130,11 @@ async fn handle<T>(
     operation: &'static str,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %rqctx.request_id, operation);
     let result = with_deadline(&rqctx.context().app, work)
         .instrument(span.clone())
         .await;
-    span.in_scope(|| finish(operation, &rqctx.request_id, started, &result));
+    span.in_scope(|| finish(&rqctx.request_id, &result));
     result
 }
 
@@ -153,20 +152,10 @@ async fn with_deadline<T>(
     }
 }
 
-/// Records the outcome. Handler errors reach the caller through `Reply`, which
-/// dropshot logs as a plain response, so server-side failures are logged here
+/// Logs server-side failures. Handler errors reach the caller through
+/// `Reply`, which dropshot logs as a plain response, so they are logged here
 /// with the request id the caller sees in `x-request-id`.
-fn finish<T>(
-    operation: &'static str,
-    request_id: &str,
-    started: std::time::Instant,
-    result: &Result<T, ApiError>,
-) {
-    let status = match result {
-        Ok(_) => 200,
-        Err(e) => e.status_code().as_u16(),
-    };
-    crate::observe::metrics::api_request(operation, status, started.elapsed());
+fn finish<T>(request_id: &str, result: &Result<T, ApiError>) {
     match result {
         Err(ApiError::Internal { detail }) => {
             tracing::error!(request_id, error = %detail, "request failed: internal error")

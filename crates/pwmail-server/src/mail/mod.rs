@@ -32,20 +32,20 @@ const BUILTIN: &[(&str, &str)] = builtin_templates!(
     "password_changed"
 );
 
+// The causes are part of each message and not also a `source` (thiserror
+// takes a field of that name as one), so an error chain (`{:#}`) names a
+// template problem once.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("template {name}: {source}")]
+    #[error("template {name}: {error}")]
     Template {
         name: String,
-        #[source]
-        source: minijinja::Error,
+        error: minijinja::Error,
     },
-    #[error("reading template override {path}: {source}")]
-    Override {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading template override {path}: {error}")]
+    Override { path: String, error: std::io::Error },
+    #[error("--template-dir {path}: {problem}")]
+    OverrideDir { path: String, problem: String },
     #[error("building the message: {0}")]
     Build(String),
 }
@@ -95,28 +95,58 @@ impl Renderer {
         support: Option<&str>,
         override_dir: Option<&Path>,
     ) -> Result<Self, MailError> {
+        if let Some(dir) = override_dir {
+            check_override_dir(dir)?;
+        }
         let mut env = Environment::new();
+        // A misspelt variable is an error, not an empty string in every email.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, builtin) in BUILTIN {
             let source = match override_dir.map(|d| d.join(name)) {
                 Some(path) if path.exists() => {
-                    std::fs::read_to_string(&path).map_err(|source| MailError::Override {
+                    std::fs::read_to_string(&path).map_err(|error| MailError::Override {
                         path: path.display().to_string(),
-                        source,
+                        error,
                     })?
                 }
                 _ => builtin.to_string(),
             };
             env.add_template_owned(name.to_string(), source)
-                .map_err(|source| MailError::Template {
+                .map_err(|error| MailError::Template {
                     name: name.to_string(),
-                    source,
+                    error,
                 })?;
         }
-        Ok(Renderer {
+        let renderer = Renderer {
             env,
             product: product.to_string(),
             support: support.map(str::to_string),
-        })
+        };
+        renderer.trial()?;
+        Ok(renderer)
+    }
+
+    /// Renders every message once with sample values, so that a template
+    /// that would fail (an unknown variable, a bad filter) fails at start,
+    /// naming its file and line, instead of at the first send.
+    fn trial(&self) -> Result<(), MailError> {
+        for purpose in [
+            LinkPurpose::SendPasswordEmail,
+            LinkPurpose::ResetPasswordByAdmin,
+        ] {
+            for name in [None, Some("Sample User")] {
+                self.render_link_email(&LinkEmail {
+                    purpose,
+                    email: "user@example.com",
+                    name,
+                    link: "https://pwmail.example/reset/SAMPLE",
+                    lifetime: Duration::from_secs(86_400),
+                    expires_at: 0,
+                })?;
+                self.render_password_changed("user@example.com", name, 0)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn render_link_email(&self, email: &LinkEmail<'_>) -> Result<Rendered, MailError> {
@@ -156,7 +186,7 @@ impl Renderer {
             self.env
                 .get_template(&name)
                 .and_then(|t| t.render(&ctx))
-                .map_err(|source| MailError::Template { name, source })
+                .map_err(|error| MailError::Template { name, error })
         };
         Ok(Rendered {
             subject: render("subject.txt")?.trim().to_string(),
@@ -164,6 +194,33 @@ impl Renderer {
             html: render("html")?,
         })
     }
+}
+
+/// The override directory exists and holds only files named like the
+/// built-in templates (dot files aside): a misspelt name would otherwise be
+/// ignored without a word.
+fn check_override_dir(dir: &Path) -> Result<(), MailError> {
+    let problem = |problem: String| MailError::OverrideDir {
+        path: dir.display().to_string(),
+        problem,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| problem(e.to_string()))?;
+    for entry in entries {
+        let name = entry
+            .map_err(|e| problem(e.to_string()))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with('.') || BUILTIN.iter().any(|(known, _)| *known == name) {
+            continue;
+        }
+        let known: Vec<&str> = BUILTIN.iter().map(|(known, _)| *known).collect();
+        return Err(problem(format!(
+            "unknown template file {name:?} (known: {})",
+            known.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// "24 hours", "90 minutes", "2 days".
@@ -196,9 +253,60 @@ mod tests {
     fn every_message_kind_has_its_templates() {
         let renderer = Renderer::new("pwmail", None, None).unwrap();
         for kind in MessageKind::ALL {
-            let rendered = renderer.render(kind, context! { link => "L" }).unwrap();
+            let ctx = context! {
+                product => "p", support => "s", email => "e", name => "n", link => "L",
+                expires_in => "1 hour", expires_at => "t", changed_at => "t",
+            };
+            let rendered = renderer.render(kind, ctx).unwrap();
             assert!(!rendered.subject.is_empty(), "{kind}");
         }
+    }
+
+    #[test]
+    fn broken_overrides_fail_at_start_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |dir: &Path| {
+            Renderer::new("pwmail", None, Some(dir))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = dir.path().join("nope");
+        assert!(
+            err(&missing).contains("--template-dir"),
+            "{}",
+            err(&missing)
+        );
+
+        std::fs::write(dir.path().join("send_password_emial.txt"), "x").unwrap();
+        let e = err(dir.path());
+        assert!(
+            e.contains("unknown template file \"send_password_emial.txt\""),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("send_password_emial.txt")).unwrap();
+
+        std::fs::write(
+            dir.path().join("send_password_email.txt"),
+            "Hello\n{{ nmae }}\n",
+        )
+        .unwrap();
+        let e = err(dir.path());
+        assert!(
+            e.contains("`nmae` is undefined") && e.contains("send_password_email.txt:2"),
+            "{e}"
+        );
+
+        std::fs::write(dir.path().join("send_password_email.txt"), "{% if %}").unwrap();
+        let e = err(dir.path());
+        assert_eq!(e.matches("syntax error").count(), 1, "once: {e}");
+
+        std::fs::write(
+            dir.path().join("send_password_email.txt"),
+            "Hello {{ name or email }}: {{ link }}\n",
+        )
+        .unwrap();
+        Renderer::new("pwmail", None, Some(dir.path())).expect("a good override");
     }
 
     #[test]

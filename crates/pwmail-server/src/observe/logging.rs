@@ -1,6 +1,9 @@
 //! dropshot logs through slog; this drain forwards its records into tracing
-//! with the logger's own key-values (`req_id`, `method`, `uri`, …) included,
-//! so dropshot's request lines carry the request id like ours do.
+//! with the request id as a field of its own (`request_id`, as on our own
+//! lines) and the logger's other key-values (`method`, `uri`, …) in `kv`.
+//! Its "request completed" record is also where API responses are counted:
+//! it is the one place that sees every response, including those dropshot
+//! gives before a handler runs.
 //!
 //! A reset link is as secret as a password, and dropshot logs every
 //! request's `uri`: every value and message passes through
@@ -13,18 +16,48 @@ use slog::{Drain, KV, Level, OwnedKVList, Record};
 
 pub struct SlogToTracing;
 
-/// Collects key-values as `key=value` pairs.
-struct Pairs(String);
+/// A record's key-values: the request id and what the metrics need apart,
+/// the rest as `key=value` pairs (links redacted).
+#[derive(Default)]
+struct Fields {
+    request_id: Option<String>,
+    uri: Option<String>,
+    response_code: Option<u16>,
+    latency_us: Option<u64>,
+    kv: String,
+}
 
-impl slog::Serializer for Pairs {
+impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        if !self.0.is_empty() {
-            self.0.push(' ');
-        }
         let value = val.to_string();
-        let _ = write!(self.0, "{key}={}", redact_links(&value));
+        let key = key.as_ref();
+        match key {
+            "req_id" => {
+                self.request_id = Some(value);
+                return Ok(());
+            }
+            "uri" => self.uri = Some(value.clone()),
+            "response_code" => self.response_code = value.parse().ok(),
+            "latency_us" => self.latency_us = value.parse().ok(),
+            _ => {}
+        }
+        if !self.kv.is_empty() {
+            self.kv.push(' ');
+        }
+        let _ = write!(self.kv, "{key}={}", redact_links(&value));
         Ok(())
     }
+}
+
+/// One tracing event at `level`, with `request_id` as a field of its own
+/// when the record has one.
+macro_rules! forward {
+    ($level:ident, $fields:expr, $msg:expr) => {
+        match &$fields.request_id {
+            Some(id) => tracing::$level!(target: "dropshot", request_id = %id, kv = %$fields.kv, "{}", $msg),
+            None => tracing::$level!(target: "dropshot", kv = %$fields.kv, "{}", $msg),
+        }
+    };
 }
 
 impl Drain for SlogToTracing {
@@ -32,20 +65,23 @@ impl Drain for SlogToTracing {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut pairs = Pairs(String::new());
-        let _ = record.kv().serialize(record, &mut pairs);
-        let _ = values.serialize(record, &mut pairs);
-        let kv = pairs.0;
+        let mut fields = Fields::default();
+        let _ = record.kv().serialize(record, &mut fields);
+        let _ = values.serialize(record, &mut fields);
         let msg = record.msg().to_string();
+        if let ("request completed", Some(uri), Some(status)) =
+            (msg.as_str(), &fields.uri, fields.response_code)
+        {
+            let latency = std::time::Duration::from_micros(fields.latency_us.unwrap_or(0));
+            crate::observe::metrics::api_response(uri, status, latency);
+        }
         let msg = redact_links(&msg);
         match record.level() {
-            Level::Critical | Level::Error => {
-                tracing::error!(target: "dropshot", kv = %kv, "{msg}")
-            }
-            Level::Warning => tracing::warn!(target: "dropshot", kv = %kv, "{msg}"),
-            Level::Info => tracing::info!(target: "dropshot", kv = %kv, "{msg}"),
-            Level::Debug => tracing::debug!(target: "dropshot", kv = %kv, "{msg}"),
-            Level::Trace => tracing::trace!(target: "dropshot", kv = %kv, "{msg}"),
+            Level::Critical | Level::Error => forward!(error, fields, msg),
+            Level::Warning => forward!(warn, fields, msg),
+            Level::Info => forward!(info, fields, msg),
+            Level::Debug => forward!(debug, fields, msg),
+            Level::Trace => forward!(trace, fields, msg),
         }
         Ok(())
     }

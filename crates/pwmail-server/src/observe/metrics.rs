@@ -39,7 +39,14 @@ pub fn send_attempt(outcome: &'static str, latency: Duration) {
     metrics::histogram!("pwmail_mail_send_seconds").record(latency.as_secs_f64());
 }
 
-pub fn api_request(operation: &'static str, status: u16, latency: Duration) {
+/// One response on an API path, whatever answered it: the handler, or
+/// dropshot before it (a body that does not parse, a wrong content type, an
+/// unknown path). `observe::logging` calls this from dropshot's "request
+/// completed" record, the one place that sees every response.
+pub fn api_response(path: &str, status: u16, latency: Duration) {
+    let Some(operation) = api_operation(path) else {
+        return;
+    };
     metrics::counter!(
         "pwmail_api_requests_total",
         "operation" => operation,
@@ -48,4 +55,71 @@ pub fn api_request(operation: &'static str, status: u16, latency: Duration) {
     .increment(1);
     metrics::histogram!("pwmail_api_request_seconds", "operation" => operation)
         .record(latency.as_secs_f64());
+}
+
+/// The `operationId` whose path template matches `path` (a request under
+/// `/api/`), read from the API document; "unknown" for other `/api/` paths,
+/// so the label stays bounded. `None` outside `/api/`.
+pub fn api_operation(path: &str) -> Option<&'static str> {
+    static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, &'static str)>> =
+        std::sync::LazyLock::new(|| routes(pwmail_api::OPENAPI_DOCUMENT));
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if !path.starts_with("/api/") {
+        return None;
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let found = ROUTES.iter().find(|(template, _)| {
+        template.len() == segments.len()
+            && template
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+    });
+    Some(found.map_or("unknown", |(_, operation)| *operation))
+}
+
+/// (path segments, operationId) of every operation in the document.
+fn routes(document: &str) -> Vec<(Vec<String>, &'static str)> {
+    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(document) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for operation in item.as_object().into_iter().flat_map(|m| m.values()) {
+            if let Some(id) = operation["operationId"].as_str() {
+                let segments = path.split('/').map(str::to_string).collect();
+                // Leaked once per operation at start: labels are &'static.
+                out.push((segments, &*Box::leak(id.to_string().into_boxed_str())));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_map_to_their_operation() {
+        assert_eq!(
+            api_operation("/api/web/custom/namespaces/system/send_password_email"),
+            Some("send_password_email")
+        );
+        assert_eq!(
+            api_operation("/api/web/custom/namespaces/other/send_password_email"),
+            Some("send_password_email")
+        );
+        assert_eq!(
+            api_operation("/api/web/custom/password/admin_reset?x=1"),
+            Some("reset_password_by_admin")
+        );
+        assert_eq!(
+            api_operation("/api/web/custom/password/email_status"),
+            Some("get_password_email_status")
+        );
+        assert_eq!(api_operation("/api/nothing/here"), Some("unknown"));
+        assert_eq!(api_operation("/reset/abc"), None);
+        assert_eq!(api_operation("/metrics"), None);
+    }
 }

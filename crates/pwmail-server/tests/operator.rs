@@ -1,0 +1,419 @@
+//! The `pwmail` binary as a new operator meets it: a wrong directory, a
+//! second server, a closed pipe, odd bytes, `--help`, broken templates, the
+//! packaged unit and settings file. Each surprise an operator reported is a
+//! test here.
+
+use std::io::{BufRead, BufReader, Read as _};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pwmail() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+    command
+        .env_remove("PWMAIL_DATABASE_URL")
+        .env_remove("PWMAIL_DATA_DIR")
+        .env_remove("PWMAIL_CONFIG");
+    command
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    pwmail().current_dir(dir).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_listening(listen: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {listen}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `pwmail ARGS` that must exit by itself (a server that starts when it
+/// should refuse would hang the test): its output, killed after 20 s.
+fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = KillOnDrop(
+        pwmail()
+            .current_dir(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "pwmail {args:?} kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn admin_and_read_only_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        vec!["user", "add", "a@example.com"],
+        vec!["user", "list"],
+        vec!["token", "list", "a@example.com"],
+        vec!["outbox", "list"],
+    ] {
+        let out = run(d, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no pwmail database at pwmail-data/pwmail.db"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = run(d, &["outbox", "list", "--data-dir", "/nonexistent/pwmail"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no pwmail database at /nonexistent/pwmail/pwmail.db"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!Path::new("/nonexistent/pwmail").exists());
+    assert!(
+        std::fs::read_dir(d).unwrap().next().is_none(),
+        "nothing was created in the working directory"
+    );
+
+    // `migrate` creates it; then the same command works.
+    assert!(run(d, &["migrate"]).status.success());
+    let out = run(d, &["user", "add", "a@example.com"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first_listen = format!("127.0.0.1:{}", free_port());
+    let first = KillOnDrop(
+        pwmail()
+            .current_dir(d)
+            .args(["serve", "--listen", &first_listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(&first_listen);
+    let second_listen = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_exit(d, &["serve", "--listen", &second_listen]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("another pwmail server (PID {})", first.0.id())),
+        "{err}"
+    );
+    assert!(err.contains("PostgreSQL"), "points at replicas: {err}");
+    // Admin commands still work beside the running server.
+    assert!(run(d, &["user", "list"]).status.success());
+    let (code, err) = run_to_exit(d, &["dispatch"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("another pwmail server"), "{err}");
+
+    // Once the first is gone, a new one starts.
+    drop(first);
+    let third = KillOnDrop(
+        pwmail()
+            .current_dir(d)
+            .args(["serve", "--listen", &second_listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(&second_listen);
+    drop(third);
+}
+
+#[test]
+fn a_closed_pipe_ends_listing_quietly_and_odd_bytes_are_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(run(d, &["migrate"]).status.success());
+    // More rows than a pipe buffer holds, so the writer meets the closed end.
+    let mut csv = String::from("email\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("user{i}@example.com\n"));
+    }
+    std::fs::write(d.join("users.csv"), csv).unwrap();
+    assert!(run(d, &["user", "import", "users.csv"]).status.success());
+
+    let mut child = pwmail()
+        .current_dir(d)
+        .args(["user", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader (like `head -1`) is gone now.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(first.contains("email"), "{first}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    use std::os::unix::ffi::OsStrExt as _;
+    let out = pwmail()
+        .current_dir(d)
+        .args(["user", "add", "x@example.com", "--name"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("invalid UTF-8"), "{err}");
+}
+
+#[test]
+fn help_describes_every_argument_and_mistakes_get_pointed_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let help = |args: &[&str]| text(&run(d, args).stdout);
+    let user_add = help(&["user", "add", "--help"]);
+    assert!(user_add.contains("The user's email address"), "{user_add}");
+    let import = help(&["user", "import", "--help"]);
+    assert!(import.contains("`email` column"), "{import}");
+    let show = help(&["outbox", "show", "--help"]);
+    assert!(show.contains("from `pwmail outbox list`"), "{show}");
+    let list = help(&["outbox", "list", "--help"]);
+    assert!(
+        list.contains("Only messages in this state") && list.contains("newest first"),
+        "{list}"
+    );
+    let preview = help(&["mail", "preview", "--help"]);
+    assert!(
+        preview.contains("Which message to render") && preview.contains("Recipient address"),
+        "{preview}"
+    );
+    let send = help(&["send", "--help"]);
+    assert!(send.contains("--token <TOKEN>"), "{send}");
+
+    let out = run(d, &["serve", "--port", "9090"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--listen 127.0.0.1:9090"), "{err}");
+
+    let out = run(d, &["send", "--server", "http://127.0.0.1:1"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--email") && err.contains("--from-csv"),
+        "{err}"
+    );
+
+    let out = run(
+        d,
+        &[
+            "send",
+            "--server",
+            "http://127.0.0.1:1",
+            "--email",
+            "a@example.com",
+            "--token-file",
+            "/nonexistent/token",
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains("--token-file /nonexistent/token"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _serve = KillOnDrop(
+        pwmail()
+            .current_dir(dir.path())
+            .args(["serve", "--listen", &format!("localhost:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // localhost resolves to loopback (v4 or v6 first, as the resolver says).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("localhost", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on localhost:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn broken_templates_stop_serve_and_preview_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_exit(
+        d,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--template-dir",
+            "/nonexistent/templates",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("--template-dir /nonexistent/templates"),
+        "{err}"
+    );
+
+    let templates = d.join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("send_password_email.txt"),
+        "Hi\n{{ nmae }}\n",
+    )
+    .unwrap();
+    let t = templates.to_str().unwrap();
+    let (code, err) = run_to_exit(d, &["serve", "--listen", &listen, "--template-dir", t]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("send_password_email.txt:2"), "{err}");
+
+    let out = run(
+        d,
+        &[
+            "mail",
+            "preview",
+            "--kind",
+            "send-password-email",
+            "--to",
+            "a@example.com",
+            "--template-dir",
+            t,
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("`nmae` is undefined"), "{err}");
+    assert_eq!(err.matches("`nmae` is undefined").count(), 1, "once: {err}");
+
+    std::fs::remove_file(templates.join("send_password_email.txt")).unwrap();
+    std::fs::write(templates.join("send_password_emial.txt"), "x").unwrap();
+    let (code, err) = run_to_exit(d, &["serve", "--listen", &listen, "--template-dir", t]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("unknown template file \"send_password_emial.txt\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = run(Path::new("."), &["--version"]);
+    let version = text(&out.stdout);
+    assert!(
+        version.starts_with(&format!("pwmail {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(head.status.success(), "the tests run in a git checkout");
+    let head = text(&head.stdout);
+    assert!(version.contains(head.trim()), "{version} vs {head}");
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_runs_a_command_that_parses() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/pwmail.service"
+    ))
+    .unwrap();
+    for directive in [
+        "DynamicUser=yes",
+        "StateDirectory=pwmail",
+        "StateDirectoryMode=0700",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "UMask=0077",
+        "PrivateTmp=yes",
+    ] {
+        assert!(
+            unit.lines().any(|l| l.trim() == directive),
+            "{directive} missing"
+        );
+    }
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(args, ["--config", "/etc/pwmail/pwmail.toml", "serve"]);
+    // The same command line, with a settings file of our own, starts a server.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        dir.path().join("pwmail.toml"),
+        format!("listen = \"{listen}\"\n"),
+    )
+    .unwrap();
+    let _serve = KillOnDrop(
+        pwmail()
+            .current_dir(dir.path())
+            .args(["--config", "pwmail.toml", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(&listen);
+}
