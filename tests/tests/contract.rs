@@ -83,7 +83,7 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
 
     let response = server
         .client()
-        .send_password_email(&ns(), &send_body("hello@example.com"))
+        .send_password_email(&ns(), None, &send_body("hello@example.com"))
         .await
         .expect("200");
     assert_eq!(response.status(), 200);
@@ -168,7 +168,7 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
 
     server
         .client()
-        .send_password_email(&ns(), &send_body("carol@example.com"))
+        .send_password_email(&ns(), None, &send_body("carol@example.com"))
         .await
         .expect("first email");
     let first = server.wait_for_emails(1, DEADLINE).await;
@@ -185,7 +185,7 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
 
     let response = server
         .client()
-        .reset_password_by_admin(&reset_body("carol@example.com"))
+        .reset_password_by_admin(None, &reset_body("carol@example.com"))
         .await
         .expect("200");
     assert!(
@@ -243,7 +243,7 @@ async fn email_lookup_is_case_insensitive_and_mails_the_stored_address() {
     server.add_user("Dave.Smith@Example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(&reset_body("dave.smith@EXAMPLE.COM"))
+        .reset_password_by_admin(None, &reset_body("dave.smith@EXAMPLE.COM"))
         .await
         .expect("200");
     let emails = server.wait_for_emails(1, DEADLINE).await;
@@ -432,7 +432,7 @@ async fn authentication_and_authorization() {
     let (status, code, message, _) = error_of(
         server
             .anonymous_client()
-            .send_password_email(&ns(), &body)
+            .send_password_email(&ns(), None, &body)
             .await,
     );
     assert_eq!((status, code), (401, 16));
@@ -456,7 +456,7 @@ async fn authentication_and_authorization() {
         let (status, code, message, _) = error_of(
             server
                 .client_with(bad)
-                .send_password_email(&ns(), &body)
+                .send_password_email(&ns(), None, &body)
                 .await,
         );
         assert_eq!((status, code), (401, 16));
@@ -467,7 +467,7 @@ async fn authentication_and_authorization() {
     let (status, code, message, _) = error_of(
         server
             .client_with(&member)
-            .send_password_email(&ns(), &body)
+            .send_password_email(&ns(), None, &body)
             .await,
     );
     assert_eq!((status, code), (403, 7));
@@ -478,7 +478,7 @@ async fn authentication_and_authorization() {
     let token = server.token_for("second-admin@example.com").await;
     let client = server.client_with(&token);
     client
-        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .reset_password_by_admin(None, &reset_body("hello@example.com"))
         .await
         .expect("live token works");
     let tokens = pwmail_server::app::users::list_tokens(server.store(), "second-admin@example.com")
@@ -489,7 +489,7 @@ async fn authentication_and_authorization() {
         .unwrap();
     let (status, code, message, _) = error_of(
         client
-            .reset_password_by_admin(&reset_body("member@example.com"))
+            .reset_password_by_admin(None, &reset_body("member@example.com"))
             .await,
     );
     assert_eq!((status, code), (401, 16));
@@ -502,7 +502,7 @@ async fn authentication_and_authorization() {
     let (status, _, _, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("member@example.com"))
+            .reset_password_by_admin(None, &reset_body("member@example.com"))
             .await,
     );
     assert_eq!(status, 401);
@@ -520,7 +520,7 @@ async fn unknown_user_is_404_and_disabled_user_is_409() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("nobody@example.com"))
+            .reset_password_by_admin(None, &reset_body("nobody@example.com"))
             .await,
     );
     assert_eq!((status, code), (404, 5));
@@ -529,7 +529,7 @@ async fn unknown_user_is_404_and_disabled_user_is_409() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .send_password_email(&ns(), &send_body("gone@example.com"))
+            .send_password_email(&ns(), None, &send_body("gone@example.com"))
             .await,
     );
     assert_eq!((status, code), (409, 9));
@@ -545,14 +545,14 @@ async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
     server.set_known_password(user.id).await;
     let client = server.client();
     client
-        .send_password_email(&ns(), &send_body("hello@example.com"))
+        .send_password_email(&ns(), None, &send_body("hello@example.com"))
         .await
         .expect("first");
     let emails = server.wait_for_emails(1, DEADLINE).await;
     let first_link = pwmail_server::secrets::hash(&link_token(&emails[0]).unwrap());
     let (status, code, message, headers) = error_of(
         client
-            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
             .await,
     );
     assert_eq!((status, code), (429, 8));
@@ -605,16 +605,16 @@ async fn per_token_rate_limit_is_429_naming_the_limit() {
     }
     let client = server.client();
     client
-        .reset_password_by_admin(&reset_body("a@example.com"))
+        .reset_password_by_admin(None, &reset_body("a@example.com"))
         .await
         .expect("1st");
     client
-        .reset_password_by_admin(&reset_body("b@example.com"))
+        .reset_password_by_admin(None, &reset_body("b@example.com"))
         .await
         .expect("2nd");
     let (status, code, message, headers) = error_of(
         client
-            .reset_password_by_admin(&reset_body("c@example.com"))
+            .reset_password_by_admin(None, &reset_body("c@example.com"))
             .await,
     );
     assert_eq!((status, code), (429, 8));
@@ -641,7 +641,7 @@ async fn internal_errors_are_500_without_details() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
             .await,
     );
     assert_eq!((status, code), (500, 13));
@@ -671,7 +671,7 @@ async fn locked_database_is_503_with_retry_after() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
             .await,
     );
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
@@ -699,7 +699,7 @@ async fn request_past_its_deadline_is_504() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
             .await,
     );
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
@@ -728,7 +728,7 @@ async fn delivery_status_by_email_and_by_request_id() {
     server.add_user("member@example.com", false).await;
     let response = server
         .client()
-        .send_password_email(&ns(), &send_body("hello@example.com"))
+        .send_password_email(&ns(), None, &send_body("hello@example.com"))
         .await
         .expect("200");
     let request_id = response.headers()["x-request-id"]
@@ -847,7 +847,7 @@ async fn a_full_backlog_is_503_with_retry_after() {
     server.add_user("b@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(&reset_body("a@example.com"))
+        .reset_password_by_admin(None, &reset_body("a@example.com"))
         .await
         .expect("the first fits");
     // The backlog is counted every 250 ms: wait until the count has seen it.
@@ -858,7 +858,7 @@ async fn a_full_backlog_is_503_with_retry_after() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(&reset_body("b@example.com"))
+            .reset_password_by_admin(None, &reset_body("b@example.com"))
             .await,
     );
     assert_eq!((status, code), (503, 14));
@@ -882,7 +882,7 @@ async fn a_sent_row_keeps_no_body_so_the_link_is_only_in_the_mailbox() {
     server.add_user("later@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .reset_password_by_admin(None, &reset_body("hello@example.com"))
         .await
         .expect("200");
     server.wait_for_outbox(OutboxState::Sent, 1).await;
@@ -923,7 +923,7 @@ async fn rate_limits_survive_a_restart() {
     server.add_user("hello@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(&reset_body("hello@example.com"))
+        .reset_password_by_admin(None, &reset_body("hello@example.com"))
         .await
         .expect("the first email");
     server.stop().await;
@@ -932,7 +932,7 @@ async fn rate_limits_survive_a_restart() {
     let (status, code, message, headers) = error_of(
         restarted
             .client()
-            .reset_password_by_admin(&reset_body("hello@example.com"))
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
             .await,
     );
     assert_eq!((status, code), (429, 8), "{message}");
@@ -953,7 +953,7 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
     server.add_user("hello@example.com", false).await;
     let client = server.client();
     let body = reset_body("hello@example.com");
-    let send = || client.reset_password_by_admin(&body);
+    let send = || client.reset_password_by_admin(None, &body);
     send().await.expect("the first email");
     clock.advance_ms(59_000);
     let (status, _, _, headers) = error_of(send().await);
@@ -1003,7 +1003,7 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     let client = server.client();
     let (status, code, message, _) = error_of(
         client
-            .reset_password_by_admin(&reset_body("a..b@example.com"))
+            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
             .await,
     );
     assert_eq!((status, code), (409, 9), "{message}");
@@ -1013,7 +1013,7 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     );
     let (status, code, _, _) = error_of(
         client
-            .send_password_email(&ns(), &send_body("a..b@example.com"))
+            .send_password_email(&ns(), None, &send_body("a..b@example.com"))
             .await,
     );
     assert_eq!((status, code), (409, 9));

@@ -49,12 +49,12 @@ async fn one_call_of_each_outcome_moves_each_counter_by_one() {
 
     server
         .client()
-        .reset_password_by_admin(&body("hello@example.com"))
+        .reset_password_by_admin(None, &body("hello@example.com"))
         .await
         .expect("200");
     let refused = server
         .client()
-        .reset_password_by_admin(&body("nobody@example.com"))
+        .reset_password_by_admin(None, &body("nobody@example.com"))
         .await;
     assert!(refused.is_err(), "an unknown user is refused");
     server.wait_for_outbox(OutboxState::Sent, 1).await;

@@ -14,7 +14,7 @@ async fn reset(client: &pwmail_client::Client, email: &str) -> (u16, Option<i32>
         email: email.try_into().unwrap(),
     };
     let call = Instant::now();
-    let (status, code) = match client.reset_password_by_admin(&body).await {
+    let (status, code) = match client.reset_password_by_admin(None, &body).await {
         Ok(r) => (r.status().as_u16(), None),
         Err(pwmail_client::Error::ErrorResponse(r)) => (r.status().as_u16(), Some(r.code)),
         Err(e) => panic!("transport-level failure: {e}"),
@@ -148,7 +148,7 @@ async fn the_reset_page_answers_503_in_html_while_the_database_is_gone() {
     };
     server
         .client()
-        .reset_password_by_admin(&body)
+        .reset_password_by_admin(None, &body)
         .await
         .expect("200");
     let emails = server.wait_for_emails(1, DEADLINE).await;

@@ -19,7 +19,7 @@ async fn send(server: &TestServer, email: &str) -> String {
     let before = server.wait_for_emails(0, Duration::ZERO).await.len();
     server
         .client()
-        .send_password_email(&"system".try_into().expect("valid namespace"), &body)
+        .send_password_email(&"system".try_into().expect("valid namespace"), None, &body)
         .await
         .expect("200");
     let emails = server.wait_for_emails(before + 1, DEADLINE).await;
@@ -210,7 +210,7 @@ async fn a_newer_email_cancels_the_older_link() {
     };
     server
         .client()
-        .reset_password_by_admin(&body)
+        .reset_password_by_admin(None, &body)
         .await
         .expect("200");
     let second = latest_link(&server, 2).await;

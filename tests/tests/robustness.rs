@@ -100,7 +100,7 @@ async fn idle_and_slow_connections_do_not_stop_service() {
     };
     let response = tokio::time::timeout(
         Duration::from_secs(5),
-        server.client().reset_password_by_admin(&body),
+        server.client().reset_password_by_admin(None, &body),
     )
     .await
     .expect("answered while 550 connections hang")

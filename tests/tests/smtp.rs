@@ -40,7 +40,7 @@ async fn reset(server: &TestServer, email: &str) {
     };
     server
         .client()
-        .reset_password_by_admin(&body)
+        .reset_password_by_admin(None, &body)
         .await
         .expect("200");
 }

@@ -43,9 +43,12 @@ async fn the_generated_client_calls_both_operations_over_https_with_a_private_ca
         .build()
         .unwrap();
     let reset = client
-        .reset_password_by_admin(&ResetPasswordByAdminRequest {
-            email: "user@example.com".try_into().unwrap(),
-        })
+        .reset_password_by_admin(
+            None,
+            &ResetPasswordByAdminRequest {
+                email: "user@example.com".try_into().unwrap(),
+            },
+        )
         .await
         .expect("reset over https");
     assert_eq!(reset.status().as_u16(), 200);
@@ -84,9 +87,12 @@ async fn a_client_that_does_not_trust_the_ca_is_refused_and_says_why() {
     ] {
         let client = builder.api_token(&server.admin_token).build().unwrap();
         let err = client
-            .reset_password_by_admin(&ResetPasswordByAdminRequest {
-                email: "user@example.com".try_into().unwrap(),
-            })
+            .reset_password_by_admin(
+                None,
+                &ResetPasswordByAdminRequest {
+                    email: "user@example.com".try_into().unwrap(),
+                },
+            )
             .await
             .map_err(CallError::from)
             .expect_err("an untrusted certificate is refused");

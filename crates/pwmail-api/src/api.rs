@@ -19,13 +19,40 @@ fn send_password_email_path_namespace_schema(
 /// Header parameters of `send_password_email`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
 pub struct SendPasswordEmailHeaders {
+    /// pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
+    #[serde(rename = "Idempotency-Key")]
+    #[serde(default)]
+    #[schemars(schema_with = "send_password_email_header_idempotency_key_schema")]
+    pub idempotency_key: ::std::option::Option<::std::string::String>,
     /// `Authorization: APIToken <token>`. The call carries the rights of the token's owner; only admins may call these operations.
     #[serde(rename = "Authorization")]
     #[serde(default)]
     #[schemars(schema_with = "send_password_email_header_authorization_schema")]
     pub authorization: ::std::option::Option<::std::string::String>,
 }
+fn send_password_email_header_idempotency_key_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema(
+        "{\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
+    )
+}
 fn send_password_email_header_authorization_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"type\":\"string\"}")
+}
+fn sendpasswordemail_response_header_idempotent_replayed_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"enum\":[\"true\"],\"type\":\"string\"}")
+}
+fn sendpasswordemail_response_header_deprecation_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"type\":\"string\"}")
+}
+fn sendpasswordemail_response_header_link_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
     pwmail_types::source_schema("{\"type\":\"string\"}")
@@ -33,26 +60,59 @@ fn send_password_email_header_authorization_schema(
 /// Headers of a successful `SendPasswordEmail` response.
 #[derive(Clone, Debug, ::serde::Serialize, ::schemars::JsonSchema)]
 pub struct SendPasswordEmailResponseHeaders {
+    /// `true` when this 200 repeats the stored outcome of an earlier call with the same Idempotency-Key: no new link or email was made.
+    #[serde(rename = "Idempotent-Replayed")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "sendpasswordemail_response_header_idempotent_replayed_schema")]
+    pub idempotent_replayed: ::std::option::Option<::std::string::String>,
     /// RFC 9745: this operation is deprecated since 2022-01-14 (`@1642118400`).
     #[serde(rename = "Deprecation")]
+    #[schemars(schema_with = "sendpasswordemail_response_header_deprecation_schema")]
     pub deprecation: ::std::string::String,
     /// RFC 8288 link to the successor operation (`</api/web/custom/password/admin_reset>; rel="successor-version"`).
     #[serde(rename = "Link")]
+    #[schemars(schema_with = "sendpasswordemail_response_header_link_schema")]
     pub link: ::std::string::String,
 }
 /// Header parameters of `reset_password_by_admin`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
 pub struct ResetPasswordByAdminHeaders {
+    /// pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
+    #[serde(rename = "Idempotency-Key")]
+    #[serde(default)]
+    #[schemars(schema_with = "reset_password_by_admin_header_idempotency_key_schema")]
+    pub idempotency_key: ::std::option::Option<::std::string::String>,
     /// `Authorization: APIToken <token>`. The call carries the rights of the token's owner; only admins may call these operations.
     #[serde(rename = "Authorization")]
     #[serde(default)]
     #[schemars(schema_with = "reset_password_by_admin_header_authorization_schema")]
     pub authorization: ::std::option::Option<::std::string::String>,
 }
+fn reset_password_by_admin_header_idempotency_key_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema(
+        "{\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
+    )
+}
 fn reset_password_by_admin_header_authorization_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
     pwmail_types::source_schema("{\"type\":\"string\"}")
+}
+fn resetpasswordbyadmin_response_header_idempotent_replayed_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"enum\":[\"true\"],\"type\":\"string\"}")
+}
+/// Headers of a successful `ResetPasswordByAdmin` response.
+#[derive(Clone, Debug, ::serde::Serialize, ::schemars::JsonSchema)]
+pub struct ResetPasswordByAdminResponseHeaders {
+    /// `true` when this 200 repeats the stored outcome of an earlier call with the same Idempotency-Key: no new link or email was made.
+    #[serde(rename = "Idempotent-Replayed")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resetpasswordbyadmin_response_header_idempotent_replayed_schema")]
+    pub idempotent_replayed: ::std::option::Option<::std::string::String>,
 }
 /// Query parameters of `get_password_email_status`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
@@ -133,7 +193,12 @@ pub trait PwmailApi {
         headers: ::dropshot::Header<ResetPasswordByAdminHeaders>,
         body: crate::LimitedBody<pwmail_types::ResetPasswordByAdminRequest>,
     ) -> ::std::result::Result<
-        crate::Reply<::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>>,
+        crate::Reply<
+            ::dropshot::HttpResponseHeaders<
+                ::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>,
+                ResetPasswordByAdminResponseHeaders,
+            >,
+        >,
         crate::ApiError,
     >;
     /// Delivery status of password emails.

@@ -32,6 +32,13 @@ pub enum ApiError {
     /// The request conflicts with the current state, e.g. a disabled user.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A concurrent call got there first (an Idempotency-Key in use): retry.
+    #[error("{0}")]
+    Aborted(String),
+    /// Well-formed but unusable together with earlier calls (an
+    /// Idempotency-Key reused for another request).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A rate limit refused the call; `message` names the limit.
     #[error("{message}")]
     ResourceExhausted {
@@ -61,12 +68,15 @@ impl ApiError {
     /// gRPC status code, as upstream returns it in `code`.
     pub fn grpc_code(&self) -> i32 {
         match self {
-            ApiError::InvalidArgument(_) | ApiError::PayloadTooLarge(_) => 3,
+            ApiError::InvalidArgument(_)
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::Unprocessable(_) => 3,
             ApiError::DeadlineExceeded(_) => 4,
             ApiError::NotFound(_) => 5,
             ApiError::PermissionDenied(_) => 7,
             ApiError::ResourceExhausted { .. } => 8,
             ApiError::FailedPrecondition(_) => 9,
+            ApiError::Aborted(_) => 10,
             ApiError::Internal { .. } => 13,
             ApiError::Unavailable { .. } => 14,
             ApiError::Unauthenticated(_) => 16,
@@ -143,7 +153,8 @@ impl dropshot::HttpResponseError for ApiError {
             ApiError::Unauthenticated(_) => ErrorStatusCode::UNAUTHORIZED,
             ApiError::PermissionDenied(_) => ErrorStatusCode::FORBIDDEN,
             ApiError::NotFound(_) => ErrorStatusCode::NOT_FOUND,
-            ApiError::FailedPrecondition(_) => ErrorStatusCode::CONFLICT,
+            ApiError::FailedPrecondition(_) | ApiError::Aborted(_) => ErrorStatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => ErrorStatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ResourceExhausted { .. } => ErrorStatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => ErrorStatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => ErrorStatusCode::SERVICE_UNAVAILABLE,

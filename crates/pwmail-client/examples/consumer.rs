@@ -44,7 +44,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         email: email.as_str().try_into()?,
     };
     let answer = client
-        .reset_password_by_admin(&reset)
+        .reset_password_by_admin(None, &reset)
         .await
         .map_err(CallError::from)?;
     println!("reset_password_by_admin: HTTP {}", answer.status().as_u16());

@@ -79,10 +79,12 @@ impl Client {
     ///
     /// Arguments:
     /// - `namespace`: Namespace. Value of namespace is always "system".
+    /// - `idempotency_key`: pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
     /// - `body`
     pub async fn send_password_email<'a>(
         &'a self,
         namespace: &'a types::SendPasswordEmailNamespace,
+        idempotency_key: Option<&'a types::SendPasswordEmailIdempotencyKey>,
         body: &'a pwmail_types::SendPasswordEmailRequest,
     ) -> Result<
         ResponseValue<pwmail_types::SendPasswordEmailResponse>,
@@ -93,11 +95,14 @@ impl Client {
             self.baseurl,
             encode_path(&namespace.to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map.append(
             ::reqwest::header::HeaderName::from_static("api-version"),
             ::reqwest::header::HeaderValue::from_static(Self::api_version()),
         );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -136,6 +141,9 @@ impl Client {
             413u16 => Err(Error::ErrorResponse(
                 ResponseValue::from_response(response).await?,
             )),
+            422u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
             429u16 => Err(Error::ErrorResponse(
                 ResponseValue::from_response(response).await?,
             )),
@@ -157,19 +165,26 @@ impl Client {
     ///
     /// Sends a `POST` request to `/api/web/custom/password/admin_reset`
     ///
+    /// Arguments:
+    /// - `idempotency_key`: pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
+    /// - `body`
     pub async fn reset_password_by_admin<'a>(
         &'a self,
+        idempotency_key: Option<&'a types::ResetPasswordByAdminIdempotencyKey>,
         body: &'a pwmail_types::ResetPasswordByAdminRequest,
     ) -> Result<
         ResponseValue<pwmail_types::ResetPasswordByAdminResponse>,
         Error<pwmail_types::ErrorResponse>,
     > {
         let url = format!("{}/api/web/custom/password/admin_reset", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map.append(
             ::reqwest::header::HeaderName::from_static("api-version"),
             ::reqwest::header::HeaderValue::from_static(Self::api_version()),
         );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -206,6 +221,9 @@ impl Client {
                 ResponseValue::from_response(response).await?,
             )),
             413u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            422u16 => Err(Error::ErrorResponse(
                 ResponseValue::from_response(response).await?,
             )),
             429u16 => Err(Error::ErrorResponse(

@@ -25,7 +25,7 @@
 //! let request = ResetPasswordByAdminRequest {
 //!     email: "user@example.com".try_into()?,
 //! };
-//! client.reset_password_by_admin(&request).await?;
+//! client.reset_password_by_admin(None, &request).await?;
 //!
 //! // SendPasswordEmail (deprecated upstream) in the fixed `system` namespace.
 //! let request = SendPasswordEmailRequest {
@@ -325,7 +325,7 @@ impl Client {
         let namespace: types::SendPasswordEmailNamespace = SYSTEM_NAMESPACE
             .parse()
             .map_err(|e: types::error::ConversionError| CallError::Request(e.to_string()))?;
-        Ok(self.send_password_email(&namespace, body).await?)
+        Ok(self.send_password_email(&namespace, None, body).await?)
     }
 }
 
@@ -371,9 +371,12 @@ mod tests {
         // Port 1 on loopback: nothing listens, the connection is refused.
         let client = with_api_token("http://127.0.0.1:1", "pwm_x").unwrap();
         let err = client
-            .reset_password_by_admin(&types::ResetPasswordByAdminRequest {
-                email: "a@example.com".try_into().unwrap(),
-            })
+            .reset_password_by_admin(
+                None,
+                &types::ResetPasswordByAdminRequest {
+                    email: "a@example.com".try_into().unwrap(),
+                },
+            )
             .await
             .map_err(CallError::from)
             .unwrap_err();

@@ -34,7 +34,7 @@ pub use crate::secrets::Secret;
 
 /// How often the outbox backlog is counted.
 const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-/// How often expired rate-limit state is purged.
+/// How often expired rate-limit state and Idempotency-Keys are purged.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A server started in this process: the HTTP API and the dispatcher.
@@ -129,7 +129,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     });
     let purge = tokio::spawn({
         let app = Arc::clone(&app);
-        async move { app.purge_rate_limits(PURGE_EVERY).await }
+        async move { app.purge_expired(PURGE_EVERY).await }
     });
     observe::metrics::handle();
     let listen = app.config.listen;

@@ -72,7 +72,7 @@ async fn admin_email_link_browser_form_new_password() {
         namespace: Some("system".try_into().unwrap()),
     };
     client
-        .send_password_email(&"system".try_into().expect("valid namespace"), &body)
+        .send_password_email(&"system".try_into().expect("valid namespace"), None, &body)
         .await
         .expect("200");
 
@@ -168,7 +168,10 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
     let body = pwmail_client::types::ResetPasswordByAdminRequest {
         email: "dan@example.com".try_into().unwrap(),
     };
-    client.reset_password_by_admin(&body).await.expect("200");
+    client
+        .reset_password_by_admin(None, &body)
+        .await
+        .expect("200");
     assert_eq!(
         check_password(d, "dan@example.com", OLD),
         1,

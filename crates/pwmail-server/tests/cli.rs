@@ -546,6 +546,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
                     },
                     message: message(id, MessageKind::SendPasswordEmail),
                     request_id: format!("req-{hash}"),
+                    idempotency: None,
                     now,
                 })
                 .await
@@ -650,9 +651,27 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // s0 twice in a row: the second call, right after the first, meets the
-    // 4 s per-user cooldown (429 with Retry-After) and is retried; one
-    // unknown user; one malformed address.
+    // s0 was just emailed by another run: this run's first call for s0 meets
+    // the 4 s per-user cooldown (429 with Retry-After) and is retried; s0's
+    // second row has the same Idempotency-Key and is answered from the
+    // first (no second email); one unknown user; one malformed address.
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args(["send", "--server", &format!("http://{listen}")])
+        .args([
+            "--email",
+            "s0@example.com",
+            "--token-file",
+            "token",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(
         d.join("users.csv"),
         "name,email\nA,s0@example.com\nF,s0@example.com\nB,s1@example.com\nC,s2@example.com\n\
@@ -683,9 +702,21 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
         !out.status.success(),
         "failures make the exit status non-zero"
     );
-    assert!(stdout_text.contains("sent: 6"), "{stdout_text}");
+    assert!(stdout_text.starts_with("run id: "), "{stdout_text}");
+    assert!(stdout_text.contains("sent: 5"), "{stdout_text}");
+    assert!(
+        stdout_text.contains("already sent by this run id before: 1"),
+        "{stdout_text}"
+    );
     assert!(stdout_text.contains("failed: 2"), "{stdout_text}");
-    assert!(stdout_text.contains("HTTP 404: 1"), "{stdout_text}");
+    assert!(
+        stdout_text.contains("HTTP 404 no such user: 1"),
+        "{stdout_text}"
+    );
+    assert!(
+        stdout_text.contains("invalid input: 1 (lines 9)"),
+        "{stdout_text}"
+    );
     assert!(
         stdout_text.contains("retries after 429/503: 1"),
         "{stdout_text}"
@@ -696,7 +727,7 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("failures.json")).unwrap()).unwrap();
-    assert_eq!(report["sent"], 6);
+    assert_eq!(report["sent"], 5);
     let failures = report["failures"].as_array().unwrap();
     let ghost = failures
         .iter()
@@ -714,7 +745,29 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
         bad["message"]
             .as_str()
             .unwrap()
-            .starts_with("invalid email")
+            .starts_with("invalid input (line 9)"),
+        "{bad}"
+    );
+
+    // The same command again: every address was settled by the first run,
+    // so nobody is emailed again.
+    let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+        .current_dir(d)
+        .args(["send", "--server", &format!("http://{listen}")])
+        .args([
+            "--from-csv",
+            "users.csv",
+            "--token-file",
+            "token",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let again = String::from_utf8_lossy(&out.stdout);
+    assert!(again.contains("sent: 0"), "{again}");
+    assert!(
+        again.contains("already sent by this run id before: 6"),
+        "{again}"
     );
 
     // A report named *.csv is CSV: a header, then one row per failure.

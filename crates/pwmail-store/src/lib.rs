@@ -8,6 +8,7 @@
 mod group_commit;
 mod model;
 mod postgres;
+mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -133,6 +134,19 @@ pub trait Store: Send + Sync + 'static {
     /// theoretical arrival time has passed), which is the same as no state;
     /// returns how many keys were forgotten.
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64>;
+
+    // --- idempotency keys ------------------------------------------------
+    /// The stored outcome of `key` for this token and operation, unless it
+    /// expired. `issue_link` checks again inside its transaction.
+    async fn find_idempotency(
+        &self,
+        token_id: i64,
+        operation: LinkPurpose,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<StoredOutcome>>;
+    /// Deletes expired keys; returns how many.
+    async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64>;
 
     // --- reset links -----------------------------------------------------
     /// The admin operations' one transaction: per-user cooldown, revoke the

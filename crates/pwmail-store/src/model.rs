@@ -5,6 +5,11 @@ use std::fmt;
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
 
+/// How addresses are compared: case and surrounding spaces aside.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
 
@@ -211,10 +216,45 @@ pub struct IssueLink {
     pub cooldown: Rate,
     pub message: NewMessage,
     pub request_id: String,
+    /// The caller's Idempotency-Key: stored with the outcome when the link
+    /// is issued, and checked first, in the same transaction.
+    pub idempotency: Option<IdempotencyKey>,
     pub now: UnixMillis,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An Idempotency-Key as the store keeps it: scoped to the calling API
+/// token (`IssueLink::actor`) and the operation (`IssueLink::purpose`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// SHA-256 (hex) of what makes two requests the same one.
+    pub fingerprint: String,
+    pub expires_at: UnixMillis,
+}
+
+/// A stored outcome of an earlier call with the same key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOutcome {
+    pub fingerprint: String,
+    pub outbox_id: i64,
+    /// The request id of the call that did the work.
+    pub request_id: String,
+}
+
+impl StoredOutcome {
+    /// What this live key means for a new call with `key`: the same request
+    /// gets the stored outcome again; another request under the key is
+    /// refused.
+    pub fn outcome_for(self, key: &IdempotencyKey) -> IssueOutcome {
+        if self.fingerprint == key.fingerprint {
+            IssueOutcome::Replayed(self)
+        } else {
+            IssueOutcome::KeyReused
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssueOutcome {
     Issued {
         link_id: i64,
@@ -227,6 +267,14 @@ pub enum IssueOutcome {
     /// The user is disabled; nothing was written. Checked inside the
     /// transaction, so a user disabled a moment earlier is never emailed.
     Disabled,
+    /// The key was used before for the same request: this is its stored
+    /// outcome, and nothing was written.
+    Replayed(StoredOutcome),
+    /// The key was used before for a different request; nothing was written.
+    KeyReused,
+    /// Another call with the key is still running (PostgreSQL, several
+    /// replicas); nothing was written.
+    KeyInFlight,
 }
 
 #[derive(Clone, Debug)]
@@ -275,6 +323,7 @@ pub struct AuditEntry {
     pub target_user: UserId,
     pub operation: String,
     pub request_id: String,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

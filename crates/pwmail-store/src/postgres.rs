@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use crate::sql::{self, stored_outcome_from_row};
 use crate::*;
 
 #[derive(Clone)]
@@ -51,10 +52,6 @@ impl PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
-}
-
-fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 fn user_from_row(row: &PgRow) -> Result<User> {
@@ -354,6 +351,31 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn find_idempotency(
+        &self,
+        token_id: i64,
+        operation: LinkPurpose,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<StoredOutcome>> {
+        let row = sqlx::query(sql::IDEMPOTENCY_FIND)
+            .bind(token_id)
+            .bind(operation.as_str())
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| stored_outcome_from_row(&row)).transpose()
+    }
+
+    async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64> {
+        let done = sqlx::query(sql::IDEMPOTENCY_PURGE)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
         let mut tx = self.begin_write().await?;
         let consumed = sqlx::query(
@@ -408,6 +430,35 @@ impl Store for PgStore {
 
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
         let mut tx = self.begin_write().await?;
+        if let Some(idem) = &issue.idempotency {
+            // Replicas share the key: the first call to get this lock does
+            // the work; one that arrives while it runs is told to retry,
+            // and one that comes later finds the stored outcome.
+            let scope = format!(
+                "idempotency:{}:{}:{}",
+                issue.actor.token_id,
+                issue.purpose.as_str(),
+                idem.key
+            );
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(&scope)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !locked {
+                return Ok(IssueOutcome::KeyInFlight);
+            }
+            let row = sqlx::query(sql::IDEMPOTENCY_FIND)
+                .bind(issue.actor.token_id)
+                .bind(issue.purpose.as_str())
+                .bind(&idem.key)
+                .bind(issue.now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                return Ok(stored_outcome_from_row(&row)?.outcome_for(idem));
+            }
+        }
         let disabled: Option<Option<i64>> =
             sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
                 .bind(issue.target.0)
@@ -462,20 +513,33 @@ impl Store for PgStore {
             issue.target,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,
-                                    request_id, outbox_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(issue.now)
-        .bind(issue.actor.user.0)
-        .bind(issue.actor.token_id)
-        .bind(issue.target.0)
-        .bind(issue.purpose.as_str())
-        .bind(&issue.request_id)
-        .bind(outbox_id)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(idem) = &issue.idempotency {
+            let stored = sqlx::query(sql::IDEMPOTENCY_STORE)
+                .bind(issue.actor.token_id)
+                .bind(issue.purpose.as_str())
+                .bind(&idem.key)
+                .bind(&idem.fingerprint)
+                .bind(outbox_id)
+                .bind(&issue.request_id)
+                .bind(issue.now)
+                .bind(idem.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            if stored.rows_affected() == 0 {
+                return Ok(IssueOutcome::KeyInFlight);
+            }
+        }
+        sqlx::query(sql::AUDIT_ISSUE)
+            .bind(issue.now)
+            .bind(issue.actor.user.0)
+            .bind(issue.actor.token_id)
+            .bind(issue.target.0)
+            .bind(issue.purpose.as_str())
+            .bind(&issue.request_id)
+            .bind(outbox_id)
+            .bind(issue.idempotency.as_ref().map(|i| i.key.as_str()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(IssueOutcome::Issued { link_id, outbox_id })
     }
@@ -706,7 +770,8 @@ impl crate::testing::StoreTestExt for PgStore {
 
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
+            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id,
+                    idempotency_key
              FROM audit_log WHERE target_user_id = $1 ORDER BY id",
         )
         .bind(target.0)
@@ -721,6 +786,7 @@ impl crate::testing::StoreTestExt for PgStore {
                     target_user: UserId(row.try_get("target_user_id")?),
                     operation: row.try_get("operation")?,
                     request_id: row.try_get("request_id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
                 })
             })
             .collect()

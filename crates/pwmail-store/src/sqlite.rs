@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use crate::group_commit::Writer;
+use crate::sql::{self, stored_outcome_from_row};
 use crate::*;
 
 /// Reads go to a pool of connections; writes go through one [`Writer`]
@@ -74,10 +75,6 @@ fn create_private(path: &std::path::Path) -> Result<()> {
         // Not a passing outage: the path cannot hold a database.
         Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
     }
-}
-
-fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<User> {
@@ -394,6 +391,37 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn find_idempotency(
+        &self,
+        token_id: i64,
+        operation: LinkPurpose,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<StoredOutcome>> {
+        let row = sqlx::query(sql::IDEMPOTENCY_FIND)
+            .bind(token_id)
+            .bind(operation.as_str())
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| stored_outcome_from_row(&row)).transpose()
+    }
+
+    async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64> {
+        self.writer
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(sql::IDEMPOTENCY_PURGE)
+                        .bind(now)
+                        .execute(conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
+    }
+
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
         let reset = reset.clone();
         self.writer
@@ -458,6 +486,20 @@ impl Store for SqliteStore {
         let issue = issue.clone();
         self.writer.write(move |mut tx| Box::pin(async move {
         let issue = &issue;
+        if let Some(idem) = &issue.idempotency {
+            // The writer runs one transaction at a time: an earlier call
+            // with this key has committed, or has not started.
+            let row = sqlx::query(sql::IDEMPOTENCY_FIND)
+                .bind(issue.actor.token_id)
+                .bind(issue.purpose.as_str())
+                .bind(&idem.key)
+                .bind(issue.now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                return Ok(stored_outcome_from_row(&row)?.outcome_for(idem));
+            }
+        }
         let disabled: Option<Option<i64>> =
             sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
                 .bind(issue.target.0)
@@ -512,20 +554,33 @@ impl Store for SqliteStore {
             issue.target,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,
-                                    request_id, outbox_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(issue.now)
-        .bind(issue.actor.user.0)
-        .bind(issue.actor.token_id)
-        .bind(issue.target.0)
-        .bind(issue.purpose.as_str())
-        .bind(&issue.request_id)
-        .bind(outbox_id)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(idem) = &issue.idempotency {
+            let stored = sqlx::query(sql::IDEMPOTENCY_STORE)
+                .bind(issue.actor.token_id)
+                .bind(issue.purpose.as_str())
+                .bind(&idem.key)
+                .bind(&idem.fingerprint)
+                .bind(outbox_id)
+                .bind(&issue.request_id)
+                .bind(issue.now)
+                .bind(idem.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            if stored.rows_affected() == 0 {
+                return Ok(IssueOutcome::KeyInFlight);
+            }
+        }
+        sqlx::query(sql::AUDIT_ISSUE)
+            .bind(issue.now)
+            .bind(issue.actor.user.0)
+            .bind(issue.actor.token_id)
+            .bind(issue.target.0)
+            .bind(issue.purpose.as_str())
+            .bind(&issue.request_id)
+            .bind(outbox_id)
+            .bind(issue.idempotency.as_ref().map(|i| i.key.as_str()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(IssueOutcome::Issued { link_id, outbox_id })
         })).await
@@ -781,7 +836,8 @@ impl crate::testing::StoreTestExt for SqliteStore {
 
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id
+            "SELECT at, actor_user_id, actor_token_id, target_user_id, operation, request_id,
+                    idempotency_key
              FROM audit_log WHERE target_user_id = $1 ORDER BY id",
         )
         .bind(target.0)
@@ -796,6 +852,7 @@ impl crate::testing::StoreTestExt for SqliteStore {
                     target_user: UserId(row.try_get("target_user_id")?),
                     operation: row.try_get("operation")?,
                     request_id: row.try_get("request_id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
                 })
             })
             .collect()

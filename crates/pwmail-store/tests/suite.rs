@@ -102,8 +102,18 @@ fn issue(
             body_html: "html".into(),
         },
         request_id: format!("req-{link}"),
+        idempotency: None,
         now,
     }
+}
+
+fn keyed(mut issue: IssueLink, key: &str, fingerprint: &str) -> IssueLink {
+    issue.idempotency = Some(IdempotencyKey {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        expires_at: issue.now + 600_000,
+    });
+    issue
 }
 
 async fn users_and_tokens(store: &dyn StoreTestExt) {
@@ -710,6 +720,113 @@ async fn concurrent_writes(store: &dyn StoreTestExt) {
     }
 }
 
+async fn idempotency_keys(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let user = store
+        .create_user(&new_user("k@example.com", false), T0)
+        .await
+        .unwrap();
+    let op = LinkPurpose::ResetPasswordByAdmin;
+    let first = store
+        .issue_link(&keyed(issue(user.id, actor, op, 20, T0), "K", "F"))
+        .await
+        .unwrap();
+    let IssueOutcome::Issued { outbox_id, .. } = first else {
+        panic!("{first:?}")
+    };
+    let audit = store.audit_entries(user.id).await.unwrap();
+    assert_eq!(audit[0].idempotency_key.as_deref(), Some("K"));
+
+    // Within the cooldown, the same key and request: the stored outcome, and
+    // no new link, row or cooldown charge.
+    let again = store
+        .issue_link(&keyed(issue(user.id, actor, op, 21, T0 + 1_000), "K", "F"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        IssueOutcome::Replayed(StoredOutcome {
+            fingerprint: "F".into(),
+            outbox_id,
+            request_id: "req-20".into(),
+        })
+    );
+    assert!(store.find_link(&hash(21)).await.unwrap().is_none());
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
+    // The same key for another request.
+    let reused = store
+        .issue_link(&keyed(issue(user.id, actor, op, 22, T0 + 2_000), "K", "G"))
+        .await
+        .unwrap();
+    assert_eq!(reused, IssueOutcome::KeyReused);
+    // The key is scoped to the operation: the other operation is a new call
+    // (refused here by the cooldown, so its key is not stored).
+    let other_op = store
+        .issue_link(&keyed(
+            issue(
+                user.id,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                23,
+                T0 + 3_000,
+            ),
+            "K",
+            "F",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(other_op, IssueOutcome::CoolingDown { .. }),
+        "{other_op:?}"
+    );
+    assert_eq!(
+        store
+            .find_idempotency(
+                actor.token_id,
+                LinkPurpose::SendPasswordEmail,
+                "K",
+                T0 + 3_000
+            )
+            .await
+            .unwrap(),
+        None,
+        "a refusal stores no key"
+    );
+    assert!(
+        store
+            .find_idempotency(actor.token_id, op, "K", T0 + 3_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Expired: forgotten by lookups, taken over by a new call, purged.
+    let later = T0 + 600_000;
+    assert_eq!(
+        store
+            .find_idempotency(actor.token_id, op, "K", later)
+            .await
+            .unwrap(),
+        None
+    );
+    let fresh = store
+        .issue_link(&keyed(issue(user.id, actor, op, 24, later), "K", "G"))
+        .await
+        .unwrap();
+    assert!(matches!(fresh, IssueOutcome::Issued { .. }), "{fresh:?}");
+    assert_eq!(
+        store.purge_idempotency_keys(later + 600_000).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .find_idempotency(actor.token_id, op, "K", later + 1)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -725,8 +842,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, outbox, complete_reset, concurrent_writes);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, outbox, complete_reset, concurrent_writes);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, idempotency_keys, outbox, complete_reset, concurrent_writes);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, idempotency_keys, outbox, complete_reset, concurrent_writes);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -7,7 +7,7 @@
 ///The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {"code":5,"details":[],"message":"..."}.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ErrorResponse {
-    ///gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.
+    ///gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 10 Aborted, 13 Internal, 14 Unavailable, 16 Unauthenticated.
     pub code: i32,
     ///Structured details (google.rpc detail messages); usually empty.
     pub details: ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
@@ -277,6 +277,64 @@ impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusState
         value.parse()
     }
 }
+///`ResetPasswordByAdminIdempotencyKey`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ResetPasswordByAdminIdempotencyKey(::std::string::String);
+impl ::std::ops::Deref for ResetPasswordByAdminIdempotencyKey {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ResetPasswordByAdminIdempotencyKey> for ::std::string::String {
+    fn from(value: ResetPasswordByAdminIdempotencyKey) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ResetPasswordByAdminIdempotencyKey {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 255usize {
+            return Err("longer than 255 characters".into());
+        }
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap());
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ResetPasswordByAdminIdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for ResetPasswordByAdminIdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ResetPasswordByAdminIdempotencyKey {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
 ///ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ResetPasswordByAdminRequest {
@@ -367,6 +425,64 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
 {
     fn from(value: ::serde_json::Map<::std::string::String, ::serde_json::Value>) -> Self {
         Self(value)
+    }
+}
+///`SendPasswordEmailIdempotencyKey`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct SendPasswordEmailIdempotencyKey(::std::string::String);
+impl ::std::ops::Deref for SendPasswordEmailIdempotencyKey {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<SendPasswordEmailIdempotencyKey> for ::std::string::String {
+    fn from(value: SendPasswordEmailIdempotencyKey) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for SendPasswordEmailIdempotencyKey {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 255usize {
+            return Err("longer than 255 characters".into());
+        }
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap());
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for SendPasswordEmailIdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailIdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailIdempotencyKey {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
     }
 }
 ///`SendPasswordEmailNamespace`
@@ -701,7 +817,7 @@ impl ::schemars::JsonSchema for ErrorResponse {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}}},\"required\":[\"code\",\"details\",\"message\"]}",
+            "{\"description\":\"The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {\\\"code\\\":5,\\\"details\\\":[],\\\"message\\\":\\\"...\\\"}.\",\"type\":\"object\",\"properties\":{\"code\":{\"description\":\"gRPC status code: 3 InvalidArgument, 4 DeadlineExceeded, 5 NotFound, 7 PermissionDenied, 8 ResourceExhausted, 9 FailedPrecondition, 10 Aborted, 13 Internal, 14 Unavailable, 16 Unauthenticated.\",\"type\":\"integer\",\"format\":\"int32\"},\"message\":{\"description\":\"What went wrong, for a person to read.\",\"type\":\"string\"},\"details\":{\"description\":\"Structured details (google.rpc detail messages); usually empty.\",\"type\":\"array\",\"items\":{\"type\":\"object\",\"additionalProperties\":true}}},\"required\":[\"code\",\"details\",\"message\"]}",
         )
     }
 }

@@ -313,17 +313,41 @@ fn responses(
     for (name, header) in &response.headers {
         let header = match header {
             ReferenceOr::Item(h) => h,
-            ReferenceOr::Reference { .. } => bail!("header {name}: references are not supported"),
+            ReferenceOr::Reference { reference } => {
+                let component = reference
+                    .strip_prefix("#/components/headers/")
+                    .with_context(|| format!("header {name}: unsupported reference {reference}"))?;
+                match spec
+                    .components
+                    .as_ref()
+                    .and_then(|c| c.headers.get(component))
+                {
+                    Some(ReferenceOr::Item(h)) => h,
+                    _ => bail!("header {name}: cannot resolve {reference}"),
+                }
+            }
         };
         let ParameterSchemaOrContent::Schema(schema) = &header.format else {
             bail!("header {name} must have a schema");
         };
         let ident = field_ident(name);
         let ty = rust_type_of(types, schema)?;
-        let ty = if header.required {
-            ty
+        // The document's schema for the header, verbatim (as for parameters).
+        let schema_fn = format_ident!("{}_response_header_{}_schema", pascal.to_lowercase(), ident);
+        let schema_fn_path = schema_fn.to_string();
+        let json = serde_json::to_value(schema)?.to_string();
+        items.push(quote! {
+            fn #schema_fn(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
+                #types::source_schema(#json)
+            }
+        });
+        let (ty, skip) = if header.required {
+            (ty, quote!())
         } else {
-            quote!(::std::option::Option<#ty>)
+            (
+                quote!(::std::option::Option<#ty>),
+                quote!(#[serde(default, skip_serializing_if = "Option::is_none")]),
+            )
         };
         let doc = header.description.as_deref().map(|d| {
             let d = format!(" {d}");
@@ -332,6 +356,8 @@ fn responses(
         fields.push(quote! {
             #doc
             #[serde(rename = #name)]
+            #skip
+            #[schemars(schema_with = #schema_fn_path)]
             pub #ident: #ty,
         });
     }

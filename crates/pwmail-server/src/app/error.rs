@@ -31,6 +31,15 @@ pub enum AppError {
     NotAdmin,
     #[error("no user with email {0}")]
     NoSuchUser(String),
+    /// The Idempotency-Key was used before with another request.
+    #[error(
+        "this Idempotency-Key was already used for a different request (another email or \
+         operation); use a new key for a new request"
+    )]
+    KeyReused,
+    /// Another call with the same Idempotency-Key is still running.
+    #[error("a call with this Idempotency-Key is still in progress; retry shortly")]
+    KeyInFlight,
     #[error("the user {0} is disabled")]
     Disabled(String),
     #[error("no live API token with id {0}")]

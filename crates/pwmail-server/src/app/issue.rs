@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Admission, Authenticated, IssueLink, IssueOutcome, LinkPurpose, MessageKind, RateKey,
+    Actor, Admission, Authenticated, IdempotencyKey, IssueLink, IssueOutcome, LinkPurpose,
+    MessageKind, RateKey,
 };
+use sha2::Digest as _;
 
 use crate::app::{App, AppError, validate};
 use crate::mail::LinkEmail;
@@ -17,6 +19,32 @@ pub struct IssueRequest<'a> {
     pub purpose: LinkPurpose,
     /// The API call's id, stored with the link, the outbox row and the audit row.
     pub request_id: &'a str,
+    /// The caller's Idempotency-Key, if it sent one.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What became of a call that was not refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// A fresh link was stored and its email queued.
+    New,
+    /// An earlier call with the same Idempotency-Key and request did that;
+    /// this one changed nothing.
+    Replayed {
+        /// The request id of the call that did the work.
+        original_request_id: String,
+    },
+}
+
+/// What makes two calls with one Idempotency-Key the same request: the
+/// operation and the address, as the store compares addresses.
+fn fingerprint(purpose: LinkPurpose, email: &str) -> String {
+    let digest = sha2::Sha256::digest(format!(
+        "{}\n{}",
+        purpose.as_str(),
+        pwmail_store::email_key(email)
+    ));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A refusal's wait, in whole seconds, never zero.
@@ -28,15 +56,39 @@ impl App {
     /// Throttles the caller, finds the user, and in one transaction (which
     /// also applies the per-user cooldown and refuses a disabled user)
     /// stores a fresh link and queues its email.
-    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<(), AppError> {
+    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
         let IssueRequest {
             caller,
             email,
             purpose,
             request_id,
+            idempotency_key,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
+        let idempotency = match idempotency_key {
+            Some(key) => {
+                validate::idempotency_key(key)?;
+                let claim = IdempotencyKey {
+                    key: key.to_string(),
+                    fingerprint: fingerprint(purpose, email),
+                    expires_at: now + config.idempotency_ttl.as_millis() as i64,
+                };
+                // A retry of a call that went through is answered before
+                // anything else: no rate limit, backlog or lookup can turn
+                // it into an error. The transaction checks again.
+                if let Some(stored) = self
+                    .store
+                    .find_idempotency(caller.token_id, purpose, key, now)
+                    .await?
+                {
+                    let outcome = stored.outcome_for(&claim);
+                    return self.settle(outcome, request_id, email, None, purpose, caller);
+                }
+                Some(claim)
+            }
+            None => None,
+        };
         let waiting = self.backlog();
         if waiting >= config.max_backlog {
             return Err(AppError::Backlog {
@@ -100,28 +152,64 @@ impl App {
                 cooldown: config.user_rate.gcra(),
                 message,
                 request_id: request_id.to_string(),
+                idempotency,
                 now,
             })
             .await?;
+        self.settle(
+            outcome,
+            request_id,
+            &user.email,
+            Some(user.id),
+            purpose,
+            caller,
+        )
+    }
+
+    /// The one reading of an issue's outcome, whether the transaction or
+    /// the replay check before it produced it.
+    fn settle(
+        &self,
+        outcome: IssueOutcome,
+        request_id: &str,
+        email: &str,
+        target: Option<pwmail_store::UserId>,
+        purpose: LinkPurpose,
+        caller: &Authenticated,
+    ) -> Result<Issued, AppError> {
         match outcome {
             IssueOutcome::Issued { outbox_id, .. } => {
                 tracing::info!(
                     request_id,
                     operation = purpose.as_str(),
                     actor = %caller.user.id,
-                    target = %user.id,
+                    target = ?target,
                     outbox_id,
                     "password email queued"
                 );
                 self.outbox_wakeup.notify_one();
-                Ok(())
+                Ok(Issued::New)
+            }
+            IssueOutcome::Replayed(stored) => {
+                tracing::info!(
+                    request_id,
+                    original_request_id = %stored.request_id,
+                    operation = purpose.as_str(),
+                    outbox_id = stored.outbox_id,
+                    "idempotent retry answered from the stored outcome"
+                );
+                Ok(Issued::Replayed {
+                    original_request_id: stored.request_id,
+                })
             }
             IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {
-                email: user.email,
-                limit: config.user_rate,
+                email: email.to_string(),
+                limit: self.config.user_rate,
                 retry_after: retry_after(retry_after_ms),
             }),
-            IssueOutcome::Disabled => Err(AppError::Disabled(user.email)),
+            IssueOutcome::Disabled => Err(AppError::Disabled(email.to_string())),
+            IssueOutcome::KeyReused => Err(AppError::KeyReused),
+            IssueOutcome::KeyInFlight => Err(AppError::KeyInFlight),
         }
     }
 }

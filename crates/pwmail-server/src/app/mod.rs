@@ -47,14 +47,20 @@ impl App {
         self.backlog.waiting()
     }
 
-    /// Forgets rate-limit state that no longer limits anything, every
-    /// `every`, so one row per client address does not pile up forever.
-    pub async fn purge_rate_limits(&self, every: std::time::Duration) {
+    /// Forgets rate-limit state that no longer limits anything and expired
+    /// Idempotency-Keys, every `every`, so neither piles up forever.
+    pub async fn purge_expired(&self, every: std::time::Duration) {
         loop {
-            match self.store.purge_rate_limits(self.clock.now()).await {
+            let now = self.clock.now();
+            match self.store.purge_rate_limits(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(purged = n, "expired rate-limit state forgotten"),
                 Err(e) => tracing::warn!(error = %e, "purging rate-limit state failed"),
+            }
+            match self.store.purge_idempotency_keys(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys forgotten"),
+                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
             }
             tokio::time::sleep(every).await;
         }

@@ -72,6 +72,18 @@ pub fn deliverable(email: &str) -> Result<(), AppError> {
         })
 }
 
+/// An Idempotency-Key: 1 to 255 printable ASCII characters (the document's
+/// pattern; dropshot does not check header patterns).
+pub fn idempotency_key(key: &str) -> Result<(), AppError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(AppError::Invalid(format!(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, got {}",
+            quoted(key)
+        )));
+    }
+    Ok(())
+}
+
 /// Caller input in a message, quoted and cut to a readable length.
 fn quoted(text: &str) -> String {
     const MAX: usize = 64;

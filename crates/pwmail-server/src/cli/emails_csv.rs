@@ -10,6 +10,8 @@ use anyhow::Context as _;
 pub struct Row {
     pub email: String,
     pub name: Option<String>,
+    /// The row's line in the file (1 is the header), for messages.
+    pub line: u64,
 }
 
 /// The rows of a CSV file with a header row and an `email` column (header
@@ -39,13 +41,9 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
             rows.push(Row {
                 email,
                 name: field(name_column),
+                line: record.position().map_or(0, |p| p.line()),
             });
         }
     }
     Ok(rows)
-}
-
-/// Just the addresses.
-pub fn read_emails(path: &Path) -> anyhow::Result<Vec<String>> {
-    Ok(read(path)?.into_iter().map(|row| row.email).collect())
 }

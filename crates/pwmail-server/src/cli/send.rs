@@ -1,21 +1,22 @@
 //! `pwmail send`: password emails for many users through the generated
-//! client, with bounded concurrency, retries that honour `Retry-After`, a
+//! client, with bounded concurrency, retries that honour `Retry-After`, an
+//! Idempotency-Key per row (so a re-run never emails anyone twice), a
 //! progress bar, a summary and a report of what failed.
 
-use crate::cli::out;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use pwmail_client::CallError;
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use sha2::Digest as _;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use crate::cli::emails_csv;
+use crate::cli::{emails_csv, out};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("recipients").required(true).args(["email", "from_csv"])))]
@@ -35,6 +36,11 @@ pub struct SendArgs {
     /// `send` (SendPasswordEmail) or `reset` (ResetPasswordByAdmin).
     #[arg(long, value_enum, default_value_t = Operation::Send)]
     pub operation: Operation,
+    /// Names this run in every call's Idempotency-Key, so running the same command again
+    /// (after a crash, a lost network, Ctrl-C) emails nobody twice within the server's
+    /// idempotency TTL [default: a digest of the input and the operation]; `new` for a fresh send.
+    #[arg(long)]
+    pub run_id: Option<String>,
     /// File holding the API token (else PWMAIL_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -47,62 +53,12 @@ pub struct SendArgs {
     /// Retries of one email after 429/503 (each waits Retry-After).
     #[arg(long, default_value_t = 20)]
     pub max_retries: u32,
-    /// Write failures here: CSV for *.csv, else JSON.
+    /// Write what was not done here: CSV for *.csv, else JSON.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// `pwmail send`: fails when any email failed or was not attempted.
-pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
-    let token = match (&args.token_file, &args.token) {
-        (Some(file), _) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading --token-file {}", file.display()))?
-            .trim()
-            .to_string(),
-        (None, Some(token)) => token.clone(),
-        (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
-    };
-    let emails = match (&args.email, &args.from_csv) {
-        (Some(email), _) => vec![email.clone()],
-        (None, Some(csv)) => emails_csv::read_emails(csv)?,
-        (None, None) => anyhow::bail!("give --email or --from-csv"),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let on_signal = Arc::clone(&stop);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing calls in flight, starting no new ones");
-            on_signal.store(true, Ordering::Relaxed);
-        }
-    });
-    let summary = run(
-        Job {
-            server: args.server.clone(),
-            ca_file: args.ca_file.clone(),
-            token,
-            emails,
-            operation: args.operation,
-            concurrency: args.concurrency,
-            max_retries: args.max_retries,
-            report: args.report.clone(),
-            progress: !args.quiet,
-        },
-        stop,
-    )
-    .await?;
-    summary.print()?;
-    if summary.failed.is_empty() && summary.skipped.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "{} failed, {} not attempted",
-            summary.failed.len(),
-            summary.skipped.len()
-        )
-    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -113,149 +69,499 @@ pub enum Operation {
     Reset,
 }
 
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Send => "send_password_email",
+            Operation::Reset => "reset_password_by_admin",
+        }
+    }
+}
+
+/// `pwmail send`: fails when any email failed, was not attempted, or has
+/// an unknown outcome.
+pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
+    let token = match (&args.token_file, &args.token) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading --token-file {}", file.display()))?
+            .trim()
+            .to_string(),
+        (None, Some(token)) => token.clone(),
+        (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
+    };
+    let (rows, input) = match (&args.email, &args.from_csv) {
+        (Some(email), _) => (
+            vec![Row {
+                line: None,
+                email: email.clone(),
+            }],
+            email.as_bytes().to_vec(),
+        ),
+        (None, Some(csv)) => {
+            let input = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+            let rows = emails_csv::read(csv)?
+                .into_iter()
+                .map(|row| Row {
+                    line: Some(row.line),
+                    email: row.email,
+                })
+                .collect();
+            (rows, input)
+        }
+        (None, None) => anyhow::bail!("give --email or --from-csv"),
+    };
+    let run_id = RunId::choose(args.run_id.as_deref(), args.operation, &input)?;
+    out!(
+        "run id: {} (the same command again emails nobody twice; --run-id new sends afresh)",
+        run_id.0
+    )?;
+
+    let stop = Stop::default();
+    stop.on_ctrl_c();
+    let summary = run(
+        Job {
+            server: args.server.clone(),
+            ca_file: args.ca_file.clone(),
+            token,
+            rows,
+            operation: args.operation,
+            run_id,
+            concurrency: args.concurrency,
+            max_retries: args.max_retries,
+            report: args.report.clone(),
+            progress: !args.quiet,
+        },
+        stop,
+    )
+    .await?;
+    summary.print(&args.server)?;
+    let undone = summary.failed.len() + summary.skipped.len() + summary.unknown.len();
+    if undone == 0 {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} failed, {} not attempted, {} unknown",
+            summary.failed.len(),
+            summary.skipped.len(),
+            summary.unknown.len()
+        )
+    }
+}
+
+/// What names one run in its Idempotency-Keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunId(pub String);
+
+impl RunId {
+    /// `--run-id`: given, `new` (random), or a digest of the operation and
+    /// the input, so the same command names the same run.
+    pub fn choose(
+        given: Option<&str>,
+        operation: Operation,
+        input: &[u8],
+    ) -> anyhow::Result<RunId> {
+        match given {
+            Some("new") => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random run id: {e}"))?;
+                Ok(RunId(hex(&bytes)))
+            }
+            Some(id) => {
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    anyhow::bail!(
+                        "--run-id must be 1 to 64 letters, digits, '-', '_' or '.', or `new`"
+                    );
+                }
+                Ok(RunId(id.to_string()))
+            }
+            None => {
+                let mut digest = sha2::Sha256::new();
+                digest.update(operation.name());
+                digest.update([0]);
+                digest.update(input);
+                Ok(RunId(hex(&digest.finalize()[..8])))
+            }
+        }
+    }
+
+    /// The Idempotency-Key of one address in this run: the same address in
+    /// the same run always has the same key.
+    pub fn key_for(&self, email: &str) -> String {
+        let digest = sha2::Sha256::digest(pwmail_store::email_key(email));
+        format!("pwmail-send:{}:{}", self.0, hex(&digest[..12]))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One address to email, with its CSV line (for messages).
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub line: Option<u64>,
+    pub email: String,
+}
+
+/// Ctrl-C, twice over: the first stops new calls and ends every wait at
+/// once; the second also abandons the calls in flight.
+#[derive(Clone, Default)]
+pub struct Stop {
+    /// No new call, no more waiting.
+    pub soft: CancellationToken,
+    /// Calls in flight are abandoned (their outcome is unknown).
+    pub hard: CancellationToken,
+}
+
+impl Stop {
+    fn on_ctrl_c(&self) {
+        let stop = self.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            eprintln!(
+                "interrupted: finishing the calls in flight, starting no new ones \
+                 (Ctrl-C again to abandon them)"
+            );
+            stop.soft.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted again: abandoning the calls in flight");
+                stop.hard.cancel();
+            }
+        });
+    }
+}
+
 pub struct Job {
     pub server: String,
     pub ca_file: Option<PathBuf>,
     pub token: String,
-    pub emails: Vec<String>,
+    pub rows: Vec<Row>,
     pub operation: Operation,
+    pub run_id: RunId,
     pub concurrency: usize,
     pub max_retries: u32,
     pub report: Option<PathBuf>,
     pub progress: bool,
 }
 
-/// What became of one email.
+/// Why one address was not emailed by this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The address is not one the API accepts (CSV line, if any).
+    Invalid { line: Option<u64>, reason: String },
+    /// The server refused the call.
+    Refused {
+        status: u16,
+        code: i32,
+        message: String,
+    },
+    /// No answer (connection, TLS, timeout).
+    NoAnswer(String),
+    /// An answer outside the API document.
+    Unexpected(String),
+}
+
+/// What became of one address that was not emailed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Failure {
     pub email: String,
-    /// HTTP status, or 0 when no answer came.
+    /// HTTP status, or 0 when no answer came (or none was asked).
     pub status: u16,
     pub code: Option<i32>,
     pub message: String,
 }
 
+impl Failure {
+    fn new(email: &str, reason: &Reason) -> Failure {
+        let (status, code, message) = match reason {
+            Reason::Invalid { line, reason } => (
+                0,
+                None,
+                match line {
+                    Some(line) => format!("invalid input (line {line}): {reason}"),
+                    None => format!("invalid input: {reason}"),
+                },
+            ),
+            Reason::Refused {
+                status,
+                code,
+                message,
+            } => (*status, Some(*code), message.clone()),
+            Reason::NoAnswer(why) => (0, None, format!("no answer: {why}")),
+            Reason::Unexpected(why) => (0, None, why.clone()),
+        };
+        Failure {
+            email: email.to_string(),
+            status,
+            code,
+            message,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Emailed by this run.
     pub sent: usize,
-    pub failed: Vec<Failure>,
+    /// Emailed by an earlier run with the same run id (the server replayed).
+    pub already: usize,
+    pub failed: Vec<(Failure, Reason)>,
     /// Not attempted because the run was interrupted.
     pub skipped: Vec<String>,
+    /// Abandoned in flight by a second Ctrl-C: the server may have queued
+    /// them. Running the same command again settles them.
+    pub unknown: Vec<String>,
     pub retries: usize,
 }
 
 impl Summary {
-    /// Counts by outcome, each with the first failure's reason, so "HTTP 401"
-    /// or "no answer" comes with why (a revoked token, connection refused).
-    pub fn print(&self) -> std::io::Result<()> {
+    /// Counts by outcome; failures grouped by what went wrong, each group
+    /// with its reason (the server's message, "connection refused to …",
+    /// the CSV lines of invalid addresses).
+    pub fn print(&self, server: &str) -> std::io::Result<()> {
         out!("sent: {}", self.sent)?;
-        let mut groups: BTreeMap<(u16, &str), (usize, &str)> = BTreeMap::new();
-        for f in &self.failed {
-            let what = match f.status {
-                0 if f.message.starts_with("invalid ") => "invalid input",
-                0 => "no answer",
-                _ => "HTTP",
-            };
-            groups.entry((f.status, what)).or_insert((0, &f.message)).0 += 1;
+        if self.already > 0 {
+            out!("already sent by this run id before: {}", self.already)?;
         }
         out!("failed: {}", self.failed.len())?;
-        for ((status, what), (n, reason)) in groups {
-            match what {
-                "HTTP" => out!("  HTTP {status}: {n} ({reason})")?,
-                _ => out!("  {what}: {n} ({reason})")?,
+        let mut groups: BTreeMap<String, Vec<&Reason>> = BTreeMap::new();
+        for (_, reason) in &self.failed {
+            let label = match reason {
+                Reason::Invalid { .. } => "invalid input".to_string(),
+                Reason::Refused {
+                    status, message, ..
+                } => match status {
+                    // One user's "no such user" names the user; the group
+                    // says what they share.
+                    404 => "HTTP 404 no such user".to_string(),
+                    _ => format!("HTTP {status} {message}"),
+                },
+                Reason::NoAnswer(why) => no_answer_label(why, server),
+                Reason::Unexpected(why) => why.clone(),
+            };
+            groups.entry(label).or_default().push(reason);
+        }
+        for (label, reasons) in groups {
+            let lines: Vec<String> = reasons
+                .iter()
+                .filter_map(|r| match r {
+                    Reason::Invalid { line: Some(l), .. } => Some(l.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if lines.is_empty() {
+                out!("  {label}: {}", reasons.len())?;
+            } else {
+                out!("  {label}: {} (lines {})", reasons.len(), lines.join(", "))?;
             }
         }
         if !self.skipped.is_empty() {
             out!("not attempted (interrupted): {}", self.skipped.len())?;
+        }
+        if !self.unknown.is_empty() {
+            out!(
+                "unknown (abandoned in flight; run the same command again to settle them): {}",
+                self.unknown.len()
+            )?;
         }
         out!("retries after 429/503: {}", self.retries)?;
         Ok(())
     }
 }
 
-enum Attempt {
-    Sent,
-    /// Refused for now; try again after this long.
-    Later(Duration, Failure),
-    Failed(Failure),
+/// A transport failure in a few words: "connection refused to HOST", "timed
+/// out", or the first line of the cause.
+fn no_answer_label(why: &str, server: &str) -> String {
+    let host = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let lower = why.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        format!("connection refused to {host}")
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("timed out talking to {host}")
+    } else if lower.contains("certificate") {
+        format!("TLS certificate of {host} not trusted ({why})")
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        format!("cannot resolve {host}")
+    } else {
+        format!("no answer from {host}: {why}")
+    }
 }
 
-async fn attempt(client: &pwmail_client::Client, operation: Operation, email: &str) -> Attempt {
-    let failed = |status, code, message: String| Failure {
-        email: email.to_string(),
-        status,
-        code,
-        message,
-    };
-    let result = match operation {
-        Operation::Send => {
-            let body = match send_body(email) {
-                Ok(body) => body,
-                Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
-            };
-            client.send_password_email_system(&body).await.map(|_| ())
-        }
-        Operation::Reset => {
-            let body = match email.try_into() {
-                Ok(email) => ResetPasswordByAdminRequest { email },
-                Err(e) => return Attempt::Failed(failed(0, None, format!("invalid email: {e}"))),
-            };
-            client
-                .reset_password_by_admin(&body)
-                .await
-                .map(|_| ())
-                .map_err(CallError::from)
-        }
-    };
-    match result {
-        Ok(()) => Attempt::Sent,
-        Err(
-            e @ CallError::Api {
-                status: status @ (429 | 503),
-                code,
-                ..
-            },
-        ) => {
-            let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
-            let failure = failed(status, Some(code), message_of(&e));
-            Attempt::Later(
-                wait.clamp(Duration::from_secs(1), Duration::from_secs(300)),
-                failure,
-            )
-        }
-        Err(CallError::Api {
+enum Attempt {
+    Sent,
+    Replayed,
+    /// Refused for now; try again after this long.
+    Later(Duration, Reason),
+    Failed(Reason),
+}
+
+fn reason_of(error: CallError) -> Reason {
+    match error {
+        CallError::Api {
             status,
             code,
             message,
             ..
-        }) => Attempt::Failed(failed(status, Some(code), message)),
-        Err(e) => Attempt::Failed(failed(e.status().unwrap_or(0), None, e.to_string())),
+        } => Reason::Refused {
+            status,
+            code,
+            message,
+        },
+        CallError::Transport(why) => Reason::NoAnswer(why),
+        CallError::Request(why) => Reason::Invalid {
+            line: None,
+            reason: why,
+        },
+        other @ CallError::Unexpected { .. } => Reason::Unexpected(other.to_string()),
     }
 }
 
-fn message_of(e: &CallError) -> String {
-    match e {
-        CallError::Api { message, .. } => message.clone(),
-        other => other.to_string(),
+async fn attempt(
+    client: &pwmail_client::Client,
+    operation: Operation,
+    email: &str,
+    key: &str,
+) -> Attempt {
+    let result = match operation {
+        Operation::Send => {
+            let (namespace, key, body) = match send_parts(email, key) {
+                Ok(parts) => parts,
+                Err(reason) => return Attempt::Failed(reason),
+            };
+            client
+                .send_password_email(&namespace, Some(&key), &body)
+                .await
+                .map(|rv| replayed(rv.headers()))
+        }
+        Operation::Reset => {
+            let (key, body) = match reset_parts(email, key) {
+                Ok(parts) => parts,
+                Err(reason) => return Attempt::Failed(reason),
+            };
+            client
+                .reset_password_by_admin(Some(&key), &body)
+                .await
+                .map(|rv| replayed(rv.headers()))
+        }
+    };
+    match result.map_err(CallError::from) {
+        Ok(false) => Attempt::Sent,
+        Ok(true) => Attempt::Replayed,
+        // 409 with gRPC Aborted: the same key is being worked on (a copy of
+        // this run elsewhere); 429/503 carry Retry-After.
+        Err(
+            e @ CallError::Api {
+                status: 429 | 503, ..
+            },
+        )
+        | Err(
+            e @ CallError::Api {
+                status: 409,
+                code: 10,
+                ..
+            },
+        ) => {
+            let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+            Attempt::Later(
+                wait.clamp(Duration::from_secs(1), Duration::from_secs(300)),
+                reason_of(e),
+            )
+        }
+        Err(e) => Attempt::Failed(reason_of(e)),
     }
 }
 
-fn send_body(email: &str) -> Result<SendPasswordEmailRequest, String> {
-    Ok(SendPasswordEmailRequest {
-        email: email.try_into().map_err(|e| format!("{e}"))?,
-        namespace: Some("system".try_into().map_err(|e| format!("{e}"))?),
-    })
+fn replayed(headers: &pwmail_client::reqwest::header::HeaderMap) -> bool {
+    headers
+        .get("idempotent-replayed")
+        .is_some_and(|v| v.as_bytes() == b"true")
 }
 
-/// Runs the job until done or until `stop` turns true (in-flight calls finish).
-pub async fn run(job: Job, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+fn invalid(e: impl std::fmt::Display) -> Reason {
+    Reason::Invalid {
+        line: None,
+        reason: e.to_string(),
+    }
+}
+
+type SendParts = (
+    pwmail_client::types::SendPasswordEmailNamespace,
+    pwmail_client::types::SendPasswordEmailIdempotencyKey,
+    SendPasswordEmailRequest,
+);
+
+fn send_parts(email: &str, key: &str) -> Result<SendParts, Reason> {
+    Ok((
+        pwmail_client::SYSTEM_NAMESPACE
+            .try_into()
+            .map_err(invalid)?,
+        key.try_into().map_err(invalid)?,
+        SendPasswordEmailRequest {
+            email: email.try_into().map_err(invalid)?,
+            namespace: None,
+        },
+    ))
+}
+
+fn reset_parts(
+    email: &str,
+    key: &str,
+) -> Result<
+    (
+        pwmail_client::types::ResetPasswordByAdminIdempotencyKey,
+        ResetPasswordByAdminRequest,
+    ),
+    Reason,
+> {
+    Ok((
+        key.try_into().map_err(invalid)?,
+        ResetPasswordByAdminRequest {
+            email: email.try_into().map_err(invalid)?,
+        },
+    ))
+}
+
+/// The address as the API takes it, or why not (checked before any call,
+/// so an invalid row is "invalid input" with its line, not "no answer").
+fn check_address(row: &Row) -> Result<(), Reason> {
+    pwmail_client::types::ResetPasswordByAdminRequestEmail::try_from(row.email.as_str())
+        .map(|_| ())
+        .map_err(|e| Reason::Invalid {
+            line: row.line,
+            reason: format!("{:?}: {e}", row.email),
+        })
+}
+
+/// How one row ended.
+enum Outcome {
+    Sent,
+    Replayed,
+    Failed(Reason),
+    /// Given up by Ctrl-C while waiting to retry: not done.
+    Stopped,
+    /// Abandoned in flight by a second Ctrl-C.
+    Unknown,
+}
+
+/// Runs the job until done or stopped; see [`Stop`].
+pub async fn run(job: Job, stop: Stop) -> anyhow::Result<Summary> {
     let mut builder = pwmail_client::Builder::new(&job.server).api_token(&job.token);
     if let Some(ca) = &job.ca_file {
         builder = builder.ca_file(ca);
     }
     let client = Arc::new(builder.build()?);
     let bar = if job.progress {
-        let bar = ProgressBar::new(job.emails.len() as u64);
+        let bar = ProgressBar::new(job.rows.len() as u64);
         bar.set_style(
             ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} [{elapsed_precise}] {per_sec} ETA {eta} {msg}",
@@ -269,43 +575,68 @@ pub async fn run(job: Job, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let permits = Arc::new(Semaphore::new(job.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
-    let mut pending = job.emails.into_iter();
-    for email in pending.by_ref() {
-        if stop.load(Ordering::Relaxed) {
-            summary.skipped.push(email);
+    let mut pending = job.rows.into_iter();
+    for row in pending.by_ref() {
+        if let Err(reason) = check_address(&row) {
+            summary
+                .failed
+                .push((Failure::new(&row.email, &reason), reason));
+            bar.inc(1);
+            continue;
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit?,
+            () = stop.soft.cancelled() => {
+                summary.skipped.push(row.email);
+                break;
+            }
+        };
+        if stop.soft.is_cancelled() {
+            summary.skipped.push(row.email);
             break;
         }
-        let permit = Arc::clone(&permits).acquire_owned().await?;
-        let (client, stop, bar) = (Arc::clone(&client), Arc::clone(&stop), bar.clone());
+        let (client, stop, bar) = (Arc::clone(&client), stop.clone(), bar.clone());
         let (operation, max_retries) = (job.operation, job.max_retries);
+        let key = job.run_id.key_for(&row.email);
         tasks.spawn(async move {
             let _permit = permit;
             let mut retries = 0usize;
             let outcome = loop {
-                match attempt(&client, operation, &email).await {
-                    Attempt::Sent => break Ok(()),
-                    Attempt::Failed(f) => break Err(f),
-                    Attempt::Later(_, f)
-                        if retries >= max_retries as usize || stop.load(Ordering::Relaxed) =>
-                    {
-                        break Err(f);
+                let call = attempt(&client, operation, &row.email, &key);
+                let answer = tokio::select! {
+                    answer = call => answer,
+                    () = stop.hard.cancelled() => break Outcome::Unknown,
+                };
+                match answer {
+                    Attempt::Sent => break Outcome::Sent,
+                    Attempt::Replayed => break Outcome::Replayed,
+                    Attempt::Failed(reason) => break Outcome::Failed(reason),
+                    Attempt::Later(_, reason) if retries >= max_retries as usize => {
+                        break Outcome::Failed(reason);
                     }
-                    Attempt::Later(wait, f) => {
+                    Attempt::Later(wait, reason) => {
                         retries += 1;
-                        bar.set_message(format!("waiting {} s: {}", wait.as_secs(), f.message));
-                        tokio::time::sleep(wait).await;
+                        let why = match &reason {
+                            Reason::Refused { message, .. } => message.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        bar.set_message(format!("waiting {} s: {why}", wait.as_secs()));
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = stop.soft.cancelled() => break Outcome::Stopped,
+                        }
                     }
                 }
             };
             bar.inc(1);
-            (outcome, retries)
+            (row.email, outcome, retries)
         });
         // Collect what finished, so memory stays bounded on huge lists.
         while let Some(done) = tasks.try_join_next() {
             record(&mut summary, done);
         }
     }
-    summary.skipped.extend(pending);
+    summary.skipped.extend(pending.map(|row| row.email));
     while let Some(done) = tasks.join_next().await {
         record(&mut summary, done);
     }
@@ -316,37 +647,53 @@ pub async fn run(job: Job, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-fn record(
-    summary: &mut Summary,
-    done: Result<(Result<(), Failure>, usize), tokio::task::JoinError>,
-) {
+fn record(summary: &mut Summary, done: Result<(String, Outcome, usize), tokio::task::JoinError>) {
     match done {
-        Ok((Ok(()), retries)) => {
-            summary.sent += 1;
+        Ok((email, outcome, retries)) => {
             summary.retries += retries;
+            match outcome {
+                Outcome::Sent => summary.sent += 1,
+                Outcome::Replayed => summary.already += 1,
+                Outcome::Failed(reason) => {
+                    summary.failed.push((Failure::new(&email, &reason), reason))
+                }
+                Outcome::Stopped => summary.skipped.push(email),
+                Outcome::Unknown => summary.unknown.push(email),
+            }
         }
-        Ok((Err(f), retries)) => {
-            summary.failed.push(f);
-            summary.retries += retries;
+        Err(e) => {
+            let reason = Reason::Unexpected(format!("task failed: {e}"));
+            summary.failed.push((Failure::new("", &reason), reason));
         }
-        Err(e) => summary.failed.push(Failure {
-            email: String::new(),
-            status: 0,
-            code: None,
-            message: format!("task failed: {e}"),
-        }),
     }
 }
 
-/// Failures (and what was not attempted) as JSON, or CSV for `.csv` paths.
+/// What was not done (failed, not attempted, unknown) as JSON, or CSV for
+/// `.csv` paths.
 fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
-    let skipped = summary.skipped.iter().map(|email| Failure {
+    let plain = |email: &String, message: &str| Failure {
         email: email.clone(),
         status: 0,
         code: None,
-        message: "not attempted (interrupted)".into(),
-    });
-    let rows: Vec<Failure> = summary.failed.iter().cloned().chain(skipped).collect();
+        message: message.into(),
+    };
+    let rows: Vec<Failure> = summary
+        .failed
+        .iter()
+        .map(|(f, _)| f.clone())
+        .chain(
+            summary
+                .skipped
+                .iter()
+                .map(|e| plain(e, "not attempted (interrupted)")),
+        )
+        .chain(summary.unknown.iter().map(|e| {
+            plain(
+                e,
+                "unknown: abandoned in flight; run the same command again to settle it",
+            )
+        }))
+        .collect();
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -359,11 +706,47 @@ fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
     } else {
         let json = serde_json::json!({
             "sent": summary.sent,
+            "already_sent": summary.already,
             "failed": summary.failed.len(),
             "not_attempted": summary.skipped.len(),
+            "unknown": summary.unknown.len(),
             "failures": rows,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_names_the_input_and_each_address_has_a_stable_key() {
+        let a = RunId::choose(None, Operation::Reset, b"email\na@example.com\n").unwrap();
+        let b = RunId::choose(None, Operation::Reset, b"email\na@example.com\n").unwrap();
+        let c = RunId::choose(None, Operation::Send, b"email\na@example.com\n").unwrap();
+        assert_eq!(a, b, "the same command, the same run");
+        assert_ne!(a, c, "another operation, another run");
+        let fresh = RunId::choose(Some("new"), Operation::Reset, b"").unwrap();
+        assert_ne!(
+            fresh,
+            RunId::choose(Some("new"), Operation::Reset, b"").unwrap()
+        );
+        assert!(RunId::choose(Some("bad id!"), Operation::Reset, b"").is_err());
+        assert_eq!(a.key_for("A@Example.com"), a.key_for("a@example.com"));
+        assert_ne!(a.key_for("a@example.com"), a.key_for("b@example.com"));
+        assert!(a.key_for(&"x".repeat(1000)).len() <= 255);
+    }
+
+    #[test]
+    fn no_answer_reasons_read_as_a_person_would_say_them() {
+        assert_eq!(
+            no_answer_label(
+                "error sending request: tcp connect error: Connection refused (os error 111)",
+                "http://127.0.0.1:8080/"
+            ),
+            "connection refused to 127.0.0.1:8080"
+        );
+    }
 }

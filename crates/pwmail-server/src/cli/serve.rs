@@ -67,6 +67,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS",
           default_value_t = defaults().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
+    /// Seconds an Idempotency-Key and its stored outcome are kept (a retry within them emails nobody again).
+    #[arg(long, env = "PWMAIL_IDEMPOTENCY_TTL_SECS",
+          default_value_t = defaults().idempotency_ttl.as_secs(),
+          value_parser = clap::value_parser!(u64).range(60..=30 * 24 * 3600))]
+    pub idempotency_ttl_secs: u64,
     /// Email of the admin created on first start with an empty database.
     #[arg(long, env = "PWMAIL_BOOTSTRAP_ADMIN", default_value_t = defaults().bootstrap_admin_email)]
     pub bootstrap_admin: String,
@@ -111,6 +116,7 @@ impl ServeArgs {
             token_rate: self.token_rate,
             reset_guess_rate: self.reset_guess_rate,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             password_min_length: usize::from(self.password_min_length),
             hash_queue: self.hash_queue,
             bootstrap_admin_email: self.bootstrap_admin.clone(),

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub hash_queue: usize,
     /// An API call still running after this answers 504.
     pub request_timeout: Duration,
+    /// How long an Idempotency-Key and its outcome are kept.
+    pub idempotency_ttl: Duration,
     pub product_name: String,
     pub mail_from: String,
     pub support_contact: Option<String>,
@@ -101,6 +103,7 @@ impl Default for ServerConfig {
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue: 256,
             request_timeout: Duration::from_secs(30),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@localhost>".into(),
             support_contact: None,

@@ -5,8 +5,9 @@
 use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext};
 use pwmail_api::{
     ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody,
-    PwmailApi, Reply, ResetPasswordByAdminHeaders, SUCCESSOR_LINK, SendPasswordEmailHeaders,
-    SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
+    PwmailApi, Reply, ResetPasswordByAdminHeaders, ResetPasswordByAdminResponseHeaders,
+    SUCCESSOR_LINK, SendPasswordEmailHeaders, SendPasswordEmailPath,
+    SendPasswordEmailResponseHeaders,
 };
 use pwmail_store::{Authenticated, LinkPurpose, MessageKind, OutboxState};
 use pwmail_types::{
@@ -16,7 +17,7 @@ use pwmail_types::{
 };
 use tracing::Instrument as _;
 
-use crate::app::issue::IssueRequest;
+use crate::app::issue::{IssueRequest, Issued};
 use crate::app::{App, validate};
 use crate::http::{Context, auth};
 
@@ -41,24 +42,28 @@ impl PwmailApi for PwmailImpl {
     > {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "send_password_email", async {
-            let caller = admin(&rqctx, headers.into_inner().authorization.as_deref()).await?;
+            let headers = headers.into_inner();
+            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
             let (path, body) = (path.into_inner(), body.into_inner());
             validate::namespace(
                 &path.namespace,
                 body.namespace.as_deref().map(String::as_str),
             )?;
-            app.issue(IssueRequest {
-                caller: &caller,
-                email: &body.email,
-                purpose: LinkPurpose::SendPasswordEmail,
-                request_id: &rqctx.request_id,
-            })
-            .await?;
+            let issued = app
+                .issue(IssueRequest {
+                    caller: &caller,
+                    email: &body.email,
+                    purpose: LinkPurpose::SendPasswordEmail,
+                    request_id: &rqctx.request_id,
+                    idempotency_key: headers.idempotency_key.as_deref(),
+                })
+                .await?;
             Ok(HttpResponseHeaders::new(
                 HttpResponseOk(SendPasswordEmailResponse(Default::default())),
                 SendPasswordEmailResponseHeaders {
                     deprecation: DEPRECATION.to_string(),
                     link: SUCCESSOR_LINK.to_string(),
+                    idempotent_replayed: replayed(&issued),
                 },
             ))
         })
@@ -71,20 +76,34 @@ impl PwmailApi for PwmailImpl {
         rqctx: RequestContext<Self::Context>,
         headers: Header<ResetPasswordByAdminHeaders>,
         body: LimitedBody<ResetPasswordByAdminRequest>,
-    ) -> Result<Reply<HttpResponseOk<ResetPasswordByAdminResponse>>, ApiError> {
+    ) -> Result<
+        Reply<
+            HttpResponseHeaders<
+                HttpResponseOk<ResetPasswordByAdminResponse>,
+                ResetPasswordByAdminResponseHeaders,
+            >,
+        >,
+        ApiError,
+    > {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "reset_password_by_admin", async {
-            let caller = admin(&rqctx, headers.into_inner().authorization.as_deref()).await?;
-            app.issue(IssueRequest {
-                caller: &caller,
-                email: &body.into_inner().email,
-                purpose: LinkPurpose::ResetPasswordByAdmin,
-                request_id: &rqctx.request_id,
-            })
-            .await?;
-            Ok(HttpResponseOk(ResetPasswordByAdminResponse(
-                Default::default(),
-            )))
+            let headers = headers.into_inner();
+            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
+            let issued = app
+                .issue(IssueRequest {
+                    caller: &caller,
+                    email: &body.into_inner().email,
+                    purpose: LinkPurpose::ResetPasswordByAdmin,
+                    request_id: &rqctx.request_id,
+                    idempotency_key: headers.idempotency_key.as_deref(),
+                })
+                .await?;
+            Ok(HttpResponseHeaders::new(
+                HttpResponseOk(ResetPasswordByAdminResponse(Default::default())),
+                ResetPasswordByAdminResponseHeaders {
+                    idempotent_replayed: replayed(&issued),
+                },
+            ))
         })
         .await;
         Ok(Reply::from(result))
@@ -118,6 +137,11 @@ async fn admin(
     auth::only_one(rqctx.request.headers())?;
     let token = auth::api_token(header)?;
     Ok(crate::app::auth::admin(&*rqctx.context().app.store, token).await?)
+}
+
+/// `Idempotent-Replayed: true` on a 200 that repeats a stored outcome.
+fn replayed(issued: &Issued) -> Option<String> {
+    matches!(issued, Issued::Replayed { .. }).then(|| "true".to_string())
 }
 
 /// Runs one API call: in a span carrying the request id (so every log line

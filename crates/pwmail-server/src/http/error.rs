@@ -27,6 +27,8 @@ impl From<AppError> for ApiError {
             AppError::NoSuchUser(_) | AppError::NoSuchToken(_) | AppError::NoSuchMessage(_) => {
                 ApiError::NotFound(message)
             }
+            AppError::KeyReused => ApiError::Unprocessable(message),
+            AppError::KeyInFlight => ApiError::Aborted(message),
             AppError::Disabled(_)
             | AppError::NotDead(_)
             | AppError::DeadLinkEmail { .. }

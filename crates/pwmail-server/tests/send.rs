@@ -1,0 +1,273 @@
+//! `pwmail send` as an operator relies on it: killed midway and run again,
+//! nobody is emailed twice; Ctrl-C during a Retry-After wait ends at once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::open_store;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pwmail(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+    command
+        .current_dir(dir)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .env_remove("PWMAIL_DATA_DIR");
+    command
+}
+
+/// `pwmail serve` in `dir` with `extra` flags; its bootstrap token is
+/// written to `dir/token`.
+fn serve(dir: &Path, listen: &str, extra: &[&str]) -> KillOnDrop {
+    let mut child = KillOnDrop(
+        pwmail(dir)
+            .args(["serve", "--listen", listen])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let (mut banner, mut token) = (String::new(), String::new());
+    stdout.read_line(&mut banner).unwrap();
+    stdout.read_line(&mut token).unwrap();
+    std::fs::write(dir.join("token"), token.trim()).unwrap();
+    common::wait_until_listening(listen);
+    child
+}
+
+fn send_args(listen: &str) -> Vec<String> {
+    [
+        "send",
+        "--server",
+        &format!("http://{listen}"),
+        "--token-file",
+        "token",
+        "--quiet",
+    ]
+    .map(String::from)
+    .into()
+}
+
+fn sigint(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_killed_midway_and_run_again_emails_each_user_exactly_once() {
+    const USERS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d).arg("migrate").output().unwrap().status.success());
+    let mut csv = String::from("email\n");
+    for i in 0..USERS {
+        csv.push_str(&format!("k{i}@example.com\n"));
+    }
+    std::fs::write(d.join("users.csv"), &csv).unwrap();
+    let imported = pwmail(d)
+        .args(["user", "import", "users.csv"])
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _server = serve(d, &listen, &[]);
+    let store = open_store(d).await;
+
+    let mut first = KillOnDrop(
+        pwmail(d)
+            .args(send_args(&listen))
+            .args(["--from-csv", "users.csv", "--concurrency", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Killed (not interrupted) once some calls went through and others did not.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let accepted_before_kill = loop {
+        let rows = store.list_outbox(None, 10_000).await.unwrap().len();
+        if rows >= 40 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the first run made {rows} calls");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let after_kill = store.list_outbox(None, 10_000).await.unwrap().len();
+    assert!(
+        after_kill < USERS,
+        "the first run was cut short ({after_kill})"
+    );
+
+    let again = pwmail(d)
+        .args(send_args(&listen))
+        .args(["--from-csv", "users.csv", "--concurrency", "4"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let sent: usize = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("sent: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let already: usize = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("already sent by this run id before: "))
+        .map_or(0, |n| n.parse().unwrap());
+    assert_eq!(sent + already, USERS, "{summary}");
+    // Calls in flight when the client died may still have committed on the
+    // server (up to --concurrency of them): the re-run finds those too.
+    assert!(
+        (after_kill..=after_kill + 4).contains(&already),
+        "{after_kill} queued before the re-run: {summary}"
+    );
+
+    let rows = store.list_outbox(None, 10_000).await.unwrap();
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    for row in &rows {
+        *per_user.entry(row.recipient.clone()).or_default() += 1;
+    }
+    assert_eq!(per_user.len(), USERS);
+    assert!(per_user.values().all(|n| *n == 1), "each user queued once");
+    // And delivered once: the .eml files, one per user.
+    let mail = d.join("pwmail-data/mail");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let emails = loop {
+        let emails: Vec<_> = std::fs::read_dir(&mail)
+            .map(|it| it.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        if emails.len() >= USERS || Instant::now() >= deadline {
+            break emails;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut recipients: HashMap<String, usize> = HashMap::new();
+    for email in &emails {
+        let text = std::fs::read_to_string(email.path()).unwrap();
+        let to = text
+            .lines()
+            .find_map(|l| l.strip_prefix("To: "))
+            .unwrap()
+            .to_string();
+        *recipients.entry(to).or_default() += 1;
+    }
+    assert_eq!(recipients.len(), USERS);
+    assert!(recipients.values().all(|n| *n == 1));
+    eprintln!(
+        "kill and re-run: {USERS} users; {accepted_before_kill}+ accepted before kill -9, \
+         {after_kill} when it died; re-run sent {sent}, replayed {already}; \
+         {} .eml files, {} recipients, none twice",
+        emails.len(),
+        recipients.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_retry_after_wait_ends_it_and_sends_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d).arg("migrate").output().unwrap().status.success());
+    assert!(
+        pwmail(d)
+            .args(["user", "add", "wait@example.com"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _server = serve(d, &listen, &["--user-rate", "1/60"]);
+    let store = open_store(d).await;
+    let first = pwmail(d)
+        .args(send_args(&listen))
+        .args(["--email", "wait@example.com"])
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+
+    // A fresh run (another key) meets the 60 s cooldown and waits.
+    let mut waiting = KillOnDrop(
+        pwmail(d)
+            .args(send_args(&listen))
+            .args(["--email", "wait@example.com", "--run-id", "new"])
+            .args(["--report", "report.json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // It has been refused once (429) when the server counted the refusal.
+    let metrics = format!("http://{listen}/metrics");
+    let refused = r#"pwmail_api_requests_total{operation="send_password_email",status="429"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l.starts_with(refused)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 429 yet");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let interrupted = Instant::now();
+    sigint(&waiting.0);
+    let status = loop {
+        if let Some(status) = waiting.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(10),
+            "still waiting out Retry-After after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = interrupted.elapsed();
+    assert!(!status.success(), "an email was not sent: non-zero exit");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut waiting.0.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(
+        stdout.contains("not attempted (interrupted): 1"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["not_attempted"], 1);
+
+    // Nothing more was sent, then or later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
+    eprintln!("Ctrl-C during a 60 s Retry-After wait: exited after {took:?}");
+}
