@@ -214,3 +214,91 @@ async fn a_10_mb_body_is_refused_before_it_is_read() {
     }
     server.stop().await;
 }
+
+/// Answers dropshot gives before any handler (no route, wrong method) are
+/// in pwmail's shapes: the API's error body under `/api/`, the reset page's
+/// problem page with its security headers under `/reset/`.
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_in_the_services_own_shapes() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let api_cases = [
+        (reqwest::Method::GET, "/api/web/custom/nothing/here", 404, 5),
+        (reqwest::Method::POST, "/api/", 404, 5),
+        (
+            reqwest::Method::GET,
+            "/api/web/custom/password/admin_reset",
+            405,
+            12,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/web/custom/password/email_status",
+            405,
+            12,
+        ),
+    ];
+    for (method, path, status, code) in api_cases {
+        let response = client
+            .request(method.clone(), server.endpoint(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert!(
+            response.headers().contains_key("x-request-id"),
+            "{method} {path}"
+        );
+        if status == 405 {
+            let allow = response.headers()["allow"].to_str().unwrap().to_string();
+            assert!(
+                allow == "POST" || allow == "GET",
+                "{method} {path}: {allow}"
+            );
+        }
+        let body: serde_json::Value = response.json().await.unwrap();
+        let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(
+            fields,
+            ["code", "details", "message"],
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["code"], code, "{method} {path}: {body}");
+        assert_eq!(body["details"], serde_json::json!([]));
+    }
+    let page_cases = [
+        (reqwest::Method::GET, "/reset/abc/def", 404),
+        (reqwest::Method::PUT, "/reset/sometoken", 405),
+        (reqwest::Method::DELETE, "/reset/sometoken", 405),
+    ];
+    for (method, path, status) in page_cases {
+        let response = client
+            .request(method.clone(), server.endpoint(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let headers = response.headers().clone();
+        if status == 405 {
+            assert_eq!(headers["allow"], "GET, POST", "{method} {path}");
+        }
+        for name in [
+            "content-security-policy",
+            "x-frame-options",
+            "referrer-policy",
+            "x-content-type-options",
+            "cache-control",
+        ] {
+            assert!(headers.contains_key(name), "{method} {path}: {name}");
+        }
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{method} {path}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("request_id"), "{method} {path}: {text}");
+    }
+}

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Idempotency-Key reused for another request).
     #[error("{0}")]
     Unprocessable(String),
+    /// The path exists but does not take this HTTP method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A rate limit refused the call; `message` names the limit.
     #[error("{message}")]
     ResourceExhausted {
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::ResourceExhausted { .. } => 8,
             ApiError::FailedPrecondition(_) => 9,
             ApiError::Aborted(_) => 10,
+            ApiError::MethodNotAllowed(_) => 12,
             ApiError::Internal { .. } => 13,
             ApiError::Unavailable { .. } => 14,
             ApiError::Unauthenticated(_) => 16,
@@ -127,6 +131,7 @@ impl From<HttpError> for ApiError {
             401 => ApiError::Unauthenticated(message),
             403 => ApiError::PermissionDenied(message),
             404 => ApiError::NotFound(message),
+            405 => ApiError::MethodNotAllowed(message),
             408 | 504 => ApiError::DeadlineExceeded(message),
             409 => ApiError::FailedPrecondition(message),
             429 => ApiError::ResourceExhausted {
@@ -155,6 +160,7 @@ impl dropshot::HttpResponseError for ApiError {
             ApiError::NotFound(_) => ErrorStatusCode::NOT_FOUND,
             ApiError::FailedPrecondition(_) | ApiError::Aborted(_) => ErrorStatusCode::CONFLICT,
             ApiError::Unprocessable(_) => ErrorStatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed(_) => ErrorStatusCode::METHOD_NOT_ALLOWED,
             ApiError::ResourceExhausted { .. } => ErrorStatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => ErrorStatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => ErrorStatusCode::SERVICE_UNAVAILABLE,

@@ -6,6 +6,7 @@
 mod api;
 mod body_limit;
 mod error;
+pub mod routes;
 
 pub use api::*;
 pub use body_limit::{LimitedBody, LimitedBytes};

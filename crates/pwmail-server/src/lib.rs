@@ -145,6 +145,9 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     )
     .config(dropshot_config)
     .tls(tls)
+    .error_renderer(http::router_errors::renderer(Arc::new(http::Context::new(
+        Arc::clone(&app),
+    )?)))
     .start()
     .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     Ok((

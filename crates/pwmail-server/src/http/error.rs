@@ -69,6 +69,8 @@ pub enum Problem {
     },
     /// The form was not sent as `application/x-www-form-urlencoded`.
     UnsupportedForm,
+    /// The page was asked with a method it does not take (not GET or POST).
+    MethodNotAllowed,
     /// The form's body is over the size limit (it was not read).
     FormTooLarge,
     /// The database did not answer: try again shortly.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod ops;
 pub mod reset_page;
+pub mod router_errors;
 
 use std::sync::Arc;
 

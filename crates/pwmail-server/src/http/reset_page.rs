@@ -100,7 +100,7 @@ fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String,
         .map_err(|e| HttpError::for_internal_error(format!("page {name}: {e}")))
 }
 
-fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpError> {
+pub(crate) fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpError> {
     let ask = "Ask your administrator to send you a new password email.";
     let (status, title, explanation, next_step, retry) = match problem {
         Problem::Invalid => (
@@ -143,6 +143,13 @@ fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpE
             "This form could not be read",
             "The new password must be sent by the form on this page.",
             "Open the link from your email again and use the form.".to_string(),
+            None,
+        ),
+        Problem::MethodNotAllowed => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This page cannot be used that way",
+            "The page shows a form, and takes the new password from that form.",
+            "Open the link from your email in a web browser.".to_string(),
             None,
         ),
         Problem::Unavailable { retry_after } => (

@@ -58,42 +58,17 @@ pub fn api_response(path: &str, status: u16, latency: Duration) {
 }
 
 /// The `operationId` whose path template matches `path` (a request under
-/// `/api/`), read from the API document; "unknown" for other `/api/` paths,
-/// so the label stays bounded. `None` outside `/api/`.
+/// `/api/`), from the API document; "unknown" for other `/api/` paths, so
+/// the label stays bounded. `None` outside `/api/`.
 pub fn api_operation(path: &str) -> Option<&'static str> {
-    static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, &'static str)>> =
-        std::sync::LazyLock::new(|| routes(pwmail_api::OPENAPI_DOCUMENT));
-    let path = path.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with("/api/") {
         return None;
     }
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let found = ROUTES.iter().find(|(template, _)| {
-        template.len() == segments.len()
-            && template
-                .iter()
-                .zip(&segments)
-                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
-    });
-    Some(found.map_or("unknown", |(_, operation)| *operation))
-}
-
-/// (path segments, operationId) of every operation in the document.
-fn routes(document: &str) -> Vec<(Vec<String>, &'static str)> {
-    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(document) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        for operation in item.as_object().into_iter().flat_map(|m| m.values()) {
-            if let Some(id) = operation["operationId"].as_str() {
-                let segments = path.split('/').map(str::to_string).collect();
-                // Leaked once per operation at start: labels are &'static.
-                out.push((segments, &*Box::leak(id.to_string().into_boxed_str())));
-            }
-        }
-    }
-    out
+    Some(
+        pwmail_api::routes::matching(path)
+            .next()
+            .map_or("unknown", |route| route.operation_id.as_str()),
+    )
 }
 
 #[cfg(test)]
