@@ -43,3 +43,63 @@ where
         request_id: row.try_get("request_id")?,
     })
 }
+
+/// The stored outcome of the call's key, looked up inside the issue
+/// transaction (`$tx`): evaluates to `Option<IssueOutcome>` (`Some` when the
+/// key is live: a replay, or a key reused for another request). A macro
+/// because the two engines' transactions are different types.
+macro_rules! issue_key_outcome {
+    ($tx:expr, $issue:expr, $idem:expr) => {{
+        let row = sqlx::query($crate::sql::IDEMPOTENCY_FIND)
+            .bind($issue.actor.token_id)
+            .bind($issue.purpose.as_str())
+            .bind(&$idem.key)
+            .bind($issue.now)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match row {
+            Some(row) => Some($crate::sql::stored_outcome_from_row(&row)?.outcome_for($idem)),
+            None => None,
+        }
+    }};
+}
+pub(crate) use issue_key_outcome;
+
+/// The end of the issue transaction (`$tx`): the key's outcome, when the
+/// call carried a key, and the audit row. Evaluates to `false` when a live
+/// row already holds the key (the caller answers `KeyInFlight`, and the
+/// transaction is dropped, so nothing is written).
+macro_rules! finish_issue {
+    ($tx:expr, $issue:expr, $outbox_id:expr) => {{
+        let mut stored = true;
+        if let Some(idem) = &$issue.idempotency {
+            let done = sqlx::query($crate::sql::IDEMPOTENCY_STORE)
+                .bind($issue.actor.token_id)
+                .bind($issue.purpose.as_str())
+                .bind(&idem.key)
+                .bind(&idem.fingerprint)
+                .bind($outbox_id)
+                .bind(&$issue.request_id)
+                .bind($issue.now)
+                .bind(idem.expires_at)
+                .execute(&mut *$tx)
+                .await?;
+            stored = done.rows_affected() == 1;
+        }
+        if stored {
+            sqlx::query($crate::sql::AUDIT_ISSUE)
+                .bind($issue.now)
+                .bind($issue.actor.user.0)
+                .bind($issue.actor.token_id)
+                .bind($issue.target.0)
+                .bind($issue.purpose.as_str())
+                .bind(&$issue.request_id)
+                .bind($outbox_id)
+                .bind($issue.idempotency.as_ref().map(|i| i.key.as_str()))
+                .execute(&mut *$tx)
+                .await?;
+        }
+        stored
+    }};
+}
+pub(crate) use finish_issue;

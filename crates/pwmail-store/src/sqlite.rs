@@ -489,15 +489,8 @@ impl Store for SqliteStore {
         if let Some(idem) = &issue.idempotency {
             // The writer runs one transaction at a time: an earlier call
             // with this key has committed, or has not started.
-            let row = sqlx::query(sql::IDEMPOTENCY_FIND)
-                .bind(issue.actor.token_id)
-                .bind(issue.purpose.as_str())
-                .bind(&idem.key)
-                .bind(issue.now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = row {
-                return Ok(stored_outcome_from_row(&row)?.outcome_for(idem));
+            if let Some(outcome) = sql::issue_key_outcome!(tx, issue, idem) {
+                return Ok(outcome);
             }
         }
         let disabled: Option<Option<i64>> =
@@ -554,33 +547,9 @@ impl Store for SqliteStore {
             issue.target,
         )
         .await?;
-        if let Some(idem) = &issue.idempotency {
-            let stored = sqlx::query(sql::IDEMPOTENCY_STORE)
-                .bind(issue.actor.token_id)
-                .bind(issue.purpose.as_str())
-                .bind(&idem.key)
-                .bind(&idem.fingerprint)
-                .bind(outbox_id)
-                .bind(&issue.request_id)
-                .bind(issue.now)
-                .bind(idem.expires_at)
-                .execute(&mut *tx)
-                .await?;
-            if stored.rows_affected() == 0 {
-                return Ok(IssueOutcome::KeyInFlight);
-            }
+        if !sql::finish_issue!(tx, issue, outbox_id) {
+            return Ok(IssueOutcome::KeyInFlight);
         }
-        sqlx::query(sql::AUDIT_ISSUE)
-            .bind(issue.now)
-            .bind(issue.actor.user.0)
-            .bind(issue.actor.token_id)
-            .bind(issue.target.0)
-            .bind(issue.purpose.as_str())
-            .bind(&issue.request_id)
-            .bind(outbox_id)
-            .bind(issue.idempotency.as_ref().map(|i| i.key.as_str()))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(IssueOutcome::Issued { link_id, outbox_id })
         })).await
