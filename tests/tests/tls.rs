@@ -165,6 +165,8 @@ async fn a_downstream_program_calls_pwmail_over_https_with_only_the_client_crate
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Shown with --nocapture: what a downstream program prints.
+    eprintln!("consumer output:\n{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "reset_password_by_admin: HTTP 200", "{stdout}");
     // The default cooldown (1 email per user per 60 s) refuses the second

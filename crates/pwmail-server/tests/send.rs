@@ -150,8 +150,13 @@ async fn a_send_killed_midway_and_run_again_emails_each_user_exactly_once() {
     let mail = d.join("pwmail-data/mail");
     let deadline = Instant::now() + Duration::from_secs(60);
     let emails = loop {
+        // Finished messages only: one being written is a hidden `.tmp` file.
         let emails: Vec<_> = std::fs::read_dir(&mail)
-            .map(|it| it.filter_map(Result::ok).collect())
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
             .unwrap_or_default();
         if emails.len() >= USERS || Instant::now() >= deadline {
             break emails;

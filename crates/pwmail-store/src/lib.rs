@@ -5,6 +5,7 @@
 //! call leaves nothing half-written. Times are Unix milliseconds passed in by
 //! the caller, which keeps the store free of clocks and easy to test.
 
+mod gcra;
 mod group_commit;
 mod model;
 mod postgres;
@@ -192,7 +193,7 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a database URL names: `sqlite://…` (the embedded
 /// default) or `postgres://…`, running migrations.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    open_with(url, std::time::Duration::from_secs(2)).await
+    open_with(url, PoolOptions::default()).await
 }
 
 /// Where the database of `url` is, for an operator to read: the SQLite
@@ -229,19 +230,32 @@ pub async fn exists(url: &str) -> Result<bool> {
     Err(unsupported(url))
 }
 
-/// As [`open`]; `acquire_timeout` bounds how long a PostgreSQL request
-/// waits for a connection before it fails as unavailable.
-pub async fn open_with(
-    url: &str,
-    acquire_timeout: std::time::Duration,
-) -> Result<std::sync::Arc<dyn Store>> {
+/// How a PostgreSQL pool is sized and waited for (SQLite keeps its own
+/// writer and a small read pool).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Longest wait for a connection before a request fails as unavailable.
+    pub acquire_timeout: std::time::Duration,
+    /// Connections per process.
+    pub max_connections: u32,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            acquire_timeout: std::time::Duration::from_secs(2),
+            max_connections: 16,
+        }
+    }
+}
+
+/// As [`open`], with the pool sized and bounded by `pool`.
+pub async fn open_with(url: &str, pool: PoolOptions) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Ok(std::sync::Arc::new(
-            PgStore::open(url, acquire_timeout).await?,
-        ));
+        return Ok(std::sync::Arc::new(PgStore::open(url, pool).await?));
     }
     Err(unsupported(url))
 }

@@ -6,12 +6,12 @@
 //! statements whose row locks serialize competing replicas.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use crate::gcra;
 use crate::sql::{self, stored_outcome_from_row};
 use crate::*;
 
@@ -25,12 +25,12 @@ impl PgStore {
     /// Migrations run under PostgreSQL's advisory lock, so replicas that
     /// start together do not race. A request waits at most `acquire_timeout`
     /// for a connection, so an unreachable database means a quick 503.
-    pub async fn open(url: &str, acquire_timeout: Duration) -> Result<Self> {
+    pub async fn open(url: &str, pool: crate::PoolOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool.max_connections.max(1))
             .min_connections(0)
-            .acquire_timeout(acquire_timeout)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -133,30 +133,25 @@ async fn gcra(
     rate: &Rate,
     now: UnixMillis,
 ) -> Result<Admission> {
-    let period = rate.period_ms.max(1);
-    let tau = period * (i64::from(rate.burst.max(1)) - 1);
-    let admitted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
-         ON CONFLICT (key) DO UPDATE SET tat = GREATEST(rate_limits.tat, $2) + $3
-             WHERE GREATEST(rate_limits.tat, $2) - $2 <= $4
-         RETURNING tat",
-    )
-    .bind(key)
-    .bind(now)
-    .bind(period)
-    .bind(tau)
-    .fetch_optional(&mut **tx)
-    .await?;
+    // Built once; a statement text lives for the process.
+    static ADMIT: std::sync::LazyLock<&str> =
+        std::sync::LazyLock::new(|| sql::gcra_admit(sql::POSTGRES).leak());
+    let (period, tau) = gcra::params(rate);
+    let admitted: Option<i64> = sqlx::query_scalar(*ADMIT)
+        .bind(key)
+        .bind(now)
+        .bind(period)
+        .bind(tau)
+        .fetch_optional(&mut **tx)
+        .await?;
     if admitted.is_some() {
         return Ok(Admission::Admitted);
     }
-    let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+    let tat: i64 = sqlx::query_scalar(sql::GCRA_TAT)
         .bind(key)
         .fetch_one(&mut **tx)
         .await?;
-    Ok(Admission::Refused {
-        retry_after_ms: (tat - tau - now).max(1),
-    })
+    Ok(gcra::refused(tat, tau, now))
 }
 
 #[async_trait]
@@ -541,49 +536,21 @@ impl Store for PgStore {
     }
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+        // Built once; a statement text lives for the process.
+        static CLAIM: std::sync::LazyLock<&str> =
+            std::sync::LazyLock::new(|| sql::claim_outbox(sql::POSTGRES).leak());
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE outbox
-             SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
-             WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE (state IN ('queued', 'retrying') AND next_attempt_at <= $2)
-                    OR (state = 'sending' AND lease_until <= $2)
-                 ORDER BY id LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
-                       created_at, queued_at, request_id",
-        )
-        .bind(&claim.owner)
-        .bind(claim.now)
-        .bind(claim.lease_ms)
-        .bind(i64::from(claim.limit))
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query(*CLAIM)
+            .bind(&claim.owner)
+            .bind(claim.now)
+            .bind(claim.lease_ms)
+            .bind(i64::from(claim.limit))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut claimed = rows
             .iter()
-            .map(|row| {
-                Ok(OutboxMessage {
-                    id: row.try_get("id")?,
-                    message: NewMessage {
-                        message_id: row.try_get("message_id")?,
-                        kind: MessageKind::from_column(row.try_get("kind")?)?,
-                        recipient: row.try_get("recipient")?,
-                        subject: row.try_get("subject")?,
-                        body_text: row
-                            .try_get::<Option<String>, _>("body_text")?
-                            .unwrap_or_default(),
-                        body_html: row
-                            .try_get::<Option<String>, _>("body_html")?
-                            .unwrap_or_default(),
-                    },
-                    attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
-                    created_at: row.try_get("created_at")?,
-                    queued_at: row.try_get("queued_at")?,
-                    request_id: row.try_get("request_id")?,
-                })
-            })
+            .map(sql::outbox_message_from_row)
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|m| m.id);
         Ok(claimed)

@@ -1,5 +1,70 @@
-//! Statements both engines run as written (`$n` parameters work in SQLite
-//! and PostgreSQL alike): one text per fact, so the engines cannot drift.
+//! Statements both engines run (`$n` parameters work in SQLite and
+//! PostgreSQL alike): one text per fact, so the engines cannot drift. Where
+//! the dialects differ, the text takes the difference as an argument
+//! ([`Dialect`]) and each engine builds its statement once.
+
+/// What differs between the engines' SQL.
+#[derive(Clone, Copy, Debug)]
+pub struct Dialect {
+    /// The larger of two values: `MAX` (SQLite) or `GREATEST` (PostgreSQL).
+    pub greatest: &'static str,
+    /// Row locks for a claim: none (SQLite's one writer) or `FOR UPDATE SKIP
+    /// LOCKED` (PostgreSQL's many dispatchers).
+    pub claim_lock: &'static str,
+}
+
+pub const SQLITE: Dialect = Dialect {
+    greatest: "MAX",
+    claim_lock: "",
+};
+
+pub const POSTGRES: Dialect = Dialect {
+    greatest: "GREATEST",
+    claim_lock: "FOR UPDATE SKIP LOCKED",
+};
+
+/// One GCRA step (see `gcra.rs`) as one atomic statement: $1 key, $2 now,
+/// $3 period, $4 tau. Returns a row when admitted; none when refused (and
+/// then nothing changed).
+pub fn gcra_admit(d: Dialect) -> String {
+    let g = d.greatest;
+    format!(
+        "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
+         ON CONFLICT (key) DO UPDATE SET tat = {g}(rate_limits.tat, $2) + $3
+             WHERE {g}(rate_limits.tat, $2) - $2 <= $4
+         RETURNING tat"
+    )
+}
+
+/// The state of a refused key: $1 key.
+pub const GCRA_TAT: &str = "SELECT tat FROM rate_limits WHERE key = $1";
+
+/// Leases up to $4 due messages, earliest due first, to $1 until $2 + $3
+/// ($2 is now): queued or retrying rows whose time has come, and sending
+/// rows whose lease ran out. Two bounded index range scans (an `OR` over
+/// both would scan the table on every claim); one claim policy for both
+/// engines.
+pub fn claim_outbox(d: Dialect) -> String {
+    let lock = d.claim_lock;
+    format!(
+        "WITH due AS (
+             SELECT id, next_attempt_at AS due FROM outbox
+             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $2
+             ORDER BY next_attempt_at LIMIT $4 {lock}),
+         expired AS (
+             SELECT id, lease_until AS due FROM outbox
+             WHERE state = 'sending' AND lease_until <= $2
+             ORDER BY lease_until LIMIT $4 {lock}),
+         picked AS (
+             SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
+             ORDER BY due, id LIMIT $4)
+         UPDATE outbox
+         SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM picked)
+         RETURNING id, message_id, kind, recipient, subject, body_text, body_html,
+                   CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+    )
+}
 
 /// The stored outcome of a live key: $1 token, $2 operation, $3 key, $4 now.
 pub const IDEMPOTENCY_FIND: &str = "SELECT fingerprint, outbox_id, request_id FROM idempotency_keys
@@ -27,7 +92,7 @@ pub const AUDIT_ISSUE: &str = "INSERT INTO audit_log (at, actor_user_id, actor_t
         target_user_id, operation, request_id, outbox_id, idempotency_key)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-use crate::{Result, StoredOutcome};
+use crate::{MessageKind, NewMessage, OutboxMessage, Result, StoredOutcome};
 
 /// A row of [`IDEMPOTENCY_FIND`], from either engine.
 pub fn stored_outcome_from_row<'r, R>(row: &'r R) -> Result<StoredOutcome>
@@ -103,3 +168,33 @@ macro_rules! finish_issue {
     }};
 }
 pub(crate) use finish_issue;
+
+/// A row of [`claim_outbox`], from either engine.
+pub fn outbox_message_from_row<'r, R>(row: &'r R) -> Result<OutboxMessage>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(OutboxMessage {
+        id: row.try_get("id")?,
+        message: NewMessage {
+            message_id: row.try_get("message_id")?,
+            kind: MessageKind::from_column(row.try_get("kind")?)?,
+            recipient: row.try_get("recipient")?,
+            subject: row.try_get("subject")?,
+            body_text: row
+                .try_get::<Option<String>, _>("body_text")?
+                .unwrap_or_default(),
+            body_html: row
+                .try_get::<Option<String>, _>("body_html")?
+                .unwrap_or_default(),
+        },
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        created_at: row.try_get("created_at")?,
+        queued_at: row.try_get("queued_at")?,
+        request_id: row.try_get("request_id")?,
+    })
+}

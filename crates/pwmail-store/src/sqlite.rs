@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 
+use crate::gcra;
 use crate::group_commit::Writer;
 use crate::sql::{self, stored_outcome_from_row};
 use crate::*;
@@ -156,30 +157,25 @@ async fn gcra(
     rate: &Rate,
     now: UnixMillis,
 ) -> Result<Admission> {
-    let period = rate.period_ms.max(1);
-    let tau = period * (i64::from(rate.burst.max(1)) - 1);
-    let admitted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
-         ON CONFLICT (key) DO UPDATE SET tat = MAX(rate_limits.tat, $2) + $3
-             WHERE MAX(rate_limits.tat, $2) - $2 <= $4
-         RETURNING tat",
-    )
-    .bind(key)
-    .bind(now)
-    .bind(period)
-    .bind(tau)
-    .fetch_optional(&mut *conn)
-    .await?;
+    // Built once; a statement text lives for the process.
+    static ADMIT: std::sync::LazyLock<&str> =
+        std::sync::LazyLock::new(|| sql::gcra_admit(sql::SQLITE).leak());
+    let (period, tau) = gcra::params(rate);
+    let admitted: Option<i64> = sqlx::query_scalar(*ADMIT)
+        .bind(key)
+        .bind(now)
+        .bind(period)
+        .bind(tau)
+        .fetch_optional(&mut *conn)
+        .await?;
     if admitted.is_some() {
         return Ok(Admission::Admitted);
     }
-    let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1")
+    let tat: i64 = sqlx::query_scalar(sql::GCRA_TAT)
         .bind(key)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Admission::Refused {
-        retry_after_ms: (tat - tau - now).max(1),
-    })
+    Ok(gcra::refused(tat, tau, now))
 }
 
 #[async_trait]
@@ -583,64 +579,28 @@ impl Store for SqliteStore {
     }
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+        // Built once; a statement text lives for the process.
+        static CLAIM: std::sync::LazyLock<&str> =
+            std::sync::LazyLock::new(|| sql::claim_outbox(sql::SQLITE).leak());
         let claim = claim.clone();
         let rows = self
             .writer
             .write_statement(move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query(
-                        "UPDATE outbox
-             SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
-             WHERE id IN (
-                 -- Two index range scans that stop after $4 rows each (an OR
-                 -- over both would scan the whole table on every claim).
-                 SELECT id FROM (
-                     SELECT id, due FROM (
-                         SELECT id, next_attempt_at AS due FROM outbox
-                         WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $2
-                         ORDER BY next_attempt_at LIMIT $4)
-                     UNION ALL
-                     SELECT id, due FROM (
-                         SELECT id, lease_until AS due FROM outbox
-                         WHERE state = 'sending' AND lease_until <= $2
-                         ORDER BY lease_until LIMIT $4))
-                 ORDER BY due, id LIMIT $4)
-             RETURNING id, message_id, kind, recipient, subject, body_text, body_html, attempts,
-                       created_at, queued_at, request_id",
-                    )
-                    .bind(&claim.owner)
-                    .bind(claim.now)
-                    .bind(claim.lease_ms)
-                    .bind(i64::from(claim.limit))
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    let rows = sqlx::query(*CLAIM)
+                        .bind(&claim.owner)
+                        .bind(claim.now)
+                        .bind(claim.lease_ms)
+                        .bind(i64::from(claim.limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
                     Ok(rows)
                 })
             })
             .await?;
         let mut claimed = rows
             .iter()
-            .map(|row| {
-                Ok(OutboxMessage {
-                    id: row.try_get("id")?,
-                    message: NewMessage {
-                        message_id: row.try_get("message_id")?,
-                        kind: MessageKind::from_column(row.try_get("kind")?)?,
-                        recipient: row.try_get("recipient")?,
-                        subject: row.try_get("subject")?,
-                        body_text: row
-                            .try_get::<Option<String>, _>("body_text")?
-                            .unwrap_or_default(),
-                        body_html: row
-                            .try_get::<Option<String>, _>("body_html")?
-                            .unwrap_or_default(),
-                    },
-                    attempts: row.try_get::<i64, _>("attempts")? as u32,
-                    created_at: row.try_get("created_at")?,
-                    queued_at: row.try_get("queued_at")?,
-                    request_id: row.try_get("request_id")?,
-                })
-            })
+            .map(sql::outbox_message_from_row)
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|m| m.id);
         Ok(claimed)

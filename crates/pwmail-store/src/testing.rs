@@ -23,7 +23,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn StoreTestExt>> {
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         return Ok(Arc::new(
-            PgStore::open(url, std::time::Duration::from_secs(2)).await?,
+            PgStore::open(url, crate::PoolOptions::default()).await?,
         ));
     }
     Err(StoreError::Unsupported(format!(

@@ -39,9 +39,7 @@ async fn sqlite() -> Db {
 /// tests and runs never collide.
 async fn postgres() -> Db {
     let schema = pwmail_testkit::pg::PgSchema::create().await;
-    let store = PgStore::open(&schema.url(None), std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = PgStore::open(&schema.url(None), pool(5)).await.unwrap();
     Db {
         store: Box::new(store),
         cleanup: Cleanup::Schema(schema),
@@ -69,6 +67,13 @@ async fn admin_actor(store: &dyn StoreTestExt) -> Actor {
     Actor {
         user: admin.id,
         token_id: token.id,
+    }
+}
+
+fn pool(acquire_secs: u64) -> PoolOptions {
+    PoolOptions {
+        acquire_timeout: std::time::Duration::from_secs(acquire_secs),
+        ..PoolOptions::default()
     }
 }
 
@@ -851,10 +856,7 @@ suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_ema
 async fn replicas_starting_together_migrate_once() {
     let schema = pwmail_testkit::pg::PgSchema::create().await;
     let url = schema.url(None);
-    let opened = futures::future::join_all(
-        (0..4).map(|_| PgStore::open(&url, std::time::Duration::from_secs(10))),
-    )
-    .await;
+    let opened = futures::future::join_all((0..4).map(|_| PgStore::open(&url, pool(10)))).await;
     let stores: Vec<PgStore> = opened
         .into_iter()
         .map(|r| r.expect("every replica starts"))

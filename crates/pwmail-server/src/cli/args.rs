@@ -32,6 +32,11 @@ pub struct DbArgs {
     #[arg(long, global = true, env = "PWMAIL_DB_ACQUIRE_TIMEOUT_MS",
           default_value_t = defaults().db_acquire_timeout.as_millis() as u64)]
     pub db_acquire_timeout_ms: u64,
+    /// PostgreSQL connections per process (each replica has its own pool).
+    #[arg(long, global = true, env = "PWMAIL_DB_POOL_SIZE",
+          default_value_t = defaults().db_pool_size,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
 }
 
 impl DbArgs {
@@ -39,7 +44,7 @@ impl DbArgs {
     /// commands that set a database up (`serve`, `dispatch`, `migrate`).
     pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
         let url = self.resolve()?;
-        Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
+        Ok(pwmail_store::open_with(&url, self.pool()).await?)
     }
 
     /// Opens a database that already exists; for every other command, so
@@ -53,11 +58,19 @@ impl DbArgs {
         if !pwmail_store::exists(&url).await? {
             return Err(crate::cli::Failed::NoDatabase(pwmail_store::describe(&url)).into());
         }
-        Ok(pwmail_store::open_with(&url, self.acquire_timeout()).await?)
+        Ok(pwmail_store::open_with(&url, self.pool()).await?)
     }
 
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms.max(50))
+    }
+
+    /// The pool settings these flags name.
+    pub fn pool(&self) -> pwmail_store::PoolOptions {
+        pwmail_store::PoolOptions {
+            acquire_timeout: self.acquire_timeout(),
+            max_connections: self.db_pool_size,
+        }
     }
 
     /// The database URL, creating the data directory for the SQLite default.

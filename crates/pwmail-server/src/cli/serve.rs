@@ -109,6 +109,7 @@ impl ServeArgs {
             },
             database_url: db.resolve()?,
             db_acquire_timeout: db.acquire_timeout(),
+            db_pool_size: db.db_pool_size,
             mail: self.mail.transport.to_config(&db.data_dir)?,
             mail_from: self.mail.sender.mail_from.clone(),
             max_backlog: self.max_backlog,
@@ -172,7 +173,11 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
         crate::tls::load(files, SystemClock.now() / 1000)?;
     }
     let _lock = lock_sqlite(&config.database_url)?;
-    let store = pwmail_store::open_with(&config.database_url, config.db_acquire_timeout)
+    let pool = pwmail_store::PoolOptions {
+        acquire_timeout: config.db_acquire_timeout,
+        max_connections: config.db_pool_size,
+    };
+    let store = pwmail_store::open_with(&config.database_url, pool)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
     let (running, bootstrap) = start(StartOptions {

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub database_url: String,
     /// Longest wait for a database connection (PostgreSQL).
     pub db_acquire_timeout: Duration,
+    /// PostgreSQL connections per process.
+    pub db_pool_size: u32,
     /// Base of the links in emails. Never taken from the request's Host.
     pub public_url: Url,
     pub mail: MailConfig,
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             tls: None,
             database_url: sqlite_url(&data_dir),
             db_acquire_timeout: Duration::from_millis(2000),
+            db_pool_size: pwmail_store::PoolOptions::default().max_connections,
             public_url: public_url_for(listen, false),
             mail: MailConfig::Directory(data_dir.join("mail")),
             link_ttl: Duration::from_secs(24 * 3600),
