@@ -424,88 +424,79 @@ impl Store for PgStore {
     }
 
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
-        let mut tx = self.begin_write().await?;
-        if let Some(idem) = &issue.idempotency {
-            // Replicas share the key: the first call to get this lock does
-            // the work; one that arrives while it runs is told to retry,
-            // and one that comes later finds the stored outcome.
-            let scope = format!(
-                "idempotency:{}:{}:{}",
-                issue.actor.token_id,
-                issue.purpose.as_str(),
-                idem.key
-            );
-            let locked: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(&scope)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !locked {
+        // One round trip: the transaction is the function
+        // `pwmail_issue_link` (migrations/postgres/0004_issue_link_function.sql).
+        let (period, tau) = gcra::params(&issue.cooldown);
+        let idem = issue.idempotency.as_ref();
+        let m = &issue.message;
+        let row = sqlx::query(
+            "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
+                    stored_request_id
+             FROM pwmail_issue_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                    $14, $15, $16, $17, $18, $19, $20, $21)",
+        )
+        .bind(issue.actor.user.0)
+        .bind(issue.actor.token_id)
+        .bind(issue.target.0)
+        .bind(issue.purpose.as_str())
+        .bind(issue.purpose.invalidates_password())
+        .bind(&issue.link_hash.0[..])
+        .bind(issue.expires_at)
+        .bind(RateKey::User(issue.target).to_string())
+        .bind(period)
+        .bind(tau)
+        .bind(&m.message_id)
+        .bind(m.kind.as_str())
+        .bind(&m.recipient)
+        .bind(&m.subject)
+        .bind(&m.body_text)
+        .bind(&m.body_html)
+        .bind(&issue.request_id)
+        .bind(issue.now)
+        .bind(idem.map(|i| i.key.as_str()))
+        .bind(idem.map(|i| i.fingerprint.as_str()))
+        .bind(idem.map(|i| i.expires_at))
+        .fetch_one(&self.pool)
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            // Raised after the writes if a live row held the key: all rolled back.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PWM01") => {
                 return Ok(IssueOutcome::KeyInFlight);
             }
-            if let Some(outcome) = sql::issue_key_outcome!(tx, issue, idem) {
-                return Ok(outcome);
+            Err(e) => return Err(e.into()),
+        };
+        let outcome: String = row.try_get("outcome")?;
+        Ok(match outcome.as_str() {
+            "issued" => IssueOutcome::Issued {
+                link_id: row.try_get("link_id")?,
+                outbox_id: row.try_get("outbox_id")?,
+            },
+            "cooling_down" => IssueOutcome::CoolingDown {
+                retry_after_ms: row.try_get("retry_after_ms")?,
+            },
+            "disabled" => IssueOutcome::Disabled,
+            "key_in_flight" => IssueOutcome::KeyInFlight,
+            "stored" => {
+                let stored = StoredOutcome {
+                    fingerprint: row.try_get("stored_fingerprint")?,
+                    outbox_id: row.try_get("outbox_id")?,
+                    request_id: row.try_get("stored_request_id")?,
+                };
+                match idem {
+                    Some(key) => stored.outcome_for(key),
+                    None => {
+                        return Err(StoreError::Corrupt("a stored outcome without a key".into()));
+                    }
+                }
             }
-        }
-        let disabled: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
-                .bind(issue.target.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match disabled {
-            None => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
-            Some(Some(_)) => return Ok(IssueOutcome::Disabled),
-            Some(None) => {}
-        }
-        let key = RateKey::User(issue.target).to_string();
-        if let Admission::Refused { retry_after_ms } =
-            gcra(&mut tx, &key, &issue.cooldown, issue.now).await?
-        {
-            // Dropping the transaction rolls it back: nothing was written.
-            return Ok(IssueOutcome::CoolingDown { retry_after_ms });
-        }
-        sqlx::query(
-            "UPDATE reset_links SET revoked_at = $2
-             WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(issue.target.0)
-        .bind(issue.now)
-        .execute(&mut *tx)
-        .await?;
-        let link_id: i64 = sqlx::query_scalar(
-            "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(issue.target.0)
-        .bind(&issue.link_hash.0[..])
-        .bind(issue.purpose.as_str())
-        .bind(issue.now)
-        .bind(issue.expires_at)
-        .bind(&issue.request_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if issue.purpose.invalidates_password() {
-            sqlx::query(
-                "UPDATE users SET password_hash = NULL, password_invalidated_at = $2 WHERE id = $1",
-            )
-            .bind(issue.target.0)
-            .bind(issue.now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let outbox_id = insert_message(
-            &mut tx,
-            &issue.message,
-            issue.now,
-            &issue.request_id,
-            issue.target,
-        )
-        .await?;
-        if !sql::finish_issue!(tx, issue, outbox_id) {
-            return Ok(IssueOutcome::KeyInFlight);
-        }
-        tx.commit().await?;
-        Ok(IssueOutcome::Issued { link_id, outbox_id })
+            "no_user" => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "pwmail_issue_link answered {other:?}"
+                )));
+            }
+        })
     }
 
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {

@@ -111,8 +111,10 @@ where
 
 /// The stored outcome of the call's key, looked up inside the issue
 /// transaction (`$tx`): evaluates to `Option<IssueOutcome>` (`Some` when the
-/// key is live: a replay, or a key reused for another request). A macro
-/// because the two engines' transactions are different types.
+/// key is live: a replay, or a key reused for another request). SQLite runs
+/// the issue transaction statement by statement with these two macros;
+/// PostgreSQL runs the same statements in one call of `pwmail_issue_link`
+/// (`migrations/postgres/0004_issue_link_function.sql`).
 macro_rules! issue_key_outcome {
     ($tx:expr, $issue:expr, $idem:expr) => {{
         let row = sqlx::query($crate::sql::IDEMPOTENCY_FIND)
