@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::KillOnDrop;
+use common::{KillOnDrop, run_to_exit};
 use pwmail_testkit::free_port;
 
 mod common;
@@ -841,32 +841,6 @@ fn serve_warns_about_an_existing_data_dir_others_can_read() {
     );
 }
 
-/// `pwmail ARGS` in `dir`, killed if it has not exited within 20 s (a server
-/// that starts when it should have refused would otherwise hang the test).
-fn pwmail_exits(dir: &Path, args: &[&str]) -> (bool, String) {
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_pwmail"))
-            .current_dir(dir)
-            .args(args)
-            .env_remove("PWMAIL_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "pwmail {args:?} kept running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.success(), stderr)
-}
-
 #[test]
 fn serve_speaks_https_and_send_trusts_the_ca_file_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
@@ -965,7 +939,7 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
         let [cert, key]: [String; 2] = files.try_into().unwrap();
         ([cert, key], wanted)
     }) {
-        let (ok, stderr) = pwmail_exits(
+        let (code, stderr) = run_to_exit(
             d,
             &[
                 "serve",
@@ -977,7 +951,7 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
                 &key,
             ],
         );
-        assert!(!ok, "{cert} + {key} must not start");
+        assert_ne!(code, Some(0), "{cert} + {key} must not start");
         assert!(stderr.contains(wanted), "{wanted:?} in: {stderr}");
         assert!(
             !d.join("pwmail-data/pwmail.db").exists(),
@@ -985,9 +959,9 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
         );
     }
     // One without the other is a usage error.
-    let (ok, stderr) = pwmail_exits(
+    let (code, stderr) = run_to_exit(
         d,
         &["serve", "--listen", &listen, "--tls-cert", &s(&good.cert)],
     );
-    assert!(!ok && stderr.contains("--tls-key"), "{stderr}");
+    assert!(code != Some(0) && stderr.contains("--tls-key"), "{stderr}");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::KillOnDrop;
+use common::{KillOnDrop, run_to_exit};
 use pwmail_testkit::free_port;
 
 mod common;
@@ -36,37 +36,6 @@ fn wait_listening(listen: &str) {
         assert!(Instant::now() < deadline, "nothing listens on {listen}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// `pwmail ARGS` that must exit by itself (a server that starts when it
-/// should refuse would hang the test): its output, killed after 20 s.
-fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = KillOnDrop(
-        pwmail()
-            .current_dir(dir)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "pwmail {args:?} kept running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.code(), stderr)
 }
 
 #[test]

@@ -126,3 +126,34 @@ pub fn now() -> i64 {
     use pwmail_server::clock::Clock;
     pwmail_server::clock::SystemClock.now()
 }
+
+/// `pwmail ARGS` in `dir` that must exit by itself (a server that starts
+/// when it should refuse would hang the test): its exit code and stderr;
+/// killed after 20 s.
+pub fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_pwmail"))
+            .current_dir(dir)
+            .args(args)
+            .env_remove("PWMAIL_DATABASE_URL")
+            .env_remove("PWMAIL_DATA_DIR")
+            .env_remove("PWMAIL_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pwmail"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "pwmail {args:?} kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    (status.code(), stderr)
+}
