@@ -260,3 +260,57 @@ async fn ctrl_c_during_a_retry_after_wait_ends_it_and_sends_nothing_more() {
     assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
     eprintln!("Ctrl-C during a 60 s Retry-After wait: exited after {took:?}");
 }
+
+/// A server that accepts connections and never answers: every call stays in
+/// flight.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+#[test]
+fn a_second_ctrl_c_abandons_calls_in_flight_and_reports_them_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("token"), "pwm_test").unwrap();
+    let (listener, addr) = silent_server();
+    let mut send = KillOnDrop(
+        pwmail(d)
+            .args(send_args(&addr))
+            .args(["--email", "stuck@example.com", "--report", "report.json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The call is in flight once its connection is accepted (held open).
+    let (_held, _) = listener.accept().unwrap();
+    sigint(&send);
+    // The first Ctrl-C lets the call in flight finish: still running.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        send.try_wait().unwrap().is_none(),
+        "waits for the call in flight"
+    );
+    sigint(&send);
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = send.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(10),
+            "a second Ctrl-C abandons the call"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(!status.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut send.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("unknown (abandoned in flight"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["unknown"], 1, "{report}");
+    assert_eq!(report["failures"][0]["email"], "stuck@example.com");
+}
