@@ -17,20 +17,19 @@ pub struct Route {
 impl Route {
     /// Whether `path` (no query) is an instance of this route's template.
     pub fn matches(&self, path: &str) -> bool {
-        let path = path.trim_end_matches('/');
-        let mut segments = path.split('/');
-        let same = self
-            .segments
-            .iter()
-            .zip(segments.by_ref())
-            .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()));
-        same && path.split('/').count() == self.segments.len()
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        segments.len() == self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()))
     }
 }
 
 /// Every operation in the document (parsed once).
 pub fn routes() -> &'static [Route] {
-    static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| parse(crate::OPENAPI_DOCUMENT));
+    static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| parse(crate::document()));
     &ROUTES
 }
 
@@ -44,10 +43,7 @@ pub fn matching(path: &str) -> impl Iterator<Item = &'static Route> {
     routes().iter().filter(move |r| r.matches(&path))
 }
 
-fn parse(document: &str) -> Vec<Route> {
-    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(document) else {
-        return Vec::new();
-    };
+fn parse(doc: &serde_json::Value) -> Vec<Route> {
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().into_iter().flatten() {
         for (method, operation) in item.as_object().into_iter().flatten() {

@@ -138,18 +138,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
         ..Default::default()
     };
-    let server = dropshot::ServerBuilder::new(
-        http::api_description()?,
-        http::Context::new(Arc::clone(&app))?,
-        log,
-    )
-    .config(dropshot_config)
-    .tls(tls)
-    .error_renderer(http::router_errors::renderer(Arc::new(http::Context::new(
-        Arc::clone(&app),
-    )?)))
-    .start()
-    .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
+    let context = http::Context::new(Arc::clone(&app))?;
+    let server = dropshot::ServerBuilder::new(http::api_description()?, context.clone(), log)
+        .config(dropshot_config)
+        .tls(tls)
+        .error_renderer(http::router_errors::renderer(Arc::new(context)))
+        .start()
+        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     Ok((
         Running {
             server,

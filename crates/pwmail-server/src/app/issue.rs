@@ -30,10 +30,7 @@ pub enum Issued {
     New,
     /// An earlier call with the same Idempotency-Key and request did that;
     /// this one changed nothing.
-    Replayed {
-        /// The request id of the call that did the work.
-        original_request_id: String,
-    },
+    Replayed,
 }
 
 /// What makes two calls with one Idempotency-Key the same request: the
@@ -198,9 +195,7 @@ impl App {
                     outbox_id = stored.outbox_id,
                     "idempotent retry answered from the stored outcome"
                 );
-                Ok(Issued::Replayed {
-                    original_request_id: stored.request_id,
-                })
+                Ok(Issued::Replayed)
             }
             IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {
                 email: email.to_string(),

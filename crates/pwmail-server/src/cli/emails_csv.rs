@@ -17,8 +17,13 @@ pub struct Row {
 /// The rows of a CSV file with a header row and an `email` column (header
 /// names match case-insensitively); rows without an address are skipped.
 pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&bytes, path)
+}
+
+/// As [`read`], for a file already in memory (`path` names it in messages).
+pub fn parse(bytes: &[u8], path: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers()?.clone();
     let column = |name: &str| {
         headers

@@ -98,8 +98,9 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
             email.as_bytes().to_vec(),
         ),
         (None, Some(csv)) => {
+            // Read once: the rows and the run id's digest come from the same bytes.
             let input = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
-            let rows = emails_csv::read(csv)?
+            let rows = emails_csv::parse(&input, csv)?
                 .into_iter()
                 .map(|row| Row {
                     line: Some(row.line),

@@ -15,18 +15,20 @@ use std::sync::Arc;
 use crate::app::App;
 
 /// What every handler gets: the application and the reset page's templates.
+/// Cheap to clone: the server and the router-error renderer share one.
+#[derive(Clone)]
 pub struct Context {
     pub app: Arc<App>,
-    pages: minijinja::Environment<'static>,
-    openapi_json: String,
+    pages: Arc<minijinja::Environment<'static>>,
+    openapi_json: Arc<str>,
 }
 
 impl Context {
     pub fn new(app: Arc<App>) -> anyhow::Result<Self> {
         Ok(Context {
             app,
-            pages: reset_page::environment(),
-            openapi_json: ops::openapi_json()?,
+            pages: Arc::new(reset_page::environment()),
+            openapi_json: ops::openapi_json()?.into(),
         })
     }
 }
