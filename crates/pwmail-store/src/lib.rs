@@ -6,9 +6,9 @@
 //! the caller, which keeps the store free of clocks and easy to test.
 
 mod gcra;
-mod group_commit;
 mod model;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -30,9 +30,9 @@ pub enum StoreError {
     NotFound(String),
     /// The database could not be reached in time; worth retrying.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]
@@ -59,6 +59,9 @@ impl StoreError {
     }
 }
 
+/// A driver's error (sqlx for PostgreSQL, rusqlite for SQLite).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
@@ -69,14 +72,14 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".to_string())
             }
             sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Box::new(e))
             }
-            _ => StoreError::Database(e),
+            _ => StoreError::Database(Box::new(e)),
         }
     }
 }
@@ -98,6 +101,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;
+
+    /// What SQLite's writer thread has done; `None` for PostgreSQL, whose
+    /// writes run on the pool's connections.
+    fn writer_stats(&self) -> Option<WriterStats> {
+        None
+    }
 
     // --- users -----------------------------------------------------------
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User>;

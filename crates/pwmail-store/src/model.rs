@@ -432,3 +432,18 @@ pub struct OutboxStatus {
     pub sent_at: Option<UnixMillis>,
     pub request_id: Option<String>,
 }
+
+/// How much SQLite's writer thread has done since it started, for the
+/// metrics and the benchmark: writes per commit, and the share of time it
+/// was busy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Commits (batches) run.
+    pub batches: u64,
+    /// Writes run in them (abandoned ones not counted).
+    pub writes: u64,
+    /// Time spent running batches, commit and fsync included.
+    pub busy: std::time::Duration,
+    /// Time since the writer started.
+    pub uptime: std::time::Duration,
+}

@@ -1,7 +1,9 @@
-//! Statements both engines run (`$n` parameters work in SQLite and
-//! PostgreSQL alike): one text per fact, so the engines cannot drift. Where
+//! Every statement both engines run, one text per fact, so the engines
+//! cannot drift. Parameters are written `$n` (PostgreSQL's form); the SQLite
+//! engine reads them as `?n`, which SQLite binds by the same number. Where
 //! the dialects differ, the text takes the difference as an argument
-//! ([`Dialect`]) and each engine builds its statement once.
+//! ([`Dialect`]) and each engine builds its statement once. Casts make a
+//! column read back as the same type from both (`CAST(… AS BIGINT)`).
 
 /// What differs between the engines' SQL.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +25,82 @@ pub const POSTGRES: Dialect = Dialect {
     claim_lock: "FOR UPDATE SKIP LOCKED",
 };
 
+// --- users ---------------------------------------------------------------
+
+/// The columns `rows::user` reads.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, is_admin, disabled_at, password_hash, created_at"
+    };
+}
+
+/// $1 email, $2 email key, $3 name, $4 is admin, $5 now.
+pub const USER_INSERT: &str = concat!(
+    "INSERT INTO users (email, email_key, name, is_admin, created_at)
+     VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    user_columns!()
+);
+pub const USERS_ALL: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY id");
+/// $1 id.
+pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+/// $1 email key (`model::email_key`).
+pub const USER_BY_EMAIL_KEY: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE email_key = $1"
+);
+pub const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE is_admin";
+/// $1 email key, $2 now; keeps the first time a user was disabled.
+pub const USER_DISABLE: &str = concat!(
+    "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1 RETURNING ",
+    user_columns!()
+);
+/// $1 user: the disabled time (NULL when enabled); no row when no user.
+pub const USER_DISABLED_AT: &str = "SELECT disabled_at FROM users WHERE id = $1";
+/// $1 user.
+pub const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1";
+/// $1 user, $2 PHC string, $3 now; an enabled user only.
+pub const PASSWORD_SET: &str = "UPDATE users SET password_hash = $2, password_changed_at = $3,
+            password_invalidated_at = NULL
+     WHERE id = $1 AND disabled_at IS NULL";
+/// $1 user, $2 now (ResetPasswordByAdmin: the old password stops working).
+pub const PASSWORD_INVALIDATE: &str =
+    "UPDATE users SET password_hash = NULL, password_invalidated_at = $2 WHERE id = $1";
+
+// --- API tokens ----------------------------------------------------------
+
+macro_rules! token_columns {
+    () => {
+        "id, user_id, label, created_at, revoked_at"
+    };
+}
+
+/// $1 user, $2 hash, $3 label, $4 now.
+pub const TOKEN_INSERT: &str = concat!(
+    "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4)
+     RETURNING ",
+    token_columns!()
+);
+/// $1 user.
+pub const TOKENS_OF_USER: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM api_tokens WHERE user_id = $1 ORDER BY id"
+);
+/// $1 token id, $2 now.
+pub const TOKEN_REVOKE: &str =
+    "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// $1 user, $2 now.
+pub const TOKENS_REVOKE_OF_USER: &str =
+    "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+/// $1 token hash: the live token and its enabled owner.
+pub const AUTHENTICATE: &str = "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin,
+        u.disabled_at, u.password_hash, u.created_at
+     FROM api_tokens t JOIN users u ON u.id = t.user_id
+     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
+
+// --- rate limits ---------------------------------------------------------
+
 /// One GCRA step (see `gcra.rs`) as one atomic statement: $1 key, $2 now,
 /// $3 period, $4 tau. Returns a row when admitted; none when refused (and
 /// then nothing changed).
@@ -38,6 +116,74 @@ pub fn gcra_admit(d: Dialect) -> String {
 
 /// The state of a refused key: $1 key.
 pub const GCRA_TAT: &str = "SELECT tat FROM rate_limits WHERE key = $1";
+/// Forgets keys whose limit is full again: $1 now.
+pub const RATE_PURGE: &str = "DELETE FROM rate_limits WHERE tat <= $1";
+
+// --- idempotency keys ----------------------------------------------------
+
+/// The stored outcome of a live key: $1 token, $2 operation, $3 key, $4 now.
+pub const IDEMPOTENCY_FIND: &str = "SELECT fingerprint, outbox_id, request_id FROM idempotency_keys
+     WHERE token_id = $1 AND operation = $2 AND key = $3 AND expires_at > $4";
+
+/// Stores a key's outcome, taking over an expired row of the same key; a
+/// live one is left alone (no row affected). $1 token, $2 operation, $3 key,
+/// $4 fingerprint, $5 outbox id, $6 request id, $7 now, $8 expires at.
+pub const IDEMPOTENCY_STORE: &str = "INSERT INTO idempotency_keys
+        (token_id, operation, key, fingerprint, outbox_id, request_id, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (token_id, operation, key) DO UPDATE SET
+        fingerprint = excluded.fingerprint, outbox_id = excluded.outbox_id,
+        request_id = excluded.request_id, created_at = excluded.created_at,
+        expires_at = excluded.expires_at
+     WHERE idempotency_keys.expires_at <= excluded.created_at";
+
+/// Forgets expired keys: $1 now.
+pub const IDEMPOTENCY_PURGE: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1";
+
+// --- reset links ---------------------------------------------------------
+
+/// $1 user, $2 now: revokes the user's open links.
+pub const LINKS_REVOKE_OPEN: &str = "UPDATE reset_links SET revoked_at = $2
+     WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL";
+/// $1 user, $2 hash, $3 purpose, $4 now, $5 expires at, $6 request id.
+pub const LINK_INSERT: &str =
+    "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+/// $1 hash, $2 now: uses the link if it is open and unexpired; returns its
+/// user.
+pub const LINK_CONSUME_USER: &str = "UPDATE reset_links SET used_at = $2
+     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+     RETURNING user_id";
+/// $1 hash: the link whatever its state.
+pub const LINK_BY_HASH: &str =
+    "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
+     FROM reset_links WHERE token_hash = $1";
+
+// --- audit ---------------------------------------------------------------
+
+/// The audit row of an admin operation: $1 at, $2 actor user, $3 actor
+/// token, $4 target user, $5 operation, $6 request id, $7 outbox id,
+/// $8 Idempotency-Key.
+pub const AUDIT_ISSUE: &str = "INSERT INTO audit_log (at, actor_user_id, actor_token_id,
+        target_user_id, operation, request_id, outbox_id, idempotency_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// The audit row of a reset on the page: $1 at, $2 user, $3 request id, $4 outbox id.
+pub const AUDIT_PASSWORD_CHANGED: &str =
+    "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
+     VALUES ($1, $2, 'password_changed', $3, $4)";
+/// $1 user, oldest first (tests).
+pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, target_user_id,
+        operation, request_id, idempotency_key
+     FROM audit_log WHERE target_user_id = $1 ORDER BY id";
+
+// --- outbox --------------------------------------------------------------
+
+/// Queues a message: $1 Message-ID, $2 kind, $3 recipient, $4 subject,
+/// $5 text, $6 HTML, $7 now, $8 request id, $9 user.
+pub const OUTBOX_INSERT: &str =
+    "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+                         next_attempt_at, created_at, queued_at, request_id, user_id)
+     VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id";
 
 /// Leases up to $4 due messages, earliest due first, to $1 until $2 + $3
 /// ($2 is now): queued or retrying rows whose time has come, and sending
@@ -66,137 +212,58 @@ pub fn claim_outbox(d: Dialect) -> String {
     )
 }
 
-/// The stored outcome of a live key: $1 token, $2 operation, $3 key, $4 now.
-pub const IDEMPOTENCY_FIND: &str = "SELECT fingerprint, outbox_id, request_id FROM idempotency_keys
-     WHERE token_id = $1 AND operation = $2 AND key = $3 AND expires_at > $4";
+/// $1 id, $2 lease owner, $3 reply, $4 now. The bodies (and so the link)
+/// are dropped once sent.
+pub const SETTLE_SENT: &str =
+    "UPDATE outbox SET state = 'sent', last_reply = $3, sent_at = $4, settled_at = $4,
+            lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
+            body_text = NULL, body_html = NULL
+     WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 id, $2 lease owner, $3 error, $4 now, $5 next attempt.
+pub const SETTLE_RETRY: &str =
+    "UPDATE outbox SET state = 'retrying', last_error = $3, next_attempt_at = $5,
+            lease_owner = NULL, lease_until = NULL, settled_at = $4
+     WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 id, $2 lease owner, $3 error, $4 now. A trigger revokes a dead link
+/// email's link and clears its bodies (migration 0002).
+pub const SETTLE_DEAD: &str = "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
+            lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
+     WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 id, $2 now: a dead message queued again with a fresh attempt budget.
+pub const REQUEUE_DEAD: &str =
+    "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, queued_at = $2,
+            settled_at = NULL
+     WHERE id = $1 AND state = 'dead'";
 
-/// Stores a key's outcome, taking over an expired row of the same key; a
-/// live one is left alone (no row affected). $1 token, $2 operation, $3 key,
-/// $4 fingerprint, $5 outbox id, $6 request id, $7 now, $8 expires at.
-pub const IDEMPOTENCY_STORE: &str = "INSERT INTO idempotency_keys
-        (token_id, operation, key, fingerprint, outbox_id, request_id, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (token_id, operation, key) DO UPDATE SET
-        fingerprint = excluded.fingerprint, outbox_id = excluded.outbox_id,
-        request_id = excluded.request_id, created_at = excluded.created_at,
-        expires_at = excluded.expires_at
-     WHERE idempotency_keys.expires_at <= excluded.created_at";
-
-/// Forgets expired keys: $1 now.
-pub const IDEMPOTENCY_PURGE: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1";
-
-/// The audit row of an admin operation: $1 at, $2 actor user, $3 actor
-/// token, $4 target user, $5 operation, $6 request id, $7 outbox id,
-/// $8 Idempotency-Key.
-pub const AUDIT_ISSUE: &str = "INSERT INTO audit_log (at, actor_user_id, actor_token_id,
-        target_user_id, operation, request_id, outbox_id, idempotency_key)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-use crate::{MessageKind, NewMessage, OutboxMessage, Result, StoredOutcome};
-
-/// A row of [`IDEMPOTENCY_FIND`], from either engine.
-pub fn stored_outcome_from_row<'r, R>(row: &'r R) -> Result<StoredOutcome>
-where
-    R: sqlx::Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(StoredOutcome {
-        fingerprint: row.try_get("fingerprint")?,
-        outbox_id: row.try_get("outbox_id")?,
-        request_id: row.try_get("request_id")?,
-    })
+/// The columns `rows::outbox_status` reads.
+macro_rules! status_columns {
+    () => {
+        "id, message_id, kind, recipient, state, CAST(attempts AS BIGINT) AS attempts,
+         last_error, last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id"
+    };
 }
 
-/// The stored outcome of the call's key, looked up inside the issue
-/// transaction (`$tx`): evaluates to `Option<IssueOutcome>` (`Some` when the
-/// key is live: a replay, or a key reused for another request). SQLite runs
-/// the issue transaction statement by statement with these two macros;
-/// PostgreSQL runs the same statements in one call of `pwmail_issue_link`
-/// (`migrations/postgres/0004_issue_link_function.sql`).
-macro_rules! issue_key_outcome {
-    ($tx:expr, $issue:expr, $idem:expr) => {{
-        let row = sqlx::query($crate::sql::IDEMPOTENCY_FIND)
-            .bind($issue.actor.token_id)
-            .bind($issue.purpose.as_str())
-            .bind(&$idem.key)
-            .bind($issue.now)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        match row {
-            Some(row) => Some($crate::sql::stored_outcome_from_row(&row)?.outcome_for($idem)),
-            None => None,
-        }
-    }};
-}
-pub(crate) use issue_key_outcome;
-
-/// The end of the issue transaction (`$tx`): the key's outcome, when the
-/// call carried a key, and the audit row. Evaluates to `false` when a live
-/// row already holds the key (the caller answers `KeyInFlight`, and the
-/// transaction is dropped, so nothing is written).
-macro_rules! finish_issue {
-    ($tx:expr, $issue:expr, $outbox_id:expr) => {{
-        let mut stored = true;
-        if let Some(idem) = &$issue.idempotency {
-            let done = sqlx::query($crate::sql::IDEMPOTENCY_STORE)
-                .bind($issue.actor.token_id)
-                .bind($issue.purpose.as_str())
-                .bind(&idem.key)
-                .bind(&idem.fingerprint)
-                .bind($outbox_id)
-                .bind(&$issue.request_id)
-                .bind($issue.now)
-                .bind(idem.expires_at)
-                .execute(&mut *$tx)
-                .await?;
-            stored = done.rows_affected() == 1;
-        }
-        if stored {
-            sqlx::query($crate::sql::AUDIT_ISSUE)
-                .bind($issue.now)
-                .bind($issue.actor.user.0)
-                .bind($issue.actor.token_id)
-                .bind($issue.target.0)
-                .bind($issue.purpose.as_str())
-                .bind(&$issue.request_id)
-                .bind($outbox_id)
-                .bind($issue.idempotency.as_ref().map(|i| i.key.as_str()))
-                .execute(&mut *$tx)
-                .await?;
-        }
-        stored
-    }};
-}
-pub(crate) use finish_issue;
-
-/// A row of [`claim_outbox`], from either engine.
-pub fn outbox_message_from_row<'r, R>(row: &'r R) -> Result<OutboxMessage>
-where
-    R: sqlx::Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(OutboxMessage {
-        id: row.try_get("id")?,
-        message: NewMessage {
-            message_id: row.try_get("message_id")?,
-            kind: MessageKind::from_column(row.try_get("kind")?)?,
-            recipient: row.try_get("recipient")?,
-            subject: row.try_get("subject")?,
-            body_text: row
-                .try_get::<Option<String>, _>("body_text")?
-                .unwrap_or_default(),
-            body_html: row
-                .try_get::<Option<String>, _>("body_html")?
-                .unwrap_or_default(),
-        },
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
-        created_at: row.try_get("created_at")?,
-        queued_at: row.try_get("queued_at")?,
-        request_id: row.try_get("request_id")?,
-    })
-}
+/// $1 id.
+pub const OUTBOX_STATUS: &str = concat!("SELECT ", status_columns!(), " FROM outbox WHERE id = $1");
+/// $1 state or NULL for all, $2 limit; newest first.
+pub const OUTBOX_LIST: &str = concat!(
+    "SELECT ",
+    status_columns!(),
+    " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) ORDER BY id DESC LIMIT $2"
+);
+/// $1 user or NULL, $2 request id or NULL, $3 limit; newest first.
+pub const OUTBOX_FOR: &str = concat!(
+    "SELECT ",
+    status_columns!(),
+    " FROM outbox
+     WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1)
+       AND (CAST($2 AS TEXT) IS NULL OR request_id = $2)
+     ORDER BY id DESC LIMIT $3"
+);
+pub const OUTBOX_DEPTH: &str =
+    "SELECT state, CAST(count(*) AS BIGINT) AS n FROM outbox GROUP BY state";
+/// The earliest time a waiting message is due or a lease runs out.
+pub const OUTBOX_NEXT_DUE: &str = "SELECT min(t) FROM (
+         SELECT min(next_attempt_at) AS t FROM outbox WHERE state IN ('queued', 'retrying')
+         UNION ALL
+         SELECT min(lease_until) AS t FROM outbox WHERE state = 'sending') AS due";

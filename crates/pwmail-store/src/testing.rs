@@ -8,6 +8,11 @@ use async_trait::async_trait;
 
 use crate::{AuditEntry, PgStore, Result, SqliteStore, Store, StoreError, UnixMillis, UserId};
 
+/// $1 user, $2 PHC string, $3 now; any user, disabled or not.
+pub(crate) const PASSWORD_SET_ANY: &str =
+    "UPDATE users SET password_hash = $2, password_changed_at = $3, password_invalidated_at = NULL
+     WHERE id = $1";
+
 #[async_trait]
 pub trait StoreTestExt: Store {
     /// Sets a password hash directly, as if the user had set it.

@@ -18,7 +18,10 @@ fn plain(status: StatusCode, text: &str) -> Result<Response<Body>, HttpError> {
 }
 
 #[dropshot::endpoint { method = GET, path = "/metrics", unpublished = true }]
-pub async fn metrics(_rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+pub async fn metrics(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    if let Some(stats) = rqctx.context().app.store.writer_stats() {
+        observe::metrics::store_writer(&stats);
+    }
     let text = observe::metrics::handle().render();
     Ok(Response::builder()
         .status(StatusCode::OK)

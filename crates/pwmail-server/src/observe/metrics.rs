@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use pwmail_store::OutboxState;
+use pwmail_store::{OutboxState, WriterStats};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -31,6 +31,16 @@ pub fn outbox_depth(depth: &[(OutboxState, u64)]) {
     for (state, n) in depth {
         metrics::gauge!("pwmail_outbox_messages", "state" => state.as_str()).set(*n as f64);
     }
+}
+
+/// SQLite's writer thread: commits, the writes they carried (their ratio
+/// is the batch size) and the time it was busy (against the uptime, its
+/// busy share).
+pub fn store_writer(stats: &WriterStats) {
+    metrics::counter!("pwmail_store_writer_batches_total").absolute(stats.batches);
+    metrics::counter!("pwmail_store_writer_writes_total").absolute(stats.writes);
+    metrics::gauge!("pwmail_store_writer_busy_seconds").set(stats.busy.as_secs_f64());
+    metrics::gauge!("pwmail_store_writer_uptime_seconds").set(stats.uptime.as_secs_f64());
 }
 
 /// One send attempt: `outcome` is sent, retry or dead.

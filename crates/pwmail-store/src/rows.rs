@@ -1,0 +1,140 @@
+//! Reading the rows of `sql.rs`'s statements into the model, once for both
+//! engines: each engine only says how to read one column ([`Columns`]).
+
+use crate::*;
+
+/// One result row, as either engine hands it over.
+pub(crate) trait Columns {
+    fn int(&self, column: &str) -> Result<i64>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    /// A boolean column (PostgreSQL `boolean`, SQLite 0/1).
+    fn flag(&self, column: &str) -> Result<bool>;
+}
+
+/// A row of `sql::USER_*` or `sql::AUTHENTICATE`.
+pub(crate) fn user(row: &impl Columns) -> Result<User> {
+    Ok(User {
+        id: UserId(row.int("id")?),
+        email: row.text("email")?,
+        name: row.opt_text("name")?,
+        is_admin: row.flag("is_admin")?,
+        disabled: row.opt_int("disabled_at")?.is_some(),
+        has_password: row.opt_text("password_hash")?.is_some(),
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn authenticated(row: &impl Columns) -> Result<Authenticated> {
+    Ok(Authenticated {
+        token_id: row.int("token_id")?,
+        user: user(row)?,
+    })
+}
+
+pub(crate) fn token(row: &impl Columns) -> Result<ApiTokenInfo> {
+    Ok(ApiTokenInfo {
+        id: row.int("id")?,
+        user_id: UserId(row.int("user_id")?),
+        label: row.text("label")?,
+        created_at: row.int("created_at")?,
+        revoked_at: row.opt_int("revoked_at")?,
+    })
+}
+
+pub(crate) fn stored_outcome(row: &impl Columns) -> Result<StoredOutcome> {
+    Ok(StoredOutcome {
+        fingerprint: row.text("fingerprint")?,
+        outbox_id: row.int("outbox_id")?,
+        request_id: row.text("request_id")?,
+    })
+}
+
+pub(crate) fn link(row: &impl Columns) -> Result<ResetLink> {
+    let purpose = row.text("purpose")?;
+    Ok(ResetLink {
+        id: row.int("id")?,
+        user_id: UserId(row.int("user_id")?),
+        purpose: LinkPurpose::parse(&purpose)
+            .ok_or_else(|| StoreError::Corrupt(format!("link purpose {purpose:?}")))?,
+        state: match (row.opt_int("used_at")?, row.opt_int("revoked_at")?) {
+            (Some(_), _) => LinkState::Used,
+            (None, Some(_)) => LinkState::Revoked,
+            (None, None) => LinkState::Open,
+        },
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+    })
+}
+
+fn attempts(row: &impl Columns) -> Result<u32> {
+    Ok(u32::try_from(row.int("attempts")?).unwrap_or(0))
+}
+
+fn kind(row: &impl Columns) -> Result<MessageKind> {
+    MessageKind::from_column(row.text("kind")?)
+}
+
+/// A row of `sql::claim_outbox`.
+pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
+    Ok(OutboxMessage {
+        id: row.int("id")?,
+        message: NewMessage {
+            message_id: row.text("message_id")?,
+            kind: kind(row)?,
+            recipient: row.text("recipient")?,
+            subject: row.text("subject")?,
+            body_text: row.opt_text("body_text")?.unwrap_or_default(),
+            body_html: row.opt_text("body_html")?.unwrap_or_default(),
+        },
+        attempts: attempts(row)?,
+        created_at: row.int("created_at")?,
+        queued_at: row.int("queued_at")?,
+        request_id: row.opt_text("request_id")?,
+    })
+}
+
+/// A row of `sql::OUTBOX_STATUS`, `OUTBOX_LIST` or `OUTBOX_FOR`.
+pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
+    let state = row.text("state")?;
+    Ok(OutboxStatus {
+        id: row.int("id")?,
+        message_id: row.text("message_id")?,
+        kind: kind(row)?,
+        recipient: row.text("recipient")?,
+        state: OutboxState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state:?}")))?,
+        attempts: attempts(row)?,
+        last_error: row.opt_text("last_error")?,
+        last_reply: row.opt_text("last_reply")?,
+        created_at: row.int("created_at")?,
+        queued_at: row.int("queued_at")?,
+        next_attempt_at: row.opt_int("next_attempt_at")?,
+        sent_at: row.opt_int("sent_at")?,
+        request_id: row.opt_text("request_id")?,
+    })
+}
+
+/// `sql::OUTBOX_DEPTH`'s (state, n) rows as a count for every state.
+pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)> {
+    let mut depth: Vec<(OutboxState, u64)> = OutboxState::ALL.iter().map(|s| (*s, 0)).collect();
+    for (state, n) in counts {
+        if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
+            slot.1 = n.max(0) as u64;
+        }
+    }
+    depth
+}
+
+pub(crate) fn audit(row: &impl Columns) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: row.int("at")?,
+        actor_user: row.opt_int("actor_user_id")?.map(UserId),
+        actor_token: row.opt_int("actor_token_id")?,
+        target_user: UserId(row.int("target_user_id")?),
+        operation: row.text("operation")?,
+        request_id: row.text("request_id")?,
+        idempotency_key: row.opt_text("idempotency_key")?,
+    })
+}

@@ -1,0 +1,188 @@
+//! rusqlite plumbing: opening connections, running `sql.rs`'s statements
+//! (prepared once per connection and cached), reading their rows, and the
+//! read-only connections reads use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, RwLock};
+use std::time::Duration;
+
+use rusqlite::{CachedStatement, Connection, OpenFlags, Params};
+
+use crate::rows::Columns;
+use crate::{Result, StoreError};
+
+/// Longest wait for a lock another process holds before a call fails as
+/// unavailable (503).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// More than the number of statements in `sql.rs`, so none is ever evicted
+/// and prepared again.
+const STATEMENT_CACHE: usize = 96;
+/// Idle read connections kept open.
+const IDLE_READERS: usize = 8;
+
+/// Opens the writing connection: WAL, `synchronous=FULL` (a 200 means the
+/// email is queued even across power loss), foreign keys. Every setting is
+/// made before the first statement is prepared: changing one later would
+/// expire every prepared statement.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Read-only connections. A read runs on the calling task, without a
+/// hand-off to another thread: WAL readers never wait for the writer, and
+/// every read is an index lookup or a bounded listing.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = work(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// `sql.rs` writes parameters `$n`; SQLite binds `?n` by number (it numbers
+/// `$n` by first appearance instead). Converted once per text.
+fn sqlite_text(sql: &'static str) -> &'static str {
+    static CONVERTED: LazyLock<RwLock<HashMap<usize, &'static str>>> =
+        LazyLock::new(Default::default);
+    let key = sql.as_ptr() as usize;
+    if let Some(text) = CONVERTED.read().ok().and_then(|m| m.get(&key).copied()) {
+        return text;
+    }
+    let text: &'static str = sql.replace('$', "?").leak();
+    if let Ok(mut map) = CONVERTED.write() {
+        map.insert(key, text);
+    }
+    text
+}
+
+/// `sql` prepared on `conn`, from its cache after the first time.
+pub fn stmt<'c>(conn: &'c Connection, sql: &'static str) -> Result<CachedStatement<'c>> {
+    Ok(conn.prepare_cached(sqlite_text(sql))?)
+}
+
+/// Runs a statement; returns the rows it changed.
+pub fn exec(conn: &Connection, sql: &'static str, params: impl Params) -> Result<usize> {
+    Ok(stmt(conn, sql)?.execute(params)?)
+}
+
+/// The first row, read with `map`.
+pub fn one<T>(
+    conn: &Connection,
+    sql: &'static str,
+    params: impl Params,
+    map: impl FnOnce(&Row<'_, '_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut stmt = stmt(conn, sql)?;
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => map(&Row(row)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every row, read with `map`.
+pub fn all<T>(
+    conn: &Connection,
+    sql: &'static str,
+    params: impl Params,
+    map: impl Fn(&Row<'_, '_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = stmt(conn, sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(&Row(row))?);
+    }
+    Ok(out)
+}
+
+/// The first column of the first row.
+pub fn scalar<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &'static str,
+    params: impl Params,
+) -> Result<Option<T>> {
+    one(conn, sql, params, |row| Ok(row.0.get(0)?))
+}
+
+/// A rusqlite row, read by column name.
+pub struct Row<'s, 'r>(pub &'r rusqlite::Row<'s>);
+
+impl Columns for Row<'_, '_> {
+    fn int(&self, column: &str) -> Result<i64> {
+        Ok(self.0.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.0.get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.0.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.0.get(column)?)
+    }
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.0.get::<_, i64>(column)? != 0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                // Another process held the lock past the busy timeout.
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    StoreError::Unavailable(Box::new(e))
+                }
+                // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+                ErrorCode::ConstraintViolation if matches!(f.extended_code, 2067 | 1555) => {
+                    StoreError::Conflict("already exists".to_string())
+                }
+                _ => StoreError::Database(Box::new(e)),
+            },
+            _ => StoreError::Database(Box::new(e)),
+        }
+    }
+}
