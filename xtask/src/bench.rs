@@ -4,11 +4,13 @@
 //! Scenario a: the HTTP ceiling (a bare dropshot server on the same route,
 //! `examples/ceiling.rs`) against `pwmail serve` on SQLite and on PostgreSQL,
 //! same load generator (wrk) and concurrency; requests/s, p50, p99, the ratio
-//! to the ceiling. Scenario c: peak RSS (VmHWM) of each `pwmail serve`.
+//! to the ceiling, and the peak RSS (VmHWM) of each `pwmail serve`.
 //! pwmail's emails go to Postfix's `smtp-sink`, so sending runs too.
 //! Scenario b: users imported, `pwmail send --from-csv`, time until smtp-sink
 //! accepted every email, against `smtp-source` into the same smtp-sink.
 //! Scenario d: reset POSTs all at once (`bench/reset_storm.py`).
+//! Scenario c (instructions per call): `bench/callgrind.rs`. SQLite rows
+//! also give the writer's writes per commit and busy share (`/metrics`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+
+mod callgrind;
+mod procfs;
+
+use procfs::peak_rss_mib;
 
 const CONNECTIONS: u32 = 32;
 /// Scenario a's calls go round this many users (`user0@example.com`, …), so
@@ -38,8 +45,8 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn wait_listening(addr: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+fn wait_listening(addr: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
     while std::net::TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline {
             bail!("nothing listens on {addr}");
@@ -143,19 +150,6 @@ fn wrk(url: &str, token: Option<&str>, seconds: u32, scratch: &Path) -> Result<W
     })
 }
 
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 /// `pwmail ARGS…` on `database_url` (None: SQLite in `dir`).
 fn pwmail_command(pwmail: &Path, dir: &Path, database_url: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(pwmail);
@@ -205,6 +199,55 @@ fn import_users(
     Ok((csv, summary))
 }
 
+/// The arguments of `pwmail serve` in every scenario: limits out of the
+/// way, mail to smtp-sink on `smtp_port` (None: the scenario's `extra`
+/// says where).
+fn serve_args(listen: &str, smtp_port: Option<u16>, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["serve", "--listen", listen]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(smtp_port.map(|port| format!("--smtp-url=smtp://127.0.0.1:{port}?tls=none")));
+    args.extend(
+        [
+            "--user-rate",
+            "1000000000/1",
+            "--token-rate",
+            "1000000000/1",
+            "--max-backlog",
+            "1000000000",
+        ]
+        .iter()
+        .map(|a| a.to_string()),
+    );
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Spawns a prepared `pwmail serve` command; reads its banner and admin
+/// token and waits (up to `startup`) until it listens on `listen`.
+fn spawn_serve(
+    mut serve: Command,
+    dir: &Path,
+    listen: &str,
+    startup: Duration,
+) -> Result<(Killed, String)> {
+    serve
+        .current_dir(dir)
+        .env_remove("PWMAIL_DATABASE_URL")
+        .env("PWMAIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("serve.log"))?);
+    let mut child = serve.spawn().context("starting pwmail serve")?;
+    let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+    let (mut banner, mut token) = (String::new(), String::new());
+    stdout.read_line(&mut banner)?;
+    stdout.read_line(&mut token)?;
+    wait_listening(listen, startup)
+        .with_context(|| format!("pwmail serve: see {}", dir.join("serve.log").display()))?;
+    Ok((Killed(child), token.trim().to_string()))
+}
+
 /// `pwmail serve` (release) on `database_url` (None: SQLite in `dir`).
 fn start_pwmail(
     pwmail: &Path,
@@ -214,28 +257,10 @@ fn start_pwmail(
     extra: &[&str],
 ) -> Result<(Killed, String, String)> {
     let listen = format!("127.0.0.1:{}", free_port()?);
-    let mut serve = pwmail_command(pwmail, dir, database_url, &["serve", "--listen", &listen]);
-    serve
-        .args(smtp_port.map(|port| format!("--smtp-url=smtp://127.0.0.1:{port}?tls=none")))
-        .args([
-            "--user-rate",
-            "1000000000/1",
-            "--token-rate",
-            "1000000000/1",
-        ])
-        .args(["--max-backlog", "1000000000"])
-        .args(extra)
-        .env("PWMAIL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.log"))?);
-    let mut child = serve.spawn().context("starting pwmail serve")?;
-    let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-    let (mut banner, mut token) = (String::new(), String::new());
-    stdout.read_line(&mut banner)?;
-    stdout.read_line(&mut token)?;
-    wait_listening(&listen)
-        .with_context(|| format!("pwmail serve: see {}", dir.join("serve.log").display()))?;
-    Ok((Killed(child), listen, token.trim().to_string()))
+    let mut serve = pwmail_command(pwmail, dir, database_url, &[]);
+    serve.args(serve_args(&listen, smtp_port, extra));
+    let (child, token) = spawn_serve(serve, dir, &listen, Duration::from_secs(30))?;
+    Ok((child, listen, token))
 }
 
 pub fn run(root: &Path, quick: bool) -> Result<()> {
@@ -263,7 +288,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     let scratch = tempfile::tempdir()?;
 
     let smtp_port = free_port()?;
-    let _sink = Killed(
+    let sink = Killed(
         Command::new("smtp-sink")
             .args(["-u", "nobody", &format!("127.0.0.1:{smtp_port}"), "500"])
             .stdout(Stdio::null())
@@ -271,7 +296,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             .spawn()
             .context("starting smtp-sink")?,
     );
-    wait_listening(&format!("127.0.0.1:{smtp_port}"))?;
+    wait_listening(&format!("127.0.0.1:{smtp_port}"), Duration::from_secs(30))?;
     let route = "/api/web/custom/namespaces/system/send_password_email";
 
     let mut rows = Vec::new();
@@ -283,7 +308,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .spawn()
                 .context("starting the ceiling server")?,
         );
-        wait_listening(&ceiling_addr)?;
+        wait_listening(&ceiling_addr, Duration::from_secs(30))?;
         wrk(
             &format!("http://{ceiling_addr}{route}"),
             None,
@@ -329,12 +354,14 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             Some(smtp_port),
             &["--mail-concurrency", "32"],
         )?;
+        let before = writer_counters(&listen)?;
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
             seconds,
             scratch.path(),
         )?;
+        let writer = writer_window(before, writer_counters(&listen)?);
         let rss = peak_rss_mib(serve.0.id());
         rows.push(json!({
             "scenario": name,
@@ -342,6 +369,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "non_2xx": result.non_2xx,
             "ratio_to_ceiling": result.requests_per_sec / ceiling.requests_per_sec,
             "peak_rss_mib": rss,
+            "writer_batch": writer["writer_batch"],
+            "writer_busy_share": writer["writer_busy_share"],
         }));
         drop(serve);
     }
@@ -361,19 +390,30 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     } else {
         (100_000, 1_000)
     };
-    let onboarding = onboarding(&pwmail, scratch.path(), smtp_port, users, 20)?;
+    let onboarding = onboarding(&pwmail, scratch.path(), smtp_port, sink.0.id(), users, 20)?;
     let storm = reset_storm(&pwmail, root, scratch.path(), resets)?;
+    let counted = callgrind::instructions_per_call(
+        &pwmail,
+        &release.join("examples/ceiling"),
+        scratch.path(),
+        smtp_port,
+        if quick { 300 } else { 1_000 },
+    )?;
 
     println!(
-        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio", "peak RSS"
+        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>7} {:>6}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio", "peak RSS", "batch", "busy"
     );
     for row in &rows {
         if row.get("requests_per_sec").is_none() {
             continue;
         }
+        let or_dash = |v: Option<f64>, digits: usize| {
+            v.map(|v| format!("{v:.digits$}"))
+                .unwrap_or_else(|| "-".into())
+        };
         println!(
-            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10}",
+            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10} {:>7} {:>6}",
             row["scenario"].as_str().unwrap_or_default(),
             row["requests_per_sec"].as_f64().unwrap_or_default(),
             row["p50_ms"].as_f64().unwrap_or_default(),
@@ -384,6 +424,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .as_f64()
                 .map(|m| format!("{m:.1} MiB"))
                 .unwrap_or_else(|| "-".into()),
+            or_dash(row["writer_batch"].as_f64(), 1),
+            or_dash(row["writer_busy_share"].as_f64(), 2),
         );
     }
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();
@@ -407,6 +449,20 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&onboarding, "peak_rss_mib"),
     );
     println!(
+        "{:<34} {:>10} per commit, writer busy {}",
+        "SQLite writer",
+        onboarding["writer_batch"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{b:.1}")),
+        onboarding["writer_busy_share"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+    );
+    println!(
+        "{:<34} {}",
+        "CPU seconds while it ran", onboarding["cpu_secs"]
+    );
+    println!(
         "\nd. {} reset POSTs at once: {} passwords set, {} told busy (503), \
          all answered in {:.1} s: {:.1} hashes/s, p50 {:.0} ms, p99 {:.0} ms, peak RSS {:.1} MiB",
         resets,
@@ -418,8 +474,20 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&storm, "p99_ms"),
         f(&storm, "peak_rss_mib"),
     );
+    println!(
+        "\nc. instructions per accepted call (callgrind, {} calls, SQLite, delivery included)\n\
+         {:<34} {:>14.0}\n{:<34} {:>14.0}\n{:<34} {:>14.3}",
+        counted["calls"],
+        "pwmail serve",
+        f(&counted, "pwmail_instructions_per_call"),
+        "bare dropshot ceiling",
+        f(&counted, "ceiling_instructions_per_request"),
+        "ratio",
+        f(&counted, "ratio_to_ceiling"),
+    );
     rows.push(onboarding);
     rows.push(storm);
+    rows.push(counted);
     let out = root.join("bench/results.json");
     std::fs::create_dir_all(out.parent().context("bench dir")?)?;
     let doc = json!({
@@ -432,8 +500,9 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     Ok(())
 }
 
-/// `pwmail_mail_send_attempts_total{outcome="sent"}` from `/metrics`.
-fn sent_count(listen: &str) -> Result<u64> {
+/// The value of the first line of `/metrics` that starts with `series`
+/// (a name, or a name with its labels).
+fn metric(listen: &str, series: &str) -> Result<Option<f64>> {
     let out = Command::new("curl")
         .args(["-s", &format!("http://{listen}/metrics")])
         .output()
@@ -441,10 +510,52 @@ fn sent_count(listen: &str) -> Result<u64> {
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
         .lines()
-        .find(|l| l.starts_with("pwmail_mail_send_attempts_total{outcome=\"sent\"}"))
+        .find(|l| {
+            l.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with([' ', '{']) || series.ends_with('}'))
+        })
         .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap_or(0.0) as u64)
+        .and_then(|n| n.parse::<f64>().ok()))
+}
+
+/// `pwmail_mail_send_attempts_total{outcome="sent"}` from `/metrics`.
+fn sent_count(listen: &str) -> Result<u64> {
+    Ok(metric(listen, "pwmail_mail_send_attempts_total{outcome=\"sent\"}")?.unwrap_or(0.0) as u64)
+}
+
+/// SQLite's writer counters at one moment: (commits, writes, busy seconds).
+#[derive(Clone, Copy, Default)]
+struct WriterCounters {
+    batches: f64,
+    writes: f64,
+    busy_secs: f64,
+    at: Option<Instant>,
+}
+
+fn writer_counters(listen: &str) -> Result<WriterCounters> {
+    Ok(WriterCounters {
+        batches: metric(listen, "pwmail_store_writer_batches_total")?.unwrap_or(0.0),
+        writes: metric(listen, "pwmail_store_writer_writes_total")?.unwrap_or(0.0),
+        busy_secs: metric(listen, "pwmail_store_writer_busy_seconds")?.unwrap_or(0.0),
+        at: Some(Instant::now()),
+    })
+}
+
+/// Writes per commit and the writer's busy share between two readings
+/// (nulls when there is no writer, as on PostgreSQL).
+fn writer_window(before: WriterCounters, after: WriterCounters) -> serde_json::Value {
+    let batches = after.batches - before.batches;
+    let wall = match (before.at, after.at) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    if batches <= 0.0 || wall <= 0.0 {
+        return json!({ "writer_batch": null, "writer_busy_share": null });
+    }
+    json!({
+        "writer_batch": (after.writes - before.writes) / batches,
+        "writer_busy_share": (after.busy_secs - before.busy_secs) / wall,
+    })
 }
 
 /// Scenario b: `users` users imported, then `pwmail send --from-csv` against
@@ -455,6 +566,7 @@ fn onboarding(
     pwmail: &Path,
     scratch: &Path,
     smtp_port: u16,
+    sink_pid: u32,
     users: usize,
     sessions: u32,
 ) -> Result<serde_json::Value> {
@@ -499,6 +611,11 @@ fn onboarding(
             &sessions_arg,
         ],
     )?;
+    let serve_pid = serve.0.id();
+    let writer_before = writer_counters(&listen)?;
+    let serve_cpu_before = procfs::threads_cpu(serve_pid);
+    let sink_cpu_before = procfs::process_cpu(sink_pid).unwrap_or(0.0);
+    let client_cpu_before = procfs::waited_children_cpu();
     let started = Instant::now();
     let send = Command::new(pwmail)
         .args(["send", "--server", &format!("http://{listen}")])
@@ -509,6 +626,7 @@ fn onboarding(
         .output()
         .context("running pwmail send")?;
     let accepted_secs = started.elapsed().as_secs_f64();
+    let client_cpu = procfs::waited_children_cpu() - client_cpu_before;
     if !send.status.success() {
         bail!(
             "pwmail send failed: {}{}",
@@ -523,6 +641,17 @@ fn onboarding(
         sent = sent_count(&listen)?;
     }
     let delivered_secs = started.elapsed().as_secs_f64();
+    let writer = writer_window(writer_before, writer_counters(&listen)?);
+    // Where the CPU went while the run lasted, by process and by the
+    // server's thread names (the writer thread is SQLite's writes; the
+    // tokio workers run the API and the dispatcher's SMTP conversations).
+    let mut serve_threads = procfs::threads_cpu(serve_pid);
+    for (name, cpu) in &serve_cpu_before {
+        if let Some(now) = serve_threads.get_mut(name) {
+            *now -= cpu;
+        }
+    }
+    let sink_cpu = procfs::process_cpu(sink_pid).unwrap_or(0.0) - sink_cpu_before;
     let rss = peak_rss_mib(serve.0.id());
     drop(serve);
     let rate = sent as f64 / delivered_secs;
@@ -540,6 +669,14 @@ fn onboarding(
         "smtp_source_per_sec": ceiling_rate,
         "ratio_to_ceiling": rate / ceiling_rate,
         "peak_rss_mib": rss,
+        "writer_batch": writer["writer_batch"],
+        "writer_busy_share": writer["writer_busy_share"],
+        "cpu_secs": {
+            "pwmail_send_client": client_cpu,
+            "pwmail_serve_threads": serve_threads,
+            "smtp_sink": sink_cpu,
+            "wall_secs_times_2_cores": 2.0 * delivered_secs,
+        },
     }))
 }
 

@@ -513,6 +513,10 @@ fn outbox_commands_show_and_requeue_dead_messages() {
                     purpose: LinkPurpose::SendPasswordEmail,
                     link_hash: TokenHash([hash; 32]),
                     expires_at: 10_000,
+                    caller_rate: Rate {
+                        period_ms: 1,
+                        burst: 1_000,
+                    },
                     cooldown: Rate {
                         period_ms: 1,
                         burst: 1,

@@ -212,6 +212,11 @@ pub struct IssueLink {
     pub purpose: LinkPurpose,
     pub link_hash: TokenHash,
     pub expires_at: UnixMillis,
+    /// The calling API token's rate (key `RateKey::ApiToken(actor.token_id)`),
+    /// charged before anything else but the idempotency check. The charge
+    /// stands whatever the outcome (a refused call uses up the caller's rate
+    /// too), except for a failure that rolls the call back.
+    pub caller_rate: Rate,
     /// Per-user cooldown, checked and recorded inside the transaction.
     pub cooldown: Rate,
     pub message: NewMessage,
@@ -260,7 +265,12 @@ pub enum IssueOutcome {
         link_id: i64,
         outbox_id: i64,
     },
-    /// The per-user cooldown refused it; nothing was written.
+    /// The calling token's rate refused it; nothing was written.
+    Throttled {
+        retry_after_ms: i64,
+    },
+    /// The per-user cooldown refused it; nothing but the caller's rate
+    /// charge was written.
     CoolingDown {
         retry_after_ms: i64,
     },

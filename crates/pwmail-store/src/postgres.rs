@@ -76,8 +76,24 @@ impl rows::Columns for PgRow {
     }
 }
 
-/// Built once; a statement text lives for the process.
-static GCRA_ADMIT: LazyLock<&'static str> = LazyLock::new(|| sql::gcra_admit(POSTGRES).leak());
+/// One GCRA step in one round trip, committed without waiting for the WAL
+/// flush: rate-limit state is not worth an fsync (after a crash the last
+/// few calls are forgotten, which only errs towards admitting), and waiting
+/// for it while holding the hot per-token row lock made every API call
+/// queue behind one fsync at a time. `before` is the state the refusal
+/// reads (the statement's snapshot, which the upsert does not change when
+/// it refuses). Built once; a statement text lives for the process.
+static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
+    format!(
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+              admit AS ({})
+         SELECT (SELECT tat FROM admit) AS admitted,
+                (SELECT tat FROM rate_limits WHERE key = $1) AS before,
+                (SELECT setting FROM relaxed) AS setting",
+        sql::gcra_admit(POSTGRES)
+    )
+    .leak()
+});
 static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox(POSTGRES).leak());
 
 /// Queues a message inside `tx`; returns its outbox id.
@@ -100,31 +116,6 @@ async fn insert_message(
         .bind(user.0)
         .fetch_one(&mut **tx)
         .await?)
-}
-
-/// One GCRA step (`sql::gcra_admit`) inside `tx`.
-async fn gcra(
-    tx: &mut Transaction<'static, Postgres>,
-    key: &str,
-    rate: &Rate,
-    now: UnixMillis,
-) -> Result<Admission> {
-    let (period, tau) = gcra::params(rate);
-    let admitted: Option<i64> = sqlx::query_scalar(*GCRA_ADMIT)
-        .bind(key)
-        .bind(now)
-        .bind(period)
-        .bind(tau)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if admitted.is_some() {
-        return Ok(Admission::Admitted);
-    }
-    let tat: i64 = sqlx::query_scalar(sql::GCRA_TAT)
-        .bind(key)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(gcra::refused(tat, tau, now))
 }
 
 #[async_trait]
@@ -251,18 +242,18 @@ impl Store for PgStore {
     }
 
     async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
-        let key = key.to_string();
-        let mut tx = self.begin_write().await?;
-        // Rate-limit state is not worth an fsync: after a crash the last few
-        // calls are forgotten, which only errs towards admitting. Waiting for
-        // the WAL flush while holding the (hot, per-token) row lock made
-        // every API call queue behind one fsync at a time.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        let (period, tau) = gcra::params(limit);
+        let (admitted, before): (Option<i64>, Option<i64>) = sqlx::query_as(*RATE_LIMIT)
+            .bind(key.to_string())
+            .bind(now)
+            .bind(period)
+            .bind(tau)
+            .fetch_one(&self.pool)
             .await?;
-        let admission = gcra(&mut tx, &key, limit, now).await?;
-        tx.commit().await?;
-        Ok(admission)
+        Ok(match admitted {
+            Some(_) => Admission::Admitted,
+            None => gcra::refused(before.unwrap_or(now), tau, now),
+        })
     }
 
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {
@@ -337,7 +328,17 @@ impl Store for PgStore {
     }
 
     async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome> {
-        // One round trip: the transaction is the function
+        // The caller's rate first, on its own, committed without an fsync
+        // (see RATE_LIMIT): inside the issue transaction its hot row would
+        // stay locked through that transaction's fsync.
+        let caller = RateKey::ApiToken(issue.actor.token_id);
+        if let Admission::Refused { retry_after_ms } = self
+            .rate_limit(&caller, &issue.caller_rate, issue.now)
+            .await?
+        {
+            return Ok(IssueOutcome::Throttled { retry_after_ms });
+        }
+        // Then one round trip: the transaction is the function
         // `pwmail_issue_link` (migrations/postgres/0004_issue_link_function.sql).
         let (period, tau) = gcra::params(&issue.cooldown);
         let idem = issue.idempotency.as_ref();

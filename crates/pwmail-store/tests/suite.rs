@@ -94,6 +94,10 @@ fn issue(
         purpose,
         link_hash: hash(link),
         expires_at: now + 3_600_000,
+        caller_rate: Rate {
+            period_ms: 1,
+            burst: 1_000_000,
+        },
         cooldown: Rate {
             period_ms: 60_000,
             burst: 1,
@@ -513,6 +517,104 @@ async fn issue_links(store: &dyn StoreTestExt) {
     assert_eq!(audit[1].actor_token, Some(actor.token_id));
 }
 
+/// The calling token's rate is charged inside the issue: a refusal writes
+/// nothing, and the charge stands when the user's cooldown refuses.
+async fn caller_rate(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let email = format!("c{i}@example.com");
+        users.push(
+            store
+                .create_user(&new_user(&email, false), T0)
+                .await
+                .unwrap(),
+        );
+    }
+    let two_a_minute = |mut issue: IssueLink| {
+        issue.caller_rate = Rate {
+            period_ms: 30_000,
+            burst: 2,
+        };
+        issue
+    };
+    let purpose = LinkPurpose::SendPasswordEmail;
+    let first = store
+        .issue_link(&two_a_minute(issue(users[0].id, actor, purpose, 30, T0)))
+        .await
+        .unwrap();
+    assert!(matches!(first, IssueOutcome::Issued { .. }), "{first:?}");
+    // The user's cooldown refuses the second call; the token is charged.
+    let cooling = store
+        .issue_link(&two_a_minute(issue(
+            users[0].id,
+            actor,
+            purpose,
+            31,
+            T0 + 1,
+        )))
+        .await
+        .unwrap();
+    assert!(
+        matches!(cooling, IssueOutcome::CoolingDown { .. }),
+        "{cooling:?}"
+    );
+    let throttled = store
+        .issue_link(&two_a_minute(issue(
+            users[1].id,
+            actor,
+            purpose,
+            32,
+            T0 + 2,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        throttled,
+        IssueOutcome::Throttled {
+            retry_after_ms: 30_000 - 2
+        }
+    );
+    assert!(
+        store.find_link(&hash(32)).await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert!(store.audit_entries(users[1].id).await.unwrap().is_empty());
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
+    // Another token has a rate of its own.
+    let other_token = store
+        .create_api_token(actor.user, &hash(33), "other", T0)
+        .await
+        .unwrap();
+    let other = Actor {
+        user: actor.user,
+        token_id: other_token.id,
+    };
+    let fresh = store
+        .issue_link(&two_a_minute(issue(
+            users[2].id,
+            other,
+            purpose,
+            34,
+            T0 + 3,
+        )))
+        .await
+        .unwrap();
+    assert!(matches!(fresh, IssueOutcome::Issued { .. }), "{fresh:?}");
+    // Once the period passes, the first token is admitted again.
+    let later = store
+        .issue_link(&two_a_minute(issue(
+            users[1].id,
+            actor,
+            purpose,
+            35,
+            T0 + 30_000,
+        )))
+        .await
+        .unwrap();
+    assert!(matches!(later, IssueOutcome::Issued { .. }), "{later:?}");
+}
+
 async fn outbox(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     for i in 0..3u8 {
@@ -847,8 +949,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, idempotency_keys, outbox, complete_reset, concurrent_writes);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, idempotency_keys, outbox, complete_reset, concurrent_writes);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, idempotency_keys, outbox, complete_reset, concurrent_writes);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, idempotency_keys, outbox, complete_reset, concurrent_writes);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

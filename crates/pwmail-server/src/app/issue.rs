@@ -93,30 +93,20 @@ impl App {
                 limit: config.max_backlog,
             });
         }
-        if let Admission::Refused { retry_after_ms } = self
-            .store
-            .rate_limit(
-                &RateKey::ApiToken(caller.token_id),
-                &config.token_rate.gcra(),
-                now,
-            )
-            .await?
-        {
-            return Err(AppError::TokenRate {
-                limit: config.token_rate,
-                retry_after: retry_after(retry_after_ms),
-            });
-        }
-
-        let user = self
-            .store
-            .find_user_by_email(email)
-            .await?
-            .ok_or_else(|| AppError::NoSuchUser(email.to_string()))?;
+        // Every call uses up the caller's rate, refused ones included; a
+        // call that reaches the store is charged inside `issue_link`, one
+        // that stops before it here.
+        let Some(user) = self.store.find_user_by_email(email).await? else {
+            self.charge_caller(caller, now).await?;
+            return Err(AppError::NoSuchUser(email.to_string()));
+        };
         // Users added before addresses were checked as the mail builder
         // checks them: refuse before anything is written (for
         // ResetPasswordByAdmin, before the password is invalidated).
-        validate::deliverable(&user.email)?;
+        if let Err(refused) = validate::deliverable(&user.email) {
+            self.charge_caller(caller, now).await?;
+            return Err(refused);
+        }
 
         let link_token = secrets::new_link_token()?;
         let link = config.reset_link(link_token.expose());
@@ -146,6 +136,7 @@ impl App {
                 purpose,
                 link_hash: link_token.hash(),
                 expires_at,
+                caller_rate: config.token_rate.gcra(),
                 cooldown: config.user_rate.gcra(),
                 message,
                 request_id: request_id.to_string(),
@@ -161,6 +152,32 @@ impl App {
             purpose,
             caller,
         )
+    }
+
+    /// One step of the caller's rate for a call that ends before the store's
+    /// transaction; refused, the caller hears 429 rather than the call's
+    /// own error.
+    async fn charge_caller(
+        &self,
+        caller: &Authenticated,
+        now: pwmail_store::UnixMillis,
+    ) -> Result<(), AppError> {
+        let key = RateKey::ApiToken(caller.token_id);
+        match self
+            .store
+            .rate_limit(&key, &self.config.token_rate.gcra(), now)
+            .await?
+        {
+            Admission::Admitted => Ok(()),
+            Admission::Refused { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
+        }
+    }
+
+    fn token_rate(&self, retry_after_ms: i64) -> AppError {
+        AppError::TokenRate {
+            limit: self.config.token_rate,
+            retry_after: retry_after(retry_after_ms),
+        }
     }
 
     /// The one reading of an issue's outcome, whether the transaction or
@@ -197,6 +214,7 @@ impl App {
                 );
                 Ok(Issued::Replayed)
             }
+            IssueOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
             IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {
                 email: email.to_string(),
                 limit: self.config.user_rate,

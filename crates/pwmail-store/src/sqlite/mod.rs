@@ -138,7 +138,7 @@ fn gcra(c: &Connection, key: &str, rate: &Rate, now: UnixMillis) -> Result<Admis
 
 /// The issue transaction, statement by statement (PostgreSQL runs the same
 /// statements in one call of `pwmail_issue_link`). Refusals come before
-/// any write.
+/// any write but the caller's rate charge.
 fn issue_in(sp: &mut rusqlite::Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
     let c: &Connection = sp;
     if let Some(idem) = &issue.idempotency {
@@ -158,6 +158,14 @@ fn issue_in(sp: &mut rusqlite::Savepoint<'_>, issue: &IssueLink) -> Result<Issue
         if let Some(stored) = stored {
             return Ok(stored.outcome_for(idem));
         }
+    }
+    // In the call's transaction: SQLite's one writer serialises the
+    // token's calls anyway, and one round trip to the writer is half the
+    // wait for group commits of two.
+    let caller = RateKey::ApiToken(issue.actor.token_id).to_string();
+    if let Admission::Refused { retry_after_ms } = gcra(c, &caller, &issue.caller_rate, issue.now)?
+    {
+        return Ok(IssueOutcome::Throttled { retry_after_ms });
     }
     let disabled: Option<Option<i64>> = scalar(c, sql::USER_DISABLED_AT, params![issue.target.0])?;
     match disabled {
