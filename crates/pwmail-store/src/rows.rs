@@ -127,6 +127,7 @@ pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)
     depth
 }
 
+#[cfg(feature = "testing")]
 pub(crate) fn audit(row: &impl Columns) -> Result<AuditEntry> {
     Ok(AuditEntry {
         at: row.int("at")?,

@@ -178,6 +178,7 @@ pub const AUDIT_PASSWORD_CHANGED: &str =
     "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
      VALUES ($1, $2, 'password_changed', $3, $4)";
 /// $1 user, oldest first (tests).
+#[cfg(any(test, feature = "testing"))]
 pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, target_user_id,
         operation, request_id, idempotency_key
      FROM audit_log WHERE target_user_id = $1 ORDER BY id";
@@ -191,32 +192,57 @@ pub const OUTBOX_INSERT: &str =
                          next_attempt_at, created_at, queued_at, request_id, user_id)
      VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id";
 
-/// Leases up to $4 due messages, earliest due first, to $1 until $2 + $3
-/// ($2 is now): queued or retrying rows whose time has come, and sending
-/// rows whose lease ran out. Two bounded index range scans (an `OR` over
-/// both would scan the table on every claim); one claim policy for both
-/// engines.
+// The claim policy, one for both engines: up to a limit of the messages
+// whose time has come, earliest due first (ties by id): queued or retrying
+// rows past `next_attempt_at`, and sending rows whose lease ran out. Each
+// kind is one bounded range scan of its partial index (an `OR` over both
+// would scan the table on every claim).
+
+/// Due waiting rows: $2 now, $4 limit; (id, due). $1 and $3 are the
+/// claim's other parameters, unused here.
+pub const CLAIM_DUE: &str = "SELECT id, next_attempt_at AS due FROM outbox
+     WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $2
+     ORDER BY next_attempt_at LIMIT CAST($4 AS BIGINT)";
+/// Rows whose lease ran out: $2 now, $4 limit; (id, due).
+pub const CLAIM_EXPIRED: &str = "SELECT id, lease_until AS due FROM outbox
+     WHERE state = 'sending' AND lease_until <= $2
+     ORDER BY lease_until LIMIT CAST($4 AS BIGINT)";
+/// What a claim sets and returns; the statement ends `WHERE id …`.
+macro_rules! claim_lease {
+    () => {
+        "UPDATE outbox
+         SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1"
+    };
+}
+macro_rules! claimed_columns {
+    () => {
+        " RETURNING id, message_id, kind, recipient, subject, body_text, body_html,
+                   CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+    };
+}
+
+/// Leases up to $4 due messages to $1 until $2 + $3 ($2 is now) in one
+/// statement (PostgreSQL, whose dispatchers claim concurrently: the row
+/// locks are taken with `claim_lock`).
 pub fn claim_outbox(d: Dialect) -> String {
     let lock = d.claim_lock;
     format!(
-        "WITH due AS (
-             SELECT id, next_attempt_at AS due FROM outbox
-             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $2
-             ORDER BY next_attempt_at LIMIT CAST($4 AS BIGINT) {lock}),
-         expired AS (
-             SELECT id, lease_until AS due FROM outbox
-             WHERE state = 'sending' AND lease_until <= $2
-             ORDER BY lease_until LIMIT CAST($4 AS BIGINT) {lock}),
+        "WITH due AS ({CLAIM_DUE} {lock}), expired AS ({CLAIM_EXPIRED} {lock}),
          picked AS (
              SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
              ORDER BY due, id LIMIT CAST($4 AS BIGINT))
-         UPDATE outbox
-         SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM picked)
-         RETURNING id, message_id, kind, recipient, subject, body_text, body_html,
-                   CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+         {} WHERE id IN (SELECT id FROM picked) {}",
+        claim_lease!(),
+        claimed_columns!()
     )
 }
+
+/// The same claim step by step, for SQLite's one writer (nothing else
+/// runs between the steps): [`CLAIM_DUE`] and [`CLAIM_EXPIRED`], merged by
+/// due time, then each picked row leased with this: row $4 to $1 until
+/// $2 + $3. Cheaper there than the one statement, whose temporary tables
+/// cost more than the rest of the claim.
+pub const CLAIM_ONE: &str = concat!(claim_lease!(), " WHERE id = $4", claimed_columns!());
 
 /// $1 id, $2 lease owner, $3 reply, $4 now. The bodies (and so the link)
 /// are dropped once sent.

@@ -208,6 +208,9 @@ mod tests {
         }
         let statements: Vec<(&str, &'static str)> = vec![
             ("claim_outbox", sql::claim_outbox(SQLITE).leak()),
+            ("CLAIM_DUE", sql::CLAIM_DUE),
+            ("CLAIM_EXPIRED", sql::CLAIM_EXPIRED),
+            ("CLAIM_ONE", sql::CLAIM_ONE),
             ("gcra_admit", sql::gcra_admit(SQLITE).leak()),
             ("USER_INSERT", sql::USER_INSERT),
             ("USERS_ALL", sql::USERS_ALL),

@@ -12,14 +12,13 @@ use rusqlite::{Connection, params};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use self::conn::{Readers, all, exec, one, scalar};
-use self::writer::Writer;
+use self::writer::{Savepoint, Writer};
 use crate::rows::{self, Columns as _};
 use crate::sql::{self, SQLITE};
 use crate::*;
 
 /// Built once; a statement text lives for the process.
 static GCRA_ADMIT: LazyLock<&'static str> = LazyLock::new(|| sql::gcra_admit(SQLITE).leak());
-static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox(SQLITE).leak());
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -139,7 +138,7 @@ fn gcra(c: &Connection, key: &str, rate: &Rate, now: UnixMillis) -> Result<Admis
 /// The issue transaction, statement by statement (PostgreSQL runs the same
 /// statements in one call of `pwmail_issue_link`). Refusals come before
 /// any write but the caller's rate charge.
-fn issue_in(sp: &mut rusqlite::Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
+fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
     let c: &Connection = sp;
     if let Some(idem) = &issue.idempotency {
         // One writer runs one write at a time: an earlier call with this key
@@ -225,7 +224,7 @@ fn issue_in(sp: &mut rusqlite::Savepoint<'_>, issue: &IssueLink) -> Result<Issue
             ],
         )?;
         if stored != 1 {
-            sp.rollback()?;
+            sp.undo()?;
             return Ok(IssueOutcome::KeyInFlight);
         }
     }
@@ -247,10 +246,7 @@ fn issue_in(sp: &mut rusqlite::Savepoint<'_>, issue: &IssueLink) -> Result<Issue
 }
 
 /// The reset page's transaction.
-fn complete_reset_in(
-    sp: &mut rusqlite::Savepoint<'_>,
-    reset: &CompleteReset,
-) -> Result<ResetOutcome> {
+fn complete_reset_in(sp: &Savepoint<'_>, reset: &CompleteReset) -> Result<ResetOutcome> {
     let c: &Connection = sp;
     let consumed: Option<i64> = scalar(
         c,
@@ -267,7 +263,7 @@ fn complete_reset_in(
     )?;
     if updated != 1 {
         // The owner was disabled: the link stays as it was.
-        sp.rollback()?;
+        sp.undo()?;
         return Ok(ResetOutcome::LinkUnusable);
     }
     exec(c, sql::LINKS_REVOKE_OPEN, params![user.0, reset.now])?;
@@ -278,6 +274,25 @@ fn complete_reset_in(
         params![reset.now, user.0, reset.request_id, outbox_id],
     )?;
     Ok(ResetOutcome::Changed { user, outbox_id })
+}
+
+/// `sql::claim_outbox`'s policy, step by step (see `sql::CLAIM_ONE`).
+fn claim_in(c: &Connection, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+    let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
+    let due_row = |row: &conn::Row<'_, '_>| Ok((row.int("due")?, row.int("id")?));
+    let mut picked = all(c, sql::CLAIM_DUE, scan, due_row)?;
+    picked.extend(all(c, sql::CLAIM_EXPIRED, scan, due_row)?);
+    picked.sort_unstable();
+    picked.truncate(claim.limit as usize);
+    let mut claimed = Vec::with_capacity(picked.len());
+    for (_, id) in picked {
+        let lease = params![claim.owner, claim.now, claim.lease_ms, id];
+        claimed.extend(one(c, sql::CLAIM_ONE, lease, |row| {
+            rows::outbox_message(row)
+        })?);
+    }
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
 }
 
 fn disable_in(c: &Connection, email: &str, now: UnixMillis) -> Result<User> {
@@ -456,19 +471,7 @@ impl Store for SqliteStore {
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
         let claim = claim.clone();
-        let mut claimed = self
-            .writer
-            .write_statement(move |c| {
-                all(
-                    c,
-                    *CLAIM_OUTBOX,
-                    params![claim.owner, claim.now, claim.lease_ms, claim.limit],
-                    |row| rows::outbox_message(row),
-                )
-            })
-            .await?;
-        claimed.sort_by_key(|m| m.id);
-        Ok(claimed)
+        self.writer.write(move |sp| claim_in(sp, &claim)).await
     }
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {

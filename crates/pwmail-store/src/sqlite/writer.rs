@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Savepoint, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError, WriterStats};
@@ -32,12 +32,40 @@ const QUEUE: usize = 4096;
 /// What the writer reports to a caller once its batch's commit is known.
 type Report = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// Runs one transaction-control statement, prepared once: parsing
+/// `SAVEPOINT`/`RELEASE` anew for every write cost more than some writes.
+fn control(conn: &Connection, sql: &'static str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// A write's own savepoint inside the batch. What the write changes is
+/// kept unless it returns an error or calls [`Savepoint::undo`].
+pub struct Savepoint<'c> {
+    conn: &'c Connection,
+}
+
+impl Savepoint<'_> {
+    /// Undoes everything this write changed so far (for work that writes,
+    /// then decides to keep nothing but still answers `Ok`).
+    pub fn undo(&self) -> Result<()> {
+        control(self.conn, "ROLLBACK TO write")
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
 trait Job: Send {
     /// The caller stopped waiting for the answer.
     fn abandoned(&self) -> bool;
     /// Runs the write inside the batch's transaction; returns how to report
     /// its result.
-    fn run(self: Box<Self>, tx: &mut rusqlite::Transaction<'_>) -> Report;
+    fn run(self: Box<Self>, conn: &Connection) -> Report;
     /// The write could not run at all.
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -68,18 +96,24 @@ fn report<T: Send + 'static>(reply: oneshot::Sender<Result<T>>, result: Result<T
 impl<T, F> Job for InSavepoint<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Savepoint<'_>) -> Result<T> + Send + 'static,
+    F: FnOnce(&Savepoint<'_>) -> Result<T> + Send + 'static,
 {
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, tx: &mut rusqlite::Transaction<'_>) -> Report {
+    fn run(self: Box<Self>, conn: &Connection) -> Report {
         let InSavepoint { work, reply } = *self;
-        let result = tx.savepoint().map_err(StoreError::from).and_then(|mut sp| {
-            let value = work(&mut sp)?;
-            // Dropping the savepoint without this rolls it back.
-            sp.commit()?;
+        let result = control(conn, "SAVEPOINT write").and_then(|()| {
+            let result = work(&Savepoint { conn });
+            let undone = match &result {
+                Err(_) => control(conn, "ROLLBACK TO write"),
+                Ok(_) => Ok(()),
+            };
+            let released = control(conn, "RELEASE write");
+            let value = result?;
+            undone?;
+            released?;
             Ok(value)
         });
         report(reply, result)
@@ -99,9 +133,9 @@ where
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, tx: &mut rusqlite::Transaction<'_>) -> Report {
+    fn run(self: Box<Self>, conn: &Connection) -> Report {
         let Statement { work, reply } = *self;
-        report(reply, work(tx))
+        report(reply, work(conn))
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
@@ -152,12 +186,11 @@ impl Writer {
 
     /// Runs `work` in the next batch, in a savepoint of its own; returns its
     /// result once the batch is committed. An `Err` rolls the savepoint
-    /// back; so does `Savepoint::rollback` for work that writes, then
-    /// decides to keep nothing but still answers `Ok`.
+    /// back; so does [`Savepoint::undo`].
     pub async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Savepoint<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Savepoint<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.submit(Box::new(InSavepoint { work, reply })).await?;
@@ -194,7 +227,7 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
         batch.push(job);
@@ -210,7 +243,7 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &
         }
         let started = Instant::now();
         let writes = batch.len() as u64;
-        commit_batch(&mut conn, batch.drain(..));
+        commit_batch(&conn, batch.drain(..));
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.writes.fetch_add(writes, Ordering::Relaxed);
         counters
@@ -219,13 +252,35 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(batch.collect(), e.into()),
+fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+        return fail_all(batch.collect(), e);
+    }
+    let mut reports = Vec::with_capacity(batch.len());
+    let mut batch = batch;
+    for job in batch.by_ref() {
+        // SQLite rolls the whole transaction back on some errors (I/O, a
+        // full disk); the rest of the batch must not run outside it.
+        if conn.is_autocommit() {
+            job.fail(StoreError::BatchFailed {
+                retryable: true,
+                message: "the batch's transaction was rolled back".into(),
+            });
+            continue;
+        }
+        reports.push(job.run(conn));
+    }
+    let commit = if conn.is_autocommit() {
+        Some(StoreError::BatchFailed {
+            retryable: true,
+            message: "the batch's transaction was rolled back".into(),
+        })
+    } else {
+        control(conn, "COMMIT").err()
     };
-    let reports: Vec<Report> = batch.map(|job| job.run(&mut tx)).collect();
-    let commit = tx.commit().err().map(StoreError::from);
+    if commit.is_some() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     if let Some(e) = &commit {
         tracing::warn!(error = %e, writes = reports.len(), "batch commit failed");
     }
