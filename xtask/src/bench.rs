@@ -355,6 +355,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             &["--mail-concurrency", "32"],
         )?;
         let before = writer_counters(&listen)?;
+        let threads_before = procfs::threads_cpu(serve.0.id());
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
@@ -362,6 +363,12 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             scratch.path(),
         )?;
         let writer = writer_window(before, writer_counters(&listen)?);
+        let mut threads = procfs::threads_cpu(serve.0.id());
+        for (name, cpu) in &threads_before {
+            if let Some(now) = threads.get_mut(name) {
+                *now -= cpu;
+            }
+        }
         let rss = peak_rss_mib(serve.0.id());
         rows.push(json!({
             "scenario": name,
@@ -371,6 +378,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "peak_rss_mib": rss,
             "writer_batch": writer["writer_batch"],
             "writer_busy_share": writer["writer_busy_share"],
+            "writer_commit_share": writer["writer_commit_share"],
+            "serve_cpu_secs_by_thread": threads,
         }));
         drop(serve);
     }
@@ -401,8 +410,17 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     )?;
 
     println!(
-        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>7} {:>6}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio", "peak RSS", "batch", "busy"
+        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>7} {:>6} {:>7}",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "ratio",
+        "peak RSS",
+        "batch",
+        "busy",
+        "commit"
     );
     for row in &rows {
         if row.get("requests_per_sec").is_none() {
@@ -413,7 +431,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .unwrap_or_else(|| "-".into())
         };
         println!(
-            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10} {:>7} {:>6}",
+            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10} {:>7} {:>6} {:>7}",
             row["scenario"].as_str().unwrap_or_default(),
             row["requests_per_sec"].as_f64().unwrap_or_default(),
             row["p50_ms"].as_f64().unwrap_or_default(),
@@ -426,6 +444,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
             or_dash(row["writer_batch"].as_f64(), 1),
             or_dash(row["writer_busy_share"].as_f64(), 2),
+            or_dash(row["writer_commit_share"].as_f64(), 2),
         );
     }
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();
@@ -449,12 +468,15 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&onboarding, "peak_rss_mib"),
     );
     println!(
-        "{:<34} {:>10} per commit, writer busy {}",
+        "{:<34} {:>10} per commit, writer busy {} (in COMMIT {})",
         "SQLite writer",
         onboarding["writer_batch"]
             .as_f64()
             .map_or("-".into(), |b| format!("{b:.1}")),
         onboarding["writer_busy_share"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+        onboarding["writer_commit_share"]
             .as_f64()
             .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
     );
@@ -529,6 +551,7 @@ struct WriterCounters {
     batches: f64,
     writes: f64,
     busy_secs: f64,
+    commit_secs: f64,
     at: Option<Instant>,
 }
 
@@ -537,6 +560,7 @@ fn writer_counters(listen: &str) -> Result<WriterCounters> {
         batches: metric(listen, "pwmail_store_writer_batches_total")?.unwrap_or(0.0),
         writes: metric(listen, "pwmail_store_writer_writes_total")?.unwrap_or(0.0),
         busy_secs: metric(listen, "pwmail_store_writer_busy_seconds")?.unwrap_or(0.0),
+        commit_secs: metric(listen, "pwmail_store_writer_commit_seconds")?.unwrap_or(0.0),
         at: Some(Instant::now()),
     })
 }
@@ -550,11 +574,14 @@ fn writer_window(before: WriterCounters, after: WriterCounters) -> serde_json::V
         _ => 0.0,
     };
     if batches <= 0.0 || wall <= 0.0 {
-        return json!({ "writer_batch": null, "writer_busy_share": null });
+        return json!({
+            "writer_batch": null, "writer_busy_share": null, "writer_commit_share": null
+        });
     }
     json!({
         "writer_batch": (after.writes - before.writes) / batches,
         "writer_busy_share": (after.busy_secs - before.busy_secs) / wall,
+        "writer_commit_share": (after.commit_secs - before.commit_secs) / wall,
     })
 }
 
@@ -671,6 +698,7 @@ fn onboarding(
         "peak_rss_mib": rss,
         "writer_batch": writer["writer_batch"],
         "writer_busy_share": writer["writer_busy_share"],
+        "writer_commit_share": writer["writer_commit_share"],
         "cpu_secs": {
             "pwmail_send_client": client_cpu,
             "pwmail_serve_threads": serve_threads,

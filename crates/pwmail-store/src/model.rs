@@ -454,6 +454,9 @@ pub struct WriterStats {
     pub writes: u64,
     /// Time spent running batches, commit and fsync included.
     pub busy: std::time::Duration,
+    /// The part of `busy` spent in COMMIT (the WAL write, its fsync, and
+    /// any automatic checkpoint).
+    pub committing: std::time::Duration,
     /// Time since the writer started.
     pub uptime: std::time::Duration,
 }

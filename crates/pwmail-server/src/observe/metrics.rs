@@ -40,6 +40,7 @@ pub fn store_writer(stats: &WriterStats) {
     metrics::counter!("pwmail_store_writer_batches_total").absolute(stats.batches);
     metrics::counter!("pwmail_store_writer_writes_total").absolute(stats.writes);
     metrics::gauge!("pwmail_store_writer_busy_seconds").set(stats.busy.as_secs_f64());
+    metrics::gauge!("pwmail_store_writer_commit_seconds").set(stats.committing.as_secs_f64());
     metrics::gauge!("pwmail_store_writer_uptime_seconds").set(stats.uptime.as_secs_f64());
 }
 

@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode, written by one thread
 //! ([`writer`]) and read through read-only connections ([`conn::Readers`]).
 
+mod checkpoint;
 mod conn;
 mod writer;
 
@@ -38,7 +39,7 @@ impl SqliteStore {
         })?;
         create_private(&file)?;
         migrate(url).await?;
-        let writer = Writer::start(conn::open_writer(&file)?)?;
+        let writer = Writer::start(conn::open_writer(&file)?, file.clone())?;
         Ok(SqliteStore {
             readers: Arc::new(Readers::new(file)),
             writer,

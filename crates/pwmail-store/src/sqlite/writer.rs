@@ -156,6 +156,7 @@ struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     busy_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
 }
 
 /// Handle to the writer thread; cheap to clone. The thread ends (closing
@@ -168,8 +169,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which it owns from now on.
-    pub fn start(conn: Connection) -> Result<Writer> {
+    /// Starts the writer thread on `conn`, which it owns from now on, and
+    /// the checkpoints of `path` beside it.
+    pub fn start(conn: Connection, path: std::path::PathBuf) -> Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
@@ -177,6 +179,7 @@ impl Writer {
             .name("pwmail-sqlite-writer".into())
             .spawn(move || run(conn, jobs, &thread_counters))
             .map_err(|e| StoreError::Database(Box::new(e)))?;
+        super::checkpoint::start(path, Arc::downgrade(&counters))?;
         Ok(Writer {
             queue,
             counters,
@@ -215,6 +218,7 @@ impl Writer {
             batches: self.counters.batches.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.counters.busy_nanos.load(Ordering::Relaxed)),
+            committing: Duration::from_nanos(self.counters.commit_nanos.load(Ordering::Relaxed)),
             uptime: self.started.elapsed(),
         }
     }
@@ -243,18 +247,23 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Coun
         }
         let started = Instant::now();
         let writes = batch.len() as u64;
-        commit_batch(&conn, batch.drain(..));
+        let committing = commit_batch(&conn, batch.drain(..));
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.writes.fetch_add(writes, Ordering::Relaxed);
         counters
             .busy_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        counters
+            .commit_nanos
+            .fetch_add(committing.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
-fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) {
+/// Runs and commits one batch; returns the time the commit took.
+fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) -> Duration {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
-        return fail_all(batch.collect(), e);
+        fail_all(batch.collect(), e);
+        return Duration::ZERO;
     }
     let mut reports = Vec::with_capacity(batch.len());
     let mut batch = batch;
@@ -270,6 +279,7 @@ fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) {
         }
         reports.push(job.run(conn));
     }
+    let committing = Instant::now();
     let commit = if conn.is_autocommit() {
         Some(StoreError::BatchFailed {
             retryable: true,
@@ -284,9 +294,11 @@ fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) {
     if let Some(e) = &commit {
         tracing::warn!(error = %e, writes = reports.len(), "batch commit failed");
     }
+    let committing = committing.elapsed();
     for report in reports {
         report(commit.as_ref());
     }
+    committing
 }
 
 /// A lone write gets the error itself; a group gets a copy each.
