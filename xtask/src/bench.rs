@@ -57,19 +57,19 @@ fn wait_listening(addr: &str, within: Duration) -> Result<()> {
 }
 
 fn ensure_tools() -> Result<()> {
-    let missing = ["/usr/bin/wrk", "/usr/sbin/smtp-sink"]
+    let missing = ["/usr/bin/wrk", "/usr/sbin/smtp-sink", "/usr/bin/valgrind"]
         .iter()
         .any(|p| !Path::new(p).exists());
     if !missing {
         return Ok(());
     }
-    eprintln!("bench: installing wrk and postfix (for smtp-sink) with apt-get");
+    eprintln!("bench: installing wrk, postfix (for smtp-sink) and valgrind with apt-get");
     let status = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "wrk", "postfix"])
+        .args(["install", "-y", "-qq", "wrk", "postfix", "valgrind"])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
     if !status.success() {
-        bail!("apt-get install wrk postfix failed; install them and retry");
+        bail!("apt-get install wrk postfix valgrind failed; install them and retry");
     }
     Ok(())
 }
