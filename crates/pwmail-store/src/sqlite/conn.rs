@@ -50,9 +50,9 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Read-only connections. A read runs on the calling task, without a
-/// hand-off to another thread: WAL readers never wait for the writer, and
-/// every read is an index lookup or a bounded listing.
+/// Read-only connections. WAL readers never wait for the writer, so a read
+/// by index runs on the calling task without a hand-off; `SqliteStore`
+/// sends reads whose cost grows with a table to tokio's blocking threads.
 pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,

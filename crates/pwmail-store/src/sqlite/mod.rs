@@ -46,8 +46,22 @@ impl SqliteStore {
         })
     }
 
+    /// A read of a few rows by index, on the calling task.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.readers.read(work)
+    }
+
+    /// A read whose cost grows with a table (counts, listings): on tokio's
+    /// blocking threads, so it never holds up a worker that serves requests.
+    async fn scan<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.read(work))
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))?
     }
 }
 
@@ -348,7 +362,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        self.read(|c| all(c, sql::USERS_ALL, [], |row| rows::user(row)))
+        self.scan(|c| all(c, sql::USERS_ALL, [], |row| rows::user(row)))
+            .await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
@@ -361,7 +376,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_admins(&self) -> Result<u64> {
-        let n: Option<i64> = self.read(|c| scalar(c, sql::COUNT_ADMINS, []))?;
+        let n: Option<i64> = self.scan(|c| scalar(c, sql::COUNT_ADMINS, [])).await?;
         Ok(n.unwrap_or(0).max(0) as u64)
     }
 
@@ -517,7 +532,7 @@ impl Store for SqliteStore {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
-        self.read(|c| {
+        self.scan(move |c| {
             all(
                 c,
                 sql::OUTBOX_LIST,
@@ -525,6 +540,7 @@ impl Store for SqliteStore {
                 |row| rows::outbox_status(row),
             )
         })
+        .await
     }
 
     async fn outbox_for(
@@ -533,6 +549,7 @@ impl Store for SqliteStore {
         request_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
+        // By index (user or request id), bounded: on the calling task.
         self.read(|c| {
             all(
                 c,
@@ -544,12 +561,13 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
-        self.read(|c| {
+        self.scan(move |c| {
             let counts = all(c, sql::OUTBOX_DEPTH, [], |row| {
                 Ok((row.text("state")?, row.int("n")?))
             })?;
             Ok(rows::outbox_depth(counts))
         })
+        .await
     }
 
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
