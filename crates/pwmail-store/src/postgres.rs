@@ -94,7 +94,7 @@ static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
     )
     .leak()
 });
-static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox(POSTGRES).leak());
+static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox_locked().leak());
 
 /// Queues a message inside `tx`; returns its outbox id.
 async fn insert_message(

@@ -16,19 +16,12 @@
 pub struct Dialect {
     /// The larger of two values: `MAX` (SQLite) or `GREATEST` (PostgreSQL).
     pub greatest: &'static str,
-    /// Row locks for a claim: none (SQLite's one writer) or `FOR UPDATE SKIP
-    /// LOCKED` (PostgreSQL's many dispatchers).
-    pub claim_lock: &'static str,
 }
 
-pub const SQLITE: Dialect = Dialect {
-    greatest: "MAX",
-    claim_lock: "",
-};
+pub const SQLITE: Dialect = Dialect { greatest: "MAX" };
 
 pub const POSTGRES: Dialect = Dialect {
     greatest: "GREATEST",
-    claim_lock: "FOR UPDATE SKIP LOCKED",
 };
 
 // --- users ---------------------------------------------------------------
@@ -223,9 +216,9 @@ macro_rules! claimed_columns {
 
 /// Leases up to $4 due messages to $1 until $2 + $3 ($2 is now) in one
 /// statement (PostgreSQL, whose dispatchers claim concurrently: the row
-/// locks are taken with `claim_lock`).
-pub fn claim_outbox(d: Dialect) -> String {
-    let lock = d.claim_lock;
+/// locks are taken with `FOR UPDATE SKIP LOCKED`).
+pub fn claim_outbox_locked() -> String {
+    let lock = "FOR UPDATE SKIP LOCKED";
     format!(
         "WITH due AS ({CLAIM_DUE} {lock}), expired AS ({CLAIM_EXPIRED} {lock}),
          picked AS (

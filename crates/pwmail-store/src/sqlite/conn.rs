@@ -85,9 +85,9 @@ impl Readers {
 /// `sql.rs` writes parameters `$n`; SQLite binds `?n` by number (it numbers
 /// `$n` by first appearance instead). Converted once per text.
 fn sqlite_text(sql: &'static str) -> &'static str {
-    static CONVERTED: LazyLock<RwLock<HashMap<usize, &'static str>>> =
+    static CONVERTED: LazyLock<RwLock<HashMap<(usize, usize), &'static str>>> =
         LazyLock::new(Default::default);
-    let key = sql.as_ptr() as usize;
+    let key = (sql.as_ptr() as usize, sql.len());
     if let Some(text) = CONVERTED.read().ok().and_then(|m| m.get(&key).copied()) {
         return text;
     }
@@ -209,7 +209,6 @@ mod tests {
             conn.execute_batch(migration).unwrap();
         }
         let statements: Vec<(&str, &'static str)> = vec![
-            ("claim_outbox", sql::claim_outbox(SQLITE).leak()),
             ("CLAIM_DUE", sql::CLAIM_DUE),
             ("CLAIM_EXPIRED", sql::CLAIM_EXPIRED),
             ("CLAIM_ONE", sql::CLAIM_ONE),

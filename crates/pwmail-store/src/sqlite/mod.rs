@@ -150,6 +150,22 @@ fn gcra(c: &Connection, key: &str, rate: &Rate, now: UnixMillis) -> Result<Admis
     Ok(gcra::refused(tat.unwrap_or(now), tau, now))
 }
 
+/// The stored outcome of a live Idempotency-Key (`sql::IDEMPOTENCY_FIND`).
+fn find_key(
+    c: &Connection,
+    token_id: i64,
+    operation: LinkPurpose,
+    key: &str,
+    now: UnixMillis,
+) -> Result<Option<StoredOutcome>> {
+    one(
+        c,
+        sql::IDEMPOTENCY_FIND,
+        params![token_id, operation.as_str(), key, now],
+        |row| rows::stored_outcome(row),
+    )
+}
+
 /// The issue transaction, statement by statement (PostgreSQL runs the same
 /// statements in one call of `pwmail_issue_link`). Refusals come before
 /// any write but the caller's rate charge.
@@ -158,17 +174,7 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
     if let Some(idem) = &issue.idempotency {
         // One writer runs one write at a time: an earlier call with this key
         // has committed, or has not started.
-        let stored = one(
-            c,
-            sql::IDEMPOTENCY_FIND,
-            params![
-                issue.actor.token_id,
-                issue.purpose.as_str(),
-                idem.key,
-                issue.now
-            ],
-            |row| rows::stored_outcome(row),
-        )?;
+        let stored = find_key(c, issue.actor.token_id, issue.purpose, &idem.key, issue.now)?;
         if let Some(stored) = stored {
             return Ok(stored.outcome_for(idem));
         }
@@ -453,14 +459,7 @@ impl Store for SqliteStore {
         key: &str,
         now: UnixMillis,
     ) -> Result<Option<StoredOutcome>> {
-        self.read(|c| {
-            one(
-                c,
-                sql::IDEMPOTENCY_FIND,
-                params![token_id, operation.as_str(), key, now],
-                |row| rows::stored_outcome(row),
-            )
-        })
+        self.read(|c| find_key(c, token_id, operation, key, now))
     }
 
     async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64> {
