@@ -86,7 +86,7 @@ impl rows::Columns for PgRow {
 static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
     format!(
         "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
-              admit AS ({})
+              admit AS ({} RETURNING tat)
          SELECT (SELECT tat FROM admit) AS admitted,
                 (SELECT tat FROM rate_limits WHERE key = $1) AS before,
                 (SELECT setting FROM relaxed) AS setting",
@@ -104,7 +104,7 @@ async fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar(sql::OUTBOX_INSERT)
+    Ok(sqlx::query_scalar(sql::OUTBOX_INSERT_RETURNING_ID)
         .bind(&m.message_id)
         .bind(m.kind.as_str())
         .bind(&m.recipient)

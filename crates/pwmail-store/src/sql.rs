@@ -101,15 +101,15 @@ pub const AUTHENTICATE: &str = "SELECT t.id AS token_id, u.id, u.email, u.name, 
 // --- rate limits ---------------------------------------------------------
 
 /// One GCRA step (see `gcra.rs`) as one atomic statement: $1 key, $2 now,
-/// $3 period, $4 tau. Returns a row when admitted; none when refused (and
-/// then nothing changed).
+/// $3 period, $4 tau. Changes one row when admitted; none when refused.
+/// PostgreSQL adds `RETURNING tat`; SQLite counts the changed rows (a
+/// `RETURNING` costs it a temporary table).
 pub fn gcra_admit(d: Dialect) -> String {
     let g = d.greatest;
     format!(
         "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3)
          ON CONFLICT (key) DO UPDATE SET tat = {g}(rate_limits.tat, $2) + $3
-             WHERE {g}(rate_limits.tat, $2) - $2 <= $4
-         RETURNING tat"
+             WHERE {g}(rate_limits.tat, $2) - $2 <= $4"
     )
 }
 
@@ -144,10 +144,18 @@ pub const IDEMPOTENCY_PURGE: &str = "DELETE FROM idempotency_keys WHERE expires_
 /// $1 user, $2 now: revokes the user's open links.
 pub const LINKS_REVOKE_OPEN: &str = "UPDATE reset_links SET revoked_at = $2
      WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL";
+/// $1 user: a row when the user has an open link. SQLite asks this before
+/// [`LINKS_REVOKE_OPEN`], which it runs in two passes through a temporary
+/// table (it changes the index it scans), to skip it when there is none.
+pub const LINK_OPEN_ANY: &str =
+    "SELECT 1 FROM reset_links WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL
+     LIMIT 1";
 /// $1 user, $2 hash, $3 purpose, $4 now, $5 expires at, $6 request id.
+/// No `RETURNING`: SQLite builds a temporary table for one; it reads the
+/// new id as the last inserted rowid.
 pub const LINK_INSERT: &str =
     "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+     VALUES ($1, $2, $3, $4, $5, $6)";
 /// $1 hash, $2 now: uses the link if it is open and unexpired; returns its
 /// user.
 pub const LINK_CONSUME_USER: &str = "UPDATE reset_links SET used_at = $2
@@ -178,12 +186,19 @@ pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, targe
 
 // --- outbox --------------------------------------------------------------
 
+macro_rules! outbox_insert {
+    () => {
+        "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+                             next_attempt_at, created_at, queued_at, request_id, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9)"
+    };
+}
 /// Queues a message: $1 Message-ID, $2 kind, $3 recipient, $4 subject,
-/// $5 text, $6 HTML, $7 now, $8 request id, $9 user.
-pub const OUTBOX_INSERT: &str =
-    "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
-                         next_attempt_at, created_at, queued_at, request_id, user_id)
-     VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9) RETURNING id";
+/// $5 text, $6 HTML, $7 now, $8 request id, $9 user. SQLite reads the id
+/// as the last inserted rowid (a `RETURNING` costs it a temporary table).
+pub const OUTBOX_INSERT: &str = outbox_insert!();
+/// [`OUTBOX_INSERT`] returning the id (PostgreSQL).
+pub const OUTBOX_INSERT_RETURNING_ID: &str = concat!(outbox_insert!(), " RETURNING id");
 
 // The claim policy, one for both engines: up to a limit of the messages
 // whose time has come, earliest due first (ties by id): queued or retrying
@@ -207,10 +222,11 @@ macro_rules! claim_lease {
          SET state = 'sending', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1"
     };
 }
+/// The columns `rows::outbox_message` reads.
 macro_rules! claimed_columns {
     () => {
-        " RETURNING id, message_id, kind, recipient, subject, body_text, body_html,
-                   CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+        "id, message_id, kind, recipient, subject, body_text, body_html,
+         CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
     };
 }
 
@@ -224,7 +240,7 @@ pub fn claim_outbox_locked() -> String {
          picked AS (
              SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
              ORDER BY due, id LIMIT CAST($4 AS BIGINT))
-         {} WHERE id IN (SELECT id FROM picked) {}",
+         {} WHERE id IN (SELECT id FROM picked) RETURNING {}",
         claim_lease!(),
         claimed_columns!()
     )
@@ -232,10 +248,13 @@ pub fn claim_outbox_locked() -> String {
 
 /// The same claim step by step, for SQLite's one writer (nothing else
 /// runs between the steps): [`CLAIM_DUE`] and [`CLAIM_EXPIRED`], merged by
-/// due time, then each picked row leased with this: row $4 to $1 until
-/// $2 + $3. Cheaper there than the one statement, whose temporary tables
-/// cost more than the rest of the claim.
-pub const CLAIM_ONE: &str = concat!(claim_lease!(), " WHERE id = $4", claimed_columns!());
+/// due time, then each picked row leased with this (row $4 to $1 until
+/// $2 + $3) and read with [`CLAIMED`]. Cheaper there than the one
+/// statement or a `RETURNING`, whose temporary tables cost more than the
+/// rest of the claim.
+pub const CLAIM_ONE: &str = concat!(claim_lease!(), " WHERE id = $4");
+/// $1 id: a claimed message, as [`CLAIM_ONE`] left it.
+pub const CLAIMED: &str = concat!("SELECT ", claimed_columns!(), " FROM outbox WHERE id = $1");
 
 /// $1 id, $2 lease owner, $3 reply, $4 now. The bodies (and so the link)
 /// are dropped once sent.

@@ -67,10 +67,13 @@ impl SqliteStore {
 
 /// Brings the schema up to date with sqlx's migrator (it keeps the
 /// applied migrations in `_sqlx_migrations`, as every pwmail database
-/// has), on a connection of its own that is closed afterwards.
+/// has), on a connection of its own that is closed afterwards. Foreign
+/// keys are off there: a migration that rebuilds a table (0005) drops the
+/// old one while other tables' rows point at its ids.
 async fn migrate(url: &str) -> Result<()> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Database(Box::new(e)))?
+        .foreign_keys(false)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(std::time::Duration::from_secs(5));
@@ -121,7 +124,7 @@ fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
-    let id = scalar(
+    exec(
         c,
         sql::OUTBOX_INSERT,
         params![
@@ -136,14 +139,22 @@ fn insert_message(
             user.0
         ],
     )?;
-    id.ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+    Ok(c.last_insert_rowid())
+}
+
+/// Revokes `user`'s open links (`sql::LINK_OPEN_ANY` says why it asks
+/// first).
+fn revoke_open_links(c: &Connection, user: UserId, now: UnixMillis) -> Result<()> {
+    if scalar::<i64>(c, sql::LINK_OPEN_ANY, params![user.0])?.is_some() {
+        exec(c, sql::LINKS_REVOKE_OPEN, params![user.0, now])?;
+    }
+    Ok(())
 }
 
 /// One GCRA step (`sql::gcra_admit`).
 fn gcra(c: &Connection, key: &str, rate: &Rate, now: UnixMillis) -> Result<Admission> {
     let (period, tau) = gcra::params(rate);
-    let admitted: Option<i64> = scalar(c, *GCRA_ADMIT, params![key, now, period, tau])?;
-    if admitted.is_some() {
+    if exec(c, *GCRA_ADMIT, params![key, now, period, tau])? == 1 {
         return Ok(Admission::Admitted);
     }
     let tat: Option<i64> = scalar(c, sql::GCRA_TAT, params![key])?;
@@ -197,12 +208,8 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
     if let Admission::Refused { retry_after_ms } = gcra(c, &key, &issue.cooldown, issue.now)? {
         return Ok(IssueOutcome::CoolingDown { retry_after_ms });
     }
+    revoke_open_links(c, issue.target, issue.now)?;
     exec(
-        c,
-        sql::LINKS_REVOKE_OPEN,
-        params![issue.target.0, issue.now],
-    )?;
-    let link_id: Option<i64> = scalar(
         c,
         sql::LINK_INSERT,
         params![
@@ -214,7 +221,7 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
             issue.request_id
         ],
     )?;
-    let link_id = link_id.ok_or_else(|| StoreError::Corrupt("no link id".into()))?;
+    let link_id = c.last_insert_rowid();
     if issue.purpose.invalidates_password() {
         exec(
             c,
@@ -287,7 +294,7 @@ fn complete_reset_in(sp: &Savepoint<'_>, reset: &CompleteReset) -> Result<ResetO
         sp.undo()?;
         return Ok(ResetOutcome::LinkUnusable);
     }
-    exec(c, sql::LINKS_REVOKE_OPEN, params![user.0, reset.now])?;
+    revoke_open_links(c, user, reset.now)?;
     let outbox_id = insert_message(c, &reset.notice, reset.now, &reset.request_id, user)?;
     exec(
         c,
@@ -308,9 +315,11 @@ fn claim_in(c: &Connection, claim: &Claim) -> Result<Vec<OutboxMessage>> {
     let mut claimed = Vec::with_capacity(picked.len());
     for (_, id) in picked {
         let lease = params![claim.owner, claim.now, claim.lease_ms, id];
-        claimed.extend(one(c, sql::CLAIM_ONE, lease, |row| {
-            rows::outbox_message(row)
-        })?);
+        if exec(c, sql::CLAIM_ONE, lease)? == 1 {
+            claimed.extend(one(c, sql::CLAIMED, params![id], |row| {
+                rows::outbox_message(row)
+            })?);
+        }
     }
     claimed.sort_by_key(|m| m.id);
     Ok(claimed)
@@ -325,7 +334,7 @@ fn disable_in(c: &Connection, email: &str, now: UnixMillis) -> Result<User> {
     )?
     .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
     exec(c, sql::TOKENS_REVOKE_OF_USER, params![user.id.0, now])?;
-    exec(c, sql::LINKS_REVOKE_OPEN, params![user.id.0, now])?;
+    revoke_open_links(c, user.id, now)?;
     Ok(user)
 }
 
