@@ -68,10 +68,12 @@ pub struct Rendered {
 
 impl Rendered {
     /// The message to queue, with a fresh Message-ID (`uuid@domain`) that
-    /// every delivery attempt will reuse.
+    /// every delivery attempt will reuse. A time-ordered UUID (v7): each new
+    /// one lands at the end of the outbox's unique Message-ID index, where
+    /// a random one would dirty a page of its own in every commit.
     pub fn into_message(self, kind: MessageKind, recipient: &str, domain: &str) -> NewMessage {
         NewMessage {
-            message_id: format!("{}@{domain}", uuid::Uuid::new_v4()),
+            message_id: format!("{}@{domain}", uuid::Uuid::now_v7()),
             kind,
             recipient: recipient.to_string(),
             subject: self.subject,
