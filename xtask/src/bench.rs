@@ -379,6 +379,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "writer_batch": writer["writer_batch"],
             "writer_busy_share": writer["writer_busy_share"],
             "writer_commit_share": writer["writer_commit_share"],
+            "writes_per_fsync": writer["writes_per_fsync"],
+            "writer_sync_share": writer["writer_sync_share"],
             "serve_cpu_secs_by_thread": threads,
         }));
         drop(serve);
@@ -410,7 +412,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     )?;
 
     println!(
-        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>7} {:>6} {:>7}",
+        "\n{:<34} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>7} {:>6} {:>7} {:>8}",
         "scenario",
         "req/s",
         "p50 ms",
@@ -420,7 +422,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         "peak RSS",
         "batch",
         "busy",
-        "commit"
+        "commit",
+        "w/fsync"
     );
     for row in &rows {
         if row.get("requests_per_sec").is_none() {
@@ -431,7 +434,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 .unwrap_or_else(|| "-".into())
         };
         println!(
-            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10} {:>7} {:>6} {:>7}",
+            "{:<34} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>9.3} {:>10} {:>7} {:>6} {:>7} {:>8}",
             row["scenario"].as_str().unwrap_or_default(),
             row["requests_per_sec"].as_f64().unwrap_or_default(),
             row["p50_ms"].as_f64().unwrap_or_default(),
@@ -445,6 +448,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             or_dash(row["writer_batch"].as_f64(), 1),
             or_dash(row["writer_busy_share"].as_f64(), 2),
             or_dash(row["writer_commit_share"].as_f64(), 2),
+            or_dash(row["writes_per_fsync"].as_f64(), 1),
         );
     }
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();
@@ -468,7 +472,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&onboarding, "peak_rss_mib"),
     );
     println!(
-        "{:<34} {:>10} per commit, writer busy {} (in COMMIT {})",
+        "{:<34} {:>10} per commit, writer busy {} (in COMMIT {}); {} writes per fsync, fsyncing {}",
         "SQLite writer",
         onboarding["writer_batch"]
             .as_f64()
@@ -477,6 +481,12 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             .as_f64()
             .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
         onboarding["writer_commit_share"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+        onboarding["writes_per_fsync"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{b:.1}")),
+        onboarding["writer_sync_share"]
             .as_f64()
             .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
     );
@@ -545,13 +555,15 @@ fn sent_count(listen: &str) -> Result<u64> {
     Ok(metric(listen, "pwmail_mail_send_attempts_total{outcome=\"sent\"}")?.unwrap_or(0.0) as u64)
 }
 
-/// SQLite's writer counters at one moment: (commits, writes, busy seconds).
+/// SQLite's writer counters at one moment.
 #[derive(Clone, Copy, Default)]
 struct WriterCounters {
     batches: f64,
     writes: f64,
     busy_secs: f64,
     commit_secs: f64,
+    syncs: f64,
+    sync_secs: f64,
     at: Option<Instant>,
 }
 
@@ -561,12 +573,15 @@ fn writer_counters(listen: &str) -> Result<WriterCounters> {
         writes: metric(listen, "pwmail_store_writer_writes_total")?.unwrap_or(0.0),
         busy_secs: metric(listen, "pwmail_store_writer_busy_seconds")?.unwrap_or(0.0),
         commit_secs: metric(listen, "pwmail_store_writer_commit_seconds")?.unwrap_or(0.0),
+        syncs: metric(listen, "pwmail_store_writer_syncs_total")?.unwrap_or(0.0),
+        sync_secs: metric(listen, "pwmail_store_writer_sync_seconds")?.unwrap_or(0.0),
         at: Some(Instant::now()),
     })
 }
 
-/// Writes per commit and the writer's busy share between two readings
-/// (nulls when there is no writer, as on PostgreSQL).
+/// Writes per commit and per fsync, the writer's busy share and its sync
+/// thread's between two readings (nulls when there is no writer, as on
+/// PostgreSQL).
 fn writer_window(before: WriterCounters, after: WriterCounters) -> serde_json::Value {
     let batches = after.batches - before.batches;
     let wall = match (before.at, after.at) {
@@ -575,13 +590,16 @@ fn writer_window(before: WriterCounters, after: WriterCounters) -> serde_json::V
     };
     if batches <= 0.0 || wall <= 0.0 {
         return json!({
-            "writer_batch": null, "writer_busy_share": null, "writer_commit_share": null
+            "writer_batch": null, "writer_busy_share": null, "writer_commit_share": null,
+            "writes_per_fsync": null, "writer_sync_share": null
         });
     }
     json!({
         "writer_batch": (after.writes - before.writes) / batches,
         "writer_busy_share": (after.busy_secs - before.busy_secs) / wall,
         "writer_commit_share": (after.commit_secs - before.commit_secs) / wall,
+        "writes_per_fsync": (after.writes - before.writes) / (after.syncs - before.syncs).max(1.0),
+        "writer_sync_share": (after.sync_secs - before.sync_secs) / wall,
     })
 }
 
@@ -699,6 +717,8 @@ fn onboarding(
         "writer_batch": writer["writer_batch"],
         "writer_busy_share": writer["writer_busy_share"],
         "writer_commit_share": writer["writer_commit_share"],
+        "writes_per_fsync": writer["writes_per_fsync"],
+        "writer_sync_share": writer["writer_sync_share"],
         "cpu_secs": {
             "pwmail_send_client": client_cpu,
             "pwmail_serve_threads": serve_threads,

@@ -452,11 +452,15 @@ pub struct WriterStats {
     pub batches: u64,
     /// Writes run in them (abandoned ones not counted).
     pub writes: u64,
-    /// Time spent running batches, commit and fsync included.
+    /// Time the writer thread spent running batches and their COMMITs.
     pub busy: std::time::Duration,
-    /// The part of `busy` spent in COMMIT (the WAL write, its fsync, and
-    /// any automatic checkpoint).
+    /// The part of `busy` spent in COMMIT (writing the WAL; the fsync is
+    /// the sync thread's).
     pub committing: std::time::Duration,
+    /// fsyncs of the WAL; each covers every commit before it.
+    pub syncs: u64,
+    /// Time the sync thread spent in them.
+    pub syncing: std::time::Duration,
     /// Time since the writer started.
     pub uptime: std::time::Duration,
 }

@@ -35,8 +35,10 @@ pub fn outbox_depth(depth: &[(OutboxState, u64)]) {
 
 /// SQLite's writer thread: commits, the writes they carried (their ratio
 /// is the batch size) and the time it was busy (against the uptime, its
-/// busy share).
+/// busy share); its sync thread's fsyncs and the time they took.
 pub fn store_writer(stats: &WriterStats) {
+    metrics::counter!("pwmail_store_writer_syncs_total").absolute(stats.syncs);
+    metrics::gauge!("pwmail_store_writer_sync_seconds").set(stats.syncing.as_secs_f64());
     metrics::counter!("pwmail_store_writer_batches_total").absolute(stats.batches);
     metrics::counter!("pwmail_store_writer_writes_total").absolute(stats.writes);
     metrics::gauge!("pwmail_store_writer_busy_seconds").set(stats.busy.as_secs_f64());

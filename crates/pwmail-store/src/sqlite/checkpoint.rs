@@ -24,6 +24,10 @@ const EVERY: Duration = Duration::from_millis(500);
 pub fn start<T: Send + Sync + 'static>(path: PathBuf, alive: Weak<T>) -> Result<()> {
     let conn = Connection::open(&path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // The checkpoint fsyncs the WAL before it copies pages and the database
+    // file after, so the WAL can start over: the writer itself never syncs
+    // (its sync thread does, the WAL only).
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
     std::thread::Builder::new()
         .name("pwmail-sqlite-checkpoint".into())
         .spawn(move || {

@@ -1,5 +1,6 @@
 //! SQLite's one writer: a thread of its own that owns the only writing
-//! connection and commits writes in groups.
+//! connection and commits writes in groups, and a second thread that makes
+//! those commits durable.
 //!
 //! A durable SQLite commit costs an fsync, and SQLite admits one writer at a
 //! time, so committing each call on its own caps the service at one fsync
@@ -7,16 +8,29 @@
 //! than the statement. Here a call's whole write is one closure run on this
 //! thread over prepared, cached statements. The thread takes every write
 //! waiting in its queue, runs each in its own savepoint inside one
-//! `BEGIN IMMEDIATE` transaction, and commits once: one fsync for the
-//! batch. A write that fails rolls back its own savepoint only; a write of
-//! one statement needs no savepoint (SQLite undoes a failed statement by
-//! itself). No caller hears back before the commit that makes its write
-//! durable; if that commit fails, every write of the batch fails with it
-//! (none of them took effect). A write whose caller gave up before it ran
-//! (a request cut off at its deadline) is not run.
+//! `BEGIN IMMEDIATE` transaction, and commits once. A write that fails
+//! rolls back its own savepoint only; a write of one statement needs no
+//! savepoint (SQLite undoes a failed statement by itself). If the commit
+//! fails, every write of the batch fails with it (none of them took
+//! effect). A write whose caller gave up before it ran (a request cut off
+//! at its deadline) is not run.
+//!
+//! The fsync is not in the COMMIT: the writing connection runs with
+//! `synchronous=OFF`, and the sync thread ([`Durability`]) fdatasyncs the
+//! WAL after each commit, one fsync for every commit that came before it,
+//! while the writer already runs the next batch. No caller hears back
+//! before an fsync that began after its batch's COMMIT: a 200 still means
+//! committed and on disk. Other connections may read a batch in the moment
+//! between its COMMIT and its fsync; a later write that builds on it (a
+//! claim of a message just queued) is answered only after an fsync that
+//! covers both. If an fsync fails, no write is answered as done again: the
+//! ones waiting fail and the writer refuses new ones until pwmail restarts
+//! (after a failed fsync the kernel may have dropped the pages, and a later
+//! fsync can succeed without them).
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -29,8 +43,49 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 4096;
 
-/// What the writer reports to a caller once its batch's commit is known.
+/// What the writer reports to a caller once its batch is durable (or has
+/// failed).
 type Report = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// Makes every commit so far durable. One call covers all the commits that
+/// returned before it began.
+pub trait Durability: Send + 'static {
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+/// The WAL file, fdatasync'ed: a WAL commit writes nothing else. Opened at
+/// the first sync (SQLite creates the file with the first write), and again
+/// if the path ever names another file.
+pub struct WalFile {
+    path: PathBuf,
+    open: Option<(std::fs::File, u64)>,
+}
+
+impl WalFile {
+    /// The WAL of the database at `db`.
+    pub fn of(db: &std::path::Path) -> WalFile {
+        let mut path = db.as_os_str().to_owned();
+        path.push("-wal");
+        WalFile {
+            path: path.into(),
+            open: None,
+        }
+    }
+}
+
+impl Durability for WalFile {
+    fn sync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = std::fs::metadata(&self.path)?.ino();
+        let file = match self.open.take() {
+            Some((file, open_inode)) if open_inode == inode => file,
+            _ => std::fs::File::open(&self.path)?,
+        };
+        let synced = file.sync_data();
+        self.open = Some((file, inode));
+        synced
+    }
+}
 
 /// Runs one transaction-control statement, prepared once: parsing
 /// `SAVEPOINT`/`RELEASE` anew for every write cost more than some writes.
@@ -157,6 +212,28 @@ struct Counters {
     writes: AtomicU64,
     busy_nanos: AtomicU64,
     commit_nanos: AtomicU64,
+    syncs: AtomicU64,
+    sync_nanos: AtomicU64,
+    /// An fsync failed: no write is answered as done any more.
+    failed_sync: AtomicBool,
+}
+
+/// The error of every write once an fsync has failed.
+fn not_durable(cause: &str) -> StoreError {
+    StoreError::BatchFailed {
+        retryable: false,
+        message: format!(
+            "the database could not make writes durable (fsync of the WAL failed: {cause}); \
+             restart pwmail once the disk is fixed"
+        ),
+    }
+}
+
+/// One batch's commit, waiting for its fsync.
+struct Committed {
+    reports: Vec<Report>,
+    /// The COMMIT's own failure (then there is nothing to sync).
+    failed: Option<StoreError>,
 }
 
 /// Handle to the writer thread; cheap to clone. The thread ends (closing
@@ -169,17 +246,31 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which it owns from now on, and
-    /// the checkpoints of `path` beside it.
-    pub fn start(conn: Connection, path: std::path::PathBuf) -> Result<Writer> {
+    /// Starts the writer thread on `conn` (from `conn::open_writer`), which
+    /// it owns from now on, its sync thread on the WAL of `path`, and the
+    /// checkpoints of `path` beside them.
+    pub fn start(conn: Connection, path: PathBuf) -> Result<Writer> {
+        let writer = Writer::start_with(conn, Box::new(WalFile::of(&path)))?;
+        super::checkpoint::start(path, Arc::downgrade(&writer.counters))?;
+        Ok(writer)
+    }
+
+    /// The writer and sync threads, with `durability` making commits durable.
+    pub fn start_with(conn: Connection, durability: Box<dyn Durability>) -> Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let (committed, to_sync) = std::sync::mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let spawn_error = |e| StoreError::Database(Box::new(e));
+        let sync_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("pwmail-sqlite-sync".into())
+            .spawn(move || sync(to_sync, durability, &sync_counters))
+            .map_err(spawn_error)?;
         let thread_counters = counters.clone();
         std::thread::Builder::new()
             .name("pwmail-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, &thread_counters))
-            .map_err(|e| StoreError::Database(Box::new(e)))?;
-        super::checkpoint::start(path, Arc::downgrade(&counters))?;
+            .spawn(move || run(conn, jobs, committed, &thread_counters))
+            .map_err(spawn_error)?;
         Ok(Writer {
             queue,
             counters,
@@ -219,6 +310,8 @@ impl Writer {
             writes: self.counters.writes.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.counters.busy_nanos.load(Ordering::Relaxed)),
             committing: Duration::from_nanos(self.counters.commit_nanos.load(Ordering::Relaxed)),
+            syncs: self.counters.syncs.load(Ordering::Relaxed),
+            syncing: Duration::from_nanos(self.counters.sync_nanos.load(Ordering::Relaxed)),
             uptime: self.started.elapsed(),
         }
     }
@@ -231,7 +324,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn run(
+    conn: Connection,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    to_sync: std::sync::mpsc::Sender<Committed>,
+    counters: &Counters,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
         batch.push(job);
@@ -245,9 +343,16 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Coun
         if batch.is_empty() {
             continue;
         }
+        if counters.failed_sync.load(Ordering::Acquire) {
+            fail_all(
+                batch.drain(..).collect(),
+                not_durable("an earlier fsync failed"),
+            );
+            continue;
+        }
         let started = Instant::now();
         let writes = batch.len() as u64;
-        let committing = commit_batch(&conn, batch.drain(..));
+        let (committed, committing) = commit_batch(&conn, batch.drain(..));
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.writes.fetch_add(writes, Ordering::Relaxed);
         counters
@@ -256,14 +361,27 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counters: &Coun
         counters
             .commit_nanos
             .fetch_add(committing.as_nanos() as u64, Ordering::Relaxed);
+        if let Some(committed) = committed {
+            // The sync thread only stops after this thread does.
+            let _ = to_sync.send(committed);
+        }
+    }
+    // The last connection to close checkpoints into the database file and
+    // deletes the WAL: that checkpoint must fsync.
+    if let Err(e) = conn.execute_batch("PRAGMA synchronous = FULL") {
+        tracing::warn!(error = %StoreError::from(e), "could not restore synchronous=FULL for the closing checkpoint");
     }
 }
 
-/// Runs and commits one batch; returns the time the commit took.
-fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) -> Duration {
+/// Runs and commits one batch; returns what waits for the fsync (nothing
+/// when the batch could not begin) and the time the COMMIT took.
+fn commit_batch(
+    conn: &Connection,
+    batch: std::vec::Drain<'_, Box<dyn Job>>,
+) -> (Option<Committed>, Duration) {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         fail_all(batch.collect(), e);
-        return Duration::ZERO;
+        return (None, Duration::ZERO);
     }
     let mut reports = Vec::with_capacity(batch.len());
     let mut batch = batch;
@@ -280,7 +398,7 @@ fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) -> 
         reports.push(job.run(conn));
     }
     let committing = Instant::now();
-    let commit = if conn.is_autocommit() {
+    let failed = if conn.is_autocommit() {
         Some(StoreError::BatchFailed {
             retryable: true,
             message: "the batch's transaction was rolled back".into(),
@@ -288,17 +406,53 @@ fn commit_batch(conn: &Connection, batch: std::vec::Drain<'_, Box<dyn Job>>) -> 
     } else {
         control(conn, "COMMIT").err()
     };
-    if commit.is_some() && !conn.is_autocommit() {
+    if failed.is_some() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Some(e) = &commit {
+    if let Some(e) = &failed {
         tracing::warn!(error = %e, writes = reports.len(), "batch commit failed");
     }
-    let committing = committing.elapsed();
-    for report in reports {
-        report(commit.as_ref());
+    (Some(Committed { reports, failed }), committing.elapsed())
+}
+
+/// The sync thread: one fsync for every commit waiting, then their answers.
+fn sync(
+    to_sync: std::sync::mpsc::Receiver<Committed>,
+    mut durability: Box<dyn Durability>,
+    counters: &Counters,
+) {
+    while let Ok(first) = to_sync.recv() {
+        let mut group = vec![first];
+        group.extend(to_sync.try_iter());
+        let any_committed = group.iter().any(|c| c.failed.is_none());
+        let failure = if counters.failed_sync.load(Ordering::Acquire) {
+            Some(not_durable("an earlier fsync failed"))
+        } else if any_committed {
+            let started = Instant::now();
+            let synced = durability.sync();
+            counters.syncs.fetch_add(1, Ordering::Relaxed);
+            counters
+                .sync_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            synced.err().map(|e| {
+                counters.failed_sync.store(true, Ordering::Release);
+                tracing::error!(
+                    error = %e,
+                    "fsync of the SQLite WAL failed: the last writes may not survive a crash of \
+                     the machine; pwmail answers no write as done until it is restarted"
+                );
+                not_durable(&e.to_string())
+            })
+        } else {
+            None
+        };
+        for Committed { reports, failed } in group {
+            let error = failed.or_else(|| failure.as_ref().map(shared));
+            for report in reports {
+                report(error.as_ref());
+            }
+        }
     }
-    committing
 }
 
 /// A lone write gets the error itself; a group gets a copy each.
@@ -311,5 +465,127 @@ fn fail_all(mut batch: Vec<Box<dyn Job>>, error: StoreError) {
     }
     for job in batch {
         job.fail(shared(&error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+
+    /// An fsync the test decides: each `sync` waits for the next result.
+    struct Gate(std_mpsc::Receiver<std::io::Result<()>>);
+
+    impl Durability for Gate {
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.0
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("gate closed")))
+        }
+    }
+
+    fn rows(path: &std::path::Path) -> i64 {
+        let reader = Connection::open(path).unwrap();
+        reader
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    async fn insert(writer: &Writer, x: i64) -> Result<usize> {
+        writer
+            .write_statement(move |c| Ok(c.execute("INSERT INTO t (x) VALUES (?1)", [x])?))
+            .await
+    }
+
+    #[tokio::test]
+    async fn nobody_is_answered_before_the_fsync_and_a_failed_fsync_stops_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap();
+        let conn = super::super::conn::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let (gate, sync) = std_mpsc::channel();
+        let writer = Writer::start_with(conn, Box::new(Gate(sync))).unwrap();
+
+        // Committed (another connection reads it) but not answered until
+        // the fsync returns.
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { insert(&writer, 1).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rows(&path) == 0 {
+            assert!(Instant::now() < deadline, "the write was never committed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!first.is_finished(), "answered before its fsync");
+        gate.send(Ok(())).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert_eq!(writer.stats().syncs, 1);
+
+        // A failed fsync fails the write it covers, and every later one.
+        gate.send(Err(std::io::Error::other("EIO"))).unwrap();
+        let failed = insert(&writer, 2).await.unwrap_err();
+        assert!(!failed.is_retryable());
+        assert!(
+            failed.to_string().contains("fsync of the WAL failed: EIO"),
+            "{failed}"
+        );
+        let refused = insert(&writer, 3).await.unwrap_err();
+        assert!(refused.to_string().contains("fsync"), "{refused}");
+        assert_eq!(rows(&path), 2, "the third write never ran");
+    }
+
+    #[tokio::test]
+    async fn one_fsync_covers_the_commits_waiting_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap();
+        let conn = super::super::conn::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let (gate, sync) = std_mpsc::channel();
+        let writer = Writer::start_with(conn, Box::new(Gate(sync))).unwrap();
+        // The first fsync is held while more batches commit behind it.
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { insert(&writer, 1).await }
+        });
+        while rows(&path) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut later = Vec::new();
+        for x in 2..=5 {
+            let writer = writer.clone();
+            later.push(tokio::spawn(async move { insert(&writer, x).await }));
+            while rows(&path) < x {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        gate.send(Ok(())).unwrap();
+        first.await.unwrap().unwrap();
+        gate.send(Ok(())).unwrap();
+        for write in later {
+            write.await.unwrap().unwrap();
+        }
+        let stats = writer.stats();
+        assert_eq!(stats.batches, 5);
+        assert_eq!(stats.syncs, 2, "four commits waiting, one fsync");
+    }
+
+    #[test]
+    fn the_wal_file_is_synced_and_opened_again_when_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let mut wal = WalFile::of(&db);
+        assert!(wal.sync().is_err(), "no WAL yet");
+        std::fs::write(dir.path().join("w.db-wal"), b"one").unwrap();
+        wal.sync().unwrap();
+        let first = wal.open.as_ref().unwrap().1;
+        std::fs::remove_file(dir.path().join("w.db-wal")).unwrap();
+        std::fs::write(dir.path().join("w.db-wal"), b"two").unwrap();
+        wal.sync().unwrap();
+        assert_ne!(wal.open.as_ref().unwrap().1, first);
     }
 }
