@@ -116,13 +116,22 @@ pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
     })
 }
 
-/// `sql::OUTBOX_DEPTH`'s (state, n) rows as a count for every state.
+/// `sql::OUTBOX_DEPTH`'s (state, n) rows as a count for every state: sent
+/// is what the other states leave of all rows.
 pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)> {
     let mut depth: Vec<(OutboxState, u64)> = OutboxState::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut all = 0;
     for (state, n) in counts {
-        if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
-            slot.1 = n.max(0) as u64;
+        let n = n.max(0) as u64;
+        if state == "all" {
+            all = n;
+        } else if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
+            slot.1 = n;
         }
+    }
+    let counted: u64 = depth.iter().map(|(_, n)| n).sum();
+    if let Some(sent) = depth.iter_mut().find(|(s, _)| *s == OutboxState::Sent) {
+        sent.1 = all.saturating_sub(counted);
     }
     depth
 }

@@ -110,6 +110,7 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
     assert_eq!(
         schema,
         [
+            "index outbox_dead",
             "index outbox_due",
             "index outbox_leased",
             "index outbox_request",

@@ -32,19 +32,30 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs until `shutdown` turns true; in-flight sends finish first.
+    /// Runs until `shutdown` turns true; in-flight sends and their settles
+    /// finish first.
     ///
-    /// A pipeline: up to `concurrency` messages are in flight, each sent and
-    /// then settled by its own task (so settles share commits), and freed
-    /// slots are refilled with fresh claims without waiting for the rest.
+    /// A pipeline: up to `concurrency` messages are being sent, each by its
+    /// own task; a sent message frees its slot at once and is settled by a
+    /// task of its own (settles share the store's commits, and a slot never
+    /// waits for one), and freed slots are refilled with fresh claims
+    /// without waiting for the rest. At most `SETTLING_PER_SLOT` times the
+    /// slots wait to be settled; beyond that, sending waits for them.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let slots = this.config.concurrency.max(1) as usize;
         // Claim once a quarter of the slots are free: batches, not single rows.
         let refill_at = (slots / 4).max(1);
-        let mut inflight: JoinSet<()> = JoinSet::new();
+        let mut inflight: JoinSet<Sent> = JoinSet::new();
+        let mut settling: JoinSet<()> = JoinSet::new();
         let mut store_failures = 0u32;
         loop {
+            while let Some(joined) = settling.try_join_next() {
+                report(Some(joined));
+            }
+            while settling.len() >= slots * SETTLING_PER_SLOT {
+                report(settling.join_next().await);
+            }
             if *shutdown.borrow() {
                 break;
             }
@@ -66,7 +77,12 @@ impl Dispatcher {
                             let (this, owner) = (Arc::clone(&this), Arc::clone(&owner));
                             inflight.spawn(async move {
                                 let (result, took) = this.send(&message).await;
-                                this.settle(&owner, message, result, took).await;
+                                Sent {
+                                    owner,
+                                    message,
+                                    result,
+                                    took,
+                                }
                             });
                         }
                     }
@@ -96,13 +112,40 @@ impl Dispatcher {
             }
             // A slot frees up, or (when the queue ran dry) new work arrives.
             tokio::select! {
-                joined = inflight.join_next() => report(joined),
+                joined = inflight.join_next() => this.settle_later(&mut settling, joined),
                 _ = this.wakeup.notified(), if queue_empty => {}
                 _ = shutdown.changed() => {}
             }
         }
         while let Some(joined) = inflight.join_next().await {
+            this.settle_later(&mut settling, Some(joined));
+        }
+        while let Some(joined) = settling.join_next().await {
             report(Some(joined));
+        }
+    }
+
+    /// Settles a sent message on a task of its own.
+    fn settle_later(
+        self: &Arc<Self>,
+        settling: &mut JoinSet<()>,
+        joined: Option<Result<Sent, tokio::task::JoinError>>,
+    ) {
+        match joined {
+            Some(Ok(sent)) => {
+                let this = Arc::clone(self);
+                settling.spawn(async move {
+                    let Sent {
+                        owner,
+                        message,
+                        result,
+                        took,
+                    } = sent;
+                    this.settle(&owner, message, result, took).await;
+                });
+            }
+            Some(Err(e)) => report::<()>(Some(Err(e))),
+            None => {}
         }
     }
 
@@ -184,8 +227,19 @@ impl Dispatcher {
     }
 }
 
-fn report(joined: Option<Result<(), tokio::task::JoinError>>) {
+fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
     if let Some(Err(e)) = joined {
         tracing::error!(error = %e, "send task failed; its lease will expire");
     }
+}
+
+/// Sends waiting to be settled, per slot, before sending waits for them.
+const SETTLING_PER_SLOT: usize = 4;
+
+/// One attempt's result, on its way to being settled.
+struct Sent {
+    owner: Arc<str>,
+    message: OutboxMessage,
+    result: Result<String, SendError>,
+    took: Duration,
 }
