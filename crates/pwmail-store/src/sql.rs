@@ -144,12 +144,13 @@ pub const IDEMPOTENCY_PURGE: &str = "DELETE FROM idempotency_keys WHERE expires_
 /// $1 user, $2 now: revokes the user's open links.
 pub const LINKS_REVOKE_OPEN: &str = "UPDATE reset_links SET revoked_at = $2
      WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL";
-/// $1 user: a row when the user has an open link. SQLite asks this before
-/// [`LINKS_REVOKE_OPEN`], which it runs in two passes through a temporary
-/// table (it changes the index it scans), to skip it when there is none.
-pub const LINK_OPEN_ANY: &str =
-    "SELECT 1 FROM reset_links WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL
-     LIMIT 1";
+/// $1 user: the user's open links. SQLite revokes them one by one with
+/// [`LINK_REVOKE`]: it runs [`LINKS_REVOKE_OPEN`] in two passes through a
+/// temporary table (the statement changes the index it scans).
+pub const LINKS_OPEN: &str =
+    "SELECT id FROM reset_links WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL";
+/// $1 link, $2 now.
+pub const LINK_REVOKE: &str = "UPDATE reset_links SET revoked_at = $2 WHERE id = $1";
 /// $1 user, $2 hash, $3 purpose, $4 now, $5 expires at, $6 request id.
 /// No `RETURNING`: SQLite builds a temporary table for one; it reads the
 /// new id as the last inserted rowid.

@@ -142,11 +142,10 @@ fn insert_message(
     Ok(c.last_insert_rowid())
 }
 
-/// Revokes `user`'s open links (`sql::LINK_OPEN_ANY` says why it asks
-/// first).
+/// Revokes `user`'s open links, one by one (`sql::LINKS_OPEN` says why).
 fn revoke_open_links(c: &Connection, user: UserId, now: UnixMillis) -> Result<()> {
-    if scalar::<i64>(c, sql::LINK_OPEN_ANY, params![user.0])?.is_some() {
-        exec(c, sql::LINKS_REVOKE_OPEN, params![user.0, now])?;
+    for link in all(c, sql::LINKS_OPEN, params![user.0], |row| row.int("id"))? {
+        exec(c, sql::LINK_REVOKE, params![link, now])?;
     }
     Ok(())
 }
