@@ -33,10 +33,11 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Checkpoints run on their own thread (`checkpoint.rs`), not in a COMMIT.
+    // Checkpoints run on their own thread (`checkpoint.rs`), not in a
+    // COMMIT; a WAL started over is trimmed back to 64 MiB.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)

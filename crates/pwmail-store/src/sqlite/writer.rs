@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Pause;
 use crate::{Result, StoreError, WriterStats};
 
 /// Largest batch one commit covers; bounds the time the write lock is held.
@@ -242,6 +243,7 @@ struct Committed {
 pub struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
     counters: Arc<Counters>,
+    pause: Arc<Pause>,
     started: Instant,
 }
 
@@ -251,7 +253,7 @@ impl Writer {
     /// checkpoints of `path` beside them.
     pub fn start(conn: Connection, path: PathBuf) -> Result<Writer> {
         let writer = Writer::start_with(conn, Box::new(WalFile::of(&path)))?;
-        super::checkpoint::start(path, Arc::downgrade(&writer.counters))?;
+        super::checkpoint::start(path, Arc::downgrade(&writer.counters), writer.pause.clone())?;
         Ok(writer)
     }
 
@@ -260,6 +262,8 @@ impl Writer {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let (committed, to_sync) = std::sync::mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let pause = Arc::new(Pause::default());
+        let thread_pause = pause.clone();
         let spawn_error = |e| StoreError::Database(Box::new(e));
         let sync_counters = counters.clone();
         std::thread::Builder::new()
@@ -269,11 +273,12 @@ impl Writer {
         let thread_counters = counters.clone();
         std::thread::Builder::new()
             .name("pwmail-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, committed, &thread_counters))
+            .spawn(move || run(conn, jobs, committed, &thread_counters, &thread_pause))
             .map_err(spawn_error)?;
         Ok(Writer {
             queue,
             counters,
+            pause,
             started: Instant::now(),
         })
     }
@@ -329,9 +334,11 @@ fn run(
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     to_sync: std::sync::mpsc::Sender<Committed>,
     counters: &Counters,
+    pause: &Pause,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
+        pause.between_batches();
         batch.push(job);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -587,5 +594,76 @@ mod tests {
         std::fs::write(dir.path().join("w.db-wal"), b"two").unwrap();
         wal.sync().unwrap();
         assert_ne!(wal.open.as_ref().unwrap().1, first);
+    }
+}
+
+#[cfg(test)]
+mod wal_tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// Under steady writes and point reads that never pause (as API calls
+    /// read tokens and users), the WAL still starts over: its file stays
+    /// near `RESTART_AT` pages while four times that is written through it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_steady_reads_and_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap();
+        let conn = super::super::conn::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB); INSERT INTO t (x) VALUES (x'00')")
+            .unwrap();
+        let writer = Writer::start(conn, path.clone()).unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = std::thread::spawn({
+            let (path, stop) = (path.clone(), stop.clone());
+            move || {
+                let reader = Connection::open(&path).unwrap();
+                let mut read = reader
+                    .prepare("SELECT length(x) FROM t WHERE rowid = 1")
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _: i64 = read.query_row([], |row| row.get(0)).unwrap();
+                }
+            }
+        });
+        let wal_limit = super::super::checkpoint::RESTART_AT as u64 * 4096;
+        let wal_size = || {
+            std::fs::metadata(dir.path().join("w.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let (mut written, mut largest) = (0u64, 0u64);
+        while written < 4 * wal_limit {
+            // Sixteen writers at once, so they share commits.
+            let rounds: Vec<_> = (0..16)
+                .map(|_| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..16 {
+                            writer
+                                .write_statement(|c| {
+                                    Ok(c.execute("INSERT INTO t (x) VALUES (zeroblob(4000))", [])?)
+                                })
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for round in rounds {
+                round.await.unwrap();
+            }
+            written += 256 * 4096;
+            largest = largest.max(wal_size());
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+        assert!(
+            largest < 2 * wal_limit,
+            "the WAL grew to {largest} bytes while {written} were written (limit {wal_limit})"
+        );
     }
 }
