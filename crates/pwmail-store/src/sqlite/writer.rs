@@ -499,6 +499,22 @@ mod tests {
             .unwrap()
     }
 
+    /// A writer on a fresh table `t`, whose fsyncs the sender decides.
+    fn gated_writer() -> (
+        tempfile::TempDir,
+        std_mpsc::Sender<std::io::Result<()>>,
+        Writer,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap();
+        let conn = super::super::conn::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let (gate, sync) = std_mpsc::channel();
+        let writer = Writer::start_with(conn, Box::new(Gate(sync))).unwrap();
+        (dir, gate, writer)
+    }
+
     async fn insert(writer: &Writer, x: i64) -> Result<usize> {
         writer
             .write_statement(move |c| Ok(c.execute("INSERT INTO t (x) VALUES (?1)", [x])?))
@@ -507,13 +523,8 @@ mod tests {
 
     #[tokio::test]
     async fn nobody_is_answered_before_the_fsync_and_a_failed_fsync_stops_the_writes() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, gate, writer) = gated_writer();
         let path = dir.path().join("w.db");
-        Connection::open(&path).unwrap();
-        let conn = super::super::conn::open_writer(&path).unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let (gate, sync) = std_mpsc::channel();
-        let writer = Writer::start_with(conn, Box::new(Gate(sync))).unwrap();
 
         // Committed (another connection reads it) but not answered until
         // the fsync returns.
@@ -547,13 +558,8 @@ mod tests {
 
     #[tokio::test]
     async fn one_fsync_covers_the_commits_waiting_for_it() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, gate, writer) = gated_writer();
         let path = dir.path().join("w.db");
-        Connection::open(&path).unwrap();
-        let conn = super::super::conn::open_writer(&path).unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let (gate, sync) = std_mpsc::channel();
-        let writer = Writer::start_with(conn, Box::new(Gate(sync))).unwrap();
         // The first fsync is held while more batches commit behind it.
         let first = tokio::spawn({
             let writer = writer.clone();
