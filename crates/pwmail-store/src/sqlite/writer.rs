@@ -352,7 +352,7 @@ fn run(
         }
         if counters.failed_sync.load(Ordering::Acquire) {
             fail_all(
-                batch.drain(..).collect(),
+                std::mem::take(&mut batch),
                 not_durable("an earlier fsync failed"),
             );
             continue;
