@@ -32,12 +32,6 @@ pub const RESTART_AT: i64 = 8192;
 /// Longest the checkpoint waits for the writer to pause; it restarts the WAL
 /// without the pause after that (an idle writer never reaches a pause).
 const PAUSE_WAIT: Duration = Duration::from_millis(100);
-/// Longest a RESTART waits for readers to leave the WAL, the writer paused
-/// meanwhile: a long read (a backup, a big listing) makes it give up and
-/// try again at the next interval instead of stalling every write.
-const RESTART_WAIT: Duration = Duration::from_millis(200);
-/// Lock waits of the checkpoints otherwise.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The writer's pause between two batches, asked for by the checkpoint.
 #[derive(Default)]
@@ -94,7 +88,7 @@ pub fn start<T: Send + Sync + 'static>(
     pause: Arc<Pause>,
 ) -> Result<()> {
     let conn = Connection::open(&path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
     // The checkpoint fsyncs the WAL before it copies pages and the database
     // file after, so the WAL can start over: the writer itself never syncs
     // (its sync thread does, the WAL only).
@@ -106,7 +100,7 @@ pub fn start<T: Send + Sync + 'static>(
                 std::thread::sleep(EVERY);
                 match checkpoint(&conn, "PASSIVE") {
                     Ok(pages) if pages > RESTART_AT => {
-                        if let Err(e) = pause.with_writer_paused(|| restart(&conn)) {
+                        if let Err(e) = pause.with_writer_paused(|| checkpoint(&conn, "RESTART")) {
                             tracing::warn!(error = %e, "WAL restart checkpoint failed");
                         }
                     }
@@ -117,14 +111,6 @@ pub fn start<T: Send + Sync + 'static>(
         })
         .map_err(|e| StoreError::Database(Box::new(e)))?;
     Ok(())
-}
-
-/// A RESTART checkpoint that waits at most [`RESTART_WAIT`] for readers.
-fn restart(conn: &Connection) -> Result<i64> {
-    conn.busy_timeout(RESTART_WAIT)?;
-    let restarted = checkpoint(conn, "RESTART");
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    restarted
 }
 
 /// One checkpoint; returns the pages in the WAL.
