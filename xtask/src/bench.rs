@@ -471,24 +471,25 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&onboarding, "ratio_to_ceiling"),
         f(&onboarding, "peak_rss_mib"),
     );
+    // Null (no SQLite writer) prints as "-".
+    let count = |k: &str| {
+        onboarding[k]
+            .as_f64()
+            .map_or("-".into(), |v| format!("{v:.1}"))
+    };
+    let share = |k: &str| {
+        onboarding[k]
+            .as_f64()
+            .map_or("-".into(), |v| format!("{:.0} %", v * 100.0))
+    };
     println!(
         "{:<34} {:>10} per commit, writer busy {} (in COMMIT {}); {} writes per fsync, fsyncing {}",
         "SQLite writer",
-        onboarding["writer_batch"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{b:.1}")),
-        onboarding["writer_busy_share"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
-        onboarding["writer_commit_share"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
-        onboarding["writes_per_fsync"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{b:.1}")),
-        onboarding["writer_sync_share"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+        count("writer_batch"),
+        share("writer_busy_share"),
+        share("writer_commit_share"),
+        count("writes_per_fsync"),
+        share("writer_sync_share"),
     );
     println!(
         "{:<34} {}",

@@ -229,7 +229,7 @@ impl Dispatcher {
 
 fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
     if let Some(Err(e)) = joined {
-        tracing::error!(error = %e, "send task failed; its lease will expire");
+        tracing::error!(error = %e, "send or settle task failed; its lease will expire");
     }
 }
 

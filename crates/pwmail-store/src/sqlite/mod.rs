@@ -303,7 +303,7 @@ fn complete_reset_in(sp: &Savepoint<'_>, reset: &CompleteReset) -> Result<ResetO
     Ok(ResetOutcome::Changed { user, outbox_id })
 }
 
-/// `sql::claim_outbox`'s policy, step by step (see `sql::CLAIM_ONE`).
+/// The claim policy of `sql.rs`, step by step (see `sql::CLAIM_ONE`).
 fn claim_in(c: &Connection, claim: &Claim) -> Result<Vec<OutboxMessage>> {
     let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
     let due_row = |row: &conn::Row<'_, '_>| Ok((row.int("due")?, row.int("id")?));
