@@ -424,7 +424,16 @@ async fn oversized_body_is_413() {
 
 #[tokio::test]
 async fn authentication_and_authorization() {
-    let server = TestServer::start().await;
+    let clock = std::sync::Arc::new(pwmail_server::clock::ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        clock: Some(std::sync::Arc::clone(&clock)),
+        ..Options::default()
+    })
+    .await;
+    let trusted_for = pwmail_server::config::ServerConfig::default()
+        .auth_cache_ttl
+        .as_millis() as i64;
+    assert!(trusted_for > 0, "the default trusts a token for a while");
     server.add_user("hello@example.com", false).await;
     server.add_user("member@example.com", false).await;
     let body = send_body("hello@example.com");
@@ -473,7 +482,9 @@ async fn authentication_and_authorization() {
     assert_eq!((status, code), (403, 7));
     assert!(message.contains("not an admin"), "{message}");
 
-    // Revocation takes effect at once.
+    // Revocation (by another process: the CLI, a replica) takes effect
+    // within the stated bound, `auth_cache_ttl`, and not before: the
+    // cache is really in use.
     server.add_user("second-admin@example.com", true).await;
     let token = server.token_for("second-admin@example.com").await;
     let client = server.client_with(&token);
@@ -487,18 +498,25 @@ async fn authentication_and_authorization() {
     pwmail_server::app::users::revoke_token(server.store(), tokens[0].id, now())
         .await
         .unwrap();
+    clock.advance_ms(trusted_for - 1);
+    client
+        .send_password_email(&ns(), None, &send_body("member@example.com"))
+        .await
+        .expect("still trusted within the bound");
+    clock.advance_ms(1);
     let (status, code, message, _) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("member@example.com"))
+            .send_password_email(&ns(), None, &send_body("member@example.com"))
             .await,
     );
     assert_eq!((status, code), (401, 16));
     assert_eq!(message, "unknown or revoked API token");
 
-    // A disabled admin's tokens stop working too.
+    // A disabled admin's tokens stop working too, within the same bound.
     pwmail_server::app::users::disable_user(server.store(), pwmail_tests::ADMIN, now())
         .await
         .unwrap();
+    clock.advance_ms(trusted_for);
     let (status, _, _, _) = error_of(
         server
             .client()

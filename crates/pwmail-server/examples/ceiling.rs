@@ -44,5 +44,11 @@ async fn main() -> Result<(), String> {
         .config(config)
         .start()
         .map_err(|e| e.to_string())?;
-    server.await
+    // SIGINT handled here, not left to its default action: a process
+    // started in the background by a shell inherits SIGINT ignored, and the
+    // bench stops this one with SIGINT so callgrind writes its counts.
+    tokio::select! {
+        stopped = server => stopped,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }

@@ -125,6 +125,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             min_length: config.password_min_length,
         },
         hasher: secrets::password::Hasher::new(config.hash_concurrency, config.hash_queue),
+        auth_cache: app::auth::AuthCache::new(config.auth_cache_ttl),
         config,
     });
     let purge = tokio::spawn({

@@ -39,6 +39,8 @@ pub struct App {
     pub backlog: Backlog,
     pub policy: Policy,
     pub hasher: Hasher,
+    /// Admins recently authenticated (`config.auth_cache_ttl`).
+    pub auth_cache: auth::AuthCache,
 }
 
 impl App {

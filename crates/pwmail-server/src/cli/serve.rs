@@ -72,6 +72,11 @@ pub struct ServeArgs {
           default_value_t = defaults().idempotency_ttl.as_secs(),
           value_parser = clap::value_parser!(u64).range(60..=30 * 24 * 3600))]
     pub idempotency_ttl_secs: u64,
+    /// Milliseconds an authenticated API token is trusted without a lookup: a revoked token, a disabled admin or a withdrawn admin role stops working within this (0: at once, one lookup per call).
+    #[arg(long, env = "PWMAIL_AUTH_CACHE_MS",
+          default_value_t = defaults().auth_cache_ttl.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub auth_cache_ms: u64,
     /// Email of the admin created on first start with an empty database.
     #[arg(long, env = "PWMAIL_BOOTSTRAP_ADMIN", default_value_t = defaults().bootstrap_admin_email)]
     pub bootstrap_admin: String,
@@ -118,6 +123,7 @@ impl ServeArgs {
             reset_guess_rate: self.reset_guess_rate,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             password_min_length: usize::from(self.password_min_length),
             hash_queue: self.hash_queue,
             bootstrap_admin_email: self.bootstrap_admin.clone(),

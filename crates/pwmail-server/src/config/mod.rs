@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long an Idempotency-Key and its outcome are kept.
     pub idempotency_ttl: Duration,
+    /// How long an authenticated API token is taken on trust without a
+    /// lookup: the longest a revoked token keeps working (zero: none).
+    pub auth_cache_ttl: Duration,
     pub product_name: String,
     pub mail_from: String,
     pub support_contact: Option<String>,
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             hash_queue: 256,
             request_timeout: Duration::from_secs(30),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            auth_cache_ttl: Duration::from_secs(1),
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@localhost>".into(),
             support_contact: None,

@@ -136,7 +136,7 @@ async fn admin(
 ) -> Result<Authenticated, ApiError> {
     auth::only_one(rqctx.request.headers())?;
     let token = auth::api_token(header)?;
-    Ok(crate::app::auth::admin(&*rqctx.context().app.store, token).await?)
+    Ok(rqctx.context().app.admin(token).await?)
 }
 
 /// `Idempotent-Replayed: true` on a 200 that repeats a stored outcome.
