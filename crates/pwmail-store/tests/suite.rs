@@ -988,3 +988,76 @@ async fn replicas_starting_together_migrate_once() {
     drop(stores);
     schema.drop_schema().await;
 }
+
+/// PostgreSQL: what an API call and a send run, one after another, reuse
+/// one connection (a connection opened per statement costs a TLS handshake
+/// and a login each time), a refused call included.
+#[tokio::test]
+async fn postgres_calls_and_sends_reuse_their_connection() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let store = PgStore::open(&schema.url(None), pool(5)).await.unwrap();
+    let actor = admin_actor(&store).await;
+    let opened = store.connections_opened();
+    for i in 0..5u8 {
+        let email = format!("reuse{i}@example.com");
+        let user = store
+            .create_user(&new_user(&email, false), T0)
+            .await
+            .unwrap();
+        assert!(store.find_user_by_email(&email).await.unwrap().is_some());
+        let issued = store
+            .issue_link(&issue(
+                user.id,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                100 + i,
+                T0,
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(issued, IssueOutcome::Issued { .. }), "{issued:?}");
+        let again = store
+            .issue_link(&issue(
+                user.id,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                200 + i,
+                T0,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, IssueOutcome::CoolingDown { .. }),
+            "{again:?}"
+        );
+        let claimed = store
+            .claim_outbox(&Claim {
+                owner: "w".into(),
+                now: T0,
+                lease_ms: 60_000,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let sent = Settlement::Sent {
+            reply: "250 ok".into(),
+            at: T0,
+        };
+        assert!(
+            store
+                .settle_outbox(claimed[0].id, "w", &sent)
+                .await
+                .unwrap()
+        );
+        store.outbox_depth().await.unwrap();
+        store.next_outbox_due().await.unwrap();
+    }
+    assert_eq!(
+        store.connections_opened(),
+        opened,
+        "no connection opened again"
+    );
+    drop(store);
+    schema.drop_schema().await;
+}

@@ -212,7 +212,16 @@ impl Dispatcher {
                 "email given up (dead letter)"
             ),
         }
-        match self.store.settle_outbox(id, owner, &outcome).await {
+        self.record(id, owner, &outcome).await;
+    }
+
+    /// Stores a settlement; see [`settle_with_retries`].
+    async fn record(&self, id: i64, owner: &str, outcome: &Settlement) {
+        let settled = settle_with_retries(self.config.lease / 2, || {
+            self.store.settle_outbox(id, owner, outcome)
+        })
+        .await;
+        match settled {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 outbox_id = id,
@@ -220,9 +229,10 @@ impl Dispatcher {
             ),
             // The lease will run out and the row will be sent again: a
             // possible duplicate, never a lost email.
-            Err(e) => {
-                tracing::error!(outbox_id = id, error = %e, "could not record the send result")
-            }
+            Err(e) => tracing::error!(
+                outbox_id = id, error = %e,
+                "could not record the send result; it will be sent again when its lease ends"
+            ),
         }
     }
 }
@@ -233,6 +243,35 @@ fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
     }
 }
 
+/// Runs `settle` until it succeeds, fails for good, or `within` has
+/// passed: a sent message left unsettled (a connection the database
+/// dropped, a moment's outage) would be sent again once its lease runs out.
+async fn settle_with_retries<F, Fut>(within: Duration, mut settle: F) -> pwmail_store::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = pwmail_store::Result<bool>>,
+{
+    let give_up = tokio::time::Instant::now() + within;
+    let mut wait = SETTLE_RETRY_FIRST;
+    loop {
+        match settle().await {
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() + wait < give_up => {
+                tracing::warn!(
+                    error = %e, retry_in_ms = wait.as_millis() as u64,
+                    "could not record a send result; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(SETTLE_RETRY_MAX);
+            }
+            settled => return settled,
+        }
+    }
+}
+
+/// The first and the longest wait between attempts to record a send.
+const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(50);
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Sends waiting to be settled, per slot, before sending waits for them.
 const SETTLING_PER_SLOT: usize = 4;
 
@@ -242,4 +281,53 @@ struct Sent {
     message: OutboxMessage,
     result: Result<String, SendError>,
     took: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pwmail_store::StoreError;
+    use std::cell::Cell;
+
+    fn unavailable() -> StoreError {
+        StoreError::Unavailable("connection reset".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settle_that_fails_for_a_moment_is_tried_again_until_it_lands() {
+        let calls = Cell::new(0);
+        let started = tokio::time::Instant::now();
+        let settled = settle_with_retries(Duration::from_secs(60), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n <= 3 { Err(unavailable()) } else { Ok(true) } }
+        })
+        .await;
+        assert!(matches!(settled, Ok(true)), "{settled:?}");
+        assert_eq!(calls.get(), 4);
+        // 50 + 100 + 200 ms of waiting, on tokio's paused clock.
+        assert_eq!(started.elapsed(), Duration::from_millis(350));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settle_gives_up_within_its_time_and_never_retries_a_lasting_error() {
+        let calls = Cell::new(0);
+        let settled = settle_with_retries(Duration::from_secs(5), || {
+            calls.set(calls.get() + 1);
+            async { Err(unavailable()) }
+        })
+        .await;
+        assert!(matches!(settled, Err(StoreError::Unavailable(_))));
+        // 50, 100, 200, 400, 800, 1600 ms: the next 2 s wait would pass 5 s.
+        assert_eq!(calls.get(), 7);
+
+        calls.set(0);
+        let settled = settle_with_retries(Duration::from_secs(5), || {
+            calls.set(calls.get() + 1);
+            async { Err(StoreError::Corrupt("bad row".into())) }
+        })
+        .await;
+        assert!(matches!(settled, Err(StoreError::Corrupt(_))));
+        assert_eq!(calls.get(), 1, "an error that will not pass is not retried");
+    }
 }

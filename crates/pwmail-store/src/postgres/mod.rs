@@ -7,9 +7,12 @@
 
 use std::str::FromStr;
 
+mod pool;
+
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Connection as _;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 
 use std::sync::LazyLock;
 
@@ -18,9 +21,8 @@ use crate::rows;
 use crate::sql::{self, POSTGRES};
 use crate::*;
 
-#[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: pool::Pool,
 }
 
 impl PgStore {
@@ -30,14 +32,19 @@ impl PgStore {
     /// for a connection, so an unreachable database means a quick 503.
     pub async fn open(url: &str, pool: crate::PoolOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections.max(1))
-            .min_connections(0)
-            .acquire_timeout(pool.acquire_timeout)
-            .connect_with(options)
+        let pool = pool::Pool::new(options, pool.max_connections, pool.acquire_timeout);
+        let mut conn = pool.acquire().await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut *conn)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        conn.release();
         Ok(PgStore { pool })
+    }
+
+    /// Connections this store has opened so far.
+    #[cfg(feature = "testing")]
+    pub fn connections_opened(&self) -> u64 {
+        self.pool.opened()
     }
 
     /// Whether the database at `url` holds pwmail's schema, without creating it.
@@ -50,10 +57,6 @@ impl PgStore {
             .await?;
         let _ = conn.close().await;
         Ok(found)
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
     }
 }
 
@@ -96,9 +99,9 @@ static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
 });
 static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox_locked().leak());
 
-/// Queues a message inside `tx`; returns its outbox id.
+/// Queues a message (inside the caller's transaction); returns its outbox id.
 async fn insert_message(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     m: &NewMessage,
     now: UnixMillis,
     request_id: &str,
@@ -114,25 +117,28 @@ async fn insert_message(
         .bind(now)
         .bind(request_id)
         .bind(user.0)
-        .fetch_one(&mut **tx)
+        .fetch_one(conn)
         .await?)
 }
 
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        conn.release();
         Ok(())
     }
 
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::USER_INSERT)
             .bind(user.email.trim())
             .bind(email_key(&user.email))
             .bind(&user.name)
             .bind(user.is_admin)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => {
@@ -140,39 +146,51 @@ impl Store for PgStore {
                 }
                 other => other,
             })?;
+        conn.release();
         rows::user(&row)
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        let found = sqlx::query(sql::USERS_ALL).fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let found = sqlx::query(sql::USERS_ALL).fetch_all(&mut *conn).await?;
+        conn.release();
         found.iter().map(rows::user).collect()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::USER_BY_ID)
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::user).transpose()
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::USER_BY_EMAIL_KEY)
             .bind(email_key(email))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::user).transpose()
     }
 
     async fn count_admins(&self) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
         let n: i64 = sqlx::query_scalar(sql::COUNT_ADMINS)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.release();
         Ok(n.max(0) as u64)
     }
 
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
-        let mut tx = self.begin_write().await?;
+        // Dropped on an error before its commit, the connection goes and
+        // the transaction with it.
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let row = sqlx::query(sql::USER_DISABLE)
             .bind(email_key(email))
             .bind(now)
@@ -188,14 +206,17 @@ impl Store for PgStore {
                 .await?;
         }
         tx.commit().await?;
+        conn.release();
         Ok(user)
     }
 
     async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+        let mut conn = self.pool.acquire().await?;
         let hash: Option<Option<String>> = sqlx::query_scalar(sql::PASSWORD_HASH)
             .bind(user.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         Ok(hash.flatten())
     }
 
@@ -206,50 +227,60 @@ impl Store for PgStore {
         label: &str,
         now: UnixMillis,
     ) -> Result<ApiTokenInfo> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::TOKEN_INSERT)
             .bind(user.0)
             .bind(&hash.0[..])
             .bind(label)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.release();
         rows::token(&row)
     }
 
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(sql::TOKENS_OF_USER)
             .bind(user.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         found.iter().map(rows::token).collect()
     }
 
     async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(sql::TOKEN_REVOKE)
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.release();
         Ok(done.rows_affected() == 1)
     }
 
     async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::AUTHENTICATE)
             .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::authenticated).transpose()
     }
 
     async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
+        let mut conn = self.pool.acquire().await?;
         let (period, tau) = gcra::params(limit);
         let (admitted, before): (Option<i64>, Option<i64>) = sqlx::query_as(*RATE_LIMIT)
             .bind(key.to_string())
             .bind(now)
             .bind(period)
             .bind(tau)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.release();
         Ok(match admitted {
             Some(_) => Admission::Admitted,
             None => gcra::refused(before.unwrap_or(now), tau, now),
@@ -257,10 +288,12 @@ impl Store for PgStore {
     }
 
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(sql::RATE_PURGE)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.release();
         Ok(done.rows_affected())
     }
 
@@ -271,33 +304,41 @@ impl Store for PgStore {
         key: &str,
         now: UnixMillis,
     ) -> Result<Option<StoredOutcome>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::IDEMPOTENCY_FIND)
             .bind(token_id)
             .bind(operation.as_str())
             .bind(key)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::stored_outcome).transpose()
     }
 
     async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(sql::IDEMPOTENCY_PURGE)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.release();
         Ok(done.rows_affected())
     }
 
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
-        // Dropping `tx` before its commit rolls it back.
-        let mut tx = self.begin_write().await?;
+        // Dropped on an error before its commit, the connection goes and
+        // the transaction with it.
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let consumed: Option<i64> = sqlx::query_scalar(sql::LINK_CONSUME_USER)
             .bind(&reset.link_hash.0[..])
             .bind(reset.now)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(user) = consumed.map(UserId) else {
+            tx.rollback().await?;
+            conn.release();
             return Ok(ResetOutcome::LinkUnusable);
         };
         let updated = sqlx::query(sql::PASSWORD_SET)
@@ -307,6 +348,8 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            conn.release();
             return Ok(ResetOutcome::LinkUnusable);
         }
         sqlx::query(sql::LINKS_REVOKE_OPEN)
@@ -315,7 +358,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         let outbox_id =
-            insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user).await?;
+            insert_message(&mut *tx, &reset.notice, reset.now, &reset.request_id, user).await?;
         sqlx::query(sql::AUDIT_PASSWORD_CHANGED)
             .bind(reset.now)
             .bind(user.0)
@@ -324,6 +367,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        conn.release();
         Ok(ResetOutcome::Changed { user, outbox_id })
     }
 
@@ -343,6 +387,7 @@ impl Store for PgStore {
         let (period, tau) = gcra::params(&issue.cooldown);
         let idem = issue.idempotency.as_ref();
         let m = &issue.message;
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
                     stored_request_id
@@ -370,10 +415,13 @@ impl Store for PgStore {
         .bind(idem.map(|i| i.key.as_str()))
         .bind(idem.map(|i| i.fingerprint.as_str()))
         .bind(idem.map(|i| i.expires_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await;
         let row = match row {
-            Ok(row) => row,
+            Ok(row) => {
+                conn.release();
+                row
+            }
             // Raised after the writes if a live row held the key: all rolled back.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PWM01") => {
                 return Ok(IssueOutcome::KeyInFlight);
@@ -414,21 +462,25 @@ impl Store for PgStore {
     }
 
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::LINK_BY_HASH)
             .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::link).transpose()
     }
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(*CLAIM_OUTBOX)
             .bind(&claim.owner)
             .bind(claim.now)
             .bind(claim.lease_ms)
             .bind(i64::from(claim.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         let mut claimed = found
             .iter()
             .map(rows::outbox_message)
@@ -438,6 +490,7 @@ impl Store for PgStore {
     }
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
         let query = match outcome {
             Settlement::Sent { reply, at } => sqlx::query(sql::SETTLE_SENT)
                 .bind(id)
@@ -460,24 +513,29 @@ impl Store for PgStore {
                 .bind(error)
                 .bind(*at),
         };
-        let done = query.execute(&self.pool).await?;
+        let done = query.execute(&mut *conn).await?;
+        conn.release();
         Ok(done.rows_affected() == 1)
     }
 
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(sql::REQUEUE_DEAD)
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.release();
         Ok(done.rows_affected() == 1)
     }
 
     async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(sql::OUTBOX_STATUS)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.release();
         row.as_ref().map(rows::outbox_status).transpose()
     }
 
@@ -486,11 +544,13 @@ impl Store for PgStore {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(sql::OUTBOX_LIST)
             .bind(state.map(OutboxState::as_str))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         found.iter().map(rows::outbox_status).collect()
     }
 
@@ -500,26 +560,32 @@ impl Store for PgStore {
         request_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(sql::OUTBOX_FOR)
             .bind(user.map(|u| u.0))
             .bind(request_id)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         found.iter().map(rows::outbox_status).collect()
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
+        let mut conn = self.pool.acquire().await?;
         let counts: Vec<(String, i64)> = sqlx::query_as(sql::OUTBOX_DEPTH)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         Ok(rows::outbox_depth(counts))
     }
 
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
+        let mut conn = self.pool.acquire().await?;
         let due: Option<i64> = sqlx::query_scalar(sql::OUTBOX_NEXT_DUE)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.release();
         Ok(due)
     }
 }
@@ -529,12 +595,14 @@ impl Store for PgStore {
 #[async_trait]
 impl crate::testing::StoreTestExt for PgStore {
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(crate::testing::PASSWORD_SET_ANY)
             .bind(user.0)
             .bind(phc)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.release();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no user {user}")));
         }
@@ -542,10 +610,12 @@ impl crate::testing::StoreTestExt for PgStore {
     }
 
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(sql::AUDIT_OF_USER)
             .bind(target.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         found.iter().map(rows::audit).collect()
     }
 }
