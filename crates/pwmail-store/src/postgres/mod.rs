@@ -358,7 +358,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         let outbox_id =
-            insert_message(&mut *tx, &reset.notice, reset.now, &reset.request_id, user).await?;
+            insert_message(&mut tx, &reset.notice, reset.now, &reset.request_id, user).await?;
         sqlx::query(sql::AUDIT_PASSWORD_CHANGED)
             .bind(reset.now)
             .bind(user.0)
