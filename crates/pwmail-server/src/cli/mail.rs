@@ -87,6 +87,6 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
     let message = rendered.into_message(kind, to, &config.mail_domain());
     let from = config.mail_from.parse()?;
     let mime = mail::build_message(&message, &from, now)?;
-    out!("{}", String::from_utf8_lossy(&mime.formatted()))?;
+    out!("{}", String::from_utf8_lossy(&mime.bytes))?;
     Ok(())
 }

@@ -70,9 +70,9 @@ impl DirectoryTransport {
 #[async_trait]
 impl Transport for DirectoryTransport {
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
-        let mime = mail::build_message(&message.message, &self.from, message.created_at)
-            .map_err(|e| SendError::permanent(e.to_string()))?;
-        let bytes = mime.formatted();
+        let bytes = mail::build_message(&message.message, &self.from, message.created_at)
+            .map_err(|e| SendError::permanent(e.to_string()))?
+            .bytes;
         let stem: String = message
             .message
             .message_id
@@ -141,7 +141,7 @@ impl Transport for SmtpTransport {
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
         let mime = mail::build_message(&message.message, &self.from, message.created_at)
             .map_err(|e| SendError::permanent(e.to_string()))?;
-        match self.pool.send(mime.envelope(), &mime.formatted()).await {
+        match self.pool.send(&mime.envelope, &mime.bytes).await {
             Ok(response) => Ok(format!(
                 "{} {}",
                 response.code(),

@@ -112,6 +112,7 @@ impl Pool {
         }
     }
 
+    #[cfg(feature = "testing")]
     pub(super) fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }
