@@ -155,29 +155,44 @@ const LONGEST_7BIT_LINE: usize = 998;
 /// quoted-print any line of 76 octets or more, which every line holding a
 /// link in HTML is: measured at a third of building a message.
 fn body(content: &str) -> Body {
-    match seven_bit(content) {
-        Some(crlf) => {
-            Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
-        }
-        None => Body::new(crlf_lines(content).join("\r\n")),
+    let (text, plain) = crlf(content);
+    if plain {
+        Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text)
     }
-}
-
-/// Every line of `content`, its CR, LF or CRLF ending dropped.
-fn crlf_lines(content: &str) -> Vec<&str> {
-    content
-        .split('\n')
-        .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'))
-        .collect()
 }
 
 /// `content` with CRLF line ends, if it can go as 7bit as it is.
 fn seven_bit(content: &str) -> Option<String> {
-    let lines = crlf_lines(content);
-    let plain = content.is_ascii()
-        && !content.contains('\0')
-        && lines.iter().all(|line| line.len() <= LONGEST_7BIT_LINE);
-    plain.then(|| lines.join("\r\n"))
+    let (text, plain) = crlf(content);
+    plain.then_some(text)
+}
+
+/// `content` with every line ending CRLF (a CRLF, a lone CR and a lone LF
+/// each end one line), and whether it can go as 7bit as it is: ASCII, no
+/// NUL, no line over SMTP's limit. One pass, memchr finding the line ends:
+/// it runs on every message sent.
+fn crlf(content: &str) -> (String, bool) {
+    let mut plain = content.is_ascii() && memchr::memchr(0, content.as_bytes()).is_none();
+    let mut out = String::with_capacity(content.len() + content.len() / 16 + 2);
+    let mut rest = content;
+    loop {
+        let end = memchr::memchr2(b'\r', b'\n', rest.as_bytes());
+        let line = &rest[..end.unwrap_or(rest.len())];
+        plain &= line.len() <= LONGEST_7BIT_LINE;
+        out.push_str(line);
+        let Some(end) = end else {
+            return (out, plain);
+        };
+        out.push_str("\r\n");
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +259,30 @@ mod tests {
             "closed: {body:?}"
         );
         (headers, parts)
+    }
+
+    #[test]
+    fn every_kind_of_line_end_becomes_one_crlf() {
+        for (content, expected) in [
+            ("", ""),
+            ("a", "a"),
+            ("a\n", "a\r\n"),
+            ("a\r\nb", "a\r\nb"),
+            ("a\rb", "a\r\nb"),
+            ("a\r\r\nb\n\n", "a\r\n\r\nb\r\n\r\n"),
+            ("\n\r", "\r\n\r\n"),
+            ("x\r", "x\r\n"),
+        ] {
+            assert_eq!(seven_bit(content).as_deref(), Some(expected), "{content:?}");
+        }
+        assert_eq!(
+            seven_bit(&"x".repeat(LONGEST_7BIT_LINE)).map(|s| s.len()),
+            Some(998)
+        );
+        assert!(seven_bit(&format!("a\n{}\nb", "x".repeat(999))).is_none());
+        assert!(seven_bit("nul\0").is_none());
+        assert!(seven_bit("Grüße").is_none());
+        assert_eq!(crlf("Grüße\n"), ("Grüße\r\n".to_string(), false));
     }
 
     #[test]
