@@ -58,7 +58,41 @@ impl PgStore {
         let _ = conn.close().await;
         Ok(found)
     }
+
+    // One statement on a pooled connection each; the connection goes back
+    // to the pool only when the statement succeeded.
+
+    async fn optional(&self, query: PgQuery<'_>) -> Result<Option<PgRow>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = query.fetch_optional(&mut *conn).await?;
+        conn.release();
+        Ok(row)
+    }
+
+    async fn one(&self, query: PgQuery<'_>) -> Result<PgRow> {
+        let mut conn = self.pool.acquire().await?;
+        let row = query.fetch_one(&mut *conn).await?;
+        conn.release();
+        Ok(row)
+    }
+
+    async fn all(&self, query: PgQuery<'_>) -> Result<Vec<PgRow>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = query.fetch_all(&mut *conn).await?;
+        conn.release();
+        Ok(rows)
+    }
+
+    /// Rows changed.
+    async fn execute(&self, query: PgQuery<'_>) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        let done = query.execute(&mut *conn).await?;
+        conn.release();
+        Ok(done.rows_affected())
+    }
 }
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// A sqlx row, read by column name.
 impl rows::Columns for PgRow {
@@ -124,65 +158,47 @@ async fn insert_message(
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await?;
-        conn.release();
+        self.execute(sqlx::query("SELECT 1")).await?;
         Ok(())
     }
 
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::USER_INSERT)
+        let insert = sqlx::query(sql::USER_INSERT)
             .bind(user.email.trim())
             .bind(email_key(&user.email))
             .bind(&user.name)
             .bind(user.is_admin)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
-                }
-                other => other,
-            })?;
-        conn.release();
+            .bind(now);
+        let row = self.one(insert).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user with email {} already exists", user.email))
+            }
+            other => other,
+        })?;
         rows::user(&row)
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(sql::USERS_ALL).fetch_all(&mut *conn).await?;
-        conn.release();
+        let found = self.all(sqlx::query(sql::USERS_ALL)).await?;
         found.iter().map(rows::user).collect()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::USER_BY_ID)
-            .bind(id.0)
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::USER_BY_ID).bind(id.0))
             .await?;
-        conn.release();
         row.as_ref().map(rows::user).transpose()
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::USER_BY_EMAIL_KEY)
-            .bind(email_key(email))
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::USER_BY_EMAIL_KEY).bind(email_key(email)))
             .await?;
-        conn.release();
         row.as_ref().map(rows::user).transpose()
     }
 
     async fn count_admins(&self) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        let n: i64 = sqlx::query_scalar(sql::COUNT_ADMINS)
-            .fetch_one(&mut *conn)
-            .await?;
-        conn.release();
+        let n: i64 = self.one(sqlx::query(sql::COUNT_ADMINS)).await?.try_get(0)?;
         Ok(n.max(0) as u64)
     }
 
@@ -211,13 +227,10 @@ impl Store for PgStore {
     }
 
     async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
-        let mut conn = self.pool.acquire().await?;
-        let hash: Option<Option<String>> = sqlx::query_scalar(sql::PASSWORD_HASH)
-            .bind(user.0)
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::PASSWORD_HASH).bind(user.0))
             .await?;
-        conn.release();
-        Ok(hash.flatten())
+        Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 
     async fn create_api_token(
@@ -227,60 +240,49 @@ impl Store for PgStore {
         label: &str,
         now: UnixMillis,
     ) -> Result<ApiTokenInfo> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::TOKEN_INSERT)
-            .bind(user.0)
-            .bind(&hash.0[..])
-            .bind(label)
-            .bind(now)
-            .fetch_one(&mut *conn)
+        let row = self
+            .one(
+                sqlx::query(sql::TOKEN_INSERT)
+                    .bind(user.0)
+                    .bind(&hash.0[..])
+                    .bind(label)
+                    .bind(now),
+            )
             .await?;
-        conn.release();
         rows::token(&row)
     }
 
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(sql::TOKENS_OF_USER)
-            .bind(user.0)
-            .fetch_all(&mut *conn)
+        let found = self
+            .all(sqlx::query(sql::TOKENS_OF_USER).bind(user.0))
             .await?;
-        conn.release();
         found.iter().map(rows::token).collect()
     }
 
     async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(sql::TOKEN_REVOKE)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *conn)
+        let done = self
+            .execute(sqlx::query(sql::TOKEN_REVOKE).bind(id).bind(now))
             .await?;
-        conn.release();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::AUTHENTICATE)
-            .bind(&hash.0[..])
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::AUTHENTICATE).bind(&hash.0[..]))
             .await?;
-        conn.release();
         row.as_ref().map(rows::authenticated).transpose()
     }
 
     async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission> {
-        let mut conn = self.pool.acquire().await?;
         let (period, tau) = gcra::params(limit);
-        let (admitted, before): (Option<i64>, Option<i64>) = sqlx::query_as(*RATE_LIMIT)
+        let step = sqlx::query(*RATE_LIMIT)
             .bind(key.to_string())
             .bind(now)
             .bind(period)
-            .bind(tau)
-            .fetch_one(&mut *conn)
-            .await?;
-        conn.release();
+            .bind(tau);
+        let row = self.one(step).await?;
+        let (admitted, before): (Option<i64>, Option<i64>) =
+            (row.try_get("admitted")?, row.try_get("before")?);
         Ok(match admitted {
             Some(_) => Admission::Admitted,
             None => gcra::refused(before.unwrap_or(now), tau, now),
@@ -288,13 +290,8 @@ impl Store for PgStore {
     }
 
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(sql::RATE_PURGE)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        conn.release();
-        Ok(done.rows_affected())
+        let done = self.execute(sqlx::query(sql::RATE_PURGE).bind(now)).await?;
+        Ok(done)
     }
 
     async fn find_idempotency(
@@ -304,26 +301,23 @@ impl Store for PgStore {
         key: &str,
         now: UnixMillis,
     ) -> Result<Option<StoredOutcome>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::IDEMPOTENCY_FIND)
-            .bind(token_id)
-            .bind(operation.as_str())
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(
+                sqlx::query(sql::IDEMPOTENCY_FIND)
+                    .bind(token_id)
+                    .bind(operation.as_str())
+                    .bind(key)
+                    .bind(now),
+            )
             .await?;
-        conn.release();
         row.as_ref().map(rows::stored_outcome).transpose()
     }
 
     async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(sql::IDEMPOTENCY_PURGE)
-            .bind(now)
-            .execute(&mut *conn)
+        let done = self
+            .execute(sqlx::query(sql::IDEMPOTENCY_PURGE).bind(now))
             .await?;
-        conn.release();
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome> {
@@ -462,25 +456,22 @@ impl Store for PgStore {
     }
 
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::LINK_BY_HASH)
-            .bind(&hash.0[..])
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::LINK_BY_HASH).bind(&hash.0[..]))
             .await?;
-        conn.release();
         row.as_ref().map(rows::link).transpose()
     }
 
     async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(*CLAIM_OUTBOX)
-            .bind(&claim.owner)
-            .bind(claim.now)
-            .bind(claim.lease_ms)
-            .bind(i64::from(claim.limit))
-            .fetch_all(&mut *conn)
+        let found = self
+            .all(
+                sqlx::query(*CLAIM_OUTBOX)
+                    .bind(&claim.owner)
+                    .bind(claim.now)
+                    .bind(claim.lease_ms)
+                    .bind(i64::from(claim.limit)),
+            )
             .await?;
-        conn.release();
         let mut claimed = found
             .iter()
             .map(rows::outbox_message)
@@ -490,7 +481,6 @@ impl Store for PgStore {
     }
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
         let query = match outcome {
             Settlement::Sent { reply, at } => sqlx::query(sql::SETTLE_SENT)
                 .bind(id)
@@ -513,29 +503,20 @@ impl Store for PgStore {
                 .bind(error)
                 .bind(*at),
         };
-        let done = query.execute(&mut *conn).await?;
-        conn.release();
-        Ok(done.rows_affected() == 1)
+        Ok(self.execute(query).await? == 1)
     }
 
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(sql::REQUEUE_DEAD)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *conn)
+        let done = self
+            .execute(sqlx::query(sql::REQUEUE_DEAD).bind(id).bind(now))
             .await?;
-        conn.release();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(sql::OUTBOX_STATUS)
-            .bind(id)
-            .fetch_optional(&mut *conn)
+        let row = self
+            .optional(sqlx::query(sql::OUTBOX_STATUS).bind(id))
             .await?;
-        conn.release();
         row.as_ref().map(rows::outbox_status).transpose()
     }
 
@@ -544,13 +525,13 @@ impl Store for PgStore {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(sql::OUTBOX_LIST)
-            .bind(state.map(OutboxState::as_str))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
+        let found = self
+            .all(
+                sqlx::query(sql::OUTBOX_LIST)
+                    .bind(state.map(OutboxState::as_str))
+                    .bind(i64::from(limit)),
+            )
             .await?;
-        conn.release();
         found.iter().map(rows::outbox_status).collect()
     }
 
@@ -560,33 +541,30 @@ impl Store for PgStore {
         request_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(sql::OUTBOX_FOR)
-            .bind(user.map(|u| u.0))
-            .bind(request_id)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
+        let found = self
+            .all(
+                sqlx::query(sql::OUTBOX_FOR)
+                    .bind(user.map(|u| u.0))
+                    .bind(request_id)
+                    .bind(i64::from(limit)),
+            )
             .await?;
-        conn.release();
         found.iter().map(rows::outbox_status).collect()
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
-        let mut conn = self.pool.acquire().await?;
-        let counts: Vec<(String, i64)> = sqlx::query_as(sql::OUTBOX_DEPTH)
-            .fetch_all(&mut *conn)
-            .await?;
-        conn.release();
+        let counts = self
+            .all(sqlx::query(sql::OUTBOX_DEPTH))
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<(String, i64)>>>()?;
         Ok(rows::outbox_depth(counts))
     }
 
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
-        let mut conn = self.pool.acquire().await?;
-        let due: Option<i64> = sqlx::query_scalar(sql::OUTBOX_NEXT_DUE)
-            .fetch_one(&mut *conn)
-            .await?;
-        conn.release();
-        Ok(due)
+        let row = self.one(sqlx::query(sql::OUTBOX_NEXT_DUE)).await?;
+        Ok(row.try_get(0)?)
     }
 }
 
@@ -595,27 +573,24 @@ impl Store for PgStore {
 #[async_trait]
 impl crate::testing::StoreTestExt for PgStore {
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(crate::testing::PASSWORD_SET_ANY)
-            .bind(user.0)
-            .bind(phc)
-            .bind(now)
-            .execute(&mut *conn)
+        let done = self
+            .execute(
+                sqlx::query(crate::testing::PASSWORD_SET_ANY)
+                    .bind(user.0)
+                    .bind(phc)
+                    .bind(now),
+            )
             .await?;
-        conn.release();
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!("no user {user}")));
         }
         Ok(())
     }
 
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
-        let mut conn = self.pool.acquire().await?;
-        let found = sqlx::query(sql::AUDIT_OF_USER)
-            .bind(target.0)
-            .fetch_all(&mut *conn)
+        let found = self
+            .all(sqlx::query(sql::AUDIT_OF_USER).bind(target.0))
             .await?;
-        conn.release();
         found.iter().map(rows::audit).collect()
     }
 }
