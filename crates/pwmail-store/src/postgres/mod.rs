@@ -32,7 +32,7 @@ impl PgStore {
     /// for a connection, so an unreachable database means a quick 503.
     pub async fn open(url: &str, pool: crate::PoolOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = pool::Pool::new(options, pool.max_connections, pool.acquire_timeout);
+        let pool = pool::Pool::new(options, pool);
         let mut conn = pool.acquire().await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&mut *conn)
@@ -49,9 +49,8 @@ impl PgStore {
 
     /// Whether the database at `url` holds pwmail's schema, without creating it.
     pub async fn has_schema(url: &str) -> Result<bool> {
-        use sqlx::Connection as _;
         let options = PgConnectOptions::from_str(url)?;
-        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let mut conn = PgConnection::connect_with(&options).await?;
         let found: bool = sqlx::query_scalar("SELECT to_regclass('users') IS NOT NULL")
             .fetch_one(&mut conn)
             .await?;

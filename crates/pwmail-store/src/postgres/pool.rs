@@ -54,12 +54,13 @@ pub(super) struct Conn<'a> {
 }
 
 impl Pool {
-    pub(super) fn new(options: PgConnectOptions, max: u32, acquire_timeout: Duration) -> Self {
+    pub(super) fn new(options: PgConnectOptions, sized: crate::PoolOptions) -> Self {
+        let max = sized.max_connections.max(1) as usize;
         Pool {
             options,
-            acquire_timeout,
-            max: max.max(1) as usize,
-            permits: Semaphore::new(max.max(1) as usize),
+            acquire_timeout: sized.acquire_timeout,
+            max,
+            permits: Semaphore::new(max),
             idle: Mutex::new(Vec::new()),
             opened: AtomicU64::new(0),
         }
@@ -180,7 +181,13 @@ mod tests {
     #[tokio::test]
     async fn a_released_connection_is_lent_again_and_a_dropped_one_never() {
         let options = PgConnectOptions::from_str(&base_url()).unwrap();
-        let pool = Pool::new(options, 2, Duration::from_secs(5));
+        let pool = Pool::new(
+            options,
+            crate::PoolOptions {
+                acquire_timeout: Duration::from_secs(5),
+                max_connections: 2,
+            },
+        );
         let mut first = pool.acquire().await.unwrap();
         let pid = backend(&mut first).await;
         first.release();
