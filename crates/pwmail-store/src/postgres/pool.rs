@@ -166,11 +166,6 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    fn base_url() -> String {
-        std::env::var("PWMAIL_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-    }
-
     async fn backend(conn: &mut PgConnection) -> i32 {
         sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(conn)
@@ -180,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_released_connection_is_lent_again_and_a_dropped_one_never() {
-        let options = PgConnectOptions::from_str(&base_url()).unwrap();
+        let options = PgConnectOptions::from_str(&pwmail_testkit::pg::base_url()).unwrap();
         let pool = Pool::new(
             options,
             crate::PoolOptions {
