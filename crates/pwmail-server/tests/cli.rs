@@ -467,8 +467,8 @@ fn mail_preview_prints_the_rendered_message() {
 #[test]
 fn outbox_commands_show_and_requeue_dead_messages() {
     use pwmail_store::{
-        Actor, Claim, CompleteReset, IssueLink, LinkPurpose, MessageKind, NewMessage, Rate,
-        Settlement, TokenHash,
+        Actor, CallerCharge, Claim, CompleteReset, IssueLink, LinkPurpose, MessageKind, NewMessage,
+        Rate, Settlement, TokenHash,
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -513,10 +513,10 @@ fn outbox_commands_show_and_requeue_dead_messages() {
                     purpose: LinkPurpose::SendPasswordEmail,
                     link_hash: TokenHash([hash; 32]),
                     expires_at: 10_000,
-                    caller_rate: Rate {
+                    caller: CallerCharge::Pending(Rate {
                         period_ms: 1,
                         burst: 1_000,
-                    },
+                    }),
                     cooldown: Rate {
                         period_ms: 1,
                         burst: 1,

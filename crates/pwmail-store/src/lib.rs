@@ -159,6 +159,24 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64>;
 
     // --- reset links -----------------------------------------------------
+    /// The first step of an admin call that names a user: the user with
+    /// this address, and the caller's rate (`caller`, `rate`) either charged
+    /// here or left for [`issue_link`](Store::issue_link) to charge (see
+    /// [`CallerCharge`]). This default only looks the user up.
+    async fn issue_target(
+        &self,
+        email: &str,
+        caller: &RateKey,
+        rate: &Rate,
+        now: UnixMillis,
+    ) -> Result<IssueTarget> {
+        let _ = (caller, now);
+        let charge = CallerCharge::Pending(*rate);
+        Ok(match self.find_user_by_email(email).await? {
+            Some(user) => IssueTarget::Found { user, charge },
+            None => IssueTarget::Missing { charge },
+        })
+    }
     /// The admin operations' one transaction: per-user cooldown, revoke the
     /// user's open links, store the new link, (for ResetPasswordByAdmin)
     /// invalidate the password, queue the email, write the audit row.

@@ -212,11 +212,12 @@ pub struct IssueLink {
     pub purpose: LinkPurpose,
     pub link_hash: TokenHash,
     pub expires_at: UnixMillis,
-    /// The calling API token's rate (key `RateKey::ApiToken(actor.token_id)`),
-    /// charged before anything else but the idempotency check. The charge
-    /// stands whatever the outcome (a refused call uses up the caller's rate
-    /// too), except for a failure that rolls the call back.
-    pub caller_rate: Rate,
+    /// The calling API token's rate (key `RateKey::ApiToken(actor.token_id)`):
+    /// if [`Store::issue_target`](crate::Store::issue_target) left it
+    /// pending, charged here before anything else but the idempotency check.
+    /// The charge stands whatever the outcome (a refused call uses up the
+    /// caller's rate too), except for a failure that rolls the call back.
+    pub caller: CallerCharge,
     /// Per-user cooldown, checked and recorded inside the transaction.
     pub cooldown: Rate,
     pub message: NewMessage,
@@ -225,6 +226,37 @@ pub struct IssueLink {
     /// is issued, and checked first, in the same transaction.
     pub idempotency: Option<IdempotencyKey>,
     pub now: UnixMillis,
+}
+
+/// Whether an admin call's step of the caller's rate is done. Which it is
+/// after [`Store::issue_target`](crate::Store::issue_target) is the
+/// engine's choice (PostgreSQL charges with the lookup, in one round trip;
+/// SQLite inside the issue's transaction, on its one writer); either way a
+/// call is charged once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerCharge {
+    /// Charged, and admitted.
+    Charged,
+    /// Still to be charged, at this rate.
+    Pending(Rate),
+}
+
+/// The user an admin call names, as [`Store::issue_target`](crate::Store::issue_target)
+/// found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssueTarget {
+    /// The caller's rate refused the call; nothing else was read.
+    Throttled {
+        retry_after_ms: i64,
+    },
+    Found {
+        user: User,
+        charge: CallerCharge,
+    },
+    /// No user has the address.
+    Missing {
+        charge: CallerCharge,
+    },
 }
 
 /// An Idempotency-Key as the store keeps it: scoped to the calling API

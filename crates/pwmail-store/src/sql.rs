@@ -33,6 +33,8 @@ macro_rules! user_columns {
     };
 }
 
+/// The columns `rows::user` reads, for statements built at run time.
+pub const USER_COLUMNS: &str = user_columns!();
 /// $1 email, $2 email key, $3 name, $4 is admin, $5 now.
 pub const USER_INSERT: &str = concat!(
     "INSERT INTO users (email, email_key, name, is_admin, created_at)
@@ -257,13 +259,37 @@ pub const CLAIM_ONE: &str = concat!(claim_lease!(), " WHERE id = $4");
 /// $1 id: a claimed message, as [`CLAIM_ONE`] left it.
 pub const CLAIMED: &str = concat!("SELECT ", claimed_columns!(), " FROM outbox WHERE id = $1");
 
-/// $1 id, $2 lease owner, $3 reply, $4 now. The bodies (and so the link)
-/// are dropped once sent.
-pub const SETTLE_SENT: &str =
-    "UPDATE outbox SET state = 'sent', last_reply = $3, sent_at = $4, settled_at = $4,
-            lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
-            body_text = NULL, body_html = NULL
-     WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// What settling a message as sent sets, given where its reply and time
+/// come from. The bodies (and so the link) are dropped once sent.
+macro_rules! sent {
+    ($reply:literal, $at:literal) => {
+        concat!(
+            "state = 'sent', last_reply = ",
+            $reply,
+            ", sent_at = ",
+            $at,
+            ", settled_at = ",
+            $at,
+            ", lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
+            body_text = NULL, body_html = NULL"
+        )
+    };
+}
+/// $1 id, $2 lease owner, $3 reply, $4 now.
+pub const SETTLE_SENT: &str = concat!(
+    "UPDATE outbox SET ",
+    sent!("$3", "$4"),
+    " WHERE id = $1 AND state = 'sending' AND lease_owner = $2"
+);
+/// PostgreSQL: [`SETTLE_SENT`] for many messages, one array of each
+/// parameter; returns the ids it settled.
+pub const SETTLE_SENT_MANY: &str = concat!(
+    "UPDATE outbox SET ",
+    sent!("b.reply", "b.at"),
+    " FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[]) AS b(id, owner, reply, at)
+     WHERE outbox.id = b.id AND outbox.state = 'sending' AND outbox.lease_owner = b.owner
+     RETURNING outbox.id"
+);
 /// $1 id, $2 lease owner, $3 error, $4 now, $5 next attempt.
 pub const SETTLE_RETRY: &str =
     "UPDATE outbox SET state = 'retrying', last_error = $3, next_attempt_at = $5,

@@ -94,10 +94,10 @@ fn issue(
         purpose,
         link_hash: hash(link),
         expires_at: now + 3_600_000,
-        caller_rate: Rate {
+        caller: CallerCharge::Pending(Rate {
             period_ms: 1,
             burst: 1_000_000,
-        },
+        }),
         cooldown: Rate {
             period_ms: 60_000,
             burst: 1,
@@ -532,10 +532,10 @@ async fn caller_rate(store: &dyn StoreTestExt) {
         );
     }
     let two_a_minute = |mut issue: IssueLink| {
-        issue.caller_rate = Rate {
+        issue.caller = CallerCharge::Pending(Rate {
             period_ms: 30_000,
             burst: 2,
-        };
+        });
         issue
     };
     let purpose = LinkPurpose::SendPasswordEmail;
@@ -613,6 +613,78 @@ async fn caller_rate(store: &dyn StoreTestExt) {
         .await
         .unwrap();
     assert!(matches!(later, IssueOutcome::Issued { .. }), "{later:?}");
+}
+
+/// An admin call's lookup and its issue charge the caller once between
+/// them, whichever of the two the engine charges in; a missing user is
+/// charged too, and a refusal says when the rate admits again.
+async fn issue_target_charges_once(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let user = store
+        .create_user(&new_user("target@example.com", false), T0)
+        .await
+        .unwrap();
+    let key = RateKey::ApiToken(actor.token_id);
+    let rate = Rate {
+        period_ms: 30_000,
+        burst: 3,
+    };
+    let purpose = LinkPurpose::SendPasswordEmail;
+    // Two calls that issue, then one whose user is missing: three steps.
+    for (n, now) in [(40u8, T0), (41, T0 + 1)] {
+        let target = store
+            .issue_target(" Target@Example.com ", &key, &rate, now)
+            .await
+            .unwrap();
+        let IssueTarget::Found {
+            user: found,
+            charge,
+        } = target
+        else {
+            panic!("{target:?}");
+        };
+        assert_eq!(found, user, "found by the address's key");
+        let mut call = issue(user.id, actor, purpose, n, now);
+        call.caller = charge;
+        call.cooldown = rate;
+        let outcome = store.issue_link(&call).await.unwrap();
+        assert!(
+            matches!(outcome, IssueOutcome::Issued { .. }),
+            "{outcome:?}"
+        );
+    }
+    let missing = store
+        .issue_target("nobody@example.com", &key, &rate, T0 + 2)
+        .await
+        .unwrap();
+    let IssueTarget::Missing { charge } = missing else {
+        panic!("{missing:?}");
+    };
+    if let CallerCharge::Pending(rate) = charge {
+        let step = store.rate_limit(&key, &rate, T0 + 2).await.unwrap();
+        assert_eq!(step, Admission::Admitted);
+    }
+    // The fourth call is refused by the lookup or by the issue.
+    let refused = match store
+        .issue_target("target@example.com", &key, &rate, T0 + 3)
+        .await
+        .unwrap()
+    {
+        IssueTarget::Throttled { retry_after_ms } => retry_after_ms,
+        IssueTarget::Found { charge, .. } => {
+            let mut call = issue(user.id, actor, purpose, 43, T0 + 3);
+            call.caller = charge;
+            call.cooldown = rate;
+            match store.issue_link(&call).await.unwrap() {
+                IssueOutcome::Throttled { retry_after_ms } => retry_after_ms,
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused, 30_000 - 3);
+    assert!(store.find_link(&hash(43)).await.unwrap().is_none());
+    assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 2);
 }
 
 async fn outbox(store: &dyn StoreTestExt) {
@@ -731,6 +803,85 @@ async fn outbox(store: &dyn StoreTestExt) {
 
 /// Many writes in flight at once (on SQLite they share commits): each one
 /// succeeds or fails on its own, and only the successful ones leave rows.
+/// Settles in flight together (PostgreSQL runs them as one statement):
+/// each is answered for its own message, a lost lease changes nothing, and
+/// each message ends in its own state with its own reply.
+async fn concurrent_settles(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    for i in 0..30u8 {
+        let user = store
+            .create_user(&new_user(&format!("s{i}@example.com"), false), T0)
+            .await
+            .unwrap();
+        let outcome = store
+            .issue_link(&issue(
+                user.id,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                200 + i,
+                T0,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, IssueOutcome::Issued { .. }),
+            "{outcome:?}"
+        );
+    }
+    let claimed = store
+        .claim_outbox(&Claim {
+            owner: "w".into(),
+            now: T0,
+            lease_ms: 60_000,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 30);
+    // Every third under a lease it does not hold; every fifth of the rest
+    // as a retry, settled one by one alongside.
+    let settles: Vec<(i64, &str, Settlement)> = claimed
+        .iter()
+        .enumerate()
+        .map(|(n, m)| {
+            let owner = if n % 3 == 0 { "other" } else { "w" };
+            let outcome = if n % 5 == 0 {
+                Settlement::Retry {
+                    error: format!("busy {}", m.id),
+                    at: T0 + 1,
+                    next_attempt_at: T0 + 60_000,
+                }
+            } else {
+                Settlement::Sent {
+                    reply: format!("250 ok {}", m.id),
+                    at: T0 + 1,
+                }
+            };
+            (m.id, owner, outcome)
+        })
+        .collect();
+    let answers = futures::future::join_all(
+        settles
+            .iter()
+            .map(|(id, owner, outcome)| store.settle_outbox(*id, owner, outcome)),
+    )
+    .await;
+    for ((id, owner, outcome), answer) in settles.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), *owner == "w", "message {id}");
+        let status = store.outbox_message(*id).await.unwrap().unwrap();
+        let expected = match (owner, outcome) {
+            (&"other", _) => (OutboxState::Sending, None, None),
+            (_, Settlement::Sent { .. }) => (OutboxState::Sent, Some(format!("250 ok {id}")), None),
+            _ => (OutboxState::Retrying, None, Some(format!("busy {id}"))),
+        };
+        assert_eq!(
+            (status.state, status.last_reply, status.last_error),
+            expected,
+            "message {id}"
+        );
+    }
+}
+
 async fn concurrent_writes(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     let mut users = Vec::new();
@@ -949,8 +1100,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, idempotency_keys, outbox, complete_reset, concurrent_writes);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, idempotency_keys, outbox, complete_reset, concurrent_writes);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

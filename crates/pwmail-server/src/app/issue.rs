@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Admission, Authenticated, IdempotencyKey, IssueLink, IssueOutcome, LinkPurpose,
-    MessageKind, RateKey,
+    Actor, Admission, Authenticated, CallerCharge, IdempotencyKey, IssueLink, IssueOutcome,
+    IssueTarget, LinkPurpose, MessageKind, RateKey,
 };
 use sha2::Digest as _;
 
@@ -93,18 +93,29 @@ impl App {
                 limit: config.max_backlog,
             });
         }
-        // Every call uses up the caller's rate, refused ones included; a
-        // call that reaches the store is charged inside `issue_link`, one
-        // that stops before it here.
-        let Some(user) = self.store.find_user_by_email(email).await? else {
-            self.charge_caller(caller, now).await?;
-            return Err(AppError::NoSuchUser(email.to_string()));
+        // Every call uses up the caller's rate once, refused ones included:
+        // with the lookup, inside `issue_link`, or (for a call that stops
+        // before it) here.
+        let rate = config.token_rate.gcra();
+        let (user, charge) = match self
+            .store
+            .issue_target(email, &RateKey::ApiToken(caller.token_id), &rate, now)
+            .await?
+        {
+            IssueTarget::Throttled { retry_after_ms } => {
+                return Err(self.token_rate(retry_after_ms));
+            }
+            IssueTarget::Missing { charge } => {
+                self.charge_caller(caller, charge, now).await?;
+                return Err(AppError::NoSuchUser(email.to_string()));
+            }
+            IssueTarget::Found { user, charge } => (user, charge),
         };
         // Users added before addresses were checked as the mail builder
         // checks them: refuse before anything is written (for
         // ResetPasswordByAdmin, before the password is invalidated).
         if let Err(refused) = validate::deliverable(&user.email) {
-            self.charge_caller(caller, now).await?;
+            self.charge_caller(caller, charge, now).await?;
             return Err(refused);
         }
 
@@ -136,7 +147,7 @@ impl App {
                 purpose,
                 link_hash: link_token.hash(),
                 expires_at,
-                caller_rate: config.token_rate.gcra(),
+                caller: charge,
                 cooldown: config.user_rate.gcra(),
                 message,
                 request_id: request_id.to_string(),
@@ -154,20 +165,20 @@ impl App {
         )
     }
 
-    /// One step of the caller's rate for a call that ends before the store's
-    /// transaction; refused, the caller hears 429 rather than the call's
-    /// own error.
+    /// The caller's step of its rate, unless the lookup took it, for a call
+    /// that ends before the store's transaction; refused, the caller hears
+    /// 429 rather than the call's own error.
     async fn charge_caller(
         &self,
         caller: &Authenticated,
+        charge: CallerCharge,
         now: pwmail_store::UnixMillis,
     ) -> Result<(), AppError> {
+        let CallerCharge::Pending(rate) = charge else {
+            return Ok(());
+        };
         let key = RateKey::ApiToken(caller.token_id);
-        match self
-            .store
-            .rate_limit(&key, &self.config.token_rate.gcra(), now)
-            .await?
-        {
+        match self.store.rate_limit(&key, &rate, now).await? {
             Admission::Admitted => Ok(()),
             Admission::Refused { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
         }

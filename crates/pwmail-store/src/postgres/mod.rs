@@ -8,21 +8,24 @@
 use std::str::FromStr;
 
 mod pool;
+mod settle;
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use crate::gcra;
-use crate::rows;
+use crate::rows::{self, Columns as _};
 use crate::sql::{self, POSTGRES};
 use crate::*;
 
 pub struct PgStore {
-    pool: pool::Pool,
+    pool: Arc<pool::Pool>,
+    /// Started with the first settle, on the runtime that settles.
+    sent: OnceLock<settle::SentSettles>,
 }
 
 impl PgStore {
@@ -32,13 +35,16 @@ impl PgStore {
     /// for a connection, so an unreachable database means a quick 503.
     pub async fn open(url: &str, pool: crate::PoolOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = pool::Pool::new(options, pool);
+        let pool = Arc::new(pool::Pool::new(options, pool));
         let mut conn = pool.acquire().await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&mut *conn)
             .await?;
         conn.release();
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            sent: OnceLock::new(),
+        })
     }
 
     /// Connections this store has opened so far.
@@ -119,18 +125,41 @@ impl rows::Columns for PgRow {
 /// queue behind one fsync at a time. `before` is the state the refusal
 /// reads (the statement's snapshot, which the upsert does not change when
 /// it refuses). Built once; a statement text lives for the process.
-static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
+static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| rate_limit_and("", "").leak());
+/// [`RATE_LIMIT`] and the user an admin call names, in one round trip:
+/// $5 the address's key. The user's columns are NULL when none has it.
+static ISSUE_TARGET: LazyLock<&'static str> = LazyLock::new(|| {
+    rate_limit_and(
+        &format!(", {}", sql::USER_COLUMNS),
+        " FROM (SELECT 1) AS one LEFT JOIN users ON users.email_key = $5",
+    )
+    .leak()
+});
+
+/// The GCRA step of [`RATE_LIMIT`], its outcome's columns followed by
+/// `columns` read `from` (a data-modifying WITH must be the statement's own).
+fn rate_limit_and(columns: &str, from: &str) -> String {
     format!(
         "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
               admit AS ({} RETURNING tat)
          SELECT (SELECT tat FROM admit) AS admitted,
                 (SELECT tat FROM rate_limits WHERE key = $1) AS before,
-                (SELECT setting FROM relaxed) AS setting",
+                (SELECT setting FROM relaxed) AS setting{columns}{from}",
         sql::gcra_admit(POSTGRES)
     )
-    .leak()
-});
+}
+
 static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox_locked().leak());
+
+/// What a row of [`RATE_LIMIT`] says.
+fn admission(row: &PgRow, tau: i64, now: UnixMillis) -> Result<Admission> {
+    let (admitted, before): (Option<i64>, Option<i64>) =
+        (row.try_get("admitted")?, row.try_get("before")?);
+    Ok(match admitted {
+        Some(_) => Admission::Admitted,
+        None => gcra::refused(before.unwrap_or(now), tau, now),
+    })
+}
 
 /// Queues a message (inside the caller's transaction); returns its outbox id.
 async fn insert_message(
@@ -279,12 +308,34 @@ impl Store for PgStore {
             .bind(now)
             .bind(period)
             .bind(tau);
+        admission(&self.one(step).await?, tau, now)
+    }
+
+    async fn issue_target(
+        &self,
+        email: &str,
+        caller: &RateKey,
+        rate: &Rate,
+        now: UnixMillis,
+    ) -> Result<IssueTarget> {
+        let (period, tau) = gcra::params(rate);
+        let step = sqlx::query(*ISSUE_TARGET)
+            .bind(caller.to_string())
+            .bind(now)
+            .bind(period)
+            .bind(tau)
+            .bind(email_key(email));
         let row = self.one(step).await?;
-        let (admitted, before): (Option<i64>, Option<i64>) =
-            (row.try_get("admitted")?, row.try_get("before")?);
-        Ok(match admitted {
-            Some(_) => Admission::Admitted,
-            None => gcra::refused(before.unwrap_or(now), tau, now),
+        if let Admission::Refused { retry_after_ms } = admission(&row, tau, now)? {
+            return Ok(IssueTarget::Throttled { retry_after_ms });
+        }
+        let charge = CallerCharge::Charged;
+        Ok(match row.opt_int("id")? {
+            Some(_) => IssueTarget::Found {
+                user: rows::user(&row)?,
+                charge,
+            },
+            None => IssueTarget::Missing { charge },
         })
     }
 
@@ -368,12 +419,13 @@ impl Store for PgStore {
         // The caller's rate first, on its own, committed without an fsync
         // (see RATE_LIMIT): inside the issue transaction its hot row would
         // stay locked through that transaction's fsync.
-        let caller = RateKey::ApiToken(issue.actor.token_id);
-        if let Admission::Refused { retry_after_ms } = self
-            .rate_limit(&caller, &issue.caller_rate, issue.now)
-            .await?
-        {
-            return Ok(IssueOutcome::Throttled { retry_after_ms });
+        if let CallerCharge::Pending(rate) = &issue.caller {
+            let caller = RateKey::ApiToken(issue.actor.token_id);
+            if let Admission::Refused { retry_after_ms } =
+                self.rate_limit(&caller, rate, issue.now).await?
+            {
+                return Ok(IssueOutcome::Throttled { retry_after_ms });
+            }
         }
         // Then one round trip: the transaction is the function
         // `pwmail_issue_link` (migrations/postgres/0004_issue_link_function.sql).
@@ -481,11 +533,12 @@ impl Store for PgStore {
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
         let query = match outcome {
-            Settlement::Sent { reply, at } => sqlx::query(sql::SETTLE_SENT)
-                .bind(id)
-                .bind(owner)
-                .bind(reply)
-                .bind(*at),
+            Settlement::Sent { reply, at } => {
+                let sent = self
+                    .sent
+                    .get_or_init(|| settle::SentSettles::start(Arc::clone(&self.pool)));
+                return sent.settle(id, owner, reply, *at).await;
+            }
             Settlement::Retry {
                 error,
                 at,

@@ -192,10 +192,11 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
     // In the call's transaction: SQLite's one writer serialises the
     // token's calls anyway, and one round trip to the writer is half the
     // wait for group commits of two.
-    let caller = RateKey::ApiToken(issue.actor.token_id).to_string();
-    if let Admission::Refused { retry_after_ms } = gcra(c, &caller, &issue.caller_rate, issue.now)?
-    {
-        return Ok(IssueOutcome::Throttled { retry_after_ms });
+    if let CallerCharge::Pending(rate) = &issue.caller {
+        let caller = RateKey::ApiToken(issue.actor.token_id).to_string();
+        if let Admission::Refused { retry_after_ms } = gcra(c, &caller, rate, issue.now)? {
+            return Ok(IssueOutcome::Throttled { retry_after_ms });
+        }
     }
     let disabled: Option<Option<i64>> = scalar(c, sql::USER_DISABLED_AT, params![issue.target.0])?;
     match disabled {
