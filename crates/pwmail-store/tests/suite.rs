@@ -116,6 +116,39 @@ fn issue(
     }
 }
 
+/// A claim of worker "w" with a minute's lease.
+fn claim_as_w(now: UnixMillis, limit: u32) -> Claim {
+    Claim {
+        owner: "w".into(),
+        now,
+        lease_ms: 60_000,
+        limit,
+    }
+}
+
+/// A new user with a SendPasswordEmail link issued and its email queued.
+async fn queued_user(store: &dyn StoreTestExt, actor: Actor, email: &str, link: u8) -> User {
+    let user = store
+        .create_user(&new_user(email, false), T0)
+        .await
+        .unwrap();
+    let outcome = store
+        .issue_link(&issue(
+            user.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            link,
+            T0,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, IssueOutcome::Issued { .. }),
+        "{outcome:?}"
+    );
+    user
+}
+
 fn keyed(mut issue: IssueLink, key: &str, fingerprint: &str) -> IssueLink {
     issue.idempotency = Some(IdempotencyKey {
         key: key.into(),
@@ -809,34 +842,9 @@ async fn outbox(store: &dyn StoreTestExt) {
 async fn concurrent_settles(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     for i in 0..30u8 {
-        let user = store
-            .create_user(&new_user(&format!("s{i}@example.com"), false), T0)
-            .await
-            .unwrap();
-        let outcome = store
-            .issue_link(&issue(
-                user.id,
-                actor,
-                LinkPurpose::SendPasswordEmail,
-                200 + i,
-                T0,
-            ))
-            .await
-            .unwrap();
-        assert!(
-            matches!(outcome, IssueOutcome::Issued { .. }),
-            "{outcome:?}"
-        );
+        queued_user(store, actor, &format!("s{i}@example.com"), 200 + i).await;
     }
-    let claimed = store
-        .claim_outbox(&Claim {
-            owner: "w".into(),
-            now: T0,
-            lease_ms: 60_000,
-            limit: 100,
-        })
-        .await
-        .unwrap();
+    let claimed = store.claim_outbox(&claim_as_w(T0, 100)).await.unwrap();
     assert_eq!(claimed.len(), 30);
     // Every third under a lease it does not hold; every fifth of the rest
     // as a retry, settled one by one alongside.
@@ -943,15 +951,7 @@ async fn concurrent_writes(store: &dyn StoreTestExt) {
         let was_issued = issued.iter().any(|c| c.link_hash == call.link_hash);
         assert_eq!(link.is_some(), was_issued, "{}", call.request_id);
     }
-    let queued = store
-        .claim_outbox(&Claim {
-            owner: "w".into(),
-            now: T0,
-            lease_ms: 60_000,
-            limit: 1000,
-        })
-        .await
-        .unwrap();
+    let queued = store.claim_outbox(&claim_as_w(T0, 1000)).await.unwrap();
     let mut queued: Vec<_> = queued.iter().filter_map(|m| m.request_id.clone()).collect();
     let mut expected: Vec<_> = issued.iter().map(|c| c.request_id.clone()).collect();
     queued.sort();
@@ -1156,6 +1156,15 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
             .await
             .unwrap();
         assert!(store.find_user_by_email(&email).await.unwrap().is_some());
+        let rate = Rate {
+            period_ms: 1,
+            burst: 1_000,
+        };
+        let target = store
+            .issue_target(&email, &RateKey::ApiToken(actor.token_id), &rate, T0)
+            .await
+            .unwrap();
+        assert!(matches!(target, IssueTarget::Found { .. }), "{target:?}");
         let issued = store
             .issue_link(&issue(
                 user.id,
@@ -1181,15 +1190,7 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
             matches!(again, IssueOutcome::CoolingDown { .. }),
             "{again:?}"
         );
-        let claimed = store
-            .claim_outbox(&Claim {
-                owner: "w".into(),
-                now: T0,
-                lease_ms: 60_000,
-                limit: 10,
-            })
-            .await
-            .unwrap();
+        let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
         assert_eq!(claimed.len(), 1);
         let sent = Settlement::Sent {
             reply: "250 ok".into(),
