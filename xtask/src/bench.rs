@@ -356,13 +356,19 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         )?;
         let before = writer_counters(&listen)?;
         let threads_before = procfs::threads_cpu(serve.0.id());
+        let postgres_before = procfs::named_cpu("postgres");
+        let wrk_before = procfs::waited_children_cpu();
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
             seconds,
             scratch.path(),
         )?;
+        let wrk_cpu = procfs::waited_children_cpu() - wrk_before;
         let writer = writer_window(before, writer_counters(&listen)?);
+        // PostgreSQL's own processes (its backends do the SQL): with the
+        // server's threads, where the run's CPU went.
+        let postgres_cpu = url.map(|_| procfs::named_cpu("postgres") - postgres_before);
         let mut threads = procfs::threads_cpu(serve.0.id());
         for (name, cpu) in &threads_before {
             if let Some(now) = threads.get_mut(name) {
@@ -382,6 +388,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "writes_per_fsync": writer["writes_per_fsync"],
             "writer_sync_share": writer["writer_sync_share"],
             "serve_cpu_secs_by_thread": threads,
+            "postgres_cpu_secs": postgres_cpu,
+            "wrk_cpu_secs": wrk_cpu,
         }));
         drop(serve);
     }
@@ -449,6 +457,23 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             or_dash(row["writer_busy_share"].as_f64(), 2),
             or_dash(row["writer_commit_share"].as_f64(), 2),
             or_dash(row["writes_per_fsync"].as_f64(), 1),
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for row in &rows {
+        let Some(threads) = row["serve_cpu_secs_by_thread"].as_object() else {
+            continue;
+        };
+        let serve: f64 = threads.values().filter_map(|v| v.as_f64()).sum();
+        let postgres = row["postgres_cpu_secs"]
+            .as_f64()
+            .map(|s| format!(", postgres {s:.1}"))
+            .unwrap_or_default();
+        println!(
+            "{}: CPU seconds: pwmail {serve:.1}{postgres}, wrk {:.1} (of {:.0} on {cores} cores)",
+            row["scenario"].as_str().unwrap_or_default(),
+            row["wrk_cpu_secs"].as_f64().unwrap_or_default(),
+            f64::from(seconds) * cores as f64,
         );
     }
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();

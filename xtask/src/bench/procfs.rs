@@ -36,6 +36,28 @@ pub fn waited_children_cpu() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds of every process whose command name is `name` (PostgreSQL's
+/// backends come and go, so this sums all of them at one moment; one that
+/// exits in between takes its seconds with it).
+pub fn named_cpu(name: &str) -> f64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|p| {
+            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .filter_map(|p| cpu_of(&p.path().join("stat").display().to_string()))
+        .sum()
+}
+
 /// CPU seconds of a process's threads, summed by thread name.
 pub fn threads_cpu(pid: u32) -> BTreeMap<String, f64> {
     let mut by_name = BTreeMap::new();
