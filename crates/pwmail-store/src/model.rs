@@ -245,7 +245,8 @@ pub enum CallerCharge {
 /// found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssueTarget {
-    /// The caller's rate refused the call; nothing else was read.
+    /// The caller's rate refused the call; the user is not given (whether
+    /// one has the address says nothing to a throttled caller).
     Throttled {
         retry_after_ms: i64,
     },

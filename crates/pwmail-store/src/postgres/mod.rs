@@ -5,17 +5,16 @@
 //! `FOR UPDATE SKIP LOCKED`, and rate limits and link consumption are single
 //! statements whose row locks serialize competing replicas.
 
-use std::str::FromStr;
-
 mod pool;
 mod settle;
+
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-
-use std::sync::{Arc, LazyLock, OnceLock};
 
 use crate::gcra;
 use crate::rows::{self, Columns as _};
