@@ -168,6 +168,8 @@ async fn starttls_with_auth_against_a_test_ca() {
         header(&messages[0], "To").as_deref(),
         Some("tls@example.com")
     );
+    // PIPELINING as offered after STARTTLS, before AUTH.
+    assert!(smtp.log().contains("pipelined MAIL"), "{}", smtp.log());
     server.stop().await;
 }
 
@@ -319,6 +321,81 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
     // A fresh email goes out once the relay accepts.
     reset(&server, "nobody@example.com").await;
     assert_eq!(wait_for(&smtp, 1, Duration::from_secs(10)).await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_refused_in_a_pipelined_transaction_is_dead_and_the_next_email_goes_out() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        refuse_rcpt: Some("refused".into()),
+        ..SmtpOptions::default()
+    });
+    let MailConfig::Smtp(mut config) = smtp_config(&smtp.url(), &smtp, None) else {
+        unreachable!()
+    };
+    // One connection: the next email must not inherit the refused
+    // transaction's unread replies.
+    config.pool_size = 1;
+    let server = TestServer::start_with(Options {
+        mail: Some(MailConfig::Smtp(config)),
+        dispatcher: DispatcherConfig {
+            concurrency: 1,
+            ..fast_retries()
+        },
+        ..Options::default()
+    })
+    .await;
+    server.add_user("refused@example.com", false).await;
+    server.add_user("welcome@example.com", false).await;
+    reset(&server, "refused@example.com").await;
+    wait_state(&server, OutboxState::Dead, 1).await;
+    let row = &server
+        .store()
+        .list_outbox(Some(OutboxState::Dead), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(row.attempts, 1);
+    let error = row.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("permanent") && error.contains("550") && error.contains("refusal"),
+        "{error}"
+    );
+
+    reset(&server, "welcome@example.com").await;
+    let messages = wait_for(&smtp, 1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1, "smtp log: {}", smtp.log());
+    assert_eq!(
+        header(&messages[0], "To").as_deref(),
+        Some("welcome@example.com")
+    );
+    let log = smtp.log();
+    assert_eq!(
+        log.matches("refused RCPT refused@example.com").count(),
+        1,
+        "{log}"
+    );
+    // Both transactions sent MAIL, RCPT and DATA in one write.
+    assert_eq!(log.matches("pipelined MAIL").count(), 2, "{log}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_does_not_offer_pipelining_gets_one_command_at_a_time() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        pipelining: false,
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("plain@example.com", false).await;
+    reset(&server, "plain@example.com").await;
+    let messages = wait_for(&smtp, 1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1, "smtp log: {}", smtp.log());
+    assert_eq!(sent_row(&server).await.attempts, 1);
+    assert!(!smtp.log().contains("pipelined MAIL"), "{}", smtp.log());
     server.stop().await;
 }
 

@@ -5,7 +5,9 @@
 //! `examples/ceiling.rs`) against `pwmail serve` on SQLite and on PostgreSQL,
 //! same load generator (wrk) and concurrency; requests/s, p50, p99, the ratio
 //! to the ceiling, and the peak RSS (VmHWM) of each `pwmail serve`.
-//! pwmail's emails go to Postfix's `smtp-sink`, so sending runs too.
+//! pwmail's emails go to Postfix's `smtp-sink`, so sending runs too; the
+//! emails delivered during the run are reported beside the requests
+//! accepted (whether delivery keeps up with the API).
 //! Scenario b: users imported, `pwmail send --from-csv`, time until smtp-sink
 //! accepted every email, against `smtp-source` into the same smtp-sink.
 //! Scenario d: reset POSTs all at once (`bench/reset_storm.py`).
@@ -358,6 +360,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         let threads_before = procfs::threads_cpu(serve.0.id());
         let postgres_before = procfs::named_cpu("postgres");
         let wrk_before = procfs::waited_children_cpu();
+        let sent_before = sent_count(&listen)?;
         let result = wrk(
             &format!("http://{listen}{route}"),
             Some(&token),
@@ -365,6 +368,9 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             scratch.path(),
         )?;
         let wrk_cpu = procfs::waited_children_cpu() - wrk_before;
+        // Accepting is half the job: what the dispatcher delivered while
+        // the API was under load says whether delivery keeps up.
+        let sent_per_sec = (sent_count(&listen)? - sent_before) as f64 / f64::from(seconds);
         let writer = writer_window(before, writer_counters(&listen)?);
         // PostgreSQL's own processes (its backends do the SQL): with the
         // server's threads, where the run's CPU went.
@@ -390,6 +396,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "serve_cpu_secs_by_thread": threads,
             "postgres_cpu_secs": postgres_cpu,
             "wrk_cpu_secs": wrk_cpu,
+            "sent_per_sec": sent_per_sec,
         }));
         drop(serve);
     }
@@ -470,10 +477,12 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             .map(|s| format!(", postgres {s:.1}"))
             .unwrap_or_default();
         println!(
-            "{}: CPU seconds: pwmail {serve:.1}{postgres}, wrk {:.1} (of {:.0} on {cores} cores)",
+            "{}: CPU seconds: pwmail {serve:.1}{postgres}, wrk {:.1} (of {:.0} on {cores} cores); \
+             emails delivered meanwhile {:.0}/s",
             row["scenario"].as_str().unwrap_or_default(),
             row["wrk_cpu_secs"].as_f64().unwrap_or_default(),
             f64::from(seconds) * cores as f64,
+            row["sent_per_sec"].as_f64().unwrap_or_default(),
         );
     }
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_default();

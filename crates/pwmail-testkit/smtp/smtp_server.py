@@ -1,8 +1,11 @@
 """A real SMTP server (aiosmtpd) for pwmail's tests.
 
 Delivers into a Maildir. Knobs: TLS mode (none, starttls, tls) with a test CA
-made by trustme, AUTH with one user, and a script of replies for the first
-DATA commands (e.g. "451,451" refuses twice, then delivers; "550" refuses).
+made by trustme, AUTH with one user, a script of replies for the first
+DATA commands (e.g. "451,451" refuses twice, then delivers; "550" refuses),
+recipients refused at RCPT (--refuse-rcpt PREFIX), and whether EHLO offers
+PIPELINING (as real relays do; aiosmtpd reads pipelined commands either way,
+and logs "pipelined MAIL" when RCPT had arrived with MAIL).
 Writes --ready-file once it listens.
 """
 
@@ -23,10 +26,34 @@ STALL_SECS = 60
 
 
 class ScriptedMailbox(Mailbox):
-    def __init__(self, maildir, script):
+    def __init__(self, maildir, script, pipelining, refuse_rcpt):
         super().__init__(maildir)
         self.script = list(script)
         self.attempts = 0
+        self.pipelining = pipelining
+        self.refuse_rcpt = refuse_rcpt
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # What the client wrote after MAIL before waiting for its reply.
+        if b"RCPT" in bytes(server._reader._buffer):
+            sys.stderr.write("pipelined MAIL\n")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse_rcpt and address.startswith(self.refuse_rcpt):
+            sys.stderr.write(f"refused RCPT {address}\n")
+            return f"550 5.1.1 scripted refusal of {address}"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.attempts += 1
@@ -61,13 +88,15 @@ def main():
     p.add_argument("--ca-out", help="where to write the test CA (PEM)")
     p.add_argument("--auth", help="USER:PASSWORD required to send")
     p.add_argument("--script", default="", help="comma-separated replies for the first DATA commands")
+    p.add_argument("--no-pipelining", action="store_true", help="EHLO does not offer PIPELINING")
+    p.add_argument("--refuse-rcpt", default="", help="refuse recipients starting with this (550)")
     p.add_argument("--ready-file", required=True)
     args = p.parse_args()
 
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     script = [s for s in args.script.split(",") if s]
-    handler = ScriptedMailbox(args.maildir, script)
+    handler = ScriptedMailbox(args.maildir, script, not args.no_pipelining, args.refuse_rcpt)
 
     kwargs = {}
     if args.tls_mode != "none":

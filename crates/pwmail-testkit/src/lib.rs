@@ -51,6 +51,10 @@ pub struct SmtpOptions {
     /// Replies to the first DATA commands, e.g. `[451, 451]`; `0` is no
     /// reply at all (the DATA command stalls for a minute).
     pub script: Vec<u16>,
+    /// Whether EHLO offers PIPELINING (real relays do).
+    pub pipelining: bool,
+    /// Recipients starting with this are refused at RCPT with 550.
+    pub refuse_rcpt: Option<String>,
 }
 
 impl Default for SmtpOptions {
@@ -59,6 +63,8 @@ impl Default for SmtpOptions {
             tls: SmtpTls::None,
             auth: None,
             script: Vec::new(),
+            pipelining: true,
+            refuse_rcpt: None,
         }
     }
 }
@@ -106,6 +112,12 @@ impl SmtpServer {
         if !options.script.is_empty() {
             let script: Vec<String> = options.script.iter().map(u16::to_string).collect();
             cmd.args(["--script", &script.join(",")]);
+        }
+        if !options.pipelining {
+            cmd.arg("--no-pipelining");
+        }
+        if let Some(prefix) = &options.refuse_rcpt {
+            cmd.args(["--refuse-rcpt", prefix]);
         }
         let log = std::fs::File::create(&log_file).expect("log file");
         let child = cmd

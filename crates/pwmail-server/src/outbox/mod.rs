@@ -6,12 +6,14 @@
 //! failure, too many attempts, too old). A lease that runs out, because the
 //! process died mid-send, makes the row due again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pwmail_store::{Claim, OutboxMessage, Settlement, Store};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
@@ -33,21 +35,33 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Runs until `shutdown` turns true; in-flight sends and their settles
-    /// finish first.
+    /// finish first, and so do messages already claimed for sending.
     ///
     /// A pipeline: up to `concurrency` messages are being sent, each by its
     /// own task; a sent message frees its slot at once and is settled by a
     /// task of its own (settles share the store's commits, and a slot never
-    /// waits for one), and freed slots are refilled with fresh claims
-    /// without waiting for the rest. At most `SETTLING_PER_SLOT` times the
+    /// waits for one). Claims run beside the sends and keep up to
+    /// `concurrency` more messages leased and waiting, so a freed slot starts
+    /// its next send at once instead of after a claim's round trip: under
+    /// load a claim waits for the writer's batch (SQLite) or a pooled
+    /// connection (PostgreSQL), and sending stalled on it (the API accepted
+    /// ten times what was delivered). At most `SETTLING_PER_SLOT` times the
     /// slots wait to be settled; beyond that, sending waits for them.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let slots = this.config.concurrency.max(1) as usize;
-        // Claim once a quarter of the slots are free: batches, not single rows.
+        // Claim once a quarter of the slots' worth is missing: batches, not
+        // single rows.
         let refill_at = (slots / 4).max(1);
         let mut inflight: JoinSet<Sent> = JoinSet::new();
         let mut settling: JoinSet<()> = JoinSet::new();
+        let mut ready: VecDeque<Leased> = VecDeque::new();
+        let mut claiming: Option<JoinHandle<Claimed>> = None;
+        // The last claim found fewer than it asked for: claim again once
+        // something changes (new work, a freed slot, the idle poll).
+        let mut queue_empty = false;
+        // After a failed claim: no claim before this.
+        let mut claim_after: Option<Instant> = None;
         let mut store_failures = 0u32;
         loop {
             while let Some(joined) = settling.try_join_next() {
@@ -59,69 +73,150 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
-            let free = slots - inflight.len();
-            let mut queue_empty = false;
-            if free >= refill_at {
-                let claim = Claim {
-                    owner: uuid::Uuid::new_v4().to_string(),
-                    now: this.clock.now(),
-                    lease_ms: this.config.lease.as_millis() as i64,
-                    limit: free as u32,
-                };
-                match this.store.claim_outbox(&claim).await {
-                    Ok(claimed) => {
-                        store_failures = 0;
-                        queue_empty = claimed.len() < free;
-                        let owner: Arc<str> = claim.owner.into();
-                        for message in claimed {
-                            let (this, owner) = (Arc::clone(&this), Arc::clone(&owner));
-                            inflight.spawn(async move {
-                                let (result, took) = this.send(&message).await;
-                                Sent {
-                                    owner,
-                                    message,
-                                    result,
-                                    took,
-                                }
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        store_failures = store_failures.saturating_add(1);
-                        // 0.5 s, 1 s, 2 s, then every 4 s until the database answers.
-                        let pause = Duration::from_millis(250 << store_failures.min(4));
-                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
+            this.start_ready(&mut inflight, &mut ready, slots);
+            let room = 2 * slots - inflight.len() - ready.len();
+            if claiming.is_none() && !queue_empty && claim_after.is_none() && room >= refill_at {
+                claiming = Some(this.claim(room));
+            }
+            if inflight.is_empty() && claiming.is_none() {
+                // Nothing being sent or claimed: wait for work.
+                match claim_after.take() {
+                    Some(at) => tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = shutdown.changed() => {}
+                    },
+                    None => {
+                        let wait = this.idle_wait().await;
                         tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
+                            _ = this.wakeup.notified() => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = shutdown.changed() => {}
                         }
-                        continue;
                     }
                 }
-            }
-            if inflight.is_empty() {
-                if queue_empty {
-                    let wait = this.idle_wait().await;
-                    tokio::select! {
-                        _ = this.wakeup.notified() => {}
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
+                queue_empty = false;
                 continue;
             }
-            // A slot frees up, or (when the queue ran dry) new work arrives.
             tokio::select! {
-                joined = inflight.join_next() => this.settle_later(&mut settling, joined),
-                _ = this.wakeup.notified(), if queue_empty => {}
+                joined = inflight.join_next(), if !inflight.is_empty() => {
+                    this.settle_later(&mut settling, joined);
+                    queue_empty = false;
+                }
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Claimed { asked, result: Ok(claimed) }) => {
+                            store_failures = 0;
+                            queue_empty = claimed.len() < asked;
+                            ready.extend(claimed);
+                        }
+                        Ok(Claimed { result: Err(e), .. }) => {
+                            store_failures = store_failures.saturating_add(1);
+                            // 0.5 s, 1 s, 2 s, then every 4 s until the database answers.
+                            let pause = Duration::from_millis(250 << store_failures.min(4));
+                            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "outbox claim failed");
+                            claim_after = Some(Instant::now() + pause);
+                        }
+                        Err(e) => report::<()>(Some(Err(e))),
+                    }
+                }
+                _ = this.wakeup.notified(), if queue_empty => queue_empty = false,
+                _ = tokio::time::sleep_until(claim_after.unwrap_or_else(Instant::now)), if claim_after.is_some() => {
+                    claim_after = None;
+                }
                 _ = shutdown.changed() => {}
             }
         }
-        while let Some(joined) = inflight.join_next().await {
-            this.settle_later(&mut settling, Some(joined));
+        // A claim that was asked for commits whether or not anyone waits:
+        // its messages are leased to this worker, so they are sent now
+        // rather than left until their lease runs out.
+        if let Some(Ok(Claimed {
+            result: Ok(claimed),
+            ..
+        })) = match claiming {
+            Some(handle) => Some(handle.await),
+            None => None,
+        } {
+            ready.extend(claimed);
+        }
+        loop {
+            this.start_ready(&mut inflight, &mut ready, slots);
+            match inflight.join_next().await {
+                Some(joined) => this.settle_later(&mut settling, Some(joined)),
+                None => break,
+            }
         }
         while let Some(joined) = settling.join_next().await {
             report(Some(joined));
+        }
+    }
+
+    /// Leases up to `limit` due messages, on a task of its own.
+    fn claim(self: &Arc<Self>, limit: usize) -> JoinHandle<Claimed> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let claim = Claim {
+                owner: uuid::Uuid::new_v4().to_string(),
+                now: this.clock.now(),
+                lease_ms: this.config.lease.as_millis() as i64,
+                limit: limit as u32,
+            };
+            let result = this.store.claim_outbox(&claim).await.map(|claimed| {
+                let owner: Arc<str> = claim.owner.into();
+                let lease_until = claim.now + claim.lease_ms;
+                claimed
+                    .into_iter()
+                    .map(|message| Leased {
+                        owner: Arc::clone(&owner),
+                        lease_until,
+                        message,
+                    })
+                    .collect()
+            });
+            Claimed {
+                asked: limit,
+                result,
+            }
+        })
+    }
+
+    /// Starts sends from `ready` while slots are free. A message whose lease
+    /// would run out before its send could time out is left to the lease:
+    /// once it ends the message is due again, whereas sending it now could
+    /// race whoever claims it next and email the user twice.
+    fn start_ready(
+        self: &Arc<Self>,
+        inflight: &mut JoinSet<Sent>,
+        ready: &mut VecDeque<Leased>,
+        slots: usize,
+    ) {
+        let timeout_ms = self.config.send_timeout.as_millis() as i64;
+        while inflight.len() < slots {
+            let Some(Leased {
+                owner,
+                lease_until,
+                message,
+            }) = ready.pop_front()
+            else {
+                break;
+            };
+            if self.clock.now() + timeout_ms >= lease_until {
+                tracing::warn!(
+                    outbox_id = message.id,
+                    "claimed message waited too long for a free slot; it is sent when its lease ends"
+                );
+                continue;
+            }
+            let this = Arc::clone(self);
+            inflight.spawn(async move {
+                let (result, took) = this.send(&message).await;
+                Sent {
+                    owner,
+                    message,
+                    result,
+                    took,
+                }
+            });
         }
     }
 
@@ -274,6 +369,19 @@ const SETTLE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Sends waiting to be settled, per slot, before sending waits for them.
 const SETTLING_PER_SLOT: usize = 4;
+
+/// A message leased to this worker, waiting for a free slot.
+struct Leased {
+    owner: Arc<str>,
+    lease_until: pwmail_store::UnixMillis,
+    message: OutboxMessage,
+}
+
+/// What one claim asked for and got.
+struct Claimed {
+    asked: usize,
+    result: pwmail_store::Result<Vec<Leased>>,
+}
 
 /// One attempt's result, on its way to being settled.
 struct Sent {
