@@ -229,13 +229,42 @@ async fn pipelined(
             conn.read_response().await?;
         }
         conn.read_response().await?;
-        conn.message(message).await
+        match std::str::from_utf8(message) {
+            // `command` writes it in one piece and reads the reply.
+            Ok(text) => conn.command(DataBody(text)).await,
+            Err(_) => conn.message(message).await,
+        }
     }
     .await;
     if result.is_err() {
         conn.abort().await;
     }
     result
+}
+
+/// A message as DATA carries it (RFC 5321 4.5.2): a line that starts with
+/// "." gets another one, and the end mark follows. lettre's `message` does
+/// the same a byte at a time (a sixteenth of a call's instructions, counted
+/// by callgrind) and writes the end mark apart.
+struct DataBody<'a>(&'a str);
+
+impl std::fmt::Display for DataBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut from = 0;
+        for (at, _) in text.match_indices("\r\n.") {
+            // Through the line break, then the added dot; the line's own
+            // dot starts the next piece.
+            f.write_str(&text[from..at + 2])?;
+            f.write_str(".")?;
+            from = at + 2;
+        }
+        f.write_str(&text[from..])?;
+        f.write_str("\r\n.\r\n")
+    }
 }
 
 fn timed_out(message: &str) -> std::io::Error {
@@ -277,5 +306,26 @@ impl AsyncWrite for Encrypted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataBody;
+
+    #[test]
+    fn data_doubles_a_leading_dot_on_each_line_and_ends_with_the_mark() {
+        let cases = [
+            ("Hello\r\nworld", "Hello\r\nworld\r\n.\r\n"),
+            (".first", "..first\r\n.\r\n"),
+            ("a\r\n.b\r\n..c\r\n.", "a\r\n..b\r\n...c\r\n..\r\n.\r\n"),
+            ("a\r\n.\r\n.", "a\r\n..\r\n..\r\n.\r\n"),
+            // Only a dot after CR LF starts a line.
+            ("a\r.b\n.c", "a\r.b\n.c\r\n.\r\n"),
+            ("", "\r\n.\r\n"),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(DataBody(message).to_string(), wire, "{message:?}");
+        }
     }
 }
