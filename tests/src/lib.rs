@@ -243,6 +243,12 @@ impl TestServer {
     pub async fn stop(self) {
         self.running.shutdown().await.expect("clean shutdown");
     }
+
+    /// Stops the server cleanly, then reads every outbox row as it left them.
+    pub async fn stop_and_read_outbox(self) -> Vec<pwmail_store::OutboxStatus> {
+        self.running.shutdown().await.expect("clean shutdown");
+        self.store.list_outbox(None, 10_000).await.expect("outbox")
+    }
 }
 
 pub fn now() -> i64 {

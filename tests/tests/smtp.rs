@@ -400,6 +400,66 @@ async fn a_relay_that_does_not_offer_pipelining_gets_one_command_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_sends_what_was_claimed_ahead_and_leaves_the_rest_queued() {
+    // The first DATA gets no answer, so its send is in flight until it
+    // times out; meanwhile the dispatcher (one slot) has claimed the next
+    // email ahead, and the third waits in the queue.
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![0],
+        ..SmtpOptions::default()
+    });
+    let server = TestServer::start_with(Options {
+        mail: Some(smtp_config(&smtp.url(), &smtp, None)),
+        dispatcher: DispatcherConfig {
+            concurrency: 1,
+            send_timeout: Duration::from_secs(2),
+            ..fast_retries()
+        },
+        ..Options::default()
+    })
+    .await;
+    for name in ["stalled", "ahead", "queued"] {
+        server.add_user(&format!("{name}@example.com"), false).await;
+        reset(&server, &format!("{name}@example.com")).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.wait_for_outbox(OutboxState::Sending, 2).await.len() < 2 {
+        assert!(Instant::now() < deadline, "two messages never leased");
+    }
+    assert!(smtp.messages().is_empty());
+
+    let rows = server.stop_and_read_outbox().await;
+    let row = |to: &str| {
+        rows.iter()
+            .find(|r| r.recipient == format!("{to}@example.com"))
+            .unwrap_or_else(|| panic!("no row for {to}: {rows:?}"))
+    };
+    // The stalled send ran out its time and waits for its retry.
+    assert_eq!(row("stalled").state, OutboxState::Retrying, "{rows:?}");
+    assert!(
+        row("stalled")
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no answer within 2 s"),
+        "{rows:?}"
+    );
+    // The one claimed ahead went out before the dispatcher stopped, rather
+    // than sitting leased until its lease ran out.
+    assert_eq!(row("ahead").state, OutboxState::Sent, "{rows:?}");
+    assert_eq!(row("ahead").attempts, 1);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "smtp log: {}", smtp.log());
+    assert_eq!(
+        header(&messages[0], "To").as_deref(),
+        Some("ahead@example.com")
+    );
+    // Nothing else was claimed.
+    assert_eq!(row("queued").state, OutboxState::Queued, "{rows:?}");
+    assert_eq!(row("queued").attempts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
     const N: usize = 1000;
     // The relay sits behind a proxy that is down until the backlog is

@@ -130,13 +130,12 @@ impl Dispatcher {
         // A claim that was asked for commits whether or not anyone waits:
         // its messages are leased to this worker, so they are sent now
         // rather than left until their lease runs out.
-        if let Some(Ok(Claimed {
-            result: Ok(claimed),
-            ..
-        })) = match claiming {
-            Some(handle) => Some(handle.await),
-            None => None,
-        } {
+        if let Some(handle) = claiming
+            && let Ok(Claimed {
+                result: Ok(claimed),
+                ..
+            }) = handle.await
+        {
             ready.extend(claimed);
         }
         loop {
