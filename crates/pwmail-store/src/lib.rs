@@ -211,8 +211,11 @@ pub trait Store: Send + Sync + 'static {
         request_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxStatus>>;
-    /// How many messages wait in each state.
+    /// How many messages are in each state.
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>>;
+    /// [`Store::outbox_depth`] without the sent ones, whose count grows
+    /// with the table: what can be counted often at any size.
+    async fn outbox_unsent_depth(&self) -> Result<Vec<(OutboxState, u64)>>;
     /// The earliest time a queued or retrying message becomes due.
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>>;
 }

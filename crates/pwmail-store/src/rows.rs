@@ -118,20 +118,27 @@ pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
 
 /// `sql::OUTBOX_DEPTH`'s (state, n) rows as a count for every state: sent
 /// is what the other states leave of all rows.
+/// Counts from [`sql::OUTBOX_DEPTH`] (every state; sent is all rows less
+/// the rest) or [`sql::OUTBOX_UNSENT`] (no `'all'` row: every state but sent).
 pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)> {
     let mut depth: Vec<(OutboxState, u64)> = OutboxState::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut all = 0;
+    let mut all = None;
     for (state, n) in counts {
         let n = n.max(0) as u64;
         if state == "all" {
-            all = n;
+            all = Some(n);
         } else if let Some(slot) = depth.iter_mut().find(|(s, _)| s.as_str() == state) {
             slot.1 = n;
         }
     }
-    let counted: u64 = depth.iter().map(|(_, n)| n).sum();
-    if let Some(sent) = depth.iter_mut().find(|(s, _)| *s == OutboxState::Sent) {
-        sent.1 = all.saturating_sub(counted);
+    match all {
+        Some(all) => {
+            let counted: u64 = depth.iter().map(|(_, n)| n).sum();
+            if let Some(sent) = depth.iter_mut().find(|(s, _)| *s == OutboxState::Sent) {
+                sent.1 = all.saturating_sub(counted);
+            }
+        }
+        None => depth.retain(|(s, _)| *s != OutboxState::Sent),
     }
     depth
 }

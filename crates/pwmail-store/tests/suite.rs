@@ -824,6 +824,11 @@ async fn outbox(store: &dyn StoreTestExt) {
         ),
         (1, 1, 1)
     );
+    // The frequent count: the same, without the sent ones.
+    let unsent = store.outbox_unsent_depth().await.unwrap();
+    let mut expected = depth.clone();
+    expected.retain(|(state, _)| *state != OutboxState::Sent);
+    assert_eq!(unsent, expected);
     assert_eq!(
         store
             .list_outbox(Some(OutboxState::Dead), 10)
@@ -1203,6 +1208,7 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
                 .unwrap()
         );
         store.outbox_depth().await.unwrap();
+        store.outbox_unsent_depth().await.unwrap();
         store.next_outbox_due().await.unwrap();
     }
     assert_eq!(

@@ -94,6 +94,17 @@ impl PgStore {
         conn.release();
         Ok(done.rows_affected())
     }
+
+    /// Messages per state by `sql` ([`sql::OUTBOX_DEPTH`] or [`sql::OUTBOX_UNSENT`]).
+    async fn depth(&self, sql: &'static str) -> Result<Vec<(OutboxState, u64)>> {
+        let counts = self
+            .all(sqlx::query(sql))
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<(String, i64)>>>()?;
+        Ok(rows::outbox_depth(counts))
+    }
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -604,13 +615,11 @@ impl Store for PgStore {
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
-        let counts = self
-            .all(sqlx::query(sql::OUTBOX_DEPTH))
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<Vec<(String, i64)>>>()?;
-        Ok(rows::outbox_depth(counts))
+        self.depth(sql::OUTBOX_DEPTH).await
+    }
+
+    async fn outbox_unsent_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
+        self.depth(sql::OUTBOX_UNSENT).await
     }
 
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {

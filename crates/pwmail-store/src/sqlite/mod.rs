@@ -63,6 +63,15 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?
     }
+
+    /// Messages per state by `sql` ([`sql::OUTBOX_DEPTH`] or [`sql::OUTBOX_UNSENT`]).
+    async fn depth(&self, sql: &'static str) -> Result<Vec<(OutboxState, u64)>> {
+        self.scan(move |c| {
+            let counts = all(c, sql, [], |row| Ok((row.text("state")?, row.int("n")?)))?;
+            Ok(rows::outbox_depth(counts))
+        })
+        .await
+    }
 }
 
 /// Brings the schema up to date with sqlx's migrator (it keeps the
@@ -569,13 +578,11 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
-        self.scan(move |c| {
-            let counts = all(c, sql::OUTBOX_DEPTH, [], |row| {
-                Ok((row.text("state")?, row.int("n")?))
-            })?;
-            Ok(rows::outbox_depth(counts))
-        })
-        .await
+        self.depth(sql::OUTBOX_DEPTH).await
+    }
+
+    async fn outbox_unsent_depth(&self) -> Result<Vec<(OutboxState, u64)>> {
+        self.depth(sql::OUTBOX_UNSENT).await
     }
 
     async fn next_outbox_due(&self) -> Result<Option<UnixMillis>> {
