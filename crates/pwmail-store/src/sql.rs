@@ -348,7 +348,7 @@ pub const OUTBOX_UNSENT: &str = unsent_depth!();
 /// Messages per state: [`OUTBOX_UNSENT`] and all rows (`'all'`, through the
 /// smallest index); the rest were sent (`rows::outbox_depth`). The count of
 /// all rows grows with the table (nothing is purged), so the watcher runs
-/// it once a minute, not every 250 ms. A `GROUP BY state` read every row,
+/// it less often as the table grows, not every 250 ms. A `GROUP BY state` read every row,
 /// bodies and all.
 pub const OUTBOX_DEPTH: &str = concat!(
     unsent_depth!(),
