@@ -16,6 +16,20 @@ use tokio::time::Instant;
 /// every second or two. The unsent states are counted every tick through
 /// their partial indexes, as large as the backlog.
 const FULL_COUNT_SPACING: u32 = 100;
+/// However long a count took, the sent gauge is at most this stale.
+const FULL_COUNT_MAX_SPACING: Duration = Duration::from_secs(300);
+
+/// How long the count of every row waits after one that took `took`. A
+/// failed count (a database that did not answer, perhaps for its whole
+/// timeout) runs again at the next tick instead of being spaced by the
+/// time it spent failing.
+fn full_count_spacing(took: Duration, succeeded: bool) -> Duration {
+    if succeeded {
+        (took * FULL_COUNT_SPACING).min(FULL_COUNT_MAX_SPACING)
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// Messages waiting to be sent, as last counted.
 #[derive(Clone, Default)]
@@ -35,7 +49,8 @@ impl Backlog {
             let started = Instant::now();
             let counted = if started >= full_after {
                 let counted = store.outbox_depth().await;
-                full_after = Instant::now() + started.elapsed() * FULL_COUNT_SPACING;
+                full_after =
+                    Instant::now() + full_count_spacing(started.elapsed(), counted.is_ok());
                 counted
             } else {
                 store.outbox_unsent_depth().await
@@ -54,5 +69,19 @@ impl Backlog {
             }
             tokio::time::sleep(every).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_count_is_spaced_by_its_cost_capped_and_retried_after_a_failure() {
+        let ms = Duration::from_millis;
+        assert_eq!(full_count_spacing(ms(1), true), ms(100));
+        assert_eq!(full_count_spacing(ms(15), true), ms(1_500));
+        assert_eq!(full_count_spacing(ms(10_000), true), FULL_COUNT_MAX_SPACING);
+        assert_eq!(full_count_spacing(ms(30_000), false), Duration::ZERO);
     }
 }
