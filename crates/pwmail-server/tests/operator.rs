@@ -99,7 +99,8 @@ fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
     );
     assert!(err.contains("PostgreSQL"), "points at replicas: {err}");
     // Admin commands still work beside the running server.
-    assert!(run(d, &["user", "list"]).status.success());
+    let listed = run(d, &["user", "list"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
     let (code, err) = run_to_exit(d, &["dispatch"]);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("another pwmail server"), "{err}");
