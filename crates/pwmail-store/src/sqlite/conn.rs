@@ -34,10 +34,13 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Checkpoints run on their own thread (`checkpoint.rs`), not in a
-    // COMMIT; a WAL started over is trimmed back to 64 MiB.
+    // COMMIT; a WAL started over is trimmed back to 64 MiB. Each write's
+    // savepoint journal stays in memory: past 64 KiB it would spill to a
+    // temporary file, two `pwrite` calls per page from then on.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;
+         PRAGMA temp_store = MEMORY;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
@@ -243,6 +246,44 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
+    }
+
+    /// SQLite's temporary files (the prefix is SQLite's own), open in this
+    /// process.
+    fn sqlite_temp_files() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().contains("etilqs_"))
+            .count()
+    }
+
+    /// Each write runs in a savepoint, whose journal of the pages it
+    /// changes spills to a temporary file past 64 KiB unless temporary
+    /// storage is in memory; once spilled, every later write of the batch
+    /// was two more `pwrite` calls per page (under load, 27 of the 40
+    /// `pwrite` calls an API call cost).
+    #[test]
+    fn a_large_write_in_a_savepoint_journals_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Connection::open(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 64)
+             INSERT INTO pages SELECT i, zeroblob(3000) FROM n;",
+        )
+        .unwrap();
+        let before = sqlite_temp_files();
+        // A spilled journal is closed (and gone) at COMMIT: look before.
+        conn.execute_batch(
+            "BEGIN; SAVEPOINT w; UPDATE pages SET body = zeroblob(3001); RELEASE w;",
+        )
+        .unwrap();
+        let during = sqlite_temp_files();
+        conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(during, before);
     }
 
     /// The backlog watcher counts every 250 ms; sent rows are never purged,
