@@ -129,6 +129,66 @@ async fn a_database_outage_gives_only_503s_loses_nothing_and_recovers() {
     schema.drop_schema().await;
 }
 
+/// A database connection that stops answering without being closed (a
+/// network that drops packets) holds delivery up for the store timeout, not
+/// until TCP gives up many minutes later: the dispatcher abandons its claim
+/// on that connection, closes it, and the next claim opens one that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_connection_that_stops_answering_delays_delivery_only_by_the_store_timeout() {
+    let schema = PgSchema::create().await;
+    let proxy = TcpProxy::start(pwmail_testkit::pg::base_addr()).await;
+    let server = TestServer::start_with(Options {
+        database_url: Some(schema.url(Some(proxy.addr))),
+        db_acquire_timeout: Duration::from_millis(1000),
+        request_timeout: Duration::from_secs(2),
+        dispatcher: pwmail_server::config::DispatcherConfig {
+            poll_interval: Duration::from_millis(50),
+            store_timeout: Duration::from_secs(1),
+            ..pwmail_server::config::DispatcherConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    server.add_user("before@example.com", false).await;
+    server.add_user("after@example.com", false).await;
+    let client = server.client();
+    assert_eq!(reset(&client, "before@example.com").await.0, 200);
+    server.wait_for_emails(1, DEADLINE).await;
+
+    // Every connection open now stops answering, the dispatcher's too; its
+    // idle poll starts a claim on one of them.
+    proxy.stall_open();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The API call may find a stalled connection as well: it fails within
+    // the request timeout and the next one connects afresh.
+    let stalled = Instant::now();
+    loop {
+        let (status, ..) = reset(&client, "after@example.com").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            matches!(status, 503 | 504),
+            "only 503 or 504 meanwhile, got {status}"
+        );
+        assert!(stalled.elapsed() < DEADLINE, "the API recovers");
+    }
+    let accepted = stalled.elapsed();
+    let emails = server.wait_for_emails(2, DEADLINE).await;
+    let delivered = stalled.elapsed();
+    let recipients: Vec<&str> = emails
+        .iter()
+        .filter_map(|e| pwmail_tests::header(e, "To"))
+        .collect();
+    assert!(recipients.contains(&"after@example.com"), "{recipients:?}");
+    eprintln!(
+        "stalled connections: call accepted after {accepted:?}, email delivered after {delivered:?}"
+    );
+    server.stop().await;
+    proxy.set_down(true);
+    schema.drop_schema().await;
+}
+
 /// A database outage means the same on the reset page as on the API: 503
 /// with Retry-After, as a page a person can read, and the link still works
 /// once the database is back.

@@ -1,7 +1,9 @@
 //! A TCP proxy that can make a server unreachable without giving up its
 //! address: while down, new connections are closed at once and open ones are
 //! cut. A test never has to free a port and bind it again (another process
-//! could take it in between).
+//! could take it in between). It can also stall the connections open at a
+//! moment: they stay open but carry nothing more, as behind a network that
+//! drops packets, while later connections work.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use tokio::sync::watch;
 pub struct TcpProxy {
     pub addr: SocketAddr,
     down: Arc<watch::Sender<bool>>,
+    /// Bumped by `stall_open`: a connection accepted before the bump stalls.
+    stalls: Arc<watch::Sender<u64>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -24,6 +28,8 @@ impl TcpProxy {
         let (down, _) = watch::channel(false);
         let down = Arc::new(down);
         let accept_down = Arc::clone(&down);
+        let stalls = Arc::new(watch::channel(0u64).0);
+        let accept_stalls = Arc::clone(&stalls);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -34,19 +40,39 @@ impl TcpProxy {
                     continue;
                 }
                 let mut cut = accept_down.subscribe();
+                let mut stall = accept_stalls.subscribe();
+                let born = *stall.borrow();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(target).await else {
                         return;
                     };
                     let mut client = client;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.wait_for(|down| *down) => {}
+                    let stalled = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                        _ = cut.wait_for(|down| *down) => false,
+                        _ = stall.wait_for(|stalls| *stalls > born) => true,
+                    };
+                    if stalled {
+                        // Both sockets stay open, carrying nothing, until
+                        // the proxy is told to go down.
+                        let _ = cut.wait_for(|down| *down).await;
                     }
+                    drop((client, server));
                 });
             }
         });
-        TcpProxy { addr, down, task }
+        TcpProxy {
+            addr,
+            down,
+            stalls,
+            task,
+        }
+    }
+
+    /// Every connection open now stops carrying data in either direction
+    /// but stays open; connections made later work.
+    pub fn stall_open(&self) {
+        self.stalls.send_modify(|stalls| *stalls += 1);
     }
 
     pub fn set_down(&self, down: bool) {

@@ -231,6 +231,7 @@ impl DispatcherArgs {
             backoff_max: Duration::from_secs(self.mail_backoff_max_secs),
             poll_interval: Duration::from_millis(self.mail_poll_ms.max(10)),
             send_timeout: DispatcherConfig::send_timeout_for(lease),
+            store_timeout: DispatcherConfig::store_timeout_for(lease),
         }
     }
 }

@@ -138,6 +138,10 @@ pub struct DispatcherConfig {
     /// One send may take this long before it counts as a transient failure
     /// (a relay that stops answering must not stall the dispatcher).
     pub send_timeout: Duration,
+    /// One claim or settle may take this long before it counts as failed:
+    /// a database connection that stops answering without being closed
+    /// must not hold delivery up until TCP gives up, many minutes later.
+    pub store_timeout: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -152,6 +156,7 @@ impl Default for DispatcherConfig {
             backoff_max: Duration::from_secs(30 * 60),
             poll_interval: Duration::from_millis(250),
             send_timeout: DispatcherConfig::send_timeout_for(lease),
+            store_timeout: DispatcherConfig::store_timeout_for(lease),
         }
     }
 }
@@ -161,6 +166,13 @@ impl DispatcherConfig {
     /// outlives its claim.
     pub fn send_timeout_for(lease: Duration) -> Duration {
         Duration::from_secs((lease.as_secs() / 2).clamp(1, 300))
+    }
+
+    /// The store timeout for a lease: a quarter of it, 1 to 30 s. A claim
+    /// that gave up may still have leased rows; they wait for the lease to
+    /// end, and a quarter of it leaves time to settle what was sent.
+    pub fn store_timeout_for(lease: Duration) -> Duration {
+        Duration::from_secs((lease.as_secs() / 4).clamp(1, 30))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_store::{Claim, OutboxMessage, Settlement, Store};
+use pwmail_store::{Claim, OutboxMessage, Settlement, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -160,18 +160,21 @@ impl Dispatcher {
                 lease_ms: this.config.lease.as_millis() as i64,
                 limit: limit as u32,
             };
-            let result = this.store.claim_outbox(&claim).await.map(|claimed| {
-                let owner: Arc<str> = claim.owner.into();
-                let lease_until = claim.now + claim.lease_ms;
-                claimed
-                    .into_iter()
-                    .map(|message| Leased {
-                        owner: Arc::clone(&owner),
-                        lease_until,
-                        message,
-                    })
-                    .collect()
-            });
+            let result = this
+                .bounded(this.store.claim_outbox(&claim))
+                .await
+                .map(|claimed| {
+                    let owner: Arc<str> = claim.owner.into();
+                    let lease_until = claim.now + claim.lease_ms;
+                    claimed
+                        .into_iter()
+                        .map(|message| Leased {
+                            owner: Arc::clone(&owner),
+                            lease_until,
+                            message,
+                        })
+                        .collect()
+                });
             Claimed {
                 asked: limit,
                 result,
@@ -257,10 +260,24 @@ impl Dispatcher {
         (result, started.elapsed())
     }
 
+    /// A store call bounded by the store timeout; one that gives up counts
+    /// as the database being unavailable (retried like any outage). Its
+    /// connection is closed, not reused; what a claim that gave up had
+    /// leased waits for its lease to end.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = pwmail_store::Result<T>>,
+    ) -> pwmail_store::Result<T> {
+        let limit = self.config.store_timeout;
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(NoAnswer(limit)))))
+    }
+
     /// Until the next retry is due, bounded by the poll interval.
     async fn idle_wait(&self) -> Duration {
         let poll = self.config.poll_interval;
-        match self.store.next_outbox_due().await {
+        match self.bounded(self.store.next_outbox_due()).await {
             Ok(Some(due)) => {
                 let ms = (due - self.clock.now()).clamp(0, poll.as_millis() as i64);
                 Duration::from_millis(ms as u64)
@@ -312,7 +329,7 @@ impl Dispatcher {
     /// Stores a settlement; see [`settle_with_retries`].
     async fn record(&self, id: i64, owner: &str, outcome: &Settlement) {
         let settled = settle_with_retries(self.config.lease / 2, || {
-            self.store.settle_outbox(id, owner, outcome)
+            self.bounded(self.store.settle_outbox(id, owner, outcome))
         })
         .await;
         match settled {
@@ -361,6 +378,11 @@ where
         }
     }
 }
+
+/// A store call that did not answer within the store timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {} ms", .0.as_millis())]
+struct NoAnswer(Duration);
 
 /// The first and the longest wait between attempts to record a send.
 const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(50);
