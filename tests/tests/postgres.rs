@@ -189,6 +189,103 @@ async fn a_database_connection_that_stops_answering_delays_delivery_only_by_the_
     schema.drop_schema().await;
 }
 
+/// The backlog count (behind `--max-backlog` and the outbox gauge) gives
+/// up on a connection that stops answering and counts again on a fresh one,
+/// instead of keeping its last value until TCP gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
+    use pwmail_store::{
+        Actor, CallerCharge, IssueLink, LinkPurpose, MessageKind, NewMessage, NewUser, Rate,
+        TokenHash,
+    };
+    let schema = PgSchema::create().await;
+    let proxy = TcpProxy::start(pwmail_testkit::pg::base_addr()).await;
+    let direct = pwmail_store::open(&schema.url(None)).await.unwrap();
+    let proxied = pwmail_store::open_with(
+        &schema.url(Some(proxy.addr)),
+        pwmail_store::PoolOptions {
+            acquire_timeout: Duration::from_secs(1),
+            max_connections: 2,
+        },
+    )
+    .await
+    .unwrap();
+    let backlog = pwmail_server::outbox::Backlog::default();
+    let watch = tokio::spawn(backlog.clone().watch(
+        proxied,
+        Duration::from_millis(50),
+        Duration::from_secs(1),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backlog.waiting(), 0);
+
+    // The watcher's connection goes silent; its next count waits on it.
+    proxy.stall_open();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let user = |email: &str, is_admin| NewUser {
+        email: email.into(),
+        name: None,
+        is_admin,
+    };
+    let admin = direct
+        .create_user(&user("ops@example.com", true), 0)
+        .await
+        .unwrap();
+    let target = direct
+        .create_user(&user("u@example.com", false), 0)
+        .await
+        .unwrap();
+    let token = direct
+        .create_api_token(admin.id, &TokenHash([1; 32]), "t", 0)
+        .await
+        .unwrap();
+    let every = Rate {
+        period_ms: 1,
+        burst: 1_000,
+    };
+    direct
+        .issue_link(&IssueLink {
+            actor: Actor {
+                user: admin.id,
+                token_id: token.id,
+            },
+            target: target.id,
+            purpose: LinkPurpose::SendPasswordEmail,
+            link_hash: TokenHash([2; 32]),
+            expires_at: i64::MAX,
+            caller: CallerCharge::Pending(every),
+            cooldown: every,
+            message: NewMessage {
+                message_id: "m1@example.com".into(),
+                kind: MessageKind::SendPasswordEmail,
+                recipient: target.email.clone(),
+                subject: "s".into(),
+                body_text: "t".into(),
+                body_html: "h".into(),
+            },
+            request_id: "req-1".into(),
+            idempotency: None,
+            now: 0,
+        })
+        .await
+        .unwrap();
+    let stalled = Instant::now();
+    while backlog.waiting() != 1 {
+        assert!(
+            stalled.elapsed() < DEADLINE,
+            "the queued email was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "backlog counted again {:?} after the stall",
+        stalled.elapsed()
+    );
+    watch.abort();
+    proxy.set_down(true);
+    schema.drop_schema().await;
+}
+
 /// A database outage means the same on the reset page as on the API: 503
 /// with Retry-After, as a page a person can read, and the link still works
 /// once the database is back.

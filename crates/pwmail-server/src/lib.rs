@@ -113,7 +113,11 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         .run(shutdown_rx),
     );
     let backlog = Backlog::default();
-    let backlog_watch = tokio::spawn(backlog.clone().watch(Arc::clone(&store), BACKLOG_EVERY));
+    let backlog_watch = tokio::spawn(backlog.clone().watch(
+        Arc::clone(&store),
+        BACKLOG_EVERY,
+        config.dispatcher.store_timeout,
+    ));
 
     let app = Arc::new(App {
         store,

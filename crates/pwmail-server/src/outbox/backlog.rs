@@ -42,18 +42,19 @@ impl Backlog {
 
     /// Counts the outbox every `every`, until the task is aborted; the
     /// sent messages as often as [`FULL_COUNT_SPACING`] allows (their gauge
-    /// keeps its last value between).
-    pub async fn watch(self, store: Arc<dyn Store>, every: Duration) {
+    /// keeps its last value between). A count that gets no answer within
+    /// `limit` fails, so a silent connection cannot freeze the counts.
+    pub async fn watch(self, store: Arc<dyn Store>, every: Duration, limit: Duration) {
         let mut full_after = Instant::now();
         loop {
             let started = Instant::now();
             let counted = if started >= full_after {
-                let counted = store.outbox_depth().await;
+                let counted = super::bounded(limit, store.outbox_depth()).await;
                 full_after =
                     Instant::now() + full_count_spacing(started.elapsed(), counted.is_ok());
                 counted
             } else {
-                store.outbox_unsent_depth().await
+                super::bounded(limit, store.outbox_unsent_depth()).await
             };
             match counted {
                 Ok(depth) => {

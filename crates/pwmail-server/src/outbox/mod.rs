@@ -260,18 +260,12 @@ impl Dispatcher {
         (result, started.elapsed())
     }
 
-    /// A store call bounded by the store timeout; one that gives up counts
-    /// as the database being unavailable (retried like any outage). Its
-    /// connection is closed, not reused; what a claim that gave up had
-    /// leased waits for its lease to end.
+    /// A store call bounded by the store timeout (see [`bounded`]).
     async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = pwmail_store::Result<T>>,
     ) -> pwmail_store::Result<T> {
-        let limit = self.config.store_timeout;
-        tokio::time::timeout(limit, call)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(NoAnswer(limit)))))
+        bounded(self.config.store_timeout, call).await
     }
 
     /// Until the next retry is due, bounded by the poll interval.
@@ -377,6 +371,19 @@ where
             settled => return settled,
         }
     }
+}
+
+/// A background store call bounded by `limit`; one that gives up counts
+/// as the database being unavailable (retried like any outage). Its
+/// connection is closed, not reused; what a claim that gave up had leased
+/// waits for its lease to end.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = pwmail_store::Result<T>>,
+) -> pwmail_store::Result<T> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable(Box::new(NoAnswer(limit)))))
 }
 
 /// A store call that did not answer within the store timeout.
