@@ -185,7 +185,7 @@ async fn a_database_connection_that_stops_answering_delays_delivery_only_by_the_
         "stalled connections: call accepted after {accepted:?}, email delivered after {delivered:?}"
     );
     server.stop().await;
-    proxy.set_down(true);
+    drop(proxy);
     schema.drop_schema().await;
 }
 
@@ -282,7 +282,7 @@ async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
         stalled.elapsed()
     );
     watch.abort();
-    proxy.set_down(true);
+    drop(proxy);
     schema.drop_schema().await;
 }
 

@@ -304,11 +304,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     let route = "/api/web/custom/namespaces/system/send_password_email";
 
     let mut rows = Vec::new();
-    // The ceiling is measured before each pwmail row and after the last,
-    // and each row is compared with the mean of the runs on either side of
-    // it: this machine's speed drifts (one quick run's ceiling was 33,781
-    // req/s, another's 83,373), and a ratio to one run minutes apart
-    // measured the drift as much as pwmail.
+    // The ceiling runs beside each pwmail row (see the module doc): this
+    // machine's speed drifts from minute to minute.
     let ceiling_addr = format!("127.0.0.1:{}", free_port()?);
     let _ceiling_server = Killed(
         Command::new(release.join("examples/ceiling"))
@@ -345,7 +342,6 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     }
     for (name, dir, url) in targets {
         import_users(&pwmail, dir, url, "user", A_USERS)?;
-        let ceiling_before = ceilings.last().map_or(0.0, |c| c.requests_per_sec);
         let (serve, listen, token) = start_pwmail(
             &pwmail,
             dir,
@@ -380,9 +376,9 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         }
         let rss = peak_rss_mib(serve.0.id());
         drop(serve);
-        let after = measure_ceiling()?;
-        let ceiling = (ceiling_before + after.requests_per_sec) / 2.0;
-        ceilings.push(after);
+        ceilings.push(measure_ceiling()?);
+        let beside = &ceilings[ceilings.len() - 2..];
+        let ceiling = beside.iter().map(|c| c.requests_per_sec).sum::<f64>() / 2.0;
         rows.push(json!({
             "scenario": name,
             "requests_per_sec": result.requests_per_sec,
@@ -480,17 +476,15 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             or_dash(row["writes_per_fsync"].as_f64(), 1),
         );
     }
-    if let Some(runs) = rows[0]["runs_requests_per_sec"].as_array() {
-        let runs: Vec<String> = runs
-            .iter()
-            .map(|r| format!("{:.0}", r.as_f64().unwrap_or_default()))
-            .collect();
-        println!(
-            "a. ceiling runs, one before each pwmail row and one after the last (each row's \
-             ratio is to the mean of the two beside it): {}",
-            runs.join(", ")
-        );
-    }
+    let runs: Vec<String> = ceilings
+        .iter()
+        .map(|c| format!("{:.0}", c.requests_per_sec))
+        .collect();
+    println!(
+        "a. ceiling runs, one before each pwmail row and one after the last (each row's \
+         ratio is to the mean of the two beside it): {}",
+        runs.join(", ")
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for row in &rows {
         let Some(threads) = row["serve_cpu_secs_by_thread"].as_object() else {

@@ -54,7 +54,8 @@ impl TcpProxy {
                     };
                     if stalled {
                         // Both sockets stay open, carrying nothing, until
-                        // the proxy is told to go down.
+                        // the proxy goes down or is dropped (which closes
+                        // `cut`'s sender).
                         let _ = cut.wait_for(|down| *down).await;
                     }
                     drop((client, server));
