@@ -17,9 +17,13 @@ use slog::{Drain, KV, Level, OwnedKVList, Record};
 pub struct SlogToTracing;
 
 /// A record's key-values: the request id and what the metrics need apart,
-/// the rest as `key=value` pairs (links redacted).
+/// the rest as `key=value` pairs (links redacted). Unless `forwarded`, only
+/// what the metrics need: at the default log level dropshot's per-request
+/// records are not logged, and formatting every value of each cost more
+/// than some handlers.
 #[derive(Default)]
 struct Fields {
+    forwarded: bool,
     request_id: Option<String>,
     uri: Option<String>,
     response_code: Option<u16>,
@@ -29,8 +33,11 @@ struct Fields {
 
 impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        let value = val.to_string();
         let key = key.as_ref();
+        if !self.forwarded && !matches!(key, "uri" | "response_code" | "latency_us") {
+            return Ok(());
+        }
+        let value = val.to_string();
         match key {
             "req_id" => {
                 self.request_id = Some(value);
@@ -65,16 +72,29 @@ impl Drain for SlogToTracing {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut fields = Fields::default();
+        let forwarded = enabled(record.level());
+        let msg = record.msg();
+        let completed = match msg.as_str() {
+            Some(text) => text == COMPLETED,
+            None => msg.to_string() == COMPLETED,
+        };
+        if !forwarded && !completed {
+            return Ok(());
+        }
+        let mut fields = Fields {
+            forwarded,
+            ..Fields::default()
+        };
         let _ = record.kv().serialize(record, &mut fields);
         let _ = values.serialize(record, &mut fields);
-        let msg = record.msg().to_string();
-        if let ("request completed", Some(uri), Some(status)) =
-            (msg.as_str(), &fields.uri, fields.response_code)
-        {
+        if let (true, Some(uri), Some(status)) = (completed, &fields.uri, fields.response_code) {
             let latency = std::time::Duration::from_micros(fields.latency_us.unwrap_or(0));
             crate::observe::metrics::api_response(uri, status, latency);
         }
+        if !forwarded {
+            return Ok(());
+        }
+        let msg = msg.to_string();
         let msg = redact_links(&msg);
         match record.level() {
             Level::Critical | Level::Error => forward!(error, fields, msg),
@@ -84,6 +104,21 @@ impl Drain for SlogToTracing {
             Level::Trace => forward!(trace, fields, msg),
         }
         Ok(())
+    }
+}
+
+/// dropshot's record of each response, which the API metrics count.
+const COMPLETED: &str = "request completed";
+
+/// Whether tracing would keep an event of dropshot's at `level`.
+fn enabled(level: Level) -> bool {
+    use tracing::Level as T;
+    match level {
+        Level::Critical | Level::Error => tracing::event_enabled!(target: "dropshot", T::ERROR),
+        Level::Warning => tracing::event_enabled!(target: "dropshot", T::WARN),
+        Level::Info => tracing::event_enabled!(target: "dropshot", T::INFO),
+        Level::Debug => tracing::event_enabled!(target: "dropshot", T::DEBUG),
+        Level::Trace => tracing::event_enabled!(target: "dropshot", T::TRACE),
     }
 }
 
