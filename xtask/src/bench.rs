@@ -6,7 +6,8 @@
 //! same load generator (wrk) and concurrency; requests/s, p50, p99, the ratio
 //! to the ceiling (measured before each pwmail row and after the last; each
 //! row against the mean of the two beside it), and the peak RSS (VmHWM) of
-//! each `pwmail serve`.
+//! each `pwmail serve`, and its CPU time per accepted call (and
+//! PostgreSQL's), which repeats better than requests/s.
 //! pwmail's emails go to Postfix's `smtp-sink`, so sending runs too; the
 //! emails delivered during the run are reported beside the requests
 //! accepted (whether delivery keeps up with the API).
@@ -376,6 +377,12 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         }
         let rss = peak_rss_mib(serve.0.id());
         drop(serve);
+        // CPU per accepted call repeats from run to run better than req/s
+        // on this machine: the number to compare two builds by.
+        let calls = result.requests_per_sec * f64::from(seconds);
+        let per_call_us = |cpu_secs: f64| cpu_secs * 1e6 / calls;
+        let serve_cpu_us = per_call_us(threads.values().sum::<f64>());
+        let postgres_cpu_us = postgres_cpu.map(per_call_us);
         ceilings.push(measure_ceiling()?);
         let beside = &ceilings[ceilings.len() - 2..];
         let ceiling = beside.iter().map(|c| c.requests_per_sec).sum::<f64>() / 2.0;
@@ -394,6 +401,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             "serve_cpu_secs_by_thread": threads,
             "postgres_cpu_secs": postgres_cpu,
             "wrk_cpu_secs": wrk_cpu,
+            "serve_cpu_us_per_call": serve_cpu_us,
+            "postgres_cpu_us_per_call": postgres_cpu_us,
             "sent_per_sec": sent_per_sec,
         }));
     }
@@ -495,12 +504,17 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             .as_f64()
             .map(|s| format!(", postgres {s:.1}"))
             .unwrap_or_default();
+        let postgres_per_call = row["postgres_cpu_us_per_call"]
+            .as_f64()
+            .map(|us| format!(", postgres {us:.0}"))
+            .unwrap_or_default();
         println!(
             "{}: CPU seconds: pwmail {serve:.1}{postgres}, wrk {:.1} (of {:.0} on {cores} cores); \
-             emails delivered meanwhile {:.0}/s",
+             per accepted call: pwmail {:.0} us{postgres_per_call}; emails delivered meanwhile {:.0}/s",
             row["scenario"].as_str().unwrap_or_default(),
             row["wrk_cpu_secs"].as_f64().unwrap_or_default(),
             f64::from(seconds) * cores as f64,
+            row["serve_cpu_us_per_call"].as_f64().unwrap_or_default(),
             row["sent_per_sec"].as_f64().unwrap_or_default(),
         );
     }
