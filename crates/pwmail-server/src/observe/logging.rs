@@ -73,11 +73,12 @@ impl Drain for SlogToTracing {
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
         let forwarded = enabled(record.level());
-        let msg = record.msg();
-        let completed = match msg.as_str() {
-            Some(text) => text == COMPLETED,
-            None => msg.to_string() == COMPLETED,
-        };
+        // dropshot's messages are literals: formatted only when one is not.
+        let msg: Cow<'_, str> = record
+            .msg()
+            .as_str()
+            .map_or_else(|| Cow::Owned(record.msg().to_string()), Cow::Borrowed);
+        let completed = msg == COMPLETED;
         if !forwarded && !completed {
             return Ok(());
         }
@@ -94,7 +95,6 @@ impl Drain for SlogToTracing {
         if !forwarded {
             return Ok(());
         }
-        let msg = msg.to_string();
         let msg = redact_links(&msg);
         match record.level() {
             Level::Critical | Level::Error => forward!(error, fields, msg),
