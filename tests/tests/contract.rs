@@ -133,6 +133,12 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
     assert_eq!(link.state, LinkState::Open);
     assert_eq!(link.user_id, user.id);
     assert_eq!(link.purpose, LinkPurpose::SendPasswordEmail);
+    // Written when sent, from what was stored when the link was issued.
+    let until = pwmail_server::clock::format_utc(link.expires_at);
+    assert!(
+        eml.contains(&format!("(at {until})")),
+        "the link's own expiry"
+    );
     let ttl = link.expires_at - link.created_at;
     assert_eq!(ttl, 24 * 3600 * 1000);
 
@@ -910,13 +916,17 @@ async fn a_sent_row_keeps_no_body_so_the_link_is_only_in_the_mailbox() {
     let pool = sqlx::SqlitePool::connect(&server.database_url)
         .await
         .unwrap();
-    let rows: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT state, body_text, body_html FROM outbox")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    type Held = (String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Held> = sqlx::query_as("SELECT state, body_text, body_html, link FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0], ("sent".to_string(), None, None), "bodies cleared");
+    assert_eq!(
+        rows[0],
+        ("sent".to_string(), None, None, None),
+        "bodies and link cleared"
+    );
     // Nothing else in the database holds the link in plain text.
     let dump: Vec<(String,)> = sqlx::query_as(
         "SELECT COALESCE(group_concat(subject || recipient || message_id), '') FROM outbox",

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use crate::app::App;
 use crate::app::users::Bootstrap;
 use crate::clock::Clock;
-use crate::config::{DispatcherConfig, MailConfig, ServerConfig};
+use crate::config::{MailConfig, ServerConfig};
 use crate::mail::transport::{DirectoryTransport, SmtpTransport, Transport};
 use crate::outbox::{Backlog, Dispatcher};
 
@@ -93,11 +93,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
-    let renderer = mail::Renderer::new(
-        &config.product_name,
-        config.support_contact.as_deref(),
-        config.template_dir.as_deref(),
-    )?;
+    let renderer = Arc::new(config.renderer()?);
     let transport = build_transport(&config.mail, &config.mail_from)?;
 
     let wakeup = Arc::new(Notify::new());
@@ -106,6 +102,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         Dispatcher {
             store: Arc::clone(&store),
             transport,
+            renderer: Arc::clone(&renderer),
             clock: Arc::clone(&clock),
             wakeup: Arc::clone(&wakeup),
             config: config.dispatcher.clone(),
@@ -177,21 +174,21 @@ pub fn build_transport(mail: &MailConfig, mail_from: &str) -> anyhow::Result<Arc
     })
 }
 
-/// The dispatcher alone, as `pwmail dispatch` runs it: until `shutdown`.
+/// The dispatcher alone, as `pwmail dispatch` runs it (with `config`'s
+/// mail, sender, templates and dispatcher settings): until `shutdown`.
 pub async fn dispatch(
     store: Arc<dyn Store>,
-    mail: &MailConfig,
-    mail_from: &str,
-    config: DispatcherConfig,
+    config: &ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let transport = build_transport(mail, mail_from)?;
+    let transport = build_transport(&config.mail, &config.mail_from)?;
     Dispatcher {
         store,
         transport,
+        renderer: Arc::new(config.renderer()?),
         clock: Arc::new(clock::SystemClock),
         wakeup: Arc::new(Notify::new()),
-        config,
+        config: config.dispatcher.clone(),
     }
     .run(shutdown)
     .await;

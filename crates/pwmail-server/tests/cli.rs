@@ -480,9 +480,11 @@ fn outbox_commands_show_and_requeue_dead_messages() {
         message_id: id.into(),
         kind,
         recipient: "u@example.com".into(),
-        subject: "s".into(),
-        body_text: "t".into(),
-        body_html: "h".into(),
+        content: pwmail_store::Content::Rendered {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+        },
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // A link email and a "password changed" notice, both given up.

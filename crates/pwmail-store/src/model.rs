@@ -180,6 +180,17 @@ impl From<LinkPurpose> for MessageKind {
     }
 }
 
+impl MessageKind {
+    /// The link a message of this kind carries, if it carries one.
+    pub fn link_purpose(self) -> Option<LinkPurpose> {
+        match self {
+            MessageKind::SendPasswordEmail => Some(LinkPurpose::SendPasswordEmail),
+            MessageKind::ResetPasswordByAdmin => Some(LinkPurpose::ResetPasswordByAdmin),
+            MessageKind::PasswordChanged => None,
+        }
+    }
+}
+
 impl fmt::Display for MessageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -193,16 +204,60 @@ pub struct Actor {
     pub token_id: i64,
 }
 
-/// A message ready to send: rendered in full when it is queued.
+/// A queued message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMessage {
     /// Stable Message-ID, reused on every attempt (without angle brackets).
     pub message_id: String,
     pub kind: MessageKind,
     pub recipient: String,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: String,
+    pub content: Content,
+}
+
+/// What a queued message says, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Written when it was queued: a notice, which holds no link.
+    Rendered {
+        subject: String,
+        text: String,
+        html: String,
+    },
+    /// A link email, written from its templates when it is sent: the row
+    /// holds the link and what the templates need, not ~3 KiB of rendered
+    /// text and HTML, which every write of the row (queue, claim, settle)
+    /// paid for. The link is cleared when the row settles, as the bodies are.
+    Link {
+        /// The whole link (the token with this service's public URL, fixed
+        /// when it was issued). A secret: never in a log line or an error.
+        link: String,
+        /// The user's name when the link was issued.
+        name: Option<String>,
+        /// When the link stops working (it was issued at the row's
+        /// `created_at`).
+        expires_at: UnixMillis,
+    },
+}
+
+/// The link is a credential: `Debug` (logs, panics) shows that there is
+/// one, never what it is.
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Content::Rendered { subject, .. } => f
+                .debug_struct("Rendered")
+                .field("subject", subject)
+                .finish_non_exhaustive(),
+            Content::Link {
+                name, expires_at, ..
+            } => f
+                .debug_struct("Link")
+                .field("link", &"<redacted>")
+                .field("name", name)
+                .field("expires_at", expires_at)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -76,6 +76,68 @@ fn kind(row: &impl Columns) -> Result<MessageKind> {
     MessageKind::from_column(row.text("kind")?)
 }
 
+/// A message's content: a link email while its row holds the link, else
+/// the bodies it was queued with (empty once cleared).
+fn content(row: &impl Columns) -> Result<Content> {
+    Ok(match row.opt_text("link")? {
+        Some(link) => Content::Link {
+            link,
+            name: row.opt_text("link_name")?,
+            expires_at: row
+                .opt_int("link_expires_at")?
+                .ok_or_else(|| StoreError::Corrupt("a link email without its expiry".into()))?,
+        },
+        None => Content::Rendered {
+            subject: row.text("subject")?,
+            text: row.opt_text("body_text")?.unwrap_or_default(),
+            html: row.opt_text("body_html")?.unwrap_or_default(),
+        },
+    })
+}
+
+/// A message's content as the outbox's columns hold it: parameters $4–$9
+/// of `sql::OUTBOX_INSERT` (and of `pwmail_issue_link`), in that order.
+pub(crate) struct ContentColumns<'a> {
+    pub subject: &'a str,
+    pub body_text: Option<&'a str>,
+    pub body_html: Option<&'a str>,
+    pub link: Option<&'a str>,
+    pub link_name: Option<&'a str>,
+    pub link_expires_at: Option<UnixMillis>,
+}
+
+impl<'a> ContentColumns<'a> {
+    pub(crate) fn of(content: &'a Content) -> Self {
+        match content {
+            Content::Rendered {
+                subject,
+                text,
+                html,
+            } => ContentColumns {
+                subject,
+                body_text: Some(text),
+                body_html: Some(html),
+                link: None,
+                link_name: None,
+                link_expires_at: None,
+            },
+            // Its subject too is written when it is sent.
+            Content::Link {
+                link,
+                name,
+                expires_at,
+            } => ContentColumns {
+                subject: "",
+                body_text: None,
+                body_html: None,
+                link: Some(link),
+                link_name: name.as_deref(),
+                link_expires_at: Some(*expires_at),
+            },
+        }
+    }
+}
+
 /// A row of `sql::claim_outbox`.
 pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
     Ok(OutboxMessage {
@@ -84,9 +146,7 @@ pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
             message_id: row.text("message_id")?,
             kind: kind(row)?,
             recipient: row.text("recipient")?,
-            subject: row.text("subject")?,
-            body_text: row.opt_text("body_text")?.unwrap_or_default(),
-            body_html: row.opt_text("body_html")?.unwrap_or_default(),
+            content: content(row)?,
         },
         attempts: attempts(row)?,
         created_at: row.int("created_at")?,

@@ -191,14 +191,16 @@ pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, targe
 
 macro_rules! outbox_insert {
     () => {
-        "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html, state,
+        "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html,
+                             link, link_name, link_expires_at, state,
                              next_attempt_at, created_at, queued_at, request_id, user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $7, $8, $9)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10, $10, $11, $12)"
     };
 }
-/// Queues a message: $1 Message-ID, $2 kind, $3 recipient, $4 subject,
-/// $5 text, $6 HTML, $7 now, $8 request id, $9 user. SQLite reads the id
-/// as the last inserted rowid (a `RETURNING` costs it a temporary table).
+/// Queues a message: $1 Message-ID, $2 kind, $3 recipient, $4–$9 its
+/// content (`rows::ContentColumns`), $10 now, $11 request id, $12 user.
+/// SQLite reads the id as the last inserted rowid (a `RETURNING` costs it a
+/// temporary table).
 pub const OUTBOX_INSERT: &str = outbox_insert!();
 /// [`OUTBOX_INSERT`] returning the id (PostgreSQL).
 pub const OUTBOX_INSERT_RETURNING_ID: &str = concat!(outbox_insert!(), " RETURNING id");
@@ -228,8 +230,8 @@ macro_rules! claim_lease {
 /// The columns `rows::outbox_message` reads.
 macro_rules! claimed_columns {
     () => {
-        "id, message_id, kind, recipient, subject, body_text, body_html,
-         CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+        "id, message_id, kind, recipient, subject, body_text, body_html, link, link_name,
+         link_expires_at, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
     };
 }
 
@@ -260,7 +262,7 @@ pub const CLAIM_ONE: &str = concat!(claim_lease!(), " WHERE id = $4");
 pub const CLAIMED: &str = concat!("SELECT ", claimed_columns!(), " FROM outbox WHERE id = $1");
 
 /// What settling a message as sent sets, given where its reply and time
-/// come from. The bodies (and so the link) are dropped once sent.
+/// come from. The bodies and the link are dropped once sent.
 macro_rules! sent {
     ($reply:literal, $at:literal) => {
         concat!(
@@ -271,7 +273,7 @@ macro_rules! sent {
             ", settled_at = ",
             $at,
             ", lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL,
-            body_text = NULL, body_html = NULL"
+            body_text = NULL, body_html = NULL, link = NULL, link_name = NULL"
         )
     };
 }
@@ -296,7 +298,7 @@ pub const SETTLE_RETRY: &str =
             lease_owner = NULL, lease_until = NULL, settled_at = $4
      WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
 /// $1 id, $2 lease owner, $3 error, $4 now. A trigger revokes a dead link
-/// email's link and clears its bodies (migration 0002).
+/// email's link and clears its bodies and link (migrations 0002, 0006).
 pub const SETTLE_DEAD: &str = "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
             lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
      WHERE id = $1 AND state = 'sending' AND lease_owner = $2";

@@ -13,12 +13,21 @@ pub(crate) const PASSWORD_SET_ANY: &str =
     "UPDATE users SET password_hash = $2, password_changed_at = $3, password_invalidated_at = NULL
      WHERE id = $1";
 
+/// $1 outbox id: what the row still holds of its message's words and link,
+/// all run together ('' when nothing).
+pub(crate) const OUTBOX_HELD: &str = "SELECT COALESCE(link, '') || COALESCE(link_name, '')
+        || COALESCE(body_text, '') || COALESCE(body_html, '') AS held
+     FROM outbox WHERE id = $1";
+
 #[async_trait]
 pub trait StoreTestExt: Store {
     /// Sets a password hash directly, as if the user had set it.
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()>;
     /// The audit rows about one user, oldest first.
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>>;
+    /// What an outbox row still holds of its link, the user's name and its
+    /// bodies, run together: '' once it has let go of them all.
+    async fn outbox_held(&self, id: i64) -> Result<String>;
 }
 
 /// Opens a store with its test extension, as [`crate::open`] does.

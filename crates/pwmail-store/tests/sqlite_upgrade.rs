@@ -1,5 +1,5 @@
 //! An SQLite database made by an earlier pwmail opens with every row kept:
-//! migration 0005 rebuilds the outbox table.
+//! migration 0005 rebuilds the outbox table, and 0006 adds the link columns.
 
 use std::str::FromStr;
 
@@ -93,7 +93,7 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .fetch_all(&new)
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 5]);
+    assert_eq!(versions, [1, 2, 3, 5, 6]);
     let dangling: Vec<String> =
         sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_check")
             .fetch_all(&new)
@@ -141,8 +141,14 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, 11);
-    assert_eq!(claimed[0].message.body_text, "text");
-    assert_eq!(claimed[0].message.body_html, "<p>html</p>");
+    assert_eq!(
+        claimed[0].message.content,
+        Content::Rendered {
+            subject: "Set".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into()
+        }
+    );
     assert_eq!(claimed[0].attempts, 1);
     // The trigger was rebuilt: the link email given up revokes its link.
     store
@@ -163,4 +169,10 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
             .await
             .unwrap();
     assert_eq!(revoked, Some(T0 + 1));
+    let held: Option<String> =
+        sqlx::query_scalar("SELECT COALESCE(body_text, body_html, link) FROM outbox WHERE id = 11")
+            .fetch_one(&new)
+            .await
+            .unwrap();
+    assert_eq!(held, None, "and its bodies are cleared");
 }

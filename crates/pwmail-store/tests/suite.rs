@@ -106,14 +106,28 @@ fn issue(
             message_id: format!("m{link}@test"),
             kind: purpose.into(),
             recipient: "u@example.com".into(),
-            subject: "s".into(),
-            body_text: "text".into(),
-            body_html: "html".into(),
+            content: link_content(link, now),
         },
         request_id: format!("req-{link}"),
         idempotency: None,
         now,
     }
+}
+
+/// What the link email of [`issue`]'s link `link` holds, as the app queues it.
+fn link_content(link: u8, now: UnixMillis) -> Content {
+    Content::Link {
+        link: format!("https://pwmail.test/reset/{link}"),
+        name: Some(format!("User {link}")),
+        expires_at: now + 3_600_000,
+    }
+}
+
+/// What a claimed message queued by [`issue`] at `now` must say (its
+/// Message-ID names its link).
+fn issued_content(m: &OutboxMessage, now: UnixMillis) -> Content {
+    let link = m.message.message_id[1..].split('@').next().unwrap();
+    link_content(link.parse().unwrap(), now)
 }
 
 /// A claim of worker "w" with a minute's lease.
@@ -320,9 +334,11 @@ async fn complete_reset(store: &dyn StoreTestExt) {
             message_id: format!("changed-{now}@test"),
             kind: MessageKind::PasswordChanged,
             recipient: "u@example.com".into(),
-            subject: "changed".into(),
-            body_text: "t".into(),
-            body_html: "h".into(),
+            content: pwmail_store::Content::Rendered {
+                subject: "changed".into(),
+                text: "t".into(),
+                html: "h".into(),
+            },
         },
         request_id: "req-reset".into(),
         now,
@@ -460,8 +476,16 @@ async fn dead_link_emails_revoke_their_link(store: &dyn StoreTestExt) {
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].message.body_text, "", "bodies cleared");
-    assert_eq!(again[0].message.body_html, "");
+    assert_eq!(
+        again[0].message.content,
+        Content::Rendered {
+            subject: String::new(),
+            text: String::new(),
+            html: String::new()
+        },
+        "its link and name are gone with it"
+    );
+    assert_eq!(store.outbox_held(claimed[0].id).await.unwrap(), "");
 }
 
 async fn issue_links(store: &dyn StoreTestExt) {
@@ -750,7 +774,7 @@ async fn outbox(store: &dyn StoreTestExt) {
     assert_eq!(a.len(), 2);
     assert!(
         a.iter()
-            .all(|m| m.attempts == 1 && m.message.body_text == "text")
+            .all(|m| m.attempts == 1 && m.message.content == issued_content(m, T0))
     );
     let b = store.claim_outbox(&claim("b", T0, 10)).await.unwrap();
     assert_eq!(b.len(), 1, "leased rows are not claimed twice");
@@ -772,12 +796,25 @@ async fn outbox(store: &dyn StoreTestExt) {
         "wrong owner"
     );
     assert!(store.settle_outbox(a[0].id, "a", &sent).await.unwrap());
+    assert_eq!(
+        store.outbox_held(a[0].id).await.unwrap(),
+        "",
+        "a sent email's row lets go of its link"
+    );
     let retry = Settlement::Retry {
         error: "451".into(),
         at: T0 + 5,
         next_attempt_at: T0 + 20_000,
     };
     assert!(store.settle_outbox(b[0].id, "b", &retry).await.unwrap());
+    assert!(
+        store
+            .outbox_held(b[0].id)
+            .await
+            .unwrap()
+            .starts_with("https://pwmail.test/reset/"),
+        "one to retry keeps it"
+    );
 
     let over = store
         .claim_outbox(&claim("c", T0 + 10_000, 10))

@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Admission, Authenticated, CallerCharge, IdempotencyKey, IssueLink, IssueOutcome,
-    IssueTarget, LinkPurpose, MessageKind, RateKey,
+    Actor, Admission, Authenticated, CallerCharge, Content, IdempotencyKey, IssueLink,
+    IssueOutcome, IssueTarget, LinkPurpose, MessageKind, RateKey,
 };
 use sha2::Digest as _;
 
 use crate::app::{App, AppError, validate};
-use crate::mail::LinkEmail;
-use crate::secrets;
+use crate::{mail, secrets};
 
 /// What the caller asked for, already authenticated.
 pub struct IssueRequest<'a> {
@@ -120,21 +119,17 @@ impl App {
         }
 
         let link_token = secrets::new_link_token()?;
-        let link = config.reset_link(link_token.expose());
-        let lifetime = config.link_ttl;
-        let expires_at = now + lifetime.as_millis() as i64;
-        let rendered = self.renderer.render_link_email(&LinkEmail {
-            purpose,
-            email: &user.email,
-            name: user.name.as_deref(),
-            link: &link,
-            lifetime,
-            expires_at,
-        })?;
-        let message = rendered.into_message(
+        let expires_at = now + config.link_ttl.as_millis() as i64;
+        // Written from the templates when it is sent (`Content::Link`).
+        let message = mail::queued(
             MessageKind::from(purpose),
             &user.email,
             &config.mail_domain(),
+            Content::Link {
+                link: config.reset_link(link_token.expose()),
+                name: user.name.clone(),
+                expires_at,
+            },
         );
         let outcome = self
             .store

@@ -33,7 +33,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
-    pub renderer: Renderer,
+    /// Shared with the dispatcher, which writes the link emails.
+    pub renderer: Arc<Renderer>,
     /// Wakes the in-process dispatcher when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
     pub backlog: Backlog,

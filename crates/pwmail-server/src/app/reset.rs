@@ -9,8 +9,8 @@ use pwmail_store::{
 
 use crate::app::issue::retry_after;
 use crate::app::{App, AppError, ResetError};
-use crate::secrets;
 use crate::secrets::password::{HashError, normalize};
+use crate::{mail, secrets};
 
 /// A usable link and the user it belongs to.
 #[derive(Debug)]
@@ -106,11 +106,13 @@ impl App {
             .renderer
             .render_password_changed(&user.email, user.name.as_deref(), now)
             .map_err(AppError::from)?
-            .into_message(
-                MessageKind::PasswordChanged,
-                &user.email,
-                &self.config.mail_domain(),
-            );
+            .into_content();
+        let notice = mail::queued(
+            MessageKind::PasswordChanged,
+            &user.email,
+            &self.config.mail_domain(),
+            notice,
+        );
         let link_hash = secrets::hash(token);
         let outcome = self
             .store

@@ -91,22 +91,13 @@ pub struct SenderArgs {
     pub mail_from: String,
 }
 
-/// What the emails say: product, support contact, templates, link base
-/// and lifetime.
+/// What the reset links are: their base and lifetime (fixed when a link is
+/// issued).
 #[derive(Args, Debug, Clone)]
 pub struct ContentArgs {
     /// Public base URL of this service; reset links are built from it [default: the --listen address, https with --tls-cert].
     #[arg(long, env = "PWMAIL_PUBLIC_URL", value_parser = config::parse_public_url)]
     pub public_url: Option<url::Url>,
-    /// Product name used in the emails.
-    #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value_t = defaults().product_name)]
-    pub product_name: String,
-    /// Support contact named in the emails.
-    #[arg(long, env = "PWMAIL_SUPPORT_CONTACT")]
-    pub support_contact: Option<String>,
-    /// Directory whose template files replace the built-in ones.
-    #[arg(long, env = "PWMAIL_TEMPLATE_DIR")]
-    pub template_dir: Option<PathBuf>,
     /// Lifetime of a reset link in seconds (300..=604800; above 86400 is logged as a warning).
     #[arg(long, env = "PWMAIL_LINK_TTL_SECS", default_value_t = defaults().link_ttl.as_secs())]
     pub link_ttl_secs: u64,
@@ -119,11 +110,33 @@ impl ContentArgs {
             Some(url) => url.clone(),
             None => config::public_url_for(config.listen, config.tls.is_some()),
         };
+        config.link_ttl = config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?;
+        Ok(())
+    }
+}
+
+/// What the emails say around the link: product, support contact,
+/// templates. Whoever sends a link email writes it (`serve`'s dispatcher,
+/// or `pwmail dispatch`), so it takes these.
+#[derive(Args, Debug, Clone)]
+pub struct TemplateArgs {
+    /// Product name used in the emails.
+    #[arg(long, env = "PWMAIL_PRODUCT_NAME", default_value_t = defaults().product_name)]
+    pub product_name: String,
+    /// Support contact named in the emails.
+    #[arg(long, env = "PWMAIL_SUPPORT_CONTACT")]
+    pub support_contact: Option<String>,
+    /// Directory whose template files replace the built-in ones.
+    #[arg(long, env = "PWMAIL_TEMPLATE_DIR")]
+    pub template_dir: Option<PathBuf>,
+}
+
+impl TemplateArgs {
+    /// These settings over `config`.
+    pub fn apply(&self, config: &mut ServerConfig) {
         config.product_name = self.product_name.clone();
         config.support_contact = self.support_contact.clone();
         config.template_dir = self.template_dir.clone();
-        config.link_ttl = config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?;
-        Ok(())
     }
 }
 

@@ -3,12 +3,12 @@
 
 use crate::cli::out;
 use clap::{Subcommand, ValueEnum};
-use pwmail_store::{LinkPurpose, MessageKind};
+use pwmail_store::{Content, MessageKind, OutboxMessage};
 
 use crate::app::validate;
-use crate::cli::args::{ContentArgs, SenderArgs};
+use crate::cli::args::{ContentArgs, SenderArgs, TemplateArgs};
 use crate::config::ServerConfig;
-use crate::mail::{self, LinkEmail, Renderer};
+use crate::mail;
 
 #[derive(Subcommand, Debug)]
 pub enum MailCommand {
@@ -22,6 +22,8 @@ pub enum MailCommand {
         to: String,
         #[command(flatten)]
         content: ContentArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
         #[command(flatten)]
         sender: SenderArgs,
     },
@@ -53,6 +55,7 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
         kind,
         to,
         content,
+        templates,
         sender,
     } = cmd;
     validate::email(to)?;
@@ -61,32 +64,30 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     content.apply(&mut config)?;
-    let renderer = Renderer::new(
-        &config.product_name,
-        config.support_contact.as_deref(),
-        config.template_dir.as_deref(),
-    )?;
+    templates.apply(&mut config);
+    let renderer = config.renderer()?;
+    // Queued and then written as the dispatcher writes it.
     let kind = MessageKind::from(*kind);
-    let link = config.reset_link("EXAMPLE-TOKEN");
-    let purpose = match kind {
-        MessageKind::SendPasswordEmail => Some(LinkPurpose::SendPasswordEmail),
-        MessageKind::ResetPasswordByAdmin => Some(LinkPurpose::ResetPasswordByAdmin),
-        MessageKind::PasswordChanged => None,
-    };
-    let rendered = match purpose {
-        Some(purpose) => renderer.render_link_email(&LinkEmail {
-            purpose,
-            email: to,
+    let content = match kind.link_purpose() {
+        Some(_) => Content::Link {
+            link: config.reset_link("EXAMPLE-TOKEN"),
             name: None,
-            link: &link,
-            lifetime: config.link_ttl,
             expires_at: now + config.link_ttl.as_millis() as i64,
-        })?,
-        None => renderer.render_password_changed(to, None, now)?,
+        },
+        None => renderer
+            .render_password_changed(to, None, now)?
+            .into_content(),
     };
-    let message = rendered.into_message(kind, to, &config.mail_domain());
+    let leased = OutboxMessage {
+        id: 0,
+        message: mail::queued(kind, to, &config.mail_domain(), content),
+        attempts: 1,
+        created_at: now,
+        queued_at: now,
+        request_id: None,
+    };
     let from = config.mail_from.parse()?;
-    let mime = mail::build_message(&message, &from, now)?;
+    let mime = mail::build_message(&renderer.letter(&leased)?, &from)?;
     out!("{}", String::from_utf8_lossy(&mime.bytes))?;
     Ok(())
 }

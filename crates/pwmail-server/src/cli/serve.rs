@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::Args;
 use tokio::sync::watch;
 
-use crate::cli::args::{ContentArgs, DbArgs, DispatcherArgs, SenderArgs, TransportArgs};
+use crate::cli::args::{
+    ContentArgs, DbArgs, DispatcherArgs, SenderArgs, TemplateArgs, TransportArgs,
+};
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{RateLimit, ServerConfig};
 use crate::tls::TlsFiles;
@@ -134,6 +136,7 @@ impl ServeArgs {
             config.hash_concurrency = n;
         }
         self.content.apply(&mut config)?;
+        self.mail.templates.apply(&mut config);
         Ok(config)
     }
 }
@@ -142,6 +145,8 @@ impl ServeArgs {
 pub struct DispatchArgs {
     #[command(flatten)]
     pub sender: SenderArgs,
+    #[command(flatten)]
+    pub templates: TemplateArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
     #[command(flatten)]
@@ -229,16 +234,15 @@ fn lock_sqlite(database_url: &str) -> anyhow::Result<Option<crate::files::Server
 pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {
     let _lock = lock_sqlite(&db.resolve()?)?;
     let store = db.open().await?;
-    let mail = args.transport.to_config(&db.data_dir)?;
-    tracing::info!(mail = ?mail, "pwmail dispatching");
-    dispatch(
-        store,
-        &mail,
-        &args.sender.mail_from,
-        args.dispatcher.to_config(),
-        shutdown_signal(),
-    )
-    .await
+    let mut config = ServerConfig {
+        mail: args.transport.to_config(&db.data_dir)?,
+        mail_from: args.sender.mail_from.clone(),
+        dispatcher: args.dispatcher.to_config(),
+        ..ServerConfig::default()
+    };
+    args.templates.apply(&mut config);
+    tracing::info!(mail = ?config.mail, "pwmail dispatching");
+    dispatch(store, &config, shutdown_signal()).await
 }
 
 pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {

@@ -6,11 +6,12 @@ pub mod message;
 pub mod smtp_pool;
 pub mod transport;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
 use minijinja::{Environment, context};
-use pwmail_store::{LinkPurpose, MessageKind, NewMessage, UnixMillis};
+use pwmail_store::{Content, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis};
 
 use crate::clock::format_utc;
 pub use message::build_message;
@@ -66,21 +67,40 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// The message to queue, with a fresh Message-ID (`uuid@domain`) that
+/// every delivery attempt will reuse. A time-ordered UUID (v7): each new
+/// one lands at the end of the outbox's unique Message-ID index, where a
+/// random one would dirty a page of its own in every commit.
+pub fn queued(kind: MessageKind, recipient: &str, domain: &str, content: Content) -> NewMessage {
+    NewMessage {
+        message_id: format!("{}@{domain}", uuid::Uuid::now_v7()),
+        kind,
+        recipient: recipient.to_string(),
+        content,
+    }
+}
+
 impl Rendered {
-    /// The message to queue, with a fresh Message-ID (`uuid@domain`) that
-    /// every delivery attempt will reuse. A time-ordered UUID (v7): each new
-    /// one lands at the end of the outbox's unique Message-ID index, where
-    /// a random one would dirty a page of its own in every commit.
-    pub fn into_message(self, kind: MessageKind, recipient: &str, domain: &str) -> NewMessage {
-        NewMessage {
-            message_id: format!("{}@{domain}", uuid::Uuid::now_v7()),
-            kind,
-            recipient: recipient.to_string(),
+    /// Stored as it is (a notice: no link).
+    pub fn into_content(self) -> Content {
+        Content::Rendered {
             subject: self.subject,
-            body_text: self.text,
-            body_html: self.html,
+            text: self.text,
+            html: self.html,
         }
     }
+}
+
+/// A leased message in words, as a transport sends it: a link email
+/// rendered now, anything else as it was stored.
+pub struct Letter<'a> {
+    pub message_id: &'a str,
+    pub recipient: &'a str,
+    pub subject: Cow<'a, str>,
+    pub text: Cow<'a, str>,
+    pub html: Cow<'a, str>,
+    /// The Date header: when it was queued, the same on every attempt.
+    pub date: UnixMillis,
 }
 
 pub struct Renderer {
@@ -162,6 +182,57 @@ impl Renderer {
             expires_at => format_utc(email.expires_at),
         };
         self.render(MessageKind::from(email.purpose), ctx)
+    }
+
+    /// The words of a leased message. A link email's templates run now:
+    /// its link and the user's name come from the row, and its lifetime is
+    /// what it was when the link was issued (at the row's `created_at`). A
+    /// template that fails for this message fails this message only (the
+    /// dispatcher gives it up), as it would have failed the API call.
+    pub fn letter<'a>(&self, leased: &'a OutboxMessage) -> Result<Letter<'a>, MailError> {
+        let m = &leased.message;
+        let (subject, text, html) = match &m.content {
+            Content::Rendered {
+                subject,
+                text,
+                html,
+            } => (
+                Cow::Borrowed(subject.as_str()),
+                Cow::Borrowed(text.as_str()),
+                Cow::Borrowed(html.as_str()),
+            ),
+            Content::Link {
+                link,
+                name,
+                expires_at,
+            } => {
+                let purpose = m.kind.link_purpose().ok_or_else(|| {
+                    MailError::Build(format!("a {} message cannot carry a link", m.kind))
+                })?;
+                let lifetime = (*expires_at - leased.created_at).max(0) as u64;
+                let rendered = self.render_link_email(&LinkEmail {
+                    purpose,
+                    email: &m.recipient,
+                    name: name.as_deref(),
+                    link,
+                    lifetime: Duration::from_millis(lifetime),
+                    expires_at: *expires_at,
+                })?;
+                (
+                    Cow::Owned(rendered.subject),
+                    Cow::Owned(rendered.text),
+                    Cow::Owned(rendered.html),
+                )
+            }
+        };
+        Ok(Letter {
+            message_id: &m.message_id,
+            recipient: &m.recipient,
+            subject,
+            text,
+            html,
+            date: leased.created_at,
+        })
     }
 
     /// The notice sent after a password change; it carries no link.
@@ -309,6 +380,78 @@ mod tests {
         )
         .unwrap();
         Renderer::new("pwmail", None, Some(dir.path())).expect("a good override");
+    }
+
+    fn leased(kind: MessageKind, content: Content) -> OutboxMessage {
+        OutboxMessage {
+            id: 1,
+            message: queued(kind, "a@example.com", "pwmail.test", content),
+            attempts: 1,
+            created_at: 1_000,
+            queued_at: 1_000,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_link_email_is_written_when_sent_from_what_its_row_holds() {
+        let r = Renderer::new("Acme", Some("help@acme.test"), None).unwrap();
+        let row = leased(
+            MessageKind::ResetPasswordByAdmin,
+            Content::Link {
+                link: "https://acme.test/reset/TOKEN".into(),
+                name: Some("Ada".into()),
+                // Issued at the row's created_at, for 90 minutes.
+                expires_at: 1_000 + 5_400_000,
+            },
+        );
+        let letter = r.letter(&row).unwrap();
+        let direct = r
+            .render_link_email(&LinkEmail {
+                purpose: LinkPurpose::ResetPasswordByAdmin,
+                email: "a@example.com",
+                name: Some("Ada"),
+                link: "https://acme.test/reset/TOKEN",
+                lifetime: Duration::from_secs(5_400),
+                expires_at: 1_000 + 5_400_000,
+            })
+            .unwrap();
+        assert_eq!(letter.subject, direct.subject);
+        assert_eq!(letter.text, direct.text);
+        assert_eq!(letter.html, direct.html);
+        assert!(letter.text.contains("https://acme.test/reset/TOKEN"));
+        assert!(letter.text.contains("Ada") && letter.text.contains("90 minutes"));
+        assert_eq!(
+            (letter.message_id, letter.recipient, letter.date),
+            (
+                row.message.message_id.as_str(),
+                "a@example.com",
+                row.created_at
+            )
+        );
+
+        // A notice goes as it was stored.
+        let notice = leased(
+            MessageKind::PasswordChanged,
+            Rendered {
+                subject: "S".into(),
+                text: "T".into(),
+                html: "H".into(),
+            }
+            .into_content(),
+        );
+        let letter = r.letter(&notice).unwrap();
+        assert_eq!(
+            (&*letter.subject, &*letter.text, &*letter.html),
+            ("S", "T", "H")
+        );
+
+        // A link on a kind that has none is refused, not sent.
+        let odd = leased(MessageKind::PasswordChanged, row.message.content.clone());
+        let err = r.letter(&odd).err().expect("refused").to_string();
+        assert!(err.contains("cannot carry a link"), "{err}");
+        assert!(!err.contains("TOKEN"), "{err}");
+        assert!(!format!("{:?}", row.message).contains("TOKEN"), "Debug");
     }
 
     #[test]

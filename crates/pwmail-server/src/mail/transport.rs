@@ -3,15 +3,13 @@
 
 use std::path::PathBuf;
 
+use crate::config::smtp::{SmtpConfig, SmtpConfigError, TlsMode};
+use crate::mail::smtp_pool::{PoolError, Security, SmtpPool};
+use crate::mail::{self, Letter};
 use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
-use pwmail_store::OutboxMessage;
-
-use crate::config::smtp::{SmtpConfig, SmtpConfigError, TlsMode};
-use crate::mail;
-use crate::mail::smtp_pool::{PoolError, Security, SmtpPool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -29,7 +27,7 @@ pub struct SendError {
 }
 
 impl SendError {
-    fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         SendError {
             failure: Failure::Permanent,
             message: message.into(),
@@ -47,7 +45,7 @@ impl SendError {
 /// Where messages go. `send` returns the receiving side's reply.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
-    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError>;
+    async fn send(&self, letter: &Letter<'_>) -> Result<String, SendError>;
 }
 
 /// Each message becomes `<mail-dir>/<message-id>.eml`.
@@ -69,12 +67,11 @@ impl DirectoryTransport {
 
 #[async_trait]
 impl Transport for DirectoryTransport {
-    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
-        let bytes = mail::build_message(&message.message, &self.from, message.created_at)
+    async fn send(&self, letter: &Letter<'_>) -> Result<String, SendError> {
+        let bytes = mail::build_message(letter, &self.from)
             .map_err(|e| SendError::permanent(e.to_string()))?
             .bytes;
-        let stem: String = message
-            .message
+        let stem: String = letter
             .message_id
             .chars()
             .take_while(|c| *c != '@')
@@ -138,8 +135,8 @@ impl SmtpTransport {
 
 #[async_trait]
 impl Transport for SmtpTransport {
-    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
-        let mime = mail::build_message(&message.message, &self.from, message.created_at)
+    async fn send(&self, letter: &Letter<'_>) -> Result<String, SendError> {
+        let mime = mail::build_message(letter, &self.from)
             .map_err(|e| SendError::permanent(e.to_string()))?;
         match self.pool.send(&mime.envelope, &mime.bytes).await {
             Ok(response) => Ok(format!(

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
+use crate::mail::Renderer;
 use crate::mail::transport::{Failure, SendError, Transport};
 
 pub mod backlog;
@@ -27,6 +28,8 @@ pub use backlog::Backlog;
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub transport: Arc<dyn Transport>,
+    /// Writes link emails, which are queued unrendered.
+    pub renderer: Arc<Renderer>,
     pub clock: Arc<dyn Clock>,
     /// Signalled when the API queues a message, so it goes out at once.
     pub wakeup: Arc<Notify>,
@@ -246,16 +249,21 @@ impl Dispatcher {
         }
     }
 
-    /// One attempt, bounded by the send timeout.
+    /// One attempt, bounded by the send timeout. A message that cannot be
+    /// written (its template fails for it) cannot be sent: a permanent
+    /// failure.
     async fn send(&self, message: &OutboxMessage) -> (Result<String, SendError>, Duration) {
         let started = std::time::Instant::now();
         let limit = self.config.send_timeout;
-        let result = match tokio::time::timeout(limit, self.transport.send(message)).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError {
-                failure: Failure::Transient,
-                message: format!("no answer within {} s", limit.as_secs()),
-            }),
+        let result = match self.renderer.letter(message) {
+            Ok(letter) => match tokio::time::timeout(limit, self.transport.send(&letter)).await {
+                Ok(result) => result,
+                Err(_) => Err(SendError {
+                    failure: Failure::Transient,
+                    message: format!("no answer within {} s", limit.as_secs()),
+                }),
+            },
+            Err(e) => Err(SendError::permanent(e.to_string())),
         };
         (result, started.elapsed())
     }

@@ -179,13 +179,17 @@ async fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
+    let content = rows::ContentColumns::of(&m.content);
     Ok(sqlx::query_scalar(sql::OUTBOX_INSERT_RETURNING_ID)
         .bind(&m.message_id)
         .bind(m.kind.as_str())
         .bind(&m.recipient)
-        .bind(&m.subject)
-        .bind(&m.body_text)
-        .bind(&m.body_html)
+        .bind(content.subject)
+        .bind(content.body_text)
+        .bind(content.body_html)
+        .bind(content.link)
+        .bind(content.link_name)
+        .bind(content.link_expires_at)
         .bind(now)
         .bind(request_id)
         .bind(user.0)
@@ -442,12 +446,13 @@ impl Store for PgStore {
         let (period, tau) = gcra::params(&issue.cooldown);
         let idem = issue.idempotency.as_ref();
         let m = &issue.message;
+        let content = rows::ContentColumns::of(&m.content);
         let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
                     stored_request_id
              FROM pwmail_issue_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                    $14, $15, $16, $17, $18, $19, $20, $21)",
+                                    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         )
         .bind(issue.actor.user.0)
         .bind(issue.actor.token_id)
@@ -462,9 +467,12 @@ impl Store for PgStore {
         .bind(&m.message_id)
         .bind(m.kind.as_str())
         .bind(&m.recipient)
-        .bind(&m.subject)
-        .bind(&m.body_text)
-        .bind(&m.body_html)
+        .bind(content.subject)
+        .bind(content.body_text)
+        .bind(content.body_html)
+        .bind(content.link)
+        .bind(content.link_name)
+        .bind(content.link_expires_at)
         .bind(&issue.request_id)
         .bind(issue.now)
         .bind(idem.map(|i| i.key.as_str()))
@@ -652,5 +660,15 @@ impl crate::testing::StoreTestExt for PgStore {
             .all(sqlx::query(sql::AUDIT_OF_USER).bind(target.0))
             .await?;
         found.iter().map(rows::audit).collect()
+    }
+
+    async fn outbox_held(&self, id: i64) -> Result<String> {
+        let found = self
+            .all(sqlx::query(crate::testing::OUTBOX_HELD).bind(id))
+            .await?;
+        match found.first() {
+            Some(row) => row.text("held"),
+            None => Err(StoreError::NotFound(format!("no outbox row {id}"))),
+        }
     }
 }

@@ -209,6 +209,7 @@ mod tests {
             include_str!("../../migrations/sqlite/0002_dead_link_emails.sql"),
             include_str!("../../migrations/sqlite/0003_idempotency_keys.sql"),
             include_str!("../../migrations/sqlite/0005_outbox_state_check.sql"),
+            include_str!("../../migrations/sqlite/0006_outbox_link_rendered_at_send.sql"),
         ] {
             conn.execute_batch(migration).unwrap();
         }

@@ -133,6 +133,7 @@ fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
+    let content = rows::ContentColumns::of(&m.content);
     exec(
         c,
         sql::OUTBOX_INSERT,
@@ -140,9 +141,12 @@ fn insert_message(
             m.message_id,
             m.kind.as_str(),
             m.recipient,
-            m.subject,
-            m.body_text,
-            m.body_html,
+            content.subject,
+            content.body_text,
+            content.body_html,
+            content.link,
+            content.link_name,
+            content.link_expires_at,
             now,
             request_id,
             user.0
@@ -615,5 +619,10 @@ impl crate::testing::StoreTestExt for SqliteStore {
 
     async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
         self.read(|c| all(c, sql::AUDIT_OF_USER, [target.0], |row| rows::audit(row)))
+    }
+
+    async fn outbox_held(&self, id: i64) -> Result<String> {
+        self.read(|c| one(c, crate::testing::OUTBOX_HELD, [id], |row| row.text("held")))?
+            .ok_or_else(|| StoreError::NotFound(format!("no outbox row {id}")))
     }
 }
