@@ -179,8 +179,21 @@ async fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
+    let row = bind_message(sqlx::query(sql::OUTBOX_INSERT_RETURNING_ID), m)
+        .bind(now)
+        .bind(request_id)
+        .bind(user.0)
+        .fetch_one(conn)
+        .await?;
+    row.int("id")
+}
+
+/// Binds a message's nine columns, in the order `sql::OUTBOX_INSERT` and
+/// `pwmail_issue_link` take them (Message-ID, kind, recipient, then
+/// `rows::ContentColumns`).
+fn bind_message<'q>(query: PgQuery<'q>, m: &'q NewMessage) -> PgQuery<'q> {
     let content = rows::ContentColumns::of(&m.content);
-    Ok(sqlx::query_scalar(sql::OUTBOX_INSERT_RETURNING_ID)
+    query
         .bind(&m.message_id)
         .bind(m.kind.as_str())
         .bind(&m.recipient)
@@ -190,11 +203,6 @@ async fn insert_message(
         .bind(content.link)
         .bind(content.link_name)
         .bind(content.link_expires_at)
-        .bind(now)
-        .bind(request_id)
-        .bind(user.0)
-        .fetch_one(conn)
-        .await?)
 }
 
 #[async_trait]
@@ -445,10 +453,8 @@ impl Store for PgStore {
         // `pwmail_issue_link` (migrations/postgres/0004_issue_link_function.sql).
         let (period, tau) = gcra::params(&issue.cooldown);
         let idem = issue.idempotency.as_ref();
-        let m = &issue.message;
-        let content = rows::ContentColumns::of(&m.content);
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
                     stored_request_id
              FROM pwmail_issue_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
@@ -463,23 +469,15 @@ impl Store for PgStore {
         .bind(issue.expires_at)
         .bind(RateKey::User(issue.target).to_string())
         .bind(period)
-        .bind(tau)
-        .bind(&m.message_id)
-        .bind(m.kind.as_str())
-        .bind(&m.recipient)
-        .bind(content.subject)
-        .bind(content.body_text)
-        .bind(content.body_html)
-        .bind(content.link)
-        .bind(content.link_name)
-        .bind(content.link_expires_at)
-        .bind(&issue.request_id)
-        .bind(issue.now)
-        .bind(idem.map(|i| i.key.as_str()))
-        .bind(idem.map(|i| i.fingerprint.as_str()))
-        .bind(idem.map(|i| i.expires_at))
-        .fetch_one(&mut *conn)
-        .await;
+        .bind(tau);
+        let row = bind_message(query, &issue.message)
+            .bind(&issue.request_id)
+            .bind(issue.now)
+            .bind(idem.map(|i| i.key.as_str()))
+            .bind(idem.map(|i| i.fingerprint.as_str()))
+            .bind(idem.map(|i| i.expires_at))
+            .fetch_one(&mut *conn)
+            .await;
         let row = match row {
             Ok(row) => {
                 conn.release();
