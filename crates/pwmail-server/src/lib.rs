@@ -182,10 +182,12 @@ pub async fn dispatch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let transport = build_transport(&config.mail, &config.mail_from)?;
+    let renderer = Arc::new(config.renderer()?);
+    tracing::info!(mail = ?config.mail, "pwmail dispatching");
     Dispatcher {
         store,
         transport,
-        renderer: Arc::new(config.renderer()?),
+        renderer,
         clock: Arc::new(clock::SystemClock),
         wakeup: Arc::new(Notify::new()),
         config: config.dispatcher.clone(),

@@ -462,6 +462,16 @@ fn mail_preview_prints_the_rendered_message() {
     assert!(ok);
     assert!(out.contains("Subject: Changed: b@example.com"), "{out}");
     assert!(out.contains("was changed at"), "built-in body kept");
+
+    // A dispatcher writes the link emails it sends, so it checks the
+    // templates before it starts, as serve does.
+    let (ok, _, err) = pwmail(dir.path(), &["dispatch", "--template-dir", "missing"]);
+    assert!(!ok);
+    assert!(err.contains("--template-dir missing"), "{err}");
+    assert!(
+        !err.contains("pwmail dispatching"),
+        "refused at start: {err}"
+    );
 }
 
 #[test]

@@ -241,7 +241,6 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
         ..ServerConfig::default()
     };
     args.templates.apply(&mut config);
-    tracing::info!(mail = ?config.mail, "pwmail dispatching");
     dispatch(store, &config, shutdown_signal()).await
 }
 
