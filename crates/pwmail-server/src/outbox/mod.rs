@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_store::{Claim, OutboxMessage, Settlement, Store, StoreError};
+use pwmail_store::{Claim, OutboxMessage, OutboxState, Settlement, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -330,12 +330,19 @@ impl Dispatcher {
 
     /// Stores a settlement; see [`settle_with_retries`].
     async fn record(&self, id: i64, owner: &str, outcome: &Settlement) {
-        let settled = settle_with_retries(self.config.lease / 2, || {
+        let (settled, retried) = settle_with_retries(self.config.lease / 2, || {
             self.bounded(self.store.settle_outbox(id, owner, outcome))
         })
         .await;
         match settled {
             Ok(true) => {}
+            // An attempt that failed (no answer in time, a dropped
+            // connection) may have committed: the row would then no longer
+            // be ours to settle because it is already settled.
+            Ok(false) if retried && self.shows(id, outcome).await => tracing::info!(
+                outbox_id = id,
+                "send result recorded by an earlier attempt that had reported a failure"
+            ),
             Ok(false) => tracing::warn!(
                 outbox_id = id,
                 "lease lost before settling; another worker owns the row"
@@ -350,6 +357,21 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// Whether the row is in the state `outcome` leaves it in.
+    async fn shows(&self, id: i64, outcome: &Settlement) -> bool {
+        let state = match outcome {
+            Settlement::Sent { .. } => OutboxState::Sent,
+            Settlement::Retry { .. } => OutboxState::Retrying,
+            Settlement::Dead { .. } => OutboxState::Dead,
+        };
+        matches!(
+            self.bounded(self.store.outbox_message(id)).await,
+            Ok(Some(row)) if row.state == state
+        )
+    }
+}
+
 fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
     if let Some(Err(e)) = joined {
         tracing::error!(error = %e, "send or settle task failed; its lease will expire");
@@ -359,13 +381,18 @@ fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
 /// Runs `settle` until it succeeds, fails for good, or `within` has
 /// passed: a sent message left unsettled (a connection the database
 /// dropped, a moment's outage) would be sent again once its lease runs out.
-async fn settle_with_retries<F, Fut>(within: Duration, mut settle: F) -> pwmail_store::Result<bool>
+/// Also says whether an attempt failed before the last one.
+async fn settle_with_retries<F, Fut>(
+    within: Duration,
+    mut settle: F,
+) -> (pwmail_store::Result<bool>, bool)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = pwmail_store::Result<bool>>,
 {
     let give_up = tokio::time::Instant::now() + within;
     let mut wait = SETTLE_RETRY_FIRST;
+    let mut retried = false;
     loop {
         match settle().await {
             Err(e) if e.is_retryable() && tokio::time::Instant::now() + wait < give_up => {
@@ -375,8 +402,9 @@ where
                 );
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(SETTLE_RETRY_MAX);
+                retried = true;
             }
-            settled => return settled,
+            settled => return (settled, retried),
         }
     }
 }
@@ -447,7 +475,7 @@ mod tests {
             async move { if n <= 3 { Err(unavailable()) } else { Ok(true) } }
         })
         .await;
-        assert!(matches!(settled, Ok(true)), "{settled:?}");
+        assert!(matches!(settled, (Ok(true), true)), "{settled:?}");
         assert_eq!(calls.get(), 4);
         // 50 + 100 + 200 ms of waiting, on tokio's paused clock.
         assert_eq!(started.elapsed(), Duration::from_millis(350));
@@ -461,7 +489,7 @@ mod tests {
             async { Err(unavailable()) }
         })
         .await;
-        assert!(matches!(settled, Err(StoreError::Unavailable(_))));
+        assert!(matches!(settled, (Err(StoreError::Unavailable(_)), true)));
         // 50, 100, 200, 400, 800, 1600 ms: the next 2 s wait would pass 5 s.
         assert_eq!(calls.get(), 7);
 
@@ -471,7 +499,13 @@ mod tests {
             async { Err(StoreError::Corrupt("bad row".into())) }
         })
         .await;
-        assert!(matches!(settled, Err(StoreError::Corrupt(_))));
+        assert!(matches!(settled, (Err(StoreError::Corrupt(_)), false)));
         assert_eq!(calls.get(), 1, "an error that will not pass is not retried");
+
+        let settled = settle_with_retries(Duration::from_secs(5), || async { Ok(false) }).await;
+        assert!(
+            matches!(settled, (Ok(false), false)),
+            "a first answer is not taken for a retry's"
+        );
     }
 }
