@@ -513,6 +513,17 @@ pub enum Settlement {
     },
 }
 
+impl Settlement {
+    /// The state it leaves its message in.
+    pub fn state(&self) -> OutboxState {
+        match self {
+            Settlement::Sent { .. } => OutboxState::Sent,
+            Settlement::Retry { .. } => OutboxState::Retrying,
+            Settlement::Dead { .. } => OutboxState::Dead,
+        }
+    }
+}
+
 /// Delivery status of one message, without its content.
 #[derive(Clone, Debug)]
 pub struct OutboxStatus {

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_store::{Claim, OutboxMessage, OutboxState, Settlement, Store, StoreError};
+use pwmail_store::{Claim, OutboxMessage, Settlement, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -360,14 +360,9 @@ impl Dispatcher {
 impl Dispatcher {
     /// Whether the row is in the state `outcome` leaves it in.
     async fn shows(&self, id: i64, outcome: &Settlement) -> bool {
-        let state = match outcome {
-            Settlement::Sent { .. } => OutboxState::Sent,
-            Settlement::Retry { .. } => OutboxState::Retrying,
-            Settlement::Dead { .. } => OutboxState::Dead,
-        };
         matches!(
             self.bounded(self.store.outbox_message(id)).await,
-            Ok(Some(row)) if row.state == state
+            Ok(Some(row)) if row.state == outcome.state()
         )
     }
 }
