@@ -5,6 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, and rate limits and link consumption are single
 //! statements whose row locks serialize competing replicas.
 
+mod issue;
 mod pool;
 mod settle;
 
@@ -25,6 +26,8 @@ pub struct PgStore {
     pool: Arc<pool::Pool>,
     /// Started with the first settle, on the runtime that settles.
     sent: OnceLock<settle::SentSettles>,
+    /// Started with the first issue, on the runtime that issues.
+    issues: OnceLock<issue::Issues>,
 }
 
 impl PgStore {
@@ -43,6 +46,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             sent: OnceLock::new(),
+            issues: OnceLock::new(),
         })
     }
 
@@ -449,10 +453,16 @@ impl Store for PgStore {
                 return Ok(IssueOutcome::Throttled { retry_after_ms });
             }
         }
-        // Then one round trip: the transaction is the function
-        // `pwmail_issue_link` (migrations/postgres/0004_issue_link_function.sql).
+        // Then one round trip, with the other calls waiting (see `issue`);
+        // a call with an Idempotency-Key on its own, the key's lock and row
+        // around the same rules (`pwmail_issue_link`, migration 0007).
+        let Some(idem) = issue.idempotency.as_ref() else {
+            let issues = self
+                .issues
+                .get_or_init(|| issue::Issues::start(Arc::clone(&self.pool)));
+            return issues.issue(issue.clone()).await;
+        };
         let (period, tau) = gcra::params(&issue.cooldown);
-        let idem = issue.idempotency.as_ref();
         let mut conn = self.pool.acquire().await?;
         let query = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
@@ -473,9 +483,9 @@ impl Store for PgStore {
         let row = bind_message(query, &issue.message)
             .bind(&issue.request_id)
             .bind(issue.now)
-            .bind(idem.map(|i| i.key.as_str()))
-            .bind(idem.map(|i| i.fingerprint.as_str()))
-            .bind(idem.map(|i| i.expires_at))
+            .bind(&idem.key)
+            .bind(&idem.fingerprint)
+            .bind(idem.expires_at)
             .fetch_one(&mut *conn)
             .await;
         let row = match row {
@@ -490,36 +500,18 @@ impl Store for PgStore {
             Err(e) => return Err(e.into()),
         };
         let outcome: String = row.try_get("outcome")?;
-        Ok(match outcome.as_str() {
-            "issued" => IssueOutcome::Issued {
-                link_id: row.try_get("link_id")?,
-                outbox_id: row.try_get("outbox_id")?,
-            },
-            "cooling_down" => IssueOutcome::CoolingDown {
-                retry_after_ms: row.try_get("retry_after_ms")?,
-            },
-            "disabled" => IssueOutcome::Disabled,
-            "key_in_flight" => IssueOutcome::KeyInFlight,
+        match outcome.as_str() {
+            "key_in_flight" => Ok(IssueOutcome::KeyInFlight),
             "stored" => {
                 let stored = StoredOutcome {
                     fingerprint: row.try_get("stored_fingerprint")?,
                     outbox_id: row.try_get("outbox_id")?,
                     request_id: row.try_get("stored_request_id")?,
                 };
-                match idem {
-                    Some(key) => stored.outcome_for(key),
-                    None => {
-                        return Err(StoreError::Corrupt("a stored outcome without a key".into()));
-                    }
-                }
+                Ok(stored.outcome_for(idem))
             }
-            "no_user" => return Err(StoreError::NotFound(format!("no user {}", issue.target))),
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "pwmail_issue_link answered {other:?}"
-                )));
-            }
-        })
+            _ => issue::outcome(&row, issue.target),
+        }
     }
 
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
