@@ -744,6 +744,53 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
     assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 2);
 }
 
+/// Many admin calls from one token at the same moment (gathered into one
+/// group on PostgreSQL) take one step each of its rate: exactly the burst is
+/// admitted, and every refusal says when the next call may come.
+async fn concurrent_callers_share_one_rate(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let key = RateKey::ApiToken(actor.token_id);
+    let rate = Rate {
+        period_ms: 60_000,
+        burst: 5,
+    };
+    let addresses: Vec<String> = (0..20).map(|i| format!("nobody{i}@example.com")).collect();
+    let steps = futures::future::join_all(addresses.iter().map(|address| async {
+        match store.issue_target(address, &key, &rate, T0).await.unwrap() {
+            IssueTarget::Missing {
+                charge: CallerCharge::Charged,
+            } => Admission::Admitted,
+            IssueTarget::Missing {
+                charge: CallerCharge::Pending(rate),
+            } => store.rate_limit(&key, &rate, T0).await.unwrap(),
+            IssueTarget::Throttled { retry_after_ms } => Admission::Refused { retry_after_ms },
+            other => panic!("{other:?}"),
+        }
+    }))
+    .await;
+    let admitted = steps.iter().filter(|s| **s == Admission::Admitted).count();
+    assert_eq!(admitted, 5, "{steps:?}");
+    for step in steps.iter().filter(|s| **s != Admission::Admitted) {
+        assert_eq!(
+            *step,
+            Admission::Refused {
+                retry_after_ms: 60_000
+            }
+        );
+    }
+    // The state stored is the same as five calls one by one: the next call
+    // a period later is admitted, the one after it refused.
+    let later = store.rate_limit(&key, &rate, T0 + 60_000).await.unwrap();
+    assert_eq!(later, Admission::Admitted);
+    let again = store.rate_limit(&key, &rate, T0 + 60_000).await.unwrap();
+    assert_eq!(
+        again,
+        Admission::Refused {
+            retry_after_ms: 60_000
+        }
+    );
+}
+
 async fn outbox(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     for i in 0..3u8 {
@@ -1142,8 +1189,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -13,22 +13,17 @@
 //! Calls with an Idempotency-Key go one at a time (`pwmail_issue_link`,
 //! which applies the same rules to a group of one).
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::future::Future;
 
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
-use tokio::sync::{mpsc, oneshot};
 
+use super::group::Grouped;
 use super::pool::Pool;
 use crate::gcra;
 use crate::rows::ContentColumns;
 use crate::{IssueLink, IssueOutcome, RateKey, Result, StoreError, UserId};
 
-/// Largest group one statement issues.
-const MAX_GROUP: usize = 128;
-/// Calls waiting before callers wait to enqueue.
-const QUEUE: usize = 4096;
 /// Times a group is run again when PostgreSQL broke a deadlock by failing
 /// it (groups of two replicas locking the same users).
 const DEADLOCK_RETRIES: u32 = 3;
@@ -38,123 +33,61 @@ const ISSUE_LINKS: &str = "SELECT ord, outcome, link_id, outbox_id, retry_after_
      FROM pwmail_issue_links($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                              $15, $16, $17, $18, $19, $20, $21, $22)";
 
-struct Call {
-    issue: IssueLink,
-    done: oneshot::Sender<Result<IssueOutcome>>,
-}
+/// Issues without an Idempotency-Key (their caller charged).
+pub(super) enum Issues {}
 
-impl Call {
-    /// What must be one for the whole group: the cooldown's parameters.
-    fn rate(&self) -> (i64, i64) {
-        gcra::params(&self.issue.cooldown)
-    }
-}
+impl Grouped for Issues {
+    type Call = IssueLink;
+    type Answer = IssueOutcome;
+    const MAX: usize = 128;
 
-/// The queue to the task that issues; the task ends when this is dropped.
-pub(super) struct Issues {
-    queue: mpsc::Sender<Call>,
-}
-
-impl Issues {
-    /// Starts the task on the current tokio runtime.
-    pub(super) fn start(pool: Arc<Pool>) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, waiting));
-        Issues { queue }
+    /// Each user once (a row changes once per statement), one cooldown.
+    fn fits(group: &[IssueLink], call: &IssueLink) -> bool {
+        group.first().is_none_or(|first| {
+            gcra::params(&first.cooldown) == gcra::params(&call.cooldown)
+                && group.iter().all(|other| other.target != call.target)
+        })
     }
 
-    /// Issues one call (without an Idempotency-Key, its caller charged)
-    /// with the others waiting.
-    pub(super) async fn issue(&self, issue: IssueLink) -> Result<IssueOutcome> {
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Call { issue, done })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+    fn run(
+        pool: &Pool,
+        group: &[IssueLink],
+    ) -> impl Future<Output = Result<Vec<Result<IssueOutcome>>>> + Send {
+        issue_group(pool, group)
     }
-}
-
-async fn run(pool: Arc<Pool>, mut waiting: mpsc::Receiver<Call>) {
-    let mut pending: Vec<Call> = Vec::with_capacity(MAX_GROUP);
-    loop {
-        if pending.is_empty() {
-            if waiting.recv_many(&mut pending, MAX_GROUP).await == 0 {
-                return;
-            }
-        } else {
-            while pending.len() < MAX_GROUP {
-                match waiting.try_recv() {
-                    Ok(call) => pending.push(call),
-                    Err(_) => break,
-                }
-            }
-        }
-        let (group, later) = split(std::mem::take(&mut pending));
-        pending = later;
-        let result = issue_group(&pool, &group).await;
-        match result {
-            Ok(outcomes) => {
-                for (call, outcome) in group.into_iter().zip(outcomes) {
-                    let _ = call.done.send(outcome);
-                }
-            }
-            // None of the group took effect: each caller hears the group's
-            // error, retryable as it was.
-            Err(e) => {
-                let (retryable, message) = (e.is_retryable(), e.to_string());
-                for call in group {
-                    let _ = call.done.send(Err(StoreError::BatchFailed {
-                        retryable,
-                        message: message.clone(),
-                    }));
-                }
-            }
-        }
-    }
-}
-
-/// The calls one statement can take, in arrival order, and the rest: a
-/// user already in the group, or another cooldown rate, waits.
-fn split(calls: Vec<Call>) -> (Vec<Call>, Vec<Call>) {
-    let Some(rate) = calls.first().map(Call::rate) else {
-        return (calls, Vec::new());
-    };
-    let mut users = HashSet::with_capacity(calls.len());
-    calls
-        .into_iter()
-        .partition(|call| call.rate() == rate && users.insert(call.issue.target))
 }
 
 /// One statement for the group; each call's outcome, in order (a call for
 /// no user is an error of its own, not the group's).
-async fn issue_group(pool: &Pool, group: &[Call]) -> Result<Vec<Result<IssueOutcome>>> {
-    let issues: Vec<&IssueLink> = group.iter().map(|c| &c.issue).collect();
-    let (period, tau) = group.first().map(Call::rate).unwrap_or_default();
+async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<IssueOutcome>>> {
+    let (period, tau) = issues
+        .first()
+        .map(|i| gcra::params(&i.cooldown))
+        .unwrap_or_default();
     let content: Vec<ContentColumns> = issues
         .iter()
         .map(|i| ContentColumns::of(&i.message.content))
         .collect();
-    let actor_users = column(&issues, |i| i.actor.user.0);
-    let actor_tokens = column(&issues, |i| i.actor.token_id);
-    let targets = column(&issues, |i| i.target.0);
-    let purposes = column(&issues, |i| i.purpose.as_str());
-    let invalidates = column(&issues, |i| i.purpose.invalidates_password());
-    let link_hashes = column(&issues, |i| &i.link_hash.0[..]);
-    let expiries = column(&issues, |i| i.expires_at);
-    let rate_keys = column(&issues, |i| RateKey::User(i.target).to_string());
-    let message_ids = column(&issues, |i| i.message.message_id.as_str());
-    let kinds = column(&issues, |i| i.message.kind.as_str());
-    let recipients = column(&issues, |i| i.message.recipient.as_str());
+    let actor_users = column(issues, |i| i.actor.user.0);
+    let actor_tokens = column(issues, |i| i.actor.token_id);
+    let targets = column(issues, |i| i.target.0);
+    let purposes = column(issues, |i| i.purpose.as_str());
+    let invalidates = column(issues, |i| i.purpose.invalidates_password());
+    let link_hashes = column(issues, |i| &i.link_hash.0[..]);
+    let expiries = column(issues, |i| i.expires_at);
+    let rate_keys = column(issues, |i| RateKey::User(i.target).to_string());
+    let message_ids = column(issues, |i| i.message.message_id.as_str());
+    let kinds = column(issues, |i| i.message.kind.as_str());
+    let recipients = column(issues, |i| i.message.recipient.as_str());
     let subjects = column(&content, |c| c.subject);
     let texts = column(&content, |c| c.body_text);
     let htmls = column(&content, |c| c.body_html);
     let links = column(&content, |c| c.link);
     let names = column(&content, |c| c.link_name);
     let link_expiries = column(&content, |c| c.link_expires_at);
-    let request_ids = column(&issues, |i| i.request_id.as_str());
-    let nows = column(&issues, |i| i.now);
-    let keys = column(&issues, |i| i.idempotency.as_ref().map(|k| k.key.as_str()));
+    let request_ids = column(issues, |i| i.request_id.as_str());
+    let nows = column(issues, |i| i.now);
+    let keys = column(issues, |i| i.idempotency.as_ref().map(|k| k.key.as_str()));
     let mut conn = pool.acquire().await?;
     let mut deadlocks = 0;
     let rows = loop {

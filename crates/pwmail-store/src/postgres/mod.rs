@@ -5,9 +5,11 @@
 //! `FOR UPDATE SKIP LOCKED`, and rate limits and link consumption are single
 //! statements whose row locks serialize competing replicas.
 
+mod group;
 mod issue;
 mod pool;
 mod settle;
+mod target;
 
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -25,9 +27,11 @@ use crate::*;
 pub struct PgStore {
     pool: Arc<pool::Pool>,
     /// Started with the first settle, on the runtime that settles.
-    sent: OnceLock<settle::SentSettles>,
+    sent: OnceLock<group::Groups<settle::SentSettles>>,
     /// Started with the first issue, on the runtime that issues.
-    issues: OnceLock<issue::Issues>,
+    issues: OnceLock<group::Groups<issue::Issues>>,
+    /// Started with the first admin call, on the runtime that serves it.
+    targets: OnceLock<group::Groups<target::Targets>>,
 }
 
 impl PgStore {
@@ -47,6 +51,7 @@ impl PgStore {
             pool,
             sent: OnceLock::new(),
             issues: OnceLock::new(),
+            targets: OnceLock::new(),
         })
     }
 
@@ -140,16 +145,6 @@ impl rows::Columns for PgRow {
 /// reads (the statement's snapshot, which the upsert does not change when
 /// it refuses). Built once; a statement text lives for the process.
 static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| rate_limit_and("", "").leak());
-/// [`RATE_LIMIT`] and the user an admin call names, in one round trip:
-/// $5 the address's key. The user's columns are NULL when none has it.
-static ISSUE_TARGET: LazyLock<&'static str> = LazyLock::new(|| {
-    rate_limit_and(
-        &format!(", {}", sql::USER_COLUMNS),
-        " FROM (SELECT 1) AS one LEFT JOIN users ON users.email_key = $5",
-    )
-    .leak()
-});
-
 /// The GCRA step of [`RATE_LIMIT`], its outcome's columns followed by
 /// `columns` read `from` (a data-modifying WITH must be the statement's own).
 fn rate_limit_and(columns: &str, from: &str) -> String {
@@ -344,25 +339,17 @@ impl Store for PgStore {
         rate: &Rate,
         now: UnixMillis,
     ) -> Result<IssueTarget> {
-        let (period, tau) = gcra::params(rate);
-        let step = sqlx::query(*ISSUE_TARGET)
-            .bind(caller.to_string())
-            .bind(now)
-            .bind(period)
-            .bind(tau)
-            .bind(email_key(email));
-        let row = self.one(step).await?;
-        if let Admission::Refused { retry_after_ms } = admission(&row, tau, now)? {
-            return Ok(IssueTarget::Throttled { retry_after_ms });
-        }
-        let charge = CallerCharge::Charged;
-        Ok(match row.opt_int("id")? {
-            Some(_) => IssueTarget::Found {
-                user: rows::user(&row)?,
-                charge,
-            },
-            None => IssueTarget::Missing { charge },
-        })
+        let targets = self
+            .targets
+            .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
+        targets
+            .call(target::Target {
+                caller: caller.to_string(),
+                rate: *rate,
+                email_key: email_key(email),
+                now,
+            })
+            .await
     }
 
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {
@@ -459,8 +446,8 @@ impl Store for PgStore {
         let Some(idem) = issue.idempotency.as_ref() else {
             let issues = self
                 .issues
-                .get_or_init(|| issue::Issues::start(Arc::clone(&self.pool)));
-            return issues.issue(issue.clone()).await;
+                .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
+            return issues.call(issue.clone()).await;
         };
         let (period, tau) = gcra::params(&issue.cooldown);
         let mut conn = self.pool.acquire().await?;
@@ -544,8 +531,15 @@ impl Store for PgStore {
             Settlement::Sent { reply, at } => {
                 let sent = self
                     .sent
-                    .get_or_init(|| settle::SentSettles::start(Arc::clone(&self.pool)));
-                return sent.settle(id, owner, reply, *at).await;
+                    .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
+                return sent
+                    .call(settle::Sent {
+                        id,
+                        owner: owner.to_string(),
+                        reply: reply.to_string(),
+                        at: *at,
+                    })
+                    .await;
             }
             Settlement::Retry {
                 error,

@@ -2,92 +2,40 @@
 //!
 //! Every delivered message is settled, each in its own transaction, so on
 //! PostgreSQL each cost a round trip and a WAL flush of its own, as many as
-//! the API calls. Here one task takes every "sent" settle waiting and runs
-//! them as one statement (`sql::SETTLE_SENT_MANY`): while one group's
-//! statement runs, the next group gathers. Each caller still hears back only
+//! the API calls. Here they run in groups (see `group`), each group one
+//! statement (`sql::SETTLE_SENT_MANY`). Each caller still hears back only
 //! after the commit that holds its settle, and learns whether its lease was
 //! still its own. Retries and dead messages are rare and settle one by one.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-
+use super::group::Grouped;
 use super::pool::Pool;
-use crate::{Result, StoreError, UnixMillis, sql};
+use crate::{Result, UnixMillis, sql};
 
-/// Largest group one statement settles.
-const MAX_GROUP: usize = 256;
-/// Settles waiting before callers wait to enqueue.
-const QUEUE: usize = 4096;
-
-struct Sent {
-    id: i64,
-    owner: String,
-    reply: String,
-    at: UnixMillis,
-    done: oneshot::Sender<Result<bool>>,
+/// Message `id` sent, if `owner` still holds its lease.
+pub(super) struct Sent {
+    pub id: i64,
+    pub owner: String,
+    pub reply: String,
+    pub at: UnixMillis,
 }
 
-/// The queue to the task that settles; the task ends when this is dropped.
-pub(super) struct SentSettles {
-    queue: mpsc::Sender<Sent>,
-}
+pub(super) enum SentSettles {}
 
-impl SentSettles {
-    /// Starts the task on the current tokio runtime.
-    pub(super) fn start(pool: Arc<Pool>) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, waiting));
-        SentSettles { queue }
+impl Grouped for SentSettles {
+    type Call = Sent;
+    /// Whether the lease was still the caller's (the row settled).
+    type Answer = bool;
+    const MAX: usize = 256;
+
+    fn fits(_: &[Sent], _: &Sent) -> bool {
+        true
     }
 
-    /// Settles message `id` as sent if `owner` still holds its lease;
-    /// whether it did.
-    pub(super) async fn settle(
-        &self,
-        id: i64,
-        owner: &str,
-        reply: &str,
-        at: UnixMillis,
-    ) -> Result<bool> {
-        let (done, answer) = oneshot::channel();
-        let sent = Sent {
-            id,
-            owner: owner.to_string(),
-            reply: reply.to_string(),
-            at,
-            done,
-        };
-        self.queue
-            .send(sent)
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
-    }
-}
-
-async fn run(pool: Arc<Pool>, mut waiting: mpsc::Receiver<Sent>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match settle_group(&pool, &group).await {
-            Ok(settled) => {
-                for sent in group.drain(..) {
-                    let _ = sent.done.send(Ok(settled.contains(&sent.id)));
-                }
-            }
-            // None of the group took effect: each caller hears the group's
-            // error, retryable as it was.
-            Err(e) => {
-                let (retryable, message) = (e.is_retryable(), e.to_string());
-                for sent in group.drain(..) {
-                    let _ = sent.done.send(Err(StoreError::BatchFailed {
-                        retryable,
-                        message: message.clone(),
-                    }));
-                }
-            }
-        }
+    async fn run(pool: &Pool, group: &[Sent]) -> Result<Vec<Result<bool>>> {
+        let settled = settle_group(pool, group).await?;
+        Ok(group.iter().map(|s| Ok(settled.contains(&s.id))).collect())
     }
 }
 
