@@ -5,7 +5,8 @@
 //! gathers. [`IN_FLIGHT`] groups of a kind run at once: two were slower
 //! than one (measured, same run: −27 % and −35 % req/s), their groups
 //! smaller and waiting on each other's row locks (the caller's rate row). Each caller hears back only after the statement that holds
-//! its call, with its own answer. A call that does not fit the group (see
+//! its call, with its own answer; a group none of whose callers still
+//! waits is abandoned. A call that does not fit the group (see
 //! [`Grouped::fits`]) waits for the next one, ahead of later arrivals.
 
 use std::future::Future;
@@ -97,7 +98,21 @@ async fn run<G: Grouped>(pool: Arc<Pool>, mut waiting: mpsc::Receiver<Waiting<G>
         pending = later;
         let pool = Arc::clone(&pool);
         tokio::spawn(async move {
-            answer(G::run(&pool, &calls).await, answers);
+            // A group whose every caller has given up (its request timed
+            // out, the dispatcher's store timeout passed) is abandoned, as
+            // a call's own statement was: dropped mid-statement, its
+            // connection is closed, and the next group takes a fresh one
+            // rather than queueing behind one that stopped answering.
+            let results = {
+                let gone = futures::future::join_all(answers.iter_mut().map(|a| a.closed()));
+                tokio::select! {
+                    results = G::run(&pool, &calls) => Some(results),
+                    _ = gone => None,
+                }
+            };
+            if let Some(results) = results {
+                answer(results, answers);
+            }
             drop(slot);
         });
     }
