@@ -144,19 +144,17 @@ impl rows::Columns for PgRow {
 /// queue behind one fsync at a time. `before` is the state the refusal
 /// reads (the statement's snapshot, which the upsert does not change when
 /// it refuses). Built once; a statement text lives for the process.
-static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| rate_limit_and("", "").leak());
-/// The GCRA step of [`RATE_LIMIT`], its outcome's columns followed by
-/// `columns` read `from` (a data-modifying WITH must be the statement's own).
-fn rate_limit_and(columns: &str, from: &str) -> String {
+static RATE_LIMIT: LazyLock<&'static str> = LazyLock::new(|| {
     format!(
         "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
               admit AS ({} RETURNING tat)
          SELECT (SELECT tat FROM admit) AS admitted,
                 (SELECT tat FROM rate_limits WHERE key = $1) AS before,
-                (SELECT setting FROM relaxed) AS setting{columns}{from}",
+                (SELECT setting FROM relaxed) AS setting",
         sql::gcra_admit(POSTGRES)
     )
-}
+    .leak()
+});
 
 static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| sql::claim_outbox_locked().leak());
 
