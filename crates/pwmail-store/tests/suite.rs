@@ -1229,6 +1229,53 @@ async fn replicas_starting_together_migrate_once() {
     schema.drop_schema().await;
 }
 
+/// PostgreSQL: the audit log is history (migration 0008): a sent message's
+/// outbox row can be purged, and the audit row that names it stays. The
+/// same holds on SQLite (tests/sqlite_upgrade.rs checks its keys).
+#[tokio::test]
+async fn postgres_audit_rows_outlive_the_messages_they_name() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let url = schema.url(None);
+    let store = PgStore::open(&url, pool(5)).await.unwrap();
+    let actor = admin_actor(&store).await;
+    let user = queued_user(&store, actor, "purged@example.com", 1).await;
+    let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    let sent = Settlement::Sent {
+        reply: "250 ok".into(),
+        at: T0,
+    };
+    assert!(
+        store
+            .settle_outbox(claimed[0].id, "w", &sent)
+            .await
+            .unwrap()
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let purged = sqlx::query("DELETE FROM outbox WHERE id = $1 AND state = 'sent'")
+        .bind(claimed[0].id)
+        .execute(&mut conn)
+        .await
+        .expect("a sent message can be purged")
+        .rows_affected();
+    assert_eq!(purged, 1);
+    let audit: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT target_user_id, actor_token_id, outbox_id FROM audit_log WHERE target_user_id = $1",
+    )
+    .bind(user.id.0)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [(user.id.0, Some(actor.token_id), Some(claimed[0].id))],
+        "the audit row stays as it was written"
+    );
+    drop(store);
+    schema.drop_schema().await;
+}
+
 /// PostgreSQL: what an API call and a send run, one after another, reuse
 /// one connection (a connection opened per statement costs a TLS handshake
 /// and a login each time), a refused call included.
