@@ -10,18 +10,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 const T0: UnixMillis = 1_700_000_000_000;
 
-/// Every outbox row, every column, as text.
-async fn outbox_rows(pool: &SqlitePool) -> Vec<String> {
-    sqlx::query(
-        "SELECT quote(id) || ',' || quote(message_id) || ',' || quote(kind) || ','
-                || quote(recipient) || ',' || quote(subject) || ',' || quote(body_text) || ','
-                || quote(body_html) || ',' || quote(state) || ',' || quote(attempts) || ','
-                || quote(next_attempt_at) || ',' || quote(lease_owner) || ','
-                || quote(lease_until) || ',' || quote(last_error) || ',' || quote(last_reply)
-                || ',' || quote(created_at) || ',' || quote(queued_at) || ',' || quote(sent_at)
-                || ',' || quote(settled_at) || ',' || quote(request_id) || ',' || quote(user_id)
-         FROM outbox ORDER BY id",
-    )
+/// Every row of `table`, its `columns` quoted and joined, in id order.
+async fn rows_as_text(pool: &SqlitePool, table: &str, columns: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+    // The table and column names are this file's own constants.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM {table} ORDER BY id",
+        quoted.join(" || ',' || ")
+    )))
     .fetch_all(pool)
     .await
     .unwrap()
@@ -30,21 +26,47 @@ async fn outbox_rows(pool: &SqlitePool) -> Vec<String> {
     .collect()
 }
 
+/// Every outbox row, every column, as text.
+async fn outbox_rows(pool: &SqlitePool) -> Vec<String> {
+    let columns = [
+        "id",
+        "message_id",
+        "kind",
+        "recipient",
+        "subject",
+        "body_text",
+        "body_html",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "lease_owner",
+        "lease_until",
+        "last_error",
+        "last_reply",
+        "created_at",
+        "queued_at",
+        "sent_at",
+        "settled_at",
+        "request_id",
+        "user_id",
+    ];
+    rows_as_text(pool, "outbox", &columns).await
+}
+
 /// Every audit row, every column, as text.
 async fn audit_rows(pool: &SqlitePool) -> Vec<String> {
-    sqlx::query(
-        "SELECT quote(id) || ',' || quote(at) || ',' || quote(actor_user_id) || ','
-                || quote(actor_token_id) || ',' || quote(target_user_id) || ','
-                || quote(operation) || ',' || quote(request_id) || ',' || quote(outbox_id)
-                || ',' || quote(idempotency_key)
-         FROM audit_log ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.get::<String, _>(0))
-    .collect()
+    let columns = [
+        "id",
+        "at",
+        "actor_user_id",
+        "actor_token_id",
+        "target_user_id",
+        "operation",
+        "request_id",
+        "outbox_id",
+        "idempotency_key",
+    ];
+    rows_as_text(pool, "audit_log", &columns).await
 }
 
 async fn pool(url: &str) -> SqlitePool {

@@ -1229,17 +1229,10 @@ async fn replicas_starting_together_migrate_once() {
     schema.drop_schema().await;
 }
 
-/// PostgreSQL: the audit log is history (migration 0008): a sent message's
-/// outbox row can be purged, and the audit row that names it stays. The
-/// same holds on SQLite (tests/sqlite_upgrade.rs checks its keys).
-#[tokio::test]
-async fn postgres_audit_rows_outlive_the_messages_they_name() {
-    let schema = pwmail_testkit::pg::PgSchema::create().await;
-    let url = schema.url(None);
-    let store = PgStore::open(&url, pool(5)).await.unwrap();
-    let actor = admin_actor(&store).await;
-    let user = queued_user(&store, actor, "purged@example.com", 1).await;
+/// Claims the one queued message as `w` and settles it as sent; its id.
+async fn send_the_one_queued(store: &dyn StoreTestExt) -> i64 {
     let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
     let sent = Settlement::Sent {
         reply: "250 ok".into(),
         at: T0,
@@ -1250,11 +1243,25 @@ async fn postgres_audit_rows_outlive_the_messages_they_name() {
             .await
             .unwrap()
     );
+    claimed[0].id
+}
+
+/// PostgreSQL: the audit log is history (migration 0008): a sent message's
+/// outbox row can be purged, and the audit row that names it stays. The
+/// same holds on SQLite (tests/sqlite_upgrade.rs checks its keys).
+#[tokio::test]
+async fn postgres_audit_rows_outlive_the_messages_they_name() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let url = schema.url(None);
+    let store = PgStore::open(&url, pool(5)).await.unwrap();
+    let actor = admin_actor(&store).await;
+    let user = queued_user(&store, actor, "purged@example.com", 1).await;
+    let sent = send_the_one_queued(&store).await;
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
     let purged = sqlx::query("DELETE FROM outbox WHERE id = $1 AND state = 'sent'")
-        .bind(claimed[0].id)
+        .bind(sent)
         .execute(&mut conn)
         .await
         .expect("a sent message can be purged")
@@ -1269,7 +1276,7 @@ async fn postgres_audit_rows_outlive_the_messages_they_name() {
     .unwrap();
     assert_eq!(
         audit,
-        [(user.id.0, Some(actor.token_id), Some(claimed[0].id))],
+        [(user.id.0, Some(actor.token_id), Some(sent))],
         "the audit row stays as it was written"
     );
     drop(store);
@@ -1326,18 +1333,7 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
             matches!(again, IssueOutcome::CoolingDown { .. }),
             "{again:?}"
         );
-        let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
-        assert_eq!(claimed.len(), 1);
-        let sent = Settlement::Sent {
-            reply: "250 ok".into(),
-            at: T0,
-        };
-        assert!(
-            store
-                .settle_outbox(claimed[0].id, "w", &sent)
-                .await
-                .unwrap()
-        );
+        send_the_one_queued(&store).await;
         store.outbox_depth().await.unwrap();
         store.outbox_unsent_depth().await.unwrap();
         store.next_outbox_due().await.unwrap();
