@@ -31,6 +31,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
+        // Before anything in the process starts SQLite (the migrations do).
+        conn::configure_journal();
         let file = sqlite_file(url).ok_or_else(|| {
             StoreError::Unsupported(format!(
                 "{url:?} names no file; pwmail keeps its SQLite database in a file \
@@ -44,6 +46,14 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(file)),
             writer,
         })
+    }
+
+    /// Whether this process's writes keep their savepoint journal in one
+    /// piece of memory (`conn::configure_journal`) rather than in SQLite's
+    /// 1 KiB pieces: true once a store opened before anything else in the
+    /// process started SQLite.
+    pub fn journal_in_one_piece() -> bool {
+        conn::configure_journal()
     }
 
     /// A read of a few rows by index, on the calling task.
