@@ -245,7 +245,8 @@ async fn pipelined(
 /// A message as DATA carries it (RFC 5321 4.5.2): a line that starts with
 /// "." gets another one, and the end mark follows. lettre's `message` does
 /// the same a byte at a time (a sixteenth of a call's instructions, counted
-/// by callgrind) and writes the end mark apart.
+/// by callgrind) and writes the end mark apart. Line breaks are ASCII, so
+/// every piece ends on a character boundary.
 struct DataBody<'a>(&'a str);
 
 impl std::fmt::Display for DataBody<'_> {
@@ -255,7 +256,8 @@ impl std::fmt::Display for DataBody<'_> {
             f.write_str(".")?;
         }
         let mut from = 0;
-        for (at, _) in text.match_indices("\r\n.") {
+        // memmem: str::match_indices spent 10k instructions a message here.
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
             // Through the line break, then the added dot; the line's own
             // dot starts the next piece.
             f.write_str(&text[from..at + 2])?;
