@@ -49,6 +49,11 @@ pub fn configure_journal() -> bool {
     })
 }
 
+/// Whether [`configure_journal`] ran in time: read, never set, here.
+pub fn journal_configured() -> bool {
+    JOURNAL_CONFIGURED.get() == Some(&true)
+}
+
 /// Opens the writing connection: WAL, foreign keys, and `synchronous=OFF`
 /// because the writer's sync thread fsyncs the WAL after each commit
 /// before anyone is answered (`writer.rs`): a 200 still means the email is
@@ -71,7 +76,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
     )?;
-    if JOURNAL_CONFIGURED.get() != Some(&true) {
+    if !journal_configured() {
         conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

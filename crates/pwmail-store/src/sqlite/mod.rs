@@ -53,7 +53,7 @@ impl SqliteStore {
     /// 1 KiB pieces: true once a store opened before anything else in the
     /// process started SQLite.
     pub fn journal_in_one_piece() -> bool {
-        conn::configure_journal()
+        conn::journal_configured()
     }
 
     /// A read of a few rows by index, on the calling task.
