@@ -118,7 +118,16 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // `send` waits on the network almost all the time: one thread does it
+    // without handing its calls between two (each hand-off a wakeup; its
+    // CPU is taken from a server often on the same machine).
+    let runtime = match &cli.command {
+        Command::Send(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pwmail: starting the async runtime: {e}");

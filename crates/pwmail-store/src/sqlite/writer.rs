@@ -18,7 +18,11 @@
 //! The fsync is not in the COMMIT: the writing connection runs with
 //! `synchronous=OFF`, and the sync thread ([`Durability`]) fdatasyncs the
 //! WAL after each commit, one fsync for every commit that came before it,
-//! while the writer already runs the next batch. No caller hears back
+//! while the writer already runs the next batch. That batch stays open
+//! until the fsync ends: what it holds could not be made durable sooner,
+//! and the writes arriving meanwhile join it, so one commit writes each
+//! page they share once (a commit writes every page it changed to the WAL;
+//! the tables' and indexes' last pages are changed by every write). No caller hears back
 //! before an fsync that began after its batch's COMMIT: a 200 still means
 //! committed and on disk. Other connections may read a batch in the moment
 //! between its COMMIT and its fsync; a later write that builds on it (a
@@ -30,7 +34,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -230,6 +235,26 @@ fn not_durable(cause: &str) -> StoreError {
     }
 }
 
+/// What the writer thread and the sync thread tell each other beyond the
+/// commits themselves.
+#[derive(Default)]
+struct Handoff {
+    /// Commits handed to the sync thread and not yet covered by an fsync
+    /// that ended.
+    unsynced: AtomicUsize,
+    /// The writer thread, to wake when an fsync ends or a write arrives
+    /// while it waits with a batch open.
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Handoff {
+    fn wake_writer(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+}
+
 /// One batch's commit, waiting for its fsync.
 struct Committed {
     reports: Vec<Report>,
@@ -243,6 +268,7 @@ struct Committed {
 pub struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
     counters: Arc<Counters>,
+    handoff: Arc<Handoff>,
     pause: Arc<Pause>,
     started: Instant,
 }
@@ -262,22 +288,33 @@ impl Writer {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let (committed, to_sync) = std::sync::mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let handoff = Arc::new(Handoff::default());
         let pause = Arc::new(Pause::default());
         let thread_pause = pause.clone();
         let spawn_error = |e| StoreError::Database(Box::new(e));
-        let sync_counters = counters.clone();
+        let (sync_counters, sync_handoff) = (counters.clone(), handoff.clone());
         std::thread::Builder::new()
             .name("pwmail-sqlite-sync".into())
-            .spawn(move || sync(to_sync, durability, &sync_counters))
+            .spawn(move || sync(to_sync, durability, &sync_counters, &sync_handoff))
             .map_err(spawn_error)?;
-        let thread_counters = counters.clone();
+        let (thread_counters, thread_handoff) = (counters.clone(), handoff.clone());
         std::thread::Builder::new()
             .name("pwmail-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, committed, &thread_counters, &thread_pause))
+            .spawn(move || {
+                run(
+                    conn,
+                    jobs,
+                    committed,
+                    &thread_counters,
+                    &thread_pause,
+                    &thread_handoff,
+                )
+            })
             .map_err(spawn_error)?;
         Ok(Writer {
             queue,
             counters,
+            handoff,
             pause,
             started: Instant::now(),
         })
@@ -325,7 +362,10 @@ impl Writer {
         self.queue
             .send(job)
             .await
-            .map_err(|_| StoreError::WriterStopped)
+            .map_err(|_| StoreError::WriterStopped)?;
+        // It may be waiting with a batch open (see `run_batch`).
+        self.handoff.wake_writer();
+        Ok(())
     }
 }
 
@@ -335,40 +375,38 @@ fn run(
     to_sync: std::sync::mpsc::Sender<Committed>,
     counters: &Counters,
     pause: &Pause,
+    handoff: &Handoff,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(job) = jobs.blocking_recv() {
+    let _ = handoff.writer.set(std::thread::current());
+    while let Some(first) = jobs.blocking_recv() {
         pause.between_batches();
-        batch.push(job);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        batch.retain(|job| !job.abandoned());
-        if batch.is_empty() {
+        if first.abandoned() {
             continue;
         }
         if counters.failed_sync.load(Ordering::Acquire) {
-            fail_all(
-                std::mem::take(&mut batch),
-                not_durable("an earlier fsync failed"),
-            );
+            let mut refused = vec![first];
+            while refused.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => refused.push(job),
+                    Err(_) => break,
+                }
+            }
+            fail_all(refused, not_durable("an earlier fsync failed"));
             continue;
         }
         let started = Instant::now();
-        let writes = batch.len() as u64;
-        let (committed, committing) = commit_batch(&conn, batch.drain(..));
+        let batch = run_batch(&conn, first, &mut jobs, handoff);
         counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.writes.fetch_add(writes, Ordering::Relaxed);
+        counters.writes.fetch_add(batch.writes, Ordering::Relaxed);
+        let busy = started.elapsed().saturating_sub(batch.waited);
         counters
             .busy_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
         counters
             .commit_nanos
-            .fetch_add(committing.as_nanos() as u64, Ordering::Relaxed);
-        if let Some(committed) = committed {
+            .fetch_add(batch.committing.as_nanos() as u64, Ordering::Relaxed);
+        if let Some(committed) = batch.committed {
+            handoff.unsynced.fetch_add(1, Ordering::AcqRel);
             // The sync thread only stops after this thread does.
             let _ = to_sync.send(committed);
         }
@@ -380,19 +418,45 @@ fn run(
     }
 }
 
-/// Runs and commits one batch; returns what waits for the fsync (nothing
-/// when the batch could not begin) and the time the COMMIT took.
-fn commit_batch(
+/// What one batch came to.
+struct Batch {
+    /// What waits for the fsync (nothing when the batch could not begin).
+    committed: Option<Committed>,
+    /// Writes run (abandoned ones are not).
+    writes: u64,
+    /// The COMMIT's own time.
+    committing: Duration,
+    /// Time spent waiting, batch open, for an fsync to end.
+    waited: Duration,
+}
+
+/// Begins a transaction, runs `first` and every write that arrives before
+/// the commit, each as [`Job::run`] says, and commits. It commits once no
+/// write is waiting and no fsync is under way (or [`MAX_BATCH`] writes
+/// were taken): while an fsync runs, committing sooner would make nobody
+/// durable sooner.
+fn run_batch(
     conn: &Connection,
-    batch: std::vec::Drain<'_, Box<dyn Job>>,
-) -> (Option<Committed>, Duration) {
+    first: Box<dyn Job>,
+    jobs: &mut mpsc::Receiver<Box<dyn Job>>,
+    handoff: &Handoff,
+) -> Batch {
+    let mut batch = Batch {
+        committed: None,
+        writes: 0,
+        committing: Duration::ZERO,
+        waited: Duration::ZERO,
+    };
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
-        fail_all(batch.collect(), e);
-        return (None, Duration::ZERO);
+        first.fail(e);
+        return batch;
     }
-    let mut reports = Vec::with_capacity(batch.len());
-    let mut batch = batch;
-    for job in batch.by_ref() {
+    let mut reports = Vec::new();
+    let mut run_one = |job: Box<dyn Job>| {
+        if job.abandoned() {
+            return;
+        }
+        batch.writes += 1;
         // SQLite rolls the whole transaction back on some errors (I/O, a
         // full disk); the rest of the batch must not run outside it.
         if conn.is_autocommit() {
@@ -400,9 +464,33 @@ fn commit_batch(
                 retryable: true,
                 message: "the batch's transaction was rolled back".into(),
             });
-            continue;
+        } else {
+            reports.push(job.run(conn));
         }
-        reports.push(job.run(conn));
+    };
+    run_one(first);
+    let mut taken = 1;
+    loop {
+        while taken < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    taken += 1;
+                    run_one(job);
+                }
+                Err(_) => break,
+            }
+        }
+        if taken >= MAX_BATCH
+            || conn.is_autocommit()
+            || handoff.unsynced.load(Ordering::Acquire) == 0
+        {
+            break;
+        }
+        // Woken by the fsync's end or a new write (or for no reason:
+        // everything is checked again).
+        let parked = Instant::now();
+        std::thread::park();
+        batch.waited += parked.elapsed();
     }
     let committing = Instant::now();
     let failed = if conn.is_autocommit() {
@@ -419,7 +507,9 @@ fn commit_batch(
     if let Some(e) = &failed {
         tracing::warn!(error = %e, writes = reports.len(), "batch commit failed");
     }
-    (Some(Committed { reports, failed }), committing.elapsed())
+    batch.committing = committing.elapsed();
+    batch.committed = Some(Committed { reports, failed });
+    batch
 }
 
 /// The sync thread: one fsync for every commit waiting, then their answers.
@@ -427,10 +517,12 @@ fn sync(
     to_sync: std::sync::mpsc::Receiver<Committed>,
     mut durability: Box<dyn Durability>,
     counters: &Counters,
+    handoff: &Handoff,
 ) {
     while let Ok(first) = to_sync.recv() {
         let mut group = vec![first];
         group.extend(to_sync.try_iter());
+        let commits = group.len();
         let any_committed = group.iter().any(|c| c.failed.is_none());
         let failure = if counters.failed_sync.load(Ordering::Acquire) {
             Some(not_durable("an earlier fsync failed"))
@@ -453,6 +545,9 @@ fn sync(
         } else {
             None
         };
+        // The writer may be holding its next batch open for this.
+        handoff.unsynced.fetch_sub(commits, Ordering::AcqRel);
+        handoff.wake_writer();
         for Committed { reports, failed } in group {
             let error = failed.or_else(|| failure.as_ref().map(shared));
             for report in reports {
@@ -557,10 +652,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_fsync_covers_the_commits_waiting_for_it() {
+    async fn writes_that_arrive_during_an_fsync_share_one_commit_after_it() {
         let (dir, gate, writer) = gated_writer();
         let path = dir.path().join("w.db");
-        // The first fsync is held while more batches commit behind it.
+        // The first batch commits at once; its fsync is held.
         let first = tokio::spawn({
             let writer = writer.clone();
             async move { insert(&writer, 1).await }
@@ -568,23 +663,36 @@ mod tests {
         while rows(&path) == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut later = Vec::new();
-        for x in 2..=5 {
-            let writer = writer.clone();
-            later.push(tokio::spawn(async move { insert(&writer, x).await }));
-            while rows(&path) < x {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
+        let later: Vec<_> = (2..=5)
+            .map(|x| {
+                let writer = writer.clone();
+                tokio::spawn(async move { insert(&writer, x).await })
+            })
+            .collect();
+        // They run, but their batch stays open while the fsync is held.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(rows(&path), 1, "committed while an fsync was under way");
+        assert!(later.iter().all(|write| !write.is_finished()));
+
         gate.send(Ok(())).unwrap();
         first.await.unwrap().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rows(&path) < 5 {
+            assert!(Instant::now() < deadline, "the open batch never committed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            later.iter().all(|write| !write.is_finished()),
+            "answered before its fsync"
+        );
         gate.send(Ok(())).unwrap();
         for write in later {
             write.await.unwrap().unwrap();
         }
         let stats = writer.stats();
-        assert_eq!(stats.batches, 5);
-        assert_eq!(stats.syncs, 2, "four commits waiting, one fsync");
+        assert_eq!(stats.writes, 5);
+        assert_eq!(stats.batches, 2, "four writes during one fsync, one commit");
+        assert_eq!(stats.syncs, 2);
     }
 
     #[test]
