@@ -384,14 +384,7 @@ fn run(
             continue;
         }
         if counters.failed_sync.load(Ordering::Acquire) {
-            let mut refused = vec![first];
-            while refused.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => refused.push(job),
-                    Err(_) => break,
-                }
-            }
-            fail_all(refused, not_durable("an earlier fsync failed"));
+            first.fail(not_durable("an earlier fsync failed"));
             continue;
         }
         let started = Instant::now();
@@ -557,22 +550,11 @@ fn sync(
     }
 }
 
-/// A lone write gets the error itself; a group gets a copy each.
-fn fail_all(mut batch: Vec<Box<dyn Job>>, error: StoreError) {
-    if batch.len() == 1 {
-        if let Some(job) = batch.pop() {
-            job.fail(error);
-        }
-        return;
-    }
-    for job in batch {
-        job.fail(shared(&error));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc as std_mpsc;
+
+    use tokio::task::JoinHandle;
 
     use super::*;
 
@@ -616,6 +598,25 @@ mod tests {
             .await
     }
 
+    /// Waits (up to 10 s) until another connection reads `count` rows.
+    async fn committed(path: &std::path::Path, count: i64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rows(path) < count {
+            assert!(Instant::now() < deadline, "never committed: {count} rows");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Writes 1, and waits until it is committed; its fsync is the gate's.
+    async fn first_write(writer: &Writer, path: &std::path::Path) -> JoinHandle<Result<usize>> {
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { insert(&writer, 1).await }
+        });
+        committed(path, 1).await;
+        first
+    }
+
     #[tokio::test]
     async fn nobody_is_answered_before_the_fsync_and_a_failed_fsync_stops_the_writes() {
         let (dir, gate, writer) = gated_writer();
@@ -623,15 +624,7 @@ mod tests {
 
         // Committed (another connection reads it) but not answered until
         // the fsync returns.
-        let first = tokio::spawn({
-            let writer = writer.clone();
-            async move { insert(&writer, 1).await }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while rows(&path) == 0 {
-            assert!(Instant::now() < deadline, "the write was never committed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let first = first_write(&writer, &path).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!first.is_finished(), "answered before its fsync");
         gate.send(Ok(())).unwrap();
@@ -656,13 +649,7 @@ mod tests {
         let (dir, gate, writer) = gated_writer();
         let path = dir.path().join("w.db");
         // The first batch commits at once; its fsync is held.
-        let first = tokio::spawn({
-            let writer = writer.clone();
-            async move { insert(&writer, 1).await }
-        });
-        while rows(&path) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let first = first_write(&writer, &path).await;
         let later: Vec<_> = (2..=5)
             .map(|x| {
                 let writer = writer.clone();
@@ -676,11 +663,7 @@ mod tests {
 
         gate.send(Ok(())).unwrap();
         first.await.unwrap().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while rows(&path) < 5 {
-            assert!(Instant::now() < deadline, "the open batch never committed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        committed(&path, 5).await;
         assert!(
             later.iter().all(|write| !write.is_finished()),
             "answered before its fsync"
