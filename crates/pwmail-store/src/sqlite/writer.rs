@@ -512,6 +512,7 @@ fn sync(
     counters: &Counters,
     handoff: &Handoff,
 ) {
+    let _stopped = SyncStopped { counters, handoff };
     while let Ok(first) = to_sync.recv() {
         let mut group = vec![first];
         group.extend(to_sync.try_iter());
@@ -547,6 +548,28 @@ fn sync(
                 report(error.as_ref());
             }
         }
+    }
+}
+
+/// Whatever ends the sync thread (the writer stopping, or a panic), no
+/// write is made durable after it: later writes are refused, and a batch
+/// the writer holds open for an fsync is let go rather than held forever.
+struct SyncStopped<'a> {
+    counters: &'a Counters,
+    handoff: &'a Handoff,
+}
+
+impl Drop for SyncStopped<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                "the SQLite fsync thread stopped: pwmail answers no write as done until it is \
+                 restarted"
+            );
+        }
+        self.counters.failed_sync.store(true, Ordering::Release);
+        self.handoff.unsynced.store(0, Ordering::Release);
+        self.handoff.wake_writer();
     }
 }
 
@@ -642,6 +665,41 @@ mod tests {
         let refused = insert(&writer, 3).await.unwrap_err();
         assert!(refused.to_string().contains("fsync"), "{refused}");
         assert_eq!(rows(&path), 2, "the third write never ran");
+    }
+
+    /// An fsync that panics: the sync thread ends.
+    struct Panics;
+
+    impl Durability for Panics {
+        fn sync(&mut self) -> std::io::Result<()> {
+            panic!("fsync thread test panic");
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_after_the_sync_thread_stopped_are_refused_not_left_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap();
+        let conn = super::super::conn::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let writer = Writer::start_with(conn, Box::new(Panics)).unwrap();
+        let within = Duration::from_secs(10);
+        assert!(
+            insert(&writer, 1).await.is_err(),
+            "answered without an fsync"
+        );
+        // Its commit was counted as waiting for an fsync that never ends:
+        // the next batch must not wait for it.
+        let second = tokio::time::timeout(within, insert(&writer, 2))
+            .await
+            .expect("a write after the sync thread stopped was never answered");
+        assert!(second.is_err(), "answered without an fsync");
+        let third = tokio::time::timeout(within, insert(&writer, 3))
+            .await
+            .expect("never answered")
+            .unwrap_err();
+        assert!(third.to_string().contains("fsync"), "{third}");
     }
 
     #[tokio::test]
