@@ -97,6 +97,29 @@ fn is_unavailable_code(code: &str) -> bool {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// [`Store::issue_to_address`] as two calls: the lookup with the caller's
+/// step, then the issue where the stored address is the one given.
+pub(crate) async fn issue_in_two_steps<S: Store + ?Sized>(
+    store: &S,
+    call: &AddressedIssue,
+) -> Result<Addressed> {
+    let link = &call.link;
+    let caller = RateKey::ApiToken(link.actor.token_id);
+    let target = store
+        .issue_target(&call.email, &caller, &call.caller_rate, link.now)
+        .await?;
+    Ok(match target {
+        IssueTarget::Found { user, charge } if call.deliverable && user.email == call.email => {
+            let outcome = store.issue_link(&link.issue_for(&user, charge)).await?;
+            Addressed::Issued {
+                user: user.id,
+                outcome,
+            }
+        }
+        stopped => Addressed::Stopped(stopped),
+    })
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for readiness checks).
@@ -176,6 +199,15 @@ pub trait Store: Send + Sync + 'static {
             Some(user) => IssueTarget::Found { user, charge },
             None => IssueTarget::Missing { charge },
         })
+    }
+    /// An admin call by address, in one step where the engine can: the
+    /// caller's step of its rate, the user, and, where the user's stored
+    /// address is the one given and deliverable, the issue
+    /// ([`Addressed::Issued`]). Otherwise the call stops with the caller
+    /// charged or its charge left pending, as [`issue_target`](Store::issue_target)
+    /// leaves it. This default is `issue_target`, then `issue_link`.
+    async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
+        issue_in_two_steps(self, call).await
     }
     /// The admin operations' one transaction: per-user cooldown, revoke the
     /// user's open links, store the new link, (for ResetPasswordByAdmin)

@@ -83,11 +83,16 @@ pub enum RateKey {
     ResetGuess(std::net::IpAddr),
 }
 
+impl RateKey {
+    /// What a `User` key is before the id (SQL that builds keys takes it).
+    pub(crate) const USER_PREFIX: &'static str = "user:";
+}
+
 impl fmt::Display for RateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RateKey::ApiToken(id) => write!(f, "token:{id}"),
-            RateKey::User(id) => write!(f, "user:{id}"),
+            RateKey::User(id) => write!(f, "{}{id}", RateKey::USER_PREFIX),
             RateKey::ResetGuess(ip) => write!(f, "reset-guess:{ip}"),
         }
     }
@@ -313,6 +318,82 @@ pub enum IssueTarget {
     Missing {
         charge: CallerCharge,
     },
+}
+
+/// An admin call that names its user by address, as the app fixes it
+/// before the user is known; see [`Store::issue_to_address`](crate::Store::issue_to_address).
+#[derive(Clone)]
+pub struct AddressedIssue {
+    /// The address as the caller gave it.
+    pub email: String,
+    /// Whether mail can be addressed to `email` (the mail builder's check).
+    /// Only a user whose stored address is `email` itself, byte for byte,
+    /// and deliverable, is issued a link without the app seeing it first.
+    pub deliverable: bool,
+    /// The calling API token's rate (key `RateKey::ApiToken(link.actor.token_id)`).
+    pub caller_rate: Rate,
+    pub link: LinkDraft,
+}
+
+/// A link to issue and its email, all but the user (no `Debug`: it holds
+/// the link).
+#[derive(Clone)]
+pub struct LinkDraft {
+    pub actor: Actor,
+    pub purpose: LinkPurpose,
+    pub link_hash: TokenHash,
+    pub expires_at: UnixMillis,
+    /// Per-user cooldown, as [`IssueLink::cooldown`].
+    pub cooldown: Rate,
+    /// The email's Message-ID (without angle brackets).
+    pub message_id: String,
+    /// The whole link, as `Content::Link` holds it: a secret.
+    pub link: String,
+    pub request_id: String,
+    pub idempotency: Option<IdempotencyKey>,
+    pub now: UnixMillis,
+}
+
+impl LinkDraft {
+    /// The issue for `user`: their stored address is the recipient, their
+    /// name the greeting's.
+    pub fn issue_for(&self, user: &User, caller: CallerCharge) -> IssueLink {
+        IssueLink {
+            actor: self.actor,
+            target: user.id,
+            purpose: self.purpose,
+            link_hash: self.link_hash,
+            expires_at: self.expires_at,
+            caller,
+            cooldown: self.cooldown,
+            message: NewMessage {
+                message_id: self.message_id.clone(),
+                kind: MessageKind::from(self.purpose),
+                recipient: user.email.clone(),
+                content: Content::Link {
+                    link: self.link.clone(),
+                    name: user.name.clone(),
+                    expires_at: self.expires_at,
+                },
+            },
+            request_id: self.request_id.clone(),
+            idempotency: self.idempotency.clone(),
+            now: self.now,
+        }
+    }
+}
+
+/// How far [`Store::issue_to_address`](crate::Store::issue_to_address) took a call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Addressed {
+    /// To the issue's transaction, for this user (whose stored address is
+    /// the one given): its outcome.
+    Issued { user: UserId, outcome: IssueOutcome },
+    /// Not that far: the caller throttled, no such user, or a user whose
+    /// stored address the app has still to check before
+    /// [`Store::issue_link`](crate::Store::issue_link) (with
+    /// [`LinkDraft::issue_for`]).
+    Stopped(IssueTarget),
 }
 
 /// An Idempotency-Key as the store keeps it: scoped to the calling API

@@ -744,6 +744,186 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
     assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 2);
 }
 
+/// An admin call by address: where the user's stored address is the one
+/// given and deliverable, the store takes it to the issue (the email to the
+/// stored address, with the user's name); otherwise it stops with the user
+/// for the app to check, having written nothing but the caller's step. The
+/// caller is charged once a call, whichever way the engine goes.
+async fn issue_to_address(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let user = store
+        .create_user(
+            &NewUser {
+                email: "Target@example.com".into(),
+                name: Some("Tia".into()),
+                is_admin: false,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let caller_rate = Rate {
+        period_ms: 30_000,
+        burst: 5,
+    };
+    let call = |email: &str, deliverable: bool, link: u8, now: UnixMillis| {
+        let issue = issue(user.id, actor, LinkPurpose::ResetPasswordByAdmin, link, now);
+        let Content::Link { link, .. } = issue.message.content else {
+            unreachable!()
+        };
+        AddressedIssue {
+            email: email.into(),
+            deliverable,
+            caller_rate,
+            link: LinkDraft {
+                actor,
+                purpose: issue.purpose,
+                link_hash: issue.link_hash,
+                expires_at: issue.expires_at,
+                cooldown: issue.cooldown,
+                message_id: issue.message.message_id,
+                link,
+                request_id: issue.request_id,
+                idempotency: None,
+                now,
+            },
+        }
+    };
+    // Charges a call the store stopped before charging, as the app does.
+    let charge = |charge: CallerCharge, now: UnixMillis| async move {
+        if let CallerCharge::Pending(rate) = charge {
+            let key = RateKey::ApiToken(actor.token_id);
+            assert_eq!(
+                store.rate_limit(&key, &rate, now).await.unwrap(),
+                Admission::Admitted
+            );
+        }
+    };
+
+    // 1. The stored address itself: issued in one call.
+    let done = store
+        .issue_to_address(&call("Target@example.com", true, 50, T0))
+        .await
+        .unwrap();
+    let Addressed::Issued {
+        user: to,
+        outcome: IssueOutcome::Issued { link_id, outbox_id },
+    } = done
+    else {
+        panic!("{done:?}");
+    };
+    assert_eq!(to, user.id);
+    let link = store.find_link(&hash(50)).await.unwrap().unwrap();
+    assert_eq!((link.id, link.user_id), (link_id, user.id));
+    assert_eq!(link.purpose, LinkPurpose::ResetPasswordByAdmin);
+    assert_eq!(store.password_hash(user.id).await.unwrap(), None);
+    let claimed = store
+        .claim_outbox(&Claim {
+            owner: "w".into(),
+            now: T0,
+            lease_ms: 10_000,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, outbox_id);
+    assert_eq!(claimed[0].message.recipient, "Target@example.com");
+    assert_eq!(claimed[0].message.message_id, "m50@test");
+    assert_eq!(claimed[0].message.kind, MessageKind::ResetPasswordByAdmin);
+    assert_eq!(
+        claimed[0].message.content,
+        Content::Link {
+            link: "https://pwmail.test/reset/50".into(),
+            name: Some("Tia".into()),
+            expires_at: T0 + 3_600_000,
+        }
+    );
+    let audit = store.audit_entries(user.id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].actor_token, audit[0].operation.as_str()),
+        (Some(actor.token_id), "reset_password_by_admin")
+    );
+    assert_eq!(audit[0].request_id, "req-50");
+
+    // 2. Another spelling of it, and 3. the stored address said to be
+    // undeliverable: the user comes back for the app to check; nothing is
+    // written.
+    for (n, (email, deliverable)) in [("target@EXAMPLE.com", true), ("Target@example.com", false)]
+        .into_iter()
+        .enumerate()
+    {
+        let now = T0 + 1 + n as i64;
+        let stopped = store
+            .issue_to_address(&call(email, deliverable, 51 + n as u8, now))
+            .await
+            .unwrap();
+        let Addressed::Stopped(IssueTarget::Found {
+            user: found,
+            charge: c,
+        }) = stopped
+        else {
+            panic!("{email}: {stopped:?}");
+        };
+        assert_eq!(found, store.user_by_id(user.id).await.unwrap().unwrap());
+        charge(c, now).await;
+        assert!(
+            store
+                .find_link(&hash(51 + n as u8))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 1);
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
+
+    // 4. The user again, within the cooldown: the issue refuses it.
+    let again = store
+        .issue_to_address(&call("Target@example.com", true, 53, T0 + 3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again,
+            Addressed::Issued {
+                outcome: IssueOutcome::CoolingDown { .. },
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+
+    // 5. No such user: stopped, charged.
+    let missing = store
+        .issue_to_address(&call("nobody@example.com", true, 54, T0 + 4))
+        .await
+        .unwrap();
+    let Addressed::Stopped(IssueTarget::Missing { charge: c }) = missing else {
+        panic!("{missing:?}");
+    };
+    charge(c, T0 + 4).await;
+
+    // 6. Five calls took the caller's five steps: the sixth is refused,
+    // with the wait its rate gives, and writes nothing.
+    let refused = match store
+        .issue_to_address(&call("Target@example.com", true, 55, T0 + 5))
+        .await
+        .unwrap()
+    {
+        Addressed::Stopped(IssueTarget::Throttled { retry_after_ms })
+        | Addressed::Issued {
+            outcome: IssueOutcome::Throttled { retry_after_ms },
+            ..
+        } => retry_after_ms,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused, 30_000 - 5);
+    assert!(store.find_link(&hash(55)).await.unwrap().is_none());
+    assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 1);
+}
+
 /// Many admin calls from one token at the same moment (gathered into one
 /// group on PostgreSQL) take one step each of its rate: exactly the burst is
 /// admitted, and every refusal says when the next call may come.
@@ -1189,8 +1369,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Admission, Authenticated, CallerCharge, Content, IdempotencyKey, IssueLink,
-    IssueOutcome, IssueTarget, LinkPurpose, MessageKind, RateKey,
+    Actor, Addressed, AddressedIssue, Admission, Authenticated, CallerCharge, IdempotencyKey,
+    IssueOutcome, IssueTarget, LinkDraft, LinkPurpose, RateKey,
 };
 use sha2::Digest as _;
 
@@ -51,7 +51,8 @@ pub fn retry_after(ms: i64) -> Duration {
 impl App {
     /// Throttles the caller, finds the user, and in one transaction (which
     /// also applies the per-user cooldown and refuses a disabled user)
-    /// stores a fresh link and queues its email.
+    /// stores a fresh link and queues its email; on PostgreSQL all of it one
+    /// statement, where the user's stored address is the one given.
     pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
         let IssueRequest {
             caller,
@@ -93,62 +94,56 @@ impl App {
             });
         }
         // Every call uses up the caller's rate once, refused ones included:
-        // with the lookup, inside `issue_link`, or (for a call that stops
-        // before it) here.
-        let rate = config.token_rate.gcra();
-        let (user, charge) = match self
-            .store
-            .issue_target(email, &RateKey::ApiToken(caller.token_id), &rate, now)
-            .await?
-        {
-            IssueTarget::Throttled { retry_after_ms } => {
-                return Err(self.token_rate(retry_after_ms));
-            }
-            IssueTarget::Missing { charge } => {
-                self.charge_caller(caller, charge, now).await?;
-                return Err(AppError::NoSuchUser(email.to_string()));
-            }
-            IssueTarget::Found { user, charge } => (user, charge),
-        };
-        // Users added before addresses were checked as the mail builder
-        // checks them: refuse before anything is written (for
-        // ResetPasswordByAdmin, before the password is invalidated).
-        if let Err(refused) = validate::deliverable(&user.email) {
-            self.charge_caller(caller, charge, now).await?;
-            return Err(refused);
-        }
-
+        // in the store's step, inside `issue_link`, or (for a call that
+        // stops before it) here.
         let link_token = secrets::new_link_token()?;
         let expires_at = now + config.link_ttl.as_millis() as i64;
-        // Written from the templates when it is sent (`Content::Link`).
-        let message = mail::queued(
-            MessageKind::from(purpose),
-            &user.email,
-            &config.mail_domain(),
-            Content::Link {
-                link: config.reset_link(link_token.expose()),
-                name: user.name.clone(),
-                expires_at,
-            },
-        );
-        let outcome = self
-            .store
-            .issue_link(&IssueLink {
+        let call = AddressedIssue {
+            email: email.to_string(),
+            deliverable: validate::deliverable(email).is_ok(),
+            caller_rate: config.token_rate.gcra(),
+            link: LinkDraft {
                 actor: Actor {
                     user: caller.user.id,
                     token_id: caller.token_id,
                 },
-                target: user.id,
                 purpose,
                 link_hash: link_token.hash(),
                 expires_at,
-                caller: charge,
                 cooldown: config.user_rate.gcra(),
-                message,
+                message_id: mail::message_id(&config.mail_domain()),
+                // Written from the templates when it is sent (`Content::Link`).
+                link: config.reset_link(link_token.expose()),
                 request_id: request_id.to_string(),
                 idempotency,
                 now,
-            })
+            },
+        };
+        let (user, charge) = match self.store.issue_to_address(&call).await? {
+            // The user's stored address is the one given, checked above.
+            Addressed::Issued { user, outcome } => {
+                return self.settle(outcome, request_id, email, Some(user), purpose, caller);
+            }
+            Addressed::Stopped(IssueTarget::Throttled { retry_after_ms }) => {
+                return Err(self.token_rate(retry_after_ms));
+            }
+            Addressed::Stopped(IssueTarget::Missing { charge }) => {
+                self.charge_caller(caller, charge, now).await?;
+                return Err(AppError::NoSuchUser(email.to_string()));
+            }
+            Addressed::Stopped(IssueTarget::Found { user, charge }) => (user, charge),
+        };
+        // A stored address other than the one given: users added before
+        // addresses were checked as the mail builder checks them. Refuse
+        // before anything is written (for ResetPasswordByAdmin, before the
+        // password is invalidated).
+        if let Err(refused) = validate::deliverable(&user.email) {
+            self.charge_caller(caller, charge, now).await?;
+            return Err(refused);
+        }
+        let outcome = self
+            .store
+            .issue_link(&call.link.issue_for(&user, charge))
             .await?;
         self.settle(
             outcome,

@@ -71,17 +71,22 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// The message to queue, with a fresh Message-ID (`uuid@domain`) that
-/// every delivery attempt will reuse. A time-ordered UUID (v7): each new
-/// one lands at the end of the outbox's unique Message-ID index, where a
-/// random one would dirty a page of its own in every commit.
+/// The message to queue, with a fresh [`message_id`].
 pub fn queued(kind: MessageKind, recipient: &str, domain: &str, content: Content) -> NewMessage {
     NewMessage {
-        message_id: format!("{}@{domain}", uuid::Uuid::now_v7()),
+        message_id: message_id(domain),
         kind,
         recipient: recipient.to_string(),
         content,
     }
+}
+
+/// A fresh Message-ID (`uuid@domain`) that every delivery attempt will
+/// reuse. A time-ordered UUID (v7): each new one lands at the end of the
+/// outbox's unique Message-ID index, where a random one would dirty a page
+/// of its own in every commit.
+pub fn message_id(domain: &str) -> String {
+    format!("{}@{domain}", uuid::Uuid::now_v7())
 }
 
 impl Rendered {

@@ -18,14 +18,14 @@ use std::future::Future;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
+use super::PgQuery;
 use super::group::Grouped;
 use super::pool::Pool;
 use crate::gcra;
 use crate::rows::ContentColumns;
 use crate::{IssueLink, IssueOutcome, RateKey, Result, StoreError, UserId};
 
-/// Times a group is run again when PostgreSQL broke a deadlock by failing
-/// it (groups of two replicas locking the same users).
+/// Times a group is run again after PostgreSQL failed it to break a deadlock.
 const DEADLOCK_RETRIES: u32 = 3;
 
 /// The one statement: the function's rows, in the calls' order.
@@ -88,10 +88,8 @@ async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<Iss
     let request_ids = column(issues, |i| i.request_id.as_str());
     let nows = column(issues, |i| i.now);
     let keys = column(issues, |i| i.idempotency.as_ref().map(|k| k.key.as_str()));
-    let mut conn = pool.acquire().await?;
-    let mut deadlocks = 0;
-    let rows = loop {
-        let query = sqlx::query(ISSUE_LINKS)
+    let rows = fetch_retrying_deadlocks(pool, || {
+        sqlx::query(ISSUE_LINKS)
             .bind(&actor_users)
             .bind(&actor_tokens)
             .bind(&targets)
@@ -113,19 +111,9 @@ async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<Iss
             .bind(&link_expiries)
             .bind(&request_ids)
             .bind(&nows)
-            .bind(&keys);
-        match query.fetch_all(&mut *conn).await {
-            // PostgreSQL broke a deadlock by failing this group, which
-            // rolled back: run it again.
-            Err(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("40P01") && deadlocks < DEADLOCK_RETRIES =>
-            {
-                deadlocks += 1;
-            }
-            rows => break rows?,
-        }
-    };
-    conn.release();
+            .bind(&keys)
+    })
+    .await?;
     // A missing or extra row is the gatherer's to report (`group`).
     issues
         .iter()
@@ -144,8 +132,31 @@ async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<Iss
         .collect()
 }
 
+/// The rows of the statement `query` builds, on one connection; run again
+/// when PostgreSQL broke a deadlock by failing it (which rolled it back):
+/// groups of two replicas locking the same rows.
+pub(super) async fn fetch_retrying_deadlocks<'q>(
+    pool: &Pool,
+    query: impl Fn() -> PgQuery<'q>,
+) -> Result<Vec<PgRow>> {
+    let mut conn = pool.acquire().await?;
+    let mut deadlocks = 0;
+    let rows = loop {
+        match query().fetch_all(&mut *conn).await {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40P01") && deadlocks < DEADLOCK_RETRIES =>
+            {
+                deadlocks += 1;
+            }
+            rows => break rows?,
+        }
+    };
+    conn.release();
+    Ok(rows)
+}
+
 /// One array parameter: `f` of each element.
-fn column<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+pub(super) fn column<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
     items.iter().map(f).collect()
 }
 

@@ -5,6 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, and rate limits and link consumption are single
 //! statements whose row locks serialize competing replicas.
 
+mod addressed;
 mod group;
 mod issue;
 mod pool;
@@ -32,6 +33,8 @@ pub struct PgStore {
     issues: OnceLock<group::Groups<issue::Issues>>,
     /// Started with the first admin call, on the runtime that serves it.
     targets: OnceLock<group::Groups<target::Targets>>,
+    /// Started with the first admin call, on the runtime that serves it.
+    by_address: OnceLock<group::Groups<addressed::ByAddress>>,
 }
 
 impl PgStore {
@@ -52,6 +55,7 @@ impl PgStore {
             sent: OnceLock::new(),
             issues: OnceLock::new(),
             targets: OnceLock::new(),
+            by_address: OnceLock::new(),
         })
     }
 
@@ -348,6 +352,18 @@ impl Store for PgStore {
                 now,
             })
             .await
+    }
+
+    async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
+        // A call with an Idempotency-Key goes on its own, the key's lock and
+        // row around the issue (`issue_link`).
+        if call.link.idempotency.is_some() {
+            return crate::issue_in_two_steps(self, call).await;
+        }
+        let groups = self
+            .by_address
+            .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
+        groups.call(addressed::call(call)).await
     }
 
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64> {

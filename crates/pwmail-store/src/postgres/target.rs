@@ -1,4 +1,5 @@
-//! The first step of admin calls, in groups: each call's step of its
+//! The first step of admin calls with an Idempotency-Key (the others take
+//! all their steps in one, `addressed`), in groups: each call's step of its
 //! caller's rate and the user its address names, for a whole group in one
 //! round trip (`pwmail_charge_callers`, migrations/postgres/0007). One call
 //! was a statement of its own, a commit, and a turn on its caller's hot rate

@@ -1,0 +1,158 @@
+//! Admin calls by address, in groups, each group one statement
+//! (`pwmail_issue_by_address`, migrations/postgres/0009): the callers'
+//! rate steps, the users, and the issues, one commit. They were two groups
+//! a call, the step and lookup (`target`), then the issue (`issue`): two
+//! statements, two transactions.
+//!
+//! A call whose user's stored address is not the one given, byte for byte
+//! and deliverable, stops after its caller's step: the app checks the
+//! stored address and issues through `issue`. A call with an
+//! Idempotency-Key takes `target` and `pwmail_issue_link` as before.
+
+use std::future::Future;
+
+use sqlx::Row as _;
+
+use super::group::Grouped;
+use super::issue::{column, fetch_retrying_deadlocks, outcome};
+use super::pool::Pool;
+use crate::rows;
+use crate::{
+    Addressed, AddressedIssue, CallerCharge, IssueTarget, RateKey, Result, StoreError, UserId,
+    email_key, gcra,
+};
+
+const ISSUE_BY_ADDRESS: &str = "SELECT *
+     FROM pwmail_issue_by_address($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                  $15, $16, $17, $18, $19, $20)";
+
+/// A call and its address's key (`email_key`).
+pub(super) struct Call {
+    pub issue: AddressedIssue,
+    pub email_key: String,
+}
+
+pub(super) enum ByAddress {}
+
+impl Grouped for ByAddress {
+    type Call = Call;
+    type Answer = Addressed;
+    const MAX: usize = 128;
+
+    /// One caller rate and one cooldown; each address once (its user's
+    /// rows change once per statement).
+    fn fits(group: &[Call], call: &Call) -> bool {
+        group.first().is_none_or(|first| {
+            let (a, b) = (&first.issue, &call.issue);
+            gcra::params(&a.caller_rate) == gcra::params(&b.caller_rate)
+                && gcra::params(&a.link.cooldown) == gcra::params(&b.link.cooldown)
+                && group.iter().all(|other| other.email_key != call.email_key)
+        })
+    }
+
+    fn run(
+        pool: &Pool,
+        group: &[Call],
+    ) -> impl Future<Output = Result<Vec<Result<Addressed>>>> + Send {
+        issue_group(pool, group)
+    }
+}
+
+async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed>>> {
+    let first = calls.first().map(|c| &c.issue);
+    let (caller_period, caller_tau) = first
+        .map(|c| gcra::params(&c.caller_rate))
+        .unwrap_or_default();
+    let (period, tau) = first
+        .map(|c| gcra::params(&c.link.cooldown))
+        .unwrap_or_default();
+    let callers = column(calls, |c| {
+        RateKey::ApiToken(c.issue.link.actor.token_id).to_string()
+    });
+    let email_keys = column(calls, |c| c.email_key.as_str());
+    let checked = column(calls, |c| {
+        c.issue.deliverable.then_some(c.issue.email.as_str())
+    });
+    let drafts: Vec<_> = calls.iter().map(|c| &c.issue.link).collect();
+    let actor_users = column(&drafts, |d| d.actor.user.0);
+    let actor_tokens = column(&drafts, |d| d.actor.token_id);
+    let purposes = column(&drafts, |d| d.purpose.as_str());
+    let invalidates = column(&drafts, |d| d.purpose.invalidates_password());
+    let link_hashes = column(&drafts, |d| &d.link_hash.0[..]);
+    let expiries = column(&drafts, |d| d.expires_at);
+    let message_ids = column(&drafts, |d| d.message_id.as_str());
+    let kinds = column(&drafts, |d| crate::MessageKind::from(d.purpose).as_str());
+    let links = column(&drafts, |d| d.link.as_str());
+    let request_ids = column(&drafts, |d| d.request_id.as_str());
+    let nows = column(&drafts, |d| d.now);
+    let rows = fetch_retrying_deadlocks(pool, || {
+        sqlx::query(ISSUE_BY_ADDRESS)
+            .bind(&callers)
+            .bind(caller_period)
+            .bind(caller_tau)
+            .bind(&email_keys)
+            .bind(&checked)
+            .bind(RateKey::USER_PREFIX)
+            .bind(&actor_users)
+            .bind(&actor_tokens)
+            .bind(&purposes)
+            .bind(&invalidates)
+            .bind(&link_hashes)
+            .bind(&expiries)
+            .bind(period)
+            .bind(tau)
+            .bind(&message_ids)
+            .bind(&kinds)
+            .bind(&links)
+            .bind(&expiries)
+            .bind(&request_ids)
+            .bind(&nows)
+    })
+    .await?;
+    // A missing or extra row is the gatherer's to report (`group`).
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let ord: i64 = row.try_get("ord")?;
+            if ord != i as i64 + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "pwmail_issue_by_address answered call {ord} in place {}",
+                    i + 1
+                )));
+            }
+            addressed(row)
+        })
+        .collect())
+}
+
+/// A row of `pwmail_issue_by_address`.
+fn addressed(row: &sqlx::postgres::PgRow) -> Result<Addressed> {
+    let charge = CallerCharge::Charged;
+    let stopped = |target| Ok(Addressed::Stopped(target));
+    match row.try_get::<String, _>("outcome")?.as_str() {
+        "throttled" => stopped(IssueTarget::Throttled {
+            retry_after_ms: row.try_get("retry_after_ms")?,
+        }),
+        "no_user" => stopped(IssueTarget::Missing { charge }),
+        "unchecked" => stopped(IssueTarget::Found {
+            user: rows::user(row)?,
+            charge,
+        }),
+        _ => {
+            let user = UserId(row.try_get("user_id")?);
+            Ok(Addressed::Issued {
+                user,
+                outcome: outcome(row, user)?,
+            })
+        }
+    }
+}
+
+/// The call's address key, for grouping.
+pub(super) fn call(issue: &AddressedIssue) -> Call {
+    Call {
+        email_key: email_key(&issue.email),
+        issue: issue.clone(),
+    }
+}
