@@ -109,7 +109,7 @@ pub(crate) async fn issue_in_two_steps<S: Store + ?Sized>(
         .issue_target(&call.email, &caller, &call.caller_rate, link.now)
         .await?;
     Ok(match target {
-        IssueTarget::Found { user, charge } if call.deliverable && user.email == call.email => {
+        IssueTarget::Found { user, charge } if call.reaches(&user) => {
             let outcome = store.issue_link(&link.issue_for(&user, charge)).await?;
             Addressed::Issued {
                 user: user.id,

@@ -335,6 +335,15 @@ pub struct AddressedIssue {
     pub link: LinkDraft,
 }
 
+impl AddressedIssue {
+    /// Whether the store may issue to `user`, the address's owner, without
+    /// the app seeing them first: their stored address is the one given,
+    /// which the app found deliverable.
+    pub fn reaches(&self, user: &User) -> bool {
+        self.deliverable && user.email == self.email
+    }
+}
+
 /// A link to issue and its email, all but the user (no `Debug`: it holds
 /// the link).
 #[derive(Clone)]
