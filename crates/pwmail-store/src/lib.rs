@@ -99,7 +99,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// [`Store::issue_to_address`] as two calls: the lookup with the caller's
 /// step, then the issue where the stored address is the one given.
-pub(crate) async fn issue_in_two_steps<S: Store + ?Sized>(
+async fn issue_in_two_steps<S: Store + ?Sized>(
     store: &S,
     call: &AddressedIssue,
 ) -> Result<Addressed> {
@@ -200,15 +200,23 @@ pub trait Store: Send + Sync + 'static {
             None => IssueTarget::Missing { charge },
         })
     }
-    /// An admin call by address, in one step where the engine can: the
-    /// caller's step of its rate, the user, and, where the user's stored
-    /// address is the one given and deliverable, the issue
-    /// ([`Addressed::Issued`]). Otherwise the call stops with the caller
-    /// charged or its charge left pending, as [`issue_target`](Store::issue_target)
-    /// leaves it. This default is `issue_target`, then `issue_link`.
+    /// An admin call by address: the caller's step of its rate, the user,
+    /// and, where the user's stored address is the one given and
+    /// deliverable, the issue ([`Addressed::Issued`]). Otherwise the call
+    /// stops with the caller charged or its charge left pending, as
+    /// [`issue_target`](Store::issue_target) leaves it. A call with an
+    /// Idempotency-Key takes two steps (`issue_target`, then `issue_link`),
+    /// so that its stored outcome answers it before any charge; the others
+    /// one ([`issue_at_address`](Store::issue_at_address)).
     async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
-        issue_in_two_steps(self, call).await
+        if call.link.idempotency.is_some() {
+            return issue_in_two_steps(self, call).await;
+        }
+        self.issue_at_address(call).await
     }
+    /// [`issue_to_address`](Store::issue_to_address) for a call without an
+    /// Idempotency-Key, in one round trip to the database or the writer.
+    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed>;
     /// The admin operations' one transaction: per-user cooldown, revoke the
     /// user's open links, store the new link, (for ResetPasswordByAdmin)
     /// invalidate the password, queue the email, write the audit row.

@@ -51,8 +51,9 @@ pub fn retry_after(ms: i64) -> Duration {
 impl App {
     /// Throttles the caller, finds the user, and in one transaction (which
     /// also applies the per-user cooldown and refuses a disabled user)
-    /// stores a fresh link and queues its email; on PostgreSQL all of it one
-    /// statement, where the user's stored address is the one given.
+    /// stores a fresh link and queues its email; all of it one statement
+    /// (PostgreSQL) or one write (SQLite) where the user's stored address is
+    /// the one given.
     pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
         let IssueRequest {
             caller,

@@ -354,12 +354,7 @@ impl Store for PgStore {
             .await
     }
 
-    async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
-        // A call with an Idempotency-Key goes on its own, the key's lock and
-        // row around the issue (`issue_link`).
-        if call.link.idempotency.is_some() {
-            return crate::issue_in_two_steps(self, call).await;
-        }
+    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed> {
         let groups = self
             .by_address
             .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));

@@ -539,11 +539,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
-        // A keyed call's stored outcome comes before its charge (`issue_in`).
-        if call.link.idempotency.is_some() {
-            return crate::issue_in_two_steps(self, call).await;
-        }
+    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed> {
         let call = call.clone();
         self.writer.write(move |sp| address_in(sp, &call)).await
     }
