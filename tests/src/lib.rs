@@ -52,6 +52,10 @@ pub struct Options {
     pub hashing: (usize, usize),
     /// Serve HTTPS with this pair; `url` is then `https://127.0.0.1:PORT`.
     pub tls: Option<pwmail_server::tls::TlsFiles>,
+    /// `--client-timeout-secs`.
+    pub client_timeout: Duration,
+    /// `--max-connections`; derived from the open-file limit when `None`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Options {
@@ -75,6 +79,8 @@ impl Default for Options {
             // Two hash slots: enough to show concurrency on two cores.
             hashing: (2, d.hash_queue),
             tls: None,
+            client_timeout: d.client_timeout,
+            max_connections: d.max_connections,
         }
     }
 }
@@ -112,6 +118,8 @@ impl TestServer {
             mail_from: "pwmail <no-reply@pwmail.test>".into(),
             bootstrap_admin_email: ADMIN.into(),
             dispatcher: options.dispatcher.clone(),
+            client_timeout: options.client_timeout,
+            max_connections: options.max_connections,
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

@@ -16,6 +16,11 @@
 //!
 //! [`LimitedBytes`] is the same read for endpoints that parse the bytes
 //! themselves (the reset page's form).
+//!
+//! The body must have arrived by the request's [`dropshot::RequestDeadline`]
+//! (the server's client timeout after the request's first byte): a client
+//! that sends headers and then trickles or stops gets 408, not a handler
+//! waiting on it for as long as it likes.
 
 use bytes::{Bytes, BytesMut};
 use dropshot::{
@@ -58,11 +63,27 @@ fn check_declared_length<C: ServerContext>(
 /// dropped, and hyper closes the connection after the 413).
 async fn read_capped<C: ServerContext>(
     rqctx: &RequestContext<C>,
-    headers: &http::HeaderMap,
-    mut body: dropshot::Body,
+    parts: &http::request::Parts,
+    body: dropshot::Body,
 ) -> Result<Bytes, HttpError> {
-    let limit = rqctx.request_body_max_bytes();
-    check_declared_length(rqctx, headers)?;
+    check_declared_length(rqctx, &parts.headers)?;
+    let read = read_all(rqctx.request_body_max_bytes(), body);
+    match parts.extensions.get::<dropshot::RequestDeadline>() {
+        Some(deadline) => tokio::time::timeout_at(deadline.0, read)
+            .await
+            .unwrap_or_else(|_| {
+                Err(HttpError::for_client_error(
+                    None,
+                    ClientErrorStatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the client timeout; send it again"
+                        .to_string(),
+                ))
+            }),
+        None => read.await,
+    }
+}
+
+async fn read_all(limit: usize, mut body: dropshot::Body) -> Result<Bytes, HttpError> {
     let mut read = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -103,7 +124,7 @@ where
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
         let (parts, body) = request.into_parts();
-        let read = read_capped(rqctx, &parts.headers, body).await?;
+        let read = read_capped(rqctx, &parts, body).await?;
         refuse_nulls::<T>(&read)?;
         let request = http::Request::from_parts(parts, dropshot::Body::with_content(read));
         let typed = <TypedBody<T> as ExclusiveExtractor>::from_request(rqctx, request).await?;
@@ -172,7 +193,7 @@ impl ExclusiveExtractor for LimitedBytes {
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
         let (parts, body) = request.into_parts();
-        Ok(LimitedBytes(read_capped(rqctx, &parts.headers, body).await))
+        Ok(LimitedBytes(read_capped(rqctx, &parts, body).await))
     }
 
     fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {

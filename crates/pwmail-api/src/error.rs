@@ -55,6 +55,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The request itself did not arrive in time (the client timeout):
+    /// 408, where `DeadlineExceeded` is the server not finishing (504).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// `detail` goes to the server log (dropshot logs `Display` with the
     /// request id); the caller only sees a generic message.
     #[error("internal error: {detail}")]
@@ -74,7 +78,7 @@ impl ApiError {
             ApiError::InvalidArgument(_)
             | ApiError::PayloadTooLarge(_)
             | ApiError::Unprocessable(_) => 3,
-            ApiError::DeadlineExceeded(_) => 4,
+            ApiError::DeadlineExceeded(_) | ApiError::RequestTimeout(_) => 4,
             ApiError::NotFound(_) => 5,
             ApiError::PermissionDenied(_) => 7,
             ApiError::ResourceExhausted { .. } => 8,
@@ -132,7 +136,8 @@ impl From<HttpError> for ApiError {
             403 => ApiError::PermissionDenied(message),
             404 => ApiError::NotFound(message),
             405 => ApiError::MethodNotAllowed(message),
-            408 | 504 => ApiError::DeadlineExceeded(message),
+            408 => ApiError::RequestTimeout(message),
+            504 => ApiError::DeadlineExceeded(message),
             409 => ApiError::FailedPrecondition(message),
             429 => ApiError::ResourceExhausted {
                 message,
@@ -165,6 +170,7 @@ impl dropshot::HttpResponseError for ApiError {
             ApiError::Internal { .. } => ErrorStatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => ErrorStatusCode::SERVICE_UNAVAILABLE,
             ApiError::DeadlineExceeded(_) => ErrorStatusCode::GATEWAY_TIMEOUT,
+            ApiError::RequestTimeout(_) => ErrorStatusCode::REQUEST_TIMEOUT,
         }
     }
 }

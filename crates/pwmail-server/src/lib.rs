@@ -40,6 +40,8 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// A server started in this process: the HTTP API and the dispatcher.
 pub struct Running {
     server: dropshot::HttpServer<http::Context>,
+    /// The operator listener (`--ops-listen`), if any.
+    ops: Option<dropshot::HttpServer<http::Context>>,
     dispatcher: tokio::task::JoinHandle<()>,
     backlog_watch: tokio::task::JoinHandle<()>,
     purge: tokio::task::JoinHandle<()>,
@@ -52,9 +54,17 @@ impl Running {
         self.server.local_addr()
     }
 
+    /// The operator listener's address, with `--ops-listen`.
+    pub fn ops_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ops.as_ref().map(|s| s.local_addr())
+    }
+
     /// Stops accepting requests, lets in-flight ones and sends finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.server.close().await.map_err(anyhow::Error::msg)?;
+        if let Some(ops) = self.ops {
+            ops.close().await.map_err(anyhow::Error::msg)?;
+        }
         let _ = self.shutdown.send(true);
         self.backlog_watch.abort();
         self.purge.abort();
@@ -135,21 +145,61 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     });
     observe::metrics::handle();
     let listen = app.config.listen;
+    let client_timeout = app.config.client_timeout;
+    let max_connections = app.config.max_connections.unwrap_or_else(|| {
+        let soft = http::connections::nofile_limit().map_or(1024, |l| l.rlim_cur);
+        http::connections::default_max_connections(soft, &app.config)
+    });
     let dropshot_config = dropshot::ConfigDropshot {
         bind_address: listen,
         default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
         ..Default::default()
     };
-    let context = http::Context::new(Arc::clone(&app))?;
-    let server = dropshot::ServerBuilder::new(http::api_description()?, context.clone(), log)
-        .config(dropshot_config)
-        .tls(tls)
-        .error_renderer(http::router_errors::renderer(Arc::new(context)))
-        .start()
-        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
+    let context = Arc::new(http::Context::new(Arc::clone(&app))?);
+    let server =
+        dropshot::ServerBuilder::new(http::api_description()?, (*context).clone(), log.clone())
+            .config(dropshot_config)
+            .tls(tls.clone())
+            .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
+            .connection_limits(http::connections::limits(
+                Arc::clone(&context),
+                "public",
+                client_timeout,
+                max_connections,
+            ))
+            .start()
+            .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
+    tracing::info!(
+        max_connections,
+        client_timeout_secs = client_timeout.as_secs(),
+        "connection limits"
+    );
+    let ops = match app.config.ops_listen {
+        Some(ops_listen) => Some(
+            dropshot::ServerBuilder::new(http::ops_description()?, (*context).clone(), log)
+                .config(dropshot::ConfigDropshot {
+                    bind_address: ops_listen,
+                    ..Default::default()
+                })
+                .tls(tls)
+                .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
+                .connection_limits(http::connections::limits(
+                    Arc::clone(&context),
+                    "ops",
+                    client_timeout,
+                    http::connections::OPS_MAX_CONNECTIONS,
+                ))
+                .start()
+                .map_err(|e| {
+                    anyhow::anyhow!("starting the operator listener on {ops_listen}: {e}")
+                })?,
+        ),
+        None => None,
+    };
     Ok((
         Running {
             server,
+            ops,
             dispatcher,
             backlog_watch,
             purge,

@@ -871,6 +871,8 @@ mod api_description;
 mod body;
 mod compression;
 mod config;
+// PATCHED for pwmail: connection limits.
+mod connection;
 mod error;
 mod error_status_code;
 mod extractor;
@@ -970,6 +972,11 @@ pub use pagination::PaginationParams;
 pub use pagination::ResultsPage;
 pub use pagination::WhichPage;
 pub use server::BuildError;
+// PATCHED for pwmail: connection limits.
+pub use connection::{
+    ClosedBecause, ConnectionLimits, ConnectionObserver, RequestDeadline,
+    TimeoutRenderer,
+};
 pub use server::ErrorRenderer;
 pub use server::ServerBuilder;
 pub use server::ServerContext;

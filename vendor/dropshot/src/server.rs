@@ -21,7 +21,7 @@ use super::versioning::VersionPolicy;
 use async_stream::stream;
 use debug_ignore::DebugIgnore;
 use futures::future::{
-    BoxFuture, FusedFuture, FutureExt, Shared, TryFutureExt,
+    BoxFuture, FusedFuture, FutureExt, Shared,
 };
 use futures::lock::Mutex;
 use futures::stream::{Stream, StreamExt};
@@ -51,6 +51,10 @@ use waitgroup::WaitGroup;
 
 use crate::RequestInfo;
 use crate::config::HandlerTaskMode;
+// PATCHED for pwmail: connection limits (src/connection.rs).
+use crate::connection::{
+    ClosedBecause, ConnState, ConnectionLimits, Slot, TimedIo,
+};
 use slog::Logger;
 use thiserror::Error;
 
@@ -137,6 +141,8 @@ pub struct HttpServerStarter<C: ServerContext> {
     handler_waitgroup: WaitGroup,
     http_acceptor: HttpAcceptor,
     tls_acceptor: Option<Arc<Mutex<TlsAcceptor>>>,
+    /// PATCHED for pwmail: see [`ConnectionLimits`].
+    limits: ConnectionLimits,
 }
 
 impl<C: ServerContext> HttpServerStarter<C> {
@@ -179,20 +185,26 @@ impl<C: ServerContext> HttpServerStarter<C> {
         tls: Option<ConfigTls>,
         version_policy: VersionPolicy,
         error_renderer: Option<ErrorRenderer>,
+        limits: Option<ConnectionLimits>,
     ) -> Result<HttpServerStarter<C>, BuildError> {
+        let limits = limits.unwrap_or_else(ConnectionLimits::unlimited);
+        // PATCHED for pwmail: a listen backlog of 1024 (std's `bind` gives
+        // 128): a burst of connections larger than the backlog has its
+        // handshakes dropped and retried by the kernel for seconds, outside
+        // the server's reach (its timeouts and cap start at `accept`).
         let tcp = {
-            let std_listener = std::net::TcpListener::bind(
-                &config.bind_address,
-            )
-            .map_err(|e| BuildError::bind_error(e, config.bind_address))?;
-            std_listener.set_nonblocking(true).map_err(|e| {
-                BuildError::generic_system(e, "setting non-blocking")
-            })?;
-            // We use `from_std` instead of just calling `bind` here directly
-            // to avoid invoking an async function.
-            TcpListener::from_std(std_listener).map_err(|e| {
-                BuildError::generic_system(e, "creating TCP listener")
-            })?
+            let address = config.bind_address;
+            let bind_error = |e| BuildError::bind_error(e, address);
+            let socket = if address.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(bind_error)?;
+            // As std's `TcpListener::bind` does on Unix.
+            socket.set_reuseaddr(true).map_err(bind_error)?;
+            socket.bind(address).map_err(bind_error)?;
+            socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
         };
 
         let local_addr = tcp.local_addr().map_err(|e| {
@@ -249,7 +261,17 @@ impl<C: ServerContext> HttpServerStarter<C> {
             );
         }
 
-        let http_acceptor = HttpAcceptor { tcp, log: log.clone() };
+        let http_acceptor = HttpAcceptor {
+            tcp,
+            log: log.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                limits
+                    .max_connections
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            limits: limits.clone(),
+            accept_errors: std::sync::Mutex::new(AcceptErrors::default()),
+        };
 
         Ok(HttpServerStarter {
             app_state,
@@ -257,6 +279,7 @@ impl<C: ServerContext> HttpServerStarter<C> {
             handler_waitgroup,
             http_acceptor,
             tls_acceptor,
+            limits,
         })
     }
 
@@ -267,6 +290,7 @@ impl<C: ServerContext> HttpServerStarter<C> {
             handler_waitgroup,
             tls_acceptor,
             http_acceptor,
+            limits,
         } = self;
 
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
@@ -280,6 +304,11 @@ impl<C: ServerContext> HttpServerStarter<C> {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             // http/1 settings
             builder.http1().timer(TokioTimer::new());
+            // PATCHED for pwmail: TimedIo bounds a request's head; hyper's
+            // own timer (30 s by default) stays a backstop behind it.
+            builder.http1().header_read_timeout(
+                limits.client_timeout + std::time::Duration::from_secs(5),
+            );
             // http/2 settings
             builder.http2().timer(TokioTimer::new());
 
@@ -302,13 +331,20 @@ impl<C: ServerContext> HttpServerStarter<C> {
                     );
                     loop {
                         tokio::select! {
-                            Some(Ok(sock)) = https_acceptor.accept() => {
+                            Some(Ok((sock, slot))) = https_acceptor.accept() => {
                                 let remote_addr = sock.remote_addr();
+                                let conn = ConnState::new(limits.client_timeout);
                                 let handler = make_service
-                                    .make_http_request_handler(remote_addr);
+                                    .make_http_request_handler(remote_addr, Arc::clone(&conn));
+                                let io = TimedIo::new(
+                                    sock,
+                                    conn,
+                                    slot,
+                                    limits.timeout_response.clone(),
+                                );
                                 let fut = builder
                                     .serve_connection_with_upgrades(
-                                        TokioIo::new(sock),
+                                        TokioIo::new(io),
                                         handler,
                                     );
                                 let fut = graceful.watch(fut.into_owned());
@@ -324,12 +360,19 @@ impl<C: ServerContext> HttpServerStarter<C> {
                 }
                 None => loop {
                     tokio::select! {
-                        (sock, remote_addr) = http_acceptor.accept() => {
+                        (sock, remote_addr, slot) = http_acceptor.accept() => {
+                            let conn = ConnState::new(limits.client_timeout);
                             let handler = make_service
-                                .make_http_request_handler(remote_addr);
+                                .make_http_request_handler(remote_addr, Arc::clone(&conn));
+                            let io = TimedIo::new(
+                                sock,
+                                conn,
+                                slot,
+                                limits.timeout_response.clone(),
+                            );
                             let fut = builder
                                 .serve_connection_with_upgrades(
-                                    TokioIo::new(sock),
+                                    TokioIo::new(io),
                                     handler,
                                 );
                             let fut = graceful.watch(fut.into_owned());
@@ -390,16 +433,54 @@ impl<C: ServerContext> HttpServerStarter<C> {
 
 /// Accepts TCP connections like a `TcpListener`, but ignores transient errors
 /// rather than propagating them to the caller
+///
+/// PATCHED for pwmail: each connection takes a slot under
+/// `ConnectionLimits::max_connections` or is closed at once, and a failing
+/// `accept` (`EMFILE`) is logged at most once a minute, with a count.
 struct HttpAcceptor {
     tcp: TcpListener,
     log: slog::Logger,
+    slots: Arc<tokio::sync::Semaphore>,
+    limits: ConnectionLimits,
+    accept_errors: std::sync::Mutex<AcceptErrors>,
 }
 
+/// PATCHED for pwmail: the listen backlog (see `new_internal`).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// PATCHED for pwmail: failed accepts since the last warning.
+#[derive(Default)]
+struct AcceptErrors {
+    last_warned: Option<std::time::Instant>,
+    since: u64,
+}
+
+const ACCEPT_ERROR_LOG_EVERY: std::time::Duration =
+    std::time::Duration::from_secs(60);
+
 impl HttpAcceptor {
-    async fn accept(&self) -> (TcpStream, SocketAddr) {
+    async fn accept(&self) -> (TcpStream, SocketAddr, Slot) {
         loop {
             match self.tcp.accept().await {
-                Ok((socket, addr)) => return (socket, addr),
+                Ok((socket, addr)) => {
+                    match Arc::clone(&self.slots).try_acquire_owned() {
+                        Ok(permit) => {
+                            let slot = Slot::new(
+                                permit,
+                                self.limits.observer.clone(),
+                            );
+                            return (socket, addr, slot);
+                        }
+                        Err(_) => {
+                            // Over the limit: closed at once, so the
+                            // descriptors stay for the connections held.
+                            drop(socket);
+                            if let Some(o) = &self.limits.observer {
+                                o.refused();
+                            }
+                        }
+                    }
+                }
                 Err(e) => match e.kind() {
                     // These are errors on the individual socket that we
                     // tried to accept, and so can be ignored.
@@ -410,7 +491,31 @@ impl HttpAcceptor {
                     // This could EMFILE implying resource exhaustion.
                     // Sleep a little bit and try again.
                     _ => {
-                        warn!(self.log, "accept error"; "error" => e);
+                        if let Some(o) = &self.limits.observer {
+                            o.accept_failed(&e);
+                        }
+                        let warn_now = {
+                            let mut errors = self
+                                .accept_errors
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner());
+                            errors.since += 1;
+                            let due = errors.last_warned.is_none_or(|at| {
+                                at.elapsed() >= ACCEPT_ERROR_LOG_EVERY
+                            });
+                            if due {
+                                errors.last_warned =
+                                    Some(std::time::Instant::now());
+                                Some(std::mem::take(&mut errors.since))
+                            } else {
+                                None
+                            }
+                        };
+                        if let Some(count) = warn_now {
+                            warn!(self.log, "accept error";
+                                "error" => %e,
+                                "failures_since_last_warning" => count);
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(
                             100,
                         ))
@@ -488,7 +593,9 @@ impl tokio::io::AsyncWrite for TlsConn {
 /// for multiple TLS connections to be negotiated concurrently with new
 /// connections being accepted.
 struct HttpsAcceptor {
-    stream: Box<dyn Stream<Item = std::io::Result<TlsConn>> + Send + Unpin>,
+    stream: Box<
+        dyn Stream<Item = std::io::Result<(TlsConn, Slot)>> + Send + Unpin,
+    >,
 }
 
 impl HttpsAcceptor {
@@ -506,7 +613,7 @@ impl HttpsAcceptor {
         }
     }
 
-    async fn accept(&mut self) -> Option<std::io::Result<TlsConn>> {
+    async fn accept(&mut self) -> Option<std::io::Result<(TlsConn, Slot)>> {
         self.stream.next().await
     }
 
@@ -514,7 +621,7 @@ impl HttpsAcceptor {
         log: slog::Logger,
         tls_acceptor: Arc<Mutex<TlsAcceptor>>,
         http_acceptor: HttpAcceptor,
-    ) -> impl Stream<Item = std::io::Result<TlsConn>> {
+    ) -> impl Stream<Item = std::io::Result<(TlsConn, Slot)>> {
         stream! {
             let mut tls_negotiations = futures::stream::FuturesUnordered::new();
             loop {
@@ -539,12 +646,28 @@ impl HttpsAcceptor {
                             },
                         }
                     },
-                    (socket, addr) = http_acceptor.accept() => {
-                        let tls_negotiation = tls_acceptor
-                            .lock()
-                            .await
-                            .accept(socket)
-                            .map_ok(move |stream| TlsConn::new(stream, addr));
+                    (socket, addr, slot) = http_acceptor.accept() => {
+                        // PATCHED for pwmail: a handshake gets the client
+                        // timeout, and holds its connection's slot.
+                        let handshake = tls_acceptor.lock().await.accept(socket);
+                        let limit = http_acceptor.limits.client_timeout;
+                        let tls_negotiation = async move {
+                            match tokio::time::timeout(limit, handshake).await {
+                                Ok(Ok(stream)) => {
+                                    Ok((TlsConn::new(stream, addr), slot))
+                                }
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => {
+                                    slot.timed_out(
+                                        ClosedBecause::TlsHandshakeTimeout,
+                                    );
+                                    Err(std::io::Error::new(
+                                        std::io::ErrorKind::TimedOut,
+                                        "TLS handshake timed out",
+                                    ))
+                                }
+                            }
+                        };
                         tls_negotiations.push(tls_negotiation);
                     },
                     else => break,
@@ -1085,9 +1208,10 @@ impl<C: ServerContext> ServerConnectionHandler<C> {
     fn make_http_request_handler(
         &self,
         remote_addr: SocketAddr,
+        conn: Arc<ConnState>,
     ) -> ServerRequestHandler<C> {
         info!(self.server.log, "accepted connection"; "remote_addr" => %remote_addr);
-        ServerRequestHandler::new(self.server.clone(), remote_addr)
+        ServerRequestHandler::new(self.server.clone(), remote_addr, conn)
     }
 }
 
@@ -1100,13 +1224,20 @@ pub struct ServerRequestHandler<C: ServerContext> {
     /// backend state that will be made available to the request handler
     server: Arc<DropshotState<C>>,
     remote_addr: SocketAddr,
+    /// PATCHED for pwmail: the connection's state, told when a request is
+    /// being handled (see src/connection.rs).
+    conn: Arc<ConnState>,
 }
 
 impl<C: ServerContext> ServerRequestHandler<C> {
     /// Create a ServerRequestHandler object with the given state object that
     /// will be provided to the handler function.
-    fn new(server: Arc<DropshotState<C>>, remote_addr: SocketAddr) -> Self {
-        ServerRequestHandler { server, remote_addr }
+    fn new(
+        server: Arc<DropshotState<C>>,
+        remote_addr: SocketAddr,
+        conn: Arc<ConnState>,
+    ) -> Self {
+        ServerRequestHandler { server, remote_addr, conn }
     }
 }
 
@@ -1117,12 +1248,20 @@ impl<C: ServerContext> Service<Request<hyper::body::Incoming>>
     type Error = GenericError;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
-        Box::pin(http_request_handle_wrap(
+    fn call(&self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
+        // PATCHED for pwmail: the connection is busy until the response is
+        // made; the handler gets the request's deadline for its body.
+        let (in_flight, deadline) = self.conn.begin();
+        req.extensions_mut().insert(deadline);
+        let handled = http_request_handle_wrap(
             Arc::clone(&self.server),
             self.remote_addr,
             req,
-        ))
+        );
+        Box::pin(async move {
+            let _in_flight = in_flight;
+            handled.await
+        })
     }
 }
 
@@ -1185,6 +1324,8 @@ pub struct ServerBuilder<C: ServerContext> {
     tls: Option<ConfigTls>,
     /// PATCHED for pwmail: see [`ErrorRenderer`].
     error_renderer: DebugIgnore<Option<ErrorRenderer>>,
+    /// PATCHED for pwmail: see [`ConnectionLimits`].
+    limits: Option<ConnectionLimits>,
 }
 
 impl<C: ServerContext> ServerBuilder<C> {
@@ -1207,7 +1348,16 @@ impl<C: ServerContext> ServerBuilder<C> {
             version_policy: VersionPolicy::Unversioned,
             tls: Default::default(),
             error_renderer: DebugIgnore(None),
+            limits: None,
         }
+    }
+
+    /// PATCHED for pwmail: bounds on connections (their number, how long
+    /// a client may be silent or slow); see [`ConnectionLimits`]. Without
+    /// it, dropshot's own behaviour: none.
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = Some(limits);
+        self
     }
 
     /// PATCHED for pwmail: renders the errors dropshot answers itself (no
@@ -1275,6 +1425,7 @@ impl<C: ServerContext> ServerBuilder<C> {
             self.tls,
             self.version_policy,
             self.error_renderer.0,
+            self.limits,
         )
     }
 }

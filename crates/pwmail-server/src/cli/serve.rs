@@ -69,6 +69,18 @@ pub struct ServeArgs {
     #[arg(long, env = "PWMAIL_REQUEST_TIMEOUT_SECS",
           default_value_t = defaults().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
+    /// Seconds a client may take: a connection silent this long (before its first request or between requests) is closed, as is one whose request's headers and body have not fully arrived this long after its first byte, or whose TLS handshake has not finished (a 408 is sent where it can be).
+    #[arg(long, env = "PWMAIL_CLIENT_TIMEOUT_SECS",
+          default_value_t = defaults().client_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub client_timeout_secs: u64,
+    /// Connections open at once on --listen; more are closed as soon as they are accepted [default: the open-file limit less what the database, SMTP and files need].
+    #[arg(long, env = "PWMAIL_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// A second address serving only /livez, /readyz and /metrics, with its own small connection budget, so probes answer while the public port is flooded.
+    #[arg(long, env = "PWMAIL_OPS_LISTEN", value_parser = parse_listen)]
+    pub ops_listen: Option<SocketAddr>,
     /// Seconds an Idempotency-Key and its stored outcome are kept (a retry within them emails nobody again).
     #[arg(long, env = "PWMAIL_IDEMPOTENCY_TTL_SECS",
           default_value_t = defaults().idempotency_ttl.as_secs(),
@@ -124,6 +136,11 @@ impl ServeArgs {
             token_rate: self.token_rate,
             reset_guess_rate: self.reset_guess_rate,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            client_timeout: Duration::from_secs(self.client_timeout_secs),
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            ops_listen: self.ops_listen,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             password_min_length: usize::from(self.password_min_length),
@@ -183,6 +200,15 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     if let Some(files) = &config.tls {
         crate::tls::load(files, SystemClock.now() / 1000)?;
     }
+    match crate::http::connections::raise_nofile_limit() {
+        Ok(limit) => tracing::info!(
+            soft_before = limit.soft_before,
+            soft = limit.soft,
+            hard = limit.hard,
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
+    }
     let _lock = lock_sqlite(&config.database_url)?;
     let pool = pwmail_store::PoolOptions {
         acquire_timeout: config.db_acquire_timeout,
@@ -211,6 +237,9 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     }
     for warning in config.public_url_warnings() {
         tracing::warn!(public_url = %config.public_url, "{warning}");
+    }
+    if let Some(ops) = running.ops_addr() {
+        tracing::info!(ops_listen = %ops, "operator endpoints (/livez, /readyz, /metrics)");
     }
     tracing::info!(
         listen = %running.local_addr(),

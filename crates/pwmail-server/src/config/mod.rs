@@ -65,6 +65,16 @@ pub struct ServerConfig {
     pub hash_queue: usize,
     /// An API call still running after this answers 504.
     pub request_timeout: Duration,
+    /// A connection silent this long, a request not fully arrived this long
+    /// after its first byte, or a TLS handshake not done in this time is
+    /// closed (with a 408 where one can be written).
+    pub client_timeout: Duration,
+    /// Connections open at once on the public listener; `None`: derived
+    /// from the open-file limit (see `http::connections`).
+    pub max_connections: Option<usize>,
+    /// A second listener with only `/livez`, `/readyz` and `/metrics`, with
+    /// its own small connection budget.
+    pub ops_listen: Option<SocketAddr>,
     /// How long an Idempotency-Key and its outcome are kept.
     pub idempotency_ttl: Duration,
     /// How long an authenticated API token is taken on trust without a
@@ -109,6 +119,9 @@ impl Default for ServerConfig {
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue: 256,
             request_timeout: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(10),
+            max_connections: None,
+            ops_listen: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             auth_cache_ttl: Duration::from_secs(1),
             product_name: "pwmail".into(),

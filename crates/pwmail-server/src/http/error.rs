@@ -73,6 +73,8 @@ pub enum Problem {
     MethodNotAllowed,
     /// The form's body is over the size limit (it was not read).
     FormTooLarge,
+    /// The form did not arrive within the client timeout.
+    RequestTimeout,
     /// The database did not answer: try again shortly.
     Unavailable {
         retry_after: Duration,

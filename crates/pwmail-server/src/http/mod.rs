@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod ops;
 pub mod reset_page;
@@ -46,6 +47,20 @@ pub fn api_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
         api.register(reset_page::reset_form),
         api.register(reset_page::reset_submit),
         api.register(reset_page::reset_css),
+    ] {
+        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(api)
+}
+
+/// The operator listener's endpoints (`--ops-listen`): health and metrics
+/// only, so that probes answer even while the public port is flooded.
+pub fn ops_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
+    let mut api = dropshot::ApiDescription::new();
+    for registered in [
+        api.register(ops::metrics),
+        api.register(ops::livez),
+        api.register(ops::readyz),
     ] {
         registered.map_err(|e| anyhow::anyhow!("{e}"))?;
     }

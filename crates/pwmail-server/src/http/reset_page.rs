@@ -81,9 +81,19 @@ fn html(
     body: String,
     retry_after: Option<Duration>,
 ) -> Result<Response<Body>, HttpError> {
+    Ok(html_bytes(status, body, retry_after)?.map(Body::from))
+}
+
+/// A page as bytes, for answers written outside a handler (the 408 of a
+/// request that never fully arrived).
+fn html_bytes(
+    status: StatusCode,
+    body: String,
+    retry_after: Option<Duration>,
+) -> Result<Response<Vec<u8>>, http::Error> {
     let mut response = headers(Response::builder().status(status))
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .body(body.into())?;
+        .body(body.into_bytes())?;
     if let Some(wait) = retry_after {
         response
             .headers_mut()
@@ -101,6 +111,14 @@ fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String,
 }
 
 pub(crate) fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpError> {
+    Ok(problem_bytes(ctx, problem)?.map(Body::from))
+}
+
+/// [`problem_page`] as bytes.
+pub(crate) fn problem_bytes(
+    ctx: &Context,
+    problem: Problem,
+) -> Result<Response<Vec<u8>>, HttpError> {
     let ask = "Ask your administrator to send you a new password email.";
     let (status, title, explanation, next_step, retry) = match problem {
         Problem::Invalid => (
@@ -138,6 +156,13 @@ pub(crate) fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<B
             "Open the link from your email again and use the form.".to_string(),
             None,
         ),
+        Problem::RequestTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The form did not arrive in time",
+            "The connection was too slow or broke off while the form was being sent. Your link has not been used.",
+            "Open the link from your email again and send the form once more.".to_string(),
+            None,
+        ),
         Problem::UnsupportedForm => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "This form could not be read",
@@ -172,7 +197,7 @@ pub(crate) fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<B
         "page/problem.html",
         context! { title, explanation, next_step },
     )?;
-    html(status, body, retry)
+    Ok(html_bytes(status, body, retry)?)
 }
 
 fn form_page(
@@ -265,6 +290,9 @@ pub async fn reset_submit(
         Ok(bytes) => bytes,
         Err(e) if e.status_code.as_u16() == 413 => {
             return problem_page(ctx, Problem::FormTooLarge);
+        }
+        Err(e) if e.status_code.as_u16() == 408 => {
+            return problem_page(ctx, Problem::RequestTimeout);
         }
         // A body that broke off mid-stream is treated as an empty form.
         Err(_) => &[],
