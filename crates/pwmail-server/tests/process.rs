@@ -276,7 +276,7 @@ async fn no_log_line_holds_a_reset_link_in_either_format() {
             .unwrap();
         let listen = format!("127.0.0.1:{}", free_port());
         let serve =
-            common::serve_logging(d, &listen, format, &[], &[("PWMAIL_LOG", "debug")], &log);
+            common::serve_logging(d, &listen, format, &[], &[("PWMAIL_LOG", "trace")], &log);
         let client = reqwest::Client::new();
         assert_eq!(
             reset(&client, &listen, &token, "walker@example.com").await,
@@ -305,6 +305,35 @@ async fn no_log_line_holds_a_reset_link_in_either_format() {
         };
         let status = |r: reqwest::Response| r.status().as_u16();
         assert_eq!(status(client.get(&page).send().await.unwrap()), 200);
+        // Spellings of the link that gateways and proxies make: none serves
+        // the page (nor uses the link up), none reaches the log.
+        for spelling in [
+            format!("/reset//{link}"),
+            format!("/reset///{link}"),
+            format!("/%72eset/{link}"),
+            format!("/reset/./{link}"),
+            format!("/RESET/{link}"),
+            format!("/reset/%{:02X}{}", link.as_bytes()[0], &link[1..]),
+            format!("/api/{link}"),
+            format!("/{link}"),
+        ] {
+            for method in ["GET", "POST"] {
+                let answer = raw_request(&listen, method, &spelling).await;
+                assert!(
+                    answer.starts_with("HTTP/1.1 404 "),
+                    "{method} {spelling}: {answer}"
+                );
+                let page_like = !spelling.starts_with("/api/") && spelling != format!("/{link}");
+                if page_like {
+                    assert!(
+                        answer
+                            .to_ascii_lowercase()
+                            .contains("content-type: text/html"),
+                        "{method} {spelling}: answered in the page's shape: {answer}"
+                    );
+                }
+            }
+        }
         assert_eq!(status(form(GOOD, "something else").await.unwrap()), 400);
         assert_eq!(status(form(GOOD, GOOD).await.unwrap()), 200);
         assert_eq!(status(client.get(&page).send().await.unwrap()), 410);
@@ -319,7 +348,7 @@ async fn no_log_line_holds_a_reset_link_in_either_format() {
             "{format}: no ANSI colour codes in a log written to a file:\n{text}"
         );
         assert!(
-            text.matches("/reset/<redacted>").count() >= 6,
+            text.matches("/reset/<redacted>").count() >= 12,
             "{format}: the page's request lines are logged, redacted:\n{text}"
         );
         for (what, secret) in [
@@ -334,4 +363,25 @@ async fn no_log_line_holds_a_reset_link_in_either_format() {
             );
         }
     }
+}
+
+/// One HTTP/1.1 request written as is (a client library would normalise
+/// the path); the answer's head and body.
+async fn raw_request(listen: &str, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(listen).await.unwrap();
+    let body = "password=plum+trellis+quasar+lantern&password_confirm=plum+trellis+quasar+lantern";
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: pwmail\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+        if method == "POST" { body.len() } else { 0 },
+        if method == "POST" { body } else { "" },
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }

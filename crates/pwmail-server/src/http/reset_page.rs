@@ -261,14 +261,32 @@ fn is_form(headers: &http::HeaderMap) -> bool {
         })
 }
 
+/// The link's token, when the request's path is the link exactly as pwmail
+/// writes it (`/reset/` and URL-safe base64). dropshot's router also
+/// matches `/reset//TOKEN` and `/%72eset/TOKEN`; such spellings come from
+/// gateways and proxies that rewrite links, and are refused rather than
+/// normalised into a working link.
+fn canonical_token(rqctx: &RequestContext<Context>, path: Path<TokenPath>) -> Option<String> {
+    let token = path.into_inner().token;
+    let well_formed = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let raw = rqctx.request.uri().path();
+    (well_formed && raw.strip_prefix("/reset/") == Some(token.as_str())).then_some(token)
+}
+
 #[dropshot::endpoint { method = GET, path = "/reset/{token}", unpublished = true }]
 pub async fn reset_form(
     rqctx: RequestContext<Context>,
     path: Path<TokenPath>,
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
+    let Some(token) = canonical_token(&rqctx, path) else {
+        return problem_page(ctx, Problem::Invalid);
+    };
     let client = rqctx.request.remote_addr().ip();
-    match ctx.app.open_link(client, &path.into_inner().token).await {
+    match ctx.app.open_link(client, &token).await {
         Ok(open) => form_page(ctx, StatusCode::OK, &open, None, None),
         Err(e) => refusal(ctx, e),
     }
@@ -286,6 +304,9 @@ pub async fn reset_submit(
     body: pwmail_api::LimitedBytes,
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
+    let Some(token) = canonical_token(&rqctx, path) else {
+        return problem_page(ctx, Problem::Invalid);
+    };
     let bytes = match body.bytes() {
         Ok(bytes) => bytes,
         Err(e) if e.status_code.as_u16() == 413 => {
@@ -307,7 +328,6 @@ pub async fn reset_submit(
         password: form.password,
         confirm: form.password_confirm,
     };
-    let token = path.into_inner().token;
     match ctx
         .app
         .complete_reset(client, &token, new, &rqctx.request_id)

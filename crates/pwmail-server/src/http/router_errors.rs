@@ -43,10 +43,11 @@ fn render(
             .to_result()
             .ok()?;
         (response, allow.join(", "))
-    } else if path == "/reset" || path.starts_with("/reset/") {
+    } else if is_page_path(path) {
         let problem = match status {
-            // A mangled link is, to its reader, a link that does not work.
-            404 => Problem::Invalid,
+            // A mangled link is, to its reader, a link that does not work
+            // (400: a path dropshot cannot read, such as `/reset/./TOKEN`).
+            400 | 404 => Problem::Invalid,
             405 => Problem::MethodNotAllowed,
             _ => return None,
         };
@@ -65,4 +66,14 @@ fn render(
         .headers_mut()
         .insert("x-request-id", HeaderValue::from_str(request_id).ok()?);
     Some(response)
+}
+
+/// Whether `path` is some spelling of the reset page's (`/RESET/…`,
+/// `//reset/…`, `/%72eset/…`): answered as the page, never as JSON.
+fn is_page_path(path: &str) -> bool {
+    let decoded = crate::observe::logging::percent_decode(path);
+    let rest = decoded.trim_start_matches('/');
+    rest.get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("reset"))
+        && matches!(rest.as_bytes().get(5), None | Some(b'/'))
 }

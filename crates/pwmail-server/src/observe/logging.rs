@@ -122,30 +122,161 @@ fn enabled(level: Level) -> bool {
     }
 }
 
-/// What stands in a log line for the token of `/reset/<token>`.
+/// What stands in a log line for anything that could be a link token.
 pub const REDACTED: &str = "<redacted>";
 
-/// `text` with the token after every `/reset/` replaced by [`REDACTED`].
+/// Path segments of pwmail's own routes, kept as they are.
+const KNOWN_SEGMENTS: &[&str] = &[
+    "api",
+    "web",
+    "custom",
+    "namespaces",
+    "system",
+    "send_password_email",
+    "password",
+    "admin_reset",
+    "email_status",
+    "reset",
+    "assets",
+    "reset.css",
+    "metrics",
+    "livez",
+    "readyz",
+    "openapi.json",
+];
+
+/// A segment this long could hold a token or a usable part of one (a link
+/// token is 43 characters).
+const SEGMENT_MAX_KEPT: usize = 16;
+/// A run of token characters this long in a query value is taken for one.
+const QUERY_RUN_MAX_KEPT: usize = 32;
+
+/// `text` with every path segment that could be a link token replaced by
+/// [`REDACTED`], whichever route the path matched or failed to match:
+/// mail gateways and proxies rewrite links (`/reset//TOKEN`,
+/// `/%72eset/TOKEN`, a base path in front), and each such spelling reaches
+/// the log. Every word holding a `/` is read as a path (percent-escapes
+/// decoded first): a segment after a `reset` segment (any case), and any
+/// other segment that is not one of pwmail's route names and is at least
+/// 16 characters long, is redacted, as is a query value holding a run of 32
+/// token characters (a UUID excepted: request ids are not secret).
 pub fn redact_links(text: &str) -> Cow<'_, str> {
-    const MARK: &str = "/reset/";
-    if !text.contains(MARK) {
+    if !text.contains('/') {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(MARK) {
-        let (before, after) = rest.split_at(at + MARK.len());
-        out.push_str(before);
-        // Up to the end of the path segment: a token, or whatever a caller
-        // put there (a mistyped or partial token is secret too).
-        let end = after.find(['/', '?', '#', ' ', '"']).unwrap_or(after.len());
-        if end > 0 {
-            out.push_str(REDACTED);
+    let mut changed = false;
+    let mut word_start = 0;
+    for (at, c) in text
+        .char_indices()
+        .filter(|(_, c)| is_word_break(*c))
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        let word = &text[word_start..at];
+        match redact_path(word) {
+            Some(redacted) => {
+                changed = true;
+                out.push_str(&redacted);
+            }
+            None => out.push_str(word),
         }
-        rest = &after[end..];
+        if at < text.len() {
+            out.push(c);
+        }
+        word_start = at + c.len_utf8();
     }
-    out.push_str(rest);
-    Cow::Owned(out)
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn is_word_break(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '<' | '>' | '(' | ')')
+}
+
+/// `word` redacted, or `None` when nothing in it could be a token.
+fn redact_path(word: &str) -> Option<String> {
+    if !word.contains('/') {
+        return None;
+    }
+    let decoded = percent_decode(word);
+    let (path, query) = match decoded.find(['?', '#']) {
+        Some(at) => decoded.split_at(at),
+        None => (decoded.as_ref(), ""),
+    };
+    let mut changed = decoded != word;
+    let mut out = String::with_capacity(decoded.len());
+    let mut after_reset = false;
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let known = KNOWN_SEGMENTS.contains(&segment);
+        let secret = !segment.is_empty()
+            && (after_reset || (!known && segment.chars().count() >= SEGMENT_MAX_KEPT));
+        if secret {
+            out.push_str(REDACTED);
+            changed = true;
+        } else {
+            out.push_str(segment);
+        }
+        if !segment.is_empty() {
+            after_reset = segment.eq_ignore_ascii_case("reset") && !after_reset;
+        }
+    }
+    for (i, part) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let (name, value) = match part.find('=') {
+            Some(at) => part.split_at(at + 1),
+            None => ("", part),
+        };
+        out.push_str(name);
+        if has_token_run(value) {
+            out.push_str(REDACTED);
+            changed = true;
+        } else {
+            out.push_str(value);
+        }
+    }
+    changed.then_some(out)
+}
+
+/// Whether `value` holds a run of [`QUERY_RUN_MAX_KEPT`] URL-safe base64
+/// characters that is not a UUID.
+fn has_token_run(value: &str) -> bool {
+    value
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .any(|run| run.len() >= QUERY_RUN_MAX_KEPT && uuid::Uuid::parse_str(run).is_err())
+}
+
+/// `%XX` escapes decoded (lossy where they make invalid UTF-8).
+pub(crate) fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// dropshot's logger.
@@ -170,5 +301,57 @@ mod tests {
         );
         assert_eq!(redact_links("/assets/reset.css"), "/assets/reset.css");
         assert_eq!(redact_links("/reset/"), "/reset/");
+    }
+
+    /// Every spelling a gateway or a proxy makes of a link, and the routes'
+    /// own names kept readable.
+    #[test]
+    fn a_token_is_redacted_whichever_spelling_of_the_path_holds_it() {
+        let token = "Zr3Y0Q2m1x_-abcdefghijABCDEFGHIJ0123456789k";
+        let encoded_first = format!("%{:02X}{}", token.as_bytes()[0], &token[1..]);
+        let every_other: String = token
+            .bytes()
+            .enumerate()
+            .map(|(i, b)| {
+                if i % 2 == 0 {
+                    format!("%{b:02x}")
+                } else {
+                    (b as char).to_string()
+                }
+            })
+            .collect();
+        for path in [
+            format!("/reset/{token}"),
+            format!("/reset//{token}"),
+            format!("/reset///{token}"),
+            format!("/%72eset/{token}"),
+            format!("/reset/./{token}"),
+            format!("/RESET/{token}"),
+            format!("/api/{token}"),
+            format!("/{token}"),
+            format!("/base/path/reset/{token}?x=1"),
+            format!("/reset/{encoded_first}"),
+            format!("/reset/{every_other}"),
+            format!("/somewhere?next={token}"),
+            format!("/reset/{}", &token[..10]),
+        ] {
+            let line = format!("uri={path} method=GET");
+            let redacted = redact_links(&line);
+            assert!(redacted.contains(REDACTED), "{line} -> {redacted}");
+            for part in [&token[..10], &token[10..26], &token[26..]] {
+                assert!(!redacted.contains(part), "{line} -> {redacted}");
+            }
+        }
+        for kept in [
+            "/api/web/custom/namespaces/system/send_password_email",
+            "/api/web/custom/password/admin_reset",
+            "/api/web/custom/password/email_status?request_id=01a24d15-754f-723a-93e0-b6af2de319a8",
+            "/api/web/custom/password/email_status?email=someone@example.com",
+            "/assets/reset.css",
+            "/openapi.json",
+            "no path here",
+        ] {
+            assert_eq!(redact_links(kept), kept);
+        }
     }
 }
