@@ -302,3 +302,95 @@ async fn unknown_paths_and_wrong_methods_answer_in_the_services_own_shapes() {
         assert!(!text.contains("request_id"), "{method} {path}: {text}");
     }
 }
+
+/// A body the document does not allow is refused with 400 code 3 naming
+/// what was wrong, before anything is looked up: JSON followed by more
+/// than whitespace, a media type other than `application/json`, a charset
+/// other than UTF-8; and two Idempotency-Key headers (the first would be
+/// silently dropped, so a retry with it would email the user again).
+#[tokio::test]
+async fn what_the_document_does_not_allow_is_refused_naming_why() {
+    let server = TestServer::start().await;
+    server.add_user("hello@example.com", false).await;
+    let client = reqwest::Client::new();
+    let auth = format!("APIToken {}", server.admin_token);
+    let good = r#"{"email":"hello@example.com"}"#;
+    for (content_type, body, says) in [
+        (
+            "application/json",
+            format!("{good}xyz"),
+            "trailing characters",
+        ),
+        (
+            "application/json",
+            format!("{good} {good}"),
+            "trailing characters",
+        ),
+        (
+            "application/merge-patch+json",
+            good.to_string(),
+            "application/merge-patch+json",
+        ),
+        (
+            "application/json; charset=latin1",
+            good.to_string(),
+            "charset=latin1",
+        ),
+        ("text/plain", good.to_string(), "text/plain"),
+    ] {
+        let response = client
+            .post(server.endpoint(RESET_PATH))
+            .header("Authorization", &auth)
+            .header("Content-Type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{content_type} {body}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["code"], 3, "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{content_type} {body}: {error}"
+        );
+    }
+    let response = client
+        .post(server.endpoint(RESET_PATH))
+        .header("Authorization", &auth)
+        .header("Idempotency-Key", "first")
+        .header("Idempotency-Key", "second")
+        .json(&serde_json::json!({"email": "hello@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["code"], 3, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{error}"
+    );
+    // Whitespace after the value, UTF-8 named in any case, one key: fine.
+    let response = client
+        .post(server.endpoint(RESET_PATH))
+        .header("Authorization", &auth)
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .header("Idempotency-Key", "only")
+        .body(format!("{good}\n "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        server
+            .wait_for_emails(1, pwmail_tests::DEADLINE)
+            .await
+            .len(),
+        1,
+        "the accepted call emailed; the refused ones did not"
+    );
+    server.stop().await;
+}

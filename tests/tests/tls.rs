@@ -219,3 +219,46 @@ async fn the_served_contract_is_the_source_document() {
     .unwrap();
     assert_eq!(served, source);
 }
+
+/// Over HTTPS every response carries `Strict-Transport-Security`, whoever
+/// made it: an API answer, the reset page, an unknown path dropshot
+/// answered itself. Plain HTTP (behind a proxy) carries none.
+#[tokio::test]
+async fn https_responses_carry_strict_transport_security() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = TestCa::new("pwmail").issue(dir.path());
+    let server = https_server(&pair).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&pair.ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    for path in [
+        "/livez",
+        "/reset/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/api/web/custom/password/email_status",
+        "/no/such/path",
+    ] {
+        let response = client.get(server.endpoint(path)).send().await.unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    let plain = pwmail_tests::TestServer::start().await;
+    let response = reqwest::get(plain.endpoint("/livez")).await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+    plain.stop().await;
+    server.stop().await;
+}

@@ -124,7 +124,9 @@ where
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
         let (parts, body) = request.into_parts();
+        check_json_content_type(&parts.headers)?;
         let read = read_capped(rqctx, &parts, body).await?;
+        refuse_trailing_characters(&read)?;
         refuse_nulls::<T>(&read)?;
         let request = http::Request::from_parts(parts, dropshot::Body::with_content(read));
         let typed = <TypedBody<T> as ExclusiveExtractor>::from_request(rqctx, request).await?;
@@ -134,6 +136,52 @@ where
     fn metadata(body_content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
         <TypedBody<T> as ExclusiveExtractor>::metadata(body_content_type)
     }
+}
+
+/// 400 unless the body is declared `application/json` (UTF-8, the only
+/// charset JSON has): dropshot also takes `application/*+json` and any
+/// `charset`, which the document does not offer. A missing type is left to
+/// dropshot, which refuses it.
+fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), HttpError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let mut parts = text.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let charset_ok = parts.all(|p| match p.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    });
+    if media.eq_ignore_ascii_case("application/json") && charset_ok {
+        return Ok(());
+    }
+    Err(HttpError::for_bad_request(
+        None,
+        format!(
+            "Content-Type must be application/json (UTF-8), got {:?}",
+            String::from_utf8_lossy(value.as_bytes())
+        ),
+    ))
+}
+
+/// 400 for a JSON value followed by more than whitespace (`{...}xyz`),
+/// which dropshot's parser stops reading before.
+fn refuse_trailing_characters(body: &[u8]) -> Result<(), HttpError> {
+    use serde::Deserialize as _;
+    let mut parser = serde_json::Deserializer::from_slice(body);
+    if serde::de::IgnoredAny::deserialize(&mut parser).is_ok()
+        && let Err(e) = parser.end()
+    {
+        return Err(HttpError::for_bad_request(
+            None,
+            format!("unable to parse JSON body: {e}"),
+        ));
+    }
+    Ok(())
 }
 
 /// 400 when a top-level property that `T`'s schema declares is `null` in

@@ -156,11 +156,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         ..Default::default()
     };
     let context = Arc::new(http::Context::new(Arc::clone(&app))?);
+    let every_response = http::every_response_headers(tls.is_some());
     let server =
         dropshot::ServerBuilder::new(http::api_description()?, (*context).clone(), log.clone())
             .config(dropshot_config)
             .tls(tls.clone())
             .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
+            .response_headers(every_response.clone())
             .connection_limits(http::connections::limits(
                 Arc::clone(&context),
                 "public",
@@ -183,6 +185,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
                 })
                 .tls(tls)
                 .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
+                .response_headers(every_response.clone())
                 .connection_limits(http::connections::limits(
                     Arc::clone(&context),
                     "ops",

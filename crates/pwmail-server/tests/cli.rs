@@ -143,6 +143,43 @@ fn user_import_adds_a_csv_of_users_once() {
     assert!(err.contains("invalid email \"not-an-email\""), "{err}");
     let (_, list, _) = pwmail(d, &["user", "list"]);
     assert!(!list.contains("new1@example.com"), "{list}");
+
+    // Names reach emails: no line breaks, no text-direction overrides, at
+    // most 256 characters; the failing line is named, nothing is added.
+    for (name, says) in [
+        ("Eve\r\nSubject: urgent", "U+000D"),
+        ("Eve\u{202E}moc.live", "U+202E"),
+        (&"x".repeat(257) as &str, "at most 256"),
+    ] {
+        let mut csv = String::from("email,name\nfine@example.com,Fine\n");
+        csv.push_str(&format!("eve@example.com,\"{name}\"\n"));
+        std::fs::write(d.join("names.csv"), &csv).unwrap();
+        let (ok, _, err) = pwmail(d, &["user", "import", "names.csv"]);
+        assert!(!ok, "{name:?} imported");
+        assert!(
+            err.contains("line 3") && err.contains(says),
+            "{name:?}: {err}"
+        );
+        let (ok, _, err) = pwmail(d, &["user", "add", "eve@example.com", "--name", name]);
+        assert!(!ok, "{name:?} added");
+        assert!(err.contains(says), "{name:?}: {err}");
+    }
+    let (ok, _, err) = pwmail(
+        d,
+        &[
+            "user",
+            "add",
+            "long@example.com",
+            "--name",
+            &"x".repeat(256),
+        ],
+    );
+    assert!(ok, "256 characters are allowed: {err}");
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    assert!(
+        !list.contains("fine@example.com") && !list.contains("eve@example.com"),
+        "{list}"
+    );
 }
 
 /// `pwmail serve` in `dir` with `args` and `envs`; its bootstrap token.

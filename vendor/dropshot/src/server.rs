@@ -98,6 +98,8 @@ pub struct DropshotState<C: ServerContext> {
     pub(crate) version_policy: VersionPolicy,
     /// PATCHED for pwmail: see [`ErrorRenderer`].
     pub(crate) error_renderer: DebugIgnore<Option<ErrorRenderer>>,
+    /// PATCHED for pwmail: see [`ServerBuilder::response_headers`].
+    pub(crate) response_headers: http::HeaderMap,
 }
 
 impl<C: ServerContext> DropshotState<C> {
@@ -186,6 +188,7 @@ impl<C: ServerContext> HttpServerStarter<C> {
         version_policy: VersionPolicy,
         error_renderer: Option<ErrorRenderer>,
         limits: Option<ConnectionLimits>,
+        response_headers: http::HeaderMap,
     ) -> Result<HttpServerStarter<C>, BuildError> {
         let limits = limits.unwrap_or_else(ConnectionLimits::unlimited);
         // PATCHED for pwmail: a listen backlog of 1024 (std's `bind` gives
@@ -251,6 +254,7 @@ impl<C: ServerContext> HttpServerStarter<C> {
             handler_waitgroup_worker: DebugIgnore(handler_waitgroup.worker()),
             version_policy,
             error_renderer: DebugIgnore(error_renderer),
+            response_headers,
         });
 
         for (path, method, endpoint) in app_state.router.endpoints(None) {
@@ -893,6 +897,8 @@ async fn http_request_handle_wrap<C: ServerContext>(
     let error_renderer = server.error_renderer.0.clone();
     let request_path =
         error_renderer.as_ref().map(|_| request.uri().path().to_owned());
+    // PATCHED for pwmail: kept for the response headers set at the end.
+    let state = Arc::clone(&server);
 
     let mut request_log = server.log.new(o!(
         "remote_addr" => remote_addr,
@@ -1043,6 +1049,12 @@ async fn http_request_handle_wrap<C: ServerContext>(
         }
     };
 
+    // PATCHED for pwmail: headers every response of this server carries
+    // (Strict-Transport-Security on HTTPS), whoever made the response.
+    let mut response = response;
+    for (name, value) in state.response_headers.iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
     Ok(response)
 }
 
@@ -1326,6 +1338,8 @@ pub struct ServerBuilder<C: ServerContext> {
     error_renderer: DebugIgnore<Option<ErrorRenderer>>,
     /// PATCHED for pwmail: see [`ConnectionLimits`].
     limits: Option<ConnectionLimits>,
+    /// PATCHED for pwmail: see [`ServerBuilder::response_headers`].
+    response_headers: http::HeaderMap,
 }
 
 impl<C: ServerContext> ServerBuilder<C> {
@@ -1349,7 +1363,16 @@ impl<C: ServerContext> ServerBuilder<C> {
             tls: Default::default(),
             error_renderer: DebugIgnore(None),
             limits: None,
+            response_headers: http::HeaderMap::new(),
         }
+    }
+
+    /// PATCHED for pwmail: headers set on every response this server gives,
+    /// from a handler or from dropshot itself (replacing any of the same
+    /// name).
+    pub fn response_headers(mut self, headers: http::HeaderMap) -> Self {
+        self.response_headers = headers;
+        self
     }
 
     /// PATCHED for pwmail: bounds on connections (their number, how long
@@ -1426,6 +1449,7 @@ impl<C: ServerContext> ServerBuilder<C> {
             self.version_policy,
             self.error_renderer.0,
             self.limits,
+            self.response_headers,
         )
     }
 }

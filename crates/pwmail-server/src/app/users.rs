@@ -17,6 +17,9 @@ pub async fn add_user(
     now: UnixMillis,
 ) -> Result<User, AppError> {
     validate::email(email)?;
+    if let Some(name) = name {
+        validate::name(name)?;
+    }
     let user = NewUser {
         email: email.to_string(),
         name: name.map(str::to_string),
@@ -42,8 +45,8 @@ pub async fn import_users(
     now: UnixMillis,
 ) -> Result<Imported, AppError> {
     use futures::StreamExt as _;
-    for (email, _) in rows {
-        validate::email(email)?;
+    for (email, name) in rows {
+        check_row(email, name.as_deref())?;
     }
     let results: Vec<Result<User, StoreError>> = futures::stream::iter(rows)
         .map(|(email, name)| {
@@ -69,6 +72,12 @@ pub async fn import_users(
         }
     }
     Ok(imported)
+}
+
+/// What a new user's address and name must be, as `add_user` checks them.
+pub fn check_row(email: &str, name: Option<&str>) -> Result<(), AppError> {
+    validate::email(email)?;
+    name.map_or(Ok(()), validate::name)
 }
 
 /// The user with this email (case-insensitively).

@@ -27,6 +27,31 @@ pub fn namespace(path: &str, body: Option<&str>) -> Result<(), AppError> {
     }
 }
 
+/// Longest display name, in characters.
+pub const NAME_MAX_CHARS: usize = 256;
+
+/// A user's display name is written into emails: no control characters
+/// (a CR/LF would start a line the attacker wrote), no bidirectional
+/// overrides or isolates (U+202E makes text read backwards), at most
+/// [`NAME_MAX_CHARS`] characters.
+pub fn name(name: &str) -> Result<(), AppError> {
+    let length = name.chars().count();
+    if length > NAME_MAX_CHARS {
+        return Err(AppError::Invalid(format!(
+            "name is {length} characters long; at most {NAME_MAX_CHARS} are allowed"
+        )));
+    }
+    let bidi = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if let Some(c) = name.chars().find(|c| c.is_control() || bidi(*c)) {
+        return Err(AppError::Invalid(format!(
+            "name holds the control character U+{:04X}; names may not hold control or \
+             text-direction characters",
+            c as u32
+        )));
+    }
+    Ok(())
+}
+
 /// An address a user may have: it matches the API document's pattern (the
 /// upstream contract) and the mail builder can send to it.
 pub fn email(email: &str) -> Result<(), AppError> {

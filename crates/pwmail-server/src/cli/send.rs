@@ -669,6 +669,18 @@ fn record(summary: &mut Summary, done: Result<(String, Outcome, usize), tokio::t
     }
 }
 
+/// A CSV cell a spreadsheet will not run as a formula (OWASP "CSV
+/// injection"): one starting with `=`, `+`, `-`, `@`, a tab or a CR gets a
+/// leading `'`. Report cells hold what the input file said, which anyone
+/// may have written.
+fn spreadsheet_safe(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
 /// What was not done (failed, not attempted, unknown) as JSON, or CSV for
 /// `.csv` paths.
 fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
@@ -701,7 +713,11 @@ fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
     {
         let mut writer = csv::Writer::from_path(path)?;
         for row in &rows {
-            writer.serialize(row)?;
+            writer.serialize(Failure {
+                email: spreadsheet_safe(&row.email),
+                message: spreadsheet_safe(&row.message),
+                ..row.clone()
+            })?;
         }
         writer.flush()?;
     } else {
@@ -721,6 +737,54 @@ fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cells that a spreadsheet would run as formulas are written with a
+    /// leading `'`; the file is read back by a CSV reader, not by the code
+    /// that wrote it.
+    #[test]
+    fn a_csv_report_holds_no_formula() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failures.csv");
+        let hostile = [
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tcmd",
+            "\rcmd",
+            "plain@example.com",
+        ];
+        let summary = Summary {
+            failed: hostile
+                .iter()
+                .map(|e| {
+                    let reason = Reason::Invalid {
+                        line: Some(2),
+                        reason: format!("{e} is not an address"),
+                    };
+                    (Failure::new(e, &reason), reason)
+                })
+                .collect(),
+            ..Summary::default()
+        };
+        write_report(&path, &summary).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let emails: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_string())
+            .collect();
+        assert_eq!(emails.len(), hostile.len());
+        for (written, original) in emails.iter().zip(hostile) {
+            if original == "plain@example.com" {
+                assert_eq!(written, original);
+            } else {
+                assert_eq!(written, &format!("'{original}"));
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(",=HYPERLINK"), "{text}");
+        assert!(text.contains("'=HYPERLINK"), "{text}");
+    }
 
     #[test]
     fn a_run_id_names_the_input_and_each_address_has_a_stable_key() {

@@ -69,10 +69,15 @@ pub enum TokenCommand {
 pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
     // A CSV that does not read fails before the database is opened.
     let rows: Vec<(String, Option<String>)> = match cmd {
-        UserCommand::Import { file } => emails_csv::read(file)?
-            .into_iter()
-            .map(|row| (row.email, row.name))
-            .collect(),
+        UserCommand::Import { file } => {
+            let rows = emails_csv::read(file)?;
+            // Every row checked first, naming its line, before any is added.
+            for row in &rows {
+                users::check_row(&row.email, row.name.as_deref())
+                    .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", file.display(), row.line))?;
+            }
+            rows.into_iter().map(|row| (row.email, row.name)).collect()
+        }
         _ => Vec::new(),
     };
     let store = db.open_existing().await?;

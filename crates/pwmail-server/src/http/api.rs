@@ -135,8 +135,21 @@ async fn admin(
     header: Option<&str>,
 ) -> Result<Authenticated, ApiError> {
     auth::only_one(rqctx.request.headers())?;
+    one_idempotency_key(rqctx.request.headers())?;
     let token = auth::api_token(header)?;
     Ok(rqctx.context().app.admin(token).await?)
+}
+
+/// Refuses two `Idempotency-Key` headers: the extractor keeps the last, so
+/// the first key would silently never be stored, and a retry with it would
+/// email the user again.
+fn one_idempotency_key(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    if headers.get_all("idempotency-key").iter().count() > 1 {
+        return Err(ApiError::InvalidArgument(
+            "more than one Idempotency-Key header; send at most one".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `Idempotent-Replayed: true` on a 200 that repeats a stored outcome.

@@ -53,6 +53,20 @@ pub fn api_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
     Ok(api)
 }
 
+/// What every response carries. Over HTTPS, `Strict-Transport-Security`
+/// (one year): a browser that has reached the reset page over https never
+/// sends the next link, or its password, over plain http.
+pub fn every_response_headers(tls: bool) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    if tls {
+        headers.insert(
+            http::header::STRICT_TRANSPORT_SECURITY,
+            http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    headers
+}
+
 /// The operator listener's endpoints (`--ops-listen`): health and metrics
 /// only, so that probes answer even while the public port is flooded.
 pub fn ops_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
