@@ -6,6 +6,36 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
+/// The largest file an operator names that pwmail reads whole (a
+/// certificate, a key, a settings file, a template, a secret).
+pub const READ_MAX_BYTES: u64 = 1024 * 1024;
+
+/// The bytes of `path`, refused when it holds more than [`READ_MAX_BYTES`]:
+/// a wrong path (`/dev/zero`, a disk image) must not fill the memory.
+pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(READ_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > READ_MAX_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB: not the file meant",
+                READ_MAX_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_small`] as UTF-8 text.
+pub fn read_small_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_small(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Creates `dir` (and missing parents) readable by its owner only.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()

@@ -48,7 +48,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    crate::files::read_small(path).map_err(|source| TlsError::Read {
         what,
         path: path.to_owned(),
         source,

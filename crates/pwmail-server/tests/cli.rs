@@ -973,11 +973,13 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
     });
     let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
-    let cases: [(Vec<String>, &str); 4] = [
+    let cases: [(Vec<String>, &str); 5] = [
         (
             vec![d.join("missing.crt").to_str().unwrap().into(), s(&good.key)],
             "reading the TLS certificate",
         ),
+        // An endless file is refused after 1 MiB, not read until memory ends.
+        (vec!["/dev/zero".into(), s(&good.key)], "larger than 1 MiB"),
         (
             vec![s(&good.cert), s(&other.key)],
             "does not belong to the certificate",
@@ -1007,10 +1009,24 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
         assert_ne!(code, Some(0), "{cert} + {key} must not start");
         assert!(stderr.contains(wanted), "{wanted:?} in: {stderr}");
         assert!(
-            !d.join("pwmail-data/pwmail.db").exists(),
-            "refused before the database is created"
+            !d.join("pwmail-data").exists(),
+            "refused before the data directory is created"
         );
     }
+    // So is a template directory that is not there.
+    let (code, stderr) = run_to_exit(
+        d,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--template-dir",
+            d.join("no-such-templates").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("no-such-templates"), "{stderr}");
+    assert!(!d.join("pwmail-data").exists(), "nothing created: {stderr}");
     // One without the other is a usage error.
     let (code, stderr) = run_to_exit(
         d,

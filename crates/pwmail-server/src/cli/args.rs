@@ -51,10 +51,7 @@ impl DbArgs {
     /// that one run in the wrong directory says so instead of quietly
     /// working on a fresh, empty database.
     pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
-        let url = self
-            .database_url
-            .clone()
-            .unwrap_or_else(|| config::sqlite_url(&self.data_dir));
+        let url = self.url();
         if !pwmail_store::exists(&url).await? {
             return Err(crate::cli::Failed::NoDatabase(pwmail_store::describe(&url)).into());
         }
@@ -75,11 +72,17 @@ impl DbArgs {
 
     /// The database URL, creating the data directory for the SQLite default.
     pub fn resolve(&self) -> std::io::Result<String> {
-        if let Some(url) = &self.database_url {
-            return Ok(url.clone());
+        if self.database_url.is_none() {
+            crate::files::create_private_dir(&self.data_dir)?;
         }
-        crate::files::create_private_dir(&self.data_dir)?;
-        Ok(config::sqlite_url(&self.data_dir))
+        Ok(self.url())
+    }
+
+    /// The database URL these flags name, creating nothing.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| config::sqlite_url(&self.data_dir))
     }
 }
 
@@ -188,13 +191,13 @@ impl TransportArgs {
             smtp.password = Some(password.clone());
         }
         if let Some(file) = &self.smtp_password_file {
-            let text = std::fs::read_to_string(file)
+            let text = crate::files::read_small_text(file)
                 .map_err(|e| anyhow::anyhow!("--smtp-password-file {}: {e}", file.display()))?;
             smtp.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
         }
         if let Some(file) = &self.smtp_ca_file {
             smtp.ca_pem = Some(
-                std::fs::read(file)
+                crate::files::read_small(file)
                     .map_err(|e| anyhow::anyhow!("--smtp-ca-file {}: {e}", file.display()))?,
             );
         }

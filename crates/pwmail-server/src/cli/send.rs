@@ -82,7 +82,7 @@ impl Operation {
 /// an unknown outcome.
 pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
     let token = match (&args.token_file, &args.token) {
-        (Some(file), _) => std::fs::read_to_string(file)
+        (Some(file), _) => crate::files::read_small_text(file)
             .with_context(|| format!("reading --token-file {}", file.display()))?
             .trim()
             .to_string(),

@@ -126,7 +126,7 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
-            database_url: db.resolve()?,
+            database_url: db.url(),
             db_acquire_timeout: db.acquire_timeout(),
             db_pool_size: db.db_pool_size,
             mail: self.mail.transport.to_config(&db.data_dir)?,
@@ -195,11 +195,14 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     let config = args.to_config(db)?;
     let mut stop = shutdown_signal();
-    // `start` loads the pair again; checking it first keeps a wrong pair
-    // from creating a database on the way to its error.
+    // `start` loads the pair and the templates again; checking them first
+    // keeps a wrong file from creating a data directory and a database on
+    // the way to its error.
     if let Some(files) = &config.tls {
         crate::tls::load(files, SystemClock.now() / 1000)?;
     }
+    config.renderer()?;
+    db.resolve()?;
     match crate::http::connections::raise_nofile_limit() {
         Ok(limit) => tracing::info!(
             soft_before = limit.soft_before,

@@ -114,7 +114,7 @@ fn toml_value(value: &str) -> String {
 /// The settings of `path` as (variable, value) pairs.
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+    let text = crate::files::read_small_text(path).map_err(|source| SettingsError::Read {
         path: shown.clone(),
         source,
     })?;

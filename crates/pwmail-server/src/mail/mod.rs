@@ -135,7 +135,7 @@ impl Renderer {
         for (name, builtin) in BUILTIN {
             let source = match override_dir.map(|d| d.join(name)) {
                 Some(path) if path.exists() => {
-                    std::fs::read_to_string(&path).map_err(|error| MailError::Override {
+                    crate::files::read_small_text(&path).map_err(|error| MailError::Override {
                         path: path.display().to_string(),
                         error,
                     })?
