@@ -43,6 +43,11 @@ pub enum StoreError {
     /// take effect either; `message` is the group's error.
     #[error("write not committed: {message}")]
     BatchFailed { retryable: bool, message: String },
+    /// The database has no space left for the write (SQLite's
+    /// SQLITE_FULL, PostgreSQL's disk_full 53100): nothing was written;
+    /// worth retrying once space is freed.
+    #[error("the database has no space left: {0}")]
+    Full(String),
     /// The task that runs writes has stopped (the store is shutting down).
     #[error("the database writer has stopped")]
     WriterStopped,
@@ -52,10 +57,15 @@ impl StoreError {
     /// Whether the same call may succeed if tried again shortly.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Unavailable(_) => true,
+            StoreError::Unavailable(_) | StoreError::Full(_) => true,
             StoreError::BatchFailed { retryable, .. } => *retryable,
             _ => false,
         }
+    }
+
+    /// Whether the write failed for lack of space.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, StoreError::Full(_))
     }
 }
 
@@ -76,6 +86,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".to_string())
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_out_of_space_code(&c)) => {
+                StoreError::Full(db.message().to_string())
+            }
             sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 StoreError::Unavailable(Box::new(e))
             }
@@ -93,6 +106,14 @@ fn is_unavailable_code(code: &str) -> bool {
         return matches!(sqlite & 0xff, 5 | 6);
     }
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+/// SQLite's SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
+fn is_out_of_space_code(code: &str) -> bool {
+    match code.parse::<i32>() {
+        Ok(sqlite) => sqlite & 0xff == 13,
+        Err(_) => code == "53100",
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -28,6 +28,10 @@ pub trait StoreTestExt: Store {
     /// What an outbox row still holds of its link, the user's name and its
     /// bodies, run together: '' once it has let go of them all.
     async fn outbox_held(&self, id: i64) -> Result<String>;
+    /// SQLite: the database file may not grow beyond its size now (`true`)
+    /// or may again (`false`), so that writes needing space fail as on a
+    /// full disk (`PRAGMA max_page_count` on the writer's connection).
+    async fn hold_size(&self, hold: bool) -> Result<()>;
 }
 
 /// Opens a store with its test extension, as [`crate::open`] does.

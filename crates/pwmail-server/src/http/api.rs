@@ -197,6 +197,8 @@ fn finish<T>(request_id: &str, result: &Result<T, ApiError>) {
         Err(ApiError::Internal { detail }) => {
             tracing::error!(request_id, error = %detail, "request failed: internal error")
         }
+        // Out of space: `error::warn_no_space` says so once a minute.
+        Err(ApiError::Unavailable { message, .. }) if message == super::error::NO_SPACE => {}
         Err(e @ (ApiError::Unavailable { .. } | ApiError::DeadlineExceeded(_))) => {
             tracing::warn!(request_id, error = %e, "request failed")
         }

@@ -14,6 +14,39 @@ const UNAVAILABLE: &str = "the database is temporarily unavailable; retry shortl
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
 /// How long a caller is asked to wait when too many emails are queued.
 const BACKLOG_RETRY: Duration = Duration::from_secs(30);
+/// What a caller is told while the database has no space left.
+pub const NO_SPACE: &str = "the service cannot store anything at the moment (its database has no space left); \
+     nothing was done; retry later";
+/// How long a caller is asked to wait when the database has no space.
+const NO_SPACE_RETRY: Duration = Duration::from_secs(30);
+
+/// One warning a minute while the database has no space left, with the
+/// number of failures since the last: every refused call logging its own
+/// line would fill the disk that has just run out.
+fn warn_no_space(e: &StoreError) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    metrics::counter!("pwmail_store_out_of_space_total").increment(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    if now >= last + 60
+        && LAST_WARNED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        SINCE.fetch_sub(failures, Ordering::Relaxed);
+        tracing::warn!(
+            error = %e,
+            failures,
+            "the database has no space left: writes are refused with 503 until it has \
+             (this warning repeats at most once a minute)"
+        );
+    }
+}
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
@@ -42,6 +75,13 @@ impl From<AppError> for ApiError {
                 message,
                 retry_after_secs: retry_after.as_secs(),
             },
+            AppError::Store(e) if e.is_out_of_space() => {
+                warn_no_space(&e);
+                ApiError::Unavailable {
+                    message: NO_SPACE.into(),
+                    retry_after_secs: NO_SPACE_RETRY.as_secs(),
+                }
+            }
             AppError::Store(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable {
@@ -94,6 +134,12 @@ impl Problem {
             ResetError::Throttled { retry_after } => Problem::Throttled {
                 retry_after: *retry_after,
             },
+            ResetError::App(AppError::Store(e)) if e.is_out_of_space() => {
+                warn_no_space(e);
+                Problem::Unavailable {
+                    retry_after: NO_SPACE_RETRY,
+                }
+            }
             ResetError::App(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "reset page: database unavailable");
                 Problem::Unavailable {

@@ -633,6 +633,12 @@ impl Store for PgStore {
 #[cfg(feature = "testing")]
 #[async_trait]
 impl crate::testing::StoreTestExt for PgStore {
+    async fn hold_size(&self, _hold: bool) -> Result<()> {
+        Err(StoreError::Unsupported(
+            "hold_size is SQLite's (PRAGMA max_page_count)".into(),
+        ))
+    }
+
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {
         let done = self
             .execute(

@@ -221,6 +221,7 @@ impl From<rusqlite::Error> for StoreError {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                     StoreError::Unavailable(Box::new(e))
                 }
+                ErrorCode::DiskFull => StoreError::Full(e.to_string()),
                 // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
                 ErrorCode::ConstraintViolation if matches!(f.extended_code, 2067 | 1555) => {
                     StoreError::Conflict("already exists".to_string())

@@ -672,4 +672,17 @@ impl crate::testing::StoreTestExt for SqliteStore {
         self.read(|c| one(c, crate::testing::OUTBOX_HELD, [id], |row| row.text("held")))?
             .ok_or_else(|| StoreError::NotFound(format!("no outbox row {id}")))
     }
+
+    async fn hold_size(&self, hold: bool) -> Result<()> {
+        // SQLite sets max_page_count to at least the pages in use.
+        let pages: i64 = if hold { 1 } else { 1 << 30 };
+        self.writer
+            .write_statement(move |c| {
+                c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                    .map_err(StoreError::from)?;
+                Ok(0)
+            })
+            .await?;
+        Ok(())
+    }
 }

@@ -206,6 +206,9 @@ where
 
 /// One batch's failure, as each of its callers sees it.
 fn shared(e: &StoreError) -> StoreError {
+    if e.is_out_of_space() {
+        return StoreError::Full(e.to_string());
+    }
     StoreError::BatchFailed {
         retryable: e.is_retryable(),
         message: e.to_string(),
