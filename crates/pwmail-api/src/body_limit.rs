@@ -162,7 +162,7 @@ fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), HttpError> {
     Err(HttpError::for_bad_request(
         None,
         format!(
-            "Content-Type must be application/json (UTF-8), got {:?}",
+            "unsupported content-type {:?}: the body must be sent as application/json (UTF-8)",
             String::from_utf8_lossy(value.as_bytes())
         ),
     ))
