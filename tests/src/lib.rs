@@ -206,6 +206,16 @@ impl TestServer {
         format!("{}{path}", self.url)
     }
 
+    /// `GET /metrics` over plain HTTP: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.endpoint("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Waits up to `timeout` for `count` `.eml` files; returns their contents.
     pub async fn wait_for_emails(&self, count: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;

@@ -272,12 +272,7 @@ async fn connections_over_the_cap_are_closed_at_once_and_counted() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let text = reqwest::get(server.endpoint("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         metric(
             &text,

@@ -52,12 +52,7 @@ async fn a_full_database_answers_503_with_retry_after_and_recovers() {
         }
     }
     assert!(refused > 0, "the held database never filled up");
-    let metrics = reqwest::get(server.endpoint("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics
             .lines()

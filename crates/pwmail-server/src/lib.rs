@@ -150,27 +150,27 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         let soft = http::connections::nofile_limit().map_or(1024, |l| l.rlim_cur);
         http::connections::default_max_connections(soft, &app.config)
     });
-    let dropshot_config = dropshot::ConfigDropshot {
-        bind_address: listen,
-        default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
-        ..Default::default()
-    };
     let context = Arc::new(http::Context::new(Arc::clone(&app))?);
-    let every_response = http::every_response_headers(tls.is_some());
-    let server =
-        dropshot::ServerBuilder::new(http::api_description()?, (*context).clone(), log.clone())
-            .config(dropshot_config)
+    let listener = |api, bind_address, name, max_connections| {
+        dropshot::ServerBuilder::new(api, (*context).clone(), log.clone())
+            .config(dropshot::ConfigDropshot {
+                bind_address,
+                default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
+                ..Default::default()
+            })
             .tls(tls.clone())
             .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
-            .response_headers(every_response.clone())
+            .response_headers(http::every_response_headers(tls.is_some()))
             .connection_limits(http::connections::limits(
                 Arc::clone(&context),
-                "public",
+                name,
                 client_timeout,
                 max_connections,
             ))
             .start()
-            .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
+    };
+    let server = listener(http::api_description()?, listen, "public", max_connections)
+        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     tracing::info!(
         max_connections,
         client_timeout_secs = client_timeout.as_secs(),
@@ -178,24 +178,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     );
     let ops = match app.config.ops_listen {
         Some(ops_listen) => Some(
-            dropshot::ServerBuilder::new(http::ops_description()?, (*context).clone(), log)
-                .config(dropshot::ConfigDropshot {
-                    bind_address: ops_listen,
-                    ..Default::default()
-                })
-                .tls(tls)
-                .error_renderer(http::router_errors::renderer(Arc::clone(&context)))
-                .response_headers(every_response.clone())
-                .connection_limits(http::connections::limits(
-                    Arc::clone(&context),
-                    "ops",
-                    client_timeout,
-                    http::connections::OPS_MAX_CONNECTIONS,
-                ))
-                .start()
-                .map_err(|e| {
-                    anyhow::anyhow!("starting the operator listener on {ops_listen}: {e}")
-                })?,
+            listener(
+                http::ops_description()?,
+                ops_listen,
+                "ops",
+                http::connections::OPS_MAX_CONNECTIONS,
+            )
+            .map_err(|e| anyhow::anyhow!("starting the operator listener on {ops_listen}: {e}"))?,
         ),
         None => None,
     };

@@ -197,9 +197,8 @@ fn finish<T>(request_id: &str, result: &Result<T, ApiError>) {
         Err(ApiError::Internal { detail }) => {
             tracing::error!(request_id, error = %detail, "request failed: internal error")
         }
-        // Out of space: `error::warn_no_space` says so once a minute.
-        Err(ApiError::Unavailable { message, .. }) if message == super::error::NO_SPACE => {}
-        Err(e @ (ApiError::Unavailable { .. } | ApiError::DeadlineExceeded(_))) => {
+        // A 503 is logged where its cause is mapped (`http::error`).
+        Err(e @ ApiError::DeadlineExceeded(_)) => {
             tracing::warn!(request_id, error = %e, "request failed")
         }
         _ => {}

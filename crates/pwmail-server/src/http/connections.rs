@@ -13,7 +13,7 @@ use pwmail_api::ApiError;
 use crate::config::{MailConfig, ServerConfig};
 use crate::http::Context;
 use crate::http::error::Problem;
-use crate::http::reset_page;
+use crate::http::{reset_page, router_errors};
 
 /// Connections the operator listener (`--ops-listen`) takes at once: a few
 /// probes and a scraper, never a flood.
@@ -118,7 +118,7 @@ pub fn limits(
 /// the reset page's problem page under `/reset/`, the API's error shape
 /// (code 4) everywhere else.
 fn timeout_response(ctx: &Context, path: Option<&str>, seconds: u64) -> Response<Vec<u8>> {
-    if path.is_some_and(|p| p.starts_with("/reset/"))
+    if path.is_some_and(router_errors::is_page_path)
         && let Ok(page) = reset_page::problem_bytes(ctx, Problem::RequestTimeout)
     {
         return page;

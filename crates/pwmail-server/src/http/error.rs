@@ -15,7 +15,7 @@ const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
 /// How long a caller is asked to wait when too many emails are queued.
 const BACKLOG_RETRY: Duration = Duration::from_secs(30);
 /// What a caller is told while the database has no space left.
-pub const NO_SPACE: &str = "the service cannot store anything at the moment (its database has no space left); \
+const NO_SPACE: &str = "the service cannot store anything at the moment (its database has no space left); \
      nothing was done; retry later";
 /// How long a caller is asked to wait when the database has no space.
 const NO_SPACE_RETRY: Duration = Duration::from_secs(30);
@@ -66,10 +66,13 @@ impl From<AppError> for ApiError {
             | AppError::NotDead(_)
             | AppError::DeadLinkEmail { .. }
             | AppError::Undeliverable { .. } => ApiError::FailedPrecondition(message),
-            AppError::Backlog { .. } => ApiError::Unavailable {
-                message,
-                retry_after_secs: BACKLOG_RETRY.as_secs(),
-            },
+            AppError::Backlog { waiting, limit } => {
+                tracing::warn!(waiting, limit, "refused: too many emails wait to be sent");
+                ApiError::Unavailable {
+                    message,
+                    retry_after_secs: BACKLOG_RETRY.as_secs(),
+                }
+            }
             AppError::TokenRate { retry_after, .. }
             | AppError::UserCooldown { retry_after, .. } => ApiError::ResourceExhausted {
                 message,

@@ -261,19 +261,15 @@ fn is_form(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// The link's token, when the request's path is the link exactly as pwmail
-/// writes it (`/reset/` and URL-safe base64). dropshot's router also
-/// matches `/reset//TOKEN` and `/%72eset/TOKEN`; such spellings come from
-/// gateways and proxies that rewrite links, and are refused rather than
-/// normalised into a working link.
+/// The link's token, when the request's path spells it as pwmail writes
+/// links (`/reset/TOKEN`, nothing escaped). dropshot's router also matches
+/// `/reset//TOKEN` and `/%72eset/TOKEN`; such spellings come from gateways
+/// and proxies that rewrite links, and are refused rather than normalised
+/// into a working link. The token's own shape is `open_link`'s to judge.
 fn canonical_token(rqctx: &RequestContext<Context>, path: Path<TokenPath>) -> Option<String> {
     let token = path.into_inner().token;
-    let well_formed = !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let raw = rqctx.request.uri().path();
-    (well_formed && raw.strip_prefix("/reset/") == Some(token.as_str())).then_some(token)
+    (raw.strip_prefix("/reset/") == Some(token.as_str())).then_some(token)
 }
 
 #[dropshot::endpoint { method = GET, path = "/reset/{token}", unpublished = true }]

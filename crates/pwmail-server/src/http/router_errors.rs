@@ -70,7 +70,7 @@ fn render(
 
 /// Whether `path` is some spelling of the reset page's (`/RESET/…`,
 /// `//reset/…`, `/%72eset/…`): answered as the page, never as JSON.
-fn is_page_path(path: &str) -> bool {
+pub(crate) fn is_page_path(path: &str) -> bool {
     let decoded = crate::observe::logging::percent_decode(path);
     let rest = decoded.trim_start_matches('/');
     rest.get(..5)

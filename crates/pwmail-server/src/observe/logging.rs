@@ -125,17 +125,9 @@ fn enabled(level: Level) -> bool {
 /// What stands in a log line for anything that could be a link token.
 pub const REDACTED: &str = "<redacted>";
 
-/// Path segments of pwmail's own routes, kept as they are.
-const KNOWN_SEGMENTS: &[&str] = &[
-    "api",
-    "web",
-    "custom",
-    "namespaces",
-    "system",
-    "send_password_email",
-    "password",
-    "admin_reset",
-    "email_status",
+/// Path segments of the pages and operator endpoints (not in the API
+/// document), kept as they are; the API's own come from the document.
+const UNPUBLISHED_SEGMENTS: &[&str] = &[
     "reset",
     "assets",
     "reset.css",
@@ -144,6 +136,15 @@ const KNOWN_SEGMENTS: &[&str] = &[
     "readyz",
     "openapi.json",
 ];
+
+/// Whether `segment` is a literal segment of one of pwmail's routes.
+fn known_segment(segment: &str) -> bool {
+    UNPUBLISHED_SEGMENTS.contains(&segment)
+        || pwmail_api::routes::routes()
+            .iter()
+            .flat_map(|r| &r.segments)
+            .any(|t| t == segment && !t.starts_with('{'))
+}
 
 /// A segment this long could hold a token or a usable part of one (a link
 /// token is 43 characters).
@@ -213,7 +214,7 @@ fn redact_path(word: &str) -> Option<String> {
         if i > 0 {
             out.push('/');
         }
-        let known = KNOWN_SEGMENTS.contains(&segment);
+        let known = known_segment(segment);
         let secret = !segment.is_empty()
             && (after_reset || (!known && segment.chars().count() >= SEGMENT_MAX_KEPT));
         if secret {
