@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use lettre::message::Mailbox;
-use pwmail_store::Store;
+use pwmail_store::{SpaceWatch, Store};
 use tokio::sync::{Notify, watch};
 
 use crate::app::App;
@@ -107,6 +107,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     let transport = build_transport(&config.mail, &config.mail_from)?;
 
     let wakeup = Arc::new(Notify::new());
+    let space = Arc::new(SpaceWatch::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let dispatcher = tokio::spawn(
         Dispatcher {
@@ -116,6 +117,8 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             clock: Arc::clone(&clock),
             wakeup: Arc::clone(&wakeup),
             config: config.dispatcher.clone(),
+            space: Arc::clone(&space),
+            unrecorded: Default::default(),
         }
         .run(shutdown_rx),
     );
@@ -137,6 +140,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         },
         hasher: secrets::password::Hasher::new(config.hash_concurrency, config.hash_queue),
         auth_cache: app::auth::AuthCache::new(config.auth_cache_ttl),
+        space,
         config,
     });
     let purge = tokio::spawn({
@@ -233,6 +237,8 @@ pub async fn dispatch(
         clock: Arc::new(clock::SystemClock),
         wakeup: Arc::new(Notify::new()),
         config: config.dispatcher.clone(),
+        space: Default::default(),
+        unrecorded: Default::default(),
     }
     .run(shutdown)
     .await;

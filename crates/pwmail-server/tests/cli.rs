@@ -281,14 +281,7 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     );
 
     // SIGTERM stops it cleanly.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::signal(&child, "-TERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{now, open_store, reset, seed_admin, serve};
@@ -71,14 +70,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     proxy.set_down(false);
     let arrived = tokio::task::block_in_place(|| smtp.wait_for(300, Duration::from_secs(60)));
     assert!(arrived.len() >= 300, "sending started");
-    let pid = first.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::signal(&first.child, "-9");
     drop(first);
     let in_flight = store
         .list_outbox(Some(OutboxState::Sending), 10_000)
@@ -208,14 +200,7 @@ async fn logs_carry_request_ids_and_never_secrets() {
     assert_eq!(messages.len(), 1, "smtp: {}", smtp.log());
     let link = link_token(&messages[0]).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = serve.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::signal(&serve.child, "-TERM");
     drop(serve);
 
     let text = std::fs::read_to_string(&log).unwrap();
@@ -384,4 +369,66 @@ async fn raw_request(listen: &str, method: &str, path: &str) -> String {
         .expect("answered")
         .unwrap();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// SQLite (one process holds the data directory's lock): a message a
+/// killed process left being sent goes out as soon as the next process
+/// starts, not when its lease ends (10 minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_sending_by_kill_9_goes_out_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("serve.log");
+    let store = open_store(d).await;
+    let token = seed_admin(&*store).await;
+    admin::add_user(&*store, "left@example.com", false, None, now())
+        .await
+        .unwrap();
+    // The relay never answers the first DATA: the send hangs, its row
+    // stays `sending`.
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![0],
+        ..SmtpOptions::default()
+    });
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", smtp.port);
+    let flags = ["--smtp-url", &smtp_url, "--mail-lease-secs", "600"];
+    let listen = format!("127.0.0.1:{}", free_port());
+    let first = serve(d, &listen, &flags, &[], &log);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        reset(&client, &listen, &token, "left@example.com").await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .list_outbox(Some(OutboxState::Sending), 10)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the send never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    common::signal(&first.child, "-9");
+    drop(first);
+    assert!(smtp.messages().is_empty());
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _second = serve(d, &listen, &flags, &[], &log);
+    let arrived = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(30)));
+    assert_eq!(
+        arrived.len(),
+        1,
+        "the message left sending waited for its lease; log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(
+        header(&arrived[0], "To").as_deref(),
+        Some("left@example.com")
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("left being sent are due again now"),
+        "{logged}"
+    );
 }

@@ -9,6 +9,7 @@ mod gcra;
 mod model;
 mod postgres;
 mod rows;
+mod space;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -16,6 +17,7 @@ pub mod testing;
 
 pub use model::*;
 pub use postgres::PgStore;
+pub use space::SpaceWatch;
 pub use sqlite::{SqliteStore, sqlite_file};
 
 use async_trait::async_trait;
@@ -86,33 +88,82 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".to_string())
             }
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_out_of_space_code(&c)) => {
-                StoreError::Full(db.message().to_string())
-            }
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
-                StoreError::Unavailable(Box::new(e))
-            }
+            sqlx::Error::Database(db) => match db.code().and_then(|code| {
+                let postgres = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some();
+                Passing::of(&code, postgres)
+            }) {
+                Some(Passing::NoSpace) => StoreError::Full(db.message().to_string()),
+                Some(Passing::Unavailable) => StoreError::Unavailable(Box::new(e)),
+                None => StoreError::Database(Box::new(e)),
+            },
             _ => StoreError::Database(Box::new(e)),
         }
     }
 }
 
-/// Database error codes that mean "not now" rather than "never": SQLite's
-/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included (another
-/// writer held the lock past the busy timeout); PostgreSQL's connection
-/// exceptions (class 08), shutdowns (57P01..57P03) and too many connections.
-fn is_unavailable_code(code: &str) -> bool {
-    if let Ok(sqlite) = code.parse::<i32>() {
-        return matches!(sqlite & 0xff, 5 | 6);
-    }
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+/// A database error that says "not now" rather than "never".
+#[derive(Debug, PartialEq, Eq)]
+enum Passing {
+    /// No space left: SQLite's SQLITE_FULL (13), PostgreSQL's disk_full
+    /// (53100).
+    NoSpace,
+    /// SQLite's SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes
+    /// included (another writer held the lock past the busy timeout);
+    /// PostgreSQL's connection exceptions (class 08), shutdowns
+    /// (57P01..57P03) and too many connections (53300).
+    Unavailable,
 }
 
-/// SQLite's SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
-fn is_out_of_space_code(code: &str) -> bool {
-    match code.parse::<i32>() {
-        Ok(sqlite) => sqlite & 0xff == 13,
-        Err(_) => code == "53100",
+impl Passing {
+    /// `code` is a SQLSTATE on PostgreSQL (five characters, often all
+    /// digits: "08006" and "53100" are not numbers) and SQLite's extended
+    /// result code in decimal otherwise.
+    fn of(code: &str, postgres: bool) -> Option<Passing> {
+        if postgres {
+            return match code {
+                "53100" => Some(Passing::NoSpace),
+                "57P01" | "57P02" | "57P03" | "53300" => Some(Passing::Unavailable),
+                _ if code.starts_with("08") => Some(Passing::Unavailable),
+                _ => None,
+            };
+        }
+        match code.parse::<i32>().ok()? & 0xff {
+            13 => Some(Passing::NoSpace),
+            5 | 6 => Some(Passing::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Passing;
+
+    #[test]
+    fn error_codes_are_read_as_their_engine_writes_them() {
+        for (code, postgres, passing) in [
+            ("53100", true, Some(Passing::NoSpace)),
+            ("08006", true, Some(Passing::Unavailable)),
+            ("08001", true, Some(Passing::Unavailable)),
+            ("57P01", true, Some(Passing::Unavailable)),
+            ("53300", true, Some(Passing::Unavailable)),
+            ("23505", true, None),
+            // A SQLSTATE that reads as SQLITE_FULL's number modulo 256.
+            ("00013", true, None),
+            ("13", false, Some(Passing::NoSpace)),
+            ("5", false, Some(Passing::Unavailable)),
+            ("517", false, Some(Passing::Unavailable)),
+            ("6", false, Some(Passing::Unavailable)),
+            ("2067", false, None),
+        ] {
+            assert_eq!(
+                Passing::of(code, postgres),
+                passing,
+                "{code} postgres={postgres}"
+            );
+        }
     }
 }
 
@@ -145,6 +196,10 @@ async fn issue_in_two_steps<S: Store + ?Sized>(
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;
+    /// A write that needs new space (inserted and removed in one
+    /// transaction): whether the database can store anything again after
+    /// a write failed with [`StoreError::Full`].
+    async fn probe_space(&self, now: UnixMillis) -> Result<()>;
 
     /// What SQLite's writer thread has done; `None` for PostgreSQL, whose
     /// writes run on the pool's connections.
@@ -256,6 +311,14 @@ pub trait Store: Send + Sync + 'static {
     /// Settles a claimed message. Returns false if the lease was lost to
     /// another worker in the meantime (nothing is changed then).
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool>;
+    /// Moves the end of `owner`'s lease on a message to `until`; false if
+    /// the lease is no longer `owner`'s.
+    async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool>;
+    /// Ends every lease now, so messages left `sending` are claimed at once;
+    /// returns how many. Only for a process that holds the database alone
+    /// (SQLite under the server lock), where a lease can only be one a dead
+    /// process left.
+    async fn end_leases(&self, now: UnixMillis) -> Result<u64>;
     /// Queues a dead message again with a fresh attempt budget; false if the
     /// message is not dead.
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool>;

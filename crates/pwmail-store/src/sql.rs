@@ -302,6 +302,22 @@ pub const SETTLE_RETRY: &str =
 pub const SETTLE_DEAD: &str = "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
             lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
      WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 id, $2 lease owner, $3 new end of the lease: a sent message whose
+/// result cannot be recorded yet stays leased to the worker that sent it.
+pub const LEASE_EXTEND: &str = "UPDATE outbox SET lease_until = $3
+     WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 now: every lease ends now. Only for a process that holds the
+/// database alone (SQLite, under the server lock): a lease it finds was
+/// left by a process that died.
+pub const LEASES_END: &str = "UPDATE outbox SET lease_until = $1
+     WHERE state = 'sending' AND lease_until > $1";
+/// $1 now, $2 [`SPACE_PROBE_BYTES`] bytes: a write that needs new space,
+/// removed again by [`SPACE_PROBE_DELETE`] in the same transaction.
+pub const SPACE_PROBE_INSERT: &str = "INSERT INTO space_probe (at, pad) VALUES ($1, $2)";
+pub const SPACE_PROBE_DELETE: &str = "DELETE FROM space_probe";
+/// What a space probe writes: 16 pages of SQLite's 4 KiB, more than a
+/// call's rows, stored uncompressed on both engines (migration 0010).
+pub const SPACE_PROBE_BYTES: usize = 64 * 1024;
 /// $1 id, $2 now: a dead message queued again with a fresh attempt budget.
 pub const REQUEUE_DEAD: &str =
     "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, queued_at = $2,

@@ -19,6 +19,24 @@ pub(crate) const OUTBOX_HELD: &str = "SELECT COALESCE(link, '') || COALESCE(link
         || COALESCE(body_text, '') || COALESCE(body_html, '') AS held
      FROM outbox WHERE id = $1";
 
+/// The trigger function of the PostgreSQL `hold_size` and `fail_settles`.
+pub(crate) const PG_NO_SPACE_FUNCTION: &str =
+    "CREATE OR REPLACE FUNCTION pwmail_test_no_space() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         RAISE EXCEPTION 'could not extend file: No space left on device (test)'
+             USING ERRCODE = '53100';
+     END $$";
+
+/// The tables whose new rows fail under PostgreSQL's `hold_size`.
+pub(crate) const PG_FULL_TABLES: &[&str] = &[
+    "reset_links",
+    "outbox",
+    "audit_log",
+    "idempotency_keys",
+    "rate_limits",
+    "space_probe",
+];
+
 #[async_trait]
 pub trait StoreTestExt: Store {
     /// Sets a password hash directly, as if the user had set it.
@@ -28,10 +46,18 @@ pub trait StoreTestExt: Store {
     /// What an outbox row still holds of its link, the user's name and its
     /// bodies, run together: '' once it has let go of them all.
     async fn outbox_held(&self, id: i64) -> Result<String>;
-    /// SQLite: the database file may not grow beyond its size now (`true`)
-    /// or may again (`false`), so that writes needing space fail as on a
-    /// full disk (`PRAGMA max_page_count` on the writer's connection).
+    /// Writes that need space fail as on a full disk (`true`), or stop
+    /// failing (`false`). SQLite: the file may not grow beyond its size now
+    /// (`PRAGMA max_page_count` on the writer's connection). PostgreSQL:
+    /// triggers raise `disk_full` (53100) on every new row of the tables a
+    /// call or a probe writes and on every change of an outbox row's
+    /// state; an update that only moves a lease's end goes through, as an
+    /// update in place can on a full disk.
     async fn hold_size(&self, hold: bool) -> Result<()>;
+    /// PostgreSQL: recording a send's result fails with `disk_full`
+    /// (`true`) or stops failing (`false`); claims and lease extensions
+    /// go through. SQLite: unsupported (a trigger cannot raise SQLITE_FULL).
+    async fn fail_settles(&self, fail: bool) -> Result<()>;
 }
 
 /// Opens a store with its test extension, as [`crate::open`] does.

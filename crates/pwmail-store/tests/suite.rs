@@ -1103,6 +1103,98 @@ async fn outbox(store: &dyn StoreTestExt) {
     );
 }
 
+/// A lease moved by its owner only; ended leases (SQLite only: one process
+/// holds its database) make the rows claimable at once; a space probe
+/// leaves nothing behind; a held size fails writes with `Full` and the
+/// probe with them.
+async fn leases_and_space(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    queued_user(store, actor, "lease@example.com", 40).await;
+    let claim = |owner: &str, now| Claim {
+        owner: owner.into(),
+        now,
+        lease_ms: 10_000,
+        limit: 10,
+    };
+    let a = store.claim_outbox(&claim("a", T0)).await.unwrap();
+    assert_eq!(a.len(), 1);
+    let id = a[0].id;
+    assert!(
+        !store.extend_lease(id, "b", T0 + 50_000).await.unwrap(),
+        "not b's lease"
+    );
+    assert!(store.extend_lease(id, "a", T0 + 50_000).await.unwrap());
+    // Past the first lease's end, the row is still a's.
+    assert!(
+        store
+            .claim_outbox(&claim("c", T0 + 20_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = store.claim_outbox(&claim("c", T0 + 50_000)).await.unwrap();
+    assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), [id]);
+    assert!(
+        !store.extend_lease(id, "a", T0 + 90_000).await.unwrap(),
+        "lost to c"
+    );
+
+    match store.end_leases(T0 + 50_001).await {
+        Ok(ended) => {
+            assert_eq!(ended, 1, "c's lease ended");
+            let again = store.claim_outbox(&claim("d", T0 + 50_001)).await.unwrap();
+            assert_eq!(
+                again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(),
+                [(id, 3)]
+            );
+            assert_eq!(store.end_leases(T0 + 50_001).await.unwrap(), 1, "d's lease");
+            assert_eq!(
+                store.end_leases(T0 + 50_001).await.unwrap(),
+                0,
+                "none left open"
+            );
+        }
+        Err(StoreError::Unsupported(_)) => {} // PostgreSQL: leases of other replicas
+        Err(e) => panic!("{e}"),
+    }
+
+    store.probe_space(T0).await.unwrap();
+    store.hold_size(true).await.unwrap();
+    // Enough new users and links to need new pages.
+    let mut full = None;
+    // Link hashes other than the first user's (40).
+    for i in 41..=255u8 {
+        let email = format!("fill{i}-{}@example.com", "x".repeat(200));
+        let written = match store.create_user(&new_user(&email, false), T0).await {
+            Ok(user) => store
+                .issue_link(&issue(
+                    user.id,
+                    actor,
+                    LinkPurpose::SendPasswordEmail,
+                    i,
+                    T0,
+                ))
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            full = Some(e);
+            break;
+        }
+    }
+    match full {
+        Some(StoreError::Full(_)) => {}
+        other => panic!("a held size did not fail a write with Full: {other:?}"),
+    }
+    assert!(matches!(
+        store.probe_space(T0).await,
+        Err(StoreError::Full(_))
+    ));
+    store.hold_size(false).await.unwrap();
+    store.probe_space(T0).await.unwrap();
+}
+
 /// Many writes in flight at once (on SQLite they share commits): each one
 /// succeeds or fails on its own, and only the successful ones leave rows.
 /// Settles in flight together (PostgreSQL runs them as one statement):
@@ -1369,8 +1461,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -120,20 +120,31 @@ impl App {
                 now,
             },
         };
-        let (user, charge) = match self.store.issue_to_address(&call).await? {
-            // The user's stored address is the one given, checked above.
-            Addressed::Issued { user, outcome } => {
-                return self.settle(outcome, request_id, email, Some(user), purpose, caller);
-            }
-            Addressed::Stopped(IssueTarget::Throttled { retry_after_ms }) => {
-                return Err(self.token_rate(retry_after_ms));
-            }
-            Addressed::Stopped(IssueTarget::Missing { charge }) => {
-                self.charge_caller(caller, charge, now).await?;
-                return Err(AppError::NoSuchUser(email.to_string()));
-            }
-            Addressed::Stopped(IssueTarget::Found { user, charge }) => (user, charge),
-        };
+        let (user, charge) =
+            match self
+                .space
+                .noted(self.store.issue_to_address(&call).await, |a| {
+                    matches!(
+                        a,
+                        Addressed::Issued {
+                            outcome: IssueOutcome::Issued { .. },
+                            ..
+                        }
+                    )
+                })? {
+                // The user's stored address is the one given, checked above.
+                Addressed::Issued { user, outcome } => {
+                    return self.settle(outcome, request_id, email, Some(user), purpose, caller);
+                }
+                Addressed::Stopped(IssueTarget::Throttled { retry_after_ms }) => {
+                    return Err(self.token_rate(retry_after_ms));
+                }
+                Addressed::Stopped(IssueTarget::Missing { charge }) => {
+                    self.charge_caller(caller, charge, now).await?;
+                    return Err(AppError::NoSuchUser(email.to_string()));
+                }
+                Addressed::Stopped(IssueTarget::Found { user, charge }) => (user, charge),
+            };
         // A stored address other than the one given: users added before
         // addresses were checked as the mail builder checks them. Refuse
         // before anything is written (for ResetPasswordByAdmin, before the
@@ -142,10 +153,12 @@ impl App {
             self.charge_caller(caller, charge, now).await?;
             return Err(refused);
         }
-        let outcome = self
-            .store
-            .issue_link(&call.link.issue_for(&user, charge))
-            .await?;
+        let outcome = self.space.noted(
+            self.store
+                .issue_link(&call.link.issue_for(&user, charge))
+                .await,
+            |o| matches!(o, IssueOutcome::Issued { .. }),
+        )?;
         self.settle(
             outcome,
             request_id,
@@ -169,7 +182,11 @@ impl App {
             return Ok(());
         };
         let key = RateKey::ApiToken(caller.token_id);
-        match self.store.rate_limit(&key, &rate, now).await? {
+        match self
+            .space
+            .noted(self.store.rate_limit(&key, &rate, now).await, |a| {
+                matches!(a, Admission::Admitted)
+            })? {
             Admission::Admitted => Ok(()),
             Admission::Refused { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
         }

@@ -16,7 +16,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use pwmail_store::Store;
+use pwmail_store::{SpaceWatch, Store};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -42,6 +42,9 @@ pub struct App {
     pub hasher: Hasher,
     /// Admins recently authenticated (`config.auth_cache_ttl`).
     pub auth_cache: auth::AuthCache,
+    /// Whether the database had room for the last write (readiness);
+    /// shared with the dispatcher.
+    pub space: Arc<SpaceWatch>,
 }
 
 impl App {

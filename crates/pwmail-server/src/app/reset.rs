@@ -54,7 +54,11 @@ impl App {
             _ => {
                 let key = RateKey::ResetGuess(client);
                 let rate = self.config.reset_guess_rate.gcra();
-                match self.store.rate_limit(&key, &rate, now).await? {
+                match self
+                    .space
+                    .noted(self.store.rate_limit(&key, &rate, now).await, |a| {
+                        matches!(a, Admission::Admitted)
+                    })? {
                     Admission::Refused { retry_after_ms } => Err(ResetError::Throttled {
                         retry_after: retry_after(retry_after_ms),
                     }),
@@ -114,16 +118,18 @@ impl App {
             notice,
         );
         let link_hash = secrets::hash(token);
-        let outcome = self
-            .store
-            .complete_reset(&CompleteReset {
-                link_hash,
-                password_phc: phc,
-                notice,
-                request_id: request_id.to_string(),
-                now,
-            })
-            .await?;
+        let outcome = self.space.noted(
+            self.store
+                .complete_reset(&CompleteReset {
+                    link_hash,
+                    password_phc: phc,
+                    notice,
+                    request_id: request_id.to_string(),
+                    now,
+                })
+                .await,
+            |o| matches!(o, ResetOutcome::Changed { .. }),
+        )?;
         match outcome {
             ResetOutcome::Changed {
                 user: id,

@@ -220,6 +220,9 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     let store = pwmail_store::open_with(&config.database_url, pool)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    if _lock.is_some() {
+        end_abandoned_leases(&*store).await;
+    }
     let (running, bootstrap) = start(StartOptions {
         config: config.clone(),
         store,
@@ -263,9 +266,29 @@ fn lock_sqlite(database_url: &str) -> anyhow::Result<Option<crate::files::Server
     }
 }
 
+/// With the SQLite lock held, no other process sends from this database:
+/// a message left `sending` was being sent by a process that died, and is
+/// sent now rather than when its lease would have ended (2 minutes by
+/// default). It may have gone out before the process died: at least once,
+/// never lost.
+async fn end_abandoned_leases(store: &dyn pwmail_store::Store) {
+    match store.end_leases(SystemClock.now()).await {
+        Ok(0) => {}
+        Ok(messages) => tracing::warn!(
+            messages,
+            "messages a stopped process left being sent are due again now \
+             (they may have been sent before it stopped)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not end the leases a stopped process left"),
+    }
+}
+
 pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {
     let _lock = lock_sqlite(&db.resolve()?)?;
     let store = db.open().await?;
+    if _lock.is_some() {
+        end_abandoned_leases(&*store).await;
+    }
     let mut config = ServerConfig {
         mail: args.transport.to_config(&db.data_dir)?,
         mail_from: args.sender.mail_from.clone(),

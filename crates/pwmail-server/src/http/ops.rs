@@ -19,9 +19,11 @@ fn plain(status: StatusCode, text: &str) -> Result<Response<Body>, HttpError> {
 
 #[dropshot::endpoint { method = GET, path = "/metrics", unpublished = true }]
 pub async fn metrics(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
-    if let Some(stats) = rqctx.context().app.store.writer_stats() {
+    let app = &rqctx.context().app;
+    if let Some(stats) = app.store.writer_stats() {
         observe::metrics::store_writer(&stats);
     }
+    observe::metrics::store_space(&app.space);
     let text = observe::metrics::handle().render();
     Ok(Response::builder()
         .status(StatusCode::OK)
@@ -38,10 +40,22 @@ pub async fn livez(_rqctx: RequestContext<Context>) -> Result<Response<Body>, Ht
     plain(StatusCode::OK, "live")
 }
 
+/// Ready while the database answers and has room to write: after a write
+/// failed for lack of space, not ready until one succeeds (a real one, or
+/// the probe write `SpaceWatch` makes at most every 5 s while not ready).
 #[dropshot::endpoint { method = GET, path = "/readyz", unpublished = true }]
 pub async fn readyz(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
-    match rqctx.context().app.store.ping().await {
-        Ok(()) => plain(StatusCode::OK, "ready"),
+    let app = &rqctx.context().app;
+    let checked = match app.store.ping().await {
+        Ok(()) => app.space.writable(&*app.store, app.clock.now()).await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(true) => plain(StatusCode::OK, "ready"),
+        Ok(false) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database has no space left",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database check failed");
             plain(

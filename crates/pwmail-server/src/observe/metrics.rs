@@ -46,6 +46,19 @@ pub fn store_writer(stats: &WriterStats) {
     metrics::gauge!("pwmail_store_writer_uptime_seconds").set(stats.uptime.as_secs_f64());
 }
 
+/// Whether the last write found the database full (1) or not (0), and the
+/// probe writes readiness has made to find out whether it still is.
+pub fn store_space(space: &pwmail_store::SpaceWatch) {
+    metrics::gauge!("pwmail_store_out_of_space").set(if space.is_lacking() { 1.0 } else { 0.0 });
+    metrics::counter!("pwmail_store_space_probes_total").absolute(space.probes());
+}
+
+/// Sent messages whose result could not be recorded yet (kept, and tried
+/// again, while their lease is extended).
+pub fn unrecorded_results(waiting: usize) {
+    metrics::gauge!("pwmail_outbox_unrecorded_results").set(waiting as f64);
+}
+
 /// One send attempt: `outcome` is sent, retry or dead.
 pub fn send_attempt(outcome: &'static str, latency: Duration) {
     metrics::counter!("pwmail_mail_send_attempts_total", "outcome" => outcome).increment(1);

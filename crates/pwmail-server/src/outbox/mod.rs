@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_store::{Claim, OutboxMessage, Settlement, Store, StoreError};
+use pwmail_store::{Claim, OutboxMessage, Settlement, SpaceWatch, Store, StoreError, UnixMillis};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -34,6 +34,63 @@ pub struct Dispatcher {
     /// Signalled when the API queues a message, so it goes out at once.
     pub wakeup: Arc<Notify>,
     pub config: DispatcherConfig,
+    /// Whether the database had room for the last write (readiness).
+    pub space: Arc<SpaceWatch>,
+    /// Sent messages whose result is still being recorded.
+    pub unrecorded: Unrecorded,
+}
+
+/// Sent messages whose result could not be recorded yet, each with the
+/// owner of the lease it is held under now. The result is kept and tried
+/// again while the lease is extended; a claim that returns one of them
+/// anyway (its lease ran out meanwhile) does not send it again, and its
+/// new lease is the one the result is recorded under.
+#[derive(Debug, Default)]
+pub struct Unrecorded(std::sync::Mutex<std::collections::HashMap<i64, Arc<str>>>);
+
+impl Unrecorded {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, Arc<str>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self, id: i64, owner: &Arc<str>) {
+        let mut map = self.map();
+        map.entry(id).or_insert_with(|| Arc::clone(owner));
+        crate::observe::metrics::unrecorded_results(map.len());
+    }
+
+    /// The lease `id`'s result is recorded under, if it is held here.
+    fn owner(&self, id: i64) -> Option<Arc<str>> {
+        self.map().get(&id).cloned()
+    }
+
+    /// A claim leased `id` to `owner`: true if it was sent already (its
+    /// result is held here, and is now recorded under `owner`'s lease).
+    fn adopt(&self, id: i64, owner: &Arc<str>) -> bool {
+        match self.map().get_mut(&id) {
+            Some(held) => {
+                *held = Arc::clone(owner);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn release(&self, id: i64) {
+        let mut map = self.map();
+        if map.remove(&id).is_some() {
+            crate::observe::metrics::unrecorded_results(map.len());
+        }
+    }
+
+    /// How many results wait to be recorded.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Dispatcher {
@@ -102,7 +159,7 @@ impl Dispatcher {
             }
             tokio::select! {
                 joined = inflight.join_next(), if !inflight.is_empty() => {
-                    this.settle_later(&mut settling, joined);
+                    this.settle_later(&mut settling, joined, &shutdown);
                     queue_empty = false;
                 }
                 claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
@@ -144,7 +201,7 @@ impl Dispatcher {
         loop {
             this.start_ready(&mut inflight, &mut ready, slots);
             match inflight.join_next().await {
-                Some(joined) => this.settle_later(&mut settling, Some(joined)),
+                Some(joined) => this.settle_later(&mut settling, Some(joined), &shutdown),
                 None => break,
             }
         }
@@ -164,8 +221,11 @@ impl Dispatcher {
                 limit: limit as u32,
             };
             let result = this
-                .bounded(this.store.claim_outbox(&claim))
-                .await
+                .space
+                .noted(
+                    this.bounded(this.store.claim_outbox(&claim)).await,
+                    |claimed| !claimed.is_empty(),
+                )
                 .map(|claimed| {
                     let owner: Arc<str> = claim.owner.into();
                     let lease_until = claim.now + claim.lease_ms;
@@ -205,6 +265,14 @@ impl Dispatcher {
             else {
                 break;
             };
+            if self.unrecorded.adopt(message.id, &owner) {
+                tracing::info!(
+                    outbox_id = message.id,
+                    "claimed message was sent already and its result is still being recorded; \
+                     it is not sent again"
+                );
+                continue;
+            }
             if self.clock.now() + timeout_ms >= lease_until {
                 tracing::warn!(
                     outbox_id = message.id,
@@ -217,6 +285,7 @@ impl Dispatcher {
                 let (result, took) = this.send(&message).await;
                 Sent {
                     owner,
+                    lease_until,
                     message,
                     result,
                     took,
@@ -230,18 +299,25 @@ impl Dispatcher {
         self: &Arc<Self>,
         settling: &mut JoinSet<()>,
         joined: Option<Result<Sent, tokio::task::JoinError>>,
+        stopping: &watch::Receiver<bool>,
     ) {
         match joined {
             Some(Ok(sent)) => {
                 let this = Arc::clone(self);
+                let stopping = stopping.clone();
                 settling.spawn(async move {
                     let Sent {
                         owner,
+                        lease_until,
                         message,
                         result,
                         took,
                     } = sent;
-                    this.settle(&owner, message, result, took).await;
+                    let lease = Lease {
+                        owner,
+                        until: lease_until,
+                    };
+                    this.settle(lease, message, result, took, stopping).await;
                 });
             }
             Some(Err(e)) => report::<()>(Some(Err(e))),
@@ -290,10 +366,11 @@ impl Dispatcher {
 
     async fn settle(
         &self,
-        owner: &str,
+        lease: Lease,
         message: OutboxMessage,
         result: Result<String, SendError>,
         took: Duration,
+        stopping: watch::Receiver<bool>,
     ) {
         let now = self.clock.now();
         let outcome = retry::decide(&self.config, &message, result, now);
@@ -325,15 +402,62 @@ impl Dispatcher {
                 "email given up (dead letter)"
             ),
         }
-        self.record(id, owner, &outcome).await;
+        self.record(id, lease, &outcome, stopping).await;
     }
 
-    /// Stores a settlement; see [`settle_with_retries`].
-    async fn record(&self, id: i64, owner: &str, outcome: &Settlement) {
-        let (settled, retried) = settle_with_retries(self.config.lease / 2, || {
-            self.bounded(self.store.settle_outbox(id, owner, outcome))
-        })
+    /// Stores a settlement; see [`keep_recording`]. While it cannot, the
+    /// result is held in [`Unrecorded`], so this process never sends the
+    /// message again.
+    async fn record(
+        &self,
+        id: i64,
+        lease: Lease,
+        outcome: &Settlement,
+        stopping: watch::Receiver<bool>,
+    ) {
+        let owner = |lease: &Lease| {
+            self.unrecorded
+                .owner(id)
+                .unwrap_or_else(|| Arc::clone(&lease.owner))
+        };
+        let (settled, retried) = keep_recording(
+            Recording {
+                lease_ms: self.config.lease.as_millis() as i64,
+                lease_until: lease.until,
+                now: || self.clock.now(),
+                stopping: || *stopping.borrow(),
+            },
+            || {
+                let owner = owner(&lease);
+                async move {
+                    self.space.noted(
+                        self.bounded(self.store.settle_outbox(id, &owner, outcome))
+                            .await,
+                        |settled| *settled,
+                    )
+                }
+            },
+            |until| {
+                let owner = owner(&lease);
+                async move {
+                    self.space.noted(
+                        self.bounded(self.store.extend_lease(id, &owner, until))
+                            .await,
+                        |extended| *extended,
+                    )
+                }
+            },
+            |e| {
+                self.unrecorded.hold(id, &lease.owner);
+                tracing::warn!(
+                    outbox_id = id, error = %e, waiting = self.unrecorded.len(),
+                    "could not record a send result; it is kept and tried again, \
+                     and the message stays leased so it is not sent twice"
+                );
+            },
+        )
         .await;
+        self.unrecorded.release(id);
         match settled {
             Ok(true) => {}
             // An attempt that failed (no answer in time, a dropped
@@ -347,8 +471,9 @@ impl Dispatcher {
                 outbox_id = id,
                 "lease lost before settling; another worker owns the row"
             ),
-            // The lease will run out and the row will be sent again: a
-            // possible duplicate, never a lost email.
+            // Stopping, or an error that will not pass: the lease will run
+            // out and the row will be sent again. A possible duplicate,
+            // never a lost email.
             Err(e) => tracing::error!(
                 outbox_id = id, error = %e,
                 "could not record the send result; it will be sent again when its lease ends"
@@ -373,33 +498,82 @@ fn report<T>(joined: Option<Result<T, tokio::task::JoinError>>) {
     }
 }
 
-/// Runs `settle` until it succeeds, fails for good, or `within` has
-/// passed: a sent message left unsettled (a connection the database
-/// dropped, a moment's outage) would be sent again once its lease runs out.
-/// Also says whether an attempt failed before the last one.
-async fn settle_with_retries<F, Fut>(
-    within: Duration,
+/// What [`keep_recording`] needs to know of the lease and the clock.
+struct Recording<N, S> {
+    lease_ms: i64,
+    /// When the lease runs out, as the store judges it.
+    lease_until: UnixMillis,
+    /// The store's clock.
+    now: N,
+    /// Whether the dispatcher is stopping.
+    stopping: S,
+}
+
+/// Runs `settle` until it succeeds or fails for good. A failure that may
+/// pass (a full disk, a dropped connection) is tried again with backoff,
+/// and whenever half the lease or less is left (checked at least every
+/// quarter lease), `extend` moves its end a lease away, so no worker claims the sent message and sends it again.
+/// `first_failure` hears the first such failure. Once stopping, the lease
+/// is no longer extended, and `settle` is tried until the lease ends or for
+/// [`STOPPING_GRACE`], whichever is first. Also says whether an attempt
+/// failed before the last one.
+async fn keep_recording<N, S, F, Fut, X, XFut>(
+    recording: Recording<N, S>,
     mut settle: F,
+    mut extend: X,
+    first_failure: impl FnOnce(&StoreError),
 ) -> (pwmail_store::Result<bool>, bool)
 where
+    N: Fn() -> UnixMillis,
+    S: Fn() -> bool,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = pwmail_store::Result<bool>>,
+    X: FnMut(UnixMillis) -> XFut,
+    XFut: std::future::Future<Output = pwmail_store::Result<bool>>,
 {
-    let give_up = tokio::time::Instant::now() + within;
+    let Recording {
+        lease_ms,
+        mut lease_until,
+        now,
+        stopping,
+    } = recording;
+    let mut first_failure = Some(first_failure);
     let mut wait = SETTLE_RETRY_FIRST;
     let mut retried = false;
+    let mut give_up: Option<UnixMillis> = None;
     loop {
-        match settle().await {
-            Err(e) if e.is_retryable() && tokio::time::Instant::now() + wait < give_up => {
-                tracing::warn!(
-                    error = %e, retry_in_ms = wait.as_millis() as u64,
-                    "could not record a send result; trying again"
-                );
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(SETTLE_RETRY_MAX);
-                retried = true;
-            }
+        let e = match settle().await {
+            Err(e) if e.is_retryable() => e,
             settled => return (settled, retried),
+        };
+        if let Some(tell) = first_failure.take() {
+            tell(&e);
+        }
+        if stopping() {
+            let grace = STOPPING_GRACE.as_millis() as i64;
+            let end = *give_up.get_or_insert_with(|| lease_until.min(now() + grace));
+            if now() + wait.as_millis() as i64 >= end {
+                return (Err(e), retried);
+            }
+        } else {
+            tracing::debug!(error = %e, retry_in_ms = wait.as_millis() as u64, "recording a send result again");
+        }
+        retried = true;
+        // At least every quarter lease: the lease is extended once half of
+        // it is left, whatever the backoff has grown to.
+        tokio::time::sleep(wait.min(Duration::from_millis(lease_ms.max(4) as u64 / 4))).await;
+        wait = (wait * 2).min(SETTLE_RETRY_MAX);
+        let at = now();
+        if !stopping() && lease_until - at <= lease_ms / 2 {
+            match extend(at + lease_ms).await {
+                Ok(true) => lease_until = at + lease_ms,
+                // No longer ours: the next settle says so.
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not extend the lease of a sent message whose result waits to be recorded"
+                ),
+            }
         }
     }
 }
@@ -421,6 +595,16 @@ pub(crate) async fn bounded<T>(
 #[derive(Debug, thiserror::Error)]
 #[error("no answer within {} ms", .0.as_millis())]
 struct NoAnswer(Duration);
+
+/// A lease held by this worker, and when it ends.
+struct Lease {
+    owner: Arc<str>,
+    until: UnixMillis,
+}
+
+/// How long a stopping dispatcher keeps trying to record a send result
+/// (at most until its lease ends).
+const STOPPING_GRACE: Duration = Duration::from_secs(30);
 
 /// The first and the longest wait between attempts to record a send.
 const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(50);
@@ -445,6 +629,7 @@ struct Claimed {
 /// One attempt's result, on its way to being settled.
 struct Sent {
     owner: Arc<str>,
+    lease_until: UnixMillis,
     message: OutboxMessage,
     result: Result<String, SendError>,
     took: Duration,
@@ -456,51 +641,142 @@ mod tests {
     use pwmail_store::StoreError;
     use std::cell::Cell;
 
-    fn unavailable() -> StoreError {
-        StoreError::Unavailable("connection reset".into())
+    fn full() -> StoreError {
+        StoreError::Full("database or disk is full".into())
+    }
+
+    /// Milliseconds on tokio's (paused) clock since `start`.
+    fn clock(start: tokio::time::Instant) -> impl Fn() -> UnixMillis {
+        move || start.elapsed().as_millis() as i64
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_settle_that_fails_for_a_moment_is_tried_again_until_it_lands() {
-        let calls = Cell::new(0);
-        let started = tokio::time::Instant::now();
-        let settled = settle_with_retries(Duration::from_secs(60), || {
-            calls.set(calls.get() + 1);
-            let n = calls.get();
-            async move { if n <= 3 { Err(unavailable()) } else { Ok(true) } }
-        })
+    async fn a_result_that_cannot_be_recorded_keeps_its_lease_until_it_lands() {
+        for lease_ms in [1_000, 2_000, 10_000, 120_000] {
+            kept_for_three_minutes(lease_ms).await;
+        }
+    }
+
+    async fn kept_for_three_minutes(lease_ms: i64) {
+        let now = clock(tokio::time::Instant::now());
+        let lease_until = Cell::new(lease_ms);
+        let (settles, extends, told) = (Cell::new(0), Cell::new(0), Cell::new(0));
+        let settled = keep_recording(
+            Recording {
+                lease_ms,
+                lease_until: lease_ms,
+                now: &now,
+                stopping: || false,
+            },
+            || {
+                settles.set(settles.get() + 1);
+                // Every attempt is made while the lease is still ours.
+                assert!(now() < lease_until.get(), "lease ran out at {}", now());
+                let landed = now() >= 180_000;
+                async move { if landed { Ok(true) } else { Err(full()) } }
+            },
+            |until| {
+                extends.set(extends.get() + 1);
+                lease_until.set(until);
+                async { Ok(true) }
+            },
+            |_| told.set(told.get() + 1),
+        )
         .await;
         assert!(matches!(settled, (Ok(true), true)), "{settled:?}");
-        assert_eq!(calls.get(), 4);
-        // 50 + 100 + 200 ms of waiting, on tokio's paused clock.
-        assert_eq!(started.elapsed(), Duration::from_millis(350));
+        assert_eq!(told.get(), 1, "the first failure is told once");
+        // Three minutes of failures: extended at least once a lease,
+        // retried every 2 s at most once the backoff is at its cap.
+        assert!(
+            extends.get() >= 180_000 / lease_ms - 1,
+            "{} extensions",
+            extends.get()
+        );
+        assert!(settles.get() >= 180 / 2, "{} attempts", settles.get());
+        assert!(now() < 180_000 + 2_001);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_settle_gives_up_within_its_time_and_never_retries_a_lasting_error() {
-        let calls = Cell::new(0);
-        let settled = settle_with_retries(Duration::from_secs(5), || {
-            calls.set(calls.get() + 1);
-            async { Err(unavailable()) }
-        })
+    async fn a_stopping_dispatcher_tries_until_the_lease_ends_and_extends_nothing() {
+        let now = clock(tokio::time::Instant::now());
+        let settles = Cell::new(0);
+        let settled = keep_recording(
+            Recording {
+                lease_ms: 120_000,
+                lease_until: 5_000,
+                now: &now,
+                stopping: || true,
+            },
+            || {
+                settles.set(settles.get() + 1);
+                async { Err(full()) }
+            },
+            |_| async { panic!("a stopping dispatcher extended a lease") },
+            |_| {},
+        )
         .await;
-        assert!(matches!(settled, (Err(StoreError::Unavailable(_)), true)));
-        // 50, 100, 200, 400, 800, 1600 ms: the next 2 s wait would pass 5 s.
-        assert_eq!(calls.get(), 7);
+        assert!(matches!(settled, (Err(StoreError::Full(_)), true)));
+        assert!(now() < 5_000, "gave up at {} ms, after its lease", now());
+        // 50, 100, 200, 400, 800, 1600 ms: the next 2 s would pass 5 s.
+        assert_eq!(settles.get(), 7);
+    }
 
-        calls.set(0);
-        let settled = settle_with_retries(Duration::from_secs(5), || {
-            calls.set(calls.get() + 1);
-            async { Err(StoreError::Corrupt("bad row".into())) }
-        })
+    #[tokio::test(start_paused = true)]
+    async fn an_error_that_will_not_pass_and_a_first_answer_are_final() {
+        let now = clock(tokio::time::Instant::now());
+        let recording = || Recording {
+            lease_ms: 120_000,
+            lease_until: 120_000,
+            now: &now,
+            stopping: || false,
+        };
+        let settles = Cell::new(0);
+        let settled = keep_recording(
+            recording(),
+            || {
+                settles.set(settles.get() + 1);
+                async { Err(StoreError::Corrupt("bad row".into())) }
+            },
+            |_| async { Ok(true) },
+            |_| panic!("an error that will not pass is not kept"),
+        )
         .await;
         assert!(matches!(settled, (Err(StoreError::Corrupt(_)), false)));
-        assert_eq!(calls.get(), 1, "an error that will not pass is not retried");
+        assert_eq!(
+            settles.get(),
+            1,
+            "an error that will not pass is not retried"
+        );
 
-        let settled = settle_with_retries(Duration::from_secs(5), || async { Ok(false) }).await;
+        let settled = keep_recording(
+            recording(),
+            || async { Ok(false) },
+            |_| async { Ok(true) },
+            |_| {},
+        )
+        .await;
         assert!(
             matches!(settled, (Ok(false), false)),
             "a first answer is not taken for a retry's"
         );
+    }
+
+    #[test]
+    fn a_held_result_is_adopted_by_a_claim_and_recorded_under_its_lease() {
+        let unrecorded = Unrecorded::default();
+        let (first, second): (Arc<str>, Arc<str>) = ("first".into(), "second".into());
+        assert!(!unrecorded.adopt(7, &second), "nothing held: sent as usual");
+        unrecorded.hold(7, &first);
+        assert_eq!(unrecorded.owner(7).as_deref(), Some("first"));
+        assert!(unrecorded.adopt(7, &second), "held: not sent again");
+        assert_eq!(unrecorded.owner(7).as_deref(), Some("second"));
+        unrecorded.hold(7, &first);
+        assert_eq!(
+            unrecorded.owner(7).as_deref(),
+            Some("second"),
+            "hold keeps the newer lease"
+        );
+        unrecorded.release(7);
+        assert!(unrecorded.is_empty());
     }
 }

@@ -42,6 +42,19 @@ impl Drop for Serve {
     }
 }
 
+/// Sends `signal` (`-9`, `-TERM`) to a child process.
+pub fn signal(child: &Child, signal: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success(),
+        "kill {signal} {pid}"
+    );
+}
+
 pub fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
     serve_logging(dir, listen, "json", extra, envs, log)
 }

@@ -132,7 +132,13 @@ fn answer<A>(results: Result<Vec<Result<A>>>, answers: Vec<oneshot::Sender<Resul
                 let _ = done.send(Err(StoreError::Corrupt(message.clone())));
             }
         }
-        // Each caller hears the group's error, retryable as it was.
+        // Each caller hears the group's error, retryable as it was; a full
+        // disk stays one, so callers are told what it is.
+        Err(StoreError::Full(message)) => {
+            for done in answers {
+                let _ = done.send(Err(StoreError::Full(message.clone())));
+            }
+        }
         Err(e) => {
             let (retryable, message) = (e.is_retryable(), e.to_string());
             for done in answers {

@@ -213,6 +213,22 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn probe_space(&self, now: UnixMillis) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(sql::SPACE_PROBE_INSERT)
+            .bind(now)
+            .bind(vec![0u8; sql::SPACE_PROBE_BYTES])
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::SPACE_PROBE_DELETE)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        conn.release();
+        Ok(())
+    }
+
     async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
         let insert = sqlx::query(sql::USER_INSERT)
             .bind(user.email.trim())
@@ -569,6 +585,24 @@ impl Store for PgStore {
         Ok(self.execute(query).await? == 1)
     }
 
+    async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool> {
+        let done = self
+            .execute(
+                sqlx::query(sql::LEASE_EXTEND)
+                    .bind(id)
+                    .bind(owner)
+                    .bind(until),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn end_leases(&self, _now: UnixMillis) -> Result<u64> {
+        Err(StoreError::Unsupported(
+            "on PostgreSQL other processes may hold leases; they end on their own".into(),
+        ))
+    }
+
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
         let done = self
             .execute(sqlx::query(sql::REQUEUE_DEAD).bind(id).bind(now))
@@ -629,14 +663,70 @@ impl Store for PgStore {
     }
 }
 
+#[cfg(feature = "testing")]
+impl PgStore {
+    /// Runs test statements in order, on one connection, in one transaction.
+    async fn run_all(&self, statements: Vec<String>) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        for statement in &statements {
+            // Test statements built from this crate's constants only.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        conn.release();
+        Ok(())
+    }
+}
+
 /// Test-only access; see [`crate::testing`].
 #[cfg(feature = "testing")]
 #[async_trait]
 impl crate::testing::StoreTestExt for PgStore {
-    async fn hold_size(&self, _hold: bool) -> Result<()> {
-        Err(StoreError::Unsupported(
-            "hold_size is SQLite's (PRAGMA max_page_count)".into(),
-        ))
+    async fn hold_size(&self, hold: bool) -> Result<()> {
+        let tables = crate::testing::PG_FULL_TABLES;
+        let statements: Vec<String> = if hold {
+            std::iter::once(crate::testing::PG_NO_SPACE_FUNCTION.to_string())
+                .chain(tables.iter().map(|t| {
+                    format!(
+                        "CREATE TRIGGER pwmail_test_no_space BEFORE INSERT ON {t} \
+                         FOR EACH ROW EXECUTE FUNCTION pwmail_test_no_space()"
+                    )
+                }))
+                .chain(std::iter::once(
+                    "CREATE TRIGGER pwmail_test_no_space_state BEFORE UPDATE ON outbox \
+                     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) \
+                     EXECUTE FUNCTION pwmail_test_no_space()"
+                        .to_string(),
+                ))
+                .collect()
+        } else {
+            tables
+                .iter()
+                .map(|t| format!("DROP TRIGGER IF EXISTS pwmail_test_no_space ON {t}"))
+                .chain(std::iter::once(
+                    "DROP TRIGGER IF EXISTS pwmail_test_no_space_state ON outbox".to_string(),
+                ))
+                .collect()
+        };
+        self.run_all(statements).await
+    }
+
+    async fn fail_settles(&self, fail: bool) -> Result<()> {
+        let statements = if fail {
+            vec![
+                crate::testing::PG_NO_SPACE_FUNCTION.to_string(),
+                "CREATE TRIGGER pwmail_test_no_settle BEFORE UPDATE ON outbox FOR EACH ROW \
+                 WHEN (OLD.state = 'sending' AND NEW.state <> 'sending') \
+                 EXECUTE FUNCTION pwmail_test_no_space()"
+                    .to_string(),
+            ]
+        } else {
+            vec!["DROP TRIGGER IF EXISTS pwmail_test_no_settle ON outbox".to_string()]
+        };
+        self.run_all(statements).await
     }
 
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()> {

@@ -249,6 +249,7 @@ mod tests {
             include_str!("../../migrations/sqlite/0005_outbox_state_check.sql"),
             include_str!("../../migrations/sqlite/0006_outbox_link_rendered_at_send.sql"),
             include_str!("../../migrations/sqlite/0008_audit_log_is_history.sql"),
+            include_str!("../../migrations/sqlite/0010_space_probe.sql"),
         ] {
             conn.execute_batch(migration).unwrap();
         }

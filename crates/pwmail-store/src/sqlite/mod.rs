@@ -399,6 +399,17 @@ impl Store for SqliteStore {
         self.read(|c| scalar::<i64>(c, "SELECT 1", []).map(drop))
     }
 
+    async fn probe_space(&self, now: UnixMillis) -> Result<()> {
+        self.writer
+            .write(move |c| {
+                let pad = vec![0u8; sql::SPACE_PROBE_BYTES];
+                exec(c, sql::SPACE_PROBE_INSERT, params![now, pad])?;
+                exec(c, sql::SPACE_PROBE_DELETE, [])?;
+                Ok(())
+            })
+            .await
+    }
+
     fn writer_stats(&self) -> Option<WriterStats> {
         Some(self.writer.stats())
     }
@@ -585,6 +596,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool> {
+        let owner = owner.to_string();
+        let done = self
+            .writer
+            .write_statement(move |c| exec(c, sql::LEASE_EXTEND, params![id, owner, until]))
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn end_leases(&self, now: UnixMillis) -> Result<u64> {
+        let done = self
+            .writer
+            .write_statement(move |c| exec(c, sql::LEASES_END, params![now]))
+            .await?;
+        Ok(done as u64)
+    }
+
     async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool> {
         self.writer
             .write_statement(move |c| Ok(exec(c, sql::REQUEUE_DEAD, params![id, now])? == 1))
@@ -671,6 +699,12 @@ impl crate::testing::StoreTestExt for SqliteStore {
     async fn outbox_held(&self, id: i64) -> Result<String> {
         self.read(|c| one(c, crate::testing::OUTBOX_HELD, [id], |row| row.text("held")))?
             .ok_or_else(|| StoreError::NotFound(format!("no outbox row {id}")))
+    }
+
+    async fn fail_settles(&self, _fail: bool) -> Result<()> {
+        Err(StoreError::Unsupported(
+            "a SQLite trigger cannot fail with SQLITE_FULL".into(),
+        ))
     }
 
     async fn hold_size(&self, hold: bool) -> Result<()> {
