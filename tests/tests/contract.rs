@@ -617,6 +617,58 @@ async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
     server.stop().await;
 }
 
+/// State written under a slower `--user-rate` is cut to the new rate when
+/// the server starts: the 429 waits no longer than the rate it quotes
+/// (before: "1 time(s) per 60 s" with a Retry-After of an hour).
+#[tokio::test]
+async fn a_raised_user_rate_waits_what_it_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("kept.db").display());
+    let hourly = TestServer::start_with(Options {
+        user_rate: (1, 3600),
+        database_url: Some(database_url.clone()),
+        ..Options::default()
+    })
+    .await;
+    hourly.add_user("hello@example.com", false).await;
+    hourly
+        .client()
+        .reset_password_by_admin(None, &reset_body("hello@example.com"))
+        .await
+        .expect("first");
+    let (status, _, message, headers) = error_of(
+        hourly
+            .client()
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!(status, 429, "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 3500, "the hourly limit holds: Retry-After {retry}");
+    hourly.stop().await;
+
+    let raised = TestServer::start_with(Options {
+        user_rate: (1, 60),
+        database_url: Some(database_url),
+        ..Options::default()
+    })
+    .await;
+    let (status, code, message, headers) = error_of(
+        raised
+            .client()
+            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (429, 8), "{message}");
+    assert!(message.contains("1 time(s) per 60 s"), "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=60).contains(&retry),
+        "quotes 1 per 60 s, waits {retry} s"
+    );
+    raised.stop().await;
+}
+
 #[tokio::test]
 async fn per_token_rate_limit_is_429_naming_the_limit() {
     let server = TestServer::start_with(Options {

@@ -102,7 +102,12 @@ async fn full_then_freed(server: TestServer) {
     );
 
     // Full again, then freed with no call: the probe finds it, within 5 s
-    // of the last.
+    // of the last. Nothing is left to send first, so no claim can be the
+    // write that shows there is room.
+    let queued = server.read_all_outbox().await.len();
+    server
+        .wait_for_outbox(pwmail_store::OutboxState::Sent, queued)
+        .await;
     server.store().hold_size(true).await.unwrap();
     let mut i = USERS - 2;
     while reset(&server, &format!("u{i}@example.com")).await.0 != 503 {

@@ -143,6 +143,9 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         space,
         config,
     });
+    app.fit_rate_state()
+        .await
+        .context("fitting rate-limit state to the configured rates")?;
     let purge = tokio::spawn({
         let app = Arc::clone(&app);
         async move { app.purge_expired(PURGE_EVERY).await }

@@ -399,16 +399,21 @@ async fn a_message_left_sending_by_kill_9_goes_out_at_the_next_start() {
         reset(&client, &listen, &token, "left@example.com").await,
         200
     );
+    // Killed once the relay holds the DATA unanswered (the script's one
+    // stall is spent on this send, not the next).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store
-        .list_outbox(Some(OutboxState::Sending), 10)
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the send never started");
+    while !smtp.log().contains("scripted stall on attempt 1") {
+        assert!(Instant::now() < deadline, "the send never reached DATA");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        store
+            .list_outbox(Some(OutboxState::Sending), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     common::signal(&first.child, "-9");
     drop(first);
     assert!(smtp.messages().is_empty());

@@ -17,6 +17,14 @@ pub fn params(rate: &Rate) -> (i64, i64) {
     (period, period * (i64::from(rate.burst.max(1)) - 1))
 }
 
+/// The latest `tat` the rate can leave at `now` (a burst just spent):
+/// state later than that was written under a slower rate, and is cut to it
+/// so that a refusal waits no longer than the rate it quotes.
+pub fn ceiling(rate: &Rate, now: UnixMillis) -> UnixMillis {
+    let (period, tau) = params(rate);
+    now + period + tau
+}
+
 /// The answer to a refused call whose key holds `tat`.
 pub fn refused(tat: UnixMillis, tau: i64, now: UnixMillis) -> Admission {
     Admission::Refused {

@@ -243,6 +243,10 @@ pub trait Store: Send + Sync + 'static {
     /// theoretical arrival time has passed), which is the same as no state;
     /// returns how many keys were forgotten.
     async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64>;
+    /// Cuts state of `kind`'s keys written under a slower rate than `rate`
+    /// to what `rate` can leave (`gcra::ceiling`), so a refusal waits no
+    /// longer than the rate it quotes; returns how many keys it cut.
+    async fn fit_rate_state(&self, kind: RateKind, rate: &Rate, now: UnixMillis) -> Result<u64>;
 
     // --- idempotency keys ------------------------------------------------
     /// The stored outcome of `key` for this token and operation, unless it

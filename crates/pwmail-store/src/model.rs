@@ -86,14 +86,42 @@ pub enum RateKey {
 impl RateKey {
     /// What a `User` key is before the id (SQL that builds keys takes it).
     pub(crate) const USER_PREFIX: &'static str = "user:";
+
+    pub fn kind(&self) -> RateKind {
+        match self {
+            RateKey::ApiToken(_) => RateKind::ApiToken,
+            RateKey::User(_) => RateKind::User,
+            RateKey::ResetGuess(_) => RateKind::ResetGuess,
+        }
+    }
+}
+
+/// Which limit a [`RateKey`] is counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateKind {
+    ApiToken,
+    User,
+    ResetGuess,
+}
+
+impl RateKind {
+    /// What the stored keys of this kind start with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            RateKind::ApiToken => "token:",
+            RateKind::User => RateKey::USER_PREFIX,
+            RateKind::ResetGuess => "reset-guess:",
+        }
+    }
 }
 
 impl fmt::Display for RateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = self.kind().prefix();
         match self {
-            RateKey::ApiToken(id) => write!(f, "token:{id}"),
-            RateKey::User(id) => write!(f, "{}{id}", RateKey::USER_PREFIX),
-            RateKey::ResetGuess(ip) => write!(f, "reset-guess:{ip}"),
+            RateKey::ApiToken(id) => write!(f, "{prefix}{id}"),
+            RateKey::User(id) => write!(f, "{prefix}{id}"),
+            RateKey::ResetGuess(ip) => write!(f, "{prefix}{ip}"),
         }
     }
 }

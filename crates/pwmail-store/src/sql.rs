@@ -115,6 +115,9 @@ pub fn gcra_admit(d: Dialect) -> String {
     )
 }
 
+/// Cuts the state of one kind of key to a rate's ceiling (`gcra::ceiling`):
+/// $1 the kind's prefix, $2 the ceiling.
+pub const RATE_FIT: &str = "UPDATE rate_limits SET tat = $2 WHERE key LIKE $1 || '%' AND tat > $2";
 /// The state of a refused key: $1 key.
 pub const GCRA_TAT: &str = "SELECT tat FROM rate_limits WHERE key = $1";
 /// Forgets keys whose limit is full again: $1 now.

@@ -311,6 +311,75 @@ async fn gcra(store: &dyn StoreTestExt) {
     );
 }
 
+/// State left by a slower rate is cut to a faster one's ceiling (a burst
+/// just spent): the refusal then waits one period of the faster rate. Keys
+/// of other kinds, and state the faster rate could have left, are kept.
+async fn rate_state_fits_a_faster_rate(store: &dyn StoreTestExt) {
+    let hourly = Rate {
+        period_ms: 3_600_000,
+        burst: 1,
+    };
+    let minutely = Rate {
+        period_ms: 60_000,
+        burst: 1,
+    };
+    for key in [RateKey::User(UserId(1)), RateKey::ApiToken(1)] {
+        assert_eq!(
+            store.rate_limit(&key, &hourly, T0).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    // A user admitted under the faster rate: nothing to cut.
+    assert_eq!(
+        store
+            .rate_limit(&RateKey::User(UserId(2)), &minutely, T0 + 30_000)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    let cut = store
+        .fit_rate_state(RateKind::User, &minutely, T0 + 31_000)
+        .await
+        .unwrap();
+    assert_eq!(cut, 1, "only user 1's hour");
+    assert_eq!(
+        store
+            .rate_limit(&RateKey::User(UserId(1)), &minutely, T0 + 31_000)
+            .await
+            .unwrap(),
+        Admission::Refused {
+            retry_after_ms: 60_000
+        }
+    );
+    assert_eq!(
+        store
+            .rate_limit(&RateKey::User(UserId(2)), &minutely, T0 + 31_000)
+            .await
+            .unwrap(),
+        Admission::Refused {
+            retry_after_ms: 59_000
+        },
+        "state the faster rate left is kept"
+    );
+    assert_eq!(
+        store
+            .rate_limit(&RateKey::ApiToken(1), &minutely, T0 + 31_000)
+            .await
+            .unwrap(),
+        Admission::Refused {
+            retry_after_ms: 3_569_000
+        },
+        "another kind's key is not cut"
+    );
+    assert_eq!(
+        store
+            .fit_rate_state(RateKind::User, &minutely, T0 + 31_000)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 async fn complete_reset(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     let user = store
@@ -1461,8 +1530,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space);
-suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space);
+suite!(sqlite: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: users_and_tokens, gcra, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -16,7 +16,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use pwmail_store::{SpaceWatch, Store};
+use pwmail_store::{RateKind, SpaceWatch, Store};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -51,6 +51,31 @@ impl App {
     /// Messages waiting to be sent, as last counted.
     pub fn backlog(&self) -> u64 {
         self.backlog.waiting()
+    }
+
+    /// Cuts rate-limit state written under slower rates than the ones
+    /// configured now (a raised `--user-rate`, say) to what they allow, so a
+    /// refusal waits no longer than the rate its message quotes. Run at
+    /// start; a no-op for state written under the same rates.
+    pub async fn fit_rate_state(&self) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let config = &self.config;
+        for (kind, limit) in [
+            (RateKind::ApiToken, config.token_rate),
+            (RateKind::User, config.user_rate),
+            (RateKind::ResetGuess, config.reset_guess_rate),
+        ] {
+            let cut = self.store.fit_rate_state(kind, &limit.gcra(), now).await?;
+            if cut > 0 {
+                tracing::info!(
+                    limit = kind.prefix().trim_end_matches(':'),
+                    keys = cut,
+                    rate = %limit,
+                    "rate-limit state left by a slower rate cut to the current one"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Forgets rate-limit state that no longer limits anything and expired

@@ -585,6 +585,15 @@ impl Store for PgStore {
         Ok(self.execute(query).await? == 1)
     }
 
+    async fn fit_rate_state(&self, kind: RateKind, rate: &Rate, now: UnixMillis) -> Result<u64> {
+        self.execute(
+            sqlx::query(sql::RATE_FIT)
+                .bind(kind.prefix())
+                .bind(gcra::ceiling(rate, now)),
+        )
+        .await
+    }
+
     async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool> {
         let done = self
             .execute(

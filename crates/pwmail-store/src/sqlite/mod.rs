@@ -596,6 +596,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn fit_rate_state(&self, kind: RateKind, rate: &Rate, now: UnixMillis) -> Result<u64> {
+        let ceiling = gcra::ceiling(rate, now);
+        let done = self
+            .writer
+            .write_statement(move |c| exec(c, sql::RATE_FIT, params![kind.prefix(), ceiling]))
+            .await?;
+        Ok(done as u64)
+    }
+
     async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool> {
         let owner = owner.to_string();
         let done = self
