@@ -121,5 +121,7 @@ received="$(grep -h -i '^Message-ID:' "$work"/mail/*/* 2>/dev/null | sort)"
 echo "emails received: $(printf '%s\n' "$received" | grep -c . || true)"
 echo "distinct Message-IDs: $(printf '%s\n' "$received" | sort -u | grep -c . || true)"
 echo "Message-IDs received more than once: $(printf '%s\n' "$received" | uniq -d | grep -c . || true)"
-echo "log lines by level: $(grep -o '"level":"[A-Z]*"' "$work/serve.log" | sort | uniq -c | tr '\n' ' ')"
+echo "log lines by level: $(awk '{print $2}' "$work/serve.log" | sort | uniq -c | tr -s ' \n' ' ')"
+echo "WARN and ERROR lines by message:"
+grep -E '^[^ ]+ +(WARN|ERROR)' "$work/serve.log" | sed -E 's/^[^ ]+ +//; s/ error=.*//' | cut -c1-100 | sort | uniq -c | sort -rn
 echo "work directory: $work"

@@ -9,7 +9,7 @@ mod gcra;
 mod model;
 mod postgres;
 mod rows;
-mod space;
+pub mod space;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]

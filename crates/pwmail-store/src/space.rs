@@ -81,3 +81,30 @@ impl SpaceWatch {
         }
     }
 }
+
+/// Logs that the database has no space left, at most once a minute for the
+/// whole process, with the number of failures since the last line: every
+/// failed call, batch or checkpoint logging its own would fill the disk
+/// that has just run out (when the log shares it) and bury everything else.
+pub fn warn_no_space(e: &StoreError) {
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    if now >= last + 60
+        && LAST_WARNED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        SINCE.fetch_sub(failures, Ordering::Relaxed);
+        tracing::warn!(
+            error = %e,
+            failures,
+            "the database has no space left: writes fail until space is freed (calls are \
+             answered 503, /readyz is not ready); this warning repeats at most once a minute"
+        );
+    }
+}

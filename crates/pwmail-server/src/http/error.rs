@@ -20,32 +20,11 @@ const NO_SPACE: &str = "the service cannot store anything at the moment (its dat
 /// How long a caller is asked to wait when the database has no space.
 const NO_SPACE_RETRY: Duration = Duration::from_secs(30);
 
-/// One warning a minute while the database has no space left, with the
-/// number of failures since the last: every refused call logging its own
-/// line would fill the disk that has just run out.
+/// A call refused for lack of space: counted, and logged at most once a
+/// minute (`pwmail_store::space::warn_no_space`).
 fn warn_no_space(e: &StoreError) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
-    static SINCE: AtomicU64 = AtomicU64::new(0);
     metrics::counter!("pwmail_store_out_of_space_total").increment(1);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST_WARNED.load(Ordering::Relaxed);
-    let failures = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
-    if now >= last + 60
-        && LAST_WARNED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        SINCE.fetch_sub(failures, Ordering::Relaxed);
-        tracing::warn!(
-            error = %e,
-            failures,
-            "the database has no space left: writes are refused with 503 until it has \
-             (this warning repeats at most once a minute)"
-        );
-    }
+    pwmail_store::space::warn_no_space(e);
 }
 
 impl From<AppError> for ApiError {

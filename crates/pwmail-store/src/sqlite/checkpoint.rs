@@ -105,6 +105,7 @@ pub fn start<T: Send + Sync + 'static>(
                         }
                     }
                     Ok(_) => {}
+                    Err(e) if e.is_out_of_space() => crate::space::warn_no_space(&e),
                     Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
             }

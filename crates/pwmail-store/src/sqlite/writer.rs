@@ -125,8 +125,8 @@ trait Job: Send {
     /// The caller stopped waiting for the answer.
     fn abandoned(&self) -> bool;
     /// Runs the write inside the batch's transaction; returns how to report
-    /// its result.
-    fn run(self: Box<Self>, conn: &Connection) -> Report;
+    /// its result, and whether it failed for lack of space.
+    fn run(self: Box<Self>, conn: &Connection) -> (Report, bool);
     /// The write could not run at all.
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -144,14 +144,19 @@ struct Statement<T, F> {
 }
 
 /// Reports `result` once the batch's commit is known.
-fn report<T: Send + 'static>(reply: oneshot::Sender<Result<T>>, result: Result<T>) -> Report {
-    Box::new(move |commit_error: Option<&StoreError>| {
+fn report<T: Send + 'static>(
+    reply: oneshot::Sender<Result<T>>,
+    result: Result<T>,
+) -> (Report, bool) {
+    let full = matches!(&result, Err(e) if e.is_out_of_space());
+    let report: Report = Box::new(move |commit_error: Option<&StoreError>| {
         let outcome = match commit_error {
             Some(e) if result.is_ok() => Err(shared(e)),
             _ => result,
         };
         let _ = reply.send(outcome);
-    })
+    });
+    (report, full)
 }
 
 impl<T, F> Job for InSavepoint<T, F>
@@ -163,7 +168,7 @@ where
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, conn: &Connection) -> Report {
+    fn run(self: Box<Self>, conn: &Connection) -> (Report, bool) {
         let InSavepoint { work, reply } = *self;
         let result = control(conn, "SAVEPOINT write").and_then(|()| {
             let result = work(&Savepoint { conn });
@@ -194,13 +199,26 @@ where
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, conn: &Connection) -> Report {
+    fn run(self: Box<Self>, conn: &Connection) -> (Report, bool) {
         let Statement { work, reply } = *self;
         report(reply, work(conn))
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
         let _ = self.reply.send(Err(error));
+    }
+}
+
+/// The failure of writes in a transaction SQLite rolled back by itself: a
+/// full disk (the usual cause) stays one, so callers say what it is.
+fn rolled_back(for_lack_of_space: bool) -> StoreError {
+    let message = "the batch's transaction was rolled back";
+    if for_lack_of_space {
+        return StoreError::Full(message.into());
+    }
+    StoreError::BatchFailed {
+        retryable: true,
+        message: message.into(),
     }
 }
 
@@ -448,6 +466,7 @@ fn run_batch(
         return batch;
     }
     let mut reports = Vec::new();
+    let mut for_lack_of_space = false;
     let mut run_one = |job: Box<dyn Job>| {
         if job.abandoned() {
             return;
@@ -456,12 +475,11 @@ fn run_batch(
         // SQLite rolls the whole transaction back on some errors (I/O, a
         // full disk); the rest of the batch must not run outside it.
         if conn.is_autocommit() {
-            job.fail(StoreError::BatchFailed {
-                retryable: true,
-                message: "the batch's transaction was rolled back".into(),
-            });
+            job.fail(rolled_back(for_lack_of_space));
         } else {
-            reports.push(job.run(conn));
+            let (report, full) = job.run(conn);
+            for_lack_of_space |= full;
+            reports.push(report);
         }
     };
     run_one(first);
@@ -490,18 +508,18 @@ fn run_batch(
     }
     let committing = Instant::now();
     let failed = if conn.is_autocommit() {
-        Some(StoreError::BatchFailed {
-            retryable: true,
-            message: "the batch's transaction was rolled back".into(),
-        })
+        Some(rolled_back(for_lack_of_space))
     } else {
         control(conn, "COMMIT").err()
     };
     if failed.is_some() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Some(e) = &failed {
-        tracing::warn!(error = %e, writes = reports.len(), "batch commit failed");
+    match &failed {
+        // Each caller hears it; the log says it once a minute.
+        Some(e) if e.is_out_of_space() => crate::space::warn_no_space(e),
+        Some(e) => tracing::warn!(error = %e, writes = reports.len(), "batch commit failed"),
+        None => {}
     }
     batch.committing = committing.elapsed();
     batch.committed = Some(Committed { reports, failed });
