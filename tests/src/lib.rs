@@ -56,6 +56,10 @@ pub struct Options {
     pub client_timeout: Duration,
     /// `--max-connections`; derived from the open-file limit when `None`.
     pub max_connections: Option<usize>,
+    /// `--link-ttl-secs`.
+    pub link_ttl: Duration,
+    /// `--idempotency-ttl-secs`.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for Options {
@@ -81,6 +85,8 @@ impl Default for Options {
             tls: None,
             client_timeout: d.client_timeout,
             max_connections: d.max_connections,
+            link_ttl: d.link_ttl,
+            idempotency_ttl: d.idempotency_ttl,
         }
     }
 }
@@ -120,6 +126,8 @@ impl TestServer {
             dispatcher: options.dispatcher.clone(),
             client_timeout: options.client_timeout,
             max_connections: options.max_connections,
+            link_ttl: options.link_ttl,
+            idempotency_ttl: options.idempotency_ttl,
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

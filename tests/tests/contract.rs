@@ -1152,3 +1152,86 @@ async fn two_authorization_headers_are_refused_whichever_comes_last() {
     assert!(server.read_all_outbox().await.is_empty(), "nothing queued");
     server.stop().await;
 }
+
+/// SHA-256 of `secret` as coreutils' `sha256sum` computes it, upper-case
+/// hex: an oracle the product's own code has no part in.
+fn sha256sum(secret: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().to_uppercase()
+}
+
+/// What the database keeps of a reset link and an API token is the
+/// SHA-256 of each, and nothing else of them.
+#[tokio::test]
+async fn the_database_keeps_the_sha256_of_links_and_tokens() {
+    let server = TestServer::start().await;
+    server.add_user("hashed@example.com", false).await;
+    server
+        .client()
+        .reset_password_by_admin(None, &reset_body("hashed@example.com"))
+        .await
+        .expect("200");
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    let link = link_token(&emails[0]).unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
+        .await
+        .unwrap();
+    let links: Vec<String> = sqlx::query_scalar("SELECT hex(token_hash) FROM reset_links")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(links, [sha256sum(&link)]);
+    let tokens: Vec<String> = sqlx::query_scalar("SELECT hex(token_hash) FROM api_tokens")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tokens, [sha256sum(&server.admin_token)]);
+    server.stop().await;
+}
+
+/// A refusal's Retry-After is the wait rounded up to a whole second: 59.5 s
+/// is 60, never 59 (a client that waits 59 s is refused again).
+#[tokio::test]
+async fn retry_after_is_rounded_up() {
+    let clock = std::sync::Arc::new(pwmail_server::clock::ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("round@example.com", false).await;
+    let client = server.client();
+    client
+        .reset_password_by_admin(None, &reset_body("round@example.com"))
+        .await
+        .expect("first");
+    clock.advance_ms(500);
+    let (status, _, _, headers) = error_of(
+        client
+            .reset_password_by_admin(None, &reset_body("round@example.com"))
+            .await,
+    );
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "60", "59.5 s left of 1 per 60 s");
+    clock.advance_ms(59_000);
+    let (_, _, _, headers) = error_of(
+        client
+            .reset_password_by_admin(None, &reset_body("round@example.com"))
+            .await,
+    );
+    assert_eq!(headers["retry-after"], "1", "0.5 s left");
+    server.stop().await;
+}

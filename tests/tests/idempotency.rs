@@ -258,3 +258,117 @@ async fn an_expired_key_is_a_new_call() {
     );
     assert_eq!(server.read_all_outbox().await.len(), 2);
 }
+
+/// A retry of a call that went through is answered from what was stored
+/// before any other check: it does not use up the caller's rate (which
+/// allows two calls here), and it sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_answered_before_the_token_rate() {
+    let server = TestServer::start_with(Options {
+        token_rate: (2, 3600),
+        ..Options::default()
+    })
+    .await;
+    replays_use_none_of_the_rate(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_answered_before_the_token_rate_on_postgres() {
+    let schema = PgSchema::create().await;
+    let server = TestServer::start_with(Options {
+        token_rate: (2, 3600),
+        database_url: Some(schema.url(None)),
+        ..Options::default()
+    })
+    .await;
+    replays_use_none_of_the_rate(server).await;
+    schema.drop_schema().await;
+}
+
+async fn replays_use_none_of_the_rate(server: TestServer) {
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        server.add_user(email, false).await;
+    }
+    let token = server.admin_token.clone();
+    assert_eq!(
+        raw_reset(&server, &token, "k1", "a@example.com").await,
+        (200, None, None)
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            raw_reset(&server, &token, "k1", "a@example.com").await,
+            (200, Some("true".into()), None),
+            "the retry of k1 is answered"
+        );
+    }
+    assert_eq!(
+        raw_reset(&server, &token, "k2", "b@example.com").await,
+        (200, None, None),
+        "the retries used none of the rate"
+    );
+    assert_eq!(
+        raw_reset(&server, &token, "k3", "c@example.com").await,
+        (429, None, Some(8)),
+        "two calls: the rate is spent"
+    );
+    assert_eq!(
+        raw_reset(&server, &token, "k1", "a@example.com").await,
+        (200, Some("true".into()), None),
+        "a spent rate does not refuse a retry"
+    );
+    assert_eq!(server.read_all_outbox().await.len(), 2);
+    server.stop().await;
+}
+
+/// As above, with too many emails waiting: the replay is not a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_answered_before_the_backlog() {
+    // The relay refuses every message for now: they stay waiting.
+    let smtp = SmtpServer::start(SmtpOptions {
+        script: vec![451; 100],
+        ..SmtpOptions::default()
+    });
+    let mut mail = SmtpConfig::from_url(&smtp.url()).unwrap();
+    mail.timeout = Duration::from_secs(10);
+    let server = TestServer::start_with(Options {
+        mail: Some(MailConfig::Smtp(mail)),
+        max_backlog: 1,
+        dispatcher: pwmail_server::config::DispatcherConfig {
+            backoff_base: Duration::from_secs(3600),
+            backoff_max: Duration::from_secs(3600),
+            poll_interval: Duration::from_millis(100),
+            ..pwmail_server::config::DispatcherConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    server.add_user("a@example.com", false).await;
+    let token = server.admin_token.clone();
+    assert_eq!(
+        raw_reset(&server, &token, "k1", "a@example.com").await,
+        (200, None, None)
+    );
+    // The backlog is counted every 250 ms: once it holds k1's email, new
+    // calls are refused (before that, a call for nobody is a 404 that
+    // queues nothing).
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, _, code) = raw_reset(&server, &token, "k2", "nobody@example.com").await;
+        if status == 503 {
+            assert_eq!(code, Some(14));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog never filled: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        raw_reset(&server, &token, "k1", "a@example.com").await,
+        (200, Some("true".into()), None),
+        "the retry of k1 is answered, not refused"
+    );
+    assert_eq!(server.read_all_outbox().await.len(), 1);
+    server.stop().await;
+}

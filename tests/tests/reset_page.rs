@@ -555,3 +555,55 @@ async fn passwords_are_nfkc_normalised_and_control_characters_refused() {
     assert!(check(nfd).await.unwrap(), "old hashes keep working");
     server.stop().await;
 }
+
+/// A disabled user's open link stops working at once: the page is not the
+/// form, and posting to it sets no password.
+#[tokio::test]
+async fn a_disabled_users_link_stops_working() {
+    let server = TestServer::start().await;
+    server.add_user("gone@example.com", false).await;
+    let token = send(&server, "gone@example.com").await;
+    assert_eq!(get(&server, &token).await.0, 200);
+    pwmail_server::app::users::disable_user(server.store(), "gone@example.com", now())
+        .await
+        .unwrap();
+    // Revoked in the database, not merely refused because its user is
+    // disabled now (the page says the same either way): enabling the user
+    // again must not revive it.
+    let link = server
+        .store()
+        .find_link(&pwmail_server::secrets::hash(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.state, LinkState::Revoked);
+    let (status, headers, page) = get(&server, &token).await;
+    assert_eq!(status, 410, "{page}");
+    assert_page_headers(&headers);
+    assert!(page.contains("This link was cancelled"), "{page}");
+    assert!(!page.contains("<form"), "{page}");
+    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 410);
+    assert!(!verifies(&server, "gone@example.com", GOOD).await);
+    server.stop().await;
+}
+
+/// A link lives for `--link-ttl-secs` (here 2 hours), whatever the other
+/// lifetimes are (Idempotency-Keys keep 24 hours).
+#[tokio::test]
+async fn a_link_lives_for_the_link_lifetime() {
+    let clock = Arc::new(ManualClock::new(now()));
+    let server = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        link_ttl: Duration::from_secs(2 * 3600),
+        idempotency_ttl: Duration::from_secs(24 * 3600),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("frank@example.com", false).await;
+    let token = send(&server, "frank@example.com").await;
+    clock.advance_ms(2 * 3600 * 1000 - 1000);
+    assert_eq!(get(&server, &token).await.0, 200, "a second before its end");
+    clock.advance_ms(2000);
+    assert_eq!(get(&server, &token).await.0, 404, "a second after its end");
+    server.stop().await;
+}

@@ -138,3 +138,31 @@ impl Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dropshot::HttpResponseError as _;
+    use pwmail_api::ApiError;
+
+    use crate::app::AppError;
+
+    /// Idempotency-Key refusals as the document and gRPC name them: a key
+    /// reused for another request is 422 INVALID_ARGUMENT (3); a key whose
+    /// first call is still running is 409 ABORTED (10), which a client
+    /// retries, unlike 409 FAILED_PRECONDITION (9).
+    #[test]
+    fn idempotency_refusals_have_their_own_status_and_code() {
+        for (error, status, code) in [
+            (AppError::KeyInFlight, 409, 10),
+            (AppError::KeyReused, 422, 3),
+            (AppError::Disabled("a@example.com".into()), 409, 9),
+        ] {
+            let api = ApiError::from(error);
+            assert_eq!(
+                (api.status_code().as_u16(), api.grpc_code()),
+                (status, code),
+                "{api}"
+            );
+        }
+    }
+}

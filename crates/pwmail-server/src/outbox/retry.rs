@@ -130,6 +130,37 @@ mod tests {
         ));
     }
 
+    /// `--mail-max-attempts N` makes N attempts: a transient failure of
+    /// attempt N-1 is retried, of attempt N is the end.
+    #[test]
+    fn the_last_attempt_is_the_configured_one() {
+        for max_attempts in [1, 2, 3, 10] {
+            let config = DispatcherConfig {
+                max_attempts,
+                ..DispatcherConfig::default()
+            };
+            if max_attempts > 1 {
+                assert!(
+                    matches!(
+                        decide(&config, &message(max_attempts - 1, 0), transient(), 0),
+                        Settlement::Retry { .. }
+                    ),
+                    "attempt {} of {max_attempts} is retried",
+                    max_attempts - 1
+                );
+            }
+            let Settlement::Dead { error, .. } =
+                decide(&config, &message(max_attempts, 0), transient(), 0)
+            else {
+                panic!("attempt {max_attempts} of {max_attempts} is the last");
+            };
+            assert!(
+                error.contains(&format!("gave up after {max_attempts} attempts")),
+                "{error}"
+            );
+        }
+    }
+
     #[test]
     fn permanent_failures_die_at_once() {
         let config = DispatcherConfig::default();

@@ -257,6 +257,33 @@ mod tests {
 
     const POLICY: Policy = Policy { min_length: 12 };
 
+    /// The minimum is a length allowed, one less is not.
+    #[test]
+    fn the_minimum_length_is_the_shortest_allowed() {
+        let ctx = ["carol.jones@example.com", "Carol Jones"];
+        let twelve = "vQ8#tLw2!pZr";
+        assert_eq!(twelve.chars().count(), 12);
+        assert_eq!(POLICY.check(twelve, twelve, &ctx), Ok(()));
+        let eleven = &twelve[..11];
+        assert_eq!(
+            POLICY.check(eleven, eleven, &ctx),
+            Err(Rejection::TooShort { min: 12 })
+        );
+        // Characters, not bytes: eleven two-byte characters are too short,
+        // twelve are long enough (whatever else is said of them).
+        let accented = "éçàüößñøåæœé";
+        assert_eq!(accented.chars().count(), 12);
+        assert_ne!(
+            POLICY.check(accented, accented, &ctx),
+            Err(Rejection::TooShort { min: 12 })
+        );
+        let shorter: String = accented.chars().take(11).collect();
+        assert_eq!(
+            POLICY.check(&shorter, &shorter, &ctx),
+            Err(Rejection::TooShort { min: 12 })
+        );
+    }
+
     #[test]
     fn rules() {
         let ctx = ["carol.jones@example.com", "Carol Jones"];
