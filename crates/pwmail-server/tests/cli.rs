@@ -1027,3 +1027,33 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
     );
     assert!(code != Some(0) && stderr.contains("--tls-key"), "{stderr}");
 }
+
+/// A file that is not a CSV of addresses (`/dev/zero`: one endless line)
+/// is refused as soon as its first line passes 64 KiB, by `user import` and
+/// `send --from-csv` alike, instead of being read into memory.
+#[test]
+fn csv_input_is_streamed_and_an_endless_line_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, stderr) = run_to_exit(d, &["migrate"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_to_exit(d, &["user", "import", "/dev/zero"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("a line longer than 64 KiB"), "{stderr}");
+    let token = d.join("token");
+    std::fs::write(&token, "pwm_x").unwrap();
+    let (code, stderr) = run_to_exit(
+        d,
+        &[
+            "send",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token-file",
+            token.to_str().unwrap(),
+            "--from-csv",
+            "/dev/zero",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("a line longer than 64 KiB"), "{stderr}");
+}

@@ -17,14 +17,63 @@ pub struct Row {
 /// The rows of a CSV file with a header row and an `email` column (header
 /// names match case-insensitively); rows without an address are skipped.
 pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&bytes, path)
+    read_watching(path, |_| {})
 }
 
-/// As [`read`], for a file already in memory (`path` names it in messages).
-pub fn parse(bytes: &[u8], path: &Path) -> anyhow::Result<Vec<Row>> {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let headers = reader.headers()?.clone();
+/// The longest line a file of addresses and names may have: a longer one
+/// is not such a file (`/dev/zero`, a binary), and is refused before it
+/// fills memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// As [`read`], streaming the file (only the rows are kept) and handing
+/// every byte read to `seen` (`send` digests the input for its run id).
+pub fn read_watching(path: &Path, seen: impl FnMut(&[u8])) -> anyhow::Result<Vec<Row>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let watched = Watched {
+        inner: std::io::BufReader::new(file),
+        seen,
+        line: 0,
+    };
+    parse(watched, path)
+}
+
+/// A reader that shows every byte to `seen` and refuses a line longer than
+/// [`MAX_LINE`].
+struct Watched<R, F> {
+    inner: R,
+    seen: F,
+    /// Bytes since the last newline.
+    line: usize,
+}
+
+impl<R: std::io::Read, F: FnMut(&[u8])> std::io::Read for Watched<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = &buf[..n];
+        self.line = match memchr::memrchr(b'\n', read) {
+            Some(last) => n - last - 1,
+            None => self.line + n,
+        };
+        if self.line > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a line longer than {} KiB: not a CSV file of addresses",
+                    MAX_LINE / 1024
+                ),
+            ));
+        }
+        (self.seen)(read);
+        Ok(n)
+    }
+}
+
+fn parse(input: impl std::io::Read, path: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut reader = csv::Reader::from_reader(input);
+    let headers = reader
+        .headers()
+        .with_context(|| format!("reading {}", path.display()))?
+        .clone();
     let column = |name: &str| {
         headers
             .iter()

@@ -89,29 +89,26 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
         (None, Some(token)) => token.clone(),
         (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
     };
-    let (rows, input) = match (&args.email, &args.from_csv) {
-        (Some(email), _) => (
+    let mut input = RunId::input_digest(args.operation);
+    let rows = match (&args.email, &args.from_csv) {
+        (Some(email), _) => {
+            input.update(email.as_bytes());
             vec![Row {
                 line: None,
                 email: email.clone(),
-            }],
-            email.as_bytes().to_vec(),
-        ),
-        (None, Some(csv)) => {
-            // Read once: the rows and the run id's digest come from the same bytes.
-            let input = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
-            let rows = emails_csv::parse(&input, csv)?
-                .into_iter()
-                .map(|row| Row {
-                    line: Some(row.line),
-                    email: row.email,
-                })
-                .collect();
-            (rows, input)
+            }]
         }
+        // Read once: the rows and the run id's digest come from the same bytes.
+        (None, Some(csv)) => emails_csv::read_watching(csv, |bytes| input.update(bytes))?
+            .into_iter()
+            .map(|row| Row {
+                line: Some(row.line),
+                email: row.email,
+            })
+            .collect(),
         (None, None) => anyhow::bail!("give --email or --from-csv"),
     };
-    let run_id = RunId::choose(args.run_id.as_deref(), args.operation, &input)?;
+    let run_id = RunId::choose(args.run_id.as_deref(), input)?;
     out!(
         "run id: {} (the same command again emails nobody twice; --run-id new sends afresh)",
         run_id.0
@@ -154,13 +151,18 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
 pub struct RunId(pub String);
 
 impl RunId {
-    /// `--run-id`: given, `new` (random), or a digest of the operation and
-    /// the input, so the same command names the same run.
-    pub fn choose(
-        given: Option<&str>,
-        operation: Operation,
-        input: &[u8],
-    ) -> anyhow::Result<RunId> {
+    /// The digest a run id is made of when none is given: the operation,
+    /// then every byte of the input ([`RunId::choose`]).
+    pub fn input_digest(operation: Operation) -> sha2::Sha256 {
+        let mut digest = sha2::Sha256::new();
+        digest.update(operation.name());
+        digest.update([0]);
+        digest
+    }
+
+    /// `--run-id`: given, `new` (random), or `input` (see
+    /// [`RunId::input_digest`]), so the same command names the same run.
+    pub fn choose(given: Option<&str>, input: sha2::Sha256) -> anyhow::Result<RunId> {
         match given {
             Some("new") => {
                 let mut bytes = [0u8; 8];
@@ -180,13 +182,7 @@ impl RunId {
                 }
                 Ok(RunId(id.to_string()))
             }
-            None => {
-                let mut digest = sha2::Sha256::new();
-                digest.update(operation.name());
-                digest.update([0]);
-                digest.update(input);
-                Ok(RunId(hex(&digest.finalize()[..8])))
-            }
+            None => Ok(RunId(hex(&input.finalize()[..8]))),
         }
     }
 
@@ -788,17 +784,22 @@ mod tests {
 
     #[test]
     fn a_run_id_names_the_input_and_each_address_has_a_stable_key() {
-        let a = RunId::choose(None, Operation::Reset, b"email\na@example.com\n").unwrap();
-        let b = RunId::choose(None, Operation::Reset, b"email\na@example.com\n").unwrap();
-        let c = RunId::choose(None, Operation::Send, b"email\na@example.com\n").unwrap();
+        let id = |given: Option<&str>, operation, input: &[u8]| {
+            let mut digest = RunId::input_digest(operation);
+            digest.update(input);
+            RunId::choose(given, digest)
+        };
+        let a = id(None, Operation::Reset, b"email\na@example.com\n").unwrap();
+        let b = id(None, Operation::Reset, b"email\na@example.com\n").unwrap();
+        let c = id(None, Operation::Send, b"email\na@example.com\n").unwrap();
         assert_eq!(a, b, "the same command, the same run");
         assert_ne!(a, c, "another operation, another run");
-        let fresh = RunId::choose(Some("new"), Operation::Reset, b"").unwrap();
-        assert_ne!(
-            fresh,
-            RunId::choose(Some("new"), Operation::Reset, b"").unwrap()
-        );
-        assert!(RunId::choose(Some("bad id!"), Operation::Reset, b"").is_err());
+        // The id of this input before the digest was streamed: runs started
+        // by an older pwmail are still the same runs.
+        assert_eq!(a.0, "aa5f19875a7186a3");
+        let fresh = id(Some("new"), Operation::Reset, b"").unwrap();
+        assert_ne!(fresh, id(Some("new"), Operation::Reset, b"").unwrap());
+        assert!(id(Some("bad id!"), Operation::Reset, b"").is_err());
         assert_eq!(a.key_for("A@Example.com"), a.key_for("a@example.com"));
         assert_ne!(a.key_for("a@example.com"), a.key_for("b@example.com"));
         assert!(a.key_for(&"x".repeat(1000)).len() <= 255);
