@@ -9,6 +9,11 @@ use pwmail_testkit::proxy::TcpProxy;
 use pwmail_tests::{DEADLINE, Options, TestServer};
 
 /// One API call; its status, gRPC code and latency.
+/// How long a stalled database connection may hold things up in these
+/// tests, whose store timeout is 1 s: generous for a busy machine, and far
+/// below the minutes TCP takes to give up on a silent peer.
+const STALL_BOUND: Duration = Duration::from_secs(15);
+
 async fn reset(client: &pwmail_client::Client, email: &str) -> (u16, Option<i32>, Duration) {
     let body = ResetPasswordByAdminRequest {
         email: email.try_into().unwrap(),
@@ -184,6 +189,13 @@ async fn a_database_connection_that_stops_answering_delays_delivery_only_by_the_
     eprintln!(
         "stalled connections: call accepted after {accepted:?}, email delivered after {delivered:?}"
     );
+    // What the name says: a bound set by the 1 s store timeout (and the 2 s
+    // request timeout), with room for a busy machine; without it the stall
+    // lasts until TCP gives up, minutes later.
+    assert!(
+        accepted < STALL_BOUND && delivered < STALL_BOUND,
+        "accepted after {accepted:?}, delivered after {delivered:?}"
+    );
     server.stop().await;
     drop(proxy);
     schema.drop_schema().await;
@@ -281,6 +293,11 @@ async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
     }
     eprintln!(
         "backlog counted again {:?} after the stall",
+        stalled.elapsed()
+    );
+    assert!(
+        stalled.elapsed() < STALL_BOUND,
+        "counted again only after {:?} (the store timeout is 1 s)",
         stalled.elapsed()
     );
     watch.abort();

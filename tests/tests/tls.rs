@@ -126,19 +126,10 @@ async fn plain_http_to_the_https_port_is_not_served() {
     );
 }
 
-/// The example program in `crates/pwmail-client/examples/consumer.rs`, built
-/// by `cargo test --workspace` (cargo builds every example it tests around).
+/// The example program in `crates/pwmail-client/examples/consumer.rs`,
+/// which this package also builds as its binary `consumer`.
 fn consumer_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = target.join("examples/consumer");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p pwmail-client --example consumer` \
-         (cargo test --workspace builds it)",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_consumer"))
 }
 
 #[tokio::test]

@@ -37,9 +37,16 @@ fn test(extra: &[&str]) -> ExitCode {
         eprintln!("error: preparing the test venv: {e:#}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = ensure_chromium() {
-        eprintln!("error: preparing Chromium for the browser test: {e:#}");
+    // Without PostgreSQL a few dozen tests would each fail with a panic;
+    // one line up front says why, as `.ci/run` does.
+    if let Err(e) = check_postgres() {
+        eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
+    }
+    // Chromium is for one test: without it, everything else still runs and
+    // that test fails saying what to install.
+    if let Err(e) = ensure_chromium() {
+        eprintln!("warning: Chromium for the browser test: {e:#}; that test will fail");
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
@@ -139,6 +146,40 @@ fn ensure_test_venv(root: &std::path::Path) -> anyhow::Result<()> {
 
 /// Debian's Chromium and chromedriver, for the reset-page browser test:
 /// installed with apt-get when missing and we are root, else explained.
+/// Whether the tests' PostgreSQL (`PWMAIL_TEST_POSTGRES`, else
+/// 127.0.0.1:5432) accepts a connection.
+fn check_postgres() -> anyhow::Result<()> {
+    let url = std::env::var("PWMAIL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let authority = url
+        .split_once("://")
+        .map_or(url.as_str(), |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).is_ok()
+        });
+    if reachable {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "no PostgreSQL answers at {host_port} ({url}); the tests need it \
+             (start it, or set PWMAIL_TEST_POSTGRES to another)"
+        )
+    }
+}
+
 fn ensure_chromium() -> anyhow::Result<()> {
     use anyhow::bail;
     let present = |p: &str| std::path::Path::new(p).exists();

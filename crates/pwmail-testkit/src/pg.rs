@@ -27,10 +27,12 @@ fn host_port(url: &str) -> Option<&str> {
     Some(host_port)
 }
 
-/// A fresh schema; dropped by [`PgSchema::drop_schema`].
+/// A fresh schema; dropped by [`PgSchema::drop_schema`], or when the
+/// value is dropped without it (a test that failed half-way).
 pub struct PgSchema {
     pub name: String,
     base: String,
+    dropped: bool,
 }
 
 impl PgSchema {
@@ -57,7 +59,11 @@ impl PgSchema {
             .execute(&mut conn)
             .await
             .expect("create schema");
-        PgSchema { name, base }
+        PgSchema {
+            name,
+            base,
+            dropped: false,
+        }
     }
 
     /// The database URL of this schema, optionally through `via` (a proxy).
@@ -69,19 +75,79 @@ impl PgSchema {
         format!("{base}?options[search_path]={}", self.name)
     }
 
-    pub async fn drop_schema(self) {
-        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.base).await {
-            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
+    pub async fn drop_schema(mut self) {
+        drop_named(&self.base, &self.name).await;
+        self.dropped = true;
+    }
+}
+
+async fn drop_named(base: &str, name: &str) {
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(base).await {
+        let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+impl Drop for PgSchema {
+    /// A test that panicked before `drop_schema` still leaves no schema:
+    /// dropped on a thread of its own (with its own runtime, since this may
+    /// run on the test's).
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
         }
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let dropping = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_named(&base, &name));
+            }
+        });
+        let _ = dropping.join();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn exists(name: &str) -> bool {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base_url())
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+        )
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    }
+
+    /// A schema whose test ends without `drop_schema` (a failed assertion
+    /// unwinds past it) is dropped all the same.
+    #[tokio::test]
+    async fn a_schema_is_dropped_even_when_its_test_fails() {
+        let schema = PgSchema::create().await;
+        let name = schema.name.clone();
+        assert!(exists(&name).await);
+        let failed = tokio::spawn(async move {
+            let _schema = schema;
+            panic!("a failing test");
+        })
+        .await;
+        assert!(failed.is_err());
+        assert!(!exists(&name).await, "{name} left behind");
+
+        let schema = PgSchema::create().await;
+        let name = schema.name.clone();
+        schema.drop_schema().await;
+        assert!(!exists(&name).await);
+    }
 
     #[test]
     fn finds_host_and_port_in_urls() {
