@@ -906,10 +906,13 @@ async fn delivery_status_by_email_and_by_request_id() {
 
 #[tokio::test]
 async fn a_full_backlog_is_503_with_retry_after() {
-    // A relay that is never there keeps messages waiting.
+    // A relay that is never there keeps messages waiting: an address that
+    // stays taken and refuses every connection.
+    let relay = pwmail_testkit::proxy::TcpProxy::start(([127, 0, 0, 1], 9).into()).await;
+    relay.set_down(true);
     let mut smtp = pwmail_server::config::SmtpConfig::from_url(&format!(
         "smtp://127.0.0.1:{}?tls=none",
-        pwmail_testkit::free_port()
+        relay.addr.port()
     ))
     .unwrap();
     smtp.timeout = Duration::from_secs(1);

@@ -95,13 +95,13 @@ pub fn run(root: &Path) -> Result<()> {
             String::from_utf8_lossy(&imported.stderr)
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    // Port 0: the server binds a free port itself and logs it (no port is
+    // freed and bound again, which a parallel process could take between).
+    let log = dir.path().join("serve.log");
     let mut serve = Command::new(&pwmail)
         .current_dir(dir.path())
-        .args(["serve", "--listen", &listen, "--user-rate", "1000000/1"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--user-rate", "1000000/1"])
         .args([
             "--token-rate",
             "1000000/1",
@@ -110,7 +110,7 @@ pub fn run(root: &Path) -> Result<()> {
         ])
         .env_remove("PWMAIL_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
         .spawn()
         .context("starting pwmail serve")?;
     let result = (|| -> Result<()> {
@@ -123,12 +123,20 @@ pub fn run(root: &Path) -> Result<()> {
             bail!("pwmail serve printed no bootstrap token: {banner:?}");
         }
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&listen).is_err() {
+        let listen = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let serving = text
+                .lines()
+                .filter(|l| l.contains("\"pwmail serving\""))
+                .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+            if let Some(listen) = serving.as_ref().and_then(|v| v["listen"].as_str()) {
+                break listen.to_string();
+            }
             if Instant::now() > deadline {
-                bail!("pwmail serve did not listen on {listen}");
+                bail!("pwmail serve did not start: {text}");
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
         let output = Command::new(root.join(".venv/bin/st"))
             .current_dir(root)
             .args([

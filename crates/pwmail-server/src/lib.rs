@@ -86,7 +86,7 @@ pub struct StartOptions {
 /// admin, whose token the caller shows once.
 pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Bootstrap>)> {
     let StartOptions {
-        config,
+        mut config,
         store,
         clock,
         log,
@@ -100,6 +100,17 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         )?)),
         None => None,
     };
+    // Bound first: with port 0 the system picks a free port, which the
+    // default public URL (port 0 too) then names; and nothing is written
+    // for an address already in use.
+    let bind = |address| {
+        dropshot::bind(address).map_err(|e| anyhow::anyhow!("listening on {address}: {e}"))
+    };
+    let public_listener = bind(config.listen)?;
+    let ops_listener = config.ops_listen.map(bind).transpose()?;
+    if config.public_url.port() == Some(0) {
+        config.public_url = config::public_url_for(public_listener.local_addr()?, tls.is_some());
+    }
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
@@ -158,8 +169,10 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         http::connections::default_max_connections(soft, &app.config)
     });
     let context = Arc::new(http::Context::new(Arc::clone(&app))?);
-    let listener = |api, bind_address, name, max_connections| {
+    let listener = |api, tcp: std::net::TcpListener, name, max_connections| {
+        let bind_address = tcp.local_addr()?;
         dropshot::ServerBuilder::new(api, (*context).clone(), log.clone())
+            .listener(tcp)
             .config(dropshot::ConfigDropshot {
                 bind_address,
                 default_request_body_max_bytes: config::REQUEST_BODY_MAX_BYTES,
@@ -175,23 +188,29 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
                 max_connections,
             ))
             .start()
+            .map_err(anyhow::Error::from)
     };
-    let server = listener(http::api_description()?, listen, "public", max_connections)
-        .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
+    let server = listener(
+        http::api_description()?,
+        public_listener,
+        "public",
+        max_connections,
+    )
+    .map_err(|e| anyhow::anyhow!("starting the HTTP server on {listen}: {e}"))?;
     tracing::info!(
         max_connections,
         client_timeout_secs = client_timeout.as_secs(),
         "connection limits"
     );
-    let ops = match app.config.ops_listen {
-        Some(ops_listen) => Some(
+    let ops = match ops_listener {
+        Some(tcp) => Some(
             listener(
                 http::ops_description()?,
-                ops_listen,
+                tcp,
                 "ops",
                 http::connections::OPS_MAX_CONNECTIONS,
             )
-            .map_err(|e| anyhow::anyhow!("starting the operator listener on {ops_listen}: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("starting the operator listener: {e}"))?,
         ),
         None => None,
     };

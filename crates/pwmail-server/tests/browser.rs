@@ -15,7 +15,7 @@ use pwmail_client::types::SendPasswordEmailRequest;
 use pwmail_server::app::users as admin;
 use pwmail_server::secrets::password::Hasher;
 use pwmail_testkit::browser::Browser;
-use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header, link_token};
+use pwmail_testkit::{SmtpOptions, SmtpServer, header, link_token};
 
 const OLD: &str = "old horse battery staple";
 const NEW: &str = "plum trellis quasar lantern";
@@ -55,15 +55,9 @@ async fn admin_email_link_browser_form_new_password() {
         .await
         .unwrap();
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let public_url = format!("http://{listen}");
-    let _serve = serve(
-        d,
-        &listen,
-        &["--smtp-url", &smtp.url(), "--public-url", &public_url],
-        &[],
-        &d.join("serve.log"),
-    );
+    // Links name the address it bound (no --public-url).
+    let serve = serve(d, &["--smtp-url", &smtp.url()], &[], &d.join("serve.log"));
+    let public_url = format!("http://{}", serve.listen);
 
     // The admin asks, through the generated client.
     let client = pwmail_client::with_api_token(&public_url, token.as_str()).unwrap();
@@ -161,8 +155,8 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
         "errors are not a no"
     );
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _serve = serve(d, &listen, &[], &[], &d.join("serve.log"));
+    let serve = serve(d, &[], &[], &d.join("serve.log"));
+    let listen = serve.listen.clone();
     let client =
         pwmail_client::with_api_token(&format!("http://{listen}"), token.as_str()).unwrap();
     let body = pwmail_client::types::ResetPasswordByAdminRequest {

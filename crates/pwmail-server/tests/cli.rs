@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{KillOnDrop, run_to_exit};
-use pwmail_testkit::free_port;
 
 mod common;
 
@@ -182,15 +181,25 @@ fn user_import_adds_a_csv_of_users_once() {
     );
 }
 
-/// `pwmail serve` in `dir` with `args` and `envs`; its bootstrap token.
-fn start_serve(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (KillOnDrop, String) {
+/// `pwmail serve` in `dir` with `args` (which give `--listen 127.0.0.1:0`
+/// or its config-file twin) and `envs`; its bootstrap token and the address
+/// it logged.
+fn start_serve(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (KillOnDrop, String, String) {
+    let log = dir.join("serve.log");
+    let from = std::fs::metadata(&log).map_or(0, |m| m.len());
     let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
     command
         .current_dir(dir)
         .args(args)
         .env_remove("PWMAIL_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap(),
+        );
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -206,7 +215,8 @@ fn start_serve(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (KillOnDrop,
     stdout.read_line(&mut token).unwrap();
     let token = token.trim().to_string();
     assert!(token.starts_with("pwm_"), "{token}");
-    (child, token)
+    let listen = common::serving_address(&mut child.0, &log, from);
+    (child, token, listen)
 }
 
 /// The seed page's request, sent until the server answers; its status.
@@ -266,11 +276,9 @@ fn serve_answers_the_seed_request_and_writes_the_eml() {
     assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
 
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    // The address comes from the config file.
-    std::fs::write(d.join("pwmail.toml"), format!("listen = \"{listen}\"\n")).unwrap();
-    let (mut child, token) = start_serve(d, &["--config", "pwmail.toml", "serve"], &[]);
+    // The address comes from the config file (port 0: the system picks).
+    std::fs::write(d.join("pwmail.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
+    let (mut child, token, listen) = start_serve(d, &["--config", "pwmail.toml", "serve"], &[]);
     assert_eq!(send_seed_request(&listen, &token), 200);
 
     let eml = wait_for_eml(&d.join("pwmail-data/mail"));
@@ -298,10 +306,15 @@ fn serve_renders_with_the_templates_of_template_dir() {
         "Reset for {{ email }} at {{ product }}",
     )
     .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let (_child, token) = start_serve(
+    let (_child, token, listen) = start_serve(
         d,
-        &["serve", "--listen", &listen, "--template-dir", "templates"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--template-dir",
+            "templates",
+        ],
         &[],
     );
     assert_eq!(send_seed_request(&listen, &token), 200);
@@ -324,11 +337,10 @@ fn serve_takes_the_smtp_password_from_its_environment_variable() {
     let d = dir.path();
     assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
-    let listen = format!("127.0.0.1:{}", free_port());
     let smtp_url = format!("smtp://mailer@127.0.0.1:{}?tls=none", smtp.port);
-    let (_child, token) = start_serve(
+    let (_child, token, listen) = start_serve(
         d,
-        &["serve", "--listen", &listen, "--smtp-url", &smtp_url],
+        &["serve", "--listen", "127.0.0.1:0", "--smtp-url", &smtp_url],
         &[("PWMAIL_SMTP_PASSWORD", PASSWORD)],
     );
     assert_eq!(send_seed_request(&listen, &token), 200);
@@ -341,7 +353,6 @@ fn serve_takes_the_smtp_password_from_its_environment_variable() {
 fn serve_refuses_bad_settings_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let listen = format!("127.0.0.1:{}", free_port());
     for (args, expected) in [
         (
             vec!["--link-ttl-secs", "299"],
@@ -356,14 +367,14 @@ fn serve_refuses_bad_settings_before_it_listens() {
             "refusing unencrypted SMTP to non-loopback host relay.example.com",
         ),
     ] {
-        let mut all = vec!["serve", "--listen", listen.as_str()];
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
         all.extend(args.iter().copied());
         let (ok, _, err) = pwmail(d, &all);
         assert!(!ok, "{args:?} was accepted");
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(
-            std::net::TcpStream::connect(&listen).is_err(),
-            "nothing listens after {args:?}"
+            !err.contains("listening"),
+            "refused before it listened: {args:?}: {err}"
         );
     }
     // The bounds themselves are accepted.
@@ -647,28 +658,12 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     for i in 0..5 {
         assert!(pwmail(d, &["user", "add", &format!("s{i}@example.com")]).0);
     }
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_pwmail"))
-            .current_dir(d)
-            .args(["serve", "--listen", &listen, "--user-rate", "1/4"])
-            .env_remove("PWMAIL_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (mut child, token, listen) = start_serve(
+        d,
+        &["serve", "--listen", "127.0.0.1:0", "--user-rate", "1/4"],
+        &[],
     );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut banner, mut token) = (String::new(), String::new());
-    stdout.read_line(&mut banner).unwrap();
-    stdout.read_line(&mut token).unwrap();
-    std::fs::write(d.join("token"), token.trim()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    std::fs::write(d.join("token"), &token).unwrap();
 
     // s0 was just emailed by another run: this run's first call for s0 meets
     // the 4 s per-user cooldown (429 with Retry-After) and is retried; s0's
@@ -837,8 +832,7 @@ fn the_data_dir_and_every_file_holding_links_are_private() {
     let d = dir.path();
     assert!(pwmail(d, &["migrate"]).0);
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let (_child, token) = start_serve(d, &["serve", "--listen", &listen], &[]);
+    let (_child, token, listen) = start_serve(d, &["serve", "--listen", "127.0.0.1:0"], &[]);
     assert_eq!(send_seed_request(&listen, &token), 200);
     wait_for_eml(&d.join("pwmail-data/mail"));
     let data = d.join("pwmail-data");
@@ -862,23 +856,18 @@ fn serve_warns_about_an_existing_data_dir_others_can_read() {
     assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
     let data = d.join("pwmail-data");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
     let log = d.join("serve.err");
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_pwmail"))
             .current_dir(d)
-            .args(["serve", "--listen", &listen])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove("PWMAIL_DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "serve listens");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::serving_address(&mut child.0, &log, 0);
     let _ = child.kill();
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -894,14 +883,13 @@ fn serve_speaks_https_and_send_trusts_the_ca_file_it_is_given() {
     assert!(pwmail(d, &["migrate"]).0);
     let pair = pwmail_testkit::tls::TestCa::new("cli").issue(d);
     assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
-    let listen = format!("127.0.0.1:{}", free_port());
     let (cert, key) = (pair.cert.to_str().unwrap(), pair.key.to_str().unwrap());
-    let (_child, token) = start_serve(
+    let (_child, token, listen) = start_serve(
         d,
         &[
             "serve",
             "--listen",
-            &listen,
+            "127.0.0.1:0",
             "--tls-cert",
             cert,
             "--tls-key",
@@ -965,7 +953,7 @@ fn serve_refuses_a_tls_pair_that_cannot_work_and_says_which_file() {
         p.not_after = pwmail_testkit::tls::date_time_ymd(2021, 1, 1);
     });
     let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = "127.0.0.1:0".to_string();
     let cases: [(Vec<String>, &str); 5] = [
         (
             vec![d.join("missing.crt").to_str().unwrap().into(), s(&good.key)],

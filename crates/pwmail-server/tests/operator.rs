@@ -6,10 +6,8 @@
 use std::io::{BufRead, BufReader, Read as _};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{KillOnDrop, run_to_exit};
-use pwmail_testkit::free_port;
 
 mod common;
 
@@ -30,12 +28,29 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn wait_listening(listen: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {listen}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// `pwmail ARGS` (a `serve` on port 0, or a config file saying so) in
+/// `dir`, logging to `dir/serve.log`; returns once it serves, with the
+/// address it logged.
+fn serve_in(dir: &std::path::Path, args: &[&str]) -> (KillOnDrop, String) {
+    let log = dir.join("serve.log");
+    let from = std::fs::metadata(&log).map_or(0, |m| m.len());
+    let mut child = KillOnDrop(
+        pwmail()
+            .current_dir(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap(),
+    );
+    let listen = common::serving_address(&mut child.0, &log, from);
+    (child, listen)
 }
 
 #[test]
@@ -79,19 +94,8 @@ fn admin_and_read_only_commands_never_create_a_database() {
 fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let first_listen = format!("127.0.0.1:{}", free_port());
-    let first = KillOnDrop(
-        pwmail()
-            .current_dir(d)
-            .args(["serve", "--listen", &first_listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(&first_listen);
-    let second_listen = format!("127.0.0.1:{}", free_port());
-    let (code, err) = run_to_exit(d, &["serve", "--listen", &second_listen]);
+    let (first, _) = serve_in(d, &["serve", "--listen", "127.0.0.1:0"]);
+    let (code, err) = run_to_exit(d, &["serve", "--listen", "127.0.0.1:0"]);
     assert_ne!(code, Some(0), "{err}");
     assert!(
         err.contains(&format!("another pwmail server (PID {})", first.0.id())),
@@ -107,16 +111,7 @@ fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
 
     // Once the first is gone, a new one starts.
     drop(first);
-    let third = KillOnDrop(
-        pwmail()
-            .current_dir(d)
-            .args(["serve", "--listen", &second_listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(&second_listen);
+    let (third, _) = serve_in(d, &["serve", "--listen", "127.0.0.1:0"]);
     drop(third);
 }
 
@@ -229,38 +224,23 @@ fn help_describes_every_argument_and_mistakes_get_pointed_answers() {
 #[test]
 fn listen_takes_a_host_name() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _serve = KillOnDrop(
-        pwmail()
-            .current_dir(dir.path())
-            .args(["serve", "--listen", &format!("localhost:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_serve, listen) = serve_in(dir.path(), &["serve", "--listen", "localhost:0"]);
     // localhost resolves to loopback (v4 or v6 first, as the resolver says).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("localhost", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on localhost:{port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{listen}");
+    assert!(std::net::TcpStream::connect(addr).is_ok(), "{listen}");
 }
 
 #[test]
 fn broken_templates_stop_serve_and_preview_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let listen = format!("127.0.0.1:{}", free_port());
     let (code, err) = run_to_exit(
         d,
         &[
             "serve",
             "--listen",
-            &listen,
+            "127.0.0.1:0",
             "--template-dir",
             "/nonexistent/templates",
         ],
@@ -279,7 +259,10 @@ fn broken_templates_stop_serve_and_preview_with_file_and_line() {
     )
     .unwrap();
     let t = templates.to_str().unwrap();
-    let (code, err) = run_to_exit(d, &["serve", "--listen", &listen, "--template-dir", t]);
+    let (code, err) = run_to_exit(
+        d,
+        &["serve", "--listen", "127.0.0.1:0", "--template-dir", t],
+    );
     assert_ne!(code, Some(0));
     assert!(err.contains("send_password_email.txt:2"), "{err}");
 
@@ -303,7 +286,10 @@ fn broken_templates_stop_serve_and_preview_with_file_and_line() {
 
     std::fs::remove_file(templates.join("send_password_email.txt")).unwrap();
     std::fs::write(templates.join("send_password_emial.txt"), "x").unwrap();
-    let (code, err) = run_to_exit(d, &["serve", "--listen", &listen, "--template-dir", t]);
+    let (code, err) = run_to_exit(
+        d,
+        &["serve", "--listen", "127.0.0.1:0", "--template-dir", t],
+    );
     assert_ne!(code, Some(0));
     assert!(
         err.contains("unknown template file \"send_password_emial.txt\""),
@@ -358,20 +344,6 @@ fn the_systemd_unit_is_hardened_and_runs_a_command_that_parses() {
     assert_eq!(args, ["--config", "/etc/pwmail/pwmail.toml", "serve"]);
     // The same command line, with a settings file of our own, starts a server.
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    std::fs::write(
-        dir.path().join("pwmail.toml"),
-        format!("listen = \"{listen}\"\n"),
-    )
-    .unwrap();
-    let _serve = KillOnDrop(
-        pwmail()
-            .current_dir(dir.path())
-            .args(["--config", "pwmail.toml", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(&listen);
+    std::fs::write(dir.path().join("pwmail.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
+    let _serve = serve_in(dir.path(), &["--config", "pwmail.toml", "serve"]);
 }

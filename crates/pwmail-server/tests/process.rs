@@ -10,7 +10,7 @@ use common::{now, open_store, reset, seed_admin, serve};
 use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
 use pwmail_testkit::proxy::TcpProxy;
-use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, free_port, header, link_token};
+use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, header, link_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_rows() {
@@ -32,7 +32,6 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     let proxy = TcpProxy::start(([127, 0, 0, 1], smtp.port).into()).await;
     proxy.set_down(true);
     let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port());
-    let listen = format!("127.0.0.1:{}", free_port());
     let flags = [
         "--smtp-url",
         &smtp_url,
@@ -51,7 +50,8 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
         "--mail-poll-ms",
         "100",
     ];
-    let first = serve(d, &listen, &flags, &[], &log);
+    let first = serve(d, &flags, &[], &log);
+    let listen = first.listen.clone();
     let client = reqwest::Client::new();
     let mut queued = 0;
     for chunk in (0..N).collect::<Vec<_>>().chunks(16) {
@@ -84,8 +84,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     );
 
     // A fresh address: the killed server's port is never bound again.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _second = serve(d, &listen, &flags, &[], &log);
+    let _second = serve(d, &flags, &[], &log);
     let messages = tokio::task::block_in_place(|| smtp.wait_for(N, Duration::from_secs(180)));
     // Let the restarted process settle anything left.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -153,10 +152,8 @@ async fn logs_carry_request_ids_and_never_secrets() {
     std::fs::write(&password_file, format!("{SMTP_PASSWORD}\n")).unwrap();
     let smtp_url = format!("smtp://mailer@localhost:{}?tls=starttls", smtp.port);
     let ca = smtp.ca_file.as_ref().unwrap().display().to_string();
-    let listen = format!("127.0.0.1:{}", free_port());
     let serve = serve(
         d,
-        &listen,
         &[
             "--smtp-ca-file",
             &ca,
@@ -166,6 +163,7 @@ async fn logs_carry_request_ids_and_never_secrets() {
         &[("PWMAIL_SMTP_URL", &smtp_url), ("PWMAIL_LOG", "debug")],
         &log,
     );
+    let listen = serve.listen.clone();
     let client = reqwest::Client::new();
     let response = client
         .post(format!(
@@ -259,9 +257,8 @@ async fn no_log_line_holds_a_reset_link_in_either_format() {
         admin::add_user(&*store, "walker@example.com", false, None, now())
             .await
             .unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let serve =
-            common::serve_logging(d, &listen, format, &[], &[("PWMAIL_LOG", "trace")], &log);
+        let serve = common::serve_logging(d, format, &[], &[("PWMAIL_LOG", "trace")], &log);
+        let listen = serve.listen.clone();
         let client = reqwest::Client::new();
         assert_eq!(
             reset(&client, &listen, &token, "walker@example.com").await,
@@ -392,8 +389,8 @@ async fn a_message_left_sending_by_kill_9_goes_out_at_the_next_start() {
     });
     let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", smtp.port);
     let flags = ["--smtp-url", &smtp_url, "--mail-lease-secs", "600"];
-    let listen = format!("127.0.0.1:{}", free_port());
-    let first = serve(d, &listen, &flags, &[], &log);
+    let first = serve(d, &flags, &[], &log);
+    let listen = first.listen.clone();
     let client = reqwest::Client::new();
     assert_eq!(
         reset(&client, &listen, &token, "left@example.com").await,
@@ -418,8 +415,7 @@ async fn a_message_left_sending_by_kill_9_goes_out_at_the_next_start() {
     drop(first);
     assert!(smtp.messages().is_empty());
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _second = serve(d, &listen, &flags, &[], &log);
+    let _second = serve(d, &flags, &[], &log);
     let arrived = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(30)));
     assert_eq!(
         arrived.len(),

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Serve, now, reset, seed_admin, serve, wait_until_listening};
+use common::{Serve, now, reset, seed_admin, serve};
 use pwmail_server::app::users as admin;
 use pwmail_testkit::pg::PgSchema;
-use pwmail_testkit::{SmtpOptions, SmtpServer, free_port, header};
+use pwmail_testkit::{SmtpOptions, SmtpServer, header};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_and_a_dispatcher_send_each_email_once() {
@@ -52,9 +52,8 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
     ];
     let replicas: Vec<(String, Serve)> = (0..3)
         .map(|_| {
-            let listen = format!("127.0.0.1:{}", free_port());
-            let serve = serve(d, &listen, &shared, &[], &log);
-            (listen, serve)
+            let serve = serve(d, &shared, &[], &log);
+            (serve.listen.clone(), serve)
         })
         .collect();
     let dispatch_log = std::fs::File::create(d.join("dispatch.log")).unwrap();
@@ -72,9 +71,6 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
         .stderr(dispatch_log)
         .spawn()
         .unwrap();
-    for (listen, _) in &replicas {
-        wait_until_listening(listen);
-    }
 
     // 5,000 calls for 5,000 users, round-robin over the replicas.
     let client = reqwest::Client::new();

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{KillOnDrop, open_store};
-use pwmail_testkit::free_port;
 
 fn pwmail(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
@@ -21,15 +20,16 @@ fn pwmail(dir: &Path) -> Command {
     command
 }
 
-/// `pwmail serve` in `dir` with `extra` flags; its bootstrap token is
-/// written to `dir/token`.
-fn serve(dir: &Path, listen: &str, extra: &[&str]) -> KillOnDrop {
+/// `pwmail serve` in `dir` on a port it picks, with `extra` flags; its
+/// bootstrap token is written to `dir/token`. Returns it and its address.
+fn serve(dir: &Path, extra: &[&str]) -> (KillOnDrop, String) {
+    let log = dir.join("serve.log");
     let mut child = KillOnDrop(
         pwmail(dir)
-            .args(["serve", "--listen", listen])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -38,8 +38,8 @@ fn serve(dir: &Path, listen: &str, extra: &[&str]) -> KillOnDrop {
     stdout.read_line(&mut banner).unwrap();
     stdout.read_line(&mut token).unwrap();
     std::fs::write(dir.join("token"), token.trim()).unwrap();
-    common::wait_until_listening(listen);
-    child
+    let listen = common::serving_address(&mut child.0, &log, 0);
+    (child, listen)
 }
 
 fn send_args(listen: &str) -> Vec<String> {
@@ -79,8 +79,7 @@ async fn a_send_killed_midway_and_run_again_emails_each_user_exactly_once() {
         .output()
         .unwrap();
     assert!(imported.status.success());
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _server = serve(d, &listen, &[]);
+    let (_server, listen) = serve(d, &[]);
     let store = open_store(d).await;
 
     let mut first = KillOnDrop(
@@ -197,8 +196,7 @@ async fn ctrl_c_during_a_retry_after_wait_ends_it_and_sends_nothing_more() {
             .status
             .success()
     );
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _server = serve(d, &listen, &["--user-rate", "1/60"]);
+    let (_server, listen) = serve(d, &["--user-rate", "1/60"]);
     let store = open_store(d).await;
     let first = pwmail(d)
         .args(send_args(&listen))

@@ -6,12 +6,15 @@ DATA commands (e.g. "451,451" refuses twice, then delivers; "550" refuses),
 recipients refused at RCPT (--refuse-rcpt PREFIX), and whether EHLO offers
 PIPELINING (as real relays do; aiosmtpd reads pipelined commands either way,
 and logs "pipelined MAIL" when RCPT had arrived with MAIL).
-Writes --ready-file once it listens.
+Listens on --port (0: a free port, bound here and kept, so no other
+process can take it between choosing and binding) and writes the port it
+listens on to --ready-file once it accepts connections.
 """
 
 import argparse
 import asyncio
 import os
+import socket
 import ssl
 import sys
 import threading
@@ -69,6 +72,17 @@ class ScriptedMailbox(Mailbox):
         return await super().handle_DATA(server, session, envelope)
 
 
+class BoundController(Controller):
+    """A Controller serving a socket already bound (and kept bound)."""
+
+    def __init__(self, handler, sock, **kwargs):
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
 def authenticator(user, password):
     def check(server, session, envelope, mechanism, auth_data):
         if not isinstance(auth_data, LoginPassword):
@@ -119,10 +133,12 @@ def main():
             auth_require_tls=args.tls_mode != "none",
         )
 
-    controller = Controller(handler, hostname="127.0.0.1", port=args.port, **kwargs)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", args.port))
+    controller = BoundController(handler, sock, **kwargs)
     controller.start()
     with open(args.ready_file + ".tmp", "w") as f:
-        f.write(str(os.getpid()))
+        f.write(str(controller.port))
     os.replace(args.ready_file + ".tmp", args.ready_file)
     try:
         threading.Event().wait()

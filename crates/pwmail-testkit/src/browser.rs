@@ -19,7 +19,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and a headless Chromium session.
+    /// Starts chromedriver on a port it picks and a headless Chromium session.
     pub async fn start() -> Browser {
         let chromium =
             std::env::var("PWMAIL_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -30,14 +30,29 @@ impl Browser {
             "{chromium} or {chromedriver} is missing: install Debian's chromium and chromium-driver \
              (.ci/run does)"
         );
-        let port = crate::free_port();
-        let driver = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver binds a free port itself and says which.
+        let mut driver = Command::new(&chromedriver)
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let stdout = driver.stdout.take().expect("chromedriver stdout");
+        let port = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                let rest = line.split("started successfully on port ").nth(1)?;
+                rest.trim_end_matches('.').trim().parse::<u16>().ok()
+            });
+            // Drained from here on, so chromedriver never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            port
+        })
+        .await
+        .expect("reading chromedriver's output")
+        .expect("chromedriver said which port it listens on");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);

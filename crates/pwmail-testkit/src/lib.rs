@@ -29,13 +29,6 @@ pub fn python() -> PathBuf {
     python
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmtpTls {
     None,
@@ -84,14 +77,14 @@ pub struct SmtpServer {
 impl SmtpServer {
     pub fn start(options: SmtpOptions) -> SmtpServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let maildir = dir.path().join("maildir");
         let ready = dir.path().join("ready");
         let ca_file = dir.path().join("ca.pem");
         let log_file = dir.path().join("smtp.log");
         let mut cmd = Command::new(python());
         cmd.arg(workspace().join("crates/pwmail-testkit/smtp/smtp_server.py"))
-            .args(["--port", &port.to_string()])
+            // It binds a free port itself and writes it to `ready`.
+            .args(["--port", "0"])
             .arg("--maildir")
             .arg(&maildir)
             .arg("--ready-file")
@@ -128,7 +121,7 @@ impl SmtpServer {
             .expect("start aiosmtpd");
         let mut server = SmtpServer {
             child,
-            port,
+            port: 0,
             maildir,
             ca_file: (options.tls != SmtpTls::None).then_some(ca_file),
             log_file,
@@ -149,6 +142,10 @@ impl SmtpServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        server.port = std::fs::read_to_string(&ready)
+            .ok()
+            .and_then(|port| port.trim().parse().ok())
+            .expect("aiosmtpd wrote its port to the ready file");
         server
     }
 

@@ -147,6 +147,28 @@ pub struct HttpServerStarter<C: ServerContext> {
     limits: ConnectionLimits,
 }
 
+/// PATCHED for pwmail: binds `address` as the server does, with a listen
+/// backlog of 1024 (std's `bind` gives 128): a burst of connections larger
+/// than the backlog has its handshakes dropped and retried by the kernel
+/// for seconds, outside the server's reach (its timeouts and cap start at
+/// `accept`). Public so that a caller can bind first (port 0: learn the
+/// port before building the server) and hand the listener over with
+/// [`ServerBuilder::listener`].
+pub fn bind(address: SocketAddr) -> Result<std::net::TcpListener, BuildError> {
+    let bind_error = |e| BuildError::bind_error(e, address);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(bind_error)?;
+    // As std's `TcpListener::bind` does on Unix.
+    socket.set_reuse_address(true).map_err(bind_error)?;
+    socket.bind(&address.into()).map_err(bind_error)?;
+    socket.listen(LISTEN_BACKLOG as i32).map_err(bind_error)?;
+    Ok(socket.into())
+}
+
 impl<C: ServerContext> HttpServerStarter<C> {
     /// Make an `HttpServerStarter` to start an `HttpServer`
     ///
@@ -189,25 +211,21 @@ impl<C: ServerContext> HttpServerStarter<C> {
         error_renderer: Option<ErrorRenderer>,
         limits: Option<ConnectionLimits>,
         response_headers: http::HeaderMap,
+        listener: Option<std::net::TcpListener>,
     ) -> Result<HttpServerStarter<C>, BuildError> {
         let limits = limits.unwrap_or_else(ConnectionLimits::unlimited);
-        // PATCHED for pwmail: a listen backlog of 1024 (std's `bind` gives
-        // 128): a burst of connections larger than the backlog has its
-        // handshakes dropped and retried by the kernel for seconds, outside
-        // the server's reach (its timeouts and cap start at `accept`).
+        // PATCHED for pwmail: a listener bound beforehand (see
+        // `ServerBuilder::listener`), or one bound here by [`bind`].
+        let tcp = match listener {
+            Some(listener) => listener,
+            None => bind(config.bind_address)?,
+        };
         let tcp = {
             let address = config.bind_address;
-            let bind_error = |e| BuildError::bind_error(e, address);
-            let socket = if address.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(bind_error)?;
-            // As std's `TcpListener::bind` does on Unix.
-            socket.set_reuseaddr(true).map_err(bind_error)?;
-            socket.bind(address).map_err(bind_error)?;
-            socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
+            tcp.set_nonblocking(true)
+                .map_err(|e| BuildError::bind_error(e, address))?;
+            TcpListener::from_std(tcp)
+                .map_err(|e| BuildError::bind_error(e, address))?
         };
 
         let local_addr = tcp.local_addr().map_err(|e| {
@@ -1340,6 +1358,8 @@ pub struct ServerBuilder<C: ServerContext> {
     limits: Option<ConnectionLimits>,
     /// PATCHED for pwmail: see [`ServerBuilder::response_headers`].
     response_headers: http::HeaderMap,
+    /// PATCHED for pwmail: see [`ServerBuilder::listener`].
+    listener: Option<std::net::TcpListener>,
 }
 
 impl<C: ServerContext> ServerBuilder<C> {
@@ -1364,7 +1384,15 @@ impl<C: ServerContext> ServerBuilder<C> {
             error_renderer: DebugIgnore(None),
             limits: None,
             response_headers: http::HeaderMap::new(),
+            listener: None,
         }
+    }
+
+    /// PATCHED for pwmail: serve this listener (bound by [`bind`]) instead
+    /// of binding `config.bind_address`.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
     }
 
     /// PATCHED for pwmail: headers set on every response this server gives,
@@ -1450,6 +1478,7 @@ impl<C: ServerContext> ServerBuilder<C> {
             self.error_renderer.0,
             self.limits,
             self.response_headers,
+            self.listener,
         )
     }
 }

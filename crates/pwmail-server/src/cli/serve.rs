@@ -241,6 +241,9 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", b.token.expose())?;
         out.flush()?;
     }
+    // The running server's settings: a public URL on port 0 now names the
+    // port bound.
+    let config = &running.app.config;
     for warning in config.public_url_warnings() {
         tracing::warn!(public_url = %config.public_url, "{warning}");
     }

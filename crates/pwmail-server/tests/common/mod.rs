@@ -9,6 +9,8 @@ use pwmail_store::testing::StoreTestExt;
 
 pub struct Serve {
     pub child: Child,
+    /// The address it listens on (`host:port`), as it logged it.
+    pub listen: String,
 }
 
 /// A child process killed when the test ends, even by a failed assertion,
@@ -55,47 +57,65 @@ pub fn signal(child: &Child, signal: &str) {
     );
 }
 
-pub fn serve(dir: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
-    serve_logging(dir, listen, "json", extra, envs, log)
+/// `pwmail serve` in `dir` on `--listen 127.0.0.1:0` (the system picks the
+/// port; no test frees a port and binds it again), stderr appended to
+/// `log`; returns once it serves, with the address it logged.
+pub fn serve(dir: &Path, extra: &[&str], envs: &[(&str, &str)], log: &Path) -> Serve {
+    serve_logging(dir, "json", extra, envs, log)
 }
 
 /// As [`serve`], with logs in `format` (`text` or `json`).
 pub fn serve_logging(
     dir: &Path,
-    listen: &str,
     format: &str,
     extra: &[&str],
     envs: &[(&str, &str)],
     log: &Path,
 ) -> Serve {
-    let log = std::fs::OpenOptions::new()
+    let from = std::fs::metadata(log).map_or(0, |m| m.len());
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwmail"));
     cmd.current_dir(dir)
-        .args(["serve", "--listen", listen, "--log-format", format])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
         .args(extra)
         .env_remove("PWMAIL_DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log);
+        .stderr(file);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("start pwmail serve");
-    let serve = Serve { child };
-    wait_until_listening(listen);
-    serve
+    let mut child = cmd.spawn().expect("start pwmail serve");
+    let listen = serving_address(&mut child, log, from);
+    Serve { child, listen }
 }
 
-pub fn wait_until_listening(listen: &str) {
+/// The address of the "pwmail serving" line a server writes to `log` after
+/// byte `from`, in either log format; waits up to 20 s for it.
+pub fn serving_address(child: &mut Child, log: &Path, from: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(listen).is_err() {
+    loop {
+        let text = std::fs::read(log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains("pwmail serving")) {
+            for (marker, end) in [("\"listen\":\"", '"'), ("listen=", ' ')] {
+                if let Some(start) = line.find(marker) {
+                    let rest = &line[start + marker.len()..];
+                    return rest.split(end).next().unwrap_or(rest).to_string();
+                }
+            }
+            panic!("no address in {line:?}");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("pwmail serve exited with {status}:\n{text}");
+        }
         assert!(
             Instant::now() < deadline,
-            "pwmail serve did not listen on {listen}"
+            "pwmail serve did not start:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
