@@ -258,6 +258,13 @@ impl TestServer {
         }
     }
 
+    /// Waits until no message is queued, retrying or being sent: every row
+    /// is sent or dead, so nothing more can reach the relay (a row is
+    /// settled only after the relay accepted it). Panics after [`DEADLINE`].
+    pub async fn wait_until_quiet(&self) {
+        pwmail_store::testing::wait_until_quiet(self.store(), DEADLINE).await;
+    }
+
     /// Every outbox row, newest first.
     pub async fn read_all_outbox(&self) -> Vec<pwmail_store::OutboxStatus> {
         self.store()

@@ -262,7 +262,7 @@ async fn two_451s_then_250_delivers_exactly_once() {
             .contains("451"),
         "{row:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.wait_until_quiet().await;
     assert_eq!(smtp.messages().len(), 1, "delivered exactly once");
     assert_eq!(smtp.log().matches("scripted reply 451").count(), 2);
     server.stop().await;
@@ -295,7 +295,7 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
         error.contains("permanent") && error.contains("550"),
         "{error}"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.wait_until_quiet().await;
     assert_eq!(
         smtp.log().matches("scripted reply").count(),
         1,
@@ -512,7 +512,7 @@ async fn smtp_down_while_1000_are_queued_then_all_arrive_once() {
     let started = Instant::now();
     let messages = wait_for(&smtp, N, Duration::from_secs(120)).await;
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.wait_until_quiet().await;
     let messages = if messages.len() == N {
         smtp.messages()
     } else {

@@ -197,7 +197,15 @@ async fn logs_carry_request_ids_and_never_secrets() {
     let messages = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(20)));
     assert_eq!(messages.len(), 1, "smtp: {}", smtp.log());
     let link = link_token(&messages[0]).unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The send's own log line is written before the server is stopped.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("email sent")
+    {
+        assert!(Instant::now() < deadline, "no 'email sent' line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     common::signal(&serve.child, "-TERM");
     drop(serve);
 

@@ -89,7 +89,8 @@ async fn three_replicas_and_a_dispatcher_send_each_email_once() {
     let api_took = started.elapsed();
     let messages = tokio::task::block_in_place(|| smtp.wait_for(N, Duration::from_secs(300)));
     let all_took = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every row settled: nothing more can reach the relay.
+    pwmail_store::testing::wait_until_quiet(&*store, Duration::from_secs(60)).await;
     let messages = if messages.len() >= N {
         smtp.messages()
     } else {

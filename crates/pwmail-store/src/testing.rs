@@ -74,3 +74,32 @@ pub async fn open(url: &str) -> Result<Arc<dyn StoreTestExt>> {
         "unsupported database URL {url:?}"
     )))
 }
+
+/// Waits until no message is queued, retrying or being sent: every outbox
+/// row is sent or dead, so nothing more can reach the relay (a row is
+/// settled only after the relay accepted it). Panics after `limit`.
+pub async fn wait_until_quiet(store: &dyn Store, limit: std::time::Duration) {
+    use crate::OutboxState;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let depth = store.outbox_depth().await.expect("outbox depth");
+        let busy: u64 = depth
+            .iter()
+            .filter(|(state, _)| {
+                matches!(
+                    state,
+                    OutboxState::Queued | OutboxState::Retrying | OutboxState::Sending
+                )
+            })
+            .map(|(_, n)| n)
+            .sum();
+        if busy == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{busy} messages still waiting: {depth:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
