@@ -1238,3 +1238,34 @@ async fn retry_after_is_rounded_up() {
     assert_eq!(headers["retry-after"], "1", "0.5 s left");
     server.stop().await;
 }
+
+/// The link in the email comes from `--public-url` only: a call whose
+/// `Host` and `X-Forwarded-*` headers name another site still gets links to
+/// the configured one (a forged Host would otherwise send users' links to
+/// an attacker's server).
+#[tokio::test]
+async fn links_never_come_from_host_or_forwarded_headers() {
+    let server = TestServer::start().await;
+    server.add_user("forged@example.com", false).await;
+    let response = reqwest::Client::new()
+        .post(server.endpoint(RESET_PATH))
+        .header("Authorization", format!("APIToken {}", server.admin_token))
+        .header("Host", "evil.example")
+        .header("X-Forwarded-Host", "evil.example")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Prefix", "/steal")
+        .header("Forwarded", "host=evil.example;proto=http")
+        .json(&serde_json::json!({ "email": "forged@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    assert!(!emails[0].contains("evil.example"), "{}", emails[0]);
+    assert!(!emails[0].contains("/steal"), "{}", emails[0]);
+    assert!(
+        link_token(&emails[0]).is_some(),
+        "a https://pwmail.test/reset/ link"
+    );
+    server.stop().await;
+}

@@ -607,3 +607,22 @@ async fn a_link_lives_for_the_link_lifetime() {
     assert_eq!(get(&server, &token).await.0, 404, "a second after its end");
     server.stop().await;
 }
+
+/// Setting a password logs the user in nowhere: no response of the page
+/// sets a cookie (or any other state in the browser).
+#[tokio::test]
+async fn the_page_sets_no_cookie() {
+    let server = TestServer::start().await;
+    server.add_user("nocookie@example.com", false).await;
+    let token = send(&server, "nocookie@example.com").await;
+    let (status, headers, _) = get(&server, &token).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("set-cookie").is_none(), "{headers:?}");
+    let (status, headers, page) = post(&server, &token, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(headers.get("set-cookie").is_none(), "{headers:?}");
+    assert!(verifies(&server, "nocookie@example.com", GOOD).await);
+    let (_, headers, _) = get(&server, &token).await;
+    assert!(headers.get("set-cookie").is_none(), "{headers:?}");
+    server.stop().await;
+}

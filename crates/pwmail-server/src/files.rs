@@ -73,7 +73,8 @@ pub fn warn_if_exposed<'a>(paths: impl IntoIterator<Item = &'a Path>) {
         tracing::warn!(
             path = %path.display(),
             mode = format!("{mode:o}"),
-            "readable by other users, but it holds live reset links; run `chmod go-rwx` on it"
+            "readable by other users, but it holds secrets (live reset links, a key or a \
+             password); run `chmod go-rwx` on it"
         );
     }
 }

@@ -1045,3 +1045,133 @@ fn csv_input_is_streamed_and_an_endless_line_refused() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("a line longer than 64 KiB"), "{stderr}");
 }
+
+/// A TLS key other users can read is named in a warning at start (the
+/// server still starts: the operator decides).
+#[test]
+fn serve_warns_about_a_tls_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pair = pwmail_testkit::tls::TestCa::new("cli").issue(d);
+    std::fs::set_permissions(&pair.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (cert, key) = (pair.cert.to_str().unwrap(), pair.key.to_str().unwrap());
+    let (_child, _token, _listen) = start_serve(
+        d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[],
+    );
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("readable by other users") && l.contains(key))
+        .unwrap_or_else(|| panic!("no warning naming {key}:\n{log}"));
+    assert!(warning.contains("644"), "{warning}");
+}
+
+/// A template that fails for one user (here: only for a user named
+/// "Broken") makes that user's email dead, with its link revoked and the
+/// template's error recorded; another user's email from the same templates
+/// goes out.
+#[test]
+fn a_template_failing_for_one_user_makes_that_email_dead_and_revokes_its_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    assert!(pwmail(d, &["user", "add", "hello@example.com"]).0);
+    assert!(
+        pwmail(
+            d,
+            &["user", "add", "broken@example.com", "--name", "Broken"]
+        )
+        .0
+    );
+    std::fs::create_dir(d.join("templates")).unwrap();
+    std::fs::write(
+        d.join("templates/send_password_email.txt"),
+        "{% if name == \"Broken\" %}{{ name | int }}{% endif %}Reset: {{ link }}\n",
+    )
+    .unwrap();
+    let (_child, token, listen) = start_serve(
+        d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--template-dir",
+            "templates",
+        ],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for email in ["broken@example.com", "hello@example.com"] {
+            let response = client
+                .post(format!(
+                    "http://{listen}/api/web/custom/namespaces/system/send_password_email"
+                ))
+                .header("Authorization", format!("APIToken {token}"))
+                .json(&serde_json::json!({ "email": email, "namespace": "system" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{email}");
+        }
+        let store = common::open_store(d).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let dead = loop {
+            let dead = store
+                .list_outbox(Some(pwmail_store::OutboxState::Dead), 10)
+                .await
+                .unwrap();
+            if !dead.is_empty() {
+                break dead;
+            }
+            assert!(Instant::now() < deadline, "the broken email never died");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].recipient, "broken@example.com");
+        assert_eq!(dead[0].attempts, 1, "not retried: {:?}", dead[0]);
+        let error = dead[0].last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("send_password_email.txt"), "{error}");
+        let broken = store
+            .find_user_by_email("broken@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let audit = store.audit_entries(broken.id).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        let held = store.outbox_held(dead[0].id).await.unwrap();
+        assert_eq!(held, "", "a dead email lets go of its link");
+        // Its link is revoked, as another SQLite reader (Python's) sees it.
+        let query = format!(
+            "import sqlite3; c = sqlite3.connect('file:{}?mode=ro', uri=True); \
+             print(c.execute('SELECT count(*), count(revoked_at) FROM reset_links \
+             WHERE user_id = {}').fetchone())",
+            d.join("pwmail-data/pwmail.db").display(),
+            broken.id.0
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &query])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "(1, 1)",
+            "{out:?}"
+        );
+    });
+    let eml = wait_for_eml(&d.join("pwmail-data/mail"));
+    assert!(eml.contains("To: hello@example.com"), "{eml}");
+    assert!(eml.contains("Reset: http://"), "{eml}");
+}
