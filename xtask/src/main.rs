@@ -3,13 +3,14 @@
 mod bench;
 mod codegen;
 mod conformance;
+mod mutants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance\n       cargo xtask bench [--quick]"
+        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance\n       cargo xtask bench [--quick]\n       cargo xtask mutants [--in-diff [BASE]] [--shard K/N]"
     );
     ExitCode::from(2)
 }
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => test(rest),
         ["bench"] => report(bench::run(&workspace_root(), false)),
         ["bench", "--quick"] => report(bench::run(&workspace_root(), true)),
+        ["mutants", rest @ ..] => report(mutants::run(&workspace_root(), rest)),
         ["conformance"] => report(
             ensure_test_venv(&workspace_root()).and_then(|()| conformance::run(&workspace_root())),
         ),
