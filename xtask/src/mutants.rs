@@ -4,7 +4,9 @@
 //! mutant tested by the binaries that cover that code, not the whole suite.
 //! Prints caught / missed / unviable and the missed list. Not in CI: a
 //! full run is ~300 mutants at 1–2 minutes each on two cores; `--shard`
-//! spreads it over sittings, `--in-diff` takes what a change touched.
+//! spreads it over sittings, `--in-diff` takes what a change touched;
+//! arguments after `--` go to cargo-mutants (`--in-place` reuses this
+//! checkout's build instead of building a copy from scratch).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,9 +21,10 @@ const FILES: &[&str] = &[
     "crates/pwmail-store/src/gcra.rs",
 ];
 
-/// The tests each mutant runs: the unit tests of the two crates, the store
-/// suite on both engines, and the contract binaries that call these rules.
-const TEST_PACKAGES: &str = "pwmail-server,pwmail-store,pwmail-tests";
+/// The tests each mutant runs, whichever package it is in (cargo-mutants
+/// would otherwise test only the mutated package): the workspace's unit
+/// tests, the store suite on both engines, and the contract binaries that
+/// call these rules.
 const TEST_ARGS: &[&str] = &[
     "--lib",
     "--test",
@@ -45,7 +48,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
         .args(["mutants", "--no-shuffle", "--jobs", "1", "--timeout", "600"])
-        .args(["--test-workspace=false", "--test-package", TEST_PACKAGES]);
+        .arg("--test-workspace=true");
     for file in FILES {
         cmd.args(["--file", file]);
     }
@@ -76,7 +79,15 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
                 cmd.arg("--in-diff").arg(&diff);
                 rest = tail;
             }
-            other => bail!("unknown argument {other:?}: --in-diff [BASE], --shard K/N"),
+            // The rest goes to cargo-mutants as it is (`--in-place`,
+            // `--baseline=skip`, …).
+            "--" => {
+                cmd.args(tail);
+                rest = &[];
+            }
+            other => bail!(
+                "unknown argument {other:?}: --in-diff [BASE], --shard K/N, -- CARGO-MUTANTS ARGS"
+            ),
         }
     }
     cmd.arg("--").args(TEST_ARGS);
