@@ -378,6 +378,40 @@ async fn rate_state_fits_a_faster_rate(store: &dyn StoreTestExt) {
             .unwrap(),
         0
     );
+
+    // A burst the rate allows is not cut: two calls at once under 2 per
+    // 2 minutes leave the key two periods ahead, its ceiling.
+    let two_per_two_minutes = Rate {
+        period_ms: 60_000,
+        burst: 2,
+    };
+    let key = RateKey::User(UserId(3));
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .rate_limit(&key, &two_per_two_minutes, T0)
+                .await
+                .unwrap(),
+            Admission::Admitted
+        );
+    }
+    assert_eq!(
+        store
+            .fit_rate_state(RateKind::User, &two_per_two_minutes, T0)
+            .await
+            .unwrap(),
+        0,
+        "a spent burst is within the rate"
+    );
+    assert_eq!(
+        store
+            .rate_limit(&key, &two_per_two_minutes, T0)
+            .await
+            .unwrap(),
+        Admission::Refused {
+            retry_after_ms: 60_000
+        }
+    );
 }
 
 async fn complete_reset(store: &dyn StoreTestExt) {
