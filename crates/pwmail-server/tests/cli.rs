@@ -186,20 +186,14 @@ fn user_import_adds_a_csv_of_users_once() {
 /// it logged.
 fn start_serve(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (KillOnDrop, String, String) {
     let log = dir.join("serve.log");
-    let from = std::fs::metadata(&log).map_or(0, |m| m.len());
+    let (stderr, from) = common::append_to(&log);
     let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
     command
         .current_dir(dir)
         .args(args)
         .env_remove("PWMAIL_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap(),
-        );
+        .stderr(stderr);
     for (k, v) in envs {
         command.env(k, v);
     }

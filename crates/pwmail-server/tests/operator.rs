@@ -33,19 +33,13 @@ fn text(bytes: &[u8]) -> String {
 /// address it logged.
 fn serve_in(dir: &std::path::Path, args: &[&str]) -> (KillOnDrop, String) {
     let log = dir.join("serve.log");
-    let from = std::fs::metadata(&log).map_or(0, |m| m.len());
+    let (stderr, from) = common::append_to(&log);
     let mut child = KillOnDrop(
         pwmail()
             .current_dir(dir)
             .args(args)
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
+            .stderr(stderr)
             .spawn()
             .unwrap(),
     );

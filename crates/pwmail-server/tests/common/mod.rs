@@ -72,12 +72,7 @@ pub fn serve_logging(
     envs: &[(&str, &str)],
     log: &Path,
 ) -> Serve {
-    let from = std::fs::metadata(log).map_or(0, |m| m.len());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
+    let (file, from) = append_to(log);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwmail"));
     cmd.current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
@@ -92,6 +87,18 @@ pub fn serve_logging(
     let mut child = cmd.spawn().expect("start pwmail serve");
     let listen = serving_address(&mut child, log, from);
     Serve { child, listen }
+}
+
+/// `log` opened for a server's stderr (appended: a restarted server shares
+/// it), and where the new server's lines begin (for [`serving_address`]).
+pub fn append_to(log: &Path) -> (std::fs::File, u64) {
+    let from = std::fs::metadata(log).map_or(0, |m| m.len());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    (file, from)
 }
 
 /// The address of the "pwmail serving" line a server writes to `log` after
