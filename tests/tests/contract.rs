@@ -1122,6 +1122,48 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn a_call_refused_for_an_undeliverable_stored_address_uses_the_callers_rate() {
+    // Every call uses up the caller's rate once, refused ones included: a
+    // token allowed one call an hour spends it on the refused call, and the
+    // next call, to a user mail can reach, is 429.
+    let server = TestServer::start_with(Options {
+        token_rate: (1, 3600),
+        ..Options::default()
+    })
+    .await;
+    server
+        .store()
+        .create_user(
+            &pwmail_store::NewUser {
+                email: "a..b@example.com".into(),
+                name: None,
+                is_admin: false,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    server.add_user("fine@example.com", false).await;
+    let client = server.client();
+    let (status, code, _, _) = error_of(
+        client
+            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (409, 9), "the stored address is refused");
+    let (status, code, message, headers) = error_of(
+        client
+            .reset_password_by_admin(None, &reset_body("fine@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (429, 8), "{message}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry), "Retry-After {retry}");
+    assert!(server.read_all_outbox().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn two_authorization_headers_are_refused_whichever_comes_last() {
     let server = TestServer::start().await;
     server.add_user("hello@example.com", false).await;
