@@ -6,8 +6,9 @@
 //! `max(tat, now) - now <= tau`, and then `tat` becomes `max(tat, now) +
 //! period`. A refused call changes nothing and may retry after `tat - tau -
 //! now`. `sql::gcra_admit` runs that step atomically in the database; this
-//! module holds the arithmetic once, and its tests (on an in-memory `step`)
-//! say what it means.
+//! module holds the arithmetic the engines share. The rule itself is
+//! `pwmail_rules::gcra`: these tests and the store suite's
+//! `gcra_follows_the_model` check the arithmetic and the engines against it.
 
 use crate::{Admission, Rate, UnixMillis};
 
@@ -35,83 +36,50 @@ pub fn refused(tat: UnixMillis, tau: i64, now: UnixMillis) -> Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pwmail_rules::gcra as model;
 
-    /// One step in memory: the admission, and the state to store (unchanged
-    /// when refused). `tat` is `None` for a key with no state.
-    fn step(
-        tat: Option<UnixMillis>,
-        rate: &Rate,
-        now: UnixMillis,
-    ) -> (Admission, Option<UnixMillis>) {
-        let (period, tau) = params(rate);
-        let base = tat.map_or(now, |t| t.max(now));
-        if base - now <= tau {
-            (Admission::Admitted, Some(base + period))
-        } else {
-            (refused(base, tau, now), tat)
+    const NOW: UnixMillis = 1_700_000_000_000;
+
+    fn rates() -> [Rate; 5] {
+        [(1, 60_000), (2, 60_000), (3, 10), (4, 1), (0, 0)]
+            .map(|(burst, period_ms)| Rate { period_ms, burst })
+    }
+
+    fn as_model(rate: &Rate) -> model::Rate {
+        model::Rate {
+            burst: rate.burst,
+            period_ms: rate.period_ms,
         }
     }
 
-    fn run(rate: &Rate, calls: &[UnixMillis]) -> Vec<Admission> {
-        let mut tat = None;
-        calls
-            .iter()
-            .map(|&now| {
-                let (admission, next) = step(tat, rate, now);
-                tat = next;
-                admission
-            })
-            .collect()
+    /// The model's state after the rate's whole burst is spent at `NOW`.
+    fn spent(rate: &Rate) -> UnixMillis {
+        (0..rate.burst.max(1))
+            .fold(None, |tat, _| model::step(tat, &as_model(rate), NOW).1)
+            .expect("state after a call")
     }
 
     #[test]
-    fn one_per_minute_admits_the_first_and_says_when_the_next_may_come() {
-        let rate = Rate {
-            period_ms: 60_000,
-            burst: 1,
-        };
-        assert_eq!(
-            run(&rate, &[0, 1_000, 60_000]),
-            [
-                Admission::Admitted,
-                Admission::Refused {
-                    retry_after_ms: 59_000
-                },
-                Admission::Admitted
-            ]
-        );
+    fn the_ceiling_is_the_state_a_spent_burst_leaves_in_the_model() {
+        for rate in rates() {
+            assert_eq!(ceiling(&rate, NOW), spent(&rate), "{rate:?}");
+        }
     }
 
     #[test]
-    fn a_burst_is_spent_at_once_and_refills_one_period_at_a_time() {
-        let rate = Rate {
-            period_ms: 10,
-            burst: 3,
-        };
-        let at_once = run(&rate, &[0, 0, 0, 0]);
-        assert_eq!(&at_once[..3], [Admission::Admitted; 3]);
-        assert_eq!(at_once[3], Admission::Refused { retry_after_ms: 10 });
-        // After the refill of one period, one more; a refusal charges nothing.
-        assert_eq!(
-            run(&rate, &[0, 0, 0, 5, 10, 10]),
-            [
-                Admission::Admitted,
-                Admission::Admitted,
-                Admission::Admitted,
-                Admission::Refused { retry_after_ms: 5 },
-                Admission::Admitted,
-                Admission::Refused { retry_after_ms: 10 },
-            ]
-        );
-    }
-
-    #[test]
-    fn degenerate_rates_still_make_progress() {
-        let rate = Rate {
-            period_ms: 0,
-            burst: 0,
-        };
-        assert_eq!(params(&rate), (1, 0));
-        assert_eq!(run(&rate, &[5, 6]), [Admission::Admitted; 2]);
+    fn a_refusal_waits_as_long_as_the_model_says() {
+        for rate in rates() {
+            let tat = spent(&rate);
+            let (_, tau) = params(&rate);
+            for now in [NOW, NOW + 1, NOW + rate.period_ms / 2] {
+                let want = match model::step(Some(tat), &as_model(&rate), now).0 {
+                    model::Admission::Refused { retry_after_ms } => {
+                        Admission::Refused { retry_after_ms }
+                    }
+                    model::Admission::Admitted => continue,
+                };
+                assert_eq!(refused(tat, tau, now), want, "{rate:?} at +{}", now - NOW);
+            }
+        }
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{AuditEntry, PgStore, Result, SqliteStore, Store, StoreError, UnixMillis, UserId};
+use crate::{
+    AuditEntry, PgStore, ResetLink, Result, SqliteStore, Store, StoreError, UnixMillis, UserId,
+};
 
 /// $1 user, $2 PHC string, $3 now; any user, disabled or not.
 pub(crate) const PASSWORD_SET_ANY: &str =
@@ -18,6 +20,32 @@ pub(crate) const PASSWORD_SET_ANY: &str =
 pub(crate) const OUTBOX_HELD: &str = "SELECT COALESCE(link, '') || COALESCE(link_name, '')
         || COALESCE(body_text, '') || COALESCE(body_html, '') AS held
      FROM outbox WHERE id = $1";
+
+/// Every link, whatever its state, oldest first.
+pub(crate) const LINKS_ALL: &str =
+    "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
+     FROM reset_links ORDER BY id";
+
+/// What `clear` runs, in one transaction: empties the tables that hold
+/// what the service wrote (those that refer to others first), leaving the
+/// schema as migrated.
+pub(crate) fn clear_statements() -> Vec<String> {
+    DATA_TABLES
+        .iter()
+        .map(|table| format!("DELETE FROM {table}"))
+        .collect()
+}
+
+const DATA_TABLES: &[&str] = &[
+    "audit_log",
+    "idempotency_keys",
+    "outbox",
+    "reset_links",
+    "api_tokens",
+    "users",
+    "rate_limits",
+    "space_probe",
+];
 
 /// The trigger function of the PostgreSQL `hold_size` and `fail_settles`.
 pub(crate) const PG_NO_SPACE_FUNCTION: &str =
@@ -46,6 +74,12 @@ pub trait StoreTestExt: Store {
     /// What an outbox row still holds of its link, the user's name and its
     /// bodies, run together: '' once it has let go of them all.
     async fn outbox_held(&self, id: i64) -> Result<String>;
+    /// Every link, oldest first.
+    async fn links(&self) -> Result<Vec<ResetLink>>;
+    /// Empties every table the service writes, in one transaction: a fresh
+    /// database without running the migrations again (the rules' property
+    /// test starts each sequence so).
+    async fn clear(&self) -> Result<()>;
     /// Writes that need space fail as on a full disk (`true`), or stop
     /// failing (`false`). SQLite: the file may not grow beyond its size now
     /// (`PRAGMA max_page_count` on the writer's connection). PostgreSQL:

@@ -760,6 +760,16 @@ impl crate::testing::StoreTestExt for PgStore {
         found.iter().map(rows::audit).collect()
     }
 
+    async fn links(&self) -> Result<Vec<ResetLink>> {
+        let found = self.all(sqlx::query(crate::testing::LINKS_ALL)).await?;
+        found.iter().map(rows::link).collect()
+    }
+
+    async fn clear(&self) -> Result<()> {
+        // DELETE, not TRUNCATE: a few rows go faster than new files.
+        self.run_all(crate::testing::clear_statements()).await
+    }
+
     async fn outbox_held(&self, id: i64) -> Result<String> {
         let found = self
             .all(sqlx::query(crate::testing::OUTBOX_HELD).bind(id))

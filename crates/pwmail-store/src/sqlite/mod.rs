@@ -710,6 +710,21 @@ impl crate::testing::StoreTestExt for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("no outbox row {id}")))
     }
 
+    async fn links(&self) -> Result<Vec<ResetLink>> {
+        self.read(|c| all(c, crate::testing::LINKS_ALL, [], |row| rows::link(row)))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.writer
+            .write(move |c| {
+                for statement in crate::testing::clear_statements() {
+                    c.execute(&statement, []).map_err(StoreError::from)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn fail_settles(&self, _fail: bool) -> Result<()> {
         Err(StoreError::Unsupported(
             "a SQLite trigger cannot fail with SQLITE_FULL".into(),
