@@ -180,3 +180,73 @@ pub(super) fn outcome(row: &PgRow, target: UserId) -> Result<IssueOutcome> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+    use std::time::Duration;
+
+    use sqlx::postgres::PgConnectOptions;
+
+    use super::*;
+
+    /// A statement that PostgreSQL fails as it fails a deadlock's victim
+    /// (40P01), `fails` times, then answers: the count is a sequence, which
+    /// a rollback does not undo.
+    async fn deadlocking(pool: &Pool, schema: &str, fails: u32) {
+        let mut conn = pool.acquire().await.unwrap();
+        for statement in [
+            format!("CREATE SEQUENCE {schema}.tries"),
+            format!(
+                "CREATE FUNCTION {schema}.deadlock_at_first() RETURNS BIGINT LANGUAGE plpgsql AS $$
+                 DECLARE n BIGINT := nextval('{schema}.tries');
+                 BEGIN
+                     IF n <= {fails} THEN
+                         RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01';
+                     END IF;
+                     RETURN n;
+                 END $$"
+            ),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        conn.release();
+    }
+
+    async fn pool_in(schema: &pwmail_testkit::pg::PgSchema) -> Pool {
+        Pool::new(
+            PgConnectOptions::from_str(&schema.url(None)).unwrap(),
+            crate::PoolOptions {
+                acquire_timeout: Duration::from_secs(5),
+                max_connections: 2,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_group_failed_to_break_a_deadlock_is_run_again_up_to_its_retries() {
+        for (fails, answered) in [(DEADLOCK_RETRIES, true), (DEADLOCK_RETRIES + 1, false)] {
+            let schema = pwmail_testkit::pg::PgSchema::create().await;
+            let pool = pool_in(&schema).await;
+            deadlocking(&pool, &schema.name, fails).await;
+            let sql = format!("SELECT {}.deadlock_at_first() AS n", schema.name);
+            let got =
+                fetch_retrying_deadlocks(&pool, || sqlx::query(sqlx::AssertSqlSafe(sql.clone())))
+                    .await;
+            match got {
+                Ok(rows) if answered => {
+                    let n: i64 = rows[0].try_get("n").unwrap();
+                    assert_eq!(n, i64::from(fails) + 1, "answered by the last try");
+                }
+                Err(StoreError::Database(e)) if !answered => {
+                    assert!(e.to_string().contains("deadlock detected"), "{e}");
+                }
+                other => panic!("{fails} deadlocks: {other:?}"),
+            }
+            schema.drop_schema().await;
+        }
+    }
+}
