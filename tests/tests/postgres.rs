@@ -206,6 +206,7 @@ async fn a_database_connection_that_stops_answering_delays_delivery_only_by_the_
 /// instead of keeping its last value until TCP gives up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
+    use pwmail_server::app::Waiting as _;
     use pwmail_store::{
         Actor, CallerCharge, IssueLink, LinkPurpose, MessageKind, NewMessage, NewUser, Rate,
         TokenHash,

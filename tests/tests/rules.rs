@@ -24,6 +24,8 @@ use pwmail_server::app::reset::NewPassword;
 use pwmail_server::app::{App, AppError, ResetError, users};
 use pwmail_server::clock::{Clock, ManualClock};
 use pwmail_server::config::{self, RateLimit, ServerConfig};
+use pwmail_server::mail::Renderer;
+use pwmail_server::outbox::Backlog;
 use pwmail_store::testing::StoreTestExt;
 use pwmail_store::{
     Authenticated, LinkPurpose, LinkState, MessageKind, OutboxStatus, Store, UserId,
@@ -337,9 +339,12 @@ impl Engine {
         let app = Arc::new(App {
             store: Arc::clone(&store) as Arc<dyn Store>,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            renderer: Arc::new(config.renderer().expect("templates")),
+            mailer: Arc::new(pwmail_server::mail::Mailer::new(
+                Arc::new(Renderer::for_config(&config).expect("templates")),
+                &config,
+            )),
             outbox_wakeup: Default::default(),
-            backlog: Default::default(),
+            backlog: Arc::new(Backlog::default()),
             policy: pwmail_server::secrets::password::Policy {
                 min_length: config.password_min_length,
             },

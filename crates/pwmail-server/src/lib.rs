@@ -114,7 +114,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
-    let renderer = Arc::new(config.renderer()?);
+    let renderer = Arc::new(mail::Renderer::for_config(&config)?);
     let transport = build_transport(&config.mail, &config.mail_from)?;
 
     let wakeup = Arc::new(Notify::new());
@@ -143,9 +143,9 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     let app = Arc::new(App {
         store,
         clock,
-        renderer,
+        mailer: Arc::new(mail::Mailer::new(Arc::clone(&renderer), &config)),
         outbox_wakeup: wakeup,
-        backlog,
+        backlog: Arc::new(backlog),
         policy: secrets::password::Policy {
             min_length: config.password_min_length,
         },
@@ -250,7 +250,7 @@ pub async fn dispatch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let transport = build_transport(&config.mail, &config.mail_from)?;
-    let renderer = Arc::new(config.renderer()?);
+    let renderer = Arc::new(mail::Renderer::for_config(config)?);
     tracing::info!(mail = ?config.mail, "pwmail dispatching");
     Dispatcher {
         store,

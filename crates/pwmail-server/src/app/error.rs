@@ -8,7 +8,6 @@ use pwmail_store::StoreError;
 
 use crate::app::reset::OpenLink;
 use crate::config::RateLimit;
-use crate::mail::MailError;
 use crate::secrets::password::{HashError, Rejection};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +79,9 @@ pub enum AppError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Mail(#[from] MailError),
+    /// The mail layer could not write an email (a broken template).
+    #[error("writing an email: {0}")]
+    Letter(#[source] pwmail_store::BoxError),
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error("no randomness from the OS: {0}")]

@@ -9,7 +9,7 @@ use pwmail_store::{
 use sha2::Digest as _;
 
 use crate::app::{App, AppError, validate};
-use crate::{mail, secrets};
+use crate::secrets;
 
 /// What the caller asked for, already authenticated.
 pub struct IssueRequest<'a> {
@@ -112,7 +112,7 @@ impl App {
                 link_hash: link_token.hash(),
                 expires_at,
                 cooldown: config.user_rate.gcra(),
-                message_id: mail::message_id(&config.mail_domain()),
+                message_id: self.mailer.message_id(),
                 // Written from the templates when it is sent (`Content::Link`).
                 link: config.reset_link(link_token.expose()),
                 request_id: request_id.to_string(),

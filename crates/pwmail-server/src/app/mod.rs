@@ -16,28 +16,46 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use pwmail_store::{RateKind, SpaceWatch, Store};
+use pwmail_store::{NewMessage, RateKind, SpaceWatch, Store, UnixMillis};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::mail::Renderer;
-use crate::outbox::Backlog;
 use crate::secrets::password::{Hasher, Policy};
 
 pub use error::{AppError, ResetError};
 
+/// What the rules need from the mail layer, which implements it
+/// (`mail::Mailer`): `app` names no adapter, it is handed what it needs.
+pub trait Mailer: Send + Sync {
+    /// A fresh Message-ID (without angle brackets) for a new email; every
+    /// delivery attempt reuses it.
+    fn message_id(&self) -> String;
+    /// The "your password was changed" notice to `email`, ready to queue.
+    fn password_changed(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        changed_at: UnixMillis,
+    ) -> Result<NewMessage, AppError>;
+}
+
+/// How many messages wait to be sent, as last counted (the outbox's
+/// `Backlog` counts them in the background).
+pub trait Waiting: Send + Sync {
+    fn waiting(&self) -> u64;
+}
+
 /// What the running service's rules need: its store, clock, settings,
-/// templates, the outbox's backlog and wake-up, and the password hasher.
+/// the mail layer, the outbox's backlog and wake-up, and the password hasher.
 pub struct App {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
-    /// Shared with the dispatcher, which writes the link emails.
-    pub renderer: Arc<Renderer>,
+    pub mailer: Arc<dyn Mailer>,
     /// Wakes the in-process dispatcher when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
-    pub backlog: Backlog,
+    pub backlog: Arc<dyn Waiting>,
     pub policy: Policy,
     pub hasher: Hasher,
     /// Admins recently authenticated (`config.auth_cache_ttl`).

@@ -3,14 +3,12 @@
 
 use std::net::IpAddr;
 
-use pwmail_store::{
-    Admission, CompleteReset, LinkState, MessageKind, RateKey, ResetLink, ResetOutcome, User,
-};
+use pwmail_store::{Admission, CompleteReset, LinkState, RateKey, ResetLink, ResetOutcome, User};
 
 use crate::app::issue::retry_after;
 use crate::app::{App, AppError, ResetError};
+use crate::secrets;
 use crate::secrets::password::{HashError, normalize};
-use crate::{mail, secrets};
 
 /// A usable link and the user it belongs to.
 #[derive(Debug)]
@@ -107,16 +105,8 @@ impl App {
         let user = open.user;
         let now = self.clock.now();
         let notice = self
-            .renderer
-            .render_password_changed(&user.email, user.name.as_deref(), now)
-            .map_err(AppError::from)?
-            .into_content();
-        let notice = mail::queued(
-            MessageKind::PasswordChanged,
-            &user.email,
-            &self.config.mail_domain(),
-            notice,
-        );
+            .mailer
+            .password_changed(&user.email, user.name.as_deref(), now)?;
         let link_hash = secrets::hash(token);
         let outcome = self.space.noted(
             self.store

@@ -65,7 +65,7 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
     };
     content.apply(&mut config)?;
     templates.apply(&mut config);
-    let renderer = config.renderer()?;
+    let renderer = mail::Renderer::for_config(&config)?;
     // Queued and then written as the dispatcher writes it.
     let kind = MessageKind::from(*kind);
     let content = match kind.link_purpose() {

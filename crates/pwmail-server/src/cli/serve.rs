@@ -201,7 +201,7 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     if let Some(files) = &config.tls {
         crate::tls::load(files, SystemClock.now() / 1000)?;
     }
-    config.renderer()?;
+    crate::mail::Renderer::for_config(&config)?;
     db.resolve()?;
     match crate::http::connections::raise_nofile_limit() {
         Ok(limit) => tracing::info!(

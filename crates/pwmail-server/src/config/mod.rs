@@ -322,16 +322,6 @@ impl ServerConfig {
         out
     }
 
-    /// The email templates, with this product name, support contact and
-    /// override directory.
-    pub fn renderer(&self) -> Result<crate::mail::Renderer, crate::mail::MailError> {
-        crate::mail::Renderer::new(
-            &self.product_name,
-            self.support_contact.as_deref(),
-            self.template_dir.as_deref(),
-        )
-    }
-
     /// The link the user follows to set a new password.
     pub fn reset_link(&self, token: &str) -> String {
         let base = self.public_url.as_str().trim_end_matches('/');

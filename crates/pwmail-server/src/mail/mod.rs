@@ -8,12 +8,15 @@ pub mod transport;
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::{Environment, context};
 use pwmail_store::{Content, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis};
 
+use crate::app::AppError;
 use crate::clock::format_utc;
+use crate::config::ServerConfig;
 pub use message::build_message;
 
 /// Each kind has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
@@ -71,6 +74,48 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// What the rules need from this layer (`app::Mailer`): Message-IDs in
+/// the sender's domain and the "password changed" notice, from the
+/// templates the dispatcher also writes link emails with.
+pub struct Mailer {
+    pub renderer: Arc<Renderer>,
+    /// The domain of `--mail-from`, for Message-IDs.
+    pub domain: String,
+}
+
+impl Mailer {
+    pub fn new(renderer: Arc<Renderer>, config: &ServerConfig) -> Mailer {
+        Mailer {
+            renderer,
+            domain: config.mail_domain(),
+        }
+    }
+}
+
+impl crate::app::Mailer for Mailer {
+    fn message_id(&self) -> String {
+        message_id(&self.domain)
+    }
+
+    fn password_changed(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        changed_at: UnixMillis,
+    ) -> Result<NewMessage, AppError> {
+        let notice = self
+            .renderer
+            .render_password_changed(email, name, changed_at)
+            .map_err(|e| AppError::Letter(Box::new(e)))?;
+        Ok(queued(
+            MessageKind::PasswordChanged,
+            email,
+            &self.domain,
+            notice.into_content(),
+        ))
+    }
+}
+
 /// The message to queue, with a fresh [`message_id`].
 pub fn queued(kind: MessageKind, recipient: &str, domain: &str, content: Content) -> NewMessage {
     NewMessage {
@@ -121,6 +166,16 @@ pub struct Renderer {
 impl Renderer {
     /// Built-in templates, each replaced by a file of the same name in
     /// `override_dir` when there is one.
+    /// The templates as `config` sets them: its product name, support
+    /// contact and override directory.
+    pub fn for_config(config: &ServerConfig) -> Result<Self, MailError> {
+        Renderer::new(
+            &config.product_name,
+            config.support_contact.as_deref(),
+            config.template_dir.as_deref(),
+        )
+    }
+
     pub fn new(
         product: &str,
         support: Option<&str>,

@@ -35,11 +35,13 @@ fn full_count_spacing(took: Duration, succeeded: bool) -> Duration {
 #[derive(Clone, Default)]
 pub struct Backlog(Arc<AtomicU64>);
 
-impl Backlog {
-    pub fn waiting(&self) -> u64 {
+impl crate::app::Waiting for Backlog {
+    fn waiting(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
 
+impl Backlog {
     /// Counts the outbox every `every`, until the task is aborted; the
     /// sent messages as often as [`FULL_COUNT_SPACING`] allows (their gauge
     /// keeps its last value between). A count that gets no answer within
