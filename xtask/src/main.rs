@@ -4,13 +4,14 @@ mod bench;
 mod codegen;
 mod conformance;
 mod mutants;
+mod vendor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance\n       cargo xtask bench [--quick]\n       cargo xtask mutants [--in-diff [BASE]] [--shard K/N]"
+        "usage: cargo xtask codegen [--check]\n       cargo xtask test [-- CARGO TEST ARGS]\n       cargo xtask conformance\n       cargo xtask bench [--quick]\n       cargo xtask mutants [--in-diff [BASE]] [--shard K/N]\n       cargo xtask vendor-check [--bless]"
     );
     ExitCode::from(2)
 }
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         ["bench"] => report(bench::run(&workspace_root(), false)),
         ["bench", "--quick"] => report(bench::run(&workspace_root(), true)),
         ["mutants", rest @ ..] => report(mutants::run(&workspace_root(), rest)),
+        ["vendor-check"] => report(vendor::run(&workspace_root(), false)),
+        ["vendor-check", "--bless"] => report(vendor::run(&workspace_root(), true)),
         ["conformance"] => report(
             ensure_test_venv(&workspace_root()).and_then(|()| conformance::run(&workspace_root())),
         ),
