@@ -6,6 +6,7 @@
 //! statements whose row locks serialize competing replicas.
 
 mod addressed;
+mod functions;
 mod group;
 mod issue;
 mod pool;
@@ -49,6 +50,10 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&mut *conn)
             .await?;
+        let applied = functions::apply(&mut conn).await?;
+        if !applied.is_empty() {
+            tracing::info!(functions = ?applied, "PostgreSQL functions brought up to date");
+        }
         conn.release();
         Ok(PgStore {
             pool,

@@ -1,0 +1,88 @@
+-- An admin call in one round trip. A call without an Idempotency-Key was
+-- two groups, each a statement and a commit of its own: the caller's rate
+-- step with the user's lookup (pwmail_charge_callers), then the issue
+-- (pwmail_issue_links). This function does both for a group of calls
+-- (src/postgres/addressed.rs): the callers' steps, each admitted call's
+-- user by address, and the issue of those whose stored address is, byte
+-- for byte, the one pwmail checked as deliverable before the call
+-- ($p_checked; NULL: the address given is not). The others change nothing
+-- but their caller's step and come back as
+--   'throttled' (retry_after_ms), 'no_user', or
+--   'unchecked' (the user's columns: pwmail checks the stored address and
+--   issues through pwmail_issue_links on its own),
+-- and the rest with pwmail_issue_links' outcomes. Rows in the calls' order.
+--
+-- The caller's rate row stays locked until this statement's commit, WAL
+-- flush included: groups from replicas whose calls share an API token take
+-- turns at it, where the separate step let them overlap.
+--
+-- Element i of every array is call i; the addresses (email keys) must
+-- differ, as pwmail_issue_links' targets must.
+CREATE OR REPLACE FUNCTION pwmail_issue_by_address(
+    p_caller TEXT[], p_caller_period BIGINT, p_caller_tau BIGINT,
+    p_email_key TEXT[], p_checked TEXT[], p_user_key_prefix TEXT,
+    p_actor_user BIGINT[], p_actor_token BIGINT[], p_purpose TEXT[],
+    p_invalidates_password BOOLEAN[], p_link_hash BYTEA[], p_expires_at BIGINT[],
+    p_period BIGINT, p_tau BIGINT,
+    p_message_id TEXT[], p_kind TEXT[], p_link TEXT[], p_link_expires_at BIGINT[],
+    p_request_id TEXT[], p_now BIGINT[])
+RETURNS TABLE (ord BIGINT, outcome TEXT, link_id BIGINT, outbox_id BIGINT,
+               retry_after_ms BIGINT, user_id BIGINT,
+               id BIGINT, email TEXT, name TEXT, is_admin BOOLEAN, disabled_at BIGINT,
+               password_hash TEXT, created_at BIGINT)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_sync TEXT := current_setting('synchronous_commit');
+    v_n INT := cardinality(p_email_key);
+    v_refused BIGINT[];
+    v_user BIGINT[];
+    v_target BIGINT[];
+    v_email TEXT[];
+    v_name TEXT[];
+BEGIN
+    -- The callers' steps, as the separate step takes them. That function
+    -- turns off this transaction's wait for its WAL flush (rate state is
+    -- not worth one); this transaction also issues links, which are.
+    SELECT array_agg(c.retry_after_ms ORDER BY c.ord) INTO v_refused
+      FROM pwmail_charge_callers(p_caller, p_now, p_caller_period, p_caller_tau) AS c;
+    PERFORM set_config('synchronous_commit', v_sync, true);
+    -- Each admitted call's user by address, one index lookup each (OFFSET 0
+    -- as in 0007). A call that does not go on to the issue names -ord as
+    -- its target: no user's id and no other call's, so pwmail_issue_links
+    -- answers it 'no_user' and writes nothing for it.
+    SELECT array_agg(u.id ORDER BY c.ord),
+           array_agg(CASE WHEN u.email = c.checked THEN u.id ELSE -c.ord END ORDER BY c.ord),
+           array_agg(u.email ORDER BY c.ord),
+           array_agg(u.name ORDER BY c.ord)
+      INTO v_user, v_target, v_email, v_name
+      FROM unnest(p_email_key, p_checked, v_refused)
+               WITH ORDINALITY AS c(email_key, checked, refused, ord)
+      LEFT JOIN LATERAL (SELECT u.id, u.email, u.name FROM users u
+                          WHERE u.email_key = c.email_key AND c.refused IS NULL
+                         OFFSET 0) AS u ON true;
+    RETURN QUERY
+    SELECT c.ord,
+           CASE WHEN c.refused IS NOT NULL THEN 'throttled'
+                WHEN v_user[c.ord] IS NULL THEN 'no_user'
+                WHEN v_target[c.ord] < 0 THEN 'unchecked'
+                ELSE i.outcome END,
+           i.link_id, i.outbox_id, COALESCE(c.refused, i.retry_after_ms), v_user[c.ord],
+           u.id, u.email, u.name, u.is_admin, u.disabled_at, u.password_hash, u.created_at
+      FROM unnest(v_refused) WITH ORDINALITY AS c(refused, ord)
+      JOIN pwmail_issue_links(
+               p_actor_user, p_actor_token, v_target, p_purpose, p_invalidates_password,
+               p_link_hash, p_expires_at,
+               ARRAY(SELECT p_user_key_prefix || t FROM unnest(v_target) WITH ORDINALITY AS k(t, n)
+                     ORDER BY n),
+               p_period, p_tau, p_message_id, p_kind, v_email,
+               -- A link email's subject and bodies are written when it is
+               -- sent (0006); it has no Idempotency-Key.
+               array_fill(''::TEXT, ARRAY[v_n]), array_fill(NULL::TEXT, ARRAY[v_n]),
+               array_fill(NULL::TEXT, ARRAY[v_n]), p_link, v_name, p_link_expires_at,
+               p_request_id, p_now, array_fill(NULL::TEXT, ARRAY[v_n])) AS i
+           ON i.ord = c.ord
+      LEFT JOIN users u ON u.id = v_user[c.ord] AND v_target[c.ord] < 0
+     ORDER BY c.ord;
+END;
+$$;
