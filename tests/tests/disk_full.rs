@@ -40,7 +40,7 @@ async fn readyz(server: &TestServer) -> (u16, String) {
 
 /// Probe writes the server has made (readiness while not ready).
 fn probes(server: &TestServer) -> u64 {
-    server.running.app.space.probes()
+    server.running.app.store_state().1.probes()
 }
 
 /// WARN and ERROR lines of this process, as written (all tests of this

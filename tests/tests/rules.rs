@@ -21,7 +21,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use pwmail_rules::{self as rules, Limits, Model, Purpose, Rate, UserSpec};
 use pwmail_server::app::issue::{IssueRequest, Issued};
 use pwmail_server::app::reset::NewPassword;
-use pwmail_server::app::{App, AppError, ResetError, users};
+use pwmail_server::app::{App, AppError, Parts, ResetError, users};
 use pwmail_server::clock::{Clock, ManualClock};
 use pwmail_server::config::{self, RateLimit, ServerConfig};
 use pwmail_server::mail::Renderer;
@@ -336,7 +336,7 @@ impl Engine {
         let store = pwmail_store::testing::open(url).await.expect("store");
         let config = server_config();
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let app = Arc::new(App {
+        let app = Arc::new(App::new(Parts {
             store: Arc::clone(&store) as Arc<dyn Store>,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             mailer: Arc::new(pwmail_server::mail::Mailer::new(
@@ -345,14 +345,10 @@ impl Engine {
             )),
             outbox_wakeup: Default::default(),
             backlog: Arc::new(Backlog::default()),
-            policy: pwmail_server::secrets::password::Policy {
-                min_length: config.password_min_length,
-            },
             hasher: pwmail_server::secrets::password::Hasher::new(1, 4),
-            auth_cache: pwmail_server::app::auth::AuthCache::new(Duration::ZERO),
             space: Default::default(),
             config,
-        });
+        }));
         Engine { app, store, clock }
     }
 
@@ -360,7 +356,7 @@ impl Engine {
     async fn start(&self) -> Case<'_> {
         self.store.clear().await.expect("clear");
         let now = self.clock.now();
-        let store: &dyn Store = &*self.app.store;
+        let store: &dyn Store = &*self.store;
         users::add_user(store, ADMIN, true, None, now)
             .await
             .expect("admin");
@@ -518,7 +514,8 @@ impl Case<'_> {
             }
             Op::Disable(user) => {
                 model.disable(user);
-                let seen = match users::disable_user(&*app.store, USERS[user].0, now).await {
+                let seen = match users::disable_user(&*self.engine.store, USERS[user].0, now).await
+                {
                     Ok(_) => Seen::Disabling,
                     Err(e) => Seen::Unexpected(format!("{e:?}")),
                 };

@@ -140,20 +140,16 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         config.dispatcher.store_timeout,
     ));
 
-    let app = Arc::new(App {
+    let app = Arc::new(App::new(app::Parts {
         store,
         clock,
         mailer: Arc::new(mail::Mailer::new(Arc::clone(&renderer), &config)),
         outbox_wakeup: wakeup,
         backlog: Arc::new(backlog),
-        policy: secrets::password::Policy {
-            min_length: config.password_min_length,
-        },
         hasher: secrets::password::Hasher::new(config.hash_concurrency, config.hash_queue),
-        auth_cache: app::auth::AuthCache::new(config.auth_cache_ttl),
         space,
         config,
-    });
+    }));
     app.fit_rate_state()
         .await
         .context("fitting rate-limit state to the configured rates")?;
@@ -162,11 +158,11 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         async move { app.purge_expired(PURGE_EVERY).await }
     });
     observe::metrics::handle();
-    let listen = app.config.listen;
-    let client_timeout = app.config.client_timeout;
-    let max_connections = app.config.max_connections.unwrap_or_else(|| {
+    let listen = app.config().listen;
+    let client_timeout = app.config().client_timeout;
+    let max_connections = app.config().max_connections.unwrap_or_else(|| {
         let soft = http::connections::nofile_limit().map_or(1024, |l| l.rlim_cur);
-        http::connections::default_max_connections(soft, &app.config)
+        http::connections::default_max_connections(soft, app.config())
     });
     let context = Arc::new(http::Context::new(Arc::clone(&app))?);
     let listener = |api, tcp: std::net::TcpListener, name, max_connections| {

@@ -8,10 +8,12 @@ use std::path::Path;
 
 /// What `app` may name: itself and the layers below every adapter.
 const APP_MAY_USE: &[&str] = &["app", "secrets", "clock", "config"];
+/// Adapters that take requests (HTTP, the command line): they go through
+/// `app` for everything the store holds.
+const REQUEST_ADAPTERS: &[&str] = &["http", "cli"];
 
-/// Each top-level module of `src/` and the top-level modules it names
-/// through `crate::` paths (comments aside).
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
+/// Every `.rs` file under `src/`, with its code (comments aside).
+fn sources() -> Vec<(std::path::PathBuf, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     let mut dirs = vec![src.clone()];
@@ -25,28 +27,45 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).expect("source");
+            let code: Vec<&str> = text
+                .lines()
+                .map(|line| line.split("//").next().unwrap_or_default())
+                .collect();
+            let relative = file.strip_prefix(&src).expect("under src").to_path_buf();
+            (relative, code.join("\n"))
+        })
+        .collect()
+}
+
+/// The top-level module a file under `src/` belongs to (`None`: the crate
+/// root, `lib.rs` and `main.rs`).
+fn module_of(relative: &Path) -> Option<String> {
+    let first = relative
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_string();
+    (first != "lib" && first != "main").then_some(first)
+}
+
+/// Each top-level module of `src/` and the top-level modules it names
+/// through `crate::` paths.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&src).expect("under src");
-        let first = relative
-            .components()
-            .next()
-            .expect("a component")
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
-        if first == "lib" || first == "main" {
+    for (relative, code) in sources() {
+        let Some(first) = module_of(&relative) else {
             continue;
-        }
-        let text = std::fs::read_to_string(&file).expect("source");
+        };
         let names = graph.entry(first.clone()).or_default();
-        for line in text.lines() {
-            let code = line.split("//").next().unwrap_or_default();
-            for name in crate_paths(code) {
-                if name != first {
-                    names.insert(name);
-                }
+        for name in crate_paths(&code) {
+            if name != first {
+                names.insert(name);
             }
         }
     }
@@ -79,6 +98,33 @@ fn crate_paths(code: &str) -> Vec<String> {
         rest = after;
     }
     names
+}
+
+/// Calls of a method on a value named `store` (`store.list_users(`, also
+/// split over lines), as written in `code`.
+fn store_calls(code: &str) -> Vec<String> {
+    let mut calls = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("store") {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + "store".len()..].trim_start();
+        rest = &rest[at + "store".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let Some(method) = after.strip_prefix('.') else {
+            continue;
+        };
+        let name: String = method
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if method.trim_start()[name.len()..].starts_with('(') {
+            calls.push(name);
+        }
+    }
+    calls
 }
 
 /// A cycle through the graph, if there is one, as the modules on it.
@@ -122,6 +168,14 @@ fn paths_are_read_with_their_groups() {
 }
 
 #[test]
+fn store_calls_are_found_across_lines() {
+    assert_eq!(
+        store_calls("let u = store\n    .find_user(1); restore.x(); store.open; self.store.ping()"),
+        ["find_user", "ping"]
+    );
+}
+
+#[test]
 fn a_cycle_is_found_and_named() {
     let graph: BTreeMap<String, BTreeSet<String>> = [
         ("a", &["b"][..]),
@@ -157,5 +211,21 @@ fn the_rules_name_no_adapter() {
     assert!(
         named.is_empty(),
         "app names {named:?}: hand it what it needs (a trait in app, implemented there)"
+    );
+}
+
+#[test]
+fn adapters_reach_the_store_only_through_app() {
+    let mut found = Vec::new();
+    for (relative, code) in sources() {
+        if module_of(&relative).is_some_and(|m| REQUEST_ADAPTERS.contains(&m.as_str())) {
+            for call in store_calls(&code) {
+                found.push(format!("{}: store.{call}(…)", relative.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "adapters call the store: {found:#?}; call a function of app instead"
     );
 }

@@ -48,27 +48,106 @@ pub trait Waiting: Send + Sync {
 
 /// What the running service's rules need: its store, clock, settings,
 /// the mail layer, the outbox's backlog and wake-up, and the password hasher.
+/// Its fields are the app's own: adapters call its methods, never the store.
 pub struct App {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+    mailer: Arc<dyn Mailer>,
+    /// Wakes the in-process dispatcher when a message is queued.
+    outbox_wakeup: Arc<Notify>,
+    backlog: Arc<dyn Waiting>,
+    policy: Policy,
+    hasher: Hasher,
+    /// Admins recently authenticated (`config.auth_cache_ttl`).
+    auth_cache: auth::AuthCache,
+    /// Whether the database had room for the last write (readiness);
+    /// shared with the dispatcher.
+    space: Arc<SpaceWatch>,
+}
+
+/// What [`App::new`] is built from (`lib.rs` wires the real ones; tests
+/// their own).
+pub struct Parts {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
     pub mailer: Arc<dyn Mailer>,
-    /// Wakes the in-process dispatcher when a message is queued.
     pub outbox_wakeup: Arc<Notify>,
     pub backlog: Arc<dyn Waiting>,
-    pub policy: Policy,
     pub hasher: Hasher,
-    /// Admins recently authenticated (`config.auth_cache_ttl`).
-    pub auth_cache: auth::AuthCache,
-    /// Whether the database had room for the last write (readiness);
-    /// shared with the dispatcher.
     pub space: Arc<SpaceWatch>,
 }
 
+/// Whether the service can take calls (`/readyz`).
+#[derive(Debug)]
+pub enum Readiness {
+    Ready,
+    /// A write failed for lack of space, and none has succeeded since.
+    NoSpace,
+    /// The database does not answer.
+    Unavailable(pwmail_store::StoreError),
+}
+
 impl App {
+    pub fn new(parts: Parts) -> App {
+        let Parts {
+            store,
+            clock,
+            config,
+            mailer,
+            outbox_wakeup,
+            backlog,
+            hasher,
+            space,
+        } = parts;
+        App {
+            policy: Policy {
+                min_length: config.password_min_length,
+            },
+            auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
+            store,
+            clock,
+            config,
+            mailer,
+            outbox_wakeup,
+            backlog,
+            hasher,
+            space,
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The password rules the reset page states.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// Messages waiting to be sent, as last counted.
     pub fn backlog(&self) -> u64 {
         self.backlog.waiting()
+    }
+
+    /// Whether the database answers and, after a write failed for lack of
+    /// space, has room again (probing at most every 5 s while it has not).
+    pub async fn readiness(&self) -> Readiness {
+        let checked = match self.store.ping().await {
+            Ok(()) => self.space.writable(&*self.store, self.clock.now()).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(true) => Readiness::Ready,
+            Ok(false) => Readiness::NoSpace,
+            Err(e) => Readiness::Unavailable(e),
+        }
+    }
+
+    /// What the metrics show of the store: SQLite's writer, and the space.
+    pub fn store_state(&self) -> (Option<pwmail_store::WriterStats>, &SpaceWatch) {
+        (self.store.writer_stats(), &self.space)
     }
 
     /// Cuts rate-limit state written under slower rates than the ones

@@ -2,7 +2,8 @@
 //! messages, and the admin created on first start.
 
 use pwmail_store::{
-    ApiTokenInfo, MessageKind, NewUser, OutboxState, Store, StoreError, UnixMillis, User,
+    ApiTokenInfo, MessageKind, NewUser, OutboxState, OutboxStatus, Store, StoreError, UnixMillis,
+    User,
 };
 
 use crate::app::{AppError, validate};
@@ -145,13 +146,38 @@ pub async fn check_password(
     Ok(normalized != password && hasher.verify(password, phc).await?)
 }
 
+/// Every user, oldest first.
+pub async fn list(store: &dyn Store) -> Result<Vec<User>, AppError> {
+    Ok(store.list_users().await?)
+}
+
+/// Outbox messages, newest first, in one state or all.
+pub async fn outbox(
+    store: &dyn Store,
+    state: Option<OutboxState>,
+    limit: u32,
+) -> Result<Vec<OutboxStatus>, AppError> {
+    Ok(store.list_outbox(state, limit).await?)
+}
+
+/// One outbox message's delivery status.
+pub async fn outbox_message(store: &dyn Store, id: i64) -> Result<OutboxStatus, AppError> {
+    store
+        .outbox_message(id)
+        .await?
+        .ok_or(AppError::NoSuchMessage(id))
+}
+
+/// Ends every lease now (a process that holds the database alone, where a
+/// lease can only be one a dead process left); returns how many.
+pub async fn end_abandoned_leases(store: &dyn Store, now: UnixMillis) -> Result<u64, AppError> {
+    Ok(store.end_leases(now).await?)
+}
+
 /// Queues a dead message again with a fresh attempt budget. Only notices
 /// can be: a link email's link was revoked when it was given up.
 pub async fn retry_dead(store: &dyn Store, id: i64, now: UnixMillis) -> Result<(), AppError> {
-    let message = store
-        .outbox_message(id)
-        .await?
-        .ok_or(AppError::NoSuchMessage(id))?;
+    let message = outbox_message(store, id).await?;
     if message.state == OutboxState::Dead && message.kind != MessageKind::PasswordChanged {
         return Err(AppError::DeadLinkEmail {
             id,

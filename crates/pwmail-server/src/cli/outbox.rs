@@ -4,7 +4,7 @@ use crate::cli::out;
 use clap::Subcommand;
 use pwmail_store::OutboxState;
 
-use crate::app::{AppError, users};
+use crate::app::users;
 use crate::cli::args::DbArgs;
 use crate::clock::format_utc;
 
@@ -53,7 +53,7 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
                 "kind",
                 "queued"
             )?;
-            for m in store.list_outbox(*state, *limit).await? {
+            for m in users::outbox(&*store, *state, *limit).await? {
                 out!(
                     "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} {}",
                     m.id,
@@ -67,10 +67,7 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
             }
         }
         OutboxCommand::Show { id } => {
-            let m = store
-                .outbox_message(*id)
-                .await?
-                .ok_or(AppError::NoSuchMessage(*id))?;
+            let m = users::outbox_message(&*store, *id).await?;
             out!("id:           {}", m.id)?;
             out!("message-id:   <{}>", m.message_id)?;
             out!("kind:         {}", m.kind)?;

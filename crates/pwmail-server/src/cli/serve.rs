@@ -243,7 +243,7 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     }
     // The running server's settings: a public URL on port 0 now names the
     // port bound.
-    let config = &running.app.config;
+    let config = running.app.config();
     for warning in config.public_url_warnings() {
         tracing::warn!(public_url = %config.public_url, "{warning}");
     }
@@ -275,7 +275,7 @@ fn lock_sqlite(database_url: &str) -> anyhow::Result<Option<crate::files::Server
 /// default). It may have gone out before the process died: at least once,
 /// never lost.
 async fn end_abandoned_leases(store: &dyn pwmail_store::Store) {
-    match store.end_leases(SystemClock.now()).await {
+    match crate::app::users::end_abandoned_leases(store, SystemClock.now()).await {
         Ok(0) => {}
         Ok(messages) => tracing::warn!(
             messages,

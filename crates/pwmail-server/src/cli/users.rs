@@ -110,7 +110,7 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
                 "state",
                 "password"
             )?;
-            for u in store.list_users().await? {
+            for u in users::list(&*store).await? {
                 out!(
                     "{:>6}  {:<40} {:<6} {:<9} {:<8} {}",
                     u.id,

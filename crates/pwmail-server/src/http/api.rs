@@ -179,7 +179,7 @@ async fn with_deadline<T>(
     app: &App,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let limit = app.config.request_timeout;
+    let limit = app.config().request_timeout;
     match tokio::time::timeout(limit, work).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::DeadlineExceeded(format!(

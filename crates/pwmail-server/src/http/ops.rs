@@ -6,6 +6,7 @@
 use dropshot::{Body, HttpError, RequestContext};
 use http::{Response, StatusCode, header};
 
+use crate::app::Readiness;
 use crate::http::Context;
 use crate::observe;
 
@@ -19,11 +20,11 @@ fn plain(status: StatusCode, text: &str) -> Result<Response<Body>, HttpError> {
 
 #[dropshot::endpoint { method = GET, path = "/metrics", unpublished = true }]
 pub async fn metrics(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
-    let app = &rqctx.context().app;
-    if let Some(stats) = app.store.writer_stats() {
+    let (writer, space) = rqctx.context().app.store_state();
+    if let Some(stats) = writer {
         observe::metrics::store_writer(&stats);
     }
-    observe::metrics::store_space(&app.space);
+    observe::metrics::store_space(space);
     let text = observe::metrics::handle().render();
     Ok(Response::builder()
         .status(StatusCode::OK)
@@ -45,18 +46,13 @@ pub async fn livez(_rqctx: RequestContext<Context>) -> Result<Response<Body>, Ht
 /// the probe write `SpaceWatch` makes at most every 5 s while not ready).
 #[dropshot::endpoint { method = GET, path = "/readyz", unpublished = true }]
 pub async fn readyz(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
-    let app = &rqctx.context().app;
-    let checked = match app.store.ping().await {
-        Ok(()) => app.space.writable(&*app.store, app.clock.now()).await,
-        Err(e) => Err(e),
-    };
-    match checked {
-        Ok(true) => plain(StatusCode::OK, "ready"),
-        Ok(false) => plain(
+    match rqctx.context().app.readiness().await {
+        Readiness::Ready => plain(StatusCode::OK, "ready"),
+        Readiness::NoSpace => plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the database has no space left",
         ),
-        Err(e) => {
+        Readiness::Unavailable(e) => {
             tracing::warn!(error = %e, "not ready: database check failed");
             plain(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -103,7 +103,7 @@ fn html_bytes(
 }
 
 fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String, HttpError> {
-    let base = context! { product => &ctx.app.config.product_name, css => CSS_PATH };
+    let base = context! { product => &ctx.app.config().product_name, css => CSS_PATH };
     ctx.pages
         .get_template(name)
         .and_then(|t| t.render(context! { ..base, ..values }))
@@ -213,7 +213,7 @@ fn form_page(
         context! {
             email => &open.user.email,
             error,
-            min_length => ctx.app.policy.min_length,
+            min_length => ctx.app.policy().min_length,
             max_length => MAX_BYTES,
             expires_at => format_utc(open.link.expires_at),
         },
