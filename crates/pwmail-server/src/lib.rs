@@ -4,6 +4,7 @@
 //! the map.
 
 pub mod app;
+pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;

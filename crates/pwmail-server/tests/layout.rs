@@ -229,3 +229,13 @@ fn adapters_reach_the_store_only_through_app() {
         "adapters call the store: {found:#?}; call a function of app instead"
     );
 }
+
+#[test]
+fn the_bulk_sender_is_a_client_of_the_api_and_nothing_else() {
+    let graph = imports();
+    assert!(
+        graph["bulk"].is_empty(),
+        "bulk names {:?}: it reaches the service through its API only",
+        graph["bulk"]
+    );
+}
