@@ -1050,6 +1050,67 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
     server.stop().await;
 }
 
+/// A user as a version that did not check addresses stored it, then
+/// checked as the service checks stored addresses before it issues links.
+async fn add_unchecked_user(server: &TestServer, email: &str) -> pwmail_store::User {
+    let user = server
+        .store()
+        .create_user(
+            &pwmail_store::NewUser {
+                email: email.into(),
+                name: None,
+                is_admin: false,
+                deliverable: true,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let marked = pwmail_server::app::users::check_addresses(server.store())
+        .await
+        .unwrap();
+    assert_eq!(marked, 1, "{email} found undeliverable");
+    user
+}
+
+#[tokio::test]
+async fn a_user_stored_before_addresses_were_checked_is_refused_from_the_first_call() {
+    // The database a version that did not check addresses left: the server
+    // checks stored addresses when it starts, before any call.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    {
+        let store = pwmail_store::testing::open(&url).await.unwrap();
+        store
+            .create_user(
+                &pwmail_store::NewUser {
+                    email: "a..b@example.com".into(),
+                    name: None,
+                    is_admin: false,
+                    deliverable: true,
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+    }
+    let server = TestServer::start_with(Options {
+        database_url: Some(url),
+        ..Options::default()
+    })
+    .await;
+    let (status, code, message, _) = error_of(
+        server
+            .client()
+            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
+            .await,
+    );
+    assert_eq!((status, code), (409, 9), "{message}");
+    assert!(message.contains("cannot receive mail"), "{message}");
+    assert!(server.read_all_outbox().await.is_empty());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     let server = TestServer::start().await;
@@ -1068,20 +1129,11 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
             .is_err()
     );
 
-    // A user stored before the check: both operations answer 409 and change
-    // nothing (the password still verifies, no link, no email).
-    let legacy = server
-        .store()
-        .create_user(
-            &pwmail_store::NewUser {
-                email: "a..b@example.com".into(),
-                name: None,
-                is_admin: false,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+    // A user stored before the check (as a version that did not check wrote
+    // it), then checked as `pwmail serve` and `pwmail migrate` check them:
+    // both operations answer 409 and change nothing (the password still
+    // verifies, no link, no email).
+    let legacy = add_unchecked_user(&server, "a..b@example.com").await;
     server.set_known_password(legacy.id).await;
     let client = server.client();
     let (status, code, message, _) = error_of(
@@ -1131,18 +1183,7 @@ async fn a_call_refused_for_an_undeliverable_stored_address_uses_the_callers_rat
         ..Options::default()
     })
     .await;
-    server
-        .store()
-        .create_user(
-            &pwmail_store::NewUser {
-                email: "a..b@example.com".into(),
-                name: None,
-                is_admin: false,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+    add_unchecked_user(&server, "a..b@example.com").await;
     server.add_user("fine@example.com", false).await;
     let client = server.client();
     let (status, code, _, _) = error_of(

@@ -112,6 +112,15 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     if config.public_url.port() == Some(0) {
         config.public_url = config::public_url_for(public_listener.local_addr()?, tls.is_some());
     }
+    // Before any link is issued: the issue reads whether mail can reach a
+    // stored address.
+    let marked = app::users::check_addresses(&*store).await?;
+    if marked > 0 {
+        tracing::warn!(
+            users = marked,
+            "users hold an address mail cannot reach; calls for them are refused"
+        );
+    }
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 

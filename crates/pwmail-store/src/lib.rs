@@ -170,7 +170,7 @@ mod tests {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// [`Store::issue_to_address`] as two calls: the lookup with the caller's
-/// step, then the issue where the stored address is the one given.
+/// step, then the issue where mail can reach the user's stored address.
 async fn issue_in_two_steps<S: Store + ?Sized>(
     store: &S,
     call: &AddressedIssue,
@@ -180,15 +180,31 @@ async fn issue_in_two_steps<S: Store + ?Sized>(
     let target = store
         .issue_target(&call.email, &caller, &call.caller_rate, link.now)
         .await?;
+    // A call that ends before the issue still takes its step of the
+    // caller's rate, if the lookup left it pending.
+    let charged = |charge| async move {
+        Ok::<_, StoreError>(match charge {
+            CallerCharge::Charged => Admission::Admitted,
+            CallerCharge::Pending(rate) => store.rate_limit(&caller, &rate, link.now).await?,
+        })
+    };
     Ok(match target {
-        IssueTarget::Found { user, charge } if call.reaches(&user) => {
+        IssueTarget::Throttled { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+        IssueTarget::Found { user, charge } if user.deliverable => {
             let outcome = store.issue_link(&link.issue_for(&user, charge)).await?;
             Addressed::Issued {
                 user: user.id,
                 outcome,
             }
         }
-        stopped => Addressed::Stopped(stopped),
+        IssueTarget::Found { user, charge } => match charged(charge).await? {
+            Admission::Admitted => Addressed::Undeliverable { user: user.id },
+            Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+        },
+        IssueTarget::Missing { charge } => match charged(charge).await? {
+            Admission::Admitted => Addressed::NoSuchUser,
+            Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+        },
     })
 }
 
@@ -219,6 +235,27 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
     /// The stored password hash (PHC string), if the user has a valid one.
     async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
+    /// Records whether mail can be addressed to the user's stored address.
+    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()>;
+    /// Checks every user's stored address with `deliverable` (the mail
+    /// builder's check, which the store cannot make) and records the
+    /// answer where it differs: rows written before the column existed, or
+    /// by a version that did not check. Returns how many changed. Run before
+    /// the service issues links (`pwmail serve`, `pwmail migrate`).
+    async fn check_addresses(
+        &self,
+        deliverable: &(dyn for<'e> Fn(&'e str) -> bool + Sync),
+    ) -> Result<u64> {
+        let mut changed = 0;
+        for user in self.list_users().await? {
+            let checked = deliverable(&user.email);
+            if checked != user.deliverable {
+                self.set_deliverable(user.id, checked).await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
 
     // --- API tokens ------------------------------------------------------
     async fn create_api_token(
@@ -280,14 +317,12 @@ pub trait Store: Send + Sync + 'static {
             None => IssueTarget::Missing { charge },
         })
     }
-    /// An admin call by address: the caller's step of its rate, the user,
-    /// and, where the user's stored address is the one given and
-    /// deliverable, the issue ([`Addressed::Issued`]). Otherwise the call
-    /// stops with the caller charged or its charge left pending, as
-    /// [`issue_target`](Store::issue_target) leaves it. A call with an
-    /// Idempotency-Key takes two steps (`issue_target`, then `issue_link`),
-    /// so that its stored outcome answers it before any charge; the others
-    /// one ([`issue_at_address`](Store::issue_at_address)).
+    /// An admin call by address, whole: the caller's step of its rate, the
+    /// user, and, where mail can reach the user's stored address, the issue;
+    /// one typed outcome ([`Addressed`]). A call with an Idempotency-Key
+    /// takes two steps (`issue_target`, then `issue_link`), so that its
+    /// stored outcome answers it before any charge; the others one
+    /// ([`issue_at_address`](Store::issue_at_address)).
     async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
         if call.link.idempotency.is_some() {
             return issue_in_two_steps(self, call).await;

@@ -29,6 +29,9 @@ pub struct User {
     /// Whether a password is set and not invalidated.
     pub has_password: bool,
     pub created_at: UnixMillis,
+    /// Whether mail can be addressed to `email` (the mail builder's check,
+    /// made when the user was written or by `Store::check_addresses`).
+    pub deliverable: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub struct NewUser {
     pub email: String,
     pub name: Option<String>,
     pub is_admin: bool,
+    /// Whether mail can be addressed to `email`, as the app checked it.
+    pub deliverable: bool,
 }
 
 /// SHA-256 of a secret. Only hashes of API tokens and link tokens are stored.
@@ -349,27 +354,15 @@ pub enum IssueTarget {
 }
 
 /// An admin call that names its user by address, as the app fixes it
-/// before the user is known; see [`Store::issue_to_address`](crate::Store::issue_to_address).
+/// before the user is known: everything the call needs, taken to its end in
+/// the store; see [`Store::issue_to_address`](crate::Store::issue_to_address).
 #[derive(Clone)]
 pub struct AddressedIssue {
     /// The address as the caller gave it.
     pub email: String,
-    /// Whether mail can be addressed to `email` (the mail builder's check).
-    /// Only a user whose stored address is `email` itself, byte for byte,
-    /// and deliverable, is issued a link without the app seeing it first.
-    pub deliverable: bool,
     /// The calling API token's rate (key `RateKey::ApiToken(link.actor.token_id)`).
     pub caller_rate: Rate,
     pub link: LinkDraft,
-}
-
-impl AddressedIssue {
-    /// Whether the store may issue to `user`, the address's owner, without
-    /// the app seeing them first: their stored address is the one given,
-    /// which the app found deliverable.
-    pub fn reaches(&self, user: &User) -> bool {
-        self.deliverable && user.email == self.email
-    }
 }
 
 /// A link to issue and its email, all but the user (no `Debug`: it holds
@@ -420,17 +413,19 @@ impl LinkDraft {
     }
 }
 
-/// How far [`Store::issue_to_address`](crate::Store::issue_to_address) took a call.
+/// What [`Store::issue_to_address`](crate::Store::issue_to_address) made
+/// of a call: the one outcome of an admin call by address.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Addressed {
-    /// To the issue's transaction, for this user (whose stored address is
-    /// the one given): its outcome.
+    /// To the issue's transaction, for this user: its outcome.
     Issued { user: UserId, outcome: IssueOutcome },
-    /// Not that far: the caller throttled, no such user, or a user whose
-    /// stored address the app has still to check before
-    /// [`Store::issue_link`](crate::Store::issue_link) (with
-    /// [`LinkDraft::issue_for`]).
-    Stopped(IssueTarget),
+    /// The caller's rate refused the call; nothing was written.
+    Throttled { retry_after_ms: i64 },
+    /// No user has the address; only the caller's rate step was written.
+    NoSuchUser,
+    /// The user's stored address cannot receive mail (`User::deliverable`);
+    /// only the caller's rate step was written.
+    Undeliverable { user: UserId },
 }
 
 /// An Idempotency-Key as the store keeps it: scoped to the calling API

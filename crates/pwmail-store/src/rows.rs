@@ -23,6 +23,7 @@ pub(crate) fn user(row: &impl Columns) -> Result<User> {
         disabled: row.opt_int("disabled_at")?.is_some(),
         has_password: row.opt_text("password_hash")?.is_some(),
         created_at: row.int("created_at")?,
+        deliverable: row.flag("deliverable")?,
     })
 }
 

@@ -29,16 +29,16 @@ pub const POSTGRES: Dialect = Dialect {
 /// The columns `rows::user` reads.
 macro_rules! user_columns {
     () => {
-        "id, email, name, is_admin, disabled_at, password_hash, created_at"
+        "id, email, name, is_admin, disabled_at, password_hash, created_at, deliverable"
     };
 }
 
 /// The columns `rows::user` reads, for statements built at run time.
 pub const USER_COLUMNS: &str = user_columns!();
-/// $1 email, $2 email key, $3 name, $4 is admin, $5 now.
+/// $1 email, $2 email key, $3 name, $4 is admin, $5 now, $6 deliverable.
 pub const USER_INSERT: &str = concat!(
-    "INSERT INTO users (email, email_key, name, is_admin, created_at)
-     VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    "INSERT INTO users (email, email_key, name, is_admin, created_at, deliverable)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
     user_columns!()
 );
 pub const USERS_ALL: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY id");
@@ -56,6 +56,8 @@ pub const USER_DISABLE: &str = concat!(
     "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1 RETURNING ",
     user_columns!()
 );
+/// $1 user, $2 whether mail can be addressed to their stored address.
+pub const USER_SET_DELIVERABLE: &str = "UPDATE users SET deliverable = $2 WHERE id = $1";
 /// $1 user: the disabled time (NULL when enabled); no row when no user.
 pub const USER_DISABLED_AT: &str = "SELECT disabled_at FROM users WHERE id = $1";
 /// $1 user.
@@ -96,7 +98,7 @@ pub const TOKENS_REVOKE_OF_USER: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 /// $1 token hash: the live token and its enabled owner.
 pub const AUTHENTICATE: &str = "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin,
-        u.disabled_at, u.password_hash, u.created_at
+        u.disabled_at, u.password_hash, u.created_at, u.deliverable
      FROM api_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
 

@@ -51,6 +51,7 @@ fn new_user(email: &str, is_admin: bool) -> NewUser {
         email: email.into(),
         name: None,
         is_admin,
+        deliverable: true,
     }
 }
 
@@ -886,11 +887,11 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
     assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 2);
 }
 
-/// An admin call by address: where the user's stored address is the one
-/// given and deliverable, the store takes it to the issue (the email to the
-/// stored address, with the user's name); otherwise it stops with the user
-/// for the app to check, having written nothing but the caller's step. The
-/// caller is charged once a call, whichever way the engine goes.
+/// An admin call by address, whole: where mail can reach the user's stored
+/// address, the store takes it to the issue (the email to the stored
+/// address, however the call spelt it, with the user's name); otherwise it
+/// ends undeliverable or without a user, having written nothing but the
+/// caller's step. The caller is charged once a call, whichever way it ends.
 async fn issue_to_address(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     let user = store
@@ -899,6 +900,7 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
                 email: "Target@example.com".into(),
                 name: Some("Tia".into()),
                 is_admin: false,
+                deliverable: true,
             },
             T0,
         )
@@ -908,14 +910,26 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
         period_ms: 30_000,
         burst: 5,
     };
-    let call = |email: &str, deliverable: bool, link: u8, now: UnixMillis| {
+    // Stored before addresses were checked, as `check_addresses` marks it.
+    let unreachable_user = store
+        .create_user(
+            &NewUser {
+                email: "c..d@example.com".into(),
+                name: None,
+                is_admin: false,
+                deliverable: false,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let call = |email: &str, link: u8, now: UnixMillis| {
         let issue = issue(user.id, actor, LinkPurpose::ResetPasswordByAdmin, link, now);
         let Content::Link { link, .. } = issue.message.content else {
             unreachable!()
         };
         AddressedIssue {
             email: email.into(),
-            deliverable,
             caller_rate,
             link: LinkDraft {
                 actor,
@@ -931,20 +945,9 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
             },
         }
     };
-    // Charges a call the store stopped before charging, as the app does.
-    let charge = |charge: CallerCharge, now: UnixMillis| async move {
-        if let CallerCharge::Pending(rate) = charge {
-            let key = RateKey::ApiToken(actor.token_id);
-            assert_eq!(
-                store.rate_limit(&key, &rate, now).await.unwrap(),
-                Admission::Admitted
-            );
-        }
-    };
-
     // 1. The stored address itself: issued in one call.
     let done = store
-        .issue_to_address(&call("Target@example.com", true, 50, T0))
+        .issue_to_address(&call("Target@example.com", 50, T0))
         .await
         .unwrap();
     let Addressed::Issued {
@@ -989,41 +992,48 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
     );
     assert_eq!(audit[0].request_id, "req-50");
 
-    // 2. Another spelling of it, and 3. the stored address said to be
-    // undeliverable: the user comes back for the app to check; nothing is
-    // written.
-    for (n, (email, deliverable)) in [("target@EXAMPLE.com", true), ("Target@example.com", false)]
-        .into_iter()
-        .enumerate()
-    {
-        let now = T0 + 1 + n as i64;
-        let stopped = store
-            .issue_to_address(&call(email, deliverable, 51 + n as u8, now))
+    // 2. Another spelling of it: the same user, within the cooldown.
+    let respelled = store
+        .issue_to_address(&call("target@EXAMPLE.com", 51, T0 + 1))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            respelled,
+            Addressed::Issued {
+                user: to,
+                outcome: IssueOutcome::CoolingDown { .. },
+            } if to == user.id
+        ),
+        "{respelled:?}"
+    );
+
+    // 3. A user whose stored address mail cannot reach: undeliverable,
+    // nothing written but the caller's step.
+    let unreachable = store
+        .issue_to_address(&call("C..D@example.com", 52, T0 + 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        unreachable,
+        Addressed::Undeliverable {
+            user: unreachable_user.id
+        }
+    );
+    assert!(store.find_link(&hash(52)).await.unwrap().is_none());
+    assert!(
+        store
+            .audit_entries(unreachable_user.id)
             .await
-            .unwrap();
-        let Addressed::Stopped(IssueTarget::Found {
-            user: found,
-            charge: c,
-        }) = stopped
-        else {
-            panic!("{email}: {stopped:?}");
-        };
-        assert_eq!(found, store.user_by_id(user.id).await.unwrap().unwrap());
-        charge(c, now).await;
-        assert!(
-            store
-                .find_link(&hash(51 + n as u8))
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 1);
     assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
 
     // 4. The user again, within the cooldown: the issue refuses it.
     let again = store
-        .issue_to_address(&call("Target@example.com", true, 53, T0 + 3))
+        .issue_to_address(&call("Target@example.com", 53, T0 + 3))
         .await
         .unwrap();
     assert!(
@@ -1037,24 +1047,21 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
         "{again:?}"
     );
 
-    // 5. No such user: stopped, charged.
+    // 5. No such user.
     let missing = store
-        .issue_to_address(&call("nobody@example.com", true, 54, T0 + 4))
+        .issue_to_address(&call("nobody@example.com", 54, T0 + 4))
         .await
         .unwrap();
-    let Addressed::Stopped(IssueTarget::Missing { charge: c }) = missing else {
-        panic!("{missing:?}");
-    };
-    charge(c, T0 + 4).await;
+    assert_eq!(missing, Addressed::NoSuchUser);
 
     // 6. Five calls took the caller's five steps: the sixth is refused,
     // with the wait its rate gives, and writes nothing.
     let refused = match store
-        .issue_to_address(&call("Target@example.com", true, 55, T0 + 5))
+        .issue_to_address(&call("Target@example.com", 55, T0 + 5))
         .await
         .unwrap()
     {
-        Addressed::Stopped(IssueTarget::Throttled { retry_after_ms })
+        Addressed::Throttled { retry_after_ms }
         | Addressed::Issued {
             outcome: IssueOutcome::Throttled { retry_after_ms },
             ..
@@ -1064,6 +1071,39 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
     assert_eq!(refused, 30_000 - 5);
     assert!(store.find_link(&hash(55)).await.unwrap().is_none());
     assert_eq!(store.audit_entries(user.id).await.unwrap().len(), 1);
+}
+
+/// `check_addresses` records what the mail builder's check (here: no
+/// "..") says of each stored address, and changes only rows that differ.
+async fn addresses_are_checked(store: &dyn StoreTestExt) {
+    let fine = store
+        .create_user(&new_user("fine@example.com", false), T0)
+        .await
+        .unwrap();
+    let legacy = store
+        .create_user(&new_user("a..b@example.com", false), T0)
+        .await
+        .unwrap();
+    assert!(legacy.deliverable, "as a row written before the check");
+    let check = |email: &str| !email.contains("..");
+    assert_eq!(store.check_addresses(&check).await.unwrap(), 1);
+    assert!(
+        !store
+            .user_by_id(legacy.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deliverable
+    );
+    assert!(
+        store
+            .user_by_id(fine.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deliverable
+    );
+    assert_eq!(store.check_addresses(&check).await.unwrap(), 0);
 }
 
 /// Many admin calls from one token at the same moment (gathered into one
@@ -1603,8 +1643,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

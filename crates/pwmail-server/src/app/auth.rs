@@ -98,6 +98,7 @@ mod tests {
                 disabled: false,
                 has_password: true,
                 created_at: 0,
+                deliverable: true,
             },
             token_id: id,
         }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Addressed, AddressedIssue, Admission, Authenticated, CallerCharge, IdempotencyKey,
-    IssueOutcome, IssueTarget, LinkDraft, LinkPurpose, RateKey,
+    Actor, Addressed, AddressedIssue, Authenticated, IdempotencyKey, IssueOutcome, LinkDraft,
+    LinkPurpose,
 };
 use sha2::Digest as _;
 
@@ -49,11 +49,11 @@ pub fn retry_after(ms: i64) -> Duration {
 }
 
 impl App {
-    /// Throttles the caller, finds the user, and in one transaction (which
-    /// also applies the per-user cooldown and refuses a disabled user)
-    /// stores a fresh link and queues its email; all of it one statement
-    /// (PostgreSQL) or one write (SQLite) where the user's stored address is
-    /// the one given.
+    /// One call to the store, which takes it to its end: the caller's rate,
+    /// the user, and in one transaction (which also applies the per-user
+    /// cooldown and refuses a disabled user or one mail cannot reach) a
+    /// fresh link and its email queued; one statement (PostgreSQL) or one
+    /// write (SQLite) for a call without an Idempotency-Key.
     pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
         let IssueRequest {
             caller,
@@ -95,13 +95,11 @@ impl App {
             });
         }
         // Every call uses up the caller's rate once, refused ones included:
-        // in the store's step, inside `issue_link`, or (for a call that
-        // stops before it) here.
+        // the store takes the step, whatever the call's outcome.
         let link_token = secrets::new_link_token()?;
         let expires_at = now + config.link_ttl.as_millis() as i64;
         let call = AddressedIssue {
             email: email.to_string(),
-            deliverable: validate::deliverable(email).is_ok(),
             caller_rate: config.token_rate.gcra(),
             link: LinkDraft {
                 actor: Actor {
@@ -120,75 +118,27 @@ impl App {
                 now,
             },
         };
-        let (user, charge) =
-            match self
-                .space
-                .noted(self.store.issue_to_address(&call).await, |a| {
-                    matches!(
-                        a,
-                        Addressed::Issued {
-                            outcome: IssueOutcome::Issued { .. },
-                            ..
-                        }
-                    )
-                })? {
-                // The user's stored address is the one given, checked above.
-                Addressed::Issued { user, outcome } => {
-                    return self.settle(outcome, request_id, email, Some(user), purpose, caller);
-                }
-                Addressed::Stopped(IssueTarget::Throttled { retry_after_ms }) => {
-                    return Err(self.token_rate(retry_after_ms));
-                }
-                Addressed::Stopped(IssueTarget::Missing { charge }) => {
-                    self.charge_caller(caller, charge, now).await?;
-                    return Err(AppError::NoSuchUser(email.to_string()));
-                }
-                Addressed::Stopped(IssueTarget::Found { user, charge }) => (user, charge),
-            };
-        // A stored address other than the one given: users added before
-        // addresses were checked as the mail builder checks them. Refuse
-        // before anything is written (for ResetPasswordByAdmin, before the
-        // password is invalidated).
-        if let Err(refused) = validate::deliverable(&user.email) {
-            self.charge_caller(caller, charge, now).await?;
-            return Err(refused);
-        }
-        let outcome = self.space.noted(
-            self.store
-                .issue_link(&call.link.issue_for(&user, charge))
-                .await,
-            |o| matches!(o, IssueOutcome::Issued { .. }),
-        )?;
-        self.settle(
-            outcome,
-            request_id,
-            &user.email,
-            Some(user.id),
-            purpose,
-            caller,
-        )
-    }
-
-    /// The caller's step of its rate, unless the lookup took it, for a call
-    /// that ends before the store's transaction; refused, the caller hears
-    /// 429 rather than the call's own error.
-    async fn charge_caller(
-        &self,
-        caller: &Authenticated,
-        charge: CallerCharge,
-        now: pwmail_store::UnixMillis,
-    ) -> Result<(), AppError> {
-        let CallerCharge::Pending(rate) = charge else {
-            return Ok(());
-        };
-        let key = RateKey::ApiToken(caller.token_id);
-        match self
+        let addressed = self
             .space
-            .noted(self.store.rate_limit(&key, &rate, now).await, |a| {
-                matches!(a, Admission::Admitted)
-            })? {
-            Admission::Admitted => Ok(()),
-            Admission::Refused { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
+            .noted(self.store.issue_to_address(&call).await, |a| {
+                matches!(
+                    a,
+                    Addressed::Issued {
+                        outcome: IssueOutcome::Issued { .. },
+                        ..
+                    }
+                )
+            })?;
+        match addressed {
+            Addressed::Issued { user, outcome } => {
+                self.settle(outcome, request_id, email, Some(user), purpose, caller)
+            }
+            Addressed::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
+            Addressed::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
+            // Users added before addresses were checked as the mail builder
+            // checks them: refused before anything is written (for
+            // ResetPasswordByAdmin, before the password is invalidated).
+            Addressed::Undeliverable { .. } => Err(validate::undeliverable(email)),
         }
     }
 

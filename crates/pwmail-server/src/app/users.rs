@@ -25,6 +25,7 @@ pub async fn add_user(
         email: email.to_string(),
         name: name.map(str::to_string),
         is_admin,
+        deliverable: validate::deliverable(email.trim()).is_ok(),
     };
     Ok(store.create_user(&user, now).await?)
 }
@@ -55,6 +56,7 @@ pub async fn import_users(
                 email: email.clone(),
                 name: name.clone(),
                 is_admin: false,
+                deliverable: validate::deliverable(email.trim()).is_ok(),
             };
             async move { store.create_user(&user, now).await }
         })
@@ -189,6 +191,14 @@ pub async fn retry_dead(store: &dyn Store, id: i64, now: UnixMillis) -> Result<(
     } else {
         Err(AppError::NotDead(id))
     }
+}
+
+/// Records, for every user, whether mail can reach their stored address
+/// (users added before addresses were checked as the mail builder checks
+/// them); run before the service issues links. Returns how many changed.
+pub async fn check_addresses(store: &dyn Store) -> Result<u64, AppError> {
+    let deliverable = |email: &str| validate::deliverable(email).is_ok();
+    Ok(store.check_addresses(&deliverable).await?)
 }
 
 /// The admin created on first start, whose token is shown once.

@@ -97,6 +97,17 @@ pub fn deliverable(email: &str) -> Result<(), AppError> {
         })
 }
 
+/// The refusal of an address mail cannot reach (a stored one, found so when
+/// it was written), in the words of [`deliverable`].
+pub fn undeliverable(email: &str) -> AppError {
+    deliverable(email)
+        .err()
+        .unwrap_or_else(|| AppError::Undeliverable {
+            email: quoted(email),
+            reason: "the user's stored address is not one mail can be addressed to".into(),
+        })
+}
+
 /// An Idempotency-Key: 1 to 255 printable ASCII characters (the document's
 /// pattern; dropshot does not check header patterns).
 pub fn idempotency_key(key: &str) -> Result<(), AppError> {

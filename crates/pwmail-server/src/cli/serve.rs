@@ -303,7 +303,11 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
 }
 
 pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
-    db.open().await?;
+    let store = db.open().await?;
+    let marked = crate::app::users::check_addresses(&*store).await?;
     out!("the database schema is up to date")?;
+    if marked > 0 {
+        out!("{marked} user(s) hold an address mail cannot reach; pwmail refuses to email them")?;
+    }
     Ok(())
 }

@@ -1,35 +1,37 @@
--- An admin call in one round trip. A call without an Idempotency-Key was
--- two groups, each a statement and a commit of its own: the caller's rate
--- step with the user's lookup (pwmail_charge_callers), then the issue
--- (pwmail_issue_links). This function does both for a group of calls
--- (src/postgres/addressed.rs): the callers' steps, each admitted call's
--- user by address, and the issue of those whose stored address is, byte
--- for byte, the one pwmail checked as deliverable before the call
--- ($p_checked; NULL: the address given is not). The others change nothing
--- but their caller's step and come back as
---   'throttled' (retry_after_ms), 'no_user', or
---   'unchecked' (the user's columns: pwmail checks the stored address and
---   issues through pwmail_issue_links on its own),
+-- An admin call by address, whole, for a group of calls in one statement
+-- (src/postgres/addressed.rs): the callers' rate steps
+-- (pwmail_charge_callers), each admitted call's user by address, and the
+-- issue (pwmail_issue_links) of those whose stored address can receive mail
+-- (users.deliverable). The others change nothing but their caller's step
+-- and come back as
+--   'throttled' (retry_after_ms), 'no_user', or 'undeliverable' (user_id),
 -- and the rest with pwmail_issue_links' outcomes. Rows in the calls' order.
 --
 -- The caller's rate row stays locked until this statement's commit, WAL
 -- flush included: groups from replicas whose calls share an API token take
--- turns at it, where the separate step let them overlap.
+-- turns at it.
 --
 -- Element i of every array is call i; the addresses (email keys) must
 -- differ, as pwmail_issue_links' targets must.
+--
+-- Dropped first: its parameters and its rows changed with 0012 (no
+-- p_checked, no user columns), which CREATE OR REPLACE cannot do.
+DROP FUNCTION IF EXISTS pwmail_issue_by_address(
+    TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
+    BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
+DROP FUNCTION IF EXISTS pwmail_issue_by_address(
+    TEXT[], BIGINT, BIGINT, TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
+    BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
 CREATE OR REPLACE FUNCTION pwmail_issue_by_address(
     p_caller TEXT[], p_caller_period BIGINT, p_caller_tau BIGINT,
-    p_email_key TEXT[], p_checked TEXT[], p_user_key_prefix TEXT,
+    p_email_key TEXT[], p_user_key_prefix TEXT,
     p_actor_user BIGINT[], p_actor_token BIGINT[], p_purpose TEXT[],
     p_invalidates_password BOOLEAN[], p_link_hash BYTEA[], p_expires_at BIGINT[],
     p_period BIGINT, p_tau BIGINT,
     p_message_id TEXT[], p_kind TEXT[], p_link TEXT[], p_link_expires_at BIGINT[],
     p_request_id TEXT[], p_now BIGINT[])
 RETURNS TABLE (ord BIGINT, outcome TEXT, link_id BIGINT, outbox_id BIGINT,
-               retry_after_ms BIGINT, user_id BIGINT,
-               id BIGINT, email TEXT, name TEXT, is_admin BOOLEAN, disabled_at BIGINT,
-               password_hash TEXT, created_at BIGINT)
+               retry_after_ms BIGINT, user_id BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -52,23 +54,22 @@ BEGIN
     -- its target: no user's id and no other call's, so pwmail_issue_links
     -- answers it 'no_user' and writes nothing for it.
     SELECT array_agg(u.id ORDER BY c.ord),
-           array_agg(CASE WHEN u.email = c.checked THEN u.id ELSE -c.ord END ORDER BY c.ord),
+           array_agg(CASE WHEN u.deliverable THEN u.id ELSE -c.ord END ORDER BY c.ord),
            array_agg(u.email ORDER BY c.ord),
            array_agg(u.name ORDER BY c.ord)
       INTO v_user, v_target, v_email, v_name
-      FROM unnest(p_email_key, p_checked, v_refused)
-               WITH ORDINALITY AS c(email_key, checked, refused, ord)
-      LEFT JOIN LATERAL (SELECT u.id, u.email, u.name FROM users u
+      FROM unnest(p_email_key, v_refused)
+               WITH ORDINALITY AS c(email_key, refused, ord)
+      LEFT JOIN LATERAL (SELECT u.id, u.email, u.name, u.deliverable FROM users u
                           WHERE u.email_key = c.email_key AND c.refused IS NULL
                          OFFSET 0) AS u ON true;
     RETURN QUERY
     SELECT c.ord,
            CASE WHEN c.refused IS NOT NULL THEN 'throttled'
                 WHEN v_user[c.ord] IS NULL THEN 'no_user'
-                WHEN v_target[c.ord] < 0 THEN 'unchecked'
+                WHEN v_target[c.ord] < 0 THEN 'undeliverable'
                 ELSE i.outcome END,
-           i.link_id, i.outbox_id, COALESCE(c.refused, i.retry_after_ms), v_user[c.ord],
-           u.id, u.email, u.name, u.is_admin, u.disabled_at, u.password_hash, u.created_at
+           i.link_id, i.outbox_id, COALESCE(c.refused, i.retry_after_ms), v_user[c.ord]
       FROM unnest(v_refused) WITH ORDINALITY AS c(refused, ord)
       JOIN pwmail_issue_links(
                p_actor_user, p_actor_token, v_target, p_purpose, p_invalidates_password,
@@ -82,7 +83,6 @@ BEGIN
                array_fill(NULL::TEXT, ARRAY[v_n]), p_link, v_name, p_link_expires_at,
                p_request_id, p_now, array_fill(NULL::TEXT, ARRAY[v_n])) AS i
            ON i.ord = c.ord
-      LEFT JOIN users u ON u.id = v_user[c.ord] AND v_target[c.ord] < 0
      ORDER BY c.ord;
 END;
 $$;

@@ -4,10 +4,9 @@
 //! a call, the step and lookup (`target`), then the issue (`issue`): two
 //! statements, two transactions.
 //!
-//! A call whose user's stored address is not the one given, byte for byte
-//! and deliverable, stops after its caller's step: the app checks the
-//! stored address and issues through `issue`. A call with an
-//! Idempotency-Key takes `target` and `pwmail_issue_link` as before.
+//! A call whose user's stored address cannot receive mail stops after its
+//! caller's step. A call with an Idempotency-Key takes `target` and
+//! `pwmail_issue_link`.
 
 use std::future::Future;
 
@@ -16,15 +15,11 @@ use sqlx::Row as _;
 use super::group::Grouped;
 use super::issue::{column, fetch_retrying_deadlocks, outcome};
 use super::pool::Pool;
-use crate::rows;
-use crate::{
-    Addressed, AddressedIssue, CallerCharge, IssueTarget, RateKey, Result, StoreError, UserId,
-    email_key, gcra,
-};
+use crate::{Addressed, AddressedIssue, RateKey, Result, StoreError, UserId, email_key, gcra};
 
 const ISSUE_BY_ADDRESS: &str = "SELECT *
      FROM pwmail_issue_by_address($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                  $15, $16, $17, $18, $19, $20)";
+                                  $15, $16, $17, $18, $19)";
 
 /// A call and its address's key (`email_key`).
 pub(super) struct Call {
@@ -70,9 +65,6 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed
         RateKey::ApiToken(c.issue.link.actor.token_id).to_string()
     });
     let email_keys = column(calls, |c| c.email_key.as_str());
-    let checked = column(calls, |c| {
-        c.issue.deliverable.then_some(c.issue.email.as_str())
-    });
     let drafts: Vec<_> = calls.iter().map(|c| &c.issue.link).collect();
     let actor_users = column(&drafts, |d| d.actor.user.0);
     let actor_tokens = column(&drafts, |d| d.actor.token_id);
@@ -91,7 +83,6 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed
             .bind(caller_period)
             .bind(caller_tau)
             .bind(&email_keys)
-            .bind(&checked)
             .bind(RateKey::USER_PREFIX)
             .bind(&actor_users)
             .bind(&actor_tokens)
@@ -128,16 +119,13 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed
 
 /// A row of `pwmail_issue_by_address`.
 fn addressed(row: &sqlx::postgres::PgRow) -> Result<Addressed> {
-    let charge = CallerCharge::Charged;
-    let stopped = |target| Ok(Addressed::Stopped(target));
     match row.try_get::<String, _>("outcome")?.as_str() {
-        "throttled" => stopped(IssueTarget::Throttled {
+        "throttled" => Ok(Addressed::Throttled {
             retry_after_ms: row.try_get("retry_after_ms")?,
         }),
-        "no_user" => stopped(IssueTarget::Missing { charge }),
-        "unchecked" => stopped(IssueTarget::Found {
-            user: rows::user(row)?,
-            charge,
+        "no_user" => Ok(Addressed::NoSuchUser),
+        "undeliverable" => Ok(Addressed::Undeliverable {
+            user: UserId(row.try_get("user_id")?),
         }),
         _ => {
             let user = UserId(row.try_get("user_id")?);

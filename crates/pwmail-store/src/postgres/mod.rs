@@ -240,7 +240,8 @@ impl Store for PgStore {
             .bind(email_key(&user.email))
             .bind(&user.name)
             .bind(user.is_admin)
-            .bind(now);
+            .bind(now)
+            .bind(user.deliverable);
         let row = self.one(insert).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
                 StoreError::Conflict(format!("a user with email {} already exists", user.email))
@@ -303,6 +304,16 @@ impl Store for PgStore {
             .optional(sqlx::query(sql::PASSWORD_HASH).bind(user.0))
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
+    }
+
+    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
+        self.execute(
+            sqlx::query(sql::USER_SET_DELIVERABLE)
+                .bind(user.0)
+                .bind(deliverable),
+        )
+        .await
+        .map(drop)
     }
 
     async fn create_api_token(

@@ -250,6 +250,7 @@ mod tests {
             include_str!("../../migrations/sqlite/0006_outbox_link_rendered_at_send.sql"),
             include_str!("../../migrations/sqlite/0008_audit_log_is_history.sql"),
             include_str!("../../migrations/sqlite/0010_space_probe.sql"),
+            include_str!("../../migrations/sqlite/0012_users_deliverable.sql"),
         ] {
             conn.execute_batch(migration).unwrap();
         }

@@ -215,23 +215,26 @@ fn address_in(sp: &Savepoint<'_>, call: &AddressedIssue) -> Result<Addressed> {
     let key = email_key(&call.email);
     let user = one(c, sql::USER_BY_EMAIL_KEY, [key], |row| rows::user(row))?;
     let link = &call.link;
-    let charge = CallerCharge::Pending(call.caller_rate);
-    Ok(match user {
-        Some(user) if call.reaches(&user) => Addressed::Issued {
-            outcome: issue_in(sp, &link.issue_for(&user, charge))?,
-            user: user.id,
-        },
-        // Charged in `issue_link`'s transaction, if the app goes on.
-        Some(user) => Addressed::Stopped(IssueTarget::Found { user, charge }),
-        None => Addressed::Stopped(
+    let stopped = |admitted| {
+        Ok(
             match charge_caller(c, link.actor.token_id, &call.caller_rate, link.now)? {
-                Admission::Admitted => IssueTarget::Missing {
-                    charge: CallerCharge::Charged,
-                },
-                Admission::Refused { retry_after_ms } => IssueTarget::Throttled { retry_after_ms },
+                Admission::Admitted => admitted,
+                Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
             },
-        ),
-    })
+        )
+    };
+    match user {
+        // Charged in the issue, after the idempotency check.
+        Some(user) if user.deliverable => Ok(Addressed::Issued {
+            outcome: issue_in(
+                sp,
+                &link.issue_for(&user, CallerCharge::Pending(call.caller_rate)),
+            )?,
+            user: user.id,
+        }),
+        Some(user) => stopped(Addressed::Undeliverable { user: user.id }),
+        None => stopped(Addressed::NoSuchUser),
+    }
 }
 
 fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
@@ -426,7 +429,8 @@ impl Store for SqliteStore {
                         email_key(&user.email),
                         user.name,
                         user.is_admin,
-                        now
+                        now,
+                        user.deliverable
                     ],
                     |row| rows::user(row),
                 );
@@ -472,6 +476,14 @@ impl Store for SqliteStore {
         let hash: Option<Option<String>> =
             self.read(|c| scalar(c, sql::PASSWORD_HASH, [user.0]))?;
         Ok(hash.flatten())
+    }
+
+    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
+        self.writer
+            .write_statement(move |c| {
+                exec(c, sql::USER_SET_DELIVERABLE, params![user.0, deliverable]).map(drop)
+            })
+            .await
     }
 
     async fn create_api_token(
