@@ -1112,6 +1112,62 @@ async fn a_user_stored_before_addresses_were_checked_is_refused_from_the_first_c
 }
 
 #[tokio::test]
+async fn expired_keys_and_rate_state_are_forgotten_when_the_server_starts() {
+    // Nothing shows them to a caller (an expired key or a full rate limit is
+    // as good as none), but kept for ever they would fill the disk.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("purge.db").display());
+    let clock = std::sync::Arc::new(pwmail_server::clock::ManualClock::new(now()));
+    let options = || Options {
+        database_url: Some(url.clone()),
+        clock: Some(std::sync::Arc::clone(&clock)),
+        ..Options::default()
+    };
+    let rows = |table: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            let sql = format!("SELECT count(*) FROM {table}");
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let first = TestServer::start_with(options()).await;
+    first.add_user("hello@example.com", false).await;
+    first
+        .client()
+        .reset_password_by_admin(
+            Some(&"purge-key".try_into().unwrap()),
+            &reset_body("hello@example.com"),
+        )
+        .await
+        .expect("issued");
+    first.stop().await;
+    assert_eq!(rows("idempotency_keys").await, 1);
+    assert!(rows("rate_limits").await >= 2, "the token's and the user's");
+
+    // Past every limit's period and the key's lifetime.
+    clock.advance_ms(8 * 86_400_000);
+    let second = TestServer::start_with(options()).await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while (rows("idempotency_keys").await, rows("rate_limits").await) != (0, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not forgotten: {} keys, {} rate states",
+            rows("idempotency_keys").await,
+            rows("rate_limits").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    second.stop().await;
+}
+
+#[tokio::test]
 async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     let server = TestServer::start().await;
     // Adding such a user is refused with the reason.
