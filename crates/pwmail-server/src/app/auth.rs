@@ -127,6 +127,32 @@ mod tests {
         assert!(cache.get(&hash, 10_000).is_none());
     }
 
+    fn hash_of(i: i64) -> TokenHash {
+        let mut bytes = [0; 32];
+        bytes[..8].copy_from_slice(&i.to_le_bytes());
+        TokenHash(bytes)
+    }
+
+    #[test]
+    fn a_full_cache_forgets_the_expired_and_keeps_the_live() {
+        // A burst of new tokens must not cost every admin their next call's
+        // lookup: the sweep drops what expired (aged exactly the ttl
+        // included, as `get` reads it) and nothing live.
+        let cache = AuthCache::new(Duration::from_millis(100));
+        for i in 0..REMEMBERED as i64 {
+            let at = if i % 2 == 0 { 900 } else { 950 };
+            cache.put(&hash_of(i), &caller(i), at);
+        }
+        cache.put(&hash_of(-1), &caller(9_999), 1_000);
+        assert_eq!(cache.get(&hash_of(1), 1_000).map(|c| c.token_id), Some(1));
+        assert!(cache.get(&hash_of(0), 1_000).is_none());
+        assert_eq!(
+            cache.entries.lock().unwrap().len(),
+            REMEMBERED / 2 + 1,
+            "the expired half forgotten, the live half and the new one kept"
+        );
+    }
+
     #[test]
     fn a_full_cache_keeps_its_size() {
         let cache = AuthCache::new(Duration::from_millis(1000));
