@@ -626,3 +626,24 @@ async fn the_page_sets_no_cookie() {
     assert!(headers.get("set-cookie").is_none(), "{headers:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_broken_database_is_an_error_page_not_a_try_again() {
+    // A failure that trying again cannot mend (here: a table gone) is the
+    // 500 page, without Retry-After; "try again shortly" is for a database
+    // that does not answer.
+    let server = TestServer::start().await;
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE reset_links")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (status, headers, body) = get(&server, &"A".repeat(43)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(headers.get("retry-after").is_none());
+    assert!(body.contains("Something went wrong"), "{body}");
+    assert_page_headers(&headers);
+    server.stop().await;
+}
