@@ -1050,11 +1050,9 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
     server.stop().await;
 }
 
-/// A user as a version that did not check addresses stored it, then
-/// checked as the service checks stored addresses before it issues links.
-async fn add_unchecked_user(server: &TestServer, email: &str) -> pwmail_store::User {
-    let user = server
-        .store()
+/// A user as a version that did not check addresses stored it.
+async fn store_unchecked(store: &dyn pwmail_store::Store, email: &str) -> pwmail_store::User {
+    store
         .create_user(
             &pwmail_store::NewUser {
                 email: email.into(),
@@ -1065,7 +1063,13 @@ async fn add_unchecked_user(server: &TestServer, email: &str) -> pwmail_store::U
             now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// [`store_unchecked`], then checked as the service checks stored
+/// addresses before it issues links.
+async fn add_unchecked_user(server: &TestServer, email: &str) -> pwmail_store::User {
+    let user = store_unchecked(server.store(), email).await;
     let marked = pwmail_server::app::users::check_addresses(server.store())
         .await
         .unwrap();
@@ -1081,18 +1085,7 @@ async fn a_user_stored_before_addresses_were_checked_is_refused_from_the_first_c
     let url = format!("sqlite://{}", dir.path().join("old.db").display());
     {
         let store = pwmail_store::testing::open(&url).await.unwrap();
-        store
-            .create_user(
-                &pwmail_store::NewUser {
-                    email: "a..b@example.com".into(),
-                    name: None,
-                    is_admin: false,
-                    deliverable: true,
-                },
-                now(),
-            )
-            .await
-            .unwrap();
+        store_unchecked(&*store, "a..b@example.com").await;
     }
     let server = TestServer::start_with(Options {
         database_url: Some(url),

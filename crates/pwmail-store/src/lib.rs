@@ -169,16 +169,13 @@ mod tests {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// [`Store::issue_to_address`] as two calls: the lookup with the caller's
+/// [`Store::issue_call`] as two calls: the lookup with the caller's
 /// step, then the issue where mail can reach the user's stored address.
-async fn issue_in_two_steps<S: Store + ?Sized>(
-    store: &S,
-    call: &AddressedIssue,
-) -> Result<Addressed> {
+async fn issue_keyed_call<S: Store + ?Sized>(store: &S, call: &IssueCall) -> Result<CallOutcome> {
     let link = &call.link;
     let caller = RateKey::ApiToken(link.actor.token_id);
     let target = store
-        .issue_target(&call.email, &caller, &call.caller_rate, link.now)
+        .find_addressee(&call.email, &caller, &call.caller_rate, link.now)
         .await?;
     // A call that ends before the issue still takes its step of the
     // caller's rate, if the lookup left it pending.
@@ -189,21 +186,21 @@ async fn issue_in_two_steps<S: Store + ?Sized>(
         })
     };
     Ok(match target {
-        IssueTarget::Throttled { retry_after_ms } => Addressed::Throttled { retry_after_ms },
-        IssueTarget::Found { user, charge } if user.deliverable => {
+        Addressee::Throttled { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
+        Addressee::Found { user, charge } if user.deliverable => {
             let outcome = store.issue_link(&link.issue_for(&user, charge)).await?;
-            Addressed::Issued {
+            CallOutcome::Issued {
                 user: user.id,
                 outcome,
             }
         }
-        IssueTarget::Found { user, charge } => match charged(charge).await? {
-            Admission::Admitted => Addressed::Undeliverable { user: user.id },
-            Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+        Addressee::Found { user, charge } => match charged(charge).await? {
+            Admission::Admitted => CallOutcome::Undeliverable { user: user.id },
+            Admission::Refused { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
         },
-        IssueTarget::Missing { charge } => match charged(charge).await? {
-            Admission::Admitted => Addressed::NoSuchUser,
-            Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+        Addressee::Missing { charge } => match charged(charge).await? {
+            Admission::Admitted => CallOutcome::NoSuchUser,
+            Admission::Refused { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
         },
     })
 }
@@ -303,35 +300,35 @@ pub trait Store: Send + Sync + 'static {
     /// this address, and the caller's rate (`caller`, `rate`) either charged
     /// here or left for [`issue_link`](Store::issue_link) to charge (see
     /// [`CallerCharge`]). This default only looks the user up.
-    async fn issue_target(
+    async fn find_addressee(
         &self,
         email: &str,
         caller: &RateKey,
         rate: &Rate,
         now: UnixMillis,
-    ) -> Result<IssueTarget> {
+    ) -> Result<Addressee> {
         let _ = (caller, now);
         let charge = CallerCharge::Pending(*rate);
         Ok(match self.find_user_by_email(email).await? {
-            Some(user) => IssueTarget::Found { user, charge },
-            None => IssueTarget::Missing { charge },
+            Some(user) => Addressee::Found { user, charge },
+            None => Addressee::Missing { charge },
         })
     }
     /// An admin call by address, whole: the caller's step of its rate, the
     /// user, and, where mail can reach the user's stored address, the issue;
-    /// one typed outcome ([`Addressed`]). A call with an Idempotency-Key
-    /// takes two steps (`issue_target`, then `issue_link`), so that its
+    /// one typed outcome ([`CallOutcome`]). A call with an Idempotency-Key
+    /// takes two steps (`find_addressee`, then `issue_link`), so that its
     /// stored outcome answers it before any charge; the others one
-    /// ([`issue_at_address`](Store::issue_at_address)).
-    async fn issue_to_address(&self, call: &AddressedIssue) -> Result<Addressed> {
+    /// ([`issue_unkeyed_call`](Store::issue_unkeyed_call)).
+    async fn issue_call(&self, call: &IssueCall) -> Result<CallOutcome> {
         if call.link.idempotency.is_some() {
-            return issue_in_two_steps(self, call).await;
+            return issue_keyed_call(self, call).await;
         }
-        self.issue_at_address(call).await
+        self.issue_unkeyed_call(call).await
     }
-    /// [`issue_to_address`](Store::issue_to_address) for a call without an
+    /// [`issue_call`](Store::issue_call) for a call without an
     /// Idempotency-Key, in one round trip to the database or the writer.
-    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed>;
+    async fn issue_unkeyed_call(&self, call: &IssueCall) -> Result<CallOutcome>;
     /// The admin operations' one transaction: per-user cooldown, revoke the
     /// user's open links, store the new link, (for ResetPasswordByAdmin)
     /// invalidate the password, queue the email, write the audit row.

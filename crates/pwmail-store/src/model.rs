@@ -306,7 +306,7 @@ pub struct IssueLink {
     pub link_hash: TokenHash,
     pub expires_at: UnixMillis,
     /// The calling API token's rate (key `RateKey::ApiToken(actor.token_id)`):
-    /// if [`Store::issue_target`](crate::Store::issue_target) left it
+    /// if [`Store::find_addressee`](crate::Store::find_addressee) left it
     /// pending, charged here before anything else but the idempotency check.
     /// The charge stands whatever the outcome (a refused call uses up the
     /// caller's rate too), except for a failure that rolls the call back.
@@ -322,7 +322,7 @@ pub struct IssueLink {
 }
 
 /// Whether an admin call's step of the caller's rate is done. Which it is
-/// after [`Store::issue_target`](crate::Store::issue_target) is the
+/// after [`Store::find_addressee`](crate::Store::find_addressee) is the
 /// engine's choice (PostgreSQL charges with the lookup, in one round trip;
 /// SQLite inside the issue's transaction, on its one writer); either way a
 /// call is charged once.
@@ -334,10 +334,10 @@ pub enum CallerCharge {
     Pending(Rate),
 }
 
-/// The user an admin call names, as [`Store::issue_target`](crate::Store::issue_target)
+/// The user an admin call names, as [`Store::find_addressee`](crate::Store::find_addressee)
 /// found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IssueTarget {
+pub enum Addressee {
     /// The caller's rate refused the call; the user is not given (whether
     /// one has the address says nothing to a throttled caller).
     Throttled {
@@ -355,9 +355,9 @@ pub enum IssueTarget {
 
 /// An admin call that names its user by address, as the app fixes it
 /// before the user is known: everything the call needs, taken to its end in
-/// the store; see [`Store::issue_to_address`](crate::Store::issue_to_address).
+/// the store; see [`Store::issue_call`](crate::Store::issue_call).
 #[derive(Clone)]
-pub struct AddressedIssue {
+pub struct IssueCall {
     /// The address as the caller gave it.
     pub email: String,
     /// The calling API token's rate (key `RateKey::ApiToken(link.actor.token_id)`).
@@ -413,10 +413,10 @@ impl LinkDraft {
     }
 }
 
-/// What [`Store::issue_to_address`](crate::Store::issue_to_address) made
+/// What [`Store::issue_call`](crate::Store::issue_call) made
 /// of a call: the one outcome of an admin call by address.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Addressed {
+pub enum CallOutcome {
     /// To the issue's transaction, for this user: its outcome.
     Issued { user: UserId, outcome: IssueOutcome },
     /// The caller's rate refused the call; nothing was written.

@@ -833,10 +833,10 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
     // Two calls that issue, then one whose user is missing: three steps.
     for (n, now) in [(40u8, T0), (41, T0 + 1)] {
         let target = store
-            .issue_target(" Target@Example.com ", &key, &rate, now)
+            .find_addressee(" Target@Example.com ", &key, &rate, now)
             .await
             .unwrap();
-        let IssueTarget::Found {
+        let Addressee::Found {
             user: found,
             charge,
         } = target
@@ -854,10 +854,10 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
         );
     }
     let missing = store
-        .issue_target("nobody@example.com", &key, &rate, T0 + 2)
+        .find_addressee("nobody@example.com", &key, &rate, T0 + 2)
         .await
         .unwrap();
-    let IssueTarget::Missing { charge } = missing else {
+    let Addressee::Missing { charge } = missing else {
         panic!("{missing:?}");
     };
     if let CallerCharge::Pending(rate) = charge {
@@ -866,12 +866,12 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
     }
     // The fourth call is refused by the lookup or by the issue.
     let refused = match store
-        .issue_target("target@example.com", &key, &rate, T0 + 3)
+        .find_addressee("target@example.com", &key, &rate, T0 + 3)
         .await
         .unwrap()
     {
-        IssueTarget::Throttled { retry_after_ms } => retry_after_ms,
-        IssueTarget::Found { charge, .. } => {
+        Addressee::Throttled { retry_after_ms } => retry_after_ms,
+        Addressee::Found { charge, .. } => {
             let mut call = issue(user.id, actor, purpose, 43, T0 + 3);
             call.caller = charge;
             call.cooldown = rate;
@@ -892,7 +892,7 @@ async fn issue_target_charges_once(store: &dyn StoreTestExt) {
 /// address, however the call spelt it, with the user's name); otherwise it
 /// ends undeliverable or without a user, having written nothing but the
 /// caller's step. The caller is charged once a call, whichever way it ends.
-async fn issue_to_address(store: &dyn StoreTestExt) {
+async fn issue_call(store: &dyn StoreTestExt) {
     let actor = admin_actor(store).await;
     let user = store
         .create_user(
@@ -928,7 +928,7 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
         let Content::Link { link, .. } = issue.message.content else {
             unreachable!()
         };
-        AddressedIssue {
+        IssueCall {
             email: email.into(),
             caller_rate,
             link: LinkDraft {
@@ -947,10 +947,10 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
     };
     // 1. The stored address itself: issued in one call.
     let done = store
-        .issue_to_address(&call("Target@example.com", 50, T0))
+        .issue_call(&call("Target@example.com", 50, T0))
         .await
         .unwrap();
-    let Addressed::Issued {
+    let CallOutcome::Issued {
         user: to,
         outcome: IssueOutcome::Issued { link_id, outbox_id },
     } = done
@@ -994,13 +994,13 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
 
     // 2. Another spelling of it: the same user, within the cooldown.
     let respelled = store
-        .issue_to_address(&call("target@EXAMPLE.com", 51, T0 + 1))
+        .issue_call(&call("target@EXAMPLE.com", 51, T0 + 1))
         .await
         .unwrap();
     assert!(
         matches!(
             respelled,
-            Addressed::Issued {
+            CallOutcome::Issued {
                 user: to,
                 outcome: IssueOutcome::CoolingDown { .. },
             } if to == user.id
@@ -1011,12 +1011,12 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
     // 3. A user whose stored address mail cannot reach: undeliverable,
     // nothing written but the caller's step.
     let unreachable = store
-        .issue_to_address(&call("C..D@example.com", 52, T0 + 2))
+        .issue_call(&call("C..D@example.com", 52, T0 + 2))
         .await
         .unwrap();
     assert_eq!(
         unreachable,
-        Addressed::Undeliverable {
+        CallOutcome::Undeliverable {
             user: unreachable_user.id
         }
     );
@@ -1033,13 +1033,13 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
 
     // 4. The user again, within the cooldown: the issue refuses it.
     let again = store
-        .issue_to_address(&call("Target@example.com", 53, T0 + 3))
+        .issue_call(&call("Target@example.com", 53, T0 + 3))
         .await
         .unwrap();
     assert!(
         matches!(
             again,
-            Addressed::Issued {
+            CallOutcome::Issued {
                 outcome: IssueOutcome::CoolingDown { .. },
                 ..
             }
@@ -1049,20 +1049,20 @@ async fn issue_to_address(store: &dyn StoreTestExt) {
 
     // 5. No such user.
     let missing = store
-        .issue_to_address(&call("nobody@example.com", 54, T0 + 4))
+        .issue_call(&call("nobody@example.com", 54, T0 + 4))
         .await
         .unwrap();
-    assert_eq!(missing, Addressed::NoSuchUser);
+    assert_eq!(missing, CallOutcome::NoSuchUser);
 
     // 6. Five calls took the caller's five steps: the sixth is refused,
     // with the wait its rate gives, and writes nothing.
     let refused = match store
-        .issue_to_address(&call("Target@example.com", 55, T0 + 5))
+        .issue_call(&call("Target@example.com", 55, T0 + 5))
         .await
         .unwrap()
     {
-        Addressed::Throttled { retry_after_ms }
-        | Addressed::Issued {
+        CallOutcome::Throttled { retry_after_ms }
+        | CallOutcome::Issued {
             outcome: IssueOutcome::Throttled { retry_after_ms },
             ..
         } => retry_after_ms,
@@ -1118,14 +1118,18 @@ async fn concurrent_callers_share_one_rate(store: &dyn StoreTestExt) {
     };
     let addresses: Vec<String> = (0..20).map(|i| format!("nobody{i}@example.com")).collect();
     let steps = futures::future::join_all(addresses.iter().map(|address| async {
-        match store.issue_target(address, &key, &rate, T0).await.unwrap() {
-            IssueTarget::Missing {
+        match store
+            .find_addressee(address, &key, &rate, T0)
+            .await
+            .unwrap()
+        {
+            Addressee::Missing {
                 charge: CallerCharge::Charged,
             } => Admission::Admitted,
-            IssueTarget::Missing {
+            Addressee::Missing {
                 charge: CallerCharge::Pending(rate),
             } => store.rate_limit(&key, &rate, T0).await.unwrap(),
-            IssueTarget::Throttled { retry_after_ms } => Admission::Refused { retry_after_ms },
+            Addressee::Throttled { retry_after_ms } => Admission::Refused { retry_after_ms },
             other => panic!("{other:?}"),
         }
     }))
@@ -1643,8 +1647,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_to_address, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.
@@ -1758,10 +1762,10 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
             burst: 1_000,
         };
         let target = store
-            .issue_target(&email, &RateKey::ApiToken(actor.token_id), &rate, T0)
+            .find_addressee(&email, &RateKey::ApiToken(actor.token_id), &rate, T0)
             .await
             .unwrap();
-        assert!(matches!(target, IssueTarget::Found { .. }), "{target:?}");
+        assert!(matches!(target, Addressee::Found { .. }), "{target:?}");
         let issued = store
             .issue_link(&issue(
                 user.id,

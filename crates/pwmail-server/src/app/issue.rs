@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Addressed, AddressedIssue, Authenticated, IdempotencyKey, IssueOutcome, LinkDraft,
+    Actor, Authenticated, CallOutcome, IdempotencyKey, IssueCall, IssueOutcome, LinkDraft,
     LinkPurpose,
 };
 use sha2::Digest as _;
@@ -81,7 +81,7 @@ impl App {
                     .await?
                 {
                     let outcome = stored.outcome_for(&claim);
-                    return self.settle(outcome, request_id, email, None, purpose, caller);
+                    return self.answer(outcome, request_id, email, None, purpose, caller);
                 }
                 Some(claim)
             }
@@ -98,7 +98,7 @@ impl App {
         // the store takes the step, whatever the call's outcome.
         let link_token = secrets::new_link_token()?;
         let expires_at = now + config.link_ttl.as_millis() as i64;
-        let call = AddressedIssue {
+        let call = IssueCall {
             email: email.to_string(),
             caller_rate: config.token_rate.gcra(),
             link: LinkDraft {
@@ -118,27 +118,25 @@ impl App {
                 now,
             },
         };
-        let addressed = self
-            .space
-            .noted(self.store.issue_to_address(&call).await, |a| {
-                matches!(
-                    a,
-                    Addressed::Issued {
-                        outcome: IssueOutcome::Issued { .. },
-                        ..
-                    }
-                )
-            })?;
-        match addressed {
-            Addressed::Issued { user, outcome } => {
-                self.settle(outcome, request_id, email, Some(user), purpose, caller)
+        let ended = self.space.noted(self.store.issue_call(&call).await, |a| {
+            matches!(
+                a,
+                CallOutcome::Issued {
+                    outcome: IssueOutcome::Issued { .. },
+                    ..
+                }
+            )
+        })?;
+        match ended {
+            CallOutcome::Issued { user, outcome } => {
+                self.answer(outcome, request_id, email, Some(user), purpose, caller)
             }
-            Addressed::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
-            Addressed::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
+            CallOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
+            CallOutcome::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
             // Users added before addresses were checked as the mail builder
             // checks them: refused before anything is written (for
             // ResetPasswordByAdmin, before the password is invalidated).
-            Addressed::Undeliverable { .. } => Err(validate::undeliverable(email)),
+            CallOutcome::Undeliverable { .. } => Err(validate::undeliverable(email)),
         }
     }
 
@@ -151,7 +149,7 @@ impl App {
 
     /// The one reading of an issue's outcome, whether the transaction or
     /// the replay check before it produced it.
-    fn settle(
+    fn answer(
         &self,
         outcome: IssueOutcome,
         request_id: &str,

@@ -15,7 +15,7 @@ use sqlx::Row as _;
 use super::group::Grouped;
 use super::issue::{column, fetch_retrying_deadlocks, outcome};
 use super::pool::Pool;
-use crate::{Addressed, AddressedIssue, RateKey, Result, StoreError, UserId, email_key, gcra};
+use crate::{CallOutcome, IssueCall, RateKey, Result, StoreError, UserId, email_key, gcra};
 
 const ISSUE_BY_ADDRESS: &str = "SELECT *
      FROM pwmail_issue_by_address($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
@@ -23,7 +23,7 @@ const ISSUE_BY_ADDRESS: &str = "SELECT *
 
 /// A call and its address's key (`email_key`).
 pub(super) struct Call {
-    pub issue: AddressedIssue,
+    pub issue: IssueCall,
     pub email_key: String,
 }
 
@@ -31,7 +31,7 @@ pub(super) enum ByAddress {}
 
 impl Grouped for ByAddress {
     type Call = Call;
-    type Answer = Addressed;
+    type Answer = CallOutcome;
     const MAX: usize = 128;
 
     /// One caller rate and one cooldown; each address once (its user's
@@ -48,12 +48,12 @@ impl Grouped for ByAddress {
     fn run(
         pool: &Pool,
         group: &[Call],
-    ) -> impl Future<Output = Result<Vec<Result<Addressed>>>> + Send {
+    ) -> impl Future<Output = Result<Vec<Result<CallOutcome>>>> + Send {
         issue_group(pool, group)
     }
 }
 
-async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed>>> {
+async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<CallOutcome>>> {
     let first = calls.first().map(|c| &c.issue);
     let (caller_period, caller_tau) = first
         .map(|c| gcra::params(&c.caller_rate))
@@ -118,18 +118,18 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<Addressed
 }
 
 /// A row of `pwmail_issue_by_address`.
-fn addressed(row: &sqlx::postgres::PgRow) -> Result<Addressed> {
+fn addressed(row: &sqlx::postgres::PgRow) -> Result<CallOutcome> {
     match row.try_get::<String, _>("outcome")?.as_str() {
-        "throttled" => Ok(Addressed::Throttled {
+        "throttled" => Ok(CallOutcome::Throttled {
             retry_after_ms: row.try_get("retry_after_ms")?,
         }),
-        "no_user" => Ok(Addressed::NoSuchUser),
-        "undeliverable" => Ok(Addressed::Undeliverable {
+        "no_user" => Ok(CallOutcome::NoSuchUser),
+        "undeliverable" => Ok(CallOutcome::Undeliverable {
             user: UserId(row.try_get("user_id")?),
         }),
         _ => {
             let user = UserId(row.try_get("user_id")?);
-            Ok(Addressed::Issued {
+            Ok(CallOutcome::Issued {
                 user,
                 outcome: outcome(row, user)?,
             })
@@ -138,7 +138,7 @@ fn addressed(row: &sqlx::postgres::PgRow) -> Result<Addressed> {
 }
 
 /// The call's address key, for grouping.
-pub(super) fn call(issue: &AddressedIssue) -> Call {
+pub(super) fn call(issue: &IssueCall) -> Call {
     Call {
         email_key: email_key(&issue.email),
         issue: issue.clone(),

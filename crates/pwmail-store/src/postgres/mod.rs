@@ -366,13 +366,13 @@ impl Store for PgStore {
         admission(&self.one(step).await?, tau, now)
     }
 
-    async fn issue_target(
+    async fn find_addressee(
         &self,
         email: &str,
         caller: &RateKey,
         rate: &Rate,
         now: UnixMillis,
-    ) -> Result<IssueTarget> {
+    ) -> Result<Addressee> {
         let targets = self
             .targets
             .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
@@ -386,7 +386,7 @@ impl Store for PgStore {
             .await
     }
 
-    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed> {
+    async fn issue_unkeyed_call(&self, call: &IssueCall) -> Result<CallOutcome> {
         let groups = self
             .by_address
             .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));

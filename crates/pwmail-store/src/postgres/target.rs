@@ -14,7 +14,7 @@ use sqlx::Row as _;
 use super::group::Grouped;
 use super::pool::Pool;
 use crate::rows::{self, Columns as _};
-use crate::{CallerCharge, IssueTarget, Rate, Result, UnixMillis, gcra, sql};
+use crate::{Addressee, CallerCharge, Rate, Result, UnixMillis, gcra, sql};
 
 /// One admin call's first step.
 pub(super) struct Target {
@@ -30,7 +30,7 @@ pub(super) enum Targets {}
 
 impl Grouped for Targets {
     type Call = Target;
-    type Answer = IssueTarget;
+    type Answer = Addressee;
     const MAX: usize = 128;
 
     /// One rate for the group.
@@ -43,7 +43,7 @@ impl Grouped for Targets {
     fn run(
         pool: &Pool,
         group: &[Target],
-    ) -> impl Future<Output = Result<Vec<Result<IssueTarget>>>> + Send {
+    ) -> impl Future<Output = Result<Vec<Result<Addressee>>>> + Send {
         target_group(pool, group)
     }
 }
@@ -61,7 +61,7 @@ static CHARGE_AND_FIND: LazyLock<&'static str> = LazyLock::new(|| {
     .leak()
 });
 
-async fn target_group(pool: &Pool, group: &[Target]) -> Result<Vec<Result<IssueTarget>>> {
+async fn target_group(pool: &Pool, group: &[Target]) -> Result<Vec<Result<Addressee>>> {
     let (period, tau) = group
         .first()
         .map(|t| gcra::params(&t.rate))
@@ -83,15 +83,15 @@ async fn target_group(pool: &Pool, group: &[Target]) -> Result<Vec<Result<IssueT
         .iter()
         .map(|row| {
             if let Some(retry_after_ms) = row.try_get::<Option<i64>, _>("retry_after_ms")? {
-                return Ok(IssueTarget::Throttled { retry_after_ms });
+                return Ok(Addressee::Throttled { retry_after_ms });
             }
             let charge = CallerCharge::Charged;
             Ok(match row.opt_int("id")? {
-                Some(_) => IssueTarget::Found {
+                Some(_) => Addressee::Found {
                     user: rows::user(row)?,
                     charge,
                 },
-                None => IssueTarget::Missing { charge },
+                None => Addressee::Missing { charge },
             })
         })
         .collect())

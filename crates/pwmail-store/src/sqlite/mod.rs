@@ -210,7 +210,7 @@ fn charge_caller(c: &Connection, token_id: i64, rate: &Rate, now: UnixMillis) ->
 /// An admin call by address, whole, on the writer: the user is read in the
 /// write's own transaction, for less than a read connection's lookup
 /// costs (its lock, its read transaction, its statement).
-fn address_in(sp: &Savepoint<'_>, call: &AddressedIssue) -> Result<Addressed> {
+fn address_in(sp: &Savepoint<'_>, call: &IssueCall) -> Result<CallOutcome> {
     let c: &Connection = sp;
     let key = email_key(&call.email);
     let user = one(c, sql::USER_BY_EMAIL_KEY, [key], |row| rows::user(row))?;
@@ -219,21 +219,21 @@ fn address_in(sp: &Savepoint<'_>, call: &AddressedIssue) -> Result<Addressed> {
         Ok(
             match charge_caller(c, link.actor.token_id, &call.caller_rate, link.now)? {
                 Admission::Admitted => admitted,
-                Admission::Refused { retry_after_ms } => Addressed::Throttled { retry_after_ms },
+                Admission::Refused { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
             },
         )
     };
     match user {
         // Charged in the issue, after the idempotency check.
-        Some(user) if user.deliverable => Ok(Addressed::Issued {
+        Some(user) if user.deliverable => Ok(CallOutcome::Issued {
             outcome: issue_in(
                 sp,
                 &link.issue_for(&user, CallerCharge::Pending(call.caller_rate)),
             )?,
             user: user.id,
         }),
-        Some(user) => stopped(Addressed::Undeliverable { user: user.id }),
-        None => stopped(Addressed::NoSuchUser),
+        Some(user) => stopped(CallOutcome::Undeliverable { user: user.id }),
+        None => stopped(CallOutcome::NoSuchUser),
     }
 }
 
@@ -562,7 +562,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn issue_at_address(&self, call: &AddressedIssue) -> Result<Addressed> {
+    async fn issue_unkeyed_call(&self, call: &IssueCall) -> Result<CallOutcome> {
         let call = call.clone();
         self.writer.write(move |sp| address_in(sp, &call)).await
     }
