@@ -15,7 +15,8 @@
 -- differ, as pwmail_issue_links' targets must.
 --
 -- Dropped first: its parameters and its rows changed with 0012 (no
--- p_checked, no user columns), which CREATE OR REPLACE cannot do.
+-- p_checked, no user columns) and 0013 (the outcome's type), which CREATE
+-- OR REPLACE cannot do.
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
     BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
@@ -30,7 +31,7 @@ CREATE OR REPLACE FUNCTION pwmail_issue_by_address(
     p_period BIGINT, p_tau BIGINT,
     p_message_id TEXT[], p_kind TEXT[], p_link TEXT[], p_link_expires_at BIGINT[],
     p_request_id TEXT[], p_now BIGINT[])
-RETURNS TABLE (ord BIGINT, outcome TEXT, link_id BIGINT, outbox_id BIGINT,
+RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT, user_id BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column

@@ -1,5 +1,8 @@
 -- One call with an Idempotency-Key: the key's lock and stored outcome, then
 -- the group function's rules for a group of one, then the key's row.
+-- Dropped first: its outcome's type changed with 0013, which CREATE OR
+-- REPLACE cannot do (see pwmail_issue_links.sql).
+DROP FUNCTION IF EXISTS pwmail_issue_link(BIGINT, BIGINT, BIGINT, TEXT, BOOLEAN, BYTEA, BIGINT, TEXT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, TEXT, BIGINT, TEXT, TEXT, BIGINT);
 CREATE OR REPLACE FUNCTION pwmail_issue_link(
     p_actor_user BIGINT, p_actor_token BIGINT, p_target BIGINT, p_purpose TEXT,
     p_invalidates_password BOOLEAN, p_link_hash BYTEA, p_expires_at BIGINT,
@@ -8,7 +11,7 @@ CREATE OR REPLACE FUNCTION pwmail_issue_link(
     p_body_text TEXT, p_body_html TEXT, p_link TEXT, p_link_name TEXT, p_link_expires_at BIGINT,
     p_request_id TEXT, p_now BIGINT,
     p_key TEXT, p_fingerprint TEXT, p_key_expires_at BIGINT,
-    OUT outcome TEXT, OUT link_id BIGINT, OUT outbox_id BIGINT,
+    OUT outcome pwmail_outcome, OUT link_id BIGINT, OUT outbox_id BIGINT,
     OUT retry_after_ms BIGINT, OUT stored_fingerprint TEXT, OUT stored_request_id TEXT)
 LANGUAGE plpgsql AS $$
 BEGIN

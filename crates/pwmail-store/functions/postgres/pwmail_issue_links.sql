@@ -13,6 +13,10 @@
 --   'cooling_down' (retry_after_ms).
 -- A disabled or unknown user's call changes nothing and does not charge the
 -- user's cooldown; a refused one changes nothing else.
+-- Dropped first: its rows' type changed with 0013 (outcome), which CREATE OR
+-- REPLACE cannot do; dropping the current one as well makes the file
+-- apply the same way every time.
+DROP FUNCTION IF EXISTS pwmail_issue_links(BIGINT[], BIGINT[], BIGINT[], TEXT[], BOOLEAN[], BYTEA[], BIGINT[], TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[], TEXT[]);
 CREATE OR REPLACE FUNCTION pwmail_issue_links(
     p_actor_user BIGINT[], p_actor_token BIGINT[], p_target BIGINT[], p_purpose TEXT[],
     p_invalidates_password BOOLEAN[], p_link_hash BYTEA[], p_expires_at BIGINT[],
@@ -20,7 +24,7 @@ CREATE OR REPLACE FUNCTION pwmail_issue_links(
     p_message_id TEXT[], p_kind TEXT[], p_recipient TEXT[], p_subject TEXT[],
     p_body_text TEXT[], p_body_html TEXT[], p_link TEXT[], p_link_name TEXT[],
     p_link_expires_at BIGINT[], p_request_id TEXT[], p_now BIGINT[], p_key TEXT[])
-RETURNS TABLE (ord BIGINT, outcome TEXT, link_id BIGINT, outbox_id BIGINT,
+RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -104,10 +108,10 @@ BEGIN
           FROM admitted a JOIN queued q ON q.user_id = a.target
     )
     SELECT f.ord,
-           CASE WHEN NOT f.known THEN 'no_user'
-                WHEN f.disabled THEN 'disabled'
-                WHEN q.id IS NULL THEN 'cooling_down'
-                ELSE 'issued' END,
+           (CASE WHEN NOT f.known THEN 'no_user'
+                 WHEN f.disabled THEN 'disabled'
+                 WHEN q.id IS NULL THEN 'cooling_down'
+                 ELSE 'issued' END)::pwmail_outcome,
            l.id,
            q.id,
            -- A refusal reads the state as the statement's snapshot saw it.

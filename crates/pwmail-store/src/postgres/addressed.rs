@@ -13,7 +13,7 @@ use std::future::Future;
 use sqlx::Row as _;
 
 use super::group::Grouped;
-use super::issue::{column, fetch_retrying_deadlocks, outcome};
+use super::issue::{Outcome, column, fetch_retrying_deadlocks, outcome};
 use super::pool::Pool;
 use crate::{CallOutcome, IssueCall, RateKey, Result, StoreError, UserId, email_key, gcra};
 
@@ -119,12 +119,12 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<CallOutco
 
 /// A row of `pwmail_issue_by_address`.
 fn addressed(row: &sqlx::postgres::PgRow) -> Result<CallOutcome> {
-    match row.try_get::<String, _>("outcome")?.as_str() {
-        "throttled" => Ok(CallOutcome::Throttled {
+    match Outcome::of(row)? {
+        Outcome::Throttled => Ok(CallOutcome::Throttled {
             retry_after_ms: row.try_get("retry_after_ms")?,
         }),
-        "no_user" => Ok(CallOutcome::NoSuchUser),
-        "undeliverable" => Ok(CallOutcome::Undeliverable {
+        Outcome::NoUser => Ok(CallOutcome::NoSuchUser),
+        Outcome::Undeliverable => Ok(CallOutcome::Undeliverable {
             user: UserId(row.try_get("user_id")?),
         }),
         _ => {

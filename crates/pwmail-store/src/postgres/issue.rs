@@ -160,22 +160,44 @@ pub(super) fn column<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U>
     items.iter().map(f).collect()
 }
 
-/// A row of `pwmail_issue_links`.
+/// What the issue functions answer (PostgreSQL's `pwmail_outcome`,
+/// migration 0013): decoded here, never read as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "pwmail_outcome", rename_all = "snake_case")]
+pub(super) enum Outcome {
+    Issued,
+    CoolingDown,
+    Disabled,
+    NoUser,
+    Throttled,
+    Undeliverable,
+    KeyInFlight,
+    /// A live Idempotency-Key's stored outcome (`pwmail_issue_link`).
+    Stored,
+}
+
+impl Outcome {
+    pub(super) fn of(row: &PgRow) -> Result<Outcome> {
+        Ok(row.try_get("outcome")?)
+    }
+}
+
+/// A row of `pwmail_issue_links` (or of a function that passes its rows
+/// on): the issue's outcome for `target`.
 pub(super) fn outcome(row: &PgRow, target: UserId) -> Result<IssueOutcome> {
-    let outcome: String = row.try_get("outcome")?;
-    Ok(match outcome.as_str() {
-        "issued" => IssueOutcome::Issued {
+    Ok(match Outcome::of(row)? {
+        Outcome::Issued => IssueOutcome::Issued {
             link_id: row.try_get("link_id")?,
             outbox_id: row.try_get("outbox_id")?,
         },
-        "cooling_down" => IssueOutcome::CoolingDown {
+        Outcome::CoolingDown => IssueOutcome::CoolingDown {
             retry_after_ms: row.try_get("retry_after_ms")?,
         },
-        "disabled" => IssueOutcome::Disabled,
-        "no_user" => return Err(StoreError::NotFound(format!("no user {target}"))),
+        Outcome::Disabled => IssueOutcome::Disabled,
+        Outcome::NoUser => return Err(StoreError::NotFound(format!("no user {target}"))),
         other => {
             return Err(StoreError::Corrupt(format!(
-                "pwmail_issue_links answered {other:?}"
+                "the issue of one call answered {other:?}"
             )));
         }
     })

@@ -527,10 +527,9 @@ impl Store for PgStore {
             }
             Err(e) => return Err(e.into()),
         };
-        let outcome: String = row.try_get("outcome")?;
-        match outcome.as_str() {
-            "key_in_flight" => Ok(IssueOutcome::KeyInFlight),
-            "stored" => {
+        match issue::Outcome::of(&row)? {
+            issue::Outcome::KeyInFlight => Ok(IssueOutcome::KeyInFlight),
+            issue::Outcome::Stored => {
                 let stored = StoredOutcome {
                     fingerprint: row.try_get("stored_fingerprint")?,
                     outbox_id: row.try_get("outbox_id")?,
