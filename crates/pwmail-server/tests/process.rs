@@ -441,3 +441,46 @@ async fn a_message_left_sending_by_kill_9_goes_out_at_the_next_start() {
         "{logged}"
     );
 }
+
+/// At start, rate-limit state a slower rate left (a lowered `--user-rate`)
+/// is cut to the configured rate, and the log says how many keys; a start
+/// that cuts nothing says nothing.
+#[tokio::test]
+async fn a_start_says_when_it_cuts_state_a_slower_rate_left() {
+    use pwmail_store::{Rate, RateKey, UserId};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("serve.log");
+    {
+        // As `--user-rate 1/86400` leaves a user after one email.
+        let store = open_store(d).await;
+        let slow = Rate {
+            period_ms: 86_400_000,
+            burst: 1,
+        };
+        store
+            .rate_limit(&RateKey::User(UserId(1)), &slow, now())
+            .await
+            .unwrap();
+    }
+    const CUT: &str = "rate-limit state left by a slower rate cut to the current one";
+    let since = |from: usize| {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text[from..].to_string()
+    };
+    drop(serve(d, &["--user-rate", "1/60"], &[], &log));
+    let first = since(0);
+    let said: Vec<&str> = first.lines().filter(|l| l.contains(CUT)).collect();
+    assert_eq!(said.len(), 1, "{first}");
+    assert!(
+        said[0].contains("\"keys\":1") && said[0].contains("\"limit\":\"user\""),
+        "{}",
+        said[0]
+    );
+
+    let from = first.len();
+    drop(serve(d, &["--user-rate", "1/60"], &[], &log));
+    let second = since(from);
+    assert!(second.contains("pwmail serving"), "{second}");
+    assert!(!second.contains(CUT), "nothing to cut: {second}");
+}
