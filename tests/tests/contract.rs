@@ -893,6 +893,22 @@ async fn delivery_status_by_email_and_by_request_id() {
     assert_eq!(response.status(), 400);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_error_shape(&json, 3, "must match the upstream API's email pattern");
+    // A request id of 128 characters is looked up (counted in characters:
+    // 'é' is two bytes); 129 is refused.
+    let by_id = |id: String| {
+        reqwest::Client::new()
+            .get(server.endpoint(&format!(
+                "/api/web/custom/password/email_status?request_id={id}"
+            )))
+            .header("Authorization", format!("APIToken {}", server.admin_token))
+            .send()
+    };
+    let longest = by_id("%C3%A9".repeat(128)).await.unwrap();
+    assert_eq!(longest.status(), 200);
+    let too_long = by_id("%C3%A9".repeat(129)).await.unwrap();
+    assert_eq!(too_long.status(), 400);
+    let json: serde_json::Value = too_long.json().await.unwrap();
+    assert_error_shape(&json, 3, "request_id is longer than 128 characters");
     let member = server.token_for("member@example.com").await;
     let (status, code, _, _) = error_of(
         server
@@ -1158,6 +1174,26 @@ async fn expired_keys_and_rate_state_are_forgotten_when_the_server_starts() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     second.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_counts_the_users_it_added_and_those_already_there() {
+    let server = TestServer::start().await;
+    let rows = |emails: &[&str]| -> Vec<(String, Option<String>)> {
+        emails.iter().map(|e| (e.to_string(), None)).collect()
+    };
+    let import = pwmail_server::app::users::import_users;
+    let first = rows(&["a@example.com", "b@example.com"]);
+    let first = import(server.store(), &first, now()).await.unwrap();
+    assert_eq!((first.added, first.present), (2, 0));
+    let again = rows(&["A@example.com", "b@example.com", "c@example.com"]);
+    let again = import(server.store(), &again, now()).await.unwrap();
+    assert_eq!(
+        (again.added, again.present),
+        (1, 2),
+        "addresses compared as addresses"
+    );
+    server.stop().await;
 }
 
 #[tokio::test]
