@@ -1193,6 +1193,18 @@ async fn an_import_counts_the_users_it_added_and_those_already_there() {
         (1, 2),
         "addresses compared as addresses"
     );
+    // A bad line anywhere: refused, naming it, and nothing added.
+    let bad = rows(&["d@example.com", "not-an-email"]);
+    let err = import(server.store(), &bad, now()).await.unwrap_err();
+    assert!(err.to_string().contains("not-an-email"), "{err}");
+    assert!(
+        server
+            .store()
+            .find_user_by_email("d@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     server.stop().await;
 }
 
