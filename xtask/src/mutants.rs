@@ -39,6 +39,9 @@ const TEST_ARGS: &[&str] = &[
     // (a few seconds).
     "--test",
     "postgres",
+    // The operator's commands, through the binary (about 10 s).
+    "--test",
+    "cli",
 ];
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
