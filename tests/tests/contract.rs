@@ -1209,6 +1209,28 @@ async fn an_import_counts_the_users_it_added_and_those_already_there() {
 }
 
 #[tokio::test]
+async fn the_bootstrap_admin_is_made_only_while_there_is_no_admin() {
+    // The server made its bootstrap admin on the empty database; a start
+    // naming another bootstrap address makes none, and shows no token.
+    let server = TestServer::start().await;
+    let again =
+        pwmail_server::app::users::bootstrap_admin(server.store(), "other@example.com", now())
+            .await
+            .unwrap();
+    assert!(again.is_none(), "an admin exists: no second bootstrap");
+    assert_eq!(server.store().count_admins().await.unwrap(), 1);
+    assert!(
+        server
+            .store()
+            .find_user_by_email("other@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     let server = TestServer::start().await;
     // Adding such a user is refused with the reason.
