@@ -168,6 +168,22 @@ mod tests {
     }
 
     #[test]
+    fn a_name_is_at_most_256_characters_with_no_control_or_direction_character() {
+        assert!(name("Ann Lee").is_ok());
+        assert!(name(&"é".repeat(256)).is_ok(), "counted in characters");
+        let e = name(&"é".repeat(257)).unwrap_err().to_string();
+        assert!(e.contains("257 characters long"), "{e}");
+        for bad in [
+            "Ann\r\nBcc: x@example.com",
+            "tab\there",
+            "\u{202E}evil",
+            "x\u{2066}y",
+        ] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn namespace_rules() {
         assert!(namespace("system", None).is_ok());
         assert!(namespace("system", Some("system")).is_ok());
