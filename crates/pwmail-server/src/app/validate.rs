@@ -184,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn an_idempotency_key_is_1_to_255_printable_ascii_characters() {
+        assert!(idempotency_key("k").is_ok());
+        assert!(idempotency_key(&"k".repeat(255)).is_ok());
+        for bad in [String::new(), "k".repeat(256), "tab\t".into(), "é".into()] {
+            let e = idempotency_key(&bad).unwrap_err().to_string();
+            assert!(e.contains("1 to 255 printable ASCII"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn namespace_rules() {
         assert!(namespace("system", None).is_ok());
         assert!(namespace("system", Some("system")).is_ok());
