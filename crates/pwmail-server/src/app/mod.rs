@@ -91,29 +91,19 @@ pub enum Readiness {
 
 impl App {
     pub fn new(parts: Parts) -> App {
-        let Parts {
-            store,
-            clock,
-            config,
-            mailer,
-            outbox_wakeup,
-            backlog,
-            hasher,
-            space,
-        } = parts;
         App {
             policy: Policy {
-                min_length: config.password_min_length,
+                min_length: parts.config.password_min_length,
             },
-            auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
-            store,
-            clock,
-            config,
-            mailer,
-            outbox_wakeup,
-            backlog,
-            hasher,
-            space,
+            auth_cache: auth::AuthCache::new(parts.config.auth_cache_ttl),
+            store: parts.store,
+            clock: parts.clock,
+            config: parts.config,
+            mailer: parts.mailer,
+            outbox_wakeup: parts.outbox_wakeup,
+            backlog: parts.backlog,
+            hasher: parts.hasher,
+            space: parts.space,
         }
     }
 

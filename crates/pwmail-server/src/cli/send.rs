@@ -178,7 +178,7 @@ impl Summary {
 
 /// A transport failure in a few words: "connection refused to HOST", "timed
 /// out", or the first line of the cause.
-pub(crate) fn no_answer_label(why: &str, server: &str) -> String {
+fn no_answer_label(why: &str, server: &str) -> String {
     let host = server
         .split_once("://")
         .map_or(server, |(_, rest)| rest)

@@ -78,9 +78,9 @@ pub struct Rendered {
 /// the sender's domain and the "password changed" notice, from the
 /// templates the dispatcher also writes link emails with.
 pub struct Mailer {
-    pub renderer: Arc<Renderer>,
+    renderer: Arc<Renderer>,
     /// The domain of `--mail-from`, for Message-IDs.
-    pub domain: String,
+    domain: String,
 }
 
 impl Mailer {
