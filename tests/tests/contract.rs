@@ -1067,8 +1067,11 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
 }
 
 /// A user as a version that did not check addresses stored it.
-async fn store_unchecked(store: &dyn pwmail_store::Store, email: &str) -> pwmail_store::User {
-    store
+async fn store_unchecked(
+    store: &dyn pwmail_store::testing::StoreTestExt,
+    email: &str,
+) -> pwmail_store::User {
+    let user = store
         .create_user(
             &pwmail_store::NewUser {
                 email: email.into(),
@@ -1079,7 +1082,9 @@ async fn store_unchecked(store: &dyn pwmail_store::Store, email: &str) -> pwmail
             now(),
         )
         .await
-        .unwrap()
+        .unwrap();
+    store.forget_address_checks().await.unwrap();
+    user
 }
 
 /// [`store_unchecked`], then checked as the service checks stored

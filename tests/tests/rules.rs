@@ -395,6 +395,7 @@ impl Engine {
                 .expect("password");
             ids.push(user.id);
         }
+        self.store.forget_address_checks().await.expect("unchecked");
         users::check_addresses(store)
             .await
             .expect("check addresses");

@@ -234,24 +234,25 @@ pub trait Store: Send + Sync + 'static {
     async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
     /// Records whether mail can be addressed to the user's stored address.
     async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()>;
-    /// Checks every user's stored address with `deliverable` (the mail
-    /// builder's check, which the store cannot make) and records the
-    /// answer where it differs: rows written before the column existed, or
-    /// by a version that did not check. Returns how many changed. Run before
-    /// the service issues links (`pwmail serve`, `pwmail migrate`).
+    /// Users whose stored address was never checked: written before the
+    /// column existed, or by an older replica.
+    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>>;
+    /// Checks the addresses [`unchecked_addresses`](Store::unchecked_addresses)
+    /// lists with `deliverable` (the mail builder's check, which the store
+    /// cannot make) and records each answer. Returns how many mail cannot
+    /// reach. Run before the service issues links (`pwmail serve`, `pwmail
+    /// migrate`); once every row is checked it reads nothing but the index.
     async fn check_addresses(
         &self,
         deliverable: &(dyn for<'e> Fn(&'e str) -> bool + Sync),
     ) -> Result<u64> {
-        let mut changed = 0;
-        for user in self.list_users().await? {
-            let checked = deliverable(&user.email);
-            if checked != user.deliverable {
-                self.set_deliverable(user.id, checked).await?;
-                changed += 1;
-            }
+        let mut unreachable = 0;
+        for (user, email) in self.unchecked_addresses().await? {
+            let checked = deliverable(&email);
+            self.set_deliverable(user, checked).await?;
+            unreachable += u64::from(!checked);
         }
-        Ok(changed)
+        Ok(unreachable)
     }
 
     // --- API tokens ------------------------------------------------------

@@ -29,7 +29,8 @@ pub const POSTGRES: Dialect = Dialect {
 /// The columns `rows::user` reads.
 macro_rules! user_columns {
     () => {
-        "id, email, name, is_admin, disabled_at, password_hash, created_at, deliverable"
+        "id, email, name, is_admin, disabled_at, password_hash, created_at,
+         COALESCE(deliverable, TRUE) AS deliverable"
     };
 }
 
@@ -58,6 +59,10 @@ pub const USER_DISABLE: &str = concat!(
 );
 /// $1 user, $2 whether mail can be addressed to their stored address.
 pub const USER_SET_DELIVERABLE: &str = "UPDATE users SET deliverable = $2 WHERE id = $1";
+/// Users whose address was never checked (`deliverable` NULL), by the
+/// partial index: none once the service has started on the database.
+pub const USERS_UNCHECKED: &str =
+    "SELECT id, email FROM users WHERE deliverable IS NULL ORDER BY id";
 /// $1 user: the disabled time (NULL when enabled); no row when no user.
 pub const USER_DISABLED_AT: &str = "SELECT disabled_at FROM users WHERE id = $1";
 /// $1 user.
@@ -98,7 +103,8 @@ pub const TOKENS_REVOKE_OF_USER: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 /// $1 token hash: the live token and its enabled owner.
 pub const AUTHENTICATE: &str = "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin,
-        u.disabled_at, u.password_hash, u.created_at, u.deliverable
+        u.disabled_at, u.password_hash, u.created_at,
+        COALESCE(u.deliverable, TRUE) AS deliverable
      FROM api_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
 

@@ -1084,9 +1084,21 @@ async fn addresses_are_checked(store: &dyn StoreTestExt) {
         .create_user(&new_user("a..b@example.com", false), T0)
         .await
         .unwrap();
-    assert!(legacy.deliverable, "as a row written before the check");
+    // As a database written before the check holds them: unchecked, and
+    // read as deliverable until checked.
+    store.forget_address_checks().await.unwrap();
+    assert!(
+        store
+            .user_by_id(legacy.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deliverable
+    );
+    assert_eq!(store.unchecked_addresses().await.unwrap().len(), 2);
     let check = |email: &str| !email.contains("..");
     assert_eq!(store.check_addresses(&check).await.unwrap(), 1);
+    assert!(store.unchecked_addresses().await.unwrap().is_empty());
     assert!(
         !store
             .user_by_id(legacy.id)

@@ -2,7 +2,7 @@
 -- (src/postgres/addressed.rs): the callers' rate steps
 -- (pwmail_charge_callers), each admitted call's user by address, and the
 -- issue (pwmail_issue_links) of those whose stored address can receive mail
--- (users.deliverable). The others change nothing but their caller's step
+-- (users.deliverable; NULL, not checked yet, reads as yes). The others change nothing but their caller's step
 -- and come back as
 --   'throttled' (retry_after_ms), 'no_user', or 'undeliverable' (user_id),
 -- and the rest with pwmail_issue_links' outcomes. Rows in the calls' order.
@@ -55,7 +55,8 @@ BEGIN
     -- its target: no user's id and no other call's, so pwmail_issue_links
     -- answers it 'no_user' and writes nothing for it.
     SELECT array_agg(u.id ORDER BY c.ord),
-           array_agg(CASE WHEN u.deliverable THEN u.id ELSE -c.ord END ORDER BY c.ord),
+           array_agg(CASE WHEN u.id IS NOT NULL AND u.deliverable IS NOT FALSE
+                          THEN u.id ELSE -c.ord END ORDER BY c.ord),
            array_agg(u.email ORDER BY c.ord),
            array_agg(u.name ORDER BY c.ord)
       INTO v_user, v_target, v_email, v_name

@@ -1,3 +1,4 @@
--- Whether mail can be addressed to the user's stored address (see
--- migrations/postgres/0012): 1 until Store::check_addresses says otherwise.
-ALTER TABLE users ADD COLUMN deliverable INTEGER NOT NULL DEFAULT 1 CHECK (deliverable IN (0, 1));
+-- Whether mail can be addressed to the user's stored address; NULL until
+-- checked (see migrations/postgres/0012).
+ALTER TABLE users ADD COLUMN deliverable INTEGER CHECK (deliverable IN (0, 1));
+CREATE INDEX users_address_unchecked ON users (id) WHERE deliverable IS NULL;

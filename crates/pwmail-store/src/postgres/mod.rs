@@ -306,6 +306,14 @@ impl Store for PgStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 
+    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>> {
+        let found = self.all(sqlx::query(sql::USERS_UNCHECKED)).await?;
+        found
+            .iter()
+            .map(|row| Ok((UserId(row.int("id")?), row.text("email")?)))
+            .collect()
+    }
+
     async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
         self.execute(
             sqlx::query(sql::USER_SET_DELIVERABLE)
@@ -773,6 +781,12 @@ impl crate::testing::StoreTestExt for PgStore {
             .all(sqlx::query(sql::AUDIT_OF_USER).bind(target.0))
             .await?;
         found.iter().map(rows::audit).collect()
+    }
+
+    async fn forget_address_checks(&self) -> Result<()> {
+        self.execute(sqlx::query(crate::testing::FORGET_ADDRESS_CHECKS))
+            .await
+            .map(drop)
     }
 
     async fn links(&self) -> Result<Vec<ResetLink>> {

@@ -478,6 +478,14 @@ impl Store for SqliteStore {
         Ok(hash.flatten())
     }
 
+    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>> {
+        self.read(|c| {
+            all(c, sql::USERS_UNCHECKED, [], |row| {
+                Ok((UserId(row.int("id")?), row.text("email")?))
+            })
+        })
+    }
+
     async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
         self.writer
             .write_statement(move |c| {
@@ -724,6 +732,12 @@ impl crate::testing::StoreTestExt for SqliteStore {
 
     async fn links(&self) -> Result<Vec<ResetLink>> {
         self.read(|c| all(c, crate::testing::LINKS_ALL, [], |row| rows::link(row)))
+    }
+
+    async fn forget_address_checks(&self) -> Result<()> {
+        self.writer
+            .write_statement(|c| exec(c, crate::testing::FORGET_ADDRESS_CHECKS, []).map(drop))
+            .await
     }
 
     async fn clear(&self) -> Result<()> {
