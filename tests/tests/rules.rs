@@ -469,6 +469,7 @@ impl Case<'_> {
                         purpose: store_purpose(purpose),
                         request_id: &request_id,
                         idempotency_key: key,
+                        options: Default::default(),
                     })
                     .await;
                 let seen = match got {

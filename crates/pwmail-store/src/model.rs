@@ -274,7 +274,46 @@ pub enum Content {
         /// When the link stops working (it was issued at the row's
         /// `created_at`).
         expires_at: UnixMillis,
+        /// What the call asked of its link, for the templates.
+        options: LinkOptions,
     },
+}
+
+/// What one call asked of its link beyond the server's settings, kept as
+/// one JSON document beside the link and beside its email (the `options`
+/// columns of `reset_links` and `outbox`): the store and its SQL carry the
+/// document whole, so a new per-call field is a field here, read where it
+/// is used (the email's templates, the reset page), and no column,
+/// statement or function parameter. Fields are optional and absent ones
+/// are left out; a field this build does not know, written by a newer
+/// replica, is ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LinkOptions {
+    /// A value only tests set, to see a document travel whole on both
+    /// engines: from the call to the link and to its email.
+    #[cfg(feature = "testing")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl LinkOptions {
+    /// The document as its columns hold it, or `None` (NULL) when the call
+    /// asked for nothing (the defaults).
+    pub fn to_column(&self) -> Option<String> {
+        if *self == LinkOptions::default() {
+            return None;
+        }
+        // A struct of plain fields always serializes.
+        serde_json::to_string(self).ok()
+    }
+
+    pub(crate) fn from_column(column: Option<&str>) -> Result<LinkOptions, crate::StoreError> {
+        column.map_or(Ok(LinkOptions::default()), |text| {
+            serde_json::from_str(text)
+                .map_err(|e| crate::StoreError::Corrupt(format!("link options: {e}")))
+        })
+    }
 }
 
 /// The link is a credential: `Debug` (logs, panics) shows that there is
@@ -287,12 +326,16 @@ impl fmt::Debug for Content {
                 .field("subject", subject)
                 .finish_non_exhaustive(),
             Content::Link {
-                name, expires_at, ..
+                name,
+                expires_at,
+                options,
+                ..
             } => f
                 .debug_struct("Link")
                 .field("link", &"<redacted>")
                 .field("name", name)
                 .field("expires_at", expires_at)
+                .field("options", options)
                 .finish(),
         }
     }
@@ -379,6 +422,8 @@ pub struct LinkDraft {
     pub message_id: String,
     /// The whole link, as `Content::Link` holds it: a secret.
     pub link: String,
+    /// What the call asked of its link (kept with the link and its email).
+    pub options: LinkOptions,
     pub request_id: String,
     pub idempotency: Option<IdempotencyKey>,
     pub now: UnixMillis,
@@ -404,6 +449,7 @@ impl LinkDraft {
                     link: self.link.clone(),
                     name: user.name.clone(),
                     expires_at: self.expires_at,
+                    options: self.options.clone(),
                 },
             },
             request_id: self.request_id.clone(),
@@ -524,6 +570,8 @@ pub struct ResetLink {
     pub state: LinkState,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
+    /// What the call that issued it asked of it.
+    pub options: LinkOptions,
 }
 
 #[derive(Clone, Debug)]
@@ -675,4 +723,31 @@ pub struct WriterStats {
     pub syncing: std::time::Duration,
     /// Time since the writer started.
     pub uptime: std::time::Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkOptions;
+    use crate::StoreError;
+
+    #[test]
+    fn link_options_asked_for_nothing_are_stored_as_null_and_read_back_as_the_defaults() {
+        assert_eq!(LinkOptions::default().to_column(), None);
+        assert_eq!(
+            LinkOptions::from_column(None).unwrap(),
+            LinkOptions::default()
+        );
+    }
+
+    #[test]
+    fn a_field_a_newer_replica_wrote_is_ignored_and_a_broken_document_is_corrupt() {
+        assert_eq!(
+            LinkOptions::from_column(Some(r#"{"from_a_newer_replica":"x"}"#)).unwrap(),
+            LinkOptions::default()
+        );
+        assert!(matches!(
+            LinkOptions::from_column(Some("{not json")),
+            Err(StoreError::Corrupt(m)) if m.starts_with("link options: ")
+        ));
+    }
 }

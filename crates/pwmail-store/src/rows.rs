@@ -66,6 +66,7 @@ pub(crate) fn link(row: &impl Columns) -> Result<ResetLink> {
         },
         created_at: row.int("created_at")?,
         expires_at: row.int("expires_at")?,
+        options: LinkOptions::from_column(row.opt_text("options")?.as_deref())?,
     })
 }
 
@@ -87,6 +88,7 @@ fn content(row: &impl Columns) -> Result<Content> {
             expires_at: row
                 .opt_int("link_expires_at")?
                 .ok_or_else(|| StoreError::Corrupt("a link email without its expiry".into()))?,
+            options: LinkOptions::from_column(row.opt_text("options")?.as_deref())?,
         },
         None => Content::Rendered {
             subject: row.text("subject")?,
@@ -97,7 +99,8 @@ fn content(row: &impl Columns) -> Result<Content> {
 }
 
 /// A message's content as the outbox's columns hold it: parameters $4–$9
-/// of `sql::OUTBOX_INSERT` (and of `pwmail_issue_link`), in that order.
+/// and $13 of `sql::OUTBOX_INSERT`; `options` is the link's too
+/// (`sql::LINK_INSERT`).
 pub(crate) struct ContentColumns<'a> {
     pub subject: &'a str,
     pub body_text: Option<&'a str>,
@@ -105,6 +108,7 @@ pub(crate) struct ContentColumns<'a> {
     pub link: Option<&'a str>,
     pub link_name: Option<&'a str>,
     pub link_expires_at: Option<UnixMillis>,
+    pub options: Option<String>,
 }
 
 impl<'a> ContentColumns<'a> {
@@ -121,12 +125,14 @@ impl<'a> ContentColumns<'a> {
                 link: None,
                 link_name: None,
                 link_expires_at: None,
+                options: None,
             },
             // Its subject too is written when it is sent.
             Content::Link {
                 link,
                 name,
                 expires_at,
+                options,
             } => ContentColumns {
                 subject: "",
                 body_text: None,
@@ -134,6 +140,7 @@ impl<'a> ContentColumns<'a> {
                 link: Some(link),
                 link_name: name.as_deref(),
                 link_expires_at: Some(*expires_at),
+                options: options.to_column(),
             },
         }
     }

@@ -164,21 +164,29 @@ pub const LINKS_OPEN: &str =
     "SELECT id FROM reset_links WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL";
 /// $1 link, $2 now.
 pub const LINK_REVOKE: &str = "UPDATE reset_links SET revoked_at = $2 WHERE id = $1";
-/// $1 user, $2 hash, $3 purpose, $4 now, $5 expires at, $6 request id.
-/// No `RETURNING`: SQLite builds a temporary table for one; it reads the
-/// new id as the last inserted rowid.
-pub const LINK_INSERT: &str =
-    "INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
-     VALUES ($1, $2, $3, $4, $5, $6)";
+/// $1 user, $2 hash, $3 purpose, $4 now, $5 expires at, $6 request id,
+/// $7 options (`LinkOptions`). No `RETURNING`: SQLite builds a temporary
+/// table for one; it reads the new id as the last inserted rowid.
+pub const LINK_INSERT: &str = "INSERT INTO reset_links
+         (user_id, token_hash, purpose, created_at, expires_at, request_id, options)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// $1 hash, $2 now: uses the link if it is open and unexpired; returns its
 /// user.
 pub const LINK_CONSUME_USER: &str = "UPDATE reset_links SET used_at = $2
      WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
      RETURNING user_id";
+/// The columns `rows::link` reads.
+macro_rules! link_columns {
+    () => {
+        "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at, options
+         FROM reset_links"
+    };
+}
 /// $1 hash: the link whatever its state.
-pub const LINK_BY_HASH: &str =
-    "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
-     FROM reset_links WHERE token_hash = $1";
+pub const LINK_BY_HASH: &str = concat!(link_columns!(), " WHERE token_hash = $1");
+/// Every link, whatever its state, oldest first (tests).
+#[cfg(any(test, feature = "testing"))]
+pub const LINKS_ALL: &str = concat!(link_columns!(), " ORDER BY id");
 
 // --- audit ---------------------------------------------------------------
 
@@ -204,12 +212,13 @@ macro_rules! outbox_insert {
     () => {
         "INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html,
                              link, link_name, link_expires_at, state,
-                             next_attempt_at, created_at, queued_at, request_id, user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10, $10, $11, $12)"
+                             next_attempt_at, created_at, queued_at, request_id, user_id, options)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10, $10, $11, $12, $13)"
     };
 }
 /// Queues a message: $1 Message-ID, $2 kind, $3 recipient, $4–$9 its
-/// content (`rows::ContentColumns`), $10 now, $11 request id, $12 user.
+/// content (`rows::ContentColumns`), $10 now, $11 request id, $12 user,
+/// $13 its link's options.
 /// SQLite reads the id as the last inserted rowid (a `RETURNING` costs it a
 /// temporary table).
 pub const OUTBOX_INSERT: &str = outbox_insert!();
@@ -242,7 +251,7 @@ macro_rules! claim_lease {
 macro_rules! claimed_columns {
     () => {
         "id, message_id, kind, recipient, subject, body_text, body_html, link, link_name,
-         link_expires_at, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+         link_expires_at, options, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
     };
 }
 

@@ -25,11 +25,6 @@ pub(crate) const OUTBOX_HELD: &str = "SELECT COALESCE(link, '') || COALESCE(link
 /// 0012 left them.
 pub(crate) const FORGET_ADDRESS_CHECKS: &str = "UPDATE users SET deliverable = NULL";
 
-/// Every link, whatever its state, oldest first.
-pub(crate) const LINKS_ALL: &str =
-    "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at
-     FROM reset_links ORDER BY id";
-
 /// What `clear` runs, in one transaction: empties the tables that hold
 /// what the service wrote (those that refer to others first), leaving the
 /// schema as migrated.

@@ -121,6 +121,9 @@ fn link_content(link: u8, now: UnixMillis) -> Content {
         link: format!("https://pwmail.test/reset/{link}"),
         name: Some(format!("User {link}")),
         expires_at: now + 3_600_000,
+        options: LinkOptions {
+            tag: Some(format!("options of {link}")),
+        },
     }
 }
 
@@ -939,6 +942,9 @@ async fn issue_call(store: &dyn StoreTestExt) {
                 cooldown: issue.cooldown,
                 message_id: issue.message.message_id,
                 link,
+                options: LinkOptions {
+                    tag: Some(format!("by address {email}")),
+                },
                 request_id: issue.request_id,
                 idempotency: None,
                 now,
@@ -961,6 +967,11 @@ async fn issue_call(store: &dyn StoreTestExt) {
     let link = store.find_link(&hash(50)).await.unwrap().unwrap();
     assert_eq!((link.id, link.user_id), (link_id, user.id));
     assert_eq!(link.purpose, LinkPurpose::ResetPasswordByAdmin);
+    assert_eq!(
+        link.options.tag.as_deref(),
+        Some("by address Target@example.com"),
+        "the call's options are kept with its link"
+    );
     assert_eq!(store.password_hash(user.id).await.unwrap(), None);
     let claimed = store
         .claim_outbox(&Claim {
@@ -982,6 +993,9 @@ async fn issue_call(store: &dyn StoreTestExt) {
             link: "https://pwmail.test/reset/50".into(),
             name: Some("Tia".into()),
             expires_at: T0 + 3_600_000,
+            options: LinkOptions {
+                tag: Some("by address Target@example.com".into()),
+            },
         }
     );
     let audit = store.audit_entries(user.id).await.unwrap();

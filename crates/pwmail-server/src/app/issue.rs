@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pwmail_store::{
     Actor, Authenticated, CallOutcome, IdempotencyKey, IssueCall, IssueOutcome, LinkDraft,
-    LinkPurpose,
+    LinkOptions, LinkPurpose,
 };
 use sha2::Digest as _;
 
@@ -20,6 +20,8 @@ pub struct IssueRequest<'a> {
     pub request_id: &'a str,
     /// The caller's Idempotency-Key, if it sent one.
     pub idempotency_key: Option<&'a str>,
+    /// What the call asks of its link; kept with the link and its email.
+    pub options: LinkOptions,
 }
 
 /// What became of a call that was not refused.
@@ -33,13 +35,15 @@ pub enum Issued {
 }
 
 /// What makes two calls with one Idempotency-Key the same request: the
-/// operation and the address, as the store compares addresses.
-fn fingerprint(purpose: LinkPurpose, email: &str) -> String {
-    let digest = sha2::Sha256::digest(format!(
-        "{}\n{}",
-        purpose.as_str(),
-        pwmail_store::email_key(email)
-    ));
+/// operation, the address as the store compares addresses, and the link's
+/// options (left out when they are the defaults, so keys stored before
+/// options existed still match).
+fn fingerprint(purpose: LinkPurpose, email: &str, options: &LinkOptions) -> String {
+    let mut request = format!("{}\n{}", purpose.as_str(), pwmail_store::email_key(email));
+    if let Some(options) = options.to_column() {
+        request = format!("{request}\n{options}");
+    }
+    let digest = sha2::Sha256::digest(request);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -61,6 +65,7 @@ impl App {
             purpose,
             request_id,
             idempotency_key,
+            options,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
@@ -69,7 +74,7 @@ impl App {
                 validate::idempotency_key(key)?;
                 let claim = IdempotencyKey {
                     key: key.to_string(),
-                    fingerprint: fingerprint(purpose, email),
+                    fingerprint: fingerprint(purpose, email, &options),
                     expires_at: now + config.idempotency_ttl.as_millis() as i64,
                 };
                 // A retry of a call that went through is answered before
@@ -113,6 +118,7 @@ impl App {
                 message_id: self.mailer.message_id(),
                 // Written from the templates when it is sent (`Content::Link`).
                 link: config.reset_link(link_token.expose()),
+                options,
                 request_id: request_id.to_string(),
                 idempotency,
                 now,

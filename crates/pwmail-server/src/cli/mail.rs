@@ -73,6 +73,7 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
             link: config.reset_link("EXAMPLE-TOKEN"),
             name: None,
             expires_at: now + config.link_ttl.as_millis() as i64,
+            options: Default::default(),
         },
         None => renderer
             .render_password_changed(to, None, now)?

@@ -9,7 +9,7 @@ use pwmail_api::{
     SUCCESSOR_LINK, SendPasswordEmailHeaders, SendPasswordEmailPath,
     SendPasswordEmailResponseHeaders,
 };
-use pwmail_store::{Authenticated, LinkPurpose, MessageKind, OutboxState};
+use pwmail_store::{Authenticated, LinkOptions, LinkPurpose, MessageKind, OutboxState};
 use pwmail_types::{
     PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
     PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
@@ -56,6 +56,8 @@ impl PwmailApi for PwmailImpl {
                     purpose: LinkPurpose::SendPasswordEmail,
                     request_id: &rqctx.request_id,
                     idempotency_key: headers.idempotency_key.as_deref(),
+                    // F5's operations carry the address alone.
+                    options: LinkOptions::default(),
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -96,6 +98,8 @@ impl PwmailApi for PwmailImpl {
                     purpose: LinkPurpose::ResetPasswordByAdmin,
                     request_id: &rqctx.request_id,
                     idempotency_key: headers.idempotency_key.as_deref(),
+                    // F5's operations carry the address alone.
+                    options: LinkOptions::default(),
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(

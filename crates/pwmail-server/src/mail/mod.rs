@@ -269,6 +269,8 @@ impl Renderer {
                 link,
                 name,
                 expires_at,
+                // No template reads a call's options yet.
+                options: _,
             } => {
                 let purpose = m.kind.link_purpose().ok_or_else(|| {
                     MailError::Build(format!("a {} message cannot carry a link", m.kind))
@@ -474,6 +476,7 @@ mod tests {
                 name: Some("Ada".into()),
                 // Issued at the row's created_at, for 90 minutes.
                 expires_at: 1_000 + 5_400_000,
+                options: Default::default(),
             },
         );
         let letter = r.letter(&row).unwrap();
@@ -543,6 +546,7 @@ mod tests {
                 link: "https://acme.example.test/reset/SECRETTOKEN0123456789".into(),
                 name: None,
                 expires_at: 5_000,
+                options: Default::default(),
             },
         );
         let e = r.letter(&row).err().expect("fails");

@@ -2,8 +2,8 @@
 -- (src/postgres/addressed.rs): the callers' rate steps
 -- (pwmail_charge_callers), each admitted call's user by address, and the
 -- issue (pwmail_issue_links) of those whose stored address can receive mail
--- (users.deliverable; NULL, not checked yet, reads as yes). The others change nothing but their caller's step
--- and come back as
+-- (users.deliverable; NULL, not checked yet, reads as yes). The others
+-- change nothing but their caller's step and come back as
 --   'throttled' (retry_after_ms), 'no_user', or 'undeliverable' (user_id),
 -- and the rest with pwmail_issue_links' outcomes. Rows in the calls' order.
 --
@@ -11,60 +11,64 @@
 -- flush included: groups from replicas whose calls share an API token take
 -- turns at it.
 --
--- Element i of every array is call i; the addresses (email keys) must
--- differ, as pwmail_issue_links' targets must.
+-- p_calls is a JSON array of named records (src/postgres/record.rs,
+-- `Addressed`): pwmail_issue_links' records without the user, with the
+-- caller's rate key (`caller`) and the address's key (`email_key`). This
+-- function reads those and passes each record on to pwmail_issue_links
+-- with the user's fields added, so a new field of a link needs no change
+-- here. The addresses must differ, as pwmail_issue_links' targets must.
 --
--- Dropped first: its parameters and its rows changed with 0012 (no
--- p_checked, no user columns) and 0013 (the outcome's type), which CREATE
--- OR REPLACE cannot do.
+-- Dropped first: CREATE OR REPLACE cannot change a function's parameters
+-- or rows; every signature it had is dropped.
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
     BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     TEXT[], BIGINT, BIGINT, TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
     BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
-CREATE OR REPLACE FUNCTION pwmail_issue_by_address(
-    p_caller TEXT[], p_caller_period BIGINT, p_caller_tau BIGINT,
-    p_email_key TEXT[], p_user_key_prefix TEXT,
-    p_actor_user BIGINT[], p_actor_token BIGINT[], p_purpose TEXT[],
-    p_invalidates_password BOOLEAN[], p_link_hash BYTEA[], p_expires_at BIGINT[],
-    p_period BIGINT, p_tau BIGINT,
-    p_message_id TEXT[], p_kind TEXT[], p_link TEXT[], p_link_expires_at BIGINT[],
-    p_request_id TEXT[], p_now BIGINT[])
+DROP FUNCTION IF EXISTS pwmail_issue_by_address(JSONB, TEXT, BIGINT, BIGINT, BIGINT, BIGINT);
+CREATE FUNCTION pwmail_issue_by_address(
+    p_calls JSONB, p_user_key_prefix TEXT,
+    p_caller_period BIGINT, p_caller_tau BIGINT, p_period BIGINT, p_tau BIGINT)
 RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT, user_id BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     v_sync TEXT := current_setting('synchronous_commit');
-    v_n INT := cardinality(p_email_key);
     v_refused BIGINT[];
     v_user BIGINT[];
     v_target BIGINT[];
-    v_email TEXT[];
-    v_name TEXT[];
+    v_issues JSONB;
 BEGIN
     -- The callers' steps, as the separate step takes them. That function
     -- turns off this transaction's wait for its WAL flush (rate state is
     -- not worth one); this transaction also issues links, which are.
-    SELECT array_agg(c.retry_after_ms ORDER BY c.ord) INTO v_refused
-      FROM pwmail_charge_callers(p_caller, p_now, p_caller_period, p_caller_tau) AS c;
+    SELECT array_agg(s.retry_after_ms ORDER BY s.ord) INTO v_refused
+      FROM pwmail_charge_callers(
+               ARRAY(SELECT c.caller FROM jsonb_to_recordset(p_calls) AS c(ord BIGINT, caller TEXT)
+                      ORDER BY c.ord),
+               ARRAY(SELECT c.at_ms FROM jsonb_to_recordset(p_calls) AS c(ord BIGINT, at_ms BIGINT)
+                      ORDER BY c.ord),
+               p_caller_period, p_caller_tau) AS s;
     PERFORM set_config('synchronous_commit', v_sync, true);
     -- Each admitted call's user by address, one index lookup each (OFFSET 0
-    -- as in 0007). A call that does not go on to the issue names -ord as
-    -- its target: no user's id and no other call's, so pwmail_issue_links
-    -- answers it 'no_user' and writes nothing for it.
-    SELECT array_agg(u.id ORDER BY c.ord),
-           array_agg(CASE WHEN u.id IS NOT NULL AND u.deliverable IS NOT FALSE
-                          THEN u.id ELSE -c.ord END ORDER BY c.ord),
-           array_agg(u.email ORDER BY c.ord),
-           array_agg(u.name ORDER BY c.ord)
-      INTO v_user, v_target, v_email, v_name
-      FROM unnest(p_email_key, v_refused)
-               WITH ORDINALITY AS c(email_key, refused, ord)
+    -- as in pwmail_issue_links). A call that does not go on to the issue
+    -- names -ord as its target: no user's id and no other call's, so
+    -- pwmail_issue_links answers it 'no_user' and writes nothing for it.
+    -- A link email's subject and bodies are written when it is sent (0006).
+    SELECT array_agg(u.id ORDER BY c.ord), array_agg(t.target ORDER BY c.ord),
+           jsonb_agg(e.call || jsonb_build_object(
+               'target', t.target, 'rate_key', p_user_key_prefix || t.target,
+               'recipient', u.email, 'link_name', u.name, 'subject', '') ORDER BY c.ord)
+      INTO v_user, v_target, v_issues
+      FROM jsonb_array_elements(p_calls) AS e(call)
+      CROSS JOIN LATERAL jsonb_to_record(e.call) AS c(ord BIGINT, email_key TEXT)
       LEFT JOIN LATERAL (SELECT u.id, u.email, u.name, u.deliverable FROM users u
-                          WHERE u.email_key = c.email_key AND c.refused IS NULL
-                         OFFSET 0) AS u ON true;
+                          WHERE u.email_key = c.email_key AND v_refused[c.ord] IS NULL
+                         OFFSET 0) AS u ON true
+      CROSS JOIN LATERAL (SELECT CASE WHEN u.id IS NOT NULL AND u.deliverable IS NOT FALSE
+                                      THEN u.id ELSE -c.ord END AS target) AS t;
     RETURN QUERY
     SELECT c.ord,
            CASE WHEN c.refused IS NOT NULL THEN 'throttled'
@@ -73,18 +77,7 @@ BEGIN
                 ELSE i.outcome END,
            i.link_id, i.outbox_id, COALESCE(c.refused, i.retry_after_ms), v_user[c.ord]
       FROM unnest(v_refused) WITH ORDINALITY AS c(refused, ord)
-      JOIN pwmail_issue_links(
-               p_actor_user, p_actor_token, v_target, p_purpose, p_invalidates_password,
-               p_link_hash, p_expires_at,
-               ARRAY(SELECT p_user_key_prefix || t FROM unnest(v_target) WITH ORDINALITY AS k(t, n)
-                     ORDER BY n),
-               p_period, p_tau, p_message_id, p_kind, v_email,
-               -- A link email's subject and bodies are written when it is
-               -- sent (0006); it has no Idempotency-Key.
-               array_fill(''::TEXT, ARRAY[v_n]), array_fill(NULL::TEXT, ARRAY[v_n]),
-               array_fill(NULL::TEXT, ARRAY[v_n]), p_link, v_name, p_link_expires_at,
-               p_request_id, p_now, array_fill(NULL::TEXT, ARRAY[v_n])) AS i
-           ON i.ord = c.ord
+      JOIN pwmail_issue_links(v_issues, p_period, p_tau) AS i ON i.ord = c.ord
      ORDER BY c.ord;
 END;
 $$;

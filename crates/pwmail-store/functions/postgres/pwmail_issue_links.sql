@@ -6,43 +6,39 @@
 -- executor, one commit and WAL flush for the group. Each replica gathers the
 -- calls waiting and sends them here together (src/postgres/issue.rs).
 --
--- Element i of every array is call i. The targets must differ (a row can
--- change once per statement); the cooldown ($period, $tau) is one for the
--- group. Rows come back in the calls' order with:
+-- p_calls is a JSON array of named records, one per call, as
+-- src/postgres/record.rs writes them (`Issue`); their fields are read by
+-- name in `calls` below, and nowhere else. The targets must differ (a row
+-- can change once per statement); the cooldown ($period, $tau) is one for
+-- the group. Rows come back in the calls' order (`ord`) with:
 --   outcome 'issued' (link_id, outbox_id), 'no_user', 'disabled', or
 --   'cooling_down' (retry_after_ms).
 -- A disabled or unknown user's call changes nothing and does not charge the
 -- user's cooldown; a refused one changes nothing else.
--- Dropped first: its rows' type changed with 0013 (outcome), which CREATE OR
--- REPLACE cannot do; dropping the current one as well makes the file
--- apply the same way every time.
+--
+-- Dropped first: CREATE OR REPLACE cannot change a function's parameters
+-- or rows; dropping every signature it had makes the file apply the same
+-- way every time.
 DROP FUNCTION IF EXISTS pwmail_issue_links(BIGINT[], BIGINT[], BIGINT[], TEXT[], BOOLEAN[], BYTEA[], BIGINT[], TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[], TEXT[]);
-CREATE OR REPLACE FUNCTION pwmail_issue_links(
-    p_actor_user BIGINT[], p_actor_token BIGINT[], p_target BIGINT[], p_purpose TEXT[],
-    p_invalidates_password BOOLEAN[], p_link_hash BYTEA[], p_expires_at BIGINT[],
-    p_rate_key TEXT[], p_period BIGINT, p_tau BIGINT,
-    p_message_id TEXT[], p_kind TEXT[], p_recipient TEXT[], p_subject TEXT[],
-    p_body_text TEXT[], p_body_html TEXT[], p_link TEXT[], p_link_name TEXT[],
-    p_link_expires_at BIGINT[], p_request_id TEXT[], p_now BIGINT[], p_key TEXT[])
+DROP FUNCTION IF EXISTS pwmail_issue_links(JSONB, BIGINT, BIGINT);
+CREATE FUNCTION pwmail_issue_links(p_calls JSONB, p_period BIGINT, p_tau BIGINT)
 RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
-    IF (SELECT count(DISTINCT t) FROM unnest(p_target) AS t) <> cardinality(p_target) THEN
+    IF (SELECT count(DISTINCT c.target) <> count(*)
+          FROM jsonb_to_recordset(p_calls) AS c(target BIGINT)) THEN
         RAISE EXCEPTION 'pwmail_issue_links: a target appears twice in one group';
     END IF;
     RETURN QUERY
     WITH calls AS (
-        SELECT * FROM unnest(p_actor_user, p_actor_token, p_target, p_purpose,
-                             p_invalidates_password, p_link_hash, p_expires_at, p_rate_key,
-                             p_message_id, p_kind, p_recipient, p_subject, p_body_text,
-                             p_body_html, p_link, p_link_name, p_link_expires_at,
-                             p_request_id, p_now, p_key)
-            WITH ORDINALITY AS c(actor_user, actor_token, target, purpose, invalidates,
-                                 link_hash, expires_at, rate_key, message_id, kind,
-                                 recipient, subject, body_text, body_html, link, link_name,
-                                 link_expires_at, request_id, at_ms, idem_key, ord)
+        SELECT * FROM jsonb_to_recordset(p_calls) AS c(
+            ord BIGINT, actor_user BIGINT, actor_token BIGINT, target BIGINT, purpose TEXT,
+            invalidates BOOLEAN, link_hash TEXT, expires_at BIGINT, rate_key TEXT,
+            message_id TEXT, kind TEXT, recipient TEXT, subject TEXT, body_text TEXT,
+            body_html TEXT, link TEXT, link_name TEXT, link_expires_at BIGINT,
+            request_id TEXT, at_ms BIGINT, idem_key TEXT, options TEXT)
     ),
     -- Each user and rate state by its key, one index lookup per call
     -- (`OFFSET 0` keeps the lookup per row: as a join the planner chose a
@@ -79,8 +75,10 @@ BEGIN
            AND l.used_at IS NULL AND l.revoked_at IS NULL
     ),
     links AS (
-        INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id)
-        SELECT a.target, a.link_hash, a.purpose, a.at_ms, a.expires_at, a.request_id
+        INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id,
+                                 options)
+        SELECT a.target, decode(a.link_hash, 'hex'), a.purpose, a.at_ms, a.expires_at,
+               a.request_id, a.options
           FROM admitted a ORDER BY a.target
         RETURNING id, user_id
     ),
@@ -92,10 +90,10 @@ BEGIN
     ),
     queued AS (
         INSERT INTO outbox (message_id, kind, recipient, subject, body_text, body_html,
-                            link, link_name, link_expires_at, state,
+                            link, link_name, link_expires_at, options, state,
                             next_attempt_at, created_at, queued_at, request_id, user_id)
         SELECT a.message_id, a.kind, a.recipient, a.subject, a.body_text, a.body_html,
-               a.link, a.link_name, a.link_expires_at, 'queued',
+               a.link, a.link_name, a.link_expires_at, a.options, 'queued',
                a.at_ms, a.at_ms, a.at_ms, a.request_id, a.target
           FROM admitted a ORDER BY a.target
         RETURNING id, user_id

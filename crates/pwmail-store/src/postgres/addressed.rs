@@ -1,5 +1,5 @@
 //! Admin calls by address, in groups, each group one statement
-//! (`pwmail_issue_by_address`, migrations/postgres/0009): the callers'
+//! (`pwmail_issue_by_address`, functions/postgres/): the callers'
 //! rate steps, the users, and the issues, one commit. They were two groups
 //! a call, the step and lookup (`target`), then the issue (`issue`): two
 //! statements, two transactions.
@@ -13,13 +13,15 @@ use std::future::Future;
 use sqlx::Row as _;
 
 use super::group::Grouped;
-use super::issue::{Outcome, column, fetch_retrying_deadlocks, outcome};
+use super::issue::{Outcome, fetch_retrying_deadlocks, outcome};
 use super::pool::Pool;
+use super::record;
 use crate::{CallOutcome, IssueCall, RateKey, Result, StoreError, UserId, email_key, gcra};
 
+/// $1 the calls' records (`record::Addressed`), $2 the users' rate-key
+/// prefix, $3 and $4 the callers' rate, $5 and $6 the cooldown.
 const ISSUE_BY_ADDRESS: &str = "SELECT *
-     FROM pwmail_issue_by_address($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                  $15, $16, $17, $18, $19)";
+     FROM pwmail_issue_by_address(CAST($1 AS JSONB), $2, $3, $4, $5, $6)";
 
 /// A call and its address's key (`email_key`).
 pub(super) struct Call {
@@ -61,43 +63,20 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<CallOutco
     let (period, tau) = first
         .map(|c| gcra::params(&c.link.cooldown))
         .unwrap_or_default();
-    let callers = column(calls, |c| {
-        RateKey::ApiToken(c.issue.link.actor.token_id).to_string()
-    });
-    let email_keys = column(calls, |c| c.email_key.as_str());
-    let drafts: Vec<_> = calls.iter().map(|c| &c.issue.link).collect();
-    let actor_users = column(&drafts, |d| d.actor.user.0);
-    let actor_tokens = column(&drafts, |d| d.actor.token_id);
-    let purposes = column(&drafts, |d| d.purpose.as_str());
-    let invalidates = column(&drafts, |d| d.purpose.invalidates_password());
-    let link_hashes = column(&drafts, |d| &d.link_hash.0[..]);
-    let expiries = column(&drafts, |d| d.expires_at);
-    let message_ids = column(&drafts, |d| d.message_id.as_str());
-    let kinds = column(&drafts, |d| crate::MessageKind::from(d.purpose).as_str());
-    let links = column(&drafts, |d| d.link.as_str());
-    let request_ids = column(&drafts, |d| d.request_id.as_str());
-    let nows = column(&drafts, |d| d.now);
+    let records: Vec<record::Addressed> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| record::Addressed::of(i + 1, &c.issue.link, &c.email_key))
+        .collect();
+    let records = record::json(&records)?;
     let rows = fetch_retrying_deadlocks(pool, || {
         sqlx::query(ISSUE_BY_ADDRESS)
-            .bind(&callers)
+            .bind(records.as_str())
+            .bind(RateKey::USER_PREFIX)
             .bind(caller_period)
             .bind(caller_tau)
-            .bind(&email_keys)
-            .bind(RateKey::USER_PREFIX)
-            .bind(&actor_users)
-            .bind(&actor_tokens)
-            .bind(&purposes)
-            .bind(&invalidates)
-            .bind(&link_hashes)
-            .bind(&expiries)
             .bind(period)
             .bind(tau)
-            .bind(&message_ids)
-            .bind(&kinds)
-            .bind(&links)
-            .bind(&expiries)
-            .bind(&request_ids)
-            .bind(&nows)
     })
     .await?;
     // A missing or extra row is the gatherer's to report (`group`).

@@ -3,8 +3,8 @@
 //! An issue on PostgreSQL cost more database CPU than all of pwmail's own
 //! work for the request: eight statements, each with its executor start-up,
 //! and a commit with a WAL flush per call. Here one task takes every issue
-//! waiting and runs them as one statement (`pwmail_issue_links`,
-//! migrations/postgres/0007): one executor, one commit for the group. While
+//! functions/postgres/pwmail_issue_links.sql): one executor, one commit for
+//! the group. While
 //! one group's statement runs, the next gathers. Each caller hears back only
 //! after the commit that holds its call, with its own outcome.
 //!
@@ -21,17 +21,17 @@ use sqlx::postgres::PgRow;
 use super::PgQuery;
 use super::group::Grouped;
 use super::pool::Pool;
+use super::record;
 use crate::gcra;
-use crate::rows::ContentColumns;
-use crate::{IssueLink, IssueOutcome, RateKey, Result, StoreError, UserId};
+use crate::{IssueLink, IssueOutcome, Result, StoreError, UserId};
 
 /// Times a group is run again after PostgreSQL failed it to break a deadlock.
 const DEADLOCK_RETRIES: u32 = 3;
 
-/// The one statement: the function's rows, in the calls' order.
+/// The one statement: the function's rows, in the calls' order. $1 the
+/// calls' records (`record::Issue`), $2 and $3 the cooldown.
 const ISSUE_LINKS: &str = "SELECT ord, outcome, link_id, outbox_id, retry_after_ms
-     FROM pwmail_issue_links($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                             $15, $16, $17, $18, $19, $20, $21, $22)";
+     FROM pwmail_issue_links(CAST($1 AS JSONB), $2, $3)";
 
 /// Issues without an Idempotency-Key (their caller charged).
 pub(super) enum Issues {}
@@ -64,54 +64,17 @@ async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<Iss
         .first()
         .map(|i| gcra::params(&i.cooldown))
         .unwrap_or_default();
-    let content: Vec<ContentColumns> = issues
+    let records: Vec<record::Issue> = issues
         .iter()
-        .map(|i| ContentColumns::of(&i.message.content))
+        .enumerate()
+        .map(|(i, issue)| record::Issue::of(i + 1, issue))
         .collect();
-    let actor_users = column(issues, |i| i.actor.user.0);
-    let actor_tokens = column(issues, |i| i.actor.token_id);
-    let targets = column(issues, |i| i.target.0);
-    let purposes = column(issues, |i| i.purpose.as_str());
-    let invalidates = column(issues, |i| i.purpose.invalidates_password());
-    let link_hashes = column(issues, |i| &i.link_hash.0[..]);
-    let expiries = column(issues, |i| i.expires_at);
-    let rate_keys = column(issues, |i| RateKey::User(i.target).to_string());
-    let message_ids = column(issues, |i| i.message.message_id.as_str());
-    let kinds = column(issues, |i| i.message.kind.as_str());
-    let recipients = column(issues, |i| i.message.recipient.as_str());
-    let subjects = column(&content, |c| c.subject);
-    let texts = column(&content, |c| c.body_text);
-    let htmls = column(&content, |c| c.body_html);
-    let links = column(&content, |c| c.link);
-    let names = column(&content, |c| c.link_name);
-    let link_expiries = column(&content, |c| c.link_expires_at);
-    let request_ids = column(issues, |i| i.request_id.as_str());
-    let nows = column(issues, |i| i.now);
-    let keys = column(issues, |i| i.idempotency.as_ref().map(|k| k.key.as_str()));
+    let records = record::json(&records)?;
     let rows = fetch_retrying_deadlocks(pool, || {
         sqlx::query(ISSUE_LINKS)
-            .bind(&actor_users)
-            .bind(&actor_tokens)
-            .bind(&targets)
-            .bind(&purposes)
-            .bind(&invalidates)
-            .bind(&link_hashes)
-            .bind(&expiries)
-            .bind(&rate_keys)
+            .bind(records.as_str())
             .bind(period)
             .bind(tau)
-            .bind(&message_ids)
-            .bind(&kinds)
-            .bind(&recipients)
-            .bind(&subjects)
-            .bind(&texts)
-            .bind(&htmls)
-            .bind(&links)
-            .bind(&names)
-            .bind(&link_expiries)
-            .bind(&request_ids)
-            .bind(&nows)
-            .bind(&keys)
     })
     .await?;
     // A missing or extra row is the gatherer's to report (`group`).
@@ -153,11 +116,6 @@ pub(super) async fn fetch_retrying_deadlocks<'q>(
     };
     conn.release();
     Ok(rows)
-}
-
-/// One array parameter: `f` of each element.
-pub(super) fn column<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
-    items.iter().map(f).collect()
 }
 
 /// What the issue functions answer (PostgreSQL's `pwmail_outcome`,

@@ -10,6 +10,7 @@ mod functions;
 mod group;
 mod issue;
 mod pool;
+mod record;
 mod settle;
 mod target;
 
@@ -185,21 +186,8 @@ async fn insert_message(
     request_id: &str,
     user: UserId,
 ) -> Result<i64> {
-    let row = bind_message(sqlx::query(sql::OUTBOX_INSERT_RETURNING_ID), m)
-        .bind(now)
-        .bind(request_id)
-        .bind(user.0)
-        .fetch_one(conn)
-        .await?;
-    row.int("id")
-}
-
-/// Binds a message's nine columns, in the order `sql::OUTBOX_INSERT` and
-/// `pwmail_issue_link` take them (Message-ID, kind, recipient, then
-/// `rows::ContentColumns`).
-fn bind_message<'q>(query: PgQuery<'q>, m: &'q NewMessage) -> PgQuery<'q> {
     let content = rows::ContentColumns::of(&m.content);
-    query
+    let row = sqlx::query(sql::OUTBOX_INSERT_RETURNING_ID)
         .bind(&m.message_id)
         .bind(m.kind.as_str())
         .bind(&m.recipient)
@@ -209,6 +197,13 @@ fn bind_message<'q>(query: PgQuery<'q>, m: &'q NewMessage) -> PgQuery<'q> {
         .bind(content.link)
         .bind(content.link_name)
         .bind(content.link_expires_at)
+        .bind(now)
+        .bind(request_id)
+        .bind(user.0)
+        .bind(content.options)
+        .fetch_one(conn)
+        .await?;
+    row.int("id")
 }
 
 #[async_trait]
@@ -500,30 +495,17 @@ impl Store for PgStore {
         };
         let (period, tau) = gcra::params(&issue.cooldown);
         let mut conn = self.pool.acquire().await?;
-        let query = sqlx::query(
+        let call = record::json(&record::Issue::of(1, issue))?;
+        let row = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
                     stored_request_id
-             FROM pwmail_issue_link($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+             FROM pwmail_issue_link(CAST($1 AS JSONB), $2, $3)",
         )
-        .bind(issue.actor.user.0)
-        .bind(issue.actor.token_id)
-        .bind(issue.target.0)
-        .bind(issue.purpose.as_str())
-        .bind(issue.purpose.invalidates_password())
-        .bind(&issue.link_hash.0[..])
-        .bind(issue.expires_at)
-        .bind(RateKey::User(issue.target).to_string())
+        .bind(call)
         .bind(period)
-        .bind(tau);
-        let row = bind_message(query, &issue.message)
-            .bind(&issue.request_id)
-            .bind(issue.now)
-            .bind(&idem.key)
-            .bind(&idem.fingerprint)
-            .bind(idem.expires_at)
-            .fetch_one(&mut *conn)
-            .await;
+        .bind(tau)
+        .fetch_one(&mut *conn)
+        .await;
         let row = match row {
             Ok(row) => {
                 conn.release();
@@ -790,7 +772,7 @@ impl crate::testing::StoreTestExt for PgStore {
     }
 
     async fn links(&self) -> Result<Vec<ResetLink>> {
-        let found = self.all(sqlx::query(crate::testing::LINKS_ALL)).await?;
+        let found = self.all(sqlx::query(sql::LINKS_ALL)).await?;
         found.iter().map(rows::link).collect()
     }
 

@@ -159,7 +159,8 @@ fn insert_message(
             content.link_expires_at,
             now,
             request_id,
-            user.0
+            user.0,
+            content.options
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -276,7 +277,8 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
             issue.purpose.as_str(),
             issue.now,
             issue.expires_at,
-            issue.request_id
+            issue.request_id,
+            rows::ContentColumns::of(&issue.message.content).options
         ],
     )?;
     let link_id = c.last_insert_rowid();
@@ -731,7 +733,7 @@ impl crate::testing::StoreTestExt for SqliteStore {
     }
 
     async fn links(&self) -> Result<Vec<ResetLink>> {
-        self.read(|c| all(c, crate::testing::LINKS_ALL, [], |row| rows::link(row)))
+        self.read(|c| all(c, sql::LINKS_ALL, [], |row| rows::link(row)))
     }
 
     async fn forget_address_checks(&self) -> Result<()> {
