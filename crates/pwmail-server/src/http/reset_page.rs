@@ -216,6 +216,8 @@ fn form_page(
             min_length => ctx.app.policy().min_length,
             max_length => MAX_BYTES,
             expires_at => format_utc(open.link.expires_at),
+            // What the call that issued the link asked of it, whole.
+            options => minijinja::value::Serde(&open.link.options),
         },
     )?;
     html(status, body, retry_after)

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::{Environment, context};
-use pwmail_store::{Content, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis};
+use pwmail_store::{
+    Content, LinkOptions, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis,
+};
 
 use crate::app::AppError;
 use crate::clock::format_utc;
@@ -66,6 +68,9 @@ pub struct LinkEmail<'a> {
     pub link: &'a str,
     pub lifetime: Duration,
     pub expires_at: UnixMillis,
+    /// What the call asked of its link: the templates see it whole, as
+    /// `options`, so a new per-call field needs no change here.
+    pub options: &'a LinkOptions,
 }
 
 pub struct Rendered {
@@ -228,6 +233,7 @@ impl Renderer {
                     link: "https://pwmail.example/reset/SAMPLE",
                     lifetime: Duration::from_secs(86_400),
                     expires_at: 0,
+                    options: &LinkOptions::default(),
                 })?;
                 self.render_password_changed("user@example.com", name, 0)?;
             }
@@ -244,6 +250,7 @@ impl Renderer {
             link => email.link,
             expires_in => human_duration(email.lifetime),
             expires_at => format_utc(email.expires_at),
+            options => minijinja::value::Serde(email.options),
         };
         self.render(MessageKind::from(email.purpose), ctx)
     }
@@ -269,8 +276,7 @@ impl Renderer {
                 link,
                 name,
                 expires_at,
-                // No template reads a call's options yet.
-                options: _,
+                options,
             } => {
                 let purpose = m.kind.link_purpose().ok_or_else(|| {
                     MailError::Build(format!("a {} message cannot carry a link", m.kind))
@@ -284,6 +290,7 @@ impl Renderer {
                         link,
                         lifetime: Duration::from_millis(lifetime),
                         expires_at: *expires_at,
+                        options,
                     })
                     // minijinja's error keeps the values it read (its
                     // `Debug` and `{:#}` print them): the link. Only the
@@ -488,6 +495,7 @@ mod tests {
                 link: "https://acme.test/reset/TOKEN",
                 lifetime: Duration::from_secs(5_400),
                 expires_at: 1_000 + 5_400_000,
+                options: &Default::default(),
             })
             .unwrap();
         assert_eq!(letter.subject, direct.subject);
@@ -567,6 +575,7 @@ mod tests {
                 link: "https://h/reset/t",
                 lifetime: Duration::from_secs(86_400),
                 expires_at: 0,
+                options: &Default::default(),
             })
             .unwrap();
         assert!(out.html.contains("&lt;script&gt;"), "{}", out.html);
