@@ -115,15 +115,20 @@ fn issue(
     }
 }
 
+/// Options that say where they were set, to see them travel.
+fn tagged(tag: String) -> LinkOptions {
+    let mut options = LinkOptions::default();
+    options.tag = Some(tag);
+    options
+}
+
 /// What the link email of [`issue`]'s link `link` holds, as the app queues it.
 fn link_content(link: u8, now: UnixMillis) -> Content {
     Content::Link {
         link: format!("https://pwmail.test/reset/{link}"),
         name: Some(format!("User {link}")),
         expires_at: now + 3_600_000,
-        options: LinkOptions {
-            tag: Some(format!("options of {link}")),
-        },
+        options: tagged(format!("options of {link}")),
     }
 }
 
@@ -942,9 +947,7 @@ async fn issue_call(store: &dyn StoreTestExt) {
                 cooldown: issue.cooldown,
                 message_id: issue.message.message_id,
                 link,
-                options: LinkOptions {
-                    tag: Some(format!("by address {email}")),
-                },
+                options: tagged(format!("by address {email}")),
                 request_id: issue.request_id,
                 idempotency: None,
                 now,
@@ -993,9 +996,7 @@ async fn issue_call(store: &dyn StoreTestExt) {
             link: "https://pwmail.test/reset/50".into(),
             name: Some("Tia".into()),
             expires_at: T0 + 3_600_000,
-            options: LinkOptions {
-                tag: Some("by address Target@example.com".into()),
-            },
+            options: tagged("by address Target@example.com".into()),
         }
     );
     let audit = store.audit_entries(user.id).await.unwrap();
