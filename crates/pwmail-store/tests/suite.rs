@@ -115,7 +115,9 @@ fn issue(
     }
 }
 
-/// Options that say where they were set, to see them travel.
+/// Options that say where they were set, to see them travel. Built from
+/// the defaults, so a field added to `LinkOptions` changes nothing here.
+#[allow(clippy::field_reassign_with_default)]
 fn tagged(tag: String) -> LinkOptions {
     let mut options = LinkOptions::default();
     options.tag = Some(tag);
