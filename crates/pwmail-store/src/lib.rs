@@ -1,12 +1,19 @@
 //! Storage for pwmail: users, API tokens, reset links, the outbox, the audit
-//! log and rate-limit state, behind one [`Store`] trait.
+//! log and rate-limit state. [`Store`] is one trait per aggregate, each in
+//! its own module with both engines' implementations beside it: [`Users`]
+//! (users and their API tokens), [`Limits`], [`Idempotency`], [`Links`]
+//! and [`Outbox`].
 //!
 //! Every method is one transaction (or one atomic statement), so a failed
 //! call leaves nothing half-written. Times are Unix milliseconds passed in by
 //! the caller, which keeps the store free of clocks and easy to test.
 
 mod gcra;
+mod idempotency;
+mod limits;
+mod links;
 mod model;
+mod outbox;
 mod postgres;
 mod rows;
 pub mod space;
@@ -14,11 +21,17 @@ mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod users;
 
+pub use idempotency::Idempotency;
+pub use limits::Limits;
+pub use links::Links;
 pub use model::*;
+pub use outbox::Outbox;
 pub use postgres::PgStore;
 pub use space::SpaceWatch;
 pub use sqlite::{SqliteStore, sqlite_file};
+pub use users::Users;
 
 use async_trait::async_trait;
 
@@ -169,46 +182,14 @@ mod tests {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// [`Store::issue_call`] as two calls: the lookup with the caller's
-/// step, then the issue where mail can reach the user's stored address.
-async fn issue_keyed_call<S: Store + ?Sized>(store: &S, call: &IssueCall) -> Result<CallOutcome> {
-    let link = &call.link;
-    let caller = RateKey::ApiToken(link.actor.token_id);
-    let target = store
-        .find_addressee(&call.email, &caller, &call.caller_rate, link.now)
-        .await?;
-    // A call that ends before the issue still takes its step of the
-    // caller's rate, if the lookup left it pending.
-    let charged = |charge| async move {
-        Ok::<_, StoreError>(match charge {
-            CallerCharge::Charged => Admission::Admitted,
-            CallerCharge::Pending(rate) => store.rate_limit(&caller, &rate, link.now).await?,
-        })
-    };
-    Ok(match target {
-        Addressee::Throttled { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
-        Addressee::Found { user, charge } if user.deliverable => {
-            let outcome = store.issue_link(&link.issue_for(&user, charge)).await?;
-            CallOutcome::Issued {
-                user: user.id,
-                outcome,
-            }
-        }
-        Addressee::Found { user, charge } => match charged(charge).await? {
-            Admission::Admitted => CallOutcome::Undeliverable { user: user.id },
-            Admission::Refused { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
-        },
-        Addressee::Missing { charge } => match charged(charge).await? {
-            Admission::Admitted => CallOutcome::NoSuchUser,
-            Admission::Refused { retry_after_ms } => CallOutcome::Throttled { retry_after_ms },
-        },
-    })
-}
-
+/// The whole store: each aggregate's trait (users and tokens, limits,
+/// idempotency, links, outbox; one module each), and what concerns the
+/// database as a whole.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Users + Limits + Idempotency + Links + Outbox + Send + Sync + 'static {
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;
+
     /// A write that needs new space (inserted and removed in one
     /// transaction): whether the database can store anything again after
     /// a write failed with [`StoreError::Full`].
@@ -219,166 +200,6 @@ pub trait Store: Send + Sync + 'static {
     fn writer_stats(&self) -> Option<WriterStats> {
         None
     }
-
-    // --- users -----------------------------------------------------------
-    async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User>;
-    async fn list_users(&self) -> Result<Vec<User>>;
-    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
-    /// Case-insensitive lookup.
-    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
-    /// Admins ever created, disabled ones included.
-    async fn count_admins(&self) -> Result<u64>;
-    /// Disables the user and revokes their API tokens and open links.
-    async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
-    /// The stored password hash (PHC string), if the user has a valid one.
-    async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
-    /// Records whether mail can be addressed to the user's stored address.
-    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()>;
-    /// Users whose stored address was never checked: written before the
-    /// column existed, or by an older replica.
-    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>>;
-    /// Checks the addresses [`unchecked_addresses`](Store::unchecked_addresses)
-    /// lists with `deliverable` (the mail builder's check, which the store
-    /// cannot make) and records each answer. Returns how many mail cannot
-    /// reach. Run before the service issues links (`pwmail serve`, `pwmail
-    /// migrate`); once every row is checked it reads nothing but the index.
-    async fn check_addresses(
-        &self,
-        deliverable: &(dyn for<'e> Fn(&'e str) -> bool + Sync),
-    ) -> Result<u64> {
-        let mut unreachable = 0;
-        for (user, email) in self.unchecked_addresses().await? {
-            let checked = deliverable(&email);
-            self.set_deliverable(user, checked).await?;
-            unreachable += u64::from(!checked);
-        }
-        Ok(unreachable)
-    }
-
-    // --- API tokens ------------------------------------------------------
-    async fn create_api_token(
-        &self,
-        user: UserId,
-        hash: &TokenHash,
-        label: &str,
-        now: UnixMillis,
-    ) -> Result<ApiTokenInfo>;
-    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>>;
-    /// Returns whether a live token was revoked.
-    async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool>;
-    /// The live token with this hash and its enabled owner.
-    async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>>;
-
-    // --- rate limits -----------------------------------------------------
-    /// One GCRA step for `key`: admits the call and records it, or says when
-    /// the limit will admit one.
-    async fn rate_limit(&self, key: &RateKey, limit: &Rate, now: UnixMillis) -> Result<Admission>;
-
-    /// Deletes the state of every key whose limit is full again (its
-    /// theoretical arrival time has passed), which is the same as no state;
-    /// returns how many keys were forgotten.
-    async fn purge_rate_limits(&self, now: UnixMillis) -> Result<u64>;
-    /// Cuts state of `kind`'s keys written under a slower rate than `rate`
-    /// to what `rate` can leave (`gcra::ceiling`), so a refusal waits no
-    /// longer than the rate it quotes; returns how many keys it cut.
-    async fn fit_rate_state(&self, kind: RateKind, rate: &Rate, now: UnixMillis) -> Result<u64>;
-
-    // --- idempotency keys ------------------------------------------------
-    /// The stored outcome of `key` for this token and operation, unless it
-    /// expired. `issue_link` checks again inside its transaction.
-    async fn find_idempotency(
-        &self,
-        token_id: i64,
-        operation: LinkPurpose,
-        key: &str,
-        now: UnixMillis,
-    ) -> Result<Option<StoredOutcome>>;
-    /// Deletes expired keys; returns how many.
-    async fn purge_idempotency_keys(&self, now: UnixMillis) -> Result<u64>;
-
-    // --- reset links -----------------------------------------------------
-    /// The first step of an admin call that names a user: the user with
-    /// this address, and the caller's rate (`caller`, `rate`) either charged
-    /// here or left for [`issue_link`](Store::issue_link) to charge (see
-    /// [`CallerCharge`]). This default only looks the user up.
-    async fn find_addressee(
-        &self,
-        email: &str,
-        caller: &RateKey,
-        rate: &Rate,
-        now: UnixMillis,
-    ) -> Result<Addressee> {
-        let _ = (caller, now);
-        let charge = CallerCharge::Pending(*rate);
-        Ok(match self.find_user_by_email(email).await? {
-            Some(user) => Addressee::Found { user, charge },
-            None => Addressee::Missing { charge },
-        })
-    }
-    /// An admin call by address, whole: the caller's step of its rate, the
-    /// user, and, where mail can reach the user's stored address, the issue;
-    /// one typed outcome ([`CallOutcome`]). A call with an Idempotency-Key
-    /// takes two steps (`find_addressee`, then `issue_link`), so that its
-    /// stored outcome answers it before any charge; the others one
-    /// ([`issue_unkeyed_call`](Store::issue_unkeyed_call)).
-    async fn issue_call(&self, call: &IssueCall) -> Result<CallOutcome> {
-        if call.link.idempotency.is_some() {
-            return issue_keyed_call(self, call).await;
-        }
-        self.issue_unkeyed_call(call).await
-    }
-    /// [`issue_call`](Store::issue_call) for a call without an
-    /// Idempotency-Key, in one round trip to the database or the writer.
-    async fn issue_unkeyed_call(&self, call: &IssueCall) -> Result<CallOutcome>;
-    /// The admin operations' one transaction: per-user cooldown, revoke the
-    /// user's open links, store the new link, (for ResetPasswordByAdmin)
-    /// invalidate the password, queue the email, write the audit row.
-    async fn issue_link(&self, issue: &IssueLink) -> Result<IssueOutcome>;
-    /// The reset page's one transaction: consume the link (atomically: open,
-    /// unexpired, unused), set the password hash, revoke the user's other
-    /// links, queue the "password changed" notice, write the audit row.
-    async fn complete_reset(&self, reset: &CompleteReset) -> Result<ResetOutcome>;
-    /// The link with this hash, whatever its state; for the reset page and tests.
-    async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>>;
-
-    // --- outbox ----------------------------------------------------------
-    /// Leases up to `limit` due messages (queued, retrying whose time has
-    /// come, or sending whose lease ran out) to `owner`.
-    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxMessage>>;
-    /// Settles a claimed message. Returns false if the lease was lost to
-    /// another worker in the meantime (nothing is changed then).
-    async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool>;
-    /// Moves the end of `owner`'s lease on a message to `until`; false if
-    /// the lease is no longer `owner`'s.
-    async fn extend_lease(&self, id: i64, owner: &str, until: UnixMillis) -> Result<bool>;
-    /// Ends every lease now, so messages left `sending` are claimed at once;
-    /// returns how many. Only for a process that holds the database alone
-    /// (SQLite under the server lock), where a lease can only be one a dead
-    /// process left.
-    async fn end_leases(&self, now: UnixMillis) -> Result<u64>;
-    /// Queues a dead message again with a fresh attempt budget; false if the
-    /// message is not dead.
-    async fn requeue_dead(&self, id: i64, now: UnixMillis) -> Result<bool>;
-    async fn outbox_message(&self, id: i64) -> Result<Option<OutboxStatus>>;
-    async fn list_outbox(
-        &self,
-        state: Option<OutboxState>,
-        limit: u32,
-    ) -> Result<Vec<OutboxStatus>>;
-    /// Messages to one user and/or queued by one API call, newest first.
-    async fn outbox_for(
-        &self,
-        user: Option<UserId>,
-        request_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<OutboxStatus>>;
-    /// How many messages are in each state.
-    async fn outbox_depth(&self) -> Result<Vec<(OutboxState, u64)>>;
-    /// [`Store::outbox_depth`] without the sent ones, whose count grows
-    /// with the table: what can be counted often at any size.
-    async fn outbox_unsent_depth(&self) -> Result<Vec<(OutboxState, u64)>>;
-    /// The earliest time a queued or retrying message becomes due.
-    async fn next_outbox_due(&self) -> Result<Option<UnixMillis>>;
 }
 
 /// Opens the store a database URL names: `sqlite://…` (the embedded

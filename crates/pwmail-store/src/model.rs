@@ -30,7 +30,7 @@ pub struct User {
     pub has_password: bool,
     pub created_at: UnixMillis,
     /// Whether mail can be addressed to `email` (the mail builder's check,
-    /// made when the user was written or by `Store::check_addresses`).
+    /// made when the user was written or by `Users::check_addresses`).
     pub deliverable: bool,
 }
 
@@ -349,7 +349,7 @@ pub struct IssueLink {
     pub link_hash: TokenHash,
     pub expires_at: UnixMillis,
     /// The calling API token's rate (key `RateKey::ApiToken(actor.token_id)`):
-    /// if [`Store::find_addressee`](crate::Store::find_addressee) left it
+    /// if [`Links::find_addressee`](crate::Links::find_addressee) left it
     /// pending, charged here before anything else but the idempotency check.
     /// The charge stands whatever the outcome (a refused call uses up the
     /// caller's rate too), except for a failure that rolls the call back.
@@ -365,7 +365,7 @@ pub struct IssueLink {
 }
 
 /// Whether an admin call's step of the caller's rate is done. Which it is
-/// after [`Store::find_addressee`](crate::Store::find_addressee) is the
+/// after [`Links::find_addressee`](crate::Links::find_addressee) is the
 /// engine's choice (PostgreSQL charges with the lookup, in one round trip;
 /// SQLite inside the issue's transaction, on its one writer); either way a
 /// call is charged once.
@@ -377,7 +377,7 @@ pub enum CallerCharge {
     Pending(Rate),
 }
 
-/// The user an admin call names, as [`Store::find_addressee`](crate::Store::find_addressee)
+/// The user an admin call names, as [`Links::find_addressee`](crate::Links::find_addressee)
 /// found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addressee {
@@ -398,7 +398,7 @@ pub enum Addressee {
 
 /// An admin call that names its user by address, as the app fixes it
 /// before the user is known: everything the call needs, taken to its end in
-/// the store; see [`Store::issue_call`](crate::Store::issue_call).
+/// the store; see [`Links::issue_call`](crate::Links::issue_call).
 #[derive(Clone)]
 pub struct IssueCall {
     /// The address as the caller gave it.
@@ -459,7 +459,7 @@ impl LinkDraft {
     }
 }
 
-/// What [`Store::issue_call`](crate::Store::issue_call) made
+/// What [`Links::issue_call`](crate::Links::issue_call) made
 /// of a call: the one outcome of an admin call by address.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CallOutcome {

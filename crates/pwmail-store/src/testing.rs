@@ -76,7 +76,7 @@ pub trait StoreTestExt: Store {
     /// Every link, oldest first.
     async fn links(&self) -> Result<Vec<ResetLink>>;
     /// Forgets every user's address check, as a database written before
-    /// the check existed holds them (`Store::check_addresses` checks them).
+    /// the check existed holds them (`Users::check_addresses` checks them).
     async fn forget_address_checks(&self) -> Result<()>;
     /// Empties every table the service writes, in one transaction: a fresh
     /// database without running the migrations again (the rules' property

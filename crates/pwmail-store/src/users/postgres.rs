@@ -1,0 +1,136 @@
+//! Users on PostgreSQL (a module of `crate::postgres`, kept beside the trait).
+
+use super::*;
+
+#[async_trait]
+impl Users for PgStore {
+    async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
+        let insert = sqlx::query(sql::USER_INSERT)
+            .bind(user.email.trim())
+            .bind(email_key(&user.email))
+            .bind(&user.name)
+            .bind(user.is_admin)
+            .bind(now)
+            .bind(user.deliverable);
+        let row = self.one(insert).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user with email {} already exists", user.email))
+            }
+            other => other,
+        })?;
+        rows::user(&row)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let found = self.all(sqlx::query(sql::USERS_ALL)).await?;
+        found.iter().map(rows::user).collect()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        let row = self
+            .optional(sqlx::query(sql::USER_BY_ID).bind(id.0))
+            .await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = self
+            .optional(sqlx::query(sql::USER_BY_EMAIL_KEY).bind(email_key(email)))
+            .await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn count_admins(&self) -> Result<u64> {
+        let n: i64 = self.one(sqlx::query(sql::COUNT_ADMINS)).await?.try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
+        // Dropped on an error before its commit, the connection goes and
+        // the transaction with it.
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(sql::USER_DISABLE)
+            .bind(email_key(email))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+        let user = rows::user(&row)?;
+        for revoke in [sql::TOKENS_REVOKE_OF_USER, sql::LINKS_REVOKE_OPEN] {
+            sqlx::query(revoke)
+                .bind(user.id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        conn.release();
+        Ok(user)
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+        let row = self
+            .optional(sqlx::query(sql::PASSWORD_HASH).bind(user.0))
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
+    }
+
+    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>> {
+        let found = self.all(sqlx::query(sql::USERS_UNCHECKED)).await?;
+        found
+            .iter()
+            .map(|row| Ok((UserId(row.int("id")?), row.text("email")?)))
+            .collect()
+    }
+
+    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
+        self.execute(
+            sqlx::query(sql::USER_SET_DELIVERABLE)
+                .bind(user.0)
+                .bind(deliverable),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        label: &str,
+        now: UnixMillis,
+    ) -> Result<ApiTokenInfo> {
+        let row = self
+            .one(
+                sqlx::query(sql::TOKEN_INSERT)
+                    .bind(user.0)
+                    .bind(&hash.0[..])
+                    .bind(label)
+                    .bind(now),
+            )
+            .await?;
+        rows::token(&row)
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
+        let found = self
+            .all(sqlx::query(sql::TOKENS_OF_USER).bind(user.0))
+            .await?;
+        found.iter().map(rows::token).collect()
+    }
+
+    async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        let done = self
+            .execute(sqlx::query(sql::TOKEN_REVOKE).bind(id).bind(now))
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
+        let row = self
+            .optional(sqlx::query(sql::AUTHENTICATE).bind(&hash.0[..]))
+            .await?;
+        row.as_ref().map(rows::authenticated).transpose()
+    }
+}

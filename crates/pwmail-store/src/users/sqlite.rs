@@ -1,0 +1,135 @@
+//! Users on SQLite (a module of `crate::sqlite`, kept beside the trait).
+
+use super::*;
+
+#[async_trait]
+impl Users for SqliteStore {
+    async fn create_user(&self, user: &NewUser, now: UnixMillis) -> Result<User> {
+        let user = user.clone();
+        self.writer
+            .write_statement(move |c| {
+                let row = one(
+                    c,
+                    sql::USER_INSERT,
+                    params![
+                        user.email.trim(),
+                        email_key(&user.email),
+                        user.name,
+                        user.is_admin,
+                        now,
+                        user.deliverable
+                    ],
+                    |row| rows::user(row),
+                );
+                match row {
+                    Ok(row) => row.ok_or_else(|| StoreError::Corrupt("no user row".into())),
+                    Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(format!(
+                        "a user with email {} already exists",
+                        user.email
+                    ))),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.scan(|c| all(c, sql::USERS_ALL, [], |row| rows::user(row)))
+            .await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        self.read(|c| one(c, sql::USER_BY_ID, [id.0], |row| rows::user(row)))
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let key = email_key(email);
+        self.read(|c| one(c, sql::USER_BY_EMAIL_KEY, [key], |row| rows::user(row)))
+    }
+
+    async fn count_admins(&self) -> Result<u64> {
+        let n: Option<i64> = self.scan(|c| scalar(c, sql::COUNT_ADMINS, [])).await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User> {
+        let email = email.to_string();
+        self.writer
+            .write(move |sp| disable_in(sp, &email, now))
+            .await
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            self.read(|c| scalar(c, sql::PASSWORD_HASH, [user.0]))?;
+        Ok(hash.flatten())
+    }
+
+    async fn unchecked_addresses(&self) -> Result<Vec<(UserId, String)>> {
+        self.read(|c| {
+            all(c, sql::USERS_UNCHECKED, [], |row| {
+                Ok((UserId(row.int("id")?), row.text("email")?))
+            })
+        })
+    }
+
+    async fn set_deliverable(&self, user: UserId, deliverable: bool) -> Result<()> {
+        self.writer
+            .write_statement(move |c| {
+                exec(c, sql::USER_SET_DELIVERABLE, params![user.0, deliverable]).map(drop)
+            })
+            .await
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        label: &str,
+        now: UnixMillis,
+    ) -> Result<ApiTokenInfo> {
+        let (hash, label) = (hash.0, label.to_string());
+        self.writer
+            .write_statement(move |c| {
+                one(
+                    c,
+                    sql::TOKEN_INSERT,
+                    params![user.0, &hash[..], label, now],
+                    |row| rows::token(row),
+                )?
+                .ok_or_else(|| StoreError::Corrupt("no token row".into()))
+            })
+            .await
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenInfo>> {
+        self.read(|c| all(c, sql::TOKENS_OF_USER, [user.0], |row| rows::token(row)))
+    }
+
+    async fn revoke_api_token(&self, id: i64, now: UnixMillis) -> Result<bool> {
+        self.writer
+            .write_statement(move |c| Ok(exec(c, sql::TOKEN_REVOKE, params![id, now])? == 1))
+            .await
+    }
+
+    async fn authenticate(&self, hash: &TokenHash) -> Result<Option<Authenticated>> {
+        self.read(|c| {
+            one(c, sql::AUTHENTICATE, [&hash.0[..]], |row| {
+                rows::authenticated(row)
+            })
+        })
+    }
+}
+
+fn disable_in(c: &Connection, email: &str, now: UnixMillis) -> Result<User> {
+    let user = one(
+        c,
+        sql::USER_DISABLE,
+        params![email_key(email), now],
+        |row| rows::user(row),
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+    exec(c, sql::TOKENS_REVOKE_OF_USER, params![user.id.0, now])?;
+    revoke_open_links(c, user.id, now)?;
+    Ok(user)
+}
