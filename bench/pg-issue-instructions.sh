@@ -5,7 +5,7 @@
 #
 # A private cluster (initdb in a temporary directory, port 5499) is migrated
 # by BIN, given an admin, a token and 10,000 users, and 300 groups of 16
-# issues (pwmail_issue_links, migrations/postgres/0007), so its tables and
+# issues (pwmail_issue_links, functions/postgres/), so its tables and
 # statistics look lived in. Then `postgres --single` runs under callgrind
 # twice, on copies of that cluster: 20 and 120 more groups, each its own
 # transaction. The difference over 1,600 issues is one issue's
@@ -32,22 +32,19 @@ trap 'as_pg "$PGBIN/pg_ctl -D $W/data stop -m immediate" >/dev/null 2>&1 || true
 group() {
   local g=$1
   cat <<SQL
-SELECT count(*) FROM pwmail_issue_links(
-  array_fill(1::bigint, ARRAY[16]), array_fill(1::bigint, ARRAY[16]),
-  ARRAY(SELECT (($g * 16 + i) % 10000 + 2)::bigint FROM generate_series(0, 15) i),
-  array_fill('send_password_email'::text, ARRAY[16]), array_fill(false, ARRAY[16]),
-  ARRAY(SELECT sha256(convert_to($g || ':' || i, 'UTF8')) FROM generate_series(0, 15) i),
-  array_fill(1700086400000::bigint + $g, ARRAY[16]),
-  ARRAY(SELECT 'user:' || (($g * 16 + i) % 10000 + 2) FROM generate_series(0, 15) i),
-  1::bigint, 1000000000::bigint,
-  ARRAY(SELECT '0190f0a0-0000-7000-8000-' || lpad($g::text, 6, '0') || lpad(i::text, 6, '0') || '@example.com' FROM generate_series(0, 15) i),
-  array_fill('send_password_email'::text, ARRAY[16]),
-  ARRAY(SELECT 'user' || (($g * 16 + i) % 10000) || '@example.com' FROM generate_series(0, 15) i),
-  array_fill(''::text, ARRAY[16]), array_fill(NULL::text, ARRAY[16]), array_fill(NULL::text, ARRAY[16]),
-  ARRAY(SELECT 'https://pwmail.example.com/reset/' || encode(sha256(convert_to($g || '/' || i, 'UTF8')), 'hex') FROM generate_series(0, 15) i),
-  array_fill(NULL::text, ARRAY[16]), array_fill(1700086400000::bigint + $g, ARRAY[16]),
-  ARRAY(SELECT '0190f0a0-' || $g || '-' || i FROM generate_series(0, 15) i),
-  array_fill(1700000000000::bigint + $g, ARRAY[16]), array_fill(NULL::text, ARRAY[16]));
+SELECT count(*) FROM pwmail_issue_links((
+  SELECT jsonb_agg(jsonb_build_object(
+    'ord', i + 1, 'actor_user', 1, 'actor_token', 1,
+    'target', ($g * 16 + i) % 10000 + 2, 'purpose', 'send_password_email', 'invalidates', false,
+    'link_hash', encode(sha256(convert_to($g || ':' || i, 'UTF8')), 'hex'),
+    'expires_at', 1700086400000 + $g, 'rate_key', 'user:' || (($g * 16 + i) % 10000 + 2),
+    'message_id', '0190f0a0-0000-7000-8000-' || lpad($g::text, 6, '0') || lpad(i::text, 6, '0') || '@example.com',
+    'kind', 'send_password_email', 'recipient', 'user' || (($g * 16 + i) % 10000) || '@example.com',
+    'subject', '',
+    'link', 'https://pwmail.example.com/reset/' || encode(sha256(convert_to($g || '/' || i, 'UTF8')), 'hex'),
+    'link_expires_at', 1700086400000 + $g, 'request_id', '0190f0a0-' || $g || '-' || i,
+    'at_ms', 1700000000000 + $g) ORDER BY i)
+  FROM generate_series(0, 15) i), 1::bigint, 1000000000::bigint);
 
 SQL
 }
