@@ -32,19 +32,20 @@ trap 'as_pg "$PGBIN/pg_ctl -D $W/data stop -m immediate" >/dev/null 2>&1 || true
 group() {
   local g=$1
   cat <<SQL
-SELECT count(*) FROM pwmail_issue_links((
-  SELECT jsonb_agg(jsonb_build_object(
-    'ord', i + 1, 'actor_user', 1, 'actor_token', 1,
-    'target', ($g * 16 + i) % 10000 + 2, 'purpose', 'send_password_email', 'invalidates', false,
-    'link_hash', encode(sha256(convert_to($g || ':' || i, 'UTF8')), 'hex'),
-    'expires_at', 1700086400000 + $g, 'rate_key', 'user:' || (($g * 16 + i) % 10000 + 2),
-    'message_id', '0190f0a0-0000-7000-8000-' || lpad($g::text, 6, '0') || lpad(i::text, 6, '0') || '@example.com',
-    'kind', 'send_password_email', 'recipient', 'user' || (($g * 16 + i) % 10000) || '@example.com',
-    'subject', '',
-    'link', 'https://pwmail.example.com/reset/' || encode(sha256(convert_to($g || '/' || i, 'UTF8')), 'hex'),
-    'link_expires_at', 1700086400000 + $g, 'request_id', '0190f0a0-' || $g || '-' || i,
-    'at_ms', 1700000000000 + $g) ORDER BY i)
-  FROM generate_series(0, 15) i), 1::bigint, 1000000000::bigint);
+SELECT count(*) FROM pwmail_issue_links(
+  ARRAY(SELECT ROW(i + 1, 1, 1, 'send_password_email', false,
+                   sha256(convert_to($g || ':' || i, 'UTF8')), 1700086400000 + $g,
+                   '0190f0a0-0000-7000-8000-' || lpad($g::text, 6, '0') || lpad(i::text, 6, '0') || '@example.com',
+                   'send_password_email',
+                   'https://pwmail.example.com/reset/' || encode(sha256(convert_to($g || '/' || i, 'UTF8')), 'hex'),
+                   1700086400000 + $g, NULL, '0190f0a0-' || $g || '-' || i, 1700000000000 + $g,
+                   NULL, NULL, NULL, NULL, NULL)::pwmail_link_call
+        FROM generate_series(0, 15) i ORDER BY i),
+  ARRAY(SELECT ROW(($g * 16 + i) % 10000 + 2, 'user:' || (($g * 16 + i) % 10000 + 2),
+                   'user' || (($g * 16 + i) % 10000) || '@example.com', '', NULL, NULL,
+                   NULL)::pwmail_link_user
+        FROM generate_series(0, 15) i ORDER BY i),
+  1::bigint, 1000000000::bigint);
 
 SQL
 }

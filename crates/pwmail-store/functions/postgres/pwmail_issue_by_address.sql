@@ -11,12 +11,12 @@
 -- flush included: groups from replicas whose calls share an API token take
 -- turns at it.
 --
--- p_calls is a JSON array of named records (src/postgres/record.rs,
--- `Addressed`): pwmail_issue_links' records without the user, with the
--- caller's rate key (`caller`) and the address's key (`email_key`). This
--- function reads those and passes each record on to pwmail_issue_links
--- with the user's fields added, so a new field of a link needs no change
--- here. The addresses must differ, as pwmail_issue_links' targets must.
+-- p_calls are the calls' named records (pwmail_link_call, migration 0015)
+-- with the caller's rate key (`caller`) and the address's key
+-- (`email_key`). This function reads those two and passes the records on
+-- whole to pwmail_issue_links, with the users it found (pwmail_link_user),
+-- so a new field of a call needs no change here. The addresses must
+-- differ, as pwmail_issue_links' targets must.
 --
 -- Dropped first: CREATE OR REPLACE cannot change a function's parameters
 -- or rows; every signature it had is dropped.
@@ -27,8 +27,10 @@ DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     TEXT[], BIGINT, BIGINT, TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
     BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(JSONB, TEXT, BIGINT, BIGINT, BIGINT, BIGINT);
+DROP FUNCTION IF EXISTS pwmail_issue_by_address(
+    pwmail_link_call[], TEXT, BIGINT, BIGINT, BIGINT, BIGINT);
 CREATE FUNCTION pwmail_issue_by_address(
-    p_calls JSONB, p_user_key_prefix TEXT,
+    p_calls pwmail_link_call[], p_user_key_prefix TEXT,
     p_caller_period BIGINT, p_caller_tau BIGINT, p_period BIGINT, p_tau BIGINT)
 RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT, user_id BIGINT)
@@ -39,18 +41,15 @@ DECLARE
     v_refused BIGINT[];
     v_user BIGINT[];
     v_target BIGINT[];
-    v_issues JSONB;
+    v_users pwmail_link_user[];
 BEGIN
     -- The callers' steps, as the separate step takes them. That function
     -- turns off this transaction's wait for its WAL flush (rate state is
     -- not worth one); this transaction also issues links, which are.
     SELECT array_agg(s.retry_after_ms ORDER BY s.ord) INTO v_refused
-      FROM pwmail_charge_callers(
-               ARRAY(SELECT c.caller FROM jsonb_to_recordset(p_calls) AS c(ord BIGINT, caller TEXT)
-                      ORDER BY c.ord),
-               ARRAY(SELECT c.at_ms FROM jsonb_to_recordset(p_calls) AS c(ord BIGINT, at_ms BIGINT)
-                      ORDER BY c.ord),
-               p_caller_period, p_caller_tau) AS s;
+      FROM pwmail_charge_callers(ARRAY(SELECT c.caller FROM unnest(p_calls) AS c ORDER BY c.ord),
+                                 ARRAY(SELECT c.at_ms FROM unnest(p_calls) AS c ORDER BY c.ord),
+                                 p_caller_period, p_caller_tau) AS s;
     PERFORM set_config('synchronous_commit', v_sync, true);
     -- Each admitted call's user by address, one index lookup each (OFFSET 0
     -- as in pwmail_issue_links). A call that does not go on to the issue
@@ -58,12 +57,10 @@ BEGIN
     -- pwmail_issue_links answers it 'no_user' and writes nothing for it.
     -- A link email's subject and bodies are written when it is sent (0006).
     SELECT array_agg(u.id ORDER BY c.ord), array_agg(t.target ORDER BY c.ord),
-           jsonb_agg(e.call || jsonb_build_object(
-               'target', t.target, 'rate_key', p_user_key_prefix || t.target,
-               'recipient', u.email, 'link_name', u.name, 'subject', '') ORDER BY c.ord)
-      INTO v_user, v_target, v_issues
-      FROM jsonb_array_elements(p_calls) AS e(call)
-      CROSS JOIN LATERAL jsonb_to_record(e.call) AS c(ord BIGINT, email_key TEXT)
+           array_agg(ROW(t.target, p_user_key_prefix || t.target, u.email, '', NULL, NULL,
+                         u.name)::pwmail_link_user ORDER BY c.ord)
+      INTO v_user, v_target, v_users
+      FROM unnest(p_calls) AS c
       LEFT JOIN LATERAL (SELECT u.id, u.email, u.name, u.deliverable FROM users u
                           WHERE u.email_key = c.email_key AND v_refused[c.ord] IS NULL
                          OFFSET 0) AS u ON true
@@ -77,7 +74,7 @@ BEGIN
                 ELSE i.outcome END,
            i.link_id, i.outbox_id, COALESCE(c.refused, i.retry_after_ms), v_user[c.ord]
       FROM unnest(v_refused) WITH ORDINALITY AS c(refused, ord)
-      JOIN pwmail_issue_links(v_issues, p_period, p_tau) AS i ON i.ord = c.ord
+      JOIN pwmail_issue_links(p_calls, v_users, p_period, p_tau) AS i ON i.ord = c.ord
      ORDER BY c.ord;
 END;
 $$;

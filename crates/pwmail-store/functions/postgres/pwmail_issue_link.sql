@@ -1,22 +1,21 @@
 -- One call with an Idempotency-Key: the key's lock and stored outcome, then
 -- the group function's rules for a group of one, then the key's row.
--- p_call is the call's named record as pwmail_issue_links reads it, with
--- the key's fingerprint and expiry (src/postgres/record.rs, `Issue`).
+-- p_call and p_user are the call's named records as pwmail_issue_links
+-- reads them (migration 0015), p_call with the key, its fingerprint and
+-- its expiry.
 -- Dropped first: CREATE OR REPLACE cannot change a function's parameters
 -- or rows (see pwmail_issue_links.sql).
 DROP FUNCTION IF EXISTS pwmail_issue_link(BIGINT, BIGINT, BIGINT, TEXT, BOOLEAN, BYTEA, BIGINT, TEXT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, TEXT, BIGINT, TEXT, TEXT, BIGINT);
 DROP FUNCTION IF EXISTS pwmail_issue_link(JSONB, BIGINT, BIGINT);
+DROP FUNCTION IF EXISTS pwmail_issue_link(pwmail_link_call, pwmail_link_user, BIGINT, BIGINT);
 CREATE FUNCTION pwmail_issue_link(
-    p_call JSONB, p_period BIGINT, p_tau BIGINT,
+    p_call pwmail_link_call, p_user pwmail_link_user, p_period BIGINT, p_tau BIGINT,
     OUT outcome pwmail_outcome, OUT link_id BIGINT, OUT outbox_id BIGINT,
     OUT retry_after_ms BIGINT, OUT stored_fingerprint TEXT, OUT stored_request_id TEXT)
 LANGUAGE plpgsql AS $$
 DECLARE
-    c RECORD;
+    c pwmail_link_call := p_call;
 BEGIN
-    SELECT * INTO c FROM jsonb_to_record(p_call) AS r(
-        actor_token BIGINT, purpose TEXT, request_id TEXT, at_ms BIGINT,
-        idem_key TEXT, fingerprint TEXT, key_expires_at BIGINT);
     IF c.idem_key IS NOT NULL THEN
         -- Replicas share the key: one call at a time does the work.
         IF NOT pg_try_advisory_xact_lock(hashtextextended(
@@ -37,7 +36,7 @@ BEGIN
 
     SELECT i.outcome, i.link_id, i.outbox_id, i.retry_after_ms
       INTO outcome, link_id, outbox_id, retry_after_ms
-      FROM pwmail_issue_links(jsonb_build_array(p_call), p_period, p_tau) AS i;
+      FROM pwmail_issue_links(ARRAY[p_call], ARRAY[p_user], p_period, p_tau) AS i;
 
     IF outcome = 'issued' AND c.idem_key IS NOT NULL THEN
         INSERT INTO idempotency_keys

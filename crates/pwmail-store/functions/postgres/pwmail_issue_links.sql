@@ -6,11 +6,11 @@
 -- executor, one commit and WAL flush for the group. Each replica gathers the
 -- calls waiting and sends them here together (src/postgres/issue.rs).
 --
--- p_calls is a JSON array of named records, one per call, as
--- src/postgres/record.rs writes them (`Issue`); their fields are read by
--- name in `calls` below, and nowhere else. The targets must differ (a row
--- can change once per statement); the cooldown ($period, $tau) is one for
--- the group. Rows come back in the calls' order (`ord`) with:
+-- p_calls[i] is what call i asks and p_users[i] whom it is for: named
+-- records (migration 0015, src/postgres/record.rs), read by name in
+-- `calls` below. The targets must differ (a row can change once per
+-- statement); the cooldown ($period, $tau) is one for the group. Rows come
+-- back in the calls' order (`ord`) with:
 --   outcome 'issued' (link_id, outbox_id), 'no_user', 'disabled', or
 --   'cooling_down' (retry_after_ms).
 -- A disabled or unknown user's call changes nothing and does not charge the
@@ -21,24 +21,20 @@
 -- way every time.
 DROP FUNCTION IF EXISTS pwmail_issue_links(BIGINT[], BIGINT[], BIGINT[], TEXT[], BOOLEAN[], BYTEA[], BIGINT[], TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[], TEXT[]);
 DROP FUNCTION IF EXISTS pwmail_issue_links(JSONB, BIGINT, BIGINT);
-CREATE FUNCTION pwmail_issue_links(p_calls JSONB, p_period BIGINT, p_tau BIGINT)
+DROP FUNCTION IF EXISTS pwmail_issue_links(pwmail_link_call[], pwmail_link_user[], BIGINT, BIGINT);
+CREATE FUNCTION pwmail_issue_links(p_calls pwmail_link_call[], p_users pwmail_link_user[],
+                                   p_period BIGINT, p_tau BIGINT)
 RETURNS TABLE (ord BIGINT, outcome pwmail_outcome, link_id BIGINT, outbox_id BIGINT,
                retry_after_ms BIGINT)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
-    IF (SELECT count(DISTINCT c.target) <> count(*)
-          FROM jsonb_to_recordset(p_calls) AS c(target BIGINT)) THEN
+    IF (SELECT count(DISTINCT u.target) <> count(*) FROM unnest(p_users) AS u) THEN
         RAISE EXCEPTION 'pwmail_issue_links: a target appears twice in one group';
     END IF;
     RETURN QUERY
     WITH calls AS (
-        SELECT * FROM jsonb_to_recordset(p_calls) AS c(
-            ord BIGINT, actor_user BIGINT, actor_token BIGINT, target BIGINT, purpose TEXT,
-            invalidates BOOLEAN, link_hash TEXT, expires_at BIGINT, rate_key TEXT,
-            message_id TEXT, kind TEXT, recipient TEXT, subject TEXT, body_text TEXT,
-            body_html TEXT, link TEXT, link_name TEXT, link_expires_at BIGINT,
-            request_id TEXT, at_ms BIGINT, idem_key TEXT, options TEXT)
+        SELECT * FROM unnest(p_calls, p_users)
     ),
     -- Each user and rate state by its key, one index lookup per call
     -- (`OFFSET 0` keeps the lookup per row: as a join the planner chose a
@@ -77,7 +73,7 @@ BEGIN
     links AS (
         INSERT INTO reset_links (user_id, token_hash, purpose, created_at, expires_at, request_id,
                                  options)
-        SELECT a.target, decode(a.link_hash, 'hex'), a.purpose, a.at_ms, a.expires_at,
+        SELECT a.target, a.link_hash, a.purpose, a.at_ms, a.expires_at,
                a.request_id, a.options
           FROM admitted a ORDER BY a.target
         RETURNING id, user_id
@@ -105,7 +101,7 @@ BEGIN
                a.idem_key
           FROM admitted a JOIN queued q ON q.user_id = a.target
     )
-    SELECT f.ord,
+    SELECT f.ord::BIGINT,
            (CASE WHEN NOT f.known THEN 'no_user'
                  WHEN f.disabled THEN 'disabled'
                  WHEN q.id IS NULL THEN 'cooling_down'

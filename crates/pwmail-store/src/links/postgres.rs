@@ -99,13 +99,14 @@ impl Links for PgStore {
         };
         let (period, tau) = gcra::params(&issue.cooldown);
         let mut conn = self.pool.acquire().await?;
-        let call = record::json(&record::Issue::of(1, issue))?;
+        let (call, user) = record::issue(1, issue);
         let row = sqlx::query(
             "SELECT outcome, link_id, outbox_id, retry_after_ms, stored_fingerprint,
                     stored_request_id
-             FROM pwmail_issue_link(CAST($1 AS JSONB), $2, $3)",
+             FROM pwmail_issue_link($1, $2, $3, $4)",
         )
         .bind(call)
+        .bind(user)
         .bind(period)
         .bind(tau)
         .fetch_one(&mut *conn)

@@ -18,10 +18,10 @@ use super::pool::Pool;
 use super::record;
 use crate::{CallOutcome, IssueCall, RateKey, Result, StoreError, UserId, email_key, gcra};
 
-/// $1 the calls' records (`record::Addressed`), $2 the users' rate-key
+/// $1 the calls' records (`record::addressed`), $2 the users' rate-key
 /// prefix, $3 and $4 the callers' rate, $5 and $6 the cooldown.
 const ISSUE_BY_ADDRESS: &str = "SELECT *
-     FROM pwmail_issue_by_address(CAST($1 AS JSONB), $2, $3, $4, $5, $6)";
+     FROM pwmail_issue_by_address($1, $2, $3, $4, $5, $6)";
 
 /// A call and its address's key (`email_key`).
 pub(super) struct Call {
@@ -63,15 +63,14 @@ async fn issue_group(pool: &Pool, calls: &[Call]) -> Result<Vec<Result<CallOutco
     let (period, tau) = first
         .map(|c| gcra::params(&c.link.cooldown))
         .unwrap_or_default();
-    let records: Vec<record::Addressed> = calls
+    let records: Vec<_> = calls
         .iter()
         .enumerate()
-        .map(|(i, c)| record::Addressed::of(i + 1, &c.issue.link, &c.email_key))
+        .map(|(i, c)| record::addressed(i + 1, &c.issue.link, &c.email_key))
         .collect();
-    let records = record::json(&records)?;
     let rows = fetch_retrying_deadlocks(pool, || {
         sqlx::query(ISSUE_BY_ADDRESS)
-            .bind(records.as_str())
+            .bind(&records)
             .bind(RateKey::USER_PREFIX)
             .bind(caller_period)
             .bind(caller_tau)

@@ -28,10 +28,10 @@ use crate::{IssueLink, IssueOutcome, Result, StoreError, UserId};
 /// Times a group is run again after PostgreSQL failed it to break a deadlock.
 const DEADLOCK_RETRIES: u32 = 3;
 
-/// The one statement: the function's rows, in the calls' order. $1 the
-/// calls' records (`record::Issue`), $2 and $3 the cooldown.
+/// The one statement: the function's rows, in the calls' order. $1 and $2
+/// the calls' records (`record::issue`), $3 and $4 the cooldown.
 const ISSUE_LINKS: &str = "SELECT ord, outcome, link_id, outbox_id, retry_after_ms
-     FROM pwmail_issue_links(CAST($1 AS JSONB), $2, $3)";
+     FROM pwmail_issue_links($1, $2, $3, $4)";
 
 /// Issues without an Idempotency-Key (their caller charged).
 pub(super) enum Issues {}
@@ -64,15 +64,15 @@ async fn issue_group(pool: &Pool, issues: &[IssueLink]) -> Result<Vec<Result<Iss
         .first()
         .map(|i| gcra::params(&i.cooldown))
         .unwrap_or_default();
-    let records: Vec<record::Issue> = issues
+    let (calls, users): (Vec<_>, Vec<_>) = issues
         .iter()
         .enumerate()
-        .map(|(i, issue)| record::Issue::of(i + 1, issue))
-        .collect();
-    let records = record::json(&records)?;
+        .map(|(i, issue)| record::issue(i + 1, issue))
+        .unzip();
     let rows = fetch_retrying_deadlocks(pool, || {
         sqlx::query(ISSUE_LINKS)
-            .bind(records.as_str())
+            .bind(&calls)
+            .bind(&users)
             .bind(period)
             .bind(tau)
     })

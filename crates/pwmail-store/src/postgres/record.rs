@@ -1,141 +1,199 @@
-//! The named records the issue functions read (`jsonb_to_recordset` in
-//! functions/postgres/pwmail_issue_links.sql), one per call: each field is
-//! written here by name and read there by name, so a call's field is one
-//! line on each side and never a positional parameter.
-
-use serde::Serialize;
+//! The named records the issue functions read (migration 0015's
+//! `pwmail_link_call` and `pwmail_link_user`; functions/postgres/), one of
+//! each per call: what the call asks, and whom it is for. sqlx sends them
+//! in binary, which PostgreSQL reads by position: the fields below are in
+//! the types' order, and a test checks them against the types' names.
 
 use crate::rows::ContentColumns;
-use crate::{IssueLink, LinkDraft, RateKey, TokenHash, UnixMillis};
+use crate::{IssueLink, LinkDraft, RateKey, UnixMillis};
 
-/// What every issue record holds: the link, its email and the call.
-#[derive(Serialize)]
-pub(super) struct Link<'a> {
+/// What a call asks (`pwmail_link_call`).
+#[derive(sqlx::Type)]
+#[sqlx(type_name = "pwmail_link_call")]
+pub(super) struct Call {
     /// The call's place in its group, from 1: rows come back by it.
-    ord: usize,
+    ord: i32,
     actor_user: i64,
     actor_token: i64,
-    purpose: &'static str,
+    purpose: String,
     invalidates: bool,
-    /// The link's SHA-256, in hex (`decode(…, 'hex')`).
-    link_hash: String,
+    /// The link's SHA-256.
+    link_hash: Vec<u8>,
     expires_at: UnixMillis,
-    message_id: &'a str,
-    kind: &'static str,
-    link: Option<&'a str>,
+    message_id: String,
+    kind: String,
+    /// The whole link: a secret (this struct has no `Debug`).
+    link: Option<String>,
     link_expires_at: Option<UnixMillis>,
-    /// `LinkOptions` as its column holds it (JSON text, or null).
+    /// `LinkOptions` as its column holds it (JSON text, or NULL).
     options: Option<String>,
-    request_id: &'a str,
+    request_id: String,
     at_ms: UnixMillis,
-    idem_key: Option<&'a str>,
-    fingerprint: Option<&'a str>,
+    idem_key: Option<String>,
+    fingerprint: Option<String>,
     key_expires_at: Option<UnixMillis>,
+    /// By address only: the calling API token's rate key.
+    caller: Option<String>,
+    /// By address only: the address's key (`email_key`).
+    email_key: Option<String>,
+}
+
+/// Whom a call is for (`pwmail_link_user`): filled in by Rust for a call
+/// by user id, by `pwmail_issue_by_address` for a call by address.
+#[derive(sqlx::Type)]
+#[sqlx(type_name = "pwmail_link_user")]
+pub(super) struct User {
+    target: i64,
+    rate_key: String,
+    recipient: String,
+    subject: String,
+    body_text: Option<String>,
+    body_html: Option<String>,
+    link_name: Option<String>,
+}
+
+fn ord(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
 }
 
 /// A call for a known user (`pwmail_issue_links`, `pwmail_issue_link`).
-#[derive(Serialize)]
-pub(super) struct Issue<'a> {
-    #[serde(flatten)]
-    link: Link<'a>,
-    target: i64,
-    rate_key: String,
-    recipient: &'a str,
-    subject: &'a str,
-    body_text: Option<&'a str>,
-    body_html: Option<&'a str>,
-    link_name: Option<&'a str>,
+pub(super) fn issue(place: usize, issue: &IssueLink) -> (Call, User) {
+    let content = ContentColumns::of(&issue.message.content);
+    let idem = issue.idempotency.as_ref();
+    let call = Call {
+        ord: ord(place),
+        actor_user: issue.actor.user.0,
+        actor_token: issue.actor.token_id,
+        purpose: issue.purpose.as_str().to_string(),
+        invalidates: issue.purpose.invalidates_password(),
+        link_hash: issue.link_hash.0.to_vec(),
+        expires_at: issue.expires_at,
+        message_id: issue.message.message_id.clone(),
+        kind: issue.message.kind.as_str().to_string(),
+        link: content.link.map(str::to_string),
+        link_expires_at: content.link_expires_at,
+        options: content.options,
+        request_id: issue.request_id.clone(),
+        at_ms: issue.now,
+        idem_key: idem.map(|k| k.key.clone()),
+        fingerprint: idem.map(|k| k.fingerprint.clone()),
+        key_expires_at: idem.map(|k| k.expires_at),
+        caller: None,
+        email_key: None,
+    };
+    let user = User {
+        target: issue.target.0,
+        rate_key: RateKey::User(issue.target).to_string(),
+        recipient: issue.message.recipient.clone(),
+        subject: content.subject.to_string(),
+        body_text: content.body_text.map(str::to_string),
+        body_html: content.body_html.map(str::to_string),
+        link_name: content.link_name.map(str::to_string),
+    };
+    (call, user)
 }
 
-/// A call by address (`pwmail_issue_by_address`), which adds the user's
-/// fields and passes the record on.
-#[derive(Serialize)]
-pub(super) struct Addressed<'a> {
-    #[serde(flatten)]
-    link: Link<'a>,
-    /// The calling API token's rate key.
-    caller: String,
-    /// The address's key (`email_key`).
-    email_key: &'a str,
-}
-
-fn hex(hash: &TokenHash) -> String {
-    use std::fmt::Write as _;
-    let mut hex = String::with_capacity(2 * hash.0.len());
-    for b in hash.0 {
-        // Writing to a String cannot fail.
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
-}
-
-impl<'a> Issue<'a> {
-    pub(super) fn of(ord: usize, issue: &'a IssueLink) -> Issue<'a> {
-        let content = ContentColumns::of(&issue.message.content);
-        let idem = issue.idempotency.as_ref();
-        Issue {
-            link: Link {
-                ord,
-                actor_user: issue.actor.user.0,
-                actor_token: issue.actor.token_id,
-                purpose: issue.purpose.as_str(),
-                invalidates: issue.purpose.invalidates_password(),
-                link_hash: hex(&issue.link_hash),
-                expires_at: issue.expires_at,
-                message_id: &issue.message.message_id,
-                kind: issue.message.kind.as_str(),
-                link: content.link,
-                link_expires_at: content.link_expires_at,
-                options: content.options,
-                request_id: &issue.request_id,
-                at_ms: issue.now,
-                idem_key: idem.map(|k| k.key.as_str()),
-                fingerprint: idem.map(|k| k.fingerprint.as_str()),
-                key_expires_at: idem.map(|k| k.expires_at),
-            },
-            target: issue.target.0,
-            rate_key: RateKey::User(issue.target).to_string(),
-            recipient: &issue.message.recipient,
-            subject: content.subject,
-            body_text: content.body_text,
-            body_html: content.body_html,
-            link_name: content.link_name,
-        }
+/// A call by address without an Idempotency-Key (`pwmail_issue_by_address`,
+/// which finds the user).
+pub(super) fn addressed(place: usize, draft: &LinkDraft, email_key: &str) -> Call {
+    Call {
+        ord: ord(place),
+        actor_user: draft.actor.user.0,
+        actor_token: draft.actor.token_id,
+        purpose: draft.purpose.as_str().to_string(),
+        invalidates: draft.purpose.invalidates_password(),
+        link_hash: draft.link_hash.0.to_vec(),
+        expires_at: draft.expires_at,
+        message_id: draft.message_id.clone(),
+        kind: crate::MessageKind::from(draft.purpose).as_str().to_string(),
+        link: Some(draft.link.clone()),
+        link_expires_at: Some(draft.expires_at),
+        options: draft.options.to_column(),
+        request_id: draft.request_id.clone(),
+        at_ms: draft.now,
+        idem_key: None,
+        fingerprint: None,
+        key_expires_at: None,
+        caller: Some(RateKey::ApiToken(draft.actor.token_id).to_string()),
+        email_key: Some(email_key.to_string()),
     }
 }
 
-impl<'a> Addressed<'a> {
-    /// A call without an Idempotency-Key (a keyed one takes two steps).
-    pub(super) fn of(ord: usize, draft: &'a LinkDraft, email_key: &'a str) -> Addressed<'a> {
-        Addressed {
-            link: Link {
-                ord,
-                actor_user: draft.actor.user.0,
-                actor_token: draft.actor.token_id,
-                purpose: draft.purpose.as_str(),
-                invalidates: draft.purpose.invalidates_password(),
-                link_hash: hex(&draft.link_hash),
-                expires_at: draft.expires_at,
-                message_id: &draft.message_id,
-                kind: crate::MessageKind::from(draft.purpose).as_str(),
-                link: Some(draft.link.as_str()),
-                link_expires_at: Some(draft.expires_at),
-                options: draft.options.to_column(),
-                request_id: &draft.request_id,
-                at_ms: draft.now,
-                idem_key: None,
-                fingerprint: None,
-                key_expires_at: None,
-            },
-            caller: RateKey::ApiToken(draft.actor.token_id).to_string(),
-            email_key,
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
 
-/// Records as the one JSON parameter of their function (bound as text,
-/// cast to JSONB in the statement).
-pub(super) fn json<T: Serialize + ?Sized>(records: &T) -> crate::Result<String> {
-    serde_json::to_string(records)
-        .map_err(|e| crate::StoreError::Corrupt(format!("an issue record: {e}")))
+    use super::*;
+
+    /// PostgreSQL reads a binary record by position: each field must stand
+    /// where the type has the attribute of its name. Every field gets its
+    /// own value, and PostgreSQL names what it read.
+    #[tokio::test]
+    async fn each_field_lands_in_the_attribute_of_its_name() {
+        let schema = pwmail_testkit::pg::PgSchema::create().await;
+        let store = crate::PgStore::open(&schema.url(None), crate::PoolOptions::default())
+            .await
+            .unwrap();
+        let call = Call {
+            ord: 1,
+            actor_user: 2,
+            actor_token: 3,
+            purpose: "purpose".into(),
+            invalidates: true,
+            link_hash: vec![0xab, 0xcd],
+            expires_at: 4,
+            message_id: "message_id".into(),
+            kind: "kind".into(),
+            link: Some("link".into()),
+            link_expires_at: Some(5),
+            options: Some("options".into()),
+            request_id: "request_id".into(),
+            at_ms: 6,
+            idem_key: Some("idem_key".into()),
+            fingerprint: Some("fingerprint".into()),
+            key_expires_at: Some(7),
+            caller: Some("caller".into()),
+            email_key: Some("email_key".into()),
+        };
+        let user = User {
+            target: 8,
+            rate_key: "rate_key".into(),
+            recipient: "recipient".into(),
+            subject: "subject".into(),
+            body_text: Some("body_text".into()),
+            body_html: Some("body_html".into()),
+            link_name: Some("link_name".into()),
+        };
+        let mut conn = store.pool.acquire().await.unwrap();
+        let row = sqlx::query("SELECT to_jsonb($1)::TEXT AS call, to_jsonb($2)::TEXT AS user")
+            .bind(call)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        conn.release();
+        let read = |column: &str| -> serde_json::Value {
+            serde_json::from_str(&row.try_get::<String, _>(column).unwrap()).unwrap()
+        };
+        assert_eq!(
+            read("call"),
+            serde_json::json!({
+                "ord": 1, "actor_user": 2, "actor_token": 3, "purpose": "purpose",
+                "invalidates": true, "link_hash": "\\xabcd", "expires_at": 4,
+                "message_id": "message_id", "kind": "kind", "link": "link",
+                "link_expires_at": 5, "options": "options", "request_id": "request_id",
+                "at_ms": 6, "idem_key": "idem_key", "fingerprint": "fingerprint",
+                "key_expires_at": 7, "caller": "caller", "email_key": "email_key",
+            })
+        );
+        assert_eq!(
+            read("user"),
+            serde_json::json!({
+                "target": 8, "rate_key": "rate_key", "recipient": "recipient",
+                "subject": "subject", "body_text": "body_text", "body_html": "body_html",
+                "link_name": "link_name",
+            })
+        );
+        schema.drop_schema().await;
+    }
 }
