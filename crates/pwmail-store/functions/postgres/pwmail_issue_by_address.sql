@@ -26,7 +26,6 @@ DROP FUNCTION IF EXISTS pwmail_issue_by_address(
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     TEXT[], BIGINT, BIGINT, TEXT[], TEXT, BIGINT[], BIGINT[], TEXT[], BOOLEAN[],
     BYTEA[], BIGINT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[]);
-DROP FUNCTION IF EXISTS pwmail_issue_by_address(JSONB, TEXT, BIGINT, BIGINT, BIGINT, BIGINT);
 DROP FUNCTION IF EXISTS pwmail_issue_by_address(
     pwmail_link_call[], TEXT, BIGINT, BIGINT, BIGINT, BIGINT);
 CREATE FUNCTION pwmail_issue_by_address(

@@ -6,7 +6,6 @@
 -- Dropped first: CREATE OR REPLACE cannot change a function's parameters
 -- or rows (see pwmail_issue_links.sql).
 DROP FUNCTION IF EXISTS pwmail_issue_link(BIGINT, BIGINT, BIGINT, TEXT, BOOLEAN, BYTEA, BIGINT, TEXT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, TEXT, BIGINT, TEXT, TEXT, BIGINT);
-DROP FUNCTION IF EXISTS pwmail_issue_link(JSONB, BIGINT, BIGINT);
 DROP FUNCTION IF EXISTS pwmail_issue_link(pwmail_link_call, pwmail_link_user, BIGINT, BIGINT);
 CREATE FUNCTION pwmail_issue_link(
     p_call pwmail_link_call, p_user pwmail_link_user, p_period BIGINT, p_tau BIGINT,

@@ -20,7 +20,6 @@
 -- or rows; dropping every signature it had makes the file apply the same
 -- way every time.
 DROP FUNCTION IF EXISTS pwmail_issue_links(BIGINT[], BIGINT[], BIGINT[], TEXT[], BOOLEAN[], BYTEA[], BIGINT[], TEXT[], BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], TEXT[], BIGINT[], TEXT[]);
-DROP FUNCTION IF EXISTS pwmail_issue_links(JSONB, BIGINT, BIGINT);
 DROP FUNCTION IF EXISTS pwmail_issue_links(pwmail_link_call[], pwmail_link_user[], BIGINT, BIGINT);
 CREATE FUNCTION pwmail_issue_links(p_calls pwmail_link_call[], p_users pwmail_link_user[],
                                    p_period BIGINT, p_tau BIGINT)
