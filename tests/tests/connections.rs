@@ -259,11 +259,16 @@ async fn connections_over_the_cap_are_closed_at_once_and_counted() {
     // The held ones are gone; their slots come back once the server sees
     // them close.
     let deadline = Instant::now() + TIMEOUT + MARGIN;
-    let body = pwmail_client::types::ResetPasswordByAdminRequest {
-        email: "hello@example.com".try_into().unwrap(),
-    };
+    let body =
+        pwmail_client::types::ResetPasswordByAdminRequest::builder().email("hello@example.com");
     loop {
-        match server.client().reset_password_by_admin(None, &body).await {
+        match server
+            .client()
+            .reset_password_by_admin()
+            .body(body.clone())
+            .send()
+            .await
+        {
             Ok(response) => {
                 assert_eq!(response.status(), 200);
                 break;

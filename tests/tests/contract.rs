@@ -2,43 +2,49 @@
 
 use std::time::Duration;
 
-use pwmail_client::Error as ClientError;
-use pwmail_client::types::{ErrorResponse, ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_client::CallError;
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_store::{LinkPurpose, LinkState, OutboxState};
 use pwmail_tests::{DEADLINE, KNOWN_HASH, Options, TestServer, header, link_token, now};
 
 const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
 const RESET_PATH: &str = "/api/web/custom/password/admin_reset";
 
-fn ns() -> pwmail_client::types::SendPasswordEmailNamespace {
-    "system".try_into().expect("the one namespace")
+fn send_body(email: &str) -> pwmail_client::types::builder::SendPasswordEmailRequest {
+    SendPasswordEmailRequest::builder()
+        .email(email)
+        .namespace(Some("system".try_into().unwrap()))
 }
 
-fn send_body(email: &str) -> SendPasswordEmailRequest {
-    SendPasswordEmailRequest {
-        email: email.try_into().expect("valid email"),
-        namespace: Some("system".try_into().unwrap()),
-    }
+fn reset_body(email: &str) -> pwmail_client::types::builder::ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest::builder().email(email)
 }
 
-fn reset_body(email: &str) -> ResetPasswordByAdminRequest {
-    ResetPasswordByAdminRequest {
-        email: email.try_into().expect("valid email"),
-    }
+/// What a refusal carries besides its status, code and message.
+#[derive(Debug)]
+struct Refusal {
+    retry_after: Option<u64>,
+    request_id: Option<String>,
 }
 
 /// Status, gRPC code and message of an error the client returned.
-fn error_of<T: std::fmt::Debug>(
-    result: Result<T, ClientError<ErrorResponse>>,
-) -> (u16, i32, String, reqwest::header::HeaderMap) {
+fn error_of<T: std::fmt::Debug>(result: Result<T, CallError>) -> (u16, i32, String, Refusal) {
     match result {
-        Err(ClientError::ErrorResponse(rv)) => {
-            let status = rv.status().as_u16();
-            let headers = rv.headers().clone();
-            let body = rv.into_inner();
-            assert!(body.details.is_empty(), "details: {:?}", body.details);
-            (status, body.code, body.message, headers)
-        }
+        Err(CallError::Api {
+            status,
+            code,
+            message,
+            retry_after_secs,
+            request_id,
+        }) => (
+            status,
+            code,
+            message,
+            Refusal {
+                retry_after: retry_after_secs,
+                request_id,
+            },
+        ),
         other => panic!("expected an error response, got {other:?}"),
     }
 }
@@ -83,7 +89,9 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
 
     let response = server
         .client()
-        .send_password_email(&ns(), None, &send_body("hello@example.com"))
+        .send_password_email_system()
+        .body(send_body("hello@example.com"))
+        .send()
         .await
         .expect("200");
     assert_eq!(response.status(), 200);
@@ -174,7 +182,9 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
 
     server
         .client()
-        .send_password_email(&ns(), None, &send_body("carol@example.com"))
+        .send_password_email_system()
+        .body(send_body("carol@example.com"))
+        .send()
         .await
         .expect("first email");
     let first = server.wait_for_emails(1, DEADLINE).await;
@@ -191,7 +201,9 @@ async fn reset_password_by_admin_invalidates_the_password_and_older_links() {
 
     let response = server
         .client()
-        .reset_password_by_admin(None, &reset_body("carol@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("carol@example.com"))
+        .send()
         .await
         .expect("200");
     assert!(
@@ -249,7 +261,9 @@ async fn email_lookup_is_case_insensitive_and_mails_the_stored_address() {
     server.add_user("Dave.Smith@Example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &reset_body("dave.smith@EXAMPLE.COM"))
+        .reset_password_by_admin()
+        .body(reset_body("dave.smith@EXAMPLE.COM"))
+        .send()
         .await
         .expect("200");
     let emails = server.wait_for_emails(1, DEADLINE).await;
@@ -447,7 +461,9 @@ async fn authentication_and_authorization() {
     let (status, code, message, _) = error_of(
         server
             .anonymous_client()
-            .send_password_email(&ns(), None, &body)
+            .send_password_email_system()
+            .body(body.clone())
+            .send()
             .await,
     );
     assert_eq!((status, code), (401, 16));
@@ -471,7 +487,9 @@ async fn authentication_and_authorization() {
         let (status, code, message, _) = error_of(
             server
                 .client_with(bad)
-                .send_password_email(&ns(), None, &body)
+                .send_password_email_system()
+                .body(body.clone())
+                .send()
                 .await,
         );
         assert_eq!((status, code), (401, 16));
@@ -482,7 +500,9 @@ async fn authentication_and_authorization() {
     let (status, code, message, _) = error_of(
         server
             .client_with(&member)
-            .send_password_email(&ns(), None, &body)
+            .send_password_email_system()
+            .body(body.clone())
+            .send()
             .await,
     );
     assert_eq!((status, code), (403, 7));
@@ -495,7 +515,9 @@ async fn authentication_and_authorization() {
     let token = server.token_for("second-admin@example.com").await;
     let client = server.client_with(&token);
     client
-        .reset_password_by_admin(None, &reset_body("hello@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("hello@example.com"))
+        .send()
         .await
         .expect("live token works");
     let tokens = pwmail_server::app::users::list_tokens(server.store(), "second-admin@example.com")
@@ -506,13 +528,17 @@ async fn authentication_and_authorization() {
         .unwrap();
     clock.advance_ms(trusted_for - 1);
     client
-        .send_password_email(&ns(), None, &send_body("member@example.com"))
+        .send_password_email_system()
+        .body(send_body("member@example.com"))
+        .send()
         .await
         .expect("still trusted within the bound");
     clock.advance_ms(1);
     let (status, code, message, _) = error_of(
         client
-            .send_password_email(&ns(), None, &send_body("member@example.com"))
+            .send_password_email_system()
+            .body(send_body("member@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (401, 16));
@@ -526,7 +552,9 @@ async fn authentication_and_authorization() {
     let (status, _, _, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("member@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("member@example.com"))
+            .send()
             .await,
     );
     assert_eq!(status, 401);
@@ -544,7 +572,9 @@ async fn unknown_user_is_404_and_disabled_user_is_409() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("nobody@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("nobody@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (404, 5));
@@ -553,7 +583,9 @@ async fn unknown_user_is_404_and_disabled_user_is_409() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .send_password_email(&ns(), None, &send_body("gone@example.com"))
+            .send_password_email_system()
+            .body(send_body("gone@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (409, 9));
@@ -569,20 +601,24 @@ async fn per_user_cooldown_is_429_with_retry_after_and_writes_nothing() {
     server.set_known_password(user.id).await;
     let client = server.client();
     client
-        .send_password_email(&ns(), None, &send_body("hello@example.com"))
+        .send_password_email_system()
+        .body(send_body("hello@example.com"))
+        .send()
         .await
         .expect("first");
     let emails = server.wait_for_emails(1, DEADLINE).await;
     let first_link = pwmail_server::secrets::hash(&link_token(&emails[0]).unwrap());
     let (status, code, message, headers) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (429, 8));
     assert!(message.contains("per-user rate limit"), "{message}");
     assert!(message.contains("1 time(s) per 60 s"), "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!((55..=60).contains(&retry), "Retry-After {retry}");
 
     // The refused ResetPasswordByAdmin changed nothing: the password still
@@ -633,17 +669,21 @@ async fn a_raised_user_rate_waits_what_it_quotes() {
     hourly.add_user("hello@example.com", false).await;
     hourly
         .client()
-        .reset_password_by_admin(None, &reset_body("hello@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("hello@example.com"))
+        .send()
         .await
         .expect("first");
     let (status, _, message, headers) = error_of(
         hourly
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     assert_eq!(status, 429, "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!(retry > 3500, "the hourly limit holds: Retry-After {retry}");
     hourly.stop().await;
 
@@ -656,12 +696,14 @@ async fn a_raised_user_rate_waits_what_it_quotes() {
     let (status, code, message, headers) = error_of(
         raised
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (429, 8), "{message}");
     assert!(message.contains("1 time(s) per 60 s"), "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!(
         (1..=60).contains(&retry),
         "quotes 1 per 60 s, waits {retry} s"
@@ -681,22 +723,28 @@ async fn per_token_rate_limit_is_429_naming_the_limit() {
     }
     let client = server.client();
     client
-        .reset_password_by_admin(None, &reset_body("a@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("a@example.com"))
+        .send()
         .await
         .expect("1st");
     client
-        .reset_password_by_admin(None, &reset_body("b@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("b@example.com"))
+        .send()
         .await
         .expect("2nd");
     let (status, code, message, headers) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("c@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("c@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (429, 8));
     assert!(message.contains("per-token rate limit"), "{message}");
     assert!(message.contains("2 emails per 60 s"), "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!((25..=30).contains(&retry), "Retry-After {retry}");
     server.stop().await;
 }
@@ -717,7 +765,9 @@ async fn internal_errors_are_500_without_details() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (500, 13));
@@ -726,7 +776,7 @@ async fn internal_errors_are_500_without_details() {
         !message.contains("audit_log") && !message.to_lowercase().contains("sql"),
         "{message}"
     );
-    assert!(headers.contains_key("x-request-id"));
+    assert!(headers.request_id.is_some());
     // The transaction rolled back: no link, no queued email.
     assert!(server.read_all_outbox().await.is_empty());
     server.stop().await;
@@ -747,13 +797,15 @@ async fn locked_database_is_503_with_retry_after() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
     assert_eq!((status, code), (503, 14));
     assert!(message.contains("temporarily unavailable"), "{message}");
-    assert!(headers.contains_key("retry-after"));
+    assert!(headers.retry_after.is_some());
     server.stop().await;
 }
 
@@ -775,7 +827,9 @@ async fn request_past_its_deadline_is_504() {
     let (status, code, message, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
@@ -788,14 +842,6 @@ async fn request_past_its_deadline_is_504() {
     server.stop().await;
 }
 
-fn status_email(email: &str) -> pwmail_client::types::GetPasswordEmailStatusEmail {
-    email.try_into().expect("valid email")
-}
-
-fn status_request(id: &str) -> pwmail_client::types::GetPasswordEmailStatusRequestId {
-    id.try_into().expect("valid request id")
-}
-
 #[tokio::test]
 async fn delivery_status_by_email_and_by_request_id() {
     use pwmail_client::types::{PasswordEmailStatusKind, PasswordEmailStatusState};
@@ -804,7 +850,9 @@ async fn delivery_status_by_email_and_by_request_id() {
     server.add_user("member@example.com", false).await;
     let response = server
         .client()
-        .send_password_email(&ns(), None, &send_body("hello@example.com"))
+        .send_password_email_system()
+        .body(send_body("hello@example.com"))
+        .send()
         .await
         .expect("200");
     let request_id = response.headers()["x-request-id"]
@@ -817,7 +865,9 @@ async fn delivery_status_by_email_and_by_request_id() {
     for _ in 0..100 {
         items = server
             .client()
-            .get_password_email_status(Some(&status_email("HELLO@example.com")), None)
+            .get_password_email_status()
+            .email("HELLO@example.com")
+            .send()
             .await
             .expect("200")
             .into_inner()
@@ -847,7 +897,9 @@ async fn delivery_status_by_email_and_by_request_id() {
 
     let by_request = server
         .client()
-        .get_password_email_status(None, Some(&status_request(&request_id)))
+        .get_password_email_status()
+        .request_id(request_id.as_str())
+        .send()
         .await
         .expect("200")
         .into_inner()
@@ -856,10 +908,10 @@ async fn delivery_status_by_email_and_by_request_id() {
     assert_eq!(by_request[0].id, item.id);
     let none = server
         .client()
-        .get_password_email_status(
-            Some(&status_email("member@example.com")),
-            Some(&status_request(&request_id)),
-        )
+        .get_password_email_status()
+        .email("member@example.com")
+        .request_id(request_id.as_str())
+        .send()
         .await
         .expect("200")
         .into_inner()
@@ -869,7 +921,8 @@ async fn delivery_status_by_email_and_by_request_id() {
     // Neither filter: the most recent emails of everyone.
     let recent = server
         .client()
-        .get_password_email_status(None, None)
+        .get_password_email_status()
+        .send()
         .await
         .expect("200")
         .into_inner()
@@ -879,7 +932,9 @@ async fn delivery_status_by_email_and_by_request_id() {
     let (status, code, _, _) = error_of(
         server
             .client()
-            .get_password_email_status(Some(&status_email("nobody@example.com")), None)
+            .get_password_email_status()
+            .email("nobody@example.com")
+            .send()
             .await,
     );
     assert_eq!((status, code), (404, 5));
@@ -913,7 +968,9 @@ async fn delivery_status_by_email_and_by_request_id() {
     let (status, code, _, _) = error_of(
         server
             .client_with(&member)
-            .get_password_email_status(Some(&status_email("hello@example.com")), None)
+            .get_password_email_status()
+            .email("hello@example.com")
+            .send()
             .await,
     );
     assert_eq!((status, code), (403, 7));
@@ -942,7 +999,9 @@ async fn a_full_backlog_is_503_with_retry_after() {
     server.add_user("b@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &reset_body("a@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("a@example.com"))
+        .send()
         .await
         .expect("the first fits");
     // The backlog is counted every 250 ms: wait until the count has seen it.
@@ -953,7 +1012,9 @@ async fn a_full_backlog_is_503_with_retry_after() {
     let (status, code, message, headers) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("b@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("b@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (503, 14));
@@ -961,7 +1022,7 @@ async fn a_full_backlog_is_503_with_retry_after() {
         message.contains("too many emails waiting to be sent (1, limit 1)"),
         "{message}"
     );
-    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(headers.retry_after, Some(30));
     assert_eq!(
         server.read_all_outbox().await.len(),
         1,
@@ -977,7 +1038,9 @@ async fn a_sent_row_keeps_no_body_so_the_link_is_only_in_the_mailbox() {
     server.add_user("later@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &reset_body("hello@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("hello@example.com"))
+        .send()
         .await
         .expect("200");
     server.wait_for_outbox(OutboxState::Sent, 1).await;
@@ -1022,7 +1085,9 @@ async fn rate_limits_survive_a_restart() {
     server.add_user("hello@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &reset_body("hello@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("hello@example.com"))
+        .send()
         .await
         .expect("the first email");
     server.stop().await;
@@ -1031,12 +1096,14 @@ async fn rate_limits_survive_a_restart() {
     let (status, code, message, headers) = error_of(
         restarted
             .client()
-            .reset_password_by_admin(None, &reset_body("hello@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("hello@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (429, 8), "{message}");
     assert!(message.contains("per-user rate limit"), "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     restarted.stop().await;
 }
@@ -1052,12 +1119,12 @@ async fn the_per_user_cooldown_admits_again_once_its_period_has_passed() {
     server.add_user("hello@example.com", false).await;
     let client = server.client();
     let body = reset_body("hello@example.com");
-    let send = || client.reset_password_by_admin(None, &body);
+    let send = || client.reset_password_by_admin().body(body.clone()).send();
     send().await.expect("the first email");
     clock.advance_ms(59_000);
     let (status, _, _, headers) = error_of(send().await);
     assert_eq!(status, 429, "59 s later the 1/60 cooldown still holds");
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers.retry_after, Some(1));
     clock.advance_ms(1_000);
     send()
         .await
@@ -1116,7 +1183,9 @@ async fn a_user_stored_before_addresses_were_checked_is_refused_from_the_first_c
     let (status, code, message, _) = error_of(
         server
             .client()
-            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("a..b@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (409, 9), "{message}");
@@ -1155,10 +1224,10 @@ async fn expired_keys_and_rate_state_are_forgotten_when_the_server_starts() {
     first.add_user("hello@example.com", false).await;
     first
         .client()
-        .reset_password_by_admin(
-            Some(&"purge-key".try_into().unwrap()),
-            &reset_body("hello@example.com"),
-        )
+        .reset_password_by_admin()
+        .idempotency_key("purge-key")
+        .body(reset_body("hello@example.com"))
+        .send()
         .await
         .expect("issued");
     first.stop().await;
@@ -1262,7 +1331,9 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     let client = server.client();
     let (status, code, message, _) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("a..b@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (409, 9), "{message}");
@@ -1272,7 +1343,9 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
     );
     let (status, code, _, _) = error_of(
         client
-            .send_password_email(&ns(), None, &send_body("a..b@example.com"))
+            .send_password_email_system()
+            .body(send_body("a..b@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (409, 9));
@@ -1312,17 +1385,21 @@ async fn a_call_refused_for_an_undeliverable_stored_address_uses_the_callers_rat
     let client = server.client();
     let (status, code, _, _) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("a..b@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("a..b@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (409, 9), "the stored address is refused");
     let (status, code, message, headers) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("fine@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("fine@example.com"))
+            .send()
             .await,
     );
     assert_eq!((status, code), (429, 8), "{message}");
-    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers.retry_after.expect("Retry-After");
     assert!((3590..=3600).contains(&retry), "Retry-After {retry}");
     assert!(server.read_all_outbox().await.is_empty());
     server.stop().await;
@@ -1391,7 +1468,9 @@ async fn the_database_keeps_the_sha256_of_links_and_tokens() {
     server.add_user("hashed@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &reset_body("hashed@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("hashed@example.com"))
+        .send()
         .await
         .expect("200");
     let emails = server.wait_for_emails(1, DEADLINE).await;
@@ -1425,24 +1504,30 @@ async fn retry_after_is_rounded_up() {
     server.add_user("round@example.com", false).await;
     let client = server.client();
     client
-        .reset_password_by_admin(None, &reset_body("round@example.com"))
+        .reset_password_by_admin()
+        .body(reset_body("round@example.com"))
+        .send()
         .await
         .expect("first");
     clock.advance_ms(500);
     let (status, _, _, headers) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("round@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("round@example.com"))
+            .send()
             .await,
     );
     assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "60", "59.5 s left of 1 per 60 s");
+    assert_eq!(headers.retry_after, Some(60), "59.5 s left of 1 per 60 s");
     clock.advance_ms(59_000);
     let (_, _, _, headers) = error_of(
         client
-            .reset_password_by_admin(None, &reset_body("round@example.com"))
+            .reset_password_by_admin()
+            .body(reset_body("round@example.com"))
+            .send()
             .await,
     );
-    assert_eq!(headers["retry-after"], "1", "0.5 s left");
+    assert_eq!(headers.retry_after, Some(1), "0.5 s left");
     server.stop().await;
 }
 

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_client::types::{
-    ResetPasswordByAdminIdempotencyKey, ResetPasswordByAdminRequest,
-    SendPasswordEmailIdempotencyKey, SendPasswordEmailRequest,
-};
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::clock::ManualClock;
 use pwmail_server::config::{MailConfig, SmtpConfig};
 use pwmail_testkit::pg::PgSchema;
@@ -15,14 +12,8 @@ use pwmail_tests::{DEADLINE, Options, TestServer, now};
 
 const RESET: &str = "/api/web/custom/password/admin_reset";
 
-fn body(email: &str) -> ResetPasswordByAdminRequest {
-    ResetPasswordByAdminRequest {
-        email: email.try_into().unwrap(),
-    }
-}
-
-fn key(text: &str) -> ResetPasswordByAdminIdempotencyKey {
-    text.try_into().unwrap()
+fn body(email: &str) -> pwmail_client::types::builder::ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest::builder().email(email)
 }
 
 /// ResetPasswordByAdmin with `key` through a raw client: (status, replayed
@@ -64,13 +55,19 @@ async fn the_same_key_twice_sends_one_email_and_marks_the_retry_replayed() {
     let client = server.client();
 
     let first = client
-        .reset_password_by_admin(Some(&key("run-1:retry")), &body("retry@example.com"))
+        .reset_password_by_admin()
+        .idempotency_key("run-1:retry")
+        .body(body("retry@example.com"))
+        .send()
         .await
         .expect("200");
     assert_eq!(first.headers().get("idempotent-replayed"), None);
     // Within the per-user cooldown: without the key this would be a 429.
     let second = client
-        .reset_password_by_admin(Some(&key("run-1:retry")), &body("retry@example.com"))
+        .reset_password_by_admin()
+        .idempotency_key("run-1:retry")
+        .body(body("retry@example.com"))
+        .send()
         .await
         .expect("the retry is answered 200");
     assert_eq!(
@@ -78,19 +75,14 @@ async fn the_same_key_twice_sends_one_email_and_marks_the_retry_replayed() {
         "true"
     );
     // SendPasswordEmail takes the header too, with its own scope.
-    let send_key: SendPasswordEmailIdempotencyKey = "run-1:retry".try_into().unwrap();
     let refused = client
-        .send_password_email(
-            &"system".try_into().unwrap(),
-            Some(&send_key),
-            &SendPasswordEmailRequest {
-                email: "retry@example.com".try_into().unwrap(),
-                namespace: None,
-            },
-        )
+        .send_password_email_system()
+        .idempotency_key("run-1:retry")
+        .body(SendPasswordEmailRequest::builder().email("retry@example.com"))
+        .send()
         .await
         .expect_err("another operation is another call: the cooldown applies");
-    assert_eq!(refused.status().map(|s| s.as_u16()), Some(429));
+    assert_eq!(refused.status(), Some(429));
 
     let messages = tokio::task::block_in_place(|| smtp.wait_for(1, DEADLINE));
     assert_eq!(messages.len(), 1);

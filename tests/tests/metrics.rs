@@ -35,10 +35,8 @@ async fn scrape(server: &TestServer) -> String {
     response.text().await.unwrap()
 }
 
-fn body(email: &str) -> ResetPasswordByAdminRequest {
-    ResetPasswordByAdminRequest {
-        email: email.try_into().unwrap(),
-    }
+fn body(email: &str) -> pwmail_client::types::builder::ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest::builder().email(email)
 }
 
 #[tokio::test]
@@ -49,12 +47,16 @@ async fn one_call_of_each_outcome_moves_each_counter_by_one() {
 
     server
         .client()
-        .reset_password_by_admin(None, &body("hello@example.com"))
+        .reset_password_by_admin()
+        .body(body("hello@example.com"))
+        .send()
         .await
         .expect("200");
     let refused = server
         .client()
-        .reset_password_by_admin(None, &body("nobody@example.com"))
+        .reset_password_by_admin()
+        .body(body("nobody@example.com"))
+        .send()
         .await;
     assert!(refused.is_err(), "an unknown user is refused");
     server.wait_for_outbox(OutboxState::Sent, 1).await;

@@ -15,13 +15,15 @@ use pwmail_tests::{DEADLINE, Options, TestServer};
 const STALL_BOUND: Duration = Duration::from_secs(15);
 
 async fn reset(client: &pwmail_client::Client, email: &str) -> (u16, Option<i32>, Duration) {
-    let body = ResetPasswordByAdminRequest {
-        email: email.try_into().unwrap(),
-    };
     let call = Instant::now();
-    let (status, code) = match client.reset_password_by_admin(None, &body).await {
+    let (status, code) = match client
+        .reset_password_by_admin()
+        .body(ResetPasswordByAdminRequest::builder().email(email))
+        .send()
+        .await
+    {
         Ok(r) => (r.status().as_u16(), None),
-        Err(pwmail_client::Error::ErrorResponse(r)) => (r.status().as_u16(), Some(r.code)),
+        Err(pwmail_client::CallError::Api { status, code, .. }) => (status, Some(code)),
         Err(e) => panic!("transport-level failure: {e}"),
     };
     (status, code, call.elapsed())
@@ -321,12 +323,12 @@ async fn the_reset_page_answers_503_in_html_while_the_database_is_gone() {
     })
     .await;
     server.add_user("page@example.com", false).await;
-    let body = ResetPasswordByAdminRequest {
-        email: "page@example.com".try_into().unwrap(),
-    };
+    let body = ResetPasswordByAdminRequest::builder().email("page@example.com");
     server
         .client()
-        .reset_password_by_admin(None, &body)
+        .reset_password_by_admin()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
     let emails = server.wait_for_emails(1, DEADLINE).await;

@@ -12,14 +12,15 @@ use pwmail_tests::{DEADLINE, Options, TestServer, header, link_token, now};
 const GOOD: &str = "plum trellis quasar lantern";
 
 async fn send(server: &TestServer, email: &str) -> String {
-    let body = SendPasswordEmailRequest {
-        email: email.try_into().unwrap(),
-        namespace: Some("system".try_into().unwrap()),
-    };
+    let body = SendPasswordEmailRequest::builder()
+        .email(email)
+        .namespace(Some("system".try_into().unwrap()));
     let before = server.wait_for_emails(0, Duration::ZERO).await.len();
     server
         .client()
-        .send_password_email(&"system".try_into().expect("valid namespace"), None, &body)
+        .send_password_email_system()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
     let emails = server.wait_for_emails(before + 1, DEADLINE).await;
@@ -205,12 +206,12 @@ async fn a_newer_email_cancels_the_older_link() {
     .await;
     server.add_user("erin@example.com", false).await;
     let first = send(&server, "erin@example.com").await;
-    let body = ResetPasswordByAdminRequest {
-        email: "erin@example.com".try_into().unwrap(),
-    };
+    let body = ResetPasswordByAdminRequest::builder().email("erin@example.com");
     server
         .client()
-        .reset_password_by_admin(None, &body)
+        .reset_password_by_admin()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
     let second = latest_link(&server, 2).await;

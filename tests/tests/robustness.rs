@@ -95,12 +95,15 @@ async fn idle_and_slow_connections_do_not_stop_service() {
         slow.push(s);
     }
     let started = Instant::now();
-    let body = pwmail_client::types::ResetPasswordByAdminRequest {
-        email: "hello@example.com".try_into().unwrap(),
-    };
+    let body =
+        pwmail_client::types::ResetPasswordByAdminRequest::builder().email("hello@example.com");
     let response = tokio::time::timeout(
         Duration::from_secs(5),
-        server.client().reset_password_by_admin(None, &body),
+        server
+            .client()
+            .reset_password_by_admin()
+            .body(body.clone())
+            .send(),
     )
     .await
     .expect("answered while 550 connections hang")

@@ -35,12 +35,12 @@ fn fast_retries() -> DispatcherConfig {
 }
 
 async fn reset(server: &TestServer, email: &str) {
-    let body = ResetPasswordByAdminRequest {
-        email: email.try_into().unwrap(),
-    };
+    let body = ResetPasswordByAdminRequest::builder().email(email);
     server
         .client()
-        .reset_password_by_admin(None, &body)
+        .reset_password_by_admin()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
 }

@@ -43,25 +43,23 @@ async fn the_generated_client_calls_both_operations_over_https_with_a_private_ca
         .build()
         .unwrap();
     let reset = client
-        .reset_password_by_admin(
-            None,
-            &ResetPasswordByAdminRequest {
-                email: "user@example.com".try_into().unwrap(),
-            },
-        )
+        .reset_password_by_admin()
+        .body(ResetPasswordByAdminRequest::builder().email("user@example.com"))
+        .send()
         .await
         .expect("reset over https");
     assert_eq!(reset.status().as_u16(), 200);
     let send = client
-        .send_password_email_system(&SendPasswordEmailRequest {
-            email: "user@example.com".try_into().unwrap(),
-            namespace: None,
-        })
+        .send_password_email_system()
+        .body(SendPasswordEmailRequest::builder().email("user@example.com"))
+        .send()
         .await
         .expect("send over https");
     assert_eq!(send.status().as_u16(), 200);
     let status = client
-        .get_password_email_status(Some(&"user@example.com".try_into().unwrap()), None)
+        .get_password_email_status()
+        .email("user@example.com")
+        .send()
         .await
         .expect("status over https");
     assert_eq!(status.items.len(), 2, "{:?}", status.items);
@@ -87,14 +85,10 @@ async fn a_client_that_does_not_trust_the_ca_is_refused_and_says_why() {
     ] {
         let client = builder.api_token(&server.admin_token).build().unwrap();
         let err = client
-            .reset_password_by_admin(
-                None,
-                &ResetPasswordByAdminRequest {
-                    email: "user@example.com".try_into().unwrap(),
-                },
-            )
+            .reset_password_by_admin()
+            .body(ResetPasswordByAdminRequest::builder().email("user@example.com"))
+            .send()
             .await
-            .map_err(CallError::from)
             .expect_err("an untrusted certificate is refused");
         let text = err.to_string();
         assert!(matches!(err, CallError::Transport(_)), "{text}");

@@ -11,10 +11,8 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn body(email: &str) -> ResetPasswordByAdminRequest {
-    ResetPasswordByAdminRequest {
-        email: email.try_into().unwrap(),
-    }
+fn body(email: &str) -> pwmail_client::types::builder::ResetPasswordByAdminRequest {
+    ResetPasswordByAdminRequest::builder().email(email)
 }
 
 /// On SQLite, /metrics shows the writer thread's work, as README describes
@@ -27,7 +25,9 @@ async fn the_sqlite_writer_is_visible_in_metrics() {
     server.add_user("writer@example.com", false).await;
     server
         .client()
-        .reset_password_by_admin(None, &body("writer@example.com"))
+        .reset_password_by_admin()
+        .body(body("writer@example.com"))
+        .send()
         .await
         .expect("200");
     server.wait_for_outbox(OutboxState::Sent, 1).await;

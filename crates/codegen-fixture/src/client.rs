@@ -69,7 +69,6 @@ impl ClientInfo<()> for Client {
     }
 }
 impl ClientHooks<()> for &Client {}
-#[allow(clippy::all)]
 impl Client {
     /// Attach a note to a user
     ///
@@ -82,61 +81,172 @@ impl Client {
     /// - `limit`
     /// - `x_request_tag`: A caller-chosen tag echoed in the response.
     /// - `body`
-    pub async fn put_user_note<'a>(
-        &'a self,
-        namespace: &'a str,
-        user_id: ::std::num::NonZeroU64,
-        dry_run: Option<bool>,
-        limit: i32,
-        x_request_tag: &'a str,
-        body: &'a crate::types::UserNote,
-    ) -> Result<ResponseValue<crate::types::StoredUserNote>, Error<crate::types::Problem>> {
-        let url = format!(
-            "{}/api/web/custom/namespaces/{}/users/{}/notes",
-            self.baseurl,
-            encode_path(&namespace.to_string()),
-            encode_path(&user_id.to_string()),
-        );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
-        header_map.append("X-Request-Tag", x_request_tag.to_string().try_into()?);
-        #[allow(unused_mut)]
-        let mut request = self
-            .client
-            .put(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .json(&body)
-            .query(&progenitor_client::QueryParam::new("dry_run", &dry_run))
-            .query(&progenitor_client::QueryParam::new("limit", &limit))
-            .headers(header_map)
-            .build()?;
-        let info = OperationInfo {
-            operation_id: "put_user_note",
-        };
-        self.pre(&mut request, &info).await?;
-        let result = self.exec(request, &info).await;
-        self.post(&result, &info).await?;
-        let response = result?;
-        match response.status().as_u16() {
-            201u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            _ => Err(Error::UnexpectedResponse(response)),
+    /// ```ignore
+    /// let response = client.put_user_note()
+    ///    .namespace(namespace)
+    ///    .user_id(user_id)
+    ///    .dry_run(dry_run)
+    ///    .limit(limit)
+    ///    .x_request_tag(x_request_tag)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn put_user_note(&self) -> builder::PutUserNote<'_> {
+        builder::PutUserNote::new(self)
+    }
+}
+/// Types for composing operation parameters.
+#[allow(clippy::all)]
+pub mod builder {
+    use super::types;
+    #[allow(unused_imports)]
+    use super::{
+        ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
+        ResponseValue, encode_path,
+    };
+    /// Builder for [`Client::put_user_note`]
+    ///
+    /// [`Client::put_user_note`]: super::Client::put_user_note
+    #[derive(Debug, Clone)]
+    pub struct PutUserNote<'a> {
+        client: &'a super::Client,
+        namespace: Result<::std::string::String, String>,
+        user_id: Result<::std::num::NonZeroU64, String>,
+        dry_run: Result<Option<bool>, String>,
+        limit: Result<i32, String>,
+        x_request_tag: Result<::std::string::String, String>,
+        body: Result<crate::types::UserNote, String>,
+    }
+    impl<'a> PutUserNote<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                namespace: Err("namespace was not initialized".to_string()),
+                user_id: Err("user_id was not initialized".to_string()),
+                dry_run: Ok(None),
+                limit: Err("limit was not initialized".to_string()),
+                x_request_tag: Err("x_request_tag was not initialized".to_string()),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn namespace<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.namespace = value.try_into().map_err(|e| format!("namespace: {e}"));
+            self
+        }
+        pub fn user_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.user_id = value.try_into().map_err(|e| format!("user_id: {e}"));
+            self
+        }
+        pub fn dry_run<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<bool>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.dry_run = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("dry_run: {e}"));
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.limit = value.try_into().map_err(|e| format!("limit: {e}"));
+            self
+        }
+        pub fn x_request_tag<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.x_request_tag = value.try_into().map_err(|e| format!("x_request_tag: {e}"));
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::types::UserNote>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.body = value.try_into().map_err(|e| format!("body: {e}"));
+            self
+        }
+        ///Sends a `PUT` request to `/api/web/custom/namespaces/{namespace}/users/{user_id}/notes`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<crate::types::StoredUserNote>, Error<crate::types::Problem>>
+        {
+            let Self {
+                client,
+                namespace,
+                user_id,
+                dry_run,
+                limit,
+                x_request_tag,
+                body,
+            } = self;
+            let namespace = namespace.map_err(Error::InvalidRequest)?;
+            let user_id = user_id.map_err(Error::InvalidRequest)?;
+            let dry_run = dry_run.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let x_request_tag = x_request_tag.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/web/custom/namespaces/{}/users/{}/notes",
+                client.baseurl,
+                encode_path(&namespace.to_string()),
+                encode_path(&user_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            header_map.append("X-Request-Tag", x_request_tag.to_string().try_into()?);
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .put(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("dry_run", &dry_run))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "put_user_note",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
         }
     }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
-    #[allow(unused_imports)]
-    pub use super::Client;
+    pub use self::super::Client;
 }

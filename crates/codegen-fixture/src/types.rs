@@ -11,6 +11,11 @@ pub struct Problem {
     pub detail: ::std::option::Option<::std::string::String>,
     pub title: ::std::string::String,
 }
+impl Problem {
+    pub fn builder() -> builder::Problem {
+        Default::default()
+    }
+}
 ///`StoredUserNote`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct StoredUserNote {
@@ -21,12 +26,22 @@ pub struct StoredUserNote {
     pub tag: ::std::string::String,
     pub user_id: i64,
 }
+impl StoredUserNote {
+    pub fn builder() -> builder::StoredUserNote {
+        Default::default()
+    }
+}
 ///`UserNote`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct UserNote {
     #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
     pub labels: ::std::vec::Vec<::std::string::String>,
     pub text: UserNoteText,
+}
+impl UserNote {
+    pub fn builder() -> builder::UserNote {
+        Default::default()
+    }
 }
 ///`UserNoteText`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -76,6 +91,227 @@ impl<'de> ::serde::Deserialize<'de> for UserNoteText {
             .map_err(|e: self::error::ConversionError| {
                 <D::Error as ::serde::de::Error>::custom(e.to_string())
             })
+    }
+}
+/// Types for composing complex structures.
+pub mod builder {
+    #[derive(Clone, Debug)]
+    pub struct Problem {
+        detail: ::std::result::Result<
+            ::std::option::Option<::std::string::String>,
+            ::std::string::String,
+        >,
+        title: ::std::result::Result<::std::string::String, ::std::string::String>,
+    }
+    impl ::std::default::Default for Problem {
+        fn default() -> Self {
+            Self {
+                detail: Ok(Default::default()),
+                title: Err("no value supplied for title".to_string()),
+            }
+        }
+    }
+    impl Problem {
+        pub fn detail<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.detail = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for detail: {e}"));
+            self
+        }
+        pub fn title<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.title = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for title: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<Problem> for super::Problem {
+        type Error = super::error::ConversionError;
+        fn try_from(value: Problem) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                detail: value.detail?,
+                title: value.title?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::Problem> for Problem {
+        fn from(value: super::Problem) -> Self {
+            Self {
+                detail: Ok(value.detail),
+                title: Ok(value.title),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct StoredUserNote {
+        dry_run: ::std::result::Result<bool, ::std::string::String>,
+        limit: ::std::result::Result<i32, ::std::string::String>,
+        namespace: ::std::result::Result<::std::string::String, ::std::string::String>,
+        note: ::std::result::Result<super::UserNote, ::std::string::String>,
+        tag: ::std::result::Result<::std::string::String, ::std::string::String>,
+        user_id: ::std::result::Result<i64, ::std::string::String>,
+    }
+    impl ::std::default::Default for StoredUserNote {
+        fn default() -> Self {
+            Self {
+                dry_run: Err("no value supplied for dry_run".to_string()),
+                limit: Err("no value supplied for limit".to_string()),
+                namespace: Err("no value supplied for namespace".to_string()),
+                note: Err("no value supplied for note".to_string()),
+                tag: Err("no value supplied for tag".to_string()),
+                user_id: Err("no value supplied for user_id".to_string()),
+            }
+        }
+    }
+    impl StoredUserNote {
+        pub fn dry_run<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<bool>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.dry_run = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for dry_run: {e}"));
+            self
+        }
+        pub fn limit<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<i32>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.limit = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for limit: {e}"));
+            self
+        }
+        pub fn namespace<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.namespace = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for namespace: {e}"));
+            self
+        }
+        pub fn note<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::UserNote>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.note = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for note: {e}"));
+            self
+        }
+        pub fn tag<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.tag = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for tag: {e}"));
+            self
+        }
+        pub fn user_id<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<i64>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.user_id = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for user_id: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<StoredUserNote> for super::StoredUserNote {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: StoredUserNote,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                dry_run: value.dry_run?,
+                limit: value.limit?,
+                namespace: value.namespace?,
+                note: value.note?,
+                tag: value.tag?,
+                user_id: value.user_id?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::StoredUserNote> for StoredUserNote {
+        fn from(value: super::StoredUserNote) -> Self {
+            Self {
+                dry_run: Ok(value.dry_run),
+                limit: Ok(value.limit),
+                namespace: Ok(value.namespace),
+                note: Ok(value.note),
+                tag: Ok(value.tag),
+                user_id: Ok(value.user_id),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct UserNote {
+        labels:
+            ::std::result::Result<::std::vec::Vec<::std::string::String>, ::std::string::String>,
+        text: ::std::result::Result<super::UserNoteText, ::std::string::String>,
+    }
+    impl ::std::default::Default for UserNote {
+        fn default() -> Self {
+            Self {
+                labels: Ok(Default::default()),
+                text: Err("no value supplied for text".to_string()),
+            }
+        }
+    }
+    impl UserNote {
+        pub fn labels<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.labels = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for labels: {e}"));
+            self
+        }
+        pub fn text<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::UserNoteText>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.text = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for text: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<UserNote> for super::UserNote {
+        type Error = super::error::ConversionError;
+        fn try_from(value: UserNote) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                labels: value.labels?,
+                text: value.text?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::UserNote> for UserNote {
+        fn from(value: super::UserNote) -> Self {
+            Self {
+                labels: Ok(value.labels),
+                text: Ok(value.text),
+            }
+        }
     }
 }
 /// Error types.

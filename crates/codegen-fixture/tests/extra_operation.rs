@@ -48,19 +48,19 @@ async fn extra_operation_round_trips_through_trait_and_client() {
     let url = format!("http://{}", server.local_addr());
     let client = client::Client::new(&url);
 
-    let note = UserNote {
-        text: "hello".try_into().unwrap(),
-        labels: vec!["a".into(), "b".into()],
-    };
     let stored = client
-        .put_user_note(
-            "system",
-            42.try_into().unwrap(),
-            Some(true),
-            7,
-            "tag-1",
-            &note,
+        .put_user_note()
+        .namespace("system")
+        .user_id(42)
+        .dry_run(true)
+        .limit(7)
+        .x_request_tag("tag-1")
+        .body(
+            UserNote::builder()
+                .text("hello")
+                .labels(vec!["a".into(), "b".into()]),
         )
+        .send()
         .await
         .expect("call succeeds");
     assert_eq!(stored.status(), 201);

@@ -34,7 +34,7 @@ fn send_password_email_header_idempotency_key_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
     pwmail_types::source_schema(
-        "{\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
+        "{\"description\":\"The value of an `Idempotency-Key` header: 1 to 255 printable ASCII characters, chosen by the caller (a UUID is a good choice).\",\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
     )
 }
 fn send_password_email_header_authorization_schema(
@@ -92,7 +92,7 @@ fn reset_password_by_admin_header_idempotency_key_schema(
     _: &mut ::schemars::r#gen::SchemaGenerator,
 ) -> ::schemars::schema::Schema {
     pwmail_types::source_schema(
-        "{\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
+        "{\"description\":\"The value of an `Idempotency-Key` header: 1 to 255 printable ASCII characters, chosen by the caller (a UUID is a good choice).\",\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
     )
 }
 fn reset_password_by_admin_header_authorization_schema(

@@ -11,9 +11,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pwmail_client::types::{
-    GetPasswordEmailStatusEmail, ResetPasswordByAdminRequest, SendPasswordEmailRequest,
-};
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_client::{Builder, CallError};
 
 #[tokio::main]
@@ -40,20 +38,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let client = builder.build()?;
 
-    let reset = ResetPasswordByAdminRequest {
-        email: email.as_str().try_into()?,
-    };
     let answer = client
-        .reset_password_by_admin(None, &reset)
-        .await
-        .map_err(CallError::from)?;
+        .reset_password_by_admin()
+        .body(ResetPasswordByAdminRequest::builder().email(email.as_str()))
+        .send()
+        .await?;
     println!("reset_password_by_admin: HTTP {}", answer.status().as_u16());
 
-    let send = SendPasswordEmailRequest {
-        email: email.as_str().try_into()?,
-        namespace: None,
-    };
-    match client.send_password_email_system(&send).await {
+    let sent = client
+        .send_password_email_system()
+        .body(SendPasswordEmailRequest::builder().email(email.as_str()))
+        .send()
+        .await;
+    match sent {
         Ok(answer) => println!("send_password_email: HTTP {}", answer.status().as_u16()),
         // The user was emailed a moment ago: the server says when to retry.
         Err(e @ CallError::Api { status: 429, .. }) => println!(
@@ -63,11 +60,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => return Err(e.into()),
     }
 
-    let by_email: GetPasswordEmailStatusEmail = email.as_str().try_into()?;
     let status = client
-        .get_password_email_status(Some(&by_email), None)
-        .await
-        .map_err(CallError::from)?;
+        .get_password_email_status()
+        .email(email.as_str())
+        .send()
+        .await?;
     for item in &status.items {
         println!(
             "email_status: {} {} {}",

@@ -69,7 +69,6 @@ impl ClientInfo<()> for Client {
     }
 }
 impl ClientHooks<()> for &Client {}
-#[allow(clippy::all)]
 impl Client {
     /// Send Password Email
     ///
@@ -81,83 +80,16 @@ impl Client {
     /// - `namespace`: Namespace. Value of namespace is always "system".
     /// - `idempotency_key`: pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
     /// - `body`
-    pub async fn send_password_email<'a>(
-        &'a self,
-        namespace: &'a types::SendPasswordEmailNamespace,
-        idempotency_key: Option<&'a types::SendPasswordEmailIdempotencyKey>,
-        body: &'a pwmail_types::SendPasswordEmailRequest,
-    ) -> Result<
-        ResponseValue<pwmail_types::SendPasswordEmailResponse>,
-        Error<pwmail_types::ErrorResponse>,
-    > {
-        let url = format!(
-            "{}/api/web/custom/namespaces/{}/send_password_email",
-            self.baseurl,
-            encode_path(&namespace.to_string()),
-        );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
-        if let Some(value) = idempotency_key {
-            header_map.append("Idempotency-Key", value.to_string().try_into()?);
-        }
-        #[allow(unused_mut)]
-        let mut request = self
-            .client
-            .post(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .json(&body)
-            .headers(header_map)
-            .build()?;
-        let info = OperationInfo {
-            operation_id: "send_password_email",
-        };
-        self.pre(&mut request, &info).await?;
-        let result = self.exec(request, &info).await;
-        self.post(&result, &info).await?;
-        let response = result?;
-        match response.status().as_u16() {
-            200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            403u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            404u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            409u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            413u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            422u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            429u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            500u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            503u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            504u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            _ => Err(Error::UnexpectedResponse(response)),
-        }
+    /// ```ignore
+    /// let response = client.send_password_email()
+    ///    .namespace(namespace)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn send_password_email(&self) -> builder::SendPasswordEmail<'_> {
+        builder::SendPasswordEmail::new(self)
     }
     /// Reset Password By Admin
     ///
@@ -168,78 +100,15 @@ impl Client {
     /// Arguments:
     /// - `idempotency_key`: pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
     /// - `body`
-    pub async fn reset_password_by_admin<'a>(
-        &'a self,
-        idempotency_key: Option<&'a types::ResetPasswordByAdminIdempotencyKey>,
-        body: &'a pwmail_types::ResetPasswordByAdminRequest,
-    ) -> Result<
-        ResponseValue<pwmail_types::ResetPasswordByAdminResponse>,
-        Error<pwmail_types::ErrorResponse>,
-    > {
-        let url = format!("{}/api/web/custom/password/admin_reset", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
-        if let Some(value) = idempotency_key {
-            header_map.append("Idempotency-Key", value.to_string().try_into()?);
-        }
-        #[allow(unused_mut)]
-        let mut request = self
-            .client
-            .post(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .json(&body)
-            .headers(header_map)
-            .build()?;
-        let info = OperationInfo {
-            operation_id: "reset_password_by_admin",
-        };
-        self.pre(&mut request, &info).await?;
-        let result = self.exec(request, &info).await;
-        self.post(&result, &info).await?;
-        let response = result?;
-        match response.status().as_u16() {
-            200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            403u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            404u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            409u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            413u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            422u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            429u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            500u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            503u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            504u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            _ => Err(Error::UnexpectedResponse(response)),
-        }
+    /// ```ignore
+    /// let response = client.reset_password_by_admin()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn reset_password_by_admin(&self) -> builder::ResetPasswordByAdmin<'_> {
+        builder::ResetPasswordByAdmin::new(self)
     }
     /// Delivery status of password emails
     ///
@@ -250,71 +119,402 @@ impl Client {
     /// Arguments:
     /// - `email`: Email of the user whose password emails to list.
     /// - `request_id`: The x-request-id of the API call that queued the email.
-    pub async fn get_password_email_status<'a>(
-        &'a self,
-        email: Option<&'a types::GetPasswordEmailStatusEmail>,
-        request_id: Option<&'a types::GetPasswordEmailStatusRequestId>,
-    ) -> Result<
-        ResponseValue<pwmail_types::PasswordEmailStatusList>,
-        Error<pwmail_types::ErrorResponse>,
-    > {
-        let url = format!("{}/api/web/custom/password/email_status", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
-        #[allow(unused_mut)]
-        let mut request = self
-            .client
-            .get(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .query(&progenitor_client::QueryParam::new("email", &email))
-            .query(&progenitor_client::QueryParam::new(
-                "request_id",
-                &request_id,
-            ))
-            .headers(header_map)
-            .build()?;
-        let info = OperationInfo {
-            operation_id: "get_password_email_status",
-        };
-        self.pre(&mut request, &info).await?;
-        let result = self.exec(request, &info).await;
-        self.post(&result, &info).await?;
-        let response = result?;
-        match response.status().as_u16() {
-            200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            403u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            404u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            500u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            503u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            504u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            _ => Err(Error::UnexpectedResponse(response)),
+    /// ```ignore
+    /// let response = client.get_password_email_status()
+    ///    .email(email)
+    ///    .request_id(request_id)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn get_password_email_status(&self) -> builder::GetPasswordEmailStatus<'_> {
+        builder::GetPasswordEmailStatus::new(self)
+    }
+}
+/// Types for composing operation parameters.
+#[allow(clippy::all)]
+pub mod builder {
+    use super::types;
+    #[allow(unused_imports)]
+    use super::{
+        ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
+        ResponseValue, encode_path,
+    };
+    /// Builder for [`Client::send_password_email`]
+    ///
+    /// [`Client::send_password_email`]: super::Client::send_password_email
+    #[derive(Debug, Clone)]
+    pub struct SendPasswordEmail<'a> {
+        client: &'a super::Client,
+        namespace: Result<types::SendPasswordEmailNamespace, String>,
+        idempotency_key: Result<Option<pwmail_types::IdempotencyKey>, String>,
+        body: Result<pwmail_types::SendPasswordEmailRequest, String>,
+    }
+    impl<'a> SendPasswordEmail<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                namespace: Err("namespace was not initialized".to_string()),
+                idempotency_key: Ok(None),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn namespace<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SendPasswordEmailNamespace>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.namespace = value.try_into().map_err(|e| format!("namespace: {e}"));
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::IdempotencyKey>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("idempotency_key: {e}"));
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::SendPasswordEmailRequest>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.body = value.try_into().map_err(|e| format!("body: {e}"));
+            self
+        }
+        async fn send_unmapped(
+            self,
+        ) -> Result<
+            ResponseValue<pwmail_types::SendPasswordEmailResponse>,
+            Error<pwmail_types::ErrorResponse>,
+        > {
+            let Self {
+                client,
+                namespace,
+                idempotency_key,
+                body,
+            } = self;
+            let namespace = namespace.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/web/custom/namespaces/{}/send_password_email",
+                client.baseurl,
+                encode_path(&namespace.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "send_password_email",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+        ///Sends a `POST` request to `/api/web/custom/namespaces/{namespace}/send_password_email`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<pwmail_types::SendPasswordEmailResponse>, crate::CallError>
+        {
+            self.send_unmapped().await.map_err(crate::CallError::from)
+        }
+    }
+    /// Builder for [`Client::reset_password_by_admin`]
+    ///
+    /// [`Client::reset_password_by_admin`]: super::Client::reset_password_by_admin
+    #[derive(Debug, Clone)]
+    pub struct ResetPasswordByAdmin<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<pwmail_types::IdempotencyKey>, String>,
+        body: Result<pwmail_types::ResetPasswordByAdminRequest, String>,
+    }
+    impl<'a> ResetPasswordByAdmin<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::IdempotencyKey>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("idempotency_key: {e}"));
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::ResetPasswordByAdminRequest>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.body = value.try_into().map_err(|e| format!("body: {e}"));
+            self
+        }
+        async fn send_unmapped(
+            self,
+        ) -> Result<
+            ResponseValue<pwmail_types::ResetPasswordByAdminResponse>,
+            Error<pwmail_types::ErrorResponse>,
+        > {
+            let Self {
+                client,
+                idempotency_key,
+                body,
+            } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/web/custom/password/admin_reset", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "reset_password_by_admin",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+        ///Sends a `POST` request to `/api/web/custom/password/admin_reset`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<pwmail_types::ResetPasswordByAdminResponse>, crate::CallError>
+        {
+            self.send_unmapped().await.map_err(crate::CallError::from)
+        }
+    }
+    /// Builder for [`Client::get_password_email_status`]
+    ///
+    /// [`Client::get_password_email_status`]: super::Client::get_password_email_status
+    #[derive(Debug, Clone)]
+    pub struct GetPasswordEmailStatus<'a> {
+        client: &'a super::Client,
+        email: Result<Option<types::GetPasswordEmailStatusEmail>, String>,
+        request_id: Result<Option<types::GetPasswordEmailStatusRequestId>, String>,
+    }
+    impl<'a> GetPasswordEmailStatus<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                email: Ok(None),
+                request_id: Ok(None),
+            }
+        }
+        pub fn email<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetPasswordEmailStatusEmail>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.email = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("email: {e}"));
+            self
+        }
+        pub fn request_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetPasswordEmailStatusRequestId>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.request_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("request_id: {e}"));
+            self
+        }
+        async fn send_unmapped(
+            self,
+        ) -> Result<
+            ResponseValue<pwmail_types::PasswordEmailStatusList>,
+            Error<pwmail_types::ErrorResponse>,
+        > {
+            let Self {
+                client,
+                email,
+                request_id,
+            } = self;
+            let email = email.map_err(Error::InvalidRequest)?;
+            let request_id = request_id.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/web/custom/password/email_status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("email", &email))
+                .query(&progenitor_client::QueryParam::new(
+                    "request_id",
+                    &request_id,
+                ))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_password_email_status",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+        ///Sends a `GET` request to `/api/web/custom/password/email_status`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<pwmail_types::PasswordEmailStatusList>, crate::CallError>
+        {
+            self.send_unmapped().await.map_err(crate::CallError::from)
         }
     }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
-    #[allow(unused_imports)]
-    pub use super::Client;
+    pub use self::super::Client;
 }

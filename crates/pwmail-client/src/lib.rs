@@ -2,7 +2,8 @@
 //! link to set a new password.
 //!
 //! `generated.rs` comes from `openapi/pwmail.yaml` via `cargo xtask codegen`
-//! (one method per operation, named after its `operationId`); this file adds
+//! (one method per operation, named after its `operationId`, returning a
+//! builder: set the body and headers, then `send()`); this file adds
 //! what the generator cannot know: how to build a client with a token, a
 //! private CA and timeouts ([`Builder`]), the fixed `system` namespace, and
 //! an error type that prints what a person needs ([`CallError`]).
@@ -22,17 +23,22 @@
 //!     .build()?;
 //!
 //! // ResetPasswordByAdmin: the password stops working, the user gets a link.
-//! let request = ResetPasswordByAdminRequest {
-//!     email: "user@example.com".try_into()?,
-//! };
-//! client.reset_password_by_admin(None, &request).await?;
+//! // The Idempotency-Key makes a retry after a lost answer safe.
+//! client
+//!     .reset_password_by_admin()
+//!     .body(ResetPasswordByAdminRequest::builder().email("user@example.com"))
+//!     .idempotency_key("3f1c9a52-reset-user")
+//!     .send()
+//!     .await?;
 //!
 //! // SendPasswordEmail (deprecated upstream) in the fixed `system` namespace.
-//! let request = SendPasswordEmailRequest {
-//!     email: "user@example.com".try_into()?,
-//!     namespace: None,
-//! };
-//! match client.send_password_email_system(&request).await {
+//! let sent = client
+//!     .send_password_email_system()
+//!     .body(SendPasswordEmailRequest::builder().email("user@example.com"))
+//!     .send()
+//!     .await;
+//! // Every call's `send` fails with a `CallError`.
+//! match sent {
 //!     Ok(_) => println!("queued"),
 //!     // 429: this user was emailed a moment ago; the server says when to retry.
 //!     Err(e @ CallError::Api { status: 429, .. }) => {
@@ -42,6 +48,36 @@
 //!     Err(e) => return Err(e.into()),
 //! }
 //! # Ok(())
+//! # }
+//! ```
+//!
+//! Whatever the operation, a failed call is a [`CallError`]: here, with no
+//! server listening, each one says so the same way.
+//!
+//! ```
+//! use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+//! use pwmail_client::{CallError, with_api_token};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let client = with_api_token("http://127.0.0.1:1", "pwm_example").unwrap();
+//! let email = "user@example.com";
+//! let failures: [Result<(), CallError>; 4] = [
+//!     client.reset_password_by_admin()
+//!         .body(ResetPasswordByAdminRequest::builder().email(email))
+//!         .send().await.map(drop),
+//!     client.send_password_email_system()
+//!         .body(SendPasswordEmailRequest::builder().email(email))
+//!         .send().await.map(drop),
+//!     client.send_password_email()
+//!         .namespace("system")
+//!         .body(SendPasswordEmailRequest::builder().email(email))
+//!         .send().await.map(drop),
+//!     client.get_password_email_status().email(email).send().await.map(drop),
+//! ];
+//! for failure in failures {
+//!     assert!(matches!(failure, Err(CallError::Transport(_))), "{failure:?}");
+//! }
 //! # }
 //! ```
 
@@ -62,8 +98,9 @@ pub enum BuildError {
     InvalidToken,
     /// The CA file could not be read.
     CaFile(PathBuf, std::io::Error),
-    /// The CA file holds no PEM certificate reqwest accepts.
-    CaCertificates(PathBuf, reqwest::Error),
+    /// The CA file holds no PEM certificate reqwest accepts (a malformed
+    /// one, or none at all: every call would then fail `UnknownIssuer`).
+    CaCertificates(PathBuf, String),
     Http(reqwest::Error),
 }
 
@@ -72,11 +109,10 @@ impl std::fmt::Display for BuildError {
         match self {
             BuildError::InvalidToken => f.write_str("the API token is not a valid header value"),
             BuildError::CaFile(path, e) => write!(f, "reading CA file {}: {e}", path.display()),
-            BuildError::CaCertificates(path, e) => write!(
+            BuildError::CaCertificates(path, reason) => write!(
                 f,
-                "CA file {} holds no usable PEM certificate: {}",
-                path.display(),
-                chain(e)
+                "CA file {} holds no usable PEM certificate: {reason}",
+                path.display()
             ),
             BuildError::Http(e) => write!(f, "building the HTTP client: {}", chain(e)),
         }
@@ -153,16 +189,10 @@ impl Builder {
         let mut roots = Vec::new();
         for path in &self.ca_files {
             let pem = std::fs::read(path).map_err(|e| BuildError::CaFile(path.clone(), e))?;
-            roots.extend(
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| BuildError::CaCertificates(path.clone(), e))?,
-            );
+            roots.extend(certificates(&pem, path)?);
         }
         for pem in &self.ca_pems {
-            roots.extend(
-                reqwest::Certificate::from_pem_bundle(pem)
-                    .map_err(|e| BuildError::CaCertificates("<PEM>".into(), e))?,
-            );
+            roots.extend(certificates(pem, Path::new("<PEM>"))?);
         }
         let client = reqwest::Client::builder()
             .default_headers(headers)
@@ -173,6 +203,17 @@ impl Builder {
             .map_err(BuildError::Http)?;
         Ok(Client::new_with_client(&self.baseurl, client))
     }
+}
+
+/// The certificates of a PEM bundle; one with none is refused here, not at
+/// every call as an unknown issuer.
+fn certificates(pem: &[u8], source: &Path) -> Result<Vec<reqwest::Certificate>, BuildError> {
+    let refused = |reason: String| BuildError::CaCertificates(source.to_owned(), reason);
+    let found = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| refused(chain(&e)))?;
+    if found.is_empty() {
+        return Err(refused("no -----BEGIN CERTIFICATE----- block".into()));
+    }
+    Ok(found)
 }
 
 /// A client that sends `Authorization: APIToken <token>` on every request,
@@ -194,6 +235,9 @@ pub enum CallError {
         message: String,
         /// Seconds from a `Retry-After` header (429 and 503).
         retry_after_secs: Option<u64>,
+        /// The call's `x-request-id`: what the operator finds it by in the
+        /// server's log and audit rows.
+        request_id: Option<String>,
     },
     /// No answer: the connection, TLS or the timeout failed.
     Transport(String),
@@ -232,6 +276,7 @@ impl std::fmt::Display for CallError {
                 code,
                 message,
                 retry_after_secs,
+                ..
             } => {
                 write!(f, "HTTP {status} (code {code}): {message}")?;
                 if let Some(secs) = retry_after_secs {
@@ -260,17 +305,21 @@ impl From<Error<types::ErrorResponse>> for CallError {
         match error {
             Error::ErrorResponse(rv) => {
                 let status = rv.status().as_u16();
-                let retry_after_secs = rv
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
+                let header = |name: &str| {
+                    rv.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.trim().to_string())
+                };
+                let retry_after_secs = header("retry-after").and_then(|v| v.parse().ok());
+                let request_id = header("x-request-id");
                 let body = rv.into_inner();
                 CallError::Api {
                     status,
                     code: body.code,
                     message: body.message,
                     retry_after_secs,
+                    request_id,
                 }
             }
             Error::CommunicationError(e) | Error::InvalidUpgrade(e) => {
@@ -314,18 +363,11 @@ fn chain(error: &dyn std::error::Error) -> String {
 pub const SYSTEM_NAMESPACE: &str = "system";
 
 impl Client {
-    /// SendPasswordEmail in the `system` namespace (the only one), with a
-    /// [`CallError`]. The generated
-    /// [`send_password_email`](Client::send_password_email) is the same call
-    /// with the namespace as an argument.
-    pub async fn send_password_email_system(
-        &self,
-        body: &types::SendPasswordEmailRequest,
-    ) -> Result<ResponseValue<types::SendPasswordEmailResponse>, CallError> {
-        let namespace: types::SendPasswordEmailNamespace = SYSTEM_NAMESPACE
-            .parse()
-            .map_err(|e: types::error::ConversionError| CallError::Request(e.to_string()))?;
-        Ok(self.send_password_email(&namespace, None, body).await?)
+    /// SendPasswordEmail in the `system` namespace (the only one): the
+    /// generated [`send_password_email`](Client::send_password_email) with
+    /// the namespace set.
+    pub fn send_password_email_system(&self) -> builder::SendPasswordEmail<'_> {
+        self.send_password_email().namespace(SYSTEM_NAMESPACE)
     }
 }
 
@@ -366,24 +408,80 @@ mod tests {
         assert!(err.contains("holds no usable PEM certificate"), "{err}");
     }
 
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused_at_build() {
+        // A key alone, as a misplaced file would hold: valid PEM, no
+        // certificate. Accepted, every call would fail `UnknownIssuer`.
+        let path =
+            std::env::temp_dir().join(format!("pwmail-client-nocert-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = Builder::new("https://127.0.0.1:1").ca_file(&path).build();
+        let _ = std::fs::remove_file(&path);
+        match err {
+            Err(BuildError::CaCertificates(named, reason)) => {
+                assert_eq!(named, path);
+                assert!(
+                    reason.contains("no -----BEGIN CERTIFICATE-----"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected CaCertificates, got {:?}", other.map(|_| ())),
+        }
+        assert!(matches!(
+            Builder::new("https://127.0.0.1:1").ca_pem("").build(),
+            Err(BuildError::CaCertificates(..))
+        ));
+    }
+
     #[tokio::test]
     async fn a_refused_connection_says_so_without_headers() {
         // Port 1 on loopback: nothing listens, the connection is refused.
         let client = with_api_token("http://127.0.0.1:1", "pwm_x").unwrap();
         let err = client
-            .reset_password_by_admin(
-                None,
-                &types::ResetPasswordByAdminRequest {
-                    email: "a@example.com".try_into().unwrap(),
-                },
-            )
+            .reset_password_by_admin()
+            .body(types::ResetPasswordByAdminRequest::builder().email("a@example.com"))
+            .send()
             .await
-            .map_err(CallError::from)
             .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("no answer: "), "{text}");
         assert!(text.to_lowercase().contains("refused"), "{text}");
         assert_eq!(err.status(), None);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_argument_is_named_before_anything_is_sent() {
+        let client = with_api_token("http://127.0.0.1:1", "pwm_x").unwrap();
+        let err = client
+            .reset_password_by_admin()
+            .body(types::ResetPasswordByAdminRequest::builder().email("x".repeat(2000)))
+            .idempotency_key("")
+            .send()
+            .await
+            .unwrap_err();
+        // The first invalid part is named, with the document's rule; no
+        // connection was tried (it would have been refused).
+        let CallError::Request(reason) = &err else {
+            panic!("expected a request error, got {err}");
+        };
+        assert!(reason.starts_with("idempotency_key: "), "{reason}");
+        let err = client
+            .reset_password_by_admin()
+            .body(types::ResetPasswordByAdminRequest::builder().email("x".repeat(2000)))
+            .send()
+            .await
+            .unwrap_err();
+        let CallError::Request(reason) = &err else {
+            panic!("expected a request error, got {err}");
+        };
+        assert!(
+            reason.starts_with("body: ") && reason.contains("email"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -393,6 +491,7 @@ mod tests {
             code: 8,
             message: "this user was emailed a moment ago".into(),
             retry_after_secs: Some(42),
+            request_id: Some("0193a5e2-0000-7000-8000-000000000000".into()),
         };
         assert_eq!(
             err.to_string(),

@@ -240,29 +240,25 @@ async fn attempt(
     email: &str,
     key: &str,
 ) -> Attempt {
+    // An address or key the document refuses comes back as
+    // `CallError::Request` before anything is sent.
     let result = match operation {
-        Operation::Send => {
-            let (namespace, key, body) = match send_parts(email, key) {
-                Ok(parts) => parts,
-                Err(reason) => return Attempt::Failed(reason),
-            };
-            client
-                .send_password_email(&namespace, Some(&key), &body)
-                .await
-                .map(|rv| replayed(rv.headers()))
-        }
-        Operation::Reset => {
-            let (key, body) = match reset_parts(email, key) {
-                Ok(parts) => parts,
-                Err(reason) => return Attempt::Failed(reason),
-            };
-            client
-                .reset_password_by_admin(Some(&key), &body)
-                .await
-                .map(|rv| replayed(rv.headers()))
-        }
+        Operation::Send => client
+            .send_password_email_system()
+            .idempotency_key(key)
+            .body(SendPasswordEmailRequest::builder().email(email))
+            .send()
+            .await
+            .map(|rv| replayed(rv.headers())),
+        Operation::Reset => client
+            .reset_password_by_admin()
+            .idempotency_key(key)
+            .body(ResetPasswordByAdminRequest::builder().email(email))
+            .send()
+            .await
+            .map(|rv| replayed(rv.headers())),
     };
-    match result.map_err(CallError::from) {
+    match result {
         Ok(false) => Attempt::Sent,
         Ok(true) => Attempt::Replayed,
         // 409 with gRPC Aborted: the same key is being worked on (a copy of
@@ -293,50 +289,6 @@ fn replayed(headers: &pwmail_client::reqwest::header::HeaderMap) -> bool {
     headers
         .get("idempotent-replayed")
         .is_some_and(|v| v.as_bytes() == b"true")
-}
-
-fn invalid(e: impl std::fmt::Display) -> Reason {
-    Reason::Invalid {
-        line: None,
-        reason: e.to_string(),
-    }
-}
-
-type SendParts = (
-    pwmail_client::types::SendPasswordEmailNamespace,
-    pwmail_client::types::SendPasswordEmailIdempotencyKey,
-    SendPasswordEmailRequest,
-);
-
-fn send_parts(email: &str, key: &str) -> Result<SendParts, Reason> {
-    Ok((
-        pwmail_client::SYSTEM_NAMESPACE
-            .try_into()
-            .map_err(invalid)?,
-        key.try_into().map_err(invalid)?,
-        SendPasswordEmailRequest {
-            email: email.try_into().map_err(invalid)?,
-            namespace: None,
-        },
-    ))
-}
-
-fn reset_parts(
-    email: &str,
-    key: &str,
-) -> Result<
-    (
-        pwmail_client::types::ResetPasswordByAdminIdempotencyKey,
-        ResetPasswordByAdminRequest,
-    ),
-    Reason,
-> {
-    Ok((
-        key.try_into().map_err(invalid)?,
-        ResetPasswordByAdminRequest {
-            email: email.try_into().map_err(invalid)?,
-        },
-    ))
 }
 
 /// The address as the API takes it, or why not (checked before any call,

@@ -61,12 +61,13 @@ async fn admin_email_link_browser_form_new_password() {
 
     // The admin asks, through the generated client.
     let client = pwmail_client::with_api_token(&public_url, token.as_str()).unwrap();
-    let body = SendPasswordEmailRequest {
-        email: "carol@example.com".try_into().unwrap(),
-        namespace: Some("system".try_into().unwrap()),
-    };
+    let body = SendPasswordEmailRequest::builder()
+        .email("carol@example.com")
+        .namespace(Some("system".try_into().unwrap()));
     client
-        .send_password_email(&"system".try_into().expect("valid namespace"), None, &body)
+        .send_password_email_system()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
 
@@ -159,11 +160,12 @@ async fn reset_password_by_admin_stops_the_old_password_at_once() {
     let listen = serve.listen.clone();
     let client =
         pwmail_client::with_api_token(&format!("http://{listen}"), token.as_str()).unwrap();
-    let body = pwmail_client::types::ResetPasswordByAdminRequest {
-        email: "dan@example.com".try_into().unwrap(),
-    };
+    let body =
+        pwmail_client::types::ResetPasswordByAdminRequest::builder().email("dan@example.com");
     client
-        .reset_password_by_admin(None, &body)
+        .reset_password_by_admin()
+        .body(body.clone())
+        .send()
         .await
         .expect("200");
     assert_eq!(

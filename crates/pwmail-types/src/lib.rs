@@ -14,6 +14,11 @@ pub struct ErrorResponse {
     ///What went wrong, for a person to read.
     pub message: ::std::string::String,
 }
+impl ErrorResponse {
+    pub fn builder() -> builder::ErrorResponse {
+        Default::default()
+    }
+}
 ///`GetPasswordEmailStatusEmail`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
@@ -124,6 +129,64 @@ impl<'de> ::serde::Deserialize<'de> for GetPasswordEmailStatusRequestId {
             })
     }
 }
+///The value of an `Idempotency-Key` header: 1 to 255 printable ASCII characters, chosen by the caller (a UUID is a good choice).
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct IdempotencyKey(::std::string::String);
+impl ::std::ops::Deref for IdempotencyKey {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<IdempotencyKey> for ::std::string::String {
+    fn from(value: IdempotencyKey) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for IdempotencyKey {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 255usize {
+            return Err("longer than 255 characters".into());
+        }
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap());
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for IdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for IdempotencyKey {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
 ///One queued email and what happened to it.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct PasswordEmailStatus {
@@ -153,6 +216,11 @@ pub struct PasswordEmailStatus {
     pub sent_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
     ///queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).
     pub state: PasswordEmailStatusState,
+}
+impl PasswordEmailStatus {
+    pub fn builder() -> builder::PasswordEmailStatus {
+        Default::default()
+    }
 }
 ///Which message this is.
 #[derive(
@@ -213,6 +281,11 @@ impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusKind 
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct PasswordEmailStatusList {
     pub items: ::std::vec::Vec<PasswordEmailStatus>,
+}
+impl PasswordEmailStatusList {
+    pub fn builder() -> builder::PasswordEmailStatusList {
+        Default::default()
+    }
 }
 ///queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).
 #[derive(
@@ -277,69 +350,16 @@ impl ::std::convert::TryFrom<::std::string::String> for PasswordEmailStatusState
         value.parse()
     }
 }
-///`ResetPasswordByAdminIdempotencyKey`
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ResetPasswordByAdminIdempotencyKey(::std::string::String);
-impl ::std::ops::Deref for ResetPasswordByAdminIdempotencyKey {
-    type Target = ::std::string::String;
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-impl ::std::convert::From<ResetPasswordByAdminIdempotencyKey> for ::std::string::String {
-    fn from(value: ResetPasswordByAdminIdempotencyKey) -> Self {
-        value.0
-    }
-}
-impl ::std::str::FromStr for ResetPasswordByAdminIdempotencyKey {
-    type Err = self::error::ConversionError;
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 255usize {
-            return Err("longer than 255 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-impl ::std::convert::TryFrom<&str> for ResetPasswordByAdminIdempotencyKey {
-    type Error = self::error::ConversionError;
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-impl ::std::convert::TryFrom<::std::string::String> for ResetPasswordByAdminIdempotencyKey {
-    type Error = self::error::ConversionError;
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for ResetPasswordByAdminIdempotencyKey {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
 ///ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ResetPasswordByAdminRequest {
     ///Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
     pub email: ResetPasswordByAdminRequestEmail,
+}
+impl ResetPasswordByAdminRequest {
+    pub fn builder() -> builder::ResetPasswordByAdminRequest {
+        Default::default()
+    }
 }
 ///Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -427,64 +447,6 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
         Self(value)
     }
 }
-///`SendPasswordEmailIdempotencyKey`
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct SendPasswordEmailIdempotencyKey(::std::string::String);
-impl ::std::ops::Deref for SendPasswordEmailIdempotencyKey {
-    type Target = ::std::string::String;
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-impl ::std::convert::From<SendPasswordEmailIdempotencyKey> for ::std::string::String {
-    fn from(value: SendPasswordEmailIdempotencyKey) -> Self {
-        value.0
-    }
-}
-impl ::std::str::FromStr for SendPasswordEmailIdempotencyKey {
-    type Err = self::error::ConversionError;
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 255usize {
-            return Err("longer than 255 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-impl ::std::convert::TryFrom<&str> for SendPasswordEmailIdempotencyKey {
-    type Error = self::error::ConversionError;
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-impl ::std::convert::TryFrom<::std::string::String> for SendPasswordEmailIdempotencyKey {
-    type Error = self::error::ConversionError;
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for SendPasswordEmailIdempotencyKey {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
 ///`SendPasswordEmailNamespace`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
@@ -545,6 +507,11 @@ pub struct SendPasswordEmailRequest {
     ///Namespace. Value of namespace is always "system" (upstream: string.const), like the namespace in the path.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub namespace: ::std::option::Option<SendPasswordEmailRequestNamespace>,
+}
+impl SendPasswordEmailRequest {
+    pub fn builder() -> builder::SendPasswordEmailRequest {
+        Default::default()
+    }
 }
 ///Email of the user requesting for. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -690,6 +657,439 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
         Self(value)
     }
 }
+/// Types for composing complex structures.
+pub mod builder {
+    #[derive(Clone, Debug)]
+    pub struct ErrorResponse {
+        code: ::std::result::Result<i32, ::std::string::String>,
+        details: ::std::result::Result<
+            ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+            ::std::string::String,
+        >,
+        message: ::std::result::Result<::std::string::String, ::std::string::String>,
+    }
+    impl ::std::default::Default for ErrorResponse {
+        fn default() -> Self {
+            Self {
+                code: Err("no value supplied for code".to_string()),
+                details: Err("no value supplied for details".to_string()),
+                message: Err("no value supplied for message".to_string()),
+            }
+        }
+    }
+    impl ErrorResponse {
+        pub fn code<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<i32>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.code = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for code: {e}"));
+            self
+        }
+        pub fn details<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.details = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for details: {e}"));
+            self
+        }
+        pub fn message<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.message = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for message: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<ErrorResponse> for super::ErrorResponse {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: ErrorResponse,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                code: value.code?,
+                details: value.details?,
+                message: value.message?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::ErrorResponse> for ErrorResponse {
+        fn from(value: super::ErrorResponse) -> Self {
+            Self {
+                code: Ok(value.code),
+                details: Ok(value.details),
+                message: Ok(value.message),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct PasswordEmailStatus {
+        attempts: ::std::result::Result<i32, ::std::string::String>,
+        id: ::std::result::Result<i64, ::std::string::String>,
+        kind: ::std::result::Result<super::PasswordEmailStatusKind, ::std::string::String>,
+        last_error: ::std::result::Result<
+            ::std::option::Option<::std::string::String>,
+            ::std::string::String,
+        >,
+        last_reply: ::std::result::Result<
+            ::std::option::Option<::std::string::String>,
+            ::std::string::String,
+        >,
+        message_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+        next_attempt_at: ::std::result::Result<
+            ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+            ::std::string::String,
+        >,
+        queued_at:
+            ::std::result::Result<::chrono::DateTime<::chrono::offset::Utc>, ::std::string::String>,
+        recipient: ::std::result::Result<::std::string::String, ::std::string::String>,
+        request_id: ::std::result::Result<
+            ::std::option::Option<::std::string::String>,
+            ::std::string::String,
+        >,
+        sent_at: ::std::result::Result<
+            ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+            ::std::string::String,
+        >,
+        state: ::std::result::Result<super::PasswordEmailStatusState, ::std::string::String>,
+    }
+    impl ::std::default::Default for PasswordEmailStatus {
+        fn default() -> Self {
+            Self {
+                attempts: Err("no value supplied for attempts".to_string()),
+                id: Err("no value supplied for id".to_string()),
+                kind: Err("no value supplied for kind".to_string()),
+                last_error: Ok(Default::default()),
+                last_reply: Ok(Default::default()),
+                message_id: Err("no value supplied for message_id".to_string()),
+                next_attempt_at: Ok(Default::default()),
+                queued_at: Err("no value supplied for queued_at".to_string()),
+                recipient: Err("no value supplied for recipient".to_string()),
+                request_id: Ok(Default::default()),
+                sent_at: Ok(Default::default()),
+                state: Err("no value supplied for state".to_string()),
+            }
+        }
+    }
+    impl PasswordEmailStatus {
+        pub fn attempts<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<i32>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.attempts = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for attempts: {e}"));
+            self
+        }
+        pub fn id<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<i64>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for id: {e}"));
+            self
+        }
+        pub fn kind<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::PasswordEmailStatusKind>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.kind = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for kind: {e}"));
+            self
+        }
+        pub fn last_error<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.last_error = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for last_error: {e}"));
+            self
+        }
+        pub fn last_reply<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.last_reply = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for last_reply: {e}"));
+            self
+        }
+        pub fn message_id<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.message_id = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for message_id: {e}"));
+            self
+        }
+        pub fn next_attempt_at<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.next_attempt_at = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for next_attempt_at: {e}"));
+            self
+        }
+        pub fn queued_at<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.queued_at = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for queued_at: {e}"));
+            self
+        }
+        pub fn recipient<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.recipient = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for recipient: {e}"));
+            self
+        }
+        pub fn request_id<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.request_id = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+            self
+        }
+        pub fn sent_at<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.sent_at = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for sent_at: {e}"));
+            self
+        }
+        pub fn state<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::PasswordEmailStatusState>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.state = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for state: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<PasswordEmailStatus> for super::PasswordEmailStatus {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: PasswordEmailStatus,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                attempts: value.attempts?,
+                id: value.id?,
+                kind: value.kind?,
+                last_error: value.last_error?,
+                last_reply: value.last_reply?,
+                message_id: value.message_id?,
+                next_attempt_at: value.next_attempt_at?,
+                queued_at: value.queued_at?,
+                recipient: value.recipient?,
+                request_id: value.request_id?,
+                sent_at: value.sent_at?,
+                state: value.state?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::PasswordEmailStatus> for PasswordEmailStatus {
+        fn from(value: super::PasswordEmailStatus) -> Self {
+            Self {
+                attempts: Ok(value.attempts),
+                id: Ok(value.id),
+                kind: Ok(value.kind),
+                last_error: Ok(value.last_error),
+                last_reply: Ok(value.last_reply),
+                message_id: Ok(value.message_id),
+                next_attempt_at: Ok(value.next_attempt_at),
+                queued_at: Ok(value.queued_at),
+                recipient: Ok(value.recipient),
+                request_id: Ok(value.request_id),
+                sent_at: Ok(value.sent_at),
+                state: Ok(value.state),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct PasswordEmailStatusList {
+        items: ::std::result::Result<
+            ::std::vec::Vec<super::PasswordEmailStatus>,
+            ::std::string::String,
+        >,
+    }
+    impl ::std::default::Default for PasswordEmailStatusList {
+        fn default() -> Self {
+            Self {
+                items: Err("no value supplied for items".to_string()),
+            }
+        }
+    }
+    impl PasswordEmailStatusList {
+        pub fn items<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::vec::Vec<super::PasswordEmailStatus>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.items = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for items: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<PasswordEmailStatusList> for super::PasswordEmailStatusList {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: PasswordEmailStatusList,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                items: value.items?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::PasswordEmailStatusList> for PasswordEmailStatusList {
+        fn from(value: super::PasswordEmailStatusList) -> Self {
+            Self {
+                items: Ok(value.items),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct ResetPasswordByAdminRequest {
+        email:
+            ::std::result::Result<super::ResetPasswordByAdminRequestEmail, ::std::string::String>,
+    }
+    impl ::std::default::Default for ResetPasswordByAdminRequest {
+        fn default() -> Self {
+            Self {
+                email: Err("no value supplied for email".to_string()),
+            }
+        }
+    }
+    impl ResetPasswordByAdminRequest {
+        pub fn email<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::ResetPasswordByAdminRequestEmail>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.email = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for email: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<ResetPasswordByAdminRequest> for super::ResetPasswordByAdminRequest {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: ResetPasswordByAdminRequest,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                email: value.email?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::ResetPasswordByAdminRequest> for ResetPasswordByAdminRequest {
+        fn from(value: super::ResetPasswordByAdminRequest) -> Self {
+            Self {
+                email: Ok(value.email),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct SendPasswordEmailRequest {
+        email: ::std::result::Result<super::SendPasswordEmailRequestEmail, ::std::string::String>,
+        namespace: ::std::result::Result<
+            ::std::option::Option<super::SendPasswordEmailRequestNamespace>,
+            ::std::string::String,
+        >,
+    }
+    impl ::std::default::Default for SendPasswordEmailRequest {
+        fn default() -> Self {
+            Self {
+                email: Err("no value supplied for email".to_string()),
+                namespace: Ok(Default::default()),
+            }
+        }
+    }
+    impl SendPasswordEmailRequest {
+        pub fn email<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::SendPasswordEmailRequestEmail>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.email = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for email: {e}"));
+            self
+        }
+        pub fn namespace<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::option::Option<super::SendPasswordEmailRequestNamespace>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.namespace = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for namespace: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<SendPasswordEmailRequest> for super::SendPasswordEmailRequest {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: SendPasswordEmailRequest,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                email: value.email?,
+                namespace: value.namespace?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::SendPasswordEmailRequest> for SendPasswordEmailRequest {
+        fn from(value: super::SendPasswordEmailRequest) -> Self {
+            Self {
+                email: Ok(value.email),
+                namespace: Ok(value.namespace),
+            }
+        }
+    }
+}
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
@@ -721,6 +1121,20 @@ pub mod error {
 #[doc(hidden)]
 pub fn source_schema(json: &str) -> ::schemars::schema::Schema {
     ::serde_json::from_str(json).expect("codegen embeds schemas that schemars can read")
+}
+#[cfg(feature = "schemars")]
+impl ::schemars::JsonSchema for IdempotencyKey {
+    fn schema_name() -> ::std::string::String {
+        "IdempotencyKey".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"The value of an `Idempotency-Key` header: 1 to 255 printable ASCII characters, chosen by the caller (a UUID is a good choice).\",\"type\":\"string\",\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"minLength\":1,\"maxLength\":255}",
+        )
+    }
 }
 #[cfg(feature = "schemars")]
 impl ::schemars::JsonSchema for SendPasswordEmailRequest {

@@ -5,6 +5,9 @@
 //! Mapping rules (anything else is refused with an error naming the spot):
 //! - path/query/header parameters become one struct per location, each field
 //!   carrying the parameter's source schema verbatim (`schemars(schema_with)`);
+//!   a parameter whose schema is a component (one type for the client) is
+//!   inlined here and carried as its primitive, so the handler validates it
+//!   and refuses it in the API's error shape, in the order the handler checks;
 //! - an `apiKey`-in-header or HTTP security scheme becomes an optional header
 //!   field: optional, so a missing credential reaches the handler (401) instead
 //!   of failing in dropshot's extractor (400);
@@ -143,6 +146,8 @@ fn operation(
         let ParameterSchemaOrContent::Schema(schema) = &data.format else {
             bail!("parameter {} must have a schema", data.name);
         };
+        let schema =
+            &inline_component(spec, schema).with_context(|| format!("parameter {}", data.name))?;
         let field = Field {
             wire_name: data.name.clone(),
             description: data.description.clone(),
@@ -536,6 +541,18 @@ fn resolve_parameter<'a>(
                 _ => bail!("cannot resolve {reference}"),
             }
         }
+    }
+}
+
+/// The component a parameter's schema names, or the schema itself.
+fn inline_component(spec: &OpenAPI, schema: &ReferenceOr<Schema>) -> Result<ReferenceOr<Schema>> {
+    let ReferenceOr::Reference { reference } = schema else {
+        return Ok(schema.clone());
+    };
+    let name = component_ref(reference)?;
+    match spec.components.as_ref().and_then(|c| c.schemas.get(name)) {
+        Some(ReferenceOr::Item(s)) => Ok(ReferenceOr::Item(s.clone())),
+        _ => bail!("cannot resolve {reference} to a schema"),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Target {
     /// type, used instead of dropshot's `TypedBody` (e.g. to cap reading).
     pub body_extractor: Option<&'static str>,
     pub client_file: &'static str,
+    /// Hand-written error every client call's `send` returns, built `From`
+    /// progenitor's `Error<E>`; `None` keeps progenitor's.
+    pub call_error: Option<&'static str>,
 }
 
 pub const TARGETS: &[Target] = &[
@@ -48,6 +51,7 @@ pub const TARGETS: &[Target] = &[
         success_wrapper: Some("crate::Reply"),
         body_extractor: Some("crate::LimitedBody"),
         client_file: "crates/pwmail-client/src/generated.rs",
+        call_error: Some("crate::CallError"),
     },
     // Proves the generator is general: a document of its own with an
     // operation taking path, query and header parameters. Nothing in xtask
@@ -62,6 +66,7 @@ pub const TARGETS: &[Target] = &[
         success_wrapper: None,
         body_extractor: None,
         client_file: "crates/codegen-fixture/src/client.rs",
+        call_error: None,
     },
 ];
 

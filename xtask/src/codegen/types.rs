@@ -16,7 +16,7 @@ use super::{check_type_name, component_ref, format_tokens};
 /// the ones only operations mention (constrained parameters).
 fn full_type_space(spec: &OpenAPI) -> Result<Generator> {
     let mut settings = GenerationSettings::new();
-    settings.with_interface(InterfaceStyle::Positional);
+    settings.with_interface(InterfaceStyle::Builder);
     let mut generator = Generator::new(&settings);
     generator.generate_tokens(spec)?;
     Ok(generator)
