@@ -60,6 +60,8 @@ pub struct Options {
     pub link_ttl: Duration,
     /// `--idempotency-ttl-secs`.
     pub idempotency_ttl: Duration,
+    /// `--return-to-origin`, `--default-return-to`.
+    pub return_to: config::ReturnTo,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             max_connections: d.max_connections,
             link_ttl: d.link_ttl,
             idempotency_ttl: d.idempotency_ttl,
+            return_to: d.return_to,
         }
     }
 }
@@ -128,6 +131,7 @@ impl TestServer {
             max_connections: options.max_connections,
             link_ttl: options.link_ttl,
             idempotency_ttl: options.idempotency_ttl,
+            return_to: options.return_to.clone(),
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

@@ -674,3 +674,43 @@ async fn a_link_of_a_user_disabled_without_revoking_it_does_not_open() {
     assert!(!verifies(&server, "old@example.com", GOOD).await);
     server.stop().await;
 }
+
+/// Mail scanners (Outlook Safe Links among them) have been seen submitting
+/// the forms of pages they open: an empty, garbled or mistyped POST must
+/// leave the link as it was, for the user.
+#[tokio::test]
+async fn an_empty_or_garbled_post_never_uses_up_the_link() {
+    let server = TestServer::start().await;
+    server.add_user("erin@example.com", false).await;
+    let token = send(&server, "erin@example.com").await;
+    let form = Some("application/x-www-form-urlencoded");
+    for (content_type, body) in [
+        (form, ""),
+        (form, "%%%=&&=="),
+        (form, "password=&password_confirm="),
+        (form, "password=plum+trellis+quasar+lantern"),
+        (None, ""),
+        (Some("text/plain"), "password=x&password_confirm=x"),
+    ] {
+        let mut request = reqwest::Client::new().post(url(&server, &token)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "{content_type:?} {body:?}: {status}"
+        );
+        let link = server
+            .store()
+            .find_link(&pwmail_server::secrets::hash(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(link.state, LinkState::Open, "{content_type:?} {body:?}");
+    }
+    assert_eq!(get(&server, &token).await.0, 200);
+    assert_eq!(post(&server, &token, GOOD, GOOD).await.0, 200);
+    assert!(verifies(&server, "erin@example.com", GOOD).await);
+    server.stop().await;
+}

@@ -470,14 +470,15 @@ impl Case<'_> {
                         request_id: &request_id,
                         idempotency_key: key,
                         options: Default::default(),
+                        lifetime: None,
                     })
                     .await;
                 let seen = match got {
-                    Ok(Issued::New) => {
+                    Ok(Issued::New { .. }) => {
                         self.learn_newest_token().await?;
                         Seen::Issued
                     }
-                    Ok(Issued::Replayed) => Seen::Replayed,
+                    Ok(Issued::Replayed { .. }) => Seen::Replayed,
                     Err(AppError::KeyReused) => Seen::KeyReused,
                     Err(AppError::TokenRate { retry_after, .. }) => Seen::CallerThrottled {
                         secs: retry_after.as_secs(),
@@ -513,7 +514,7 @@ impl Case<'_> {
                 };
                 let seen = match app.complete_reset(CLIENT, &token, new, &request_id).await {
                     Ok(user) => Seen::Set {
-                        user: self.user_ix(user.id),
+                        user: self.user_ix(user.user.id),
                     },
                     Err(e) => self.reset_refusal(e),
                 };

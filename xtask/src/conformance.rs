@@ -23,10 +23,17 @@ const USERS: usize = 300;
 const USER_EMAIL: &str = "user{}@conformance.example";
 /// The addresses the document's request examples name.
 const EXAMPLE_USERS: &[&str] = &["hello@example.com"];
-const POST_OPERATIONS: &[&str] = &["send_password_email", "reset_password_by_admin"];
+const POST_OPERATIONS: &[&str] = &[
+    "send_password_email",
+    "reset_password_by_admin",
+    "create_reset_link",
+];
+/// The origin the run allows `return_to` under (hooks.py maps onto it).
+const RETURN_TO_ORIGIN: &str = "https://app.conformance.example";
 const ALL_OPERATIONS: &[&str] = &[
     "send_password_email",
     "reset_password_by_admin",
+    "create_reset_link",
     "get_password_email_status",
 ];
 
@@ -102,6 +109,7 @@ pub fn run(root: &Path) -> Result<()> {
         .current_dir(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--user-rate", "1000000/1"])
+        .args(["--return-to-origin", RETURN_TO_ORIGIN])
         .args([
             "--token-rate",
             "1000000/1",
@@ -152,6 +160,7 @@ pub fn run(root: &Path) -> Result<()> {
             .args(["--generation-database", "none"])
             .env("PYTHONPATH", root.join("xtask/conformance"))
             .env("SCHEMATHESIS_HOOKS", "hooks")
+            .env("PWMAIL_CONFORMANCE_RETURN_TO", RETURN_TO_ORIGIN)
             .env("PWMAIL_CONFORMANCE_USERS", USERS.to_string())
             .env("PWMAIL_CONFORMANCE_EMAIL", USER_EMAIL)
             .stderr(Stdio::inherit())

@@ -114,6 +114,46 @@ pub struct ResetPasswordByAdminResponseHeaders {
     #[schemars(schema_with = "resetpasswordbyadmin_response_header_idempotent_replayed_schema")]
     pub idempotent_replayed: ::std::option::Option<::std::string::String>,
 }
+/// Header parameters of `create_reset_link`.
+#[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
+pub struct CreateResetLinkHeaders {
+    /// pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
+    #[serde(rename = "Idempotency-Key")]
+    #[serde(default)]
+    #[schemars(schema_with = "create_reset_link_header_idempotency_key_schema")]
+    pub idempotency_key: ::std::option::Option<::std::string::String>,
+    /// `Authorization: APIToken <token>`. The call carries the rights of the token's owner; only admins may call these operations.
+    #[serde(rename = "Authorization")]
+    #[serde(default)]
+    #[schemars(schema_with = "create_reset_link_header_authorization_schema")]
+    pub authorization: ::std::option::Option<::std::string::String>,
+}
+fn create_reset_link_header_idempotency_key_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema(
+        "{\"description\":\"The value of an `Idempotency-Key` header: 1 to 255 printable ASCII characters, chosen by the caller (a UUID is a good choice).\",\"maxLength\":255,\"minLength\":1,\"pattern\":\"^[\\\\x20-\\\\x7E]+$\",\"type\":\"string\"}",
+    )
+}
+fn create_reset_link_header_authorization_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"type\":\"string\"}")
+}
+fn createresetlink_response_header_idempotent_replayed_schema(
+    _: &mut ::schemars::r#gen::SchemaGenerator,
+) -> ::schemars::schema::Schema {
+    pwmail_types::source_schema("{\"enum\":[\"true\"],\"type\":\"string\"}")
+}
+/// Headers of a successful `CreateResetLink` response.
+#[derive(Clone, Debug, ::serde::Serialize, ::schemars::JsonSchema)]
+pub struct CreateResetLinkResponseHeaders {
+    /// `true` when this 200 repeats the stored outcome of an earlier call with the same Idempotency-Key: no new link or email was made.
+    #[serde(rename = "Idempotent-Replayed")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "createresetlink_response_header_idempotent_replayed_schema")]
+    pub idempotent_replayed: ::std::option::Option<::std::string::String>,
+}
 /// Query parameters of `get_password_email_status`.
 #[derive(Clone, Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
 pub struct GetPasswordEmailStatusQuery {
@@ -197,6 +237,26 @@ pub trait PwmailApi {
             ::dropshot::HttpResponseHeaders<
                 ::dropshot::HttpResponseOk<pwmail_types::ResetPasswordByAdminResponse>,
                 ResetPasswordByAdminResponseHeaders,
+            >,
+        >,
+        crate::ApiError,
+    >;
+    /// Email a user a link to set a new password, with per-call options.
+    ///
+    /// pwmail's own operation. Does what SendPasswordEmail (`invalidate_password: false`) or ResetPasswordByAdmin (`invalidate_password: true`) do, and queues the same two kinds of email, so `email_status` lists them as it lists theirs; the call may also choose the link's lifetime and an application page the done page links back to.
+    #[endpoint{method = POST,
+    path = "/api/pwmail/v1/reset_links",
+    operation_id = "create_reset_link",
+    tags = ["pwmail"]}]
+    async fn create_reset_link(
+        rqctx: ::dropshot::RequestContext<Self::Context>,
+        headers: ::dropshot::Header<CreateResetLinkHeaders>,
+        body: crate::LimitedBody<pwmail_types::CreateResetLinkRequest>,
+    ) -> ::std::result::Result<
+        crate::Reply<
+            ::dropshot::HttpResponseHeaders<
+                ::dropshot::HttpResponseOk<pwmail_types::CreateResetLinkResponse>,
+                CreateResetLinkResponseHeaders,
             >,
         >,
         crate::ApiError,

@@ -110,6 +110,25 @@ impl Client {
     pub fn reset_password_by_admin(&self) -> builder::ResetPasswordByAdmin<'_> {
         builder::ResetPasswordByAdmin::new(self)
     }
+    /// Email a user a link to set a new password, with per-call options
+    ///
+    /// pwmail's own operation. Does what SendPasswordEmail (`invalidate_password: false`) or ResetPasswordByAdmin (`invalidate_password: true`) do, and queues the same two kinds of email, so `email_status` lists them as it lists theirs; the call may also choose the link's lifetime and an application page the done page links back to.
+    ///
+    /// Sends a `POST` request to `/api/pwmail/v1/reset_links`
+    ///
+    /// Arguments:
+    /// - `idempotency_key`: pwmail extension (IETF draft-ietf-httpapi-idempotency-key-header): makes a retry safe. The first call with a key does the work and stores its outcome with the email, in one transaction; a later call with the same key and the same body (same operation and API token) answers the stored 200 with `Idempotent-Replayed: true` and emails nobody; the same key with another body is 422; while the first call is still running, 409. Refusals are not stored, so a corrected retry can succeed. Keys are kept for the server's idempotency TTL (default 24 h). 1 to 255 printable ASCII characters.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.create_reset_link()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn create_reset_link(&self) -> builder::CreateResetLink<'_> {
+        builder::CreateResetLink::new(self)
+    }
     /// Delivery status of password emails
     ///
     /// pwmail extension, not part of the upstream API. Lists the password emails queued for a user (by `email`), or by one API call (by `request_id`, the `x-request-id` of its response), newest first, with their delivery state. Given both, an email must match both; given neither, the most recent emails of all users are listed.
@@ -395,6 +414,128 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<pwmail_types::ResetPasswordByAdminResponse>, crate::CallError>
+        {
+            self.send_unmapped().await.map_err(crate::CallError::from)
+        }
+    }
+    /// Builder for [`Client::create_reset_link`]
+    ///
+    /// [`Client::create_reset_link`]: super::Client::create_reset_link
+    #[derive(Debug, Clone)]
+    pub struct CreateResetLink<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<pwmail_types::IdempotencyKey>, String>,
+        body: Result<pwmail_types::CreateResetLinkRequest, String>,
+    }
+    impl<'a> CreateResetLink<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::IdempotencyKey>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|e| format!("idempotency_key: {e}"));
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<pwmail_types::CreateResetLinkRequest>,
+            V::Error: ::std::fmt::Display,
+        {
+            self.body = value.try_into().map_err(|e| format!("body: {e}"));
+            self
+        }
+        async fn send_unmapped(
+            self,
+        ) -> Result<
+            ResponseValue<pwmail_types::CreateResetLinkResponse>,
+            Error<pwmail_types::ErrorResponse>,
+        > {
+            let Self {
+                client,
+                idempotency_key,
+                body,
+            } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/pwmail/v1/reset_links", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_reset_link",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+        ///Sends a `POST` request to `/api/pwmail/v1/reset_links`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<pwmail_types::CreateResetLinkResponse>, crate::CallError>
         {
             self.send_unmapped().await.map_err(crate::CallError::from)
         }

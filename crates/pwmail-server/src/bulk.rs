@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pwmail_client::CallError;
-use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_client::types::{
+    CreateResetLinkRequest, ResetPasswordByAdminRequest, SendPasswordEmailRequest,
+};
 use sha2::Digest as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -33,17 +35,40 @@ impl Operation {
     }
 }
 
+/// What every link of a run should be beyond the F5 operations' defaults;
+/// asking anything makes the run call pwmail's own operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkAsk {
+    pub ttl_secs: Option<u64>,
+    pub return_to: Option<pwmail_client::types::CreateResetLinkRequestReturnTo>,
+}
+
+impl LinkAsk {
+    fn is_default(&self) -> bool {
+        *self == LinkAsk::default()
+    }
+}
+
 /// What names one run in its Idempotency-Keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunId(pub String);
 
 impl RunId {
     /// The digest a run id is made of when none is given: the operation,
-    /// then every byte of the input ([`RunId::choose`]).
-    pub fn input_digest(operation: Operation) -> sha2::Sha256 {
+    /// what the links should be (when asked; runs that ask nothing keep
+    /// the ids they had), then every byte of the input ([`RunId::choose`]).
+    pub fn input_digest(operation: Operation, link: &LinkAsk) -> sha2::Sha256 {
         let mut digest = sha2::Sha256::new();
         digest.update(operation.name());
         digest.update([0]);
+        if let Some(ttl) = link.ttl_secs {
+            digest.update(format!("ttl_secs={ttl}"));
+            digest.update([0]);
+        }
+        if let Some(return_to) = &link.return_to {
+            digest.update(format!("return_to={}", return_to.as_str()));
+            digest.update([0]);
+        }
         digest
     }
 
@@ -128,6 +153,7 @@ pub struct Job {
     pub token: String,
     pub rows: Vec<Row>,
     pub operation: Operation,
+    pub link: LinkAsk,
     pub run_id: RunId,
     pub concurrency: usize,
     pub max_retries: u32,
@@ -237,12 +263,26 @@ fn reason_of(error: CallError) -> Reason {
 async fn attempt(
     client: &pwmail_client::Client,
     operation: Operation,
+    link: &LinkAsk,
     email: &str,
     key: &str,
 ) -> Attempt {
     // An address or key the document refuses comes back as
     // `CallError::Request` before anything is sent.
     let result = match operation {
+        _ if !link.is_default() => client
+            .create_reset_link()
+            .idempotency_key(key)
+            .body(
+                CreateResetLinkRequest::builder()
+                    .email(email)
+                    .invalidate_password(matches!(operation, Operation::Reset))
+                    .ttl_secs(link.ttl_secs.map(|t| t as i64))
+                    .return_to(link.return_to.clone()),
+            )
+            .send()
+            .await
+            .map(|rv| replayed(rv.headers())),
         Operation::Send => client
             .send_password_email_system()
             .idempotency_key(key)
@@ -357,12 +397,13 @@ pub async fn run(job: Job, stop: Stop) -> anyhow::Result<Summary> {
         }
         let (client, stop, bar) = (Arc::clone(&client), stop.clone(), bar.clone());
         let (operation, max_retries) = (job.operation, job.max_retries);
+        let link = job.link.clone();
         let key = job.run_id.key_for(&row.email);
         tasks.spawn(async move {
             let _permit = permit;
             let mut retries = 0usize;
             let outcome = loop {
-                let call = attempt(&client, operation, &row.email, &key);
+                let call = attempt(&client, operation, &link, &row.email, &key);
                 let answer = tokio::select! {
                     answer = call => answer,
                     () = stop.hard.cancelled() => break Outcome::Unknown,
@@ -548,7 +589,7 @@ mod tests {
     #[test]
     fn a_run_id_names_the_input_and_each_address_has_a_stable_key() {
         let id = |given: Option<&str>, operation, input: &[u8]| {
-            let mut digest = RunId::input_digest(operation);
+            let mut digest = RunId::input_digest(operation, &LinkAsk::default());
             digest.update(input);
             RunId::choose(given, digest)
         };
@@ -557,6 +598,24 @@ mod tests {
         let c = id(None, Operation::Send, b"email\na@example.com\n").unwrap();
         assert_eq!(a, b, "the same command, the same run");
         assert_ne!(a, c, "another operation, another run");
+        let asking = |link: LinkAsk| {
+            let mut digest = RunId::input_digest(Operation::Reset, &link);
+            digest.update(b"email\na@example.com\n");
+            RunId::choose(None, digest).unwrap()
+        };
+        assert_eq!(asking(LinkAsk::default()), a, "asking nothing keeps the id");
+        let ttl = asking(LinkAsk {
+            ttl_secs: Some(600),
+            return_to: None,
+        });
+        let back = asking(LinkAsk {
+            ttl_secs: None,
+            return_to: Some("https://app.example.com/".try_into().unwrap()),
+        });
+        assert!(
+            ttl != a && back != a && ttl != back,
+            "other links, another run"
+        );
         // The id of this input before the digest was streamed: runs started
         // by an older pwmail are still the same runs.
         assert_eq!(a.0, "aa5f19875a7186a3");

@@ -295,6 +295,11 @@ pub struct LinkOptions {
     #[cfg(feature = "testing")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The application page the done page links to once the password is
+    /// set (checked against the server's allowed origins when the call
+    /// was made, and again when the page is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
 }
 
 impl LinkOptions {
@@ -701,6 +706,8 @@ pub struct OutboxStatus {
     pub next_attempt_at: Option<UnixMillis>,
     pub sent_at: Option<UnixMillis>,
     pub request_id: Option<String>,
+    /// When the link a link email carries expires.
+    pub link_expires_at: Option<UnixMillis>,
 }
 
 /// How much SQLite's writer thread has done since it started, for the

@@ -181,6 +181,7 @@ pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
         next_attempt_at: row.opt_int("next_attempt_at")?,
         sent_at: row.opt_int("sent_at")?,
         request_id: row.opt_text("request_id")?,
+        link_expires_at: row.opt_int("link_expires_at")?,
     })
 }
 

@@ -348,7 +348,8 @@ pub const REQUEUE_DEAD: &str =
 macro_rules! status_columns {
     () => {
         "id, message_id, kind, recipient, state, CAST(attempts AS BIGINT) AS attempts,
-         last_error, last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id"
+         last_error, last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id,
+         link_expires_at"
     };
 }
 

@@ -4,6 +4,149 @@
 
 #![allow(clippy::all, clippy::pedantic)]
 //! Wire types of pwmail, shared by its server and client.
+///A link for one user, and what it should be.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+pub struct CreateResetLinkRequest {
+    ///Email of the user, with the same rules as the F5 operations.
+    pub email: CreateResetLinkRequestEmail,
+    ///true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).
+    #[serde(default)]
+    pub invalidate_password: bool,
+    ///An application page the done page links to ("Continue to …") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub return_to: ::std::option::Option<CreateResetLinkRequestReturnTo>,
+    ///How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub ttl_secs: ::std::option::Option<i64>,
+}
+impl CreateResetLinkRequest {
+    pub fn builder() -> builder::CreateResetLinkRequest {
+        Default::default()
+    }
+}
+///Email of the user, with the same rules as the F5 operations.
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct CreateResetLinkRequestEmail(::std::string::String);
+impl ::std::ops::Deref for CreateResetLinkRequestEmail {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<CreateResetLinkRequestEmail> for ::std::string::String {
+    fn from(value: CreateResetLinkRequestEmail) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for CreateResetLinkRequestEmail {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 1024usize {
+            return Err("longer than 1024 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+            ::std::sync::LazyLock::new(|| {
+                ::regress::Regex::new("^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$").unwrap()
+            });
+        if PATTERN.find(value).is_none() {
+            return Err(
+                "doesn't match pattern \"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$\""
+                    .into(),
+            );
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for CreateResetLinkRequestEmail {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for CreateResetLinkRequestEmail {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestEmail {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///An application page the done page links to ("Continue to …") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct CreateResetLinkRequestReturnTo(::std::string::String);
+impl ::std::ops::Deref for CreateResetLinkRequestReturnTo {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<CreateResetLinkRequestReturnTo> for ::std::string::String {
+    fn from(value: CreateResetLinkRequestReturnTo) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for CreateResetLinkRequestReturnTo {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 2048usize {
+            return Err("longer than 2048 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for CreateResetLinkRequestReturnTo {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for CreateResetLinkRequestReturnTo {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestReturnTo {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///The link's request and when it stops working.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+pub struct CreateResetLinkResponse {
+    ///When the link stops working.
+    pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    ///The x-request-id of the call that made the link (on a replay, the first call's): find its email with `email_status`.
+    pub request_id: ::std::string::String,
+}
+impl CreateResetLinkResponse {
+    pub fn builder() -> builder::CreateResetLinkResponse {
+        Default::default()
+    }
+}
 ///The error body, in the shape of a gRPC status as the upstream API returns it, e.g. {"code":5,"details":[],"message":"..."}.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct ErrorResponse {
@@ -660,6 +803,148 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
 /// Types for composing complex structures.
 pub mod builder {
     #[derive(Clone, Debug)]
+    pub struct CreateResetLinkRequest {
+        email: ::std::result::Result<super::CreateResetLinkRequestEmail, ::std::string::String>,
+        invalidate_password: ::std::result::Result<bool, ::std::string::String>,
+        return_to: ::std::result::Result<
+            ::std::option::Option<super::CreateResetLinkRequestReturnTo>,
+            ::std::string::String,
+        >,
+        ttl_secs: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+    }
+    impl ::std::default::Default for CreateResetLinkRequest {
+        fn default() -> Self {
+            Self {
+                email: Err("no value supplied for email".to_string()),
+                invalidate_password: Ok(Default::default()),
+                return_to: Ok(Default::default()),
+                ttl_secs: Ok(Default::default()),
+            }
+        }
+    }
+    impl CreateResetLinkRequest {
+        pub fn email<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::CreateResetLinkRequestEmail>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.email = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for email: {e}"));
+            self
+        }
+        pub fn invalidate_password<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<bool>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.invalidate_password = value.try_into().map_err(|e| {
+                format!("error converting supplied value for invalidate_password: {e}")
+            });
+            self
+        }
+        pub fn return_to<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateResetLinkRequestReturnTo>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.return_to = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for return_to: {e}"));
+            self
+        }
+        pub fn ttl_secs<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<i64>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.ttl_secs = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for ttl_secs: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<CreateResetLinkRequest> for super::CreateResetLinkRequest {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: CreateResetLinkRequest,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                email: value.email?,
+                invalidate_password: value.invalidate_password?,
+                return_to: value.return_to?,
+                ttl_secs: value.ttl_secs?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::CreateResetLinkRequest> for CreateResetLinkRequest {
+        fn from(value: super::CreateResetLinkRequest) -> Self {
+            Self {
+                email: Ok(value.email),
+                invalidate_password: Ok(value.invalidate_password),
+                return_to: Ok(value.return_to),
+                ttl_secs: Ok(value.ttl_secs),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
+    pub struct CreateResetLinkResponse {
+        expires_at:
+            ::std::result::Result<::chrono::DateTime<::chrono::offset::Utc>, ::std::string::String>,
+        request_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+    }
+    impl ::std::default::Default for CreateResetLinkResponse {
+        fn default() -> Self {
+            Self {
+                expires_at: Err("no value supplied for expires_at".to_string()),
+                request_id: Err("no value supplied for request_id".to_string()),
+            }
+        }
+    }
+    impl CreateResetLinkResponse {
+        pub fn expires_at<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.expires_at = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+            self
+        }
+        pub fn request_id<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::string::String>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.request_id = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+            self
+        }
+    }
+    impl ::std::convert::TryFrom<CreateResetLinkResponse> for super::CreateResetLinkResponse {
+        type Error = super::error::ConversionError;
+        fn try_from(
+            value: CreateResetLinkResponse,
+        ) -> ::std::result::Result<Self, super::error::ConversionError> {
+            Ok(Self {
+                expires_at: value.expires_at?,
+                request_id: value.request_id?,
+            })
+        }
+    }
+    impl ::std::convert::From<super::CreateResetLinkResponse> for CreateResetLinkResponse {
+        fn from(value: super::CreateResetLinkResponse) -> Self {
+            Self {
+                expires_at: Ok(value.expires_at),
+                request_id: Ok(value.request_id),
+            }
+        }
+    }
+    #[derive(Clone, Debug)]
     pub struct ErrorResponse {
         code: ::std::result::Result<i32, ::std::string::String>,
         details: ::std::result::Result<
@@ -1175,6 +1460,34 @@ impl ::schemars::JsonSchema for ResetPasswordByAdminRequest {
         let _ = &generator;
         source_schema(
             "{\"description\":\"ResetPasswordByAdminRequest is the request parameters for resetting a user's password by an admin.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user whose password is reset. Required: YES. Beyond the pattern, the address must be one mail can be sent to (see the 409 response).\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024}},\"required\":[\"email\"]}",
+        )
+    }
+}
+#[cfg(feature = "schemars")]
+impl ::schemars::JsonSchema for CreateResetLinkRequest {
+    fn schema_name() -> ::std::string::String {
+        "CreateResetLinkRequest".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048}},\"required\":[\"email\"]}",
+        )
+    }
+}
+#[cfg(feature = "schemars")]
+impl ::schemars::JsonSchema for CreateResetLinkResponse {
+    fn schema_name() -> ::std::string::String {
+        "CreateResetLinkResponse".to_string()
+    }
+    fn json_schema(
+        generator: &mut ::schemars::r#gen::SchemaGenerator,
+    ) -> ::schemars::schema::Schema {
+        let _ = &generator;
+        source_schema(
+            "{\"description\":\"The link's request and when it stops working.\",\"type\":\"object\",\"properties\":{\"request_id\":{\"description\":\"The x-request-id of the call that made the link (on a replay, the first call's): find its email with `email_status`.\",\"type\":\"string\"},\"expires_at\":{\"description\":\"When the link stops working.\",\"type\":\"string\",\"format\":\"date-time\"}},\"required\":[\"request_id\",\"expires_at\"]}",
         )
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pwmail_store::{
     Actor, Authenticated, CallOutcome, IdempotencyKey, IssueCall, IssueOutcome, LinkDraft,
-    LinkOptions, LinkPurpose,
+    LinkOptions, LinkPurpose, StoreError, StoredOutcome, UnixMillis,
 };
 use sha2::Digest as _;
 
@@ -22,29 +22,51 @@ pub struct IssueRequest<'a> {
     pub idempotency_key: Option<&'a str>,
     /// What the call asks of its link; kept with the link and its email.
     pub options: LinkOptions,
+    /// How long the link works; `None`: the server's `--link-ttl-secs`.
+    /// Checked against `--link-ttl-min-secs`..`--link-ttl-max-secs`.
+    pub lifetime: Option<Duration>,
 }
 
 /// What became of a call that was not refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Issued {
     /// A fresh link was stored and its email queued.
-    New,
+    New { expires_at: UnixMillis },
     /// An earlier call with the same Idempotency-Key and request did that;
     /// this one changed nothing.
-    Replayed,
+    Replayed {
+        /// The request id of the call that did the work.
+        request_id: String,
+        /// When that call's link expires.
+        expires_at: UnixMillis,
+    },
 }
 
 /// What makes two calls with one Idempotency-Key the same request: the
 /// operation, the address as the store compares addresses, and the link's
-/// options (left out when they are the defaults, so keys stored before
-/// options existed still match).
-fn fingerprint(purpose: LinkPurpose, email: &str, options: &LinkOptions) -> String {
+/// options and lifetime (each left out when not asked for, so keys stored
+/// before they existed still match).
+fn fingerprint(
+    purpose: LinkPurpose,
+    email: &str,
+    options: &LinkOptions,
+    lifetime: Option<Duration>,
+) -> String {
     let mut request = format!("{}\n{}", purpose.as_str(), pwmail_store::email_key(email));
     if let Some(options) = options.to_column() {
         request = format!("{request}\n{options}");
     }
+    if let Some(lifetime) = lifetime {
+        request = format!("{request}\nttl={}", lifetime.as_secs());
+    }
     let digest = sha2::Sha256::digest(request);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An outcome that was not a refusal, before the caller is told.
+enum Answer {
+    New,
+    Replayed(StoredOutcome),
 }
 
 /// A refusal's wait, in whole seconds, never zero.
@@ -66,15 +88,23 @@ impl App {
             request_id,
             idempotency_key,
             options,
+            lifetime,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
+        if let Some(lifetime) = lifetime {
+            validate::lifetime(lifetime, &config.link_ttl_range)?;
+        }
+        if let Some(return_to) = &options.return_to {
+            validate::return_to(return_to, &config.return_to)?;
+        }
+        let expires_at = now + lifetime.unwrap_or(config.link_ttl).as_millis() as i64;
         let idempotency = match idempotency_key {
             Some(key) => {
                 validate::idempotency_key(key)?;
                 let claim = IdempotencyKey {
                     key: key.to_string(),
-                    fingerprint: fingerprint(purpose, email, &options),
+                    fingerprint: fingerprint(purpose, email, &options, lifetime),
                     expires_at: now + config.idempotency_ttl.as_millis() as i64,
                 };
                 // A retry of a call that went through is answered before
@@ -86,7 +116,8 @@ impl App {
                     .await?
                 {
                     let outcome = stored.outcome_for(&claim);
-                    return self.answer(outcome, request_id, email, None, purpose, caller);
+                    let answer = self.answer(outcome, request_id, email, None, purpose, caller)?;
+                    return self.issued(answer, expires_at).await;
                 }
                 Some(claim)
             }
@@ -102,7 +133,6 @@ impl App {
         // Every call uses up the caller's rate once, refused ones included:
         // the store takes the step, whatever the call's outcome.
         let link_token = secrets::new_link_token()?;
-        let expires_at = now + config.link_ttl.as_millis() as i64;
         let call = IssueCall {
             email: email.to_string(),
             caller_rate: config.token_rate.gcra(),
@@ -135,7 +165,9 @@ impl App {
         })?;
         match ended {
             CallOutcome::Issued { user, outcome } => {
-                self.answer(outcome, request_id, email, Some(user), purpose, caller)
+                let answer =
+                    self.answer(outcome, request_id, email, Some(user), purpose, caller)?;
+                self.issued(answer, expires_at).await
             }
             CallOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
             CallOutcome::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
@@ -144,6 +176,29 @@ impl App {
             // ResetPasswordByAdmin, before the password is invalidated).
             CallOutcome::Undeliverable { .. } => Err(validate::undeliverable(email)),
         }
+    }
+
+    /// What the caller is told: a new link's expiry, or for a replay the
+    /// first call's, read from its email.
+    async fn issued(&self, answer: Answer, expires_at: UnixMillis) -> Result<Issued, AppError> {
+        Ok(match answer {
+            Answer::New => Issued::New { expires_at },
+            Answer::Replayed(stored) => {
+                // A live key's email is kept as long as the key (its row
+                // is what the key points to).
+                let message = self.store.outbox_message(stored.outbox_id).await?;
+                let expires_at = message.and_then(|m| m.link_expires_at).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "outbox message {} of a live Idempotency-Key is gone",
+                        stored.outbox_id
+                    ))
+                })?;
+                Issued::Replayed {
+                    request_id: stored.request_id,
+                    expires_at,
+                }
+            }
+        })
     }
 
     fn token_rate(&self, retry_after_ms: i64) -> AppError {
@@ -163,7 +218,7 @@ impl App {
         target: Option<pwmail_store::UserId>,
         purpose: LinkPurpose,
         caller: &Authenticated,
-    ) -> Result<Issued, AppError> {
+    ) -> Result<Answer, AppError> {
         match outcome {
             IssueOutcome::Issued { outbox_id, .. } => {
                 tracing::info!(
@@ -175,7 +230,7 @@ impl App {
                     "password email queued"
                 );
                 self.outbox_wakeup.notify_one();
-                Ok(Issued::New)
+                Ok(Answer::New)
             }
             IssueOutcome::Replayed(stored) => {
                 tracing::info!(
@@ -185,7 +240,7 @@ impl App {
                     outbox_id = stored.outbox_id,
                     "idempotent retry answered from the stored outcome"
                 );
-                Ok(Issued::Replayed)
+                Ok(Answer::Replayed(stored))
             }
             IssueOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
             IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {

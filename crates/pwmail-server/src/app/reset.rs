@@ -17,6 +17,14 @@ pub struct OpenLink {
     pub user: User,
 }
 
+/// A password set: whose, and the page the done page links back to.
+#[derive(Debug)]
+pub struct PasswordSet {
+    pub user: User,
+    /// The link's `return_to` (still allowed), else `--default-return-to`.
+    pub return_to: Option<url::Url>,
+}
+
 /// The new password as typed, twice.
 pub struct NewPassword {
     pub password: String,
@@ -72,14 +80,14 @@ impl App {
     /// Checks the new password against the policy, hashes it, and in one
     /// transaction consumes the link, sets the hash, revokes the user's
     /// other links and queues the "password changed" notice. Returns the
-    /// user whose password was set.
+    /// user whose password was set and where the done page links.
     pub async fn complete_reset(
         &self,
         client: IpAddr,
         token: &str,
         new: NewPassword,
         request_id: &str,
-    ) -> Result<User, ResetError> {
+    ) -> Result<PasswordSet, ResetError> {
         let open = self.open_link(client, token).await?;
         let (password, confirm) = (normalize(&new.password), normalize(&new.confirm));
         let context = [
@@ -102,6 +110,10 @@ impl App {
             Err(e) => return Err(AppError::from(e).into()),
         };
 
+        let return_to = self
+            .config
+            .return_to
+            .for_link(open.link.options.return_to.as_deref());
         let user = open.user;
         let now = self.clock.now();
         let notice = self
@@ -127,7 +139,7 @@ impl App {
             } => {
                 tracing::info!(request_id, user = %id, outbox_id, "password changed");
                 self.outbox_wakeup.notify_one();
-                Ok(user)
+                Ok(PasswordSet { user, return_to })
             }
             // Used, revoked or expired while the password was being hashed.
             ResetOutcome::LinkUnusable => Err(

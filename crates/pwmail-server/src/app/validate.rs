@@ -2,9 +2,12 @@
 //! taken from the generated type), so every stored user can be the target
 //! of SendPasswordEmail; the namespace rule is upstream's `string.const`.
 
+use std::time::Duration;
+
 use pwmail_types::SendPasswordEmailRequestEmail;
 
 use crate::app::AppError;
+use crate::config::{LinkTtlRange, ReturnTo};
 
 pub const NAMESPACE: &str = "system";
 
@@ -118,6 +121,28 @@ pub fn idempotency_key(key: &str) -> Result<(), AppError> {
         )));
     }
     Ok(())
+}
+
+/// A link lifetime a call asked for, within what the server allows.
+pub fn lifetime(lifetime: Duration, range: &LinkTtlRange) -> Result<(), AppError> {
+    if !range.contains(lifetime) {
+        return Err(AppError::Invalid(format!(
+            "ttl_secs must be between {} and {} on this server \
+             (--link-ttl-min-secs..--link-ttl-max-secs), got {}",
+            range.min.as_secs(),
+            range.max.as_secs(),
+            lifetime.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Where the done page may send the user: the rule is `ReturnTo`'s.
+pub fn return_to(text: &str, allowed: &ReturnTo) -> Result<(), AppError> {
+    allowed
+        .check(text)
+        .map(drop)
+        .map_err(|e| AppError::Invalid(e.to_string()))
 }
 
 /// Caller input in a message, quoted and cut to a readable length.

@@ -104,6 +104,22 @@ pub struct ContentArgs {
     /// Lifetime of a reset link in seconds (300..=604800; above 86400 is logged as a warning).
     #[arg(long, env = "PWMAIL_LINK_TTL_SECS", default_value_t = defaults().link_ttl.as_secs())]
     pub link_ttl_secs: u64,
+    /// Shortest lifetime a call may ask for with `ttl_secs` (300..=604800).
+    #[arg(long, env = "PWMAIL_LINK_TTL_MIN_SECS", default_value_t = defaults().link_ttl_range.min.as_secs())]
+    pub link_ttl_min_secs: u64,
+    /// Longest lifetime a call may ask for with `ttl_secs` (300..=604800; above 86400 is logged as a warning).
+    #[arg(long, env = "PWMAIL_LINK_TTL_MAX_SECS", default_value_t = defaults().link_ttl_range.max.as_secs())]
+    pub link_ttl_max_secs: u64,
+    /// An origin (`https://app.example.com`) a call's `return_to` may point under; repeatable.
+    #[arg(
+        long = "return-to-origin",
+        env = "PWMAIL_RETURN_TO_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub return_to_origins: Vec<String>,
+    /// The page the done page links to when a call gave no `return_to` (the F5 operations never do); under a --return-to-origin.
+    #[arg(long, env = "PWMAIL_DEFAULT_RETURN_TO")]
+    pub default_return_to: Option<String>,
 }
 
 impl ContentArgs {
@@ -114,6 +130,12 @@ impl ContentArgs {
             None => config::public_url_for(config.listen, config.tls.is_some()),
         };
         config.link_ttl = config::check_link_ttl(Duration::from_secs(self.link_ttl_secs))?;
+        config.link_ttl_range = config::LinkTtlRange::new(
+            Duration::from_secs(self.link_ttl_min_secs),
+            Duration::from_secs(self.link_ttl_max_secs),
+        )?;
+        config.return_to =
+            config::ReturnTo::new(&self.return_to_origins, self.default_return_to.as_deref())?;
         Ok(())
     }
 }

@@ -70,7 +70,7 @@ pub enum Command {
     Outbox(outbox::OutboxCommand),
     /// Email templates.
     #[command(subcommand)]
-    Mail(mail::MailCommand),
+    Mail(Box<mail::MailCommand>),
     /// Bring the database schema up to date (serve and dispatch do it too, under a lock).
     Migrate,
     /// Manage users.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use sha2::Digest as _;
 
-use crate::bulk::{Job, Operation, Reason, Row, RunId, Stop, Summary, run};
+use crate::bulk::{Job, LinkAsk, Operation, Reason, Row, RunId, Stop, Summary, run};
 use crate::cli::{emails_csv, out};
 
 #[derive(clap::Args, Debug)]
@@ -28,9 +28,15 @@ pub struct SendArgs {
     /// `send` (SendPasswordEmail) or `reset` (ResetPasswordByAdmin).
     #[arg(long, value_enum, default_value_t = Operation::Send)]
     pub operation: Operation,
+    /// How long each link works, in seconds (within the server's --link-ttl-min-secs..--link-ttl-max-secs); uses pwmail's own operation.
+    #[arg(long)]
+    pub ttl_secs: Option<u64>,
+    /// The page the done page links back to (under one of the server's --return-to-origin); uses pwmail's own operation.
+    #[arg(long)]
+    pub return_to: Option<String>,
     /// Names this run in every call's Idempotency-Key, so running the same command again
     /// (after a crash, a lost network, Ctrl-C) emails nobody twice within the server's
-    /// idempotency TTL [default: a digest of the input and the operation]; `new` for a fresh send.
+    /// idempotency TTL [default: a digest of the input, the operation and the link options]; `new` for a fresh send.
     #[arg(long)]
     pub run_id: Option<String>,
     /// File holding the API token (else PWMAIL_TOKEN).
@@ -64,7 +70,15 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
         (None, Some(token)) => token.clone(),
         (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
     };
-    let mut input = RunId::input_digest(args.operation);
+    let link = LinkAsk {
+        ttl_secs: args.ttl_secs,
+        return_to: args
+            .return_to
+            .as_deref()
+            .map(|url| url.try_into().context("--return-to"))
+            .transpose()?,
+    };
+    let mut input = RunId::input_digest(args.operation, &link);
     let rows = match (&args.email, &args.from_csv) {
         (Some(email), _) => {
             input.update(email.as_bytes());
@@ -98,6 +112,7 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
             token,
             rows,
             operation: args.operation,
+            link,
             run_id,
             concurrency: args.concurrency,
             max_retries: args.max_retries,

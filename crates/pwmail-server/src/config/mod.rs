@@ -10,8 +10,10 @@ use std::time::Duration;
 use pwmail_store::Rate;
 use url::Url;
 
+pub mod return_to;
 pub mod smtp;
 
+pub use return_to::ReturnTo;
 pub use smtp::SmtpConfig;
 
 /// Shortest and longest link lifetime accepted. NIST SP 800-63B wants email
@@ -50,6 +52,10 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub mail: MailConfig,
     pub link_ttl: Duration,
+    /// The lifetimes a call may ask for (`ttl_secs`).
+    pub link_ttl_range: LinkTtlRange,
+    /// Where a done page may send the user back to.
+    pub return_to: ReturnTo,
     /// Per target user: how often one user may be emailed.
     pub user_rate: RateLimit,
     /// Per calling API token.
@@ -102,6 +108,11 @@ impl Default for ServerConfig {
             public_url: public_url_for(listen, false),
             mail: MailConfig::Directory(data_dir.join("mail")),
             link_ttl: Duration::from_secs(24 * 3600),
+            link_ttl_range: LinkTtlRange {
+                min: LINK_TTL_MIN,
+                max: LINK_TTL_RECOMMENDED_MAX,
+            },
+            return_to: ReturnTo::default(),
             user_rate: RateLimit {
                 count: 1,
                 per_secs: 60,
@@ -244,6 +255,34 @@ pub enum ConfigError {
     PublicUrlPart(String, &'static str),
     #[error("--link-ttl must be between {min} and {max} seconds, got {got}")]
     LinkTtl { min: u64, max: u64, got: u64 },
+    #[error("--link-ttl-min-secs ({min}) must not exceed --link-ttl-max-secs ({max})")]
+    LinkTtlRange { min: u64, max: u64 },
+    #[error(transparent)]
+    ReturnTo(#[from] return_to::ReturnToError),
+}
+
+/// The lifetimes a call may ask for; both ends within the hard bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkTtlRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl LinkTtlRange {
+    pub fn new(min: Duration, max: Duration) -> Result<LinkTtlRange, ConfigError> {
+        let (min, max) = (check_link_ttl(min)?, check_link_ttl(max)?);
+        if min > max {
+            return Err(ConfigError::LinkTtlRange {
+                min: min.as_secs(),
+                max: max.as_secs(),
+            });
+        }
+        Ok(LinkTtlRange { min, max })
+    }
+
+    pub fn contains(&self, ttl: Duration) -> bool {
+        (self.min..=self.max).contains(&ttl)
+    }
 }
 
 pub fn parse_public_url(text: &str) -> Result<Url, ConfigError> {

@@ -4,16 +4,16 @@
 
 use dropshot::{Header, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext};
 use pwmail_api::{
-    ApiError, DEPRECATION, GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody,
-    PwmailApi, Reply, ResetPasswordByAdminHeaders, ResetPasswordByAdminResponseHeaders,
-    SUCCESSOR_LINK, SendPasswordEmailHeaders, SendPasswordEmailPath,
-    SendPasswordEmailResponseHeaders,
+    ApiError, CreateResetLinkHeaders, CreateResetLinkResponseHeaders, DEPRECATION,
+    GetPasswordEmailStatusHeaders, GetPasswordEmailStatusQuery, LimitedBody, PwmailApi, Reply,
+    ResetPasswordByAdminHeaders, ResetPasswordByAdminResponseHeaders, SUCCESSOR_LINK,
+    SendPasswordEmailHeaders, SendPasswordEmailPath, SendPasswordEmailResponseHeaders,
 };
 use pwmail_store::{Authenticated, LinkOptions, LinkPurpose, MessageKind, OutboxState};
 use pwmail_types::{
-    PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
-    PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
-    SendPasswordEmailRequest, SendPasswordEmailResponse,
+    CreateResetLinkRequest, CreateResetLinkResponse, PasswordEmailStatus, PasswordEmailStatusKind,
+    PasswordEmailStatusList, PasswordEmailStatusState, ResetPasswordByAdminRequest,
+    ResetPasswordByAdminResponse, SendPasswordEmailRequest, SendPasswordEmailResponse,
 };
 use tracing::Instrument as _;
 
@@ -58,6 +58,7 @@ impl PwmailApi for PwmailImpl {
                     idempotency_key: headers.idempotency_key.as_deref(),
                     // F5's operations carry the address alone.
                     options: LinkOptions::default(),
+                    lifetime: None,
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -100,11 +101,76 @@ impl PwmailApi for PwmailImpl {
                     idempotency_key: headers.idempotency_key.as_deref(),
                     // F5's operations carry the address alone.
                     options: LinkOptions::default(),
+                    lifetime: None,
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
                 HttpResponseOk(ResetPasswordByAdminResponse(Default::default())),
                 ResetPasswordByAdminResponseHeaders {
+                    idempotent_replayed: replayed(&issued),
+                },
+            ))
+        })
+        .await;
+        Ok(Reply::from(result))
+    }
+
+    async fn create_reset_link(
+        rqctx: RequestContext<Self::Context>,
+        headers: Header<CreateResetLinkHeaders>,
+        body: LimitedBody<CreateResetLinkRequest>,
+    ) -> Result<
+        Reply<
+            HttpResponseHeaders<
+                HttpResponseOk<CreateResetLinkResponse>,
+                CreateResetLinkResponseHeaders,
+            >,
+        >,
+        ApiError,
+    > {
+        let app = &rqctx.context().app;
+        let result = handle(&rqctx, "create_reset_link", async {
+            let headers = headers.into_inner();
+            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
+            let body = body.into_inner();
+            // A lifetime beyond u64 seconds is beyond every range too.
+            let lifetime = body
+                .ttl_secs
+                .map(|secs| std::time::Duration::from_secs(secs.max(0) as u64));
+            let issued = app
+                .issue(IssueRequest {
+                    caller: &caller,
+                    email: &body.email,
+                    purpose: if body.invalidate_password {
+                        LinkPurpose::ResetPasswordByAdmin
+                    } else {
+                        LinkPurpose::SendPasswordEmail
+                    },
+                    request_id: &rqctx.request_id,
+                    idempotency_key: headers.idempotency_key.as_deref(),
+                    options: LinkOptions {
+                        return_to: body.return_to.map(String::from),
+                        ..LinkOptions::default()
+                    },
+                    lifetime,
+                })
+                .await?;
+            let (request_id, expires_at) = match &issued {
+                Issued::New { expires_at } => (rqctx.request_id.clone(), *expires_at),
+                Issued::Replayed {
+                    request_id,
+                    expires_at,
+                } => (request_id.clone(), *expires_at),
+            };
+            // Milliseconds since 1970 that a link can hold are in range.
+            let expires_at =
+                chrono::DateTime::from_timestamp_millis(expires_at).unwrap_or_default();
+            Ok(HttpResponseHeaders::new(
+                HttpResponseOk(CreateResetLinkResponse {
+                    request_id,
+                    expires_at,
+                }),
+                CreateResetLinkResponseHeaders {
                     idempotent_replayed: replayed(&issued),
                 },
             ))
@@ -158,7 +224,7 @@ fn one_idempotency_key(headers: &http::HeaderMap) -> Result<(), ApiError> {
 
 /// `Idempotent-Replayed: true` on a 200 that repeats a stored outcome.
 fn replayed(issued: &Issued) -> Option<String> {
-    matches!(issued, Issued::Replayed).then(|| "true".to_string())
+    matches!(issued, Issued::Replayed { .. }).then(|| "true".to_string())
 }
 
 /// Runs one API call: in a span carrying the request id (so every log line

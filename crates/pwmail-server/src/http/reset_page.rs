@@ -331,8 +331,16 @@ pub async fn reset_submit(
         .complete_reset(client, &token, new, &rqctx.request_id)
         .await
     {
-        Ok(user) => {
-            let body = render(ctx, "page/done.html", context! { email => &user.email })?;
+        Ok(set) => {
+            let body = render(
+                ctx,
+                "page/done.html",
+                context! {
+                    email => &set.user.email,
+                    return_to => set.return_to.as_ref().map(url::Url::as_str),
+                    return_host => set.return_to.as_ref().and_then(url::Url::host_str),
+                },
+            )?;
             html(StatusCode::OK, body, None)
         }
         Err(e) => refusal(ctx, e),
