@@ -62,6 +62,8 @@ pub struct Options {
     pub idempotency_ttl: Duration,
     /// `--return-to-origin`, `--default-return-to`.
     pub return_to: config::ReturnTo,
+    /// `--link-ttl-min-secs`, `--link-ttl-max-secs`.
+    pub link_ttl_range: config::LinkTtlRange,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             link_ttl: d.link_ttl,
             idempotency_ttl: d.idempotency_ttl,
             return_to: d.return_to,
+            link_ttl_range: d.link_ttl_range,
         }
     }
 }
@@ -132,6 +135,7 @@ impl TestServer {
             link_ttl: options.link_ttl,
             idempotency_ttl: options.idempotency_ttl,
             return_to: options.return_to.clone(),
+            link_ttl_range: options.link_ttl_range,
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

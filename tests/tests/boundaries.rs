@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
+use pwmail_server::config::{LINK_TTL_MAX, LINK_TTL_MIN, LinkTtlRange, ReturnTo};
 use pwmail_tests::{Options, TestServer, now};
 
 fn document() -> Value {
@@ -91,6 +92,9 @@ fn inputs(doc: &Value) -> Vec<Input> {
     out
 }
 
+/// The origin the server under test allows `return_to` under.
+const RETURN_TO: &str = "https://app.example.com/";
+
 /// A valid value for an input, by its name.
 fn base(name: &str) -> String {
     match name {
@@ -98,6 +102,7 @@ fn base(name: &str) -> String {
         "namespace" => "system".into(),
         "request_id" => "r".into(),
         "Idempotency-Key" => "k".into(),
+        "return_to" => RETURN_TO.into(),
         other => panic!("no base value for {other}: add one"),
     }
 }
@@ -127,6 +132,37 @@ fn matches(pattern: Option<&str>, value: &str) -> bool {
 /// (value, whether it must be accepted, what the case checks).
 fn cases(input: &Input) -> Vec<(Option<String>, bool, String)> {
     let s = &input.schema;
+    // Numbers and booleans travel as JSON numbers and booleans (`call`).
+    match s["type"].as_str() {
+        Some("boolean") => {
+            return vec![
+                (Some("true".into()), true, "true".into()),
+                (Some("\"yes\"".into()), false, "a string".into()),
+            ];
+        }
+        Some("integer") => {
+            let (min, max) = (
+                s["minimum"].as_i64().unwrap(),
+                s["maximum"].as_i64().unwrap(),
+            );
+            return vec![
+                (Some(min.to_string()), true, format!("minimum {min}")),
+                (
+                    Some((min - 1).to_string()),
+                    false,
+                    format!("minimum {min} - 1"),
+                ),
+                (Some(max.to_string()), true, format!("maximum {max}")),
+                (
+                    Some((max + 1).to_string()),
+                    false,
+                    format!("maximum {max} + 1"),
+                ),
+                (Some("\"600\"".into()), false, "a string".into()),
+            ];
+        }
+        _ => {}
+    }
     let pattern = s["pattern"].as_str();
     let ok = base(&input.name);
     assert!(
@@ -162,7 +198,9 @@ fn cases(input: &Input) -> Vec<(Option<String>, bool, String)> {
             format!("maxLength {max} + 1"),
         ));
         // Lengths are characters, not bytes: two-byte characters count once.
-        if pattern.is_none() {
+        // (`return_to` must also be a URL under an allowed origin, as its
+        // description says: a run of `é` is refused whatever its length.)
+        if pattern.is_none() && input.name != "return_to" {
             out.push((Some("é".repeat(max)), true, format!("maxLength {max} in é")));
             out.push((
                 Some("é".repeat(max + 1)),
@@ -198,7 +236,11 @@ async fn call(server: &TestServer, input: &Input, value: Option<&str>) -> (u16, 
     }
     match (input.place, value) {
         (Place::Body, Some(v)) => {
-            body.insert(input.name.clone(), json!(v));
+            let typed = match input.schema["type"].as_str() {
+                Some("integer" | "boolean") => serde_json::from_str(v).unwrap(),
+                _ => json!(v),
+            };
+            body.insert(input.name.clone(), typed);
         }
         (Place::Path, Some(v)) => {
             path = input.path.replace(&format!("{{{}}}", input.name), v);
@@ -235,6 +277,9 @@ async fn every_declared_constraint_holds_at_its_boundary() {
     let inputs = inputs(&doc);
     let server = TestServer::start_with(Options {
         user_rate: (1_000_000, 1),
+        // The document's whole range of lifetimes, and one origin.
+        link_ttl_range: LinkTtlRange::new(LINK_TTL_MIN, LINK_TTL_MAX).unwrap(),
+        return_to: ReturnTo::new(&[RETURN_TO.to_string()], None).unwrap(),
         ..Options::default()
     })
     .await;
@@ -292,7 +337,15 @@ async fn every_declared_constraint_holds_at_its_boundary() {
     }
     // Both operations' email, the namespace (path and body), and the status
     // query's email and request_id were all covered.
-    for name in ["email", "namespace", "request_id", "Idempotency-Key"] {
+    for name in [
+        "email",
+        "namespace",
+        "request_id",
+        "Idempotency-Key",
+        "ttl_secs",
+        "return_to",
+        "invalidate_password",
+    ] {
         assert!(inputs.iter().any(|i| i.name == name), "{name}");
     }
     assert!(checked >= 20, "{checked} cases");

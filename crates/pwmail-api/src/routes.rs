@@ -84,6 +84,10 @@ mod tests {
         );
         assert!(ids("/api/web/custom/namespaces//send_password_email").is_empty());
         assert!(ids("/api/web/custom").is_empty());
-        assert_eq!(routes().len(), 3);
+        assert_eq!(
+            ids("/api/pwmail/v1/reset_links"),
+            [("POST", "create_reset_link")]
+        );
+        assert_eq!(routes().len(), 4);
     }
 }

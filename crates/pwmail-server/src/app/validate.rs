@@ -142,7 +142,7 @@ pub fn return_to(text: &str, allowed: &ReturnTo) -> Result<(), AppError> {
     allowed
         .check(text)
         .map(drop)
-        .map_err(|e| AppError::Invalid(e.to_string()))
+        .map_err(|e| AppError::Invalid(format!("return_to {e}")))
 }
 
 /// Caller input in a message, quoted and cut to a readable length.

@@ -257,8 +257,10 @@ pub enum ConfigError {
     LinkTtl { min: u64, max: u64, got: u64 },
     #[error("--link-ttl-min-secs ({min}) must not exceed --link-ttl-max-secs ({max})")]
     LinkTtlRange { min: u64, max: u64 },
-    #[error(transparent)]
-    ReturnTo(#[from] return_to::ReturnToError),
+    #[error("--return-to-origin {0:?}: {1}")]
+    ReturnToOrigin(String, return_to::ReturnToError),
+    #[error("--default-return-to: {0}")]
+    DefaultReturnTo(return_to::ReturnToError),
 }
 
 /// The lifetimes a call may ask for; both ends within the hard bounds.

@@ -5,24 +5,28 @@
 
 use url::Url;
 
+use super::ConfigError;
+
 /// Longest `return_to` accepted (the document's `maxLength`).
 pub const MAX_LEN: usize = 2048;
 
+/// Why a URL may not be linked; the message has no subject, so each
+/// caller names what it checked (`return_to`, a flag).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReturnToError {
-    #[error("return_to is longer than {MAX_LEN} characters")]
+    #[error("is longer than {MAX_LEN} characters")]
     TooLong,
-    #[error("return_to {0:?} is not an absolute URL")]
+    #[error("{0:?} is not an absolute URL")]
     NotUrl(String),
-    #[error("return_to must be https (http only to a loopback host), got {0:?}")]
+    #[error("must be https (http only to a loopback host), got {0:?}")]
     Scheme(String),
-    #[error("return_to must not carry a user name or password")]
+    #[error("must not carry a user name or password")]
     Credentials,
-    #[error("return_to is not accepted: this server allows no origin (give --return-to-origin)")]
+    #[error("is not accepted: this server allows no origin (give --return-to-origin)")]
     NoOrigins,
-    #[error("return_to's origin {origin} is not allowed; allowed: {allowed} (--return-to-origin)")]
+    #[error("origin {origin} is not allowed; allowed: {allowed} (--return-to-origin)")]
     Origin { origin: String, allowed: String },
-    #[error("--return-to-origin {0:?} must be an origin: scheme, host and port, no path")]
+    #[error("{0:?} must be an origin: scheme, host and port, no path")]
     NotAnOrigin(String),
 }
 
@@ -36,13 +40,14 @@ pub struct ReturnTo {
 
 impl ReturnTo {
     /// From the flags' texts; the default must pass the same rule as a call's.
-    pub fn new(origins: &[String], default: Option<&str>) -> Result<ReturnTo, ReturnToError> {
+    pub fn new(origins: &[String], default: Option<&str>) -> Result<ReturnTo, ConfigError> {
         let mut allowed = Vec::new();
         for text in origins {
-            let url = absolute(text)?;
+            let origin = |e| ConfigError::ReturnToOrigin(text.clone(), e);
+            let url = absolute(text).map_err(origin)?;
             if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some()
             {
-                return Err(ReturnToError::NotAnOrigin(text.clone()));
+                return Err(origin(ReturnToError::NotAnOrigin(text.clone())));
             }
             allowed.push(url.origin());
         }
@@ -50,7 +55,10 @@ impl ReturnTo {
             origins: allowed,
             default: None,
         };
-        return_to.default = default.map(|text| return_to.check(text)).transpose()?;
+        return_to.default = default
+            .map(|text| return_to.check(text))
+            .transpose()
+            .map_err(ConfigError::DefaultReturnTo)?;
         Ok(return_to)
     }
 
@@ -179,16 +187,29 @@ mod tests {
 
     #[test]
     fn origins_and_the_default_are_checked_at_start() {
-        let origins = vec!["https://app.example.com/login".to_string()];
+        let refusal = |origins: &[&str], default: Option<&str>| {
+            let origins: Vec<String> = origins.iter().map(|s| s.to_string()).collect();
+            ReturnTo::new(&origins, default).unwrap_err().to_string()
+        };
         assert_eq!(
-            ReturnTo::new(&origins, None),
-            Err(ReturnToError::NotAnOrigin(origins[0].clone()))
+            refusal(&["https://app.example.com/login"], None),
+            "--return-to-origin \"https://app.example.com/login\": \
+             \"https://app.example.com/login\" must be an origin: scheme, host and port, no path"
+        );
+        assert_eq!(
+            refusal(&["http://app.example.com"], None),
+            "--return-to-origin \"http://app.example.com\": must be https (http only to a \
+             loopback host), got \"http://app.example.com\""
+        );
+        assert_eq!(
+            refusal(
+                &["https://app.example.com"],
+                Some("https://other.example.com/")
+            ),
+            "--default-return-to: origin https://other.example.com is not allowed; allowed: \
+             https://app.example.com (--return-to-origin)"
         );
         let origins = vec!["https://app.example.com".to_string()];
-        assert!(matches!(
-            ReturnTo::new(&origins, Some("https://other.example.com/")),
-            Err(ReturnToError::Origin { .. })
-        ));
         let r = ReturnTo::new(&origins, Some("https://app.example.com/home")).unwrap();
         assert_eq!(
             r.for_link(None).map(String::from).as_deref(),
