@@ -155,7 +155,7 @@ impl TestServer {
         // A database a previous server used already has its admin.
         let admin_token = match bootstrap {
             Some(bootstrap) => bootstrap.token.expose().to_string(),
-            None => admin::create_token(&*store, ADMIN, "test", now())
+            None => admin::create_token(&*store, ADMIN, "test", false, now())
                 .await
                 .expect("the admin of a reused database")
                 .expose()
@@ -210,8 +210,18 @@ impl TestServer {
             .expect("set password hash");
     }
 
+    /// An API token of `email` that may also receive links in answers
+    /// (`token create --reveal-links`).
+    pub async fn revealing_token_for(&self, email: &str) -> String {
+        admin::create_token(&*self.store, email, "help desk", true, now())
+            .await
+            .expect("create token")
+            .expose()
+            .to_string()
+    }
+
     pub async fn token_for(&self, email: &str) -> String {
-        admin::create_token(&*self.store, email, "test", now())
+        admin::create_token(&*self.store, email, "test", false, now())
             .await
             .expect("create token")
             .expose()

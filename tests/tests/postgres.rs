@@ -252,7 +252,7 @@ async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
         .await
         .unwrap();
     let token = direct
-        .create_api_token(admin.id, &TokenHash([1; 32]), "t", 0)
+        .create_api_token(admin.id, &TokenHash([1; 32]), "t", false, 0)
         .await
         .unwrap();
     let every = Rate {
@@ -281,6 +281,7 @@ async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
                     html: "h".into(),
                 },
             },
+            reveal: false,
             request_id: "req-1".into(),
             idempotency: None,
             now: 0,

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use pwmail_client::CallError;
-use pwmail_client::types::{CreateResetLinkRequest, builder};
+use pwmail_client::types::{CreateResetLinkRequest, CreateResetLinkRequestDeliver, builder};
 use pwmail_server::clock::ManualClock;
 use pwmail_server::config::ReturnTo;
 use pwmail_store::MessageKind;
+use pwmail_testkit::pg::PgSchema;
 use pwmail_tests::{DEADLINE, Options, TestServer, link_token, now};
 
 const GOOD: &str = "plum trellis quasar lantern";
@@ -359,4 +360,127 @@ async fn a_replay_answers_the_first_calls_request_and_expiry() {
     );
     assert_eq!(status, 422, "code {code}");
     assert_eq!(server.stop_and_read_outbox().await.len(), 1, "one email");
+}
+
+/// `deliver: "response"` on one engine: `database_url` `None` is SQLite.
+async fn reveal_on(database_url: Option<String>) {
+    let start = now();
+    let clock = Arc::new(ManualClock::new(start));
+    let server = TestServer::start_with(Options {
+        clock: Some(clock.clone()),
+        database_url,
+        ..Options::default()
+    })
+    .await;
+    let user = server.add_user("hello@example.com", false).await;
+    server.set_known_password(user.id).await;
+
+    // An ordinary admin token may not see links.
+    let (status, code, message) = refusal(
+        server
+            .client()
+            .create_reset_link()
+            .body(ask("hello@example.com").deliver(CreateResetLinkRequestDeliver::Response))
+            .send()
+            .await,
+    );
+    assert_eq!((status, code), (403, 7), "{message}");
+    assert!(message.contains("--reveal-links"), "{message}");
+    assert!(
+        server
+            .store()
+            .audit_entries(user.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An emailed link first: the revealed one revokes it.
+    server
+        .client()
+        .create_reset_link()
+        .body(ask("hello@example.com"))
+        .send()
+        .await
+        .expect("200");
+    let emailed = link_token(&server.wait_for_emails(1, DEADLINE).await[0]).unwrap();
+    clock.advance_ms(60_000);
+
+    let help_desk = server.client_with(&server.revealing_token_for(pwmail_tests::ADMIN).await);
+    let ask_revealed = || {
+        help_desk
+            .create_reset_link()
+            .idempotency_key("ticket-9")
+            .body(
+                ask("hello@example.com")
+                    .invalidate_password(true)
+                    .deliver(CreateResetLinkRequestDeliver::Response),
+            )
+    };
+    let answer = ask_revealed().send().await.expect("200").into_inner();
+    let link = answer.link.expect("the link is in the answer");
+    let token = link
+        .strip_prefix("https://pwmail.test/reset/")
+        .unwrap_or_else(|| panic!("a reset link of this server: {link}"));
+    assert_eq!(
+        answer.expires_at.timestamp_millis(),
+        start + 60_000 + 86_400_000
+    );
+    assert_eq!(
+        page(&server, token).await.0,
+        200,
+        "the revealed link opens the page"
+    );
+    assert_eq!(
+        page(&server, &emailed).await.0,
+        410,
+        "and the emailed one was revoked"
+    );
+    assert_eq!(
+        server.store().password_hash(user.id).await.unwrap(),
+        None,
+        "invalidate_password applies as with an email"
+    );
+
+    // Shown once: the same key again is refused, and nothing is written.
+    let (status, code, message) = refusal(ask_revealed().send().await);
+    assert_eq!((status, code), (409, 9), "{message}");
+    assert!(message.contains("link already revealed"), "{message}");
+    // It counts against the per-user cooldown like an email.
+    let (status, _, message) = refusal(
+        help_desk
+            .create_reset_link()
+            .body(ask("hello@example.com").deliver(CreateResetLinkRequestDeliver::Response))
+            .send()
+            .await,
+    );
+    assert_eq!(status, 429, "{message}");
+
+    let audit = server.store().audit_entries(user.id).await.unwrap();
+    let revealed: Vec<_> = audit.iter().filter(|a| a.link_revealed).collect();
+    assert_eq!(revealed.len(), 1, "{audit:?}");
+    assert_eq!(revealed[0].idempotency_key.as_deref(), Some("ticket-9"));
+    assert_ne!(
+        revealed[0].actor_token, audit[0].actor_token,
+        "the row names the help desk's token, not the admin's"
+    );
+    assert!(revealed[0].actor_token.is_some());
+    let outbox = server.stop_and_read_outbox().await;
+    assert_eq!(
+        outbox.len(),
+        1,
+        "only the emailed link wrote an email: {outbox:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revealed_link_is_answered_once_and_emails_nobody_on_sqlite() {
+    reveal_on(None).await;
+}
+
+#[tokio::test]
+async fn a_revealed_link_is_answered_once_and_emails_nobody_on_postgres() {
+    let schema = PgSchema::create().await;
+    reveal_on(Some(schema.url(None))).await;
+    schema.drop_schema().await;
 }

@@ -362,7 +362,7 @@ impl Engine {
             .expect("admin");
         let mut callers = Vec::new();
         for n in 0..TOKENS {
-            let secret = users::create_token(store, ADMIN, &format!("t{n}"), now)
+            let secret = users::create_token(store, ADMIN, &format!("t{n}"), false, now)
                 .await
                 .expect("token");
             callers.push(
@@ -471,6 +471,7 @@ impl Case<'_> {
                         idempotency_key: key,
                         options: Default::default(),
                         lifetime: None,
+                        reveal: false,
                     })
                     .await;
                 let seen = match got {
@@ -664,7 +665,7 @@ impl Case<'_> {
                         .find_idempotency(caller.token_id, store_purpose(purpose), key, now)
                         .await
                         .map_err(|e| e.to_string())?
-                        .map(|s| email_ix.get(&s.outbox_id).copied());
+                        .map(|s| s.outbox_id.and_then(|id| email_ix.get(&id).copied()));
                     let want = model.live_key(token, purpose, key).map(|k| Some(k.email));
                     if have != want {
                         return Err(format!(

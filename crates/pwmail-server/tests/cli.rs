@@ -546,7 +546,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
             .unwrap()
             .unwrap();
         let token = store
-            .create_api_token(admin.id, &TokenHash([1; 32]), "t", 0)
+            .create_api_token(admin.id, &TokenHash([1; 32]), "t", false, 0)
             .await
             .unwrap();
         for (hash, id, now) in [(2, "m1@example.com", 0), (3, "m2@example.com", 10)] {
@@ -569,6 +569,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
                         burst: 1,
                     },
                     message: message(id, MessageKind::SendPasswordEmail),
+                    reveal: false,
                     request_id: format!("req-{hash}"),
                     idempotency: None,
                     now,

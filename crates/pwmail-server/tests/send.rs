@@ -312,3 +312,93 @@ fn a_second_ctrl_c_abandons_calls_in_flight_and_reports_them_unknown() {
     assert_eq!(report["unknown"], 1, "{report}");
     assert_eq!(report["failures"][0]["email"], "stuck@example.com");
 }
+
+/// `--ttl-secs` and `--return-to` send through pwmail's own operation: each
+/// link lives that long and remembers the page; the run id names them, so
+/// the same command again replays, and a refused `--return-to` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_options_reach_every_link_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d).arg("migrate").output().unwrap().status.success());
+    std::fs::write(
+        d.join("users.csv"),
+        "email\na@example.com\nb@example.com\nc@example.com\n",
+    )
+    .unwrap();
+    let imported = pwmail(d)
+        .args(["user", "import", "users.csv"])
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    let (_server, listen) = serve(
+        d,
+        &[
+            "--return-to-origin",
+            "https://app.example.com",
+            "--user-rate",
+            "1000/1",
+        ],
+    );
+    let run = |extra: &[&str]| {
+        pwmail(d)
+            .args(send_args(&listen))
+            .args(["--from-csv", "users.csv", "--operation", "reset"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let options = [
+        "--ttl-secs",
+        "600",
+        "--return-to",
+        "https://app.example.com/x",
+    ];
+    let first = run(&options);
+    let out = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(out.contains("sent: 3"), "{out}");
+
+    let store = open_store(d).await;
+    let rows = store.list_outbox(None, 100).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.kind, pwmail_store::MessageKind::ResetPasswordByAdmin);
+        assert_eq!(
+            row.link_expires_at.map(|at| at - row.created_at),
+            Some(600_000),
+            "{row:?}"
+        );
+    }
+
+    let again = run(&options);
+    let out = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.status.success(), "{out}");
+    assert!(
+        out.contains("already sent by this run id before: 3"),
+        "the same command replays: {out}"
+    );
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 3);
+
+    let refused = run(&[
+        "--return-to",
+        "https://evil.example.com/",
+        "--run-id",
+        "new",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{text}");
+    assert!(
+        text.contains("origin https://evil.example.com is not allowed"),
+        "{text}"
+    );
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 3);
+}

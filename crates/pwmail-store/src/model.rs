@@ -61,12 +61,17 @@ pub struct ApiTokenInfo {
     pub label: String,
     pub created_at: UnixMillis,
     pub revoked_at: Option<UnixMillis>,
+    /// May ask for a link in the API response instead of an email
+    /// (`token create --reveal-links`): it lets its holder act as the user.
+    pub reveal_links: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct Authenticated {
     pub user: User,
     pub token_id: i64,
+    /// The token's `reveal_links` permission.
+    pub reveal_links: bool,
 }
 
 /// A GCRA limit: `burst` calls at once, refilled one per `period_ms`.
@@ -362,6 +367,10 @@ pub struct IssueLink {
     /// Per-user cooldown, checked and recorded inside the transaction.
     pub cooldown: Rate,
     pub message: NewMessage,
+    /// The link goes back in the call's answer instead of an email: the
+    /// message is not queued, the audit row says "revealed", and a stored
+    /// Idempotency-Key keeps no outbox id.
+    pub reveal: bool,
     pub request_id: String,
     /// The caller's Idempotency-Key: stored with the outcome when the link
     /// is issued, and checked first, in the same transaction.
@@ -429,6 +438,8 @@ pub struct LinkDraft {
     pub link: String,
     /// What the call asked of its link (kept with the link and its email).
     pub options: LinkOptions,
+    /// Answer the link instead of emailing it (see [`IssueLink::reveal`]).
+    pub reveal: bool,
     pub request_id: String,
     pub idempotency: Option<IdempotencyKey>,
     pub now: UnixMillis,
@@ -457,6 +468,7 @@ impl LinkDraft {
                     options: self.options.clone(),
                 },
             },
+            reveal: self.reveal,
             request_id: self.request_id.clone(),
             idempotency: self.idempotency.clone(),
             now: self.now,
@@ -493,7 +505,9 @@ pub struct IdempotencyKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredOutcome {
     pub fingerprint: String,
-    pub outbox_id: i64,
+    /// The email the call queued; `None`: the call revealed its link in
+    /// its answer instead, which is never repeated.
+    pub outbox_id: Option<i64>,
     /// The request id of the call that did the work.
     pub request_id: String,
 }
@@ -503,10 +517,12 @@ impl StoredOutcome {
     /// gets the stored outcome again; another request under the key is
     /// refused.
     pub fn outcome_for(self, key: &IdempotencyKey) -> IssueOutcome {
-        if self.fingerprint == key.fingerprint {
-            IssueOutcome::Replayed(self)
-        } else {
+        if self.fingerprint != key.fingerprint {
             IssueOutcome::KeyReused
+        } else if self.outbox_id.is_none() {
+            IssueOutcome::AlreadyRevealed
+        } else {
+            IssueOutcome::Replayed(self)
         }
     }
 }
@@ -516,6 +532,11 @@ pub enum IssueOutcome {
     Issued {
         link_id: i64,
         outbox_id: i64,
+    },
+    /// Issued like `Issued`, but no email was queued: the caller asked for
+    /// the link in its answer (`LinkDraft::reveal`).
+    Revealed {
+        link_id: i64,
     },
     /// The calling token's rate refused it; nothing was written.
     Throttled {
@@ -534,6 +555,9 @@ pub enum IssueOutcome {
     Replayed(StoredOutcome),
     /// The key was used before for a different request; nothing was written.
     KeyReused,
+    /// The key's call revealed its link in its answer; a link is shown
+    /// once, so nothing is answered again and nothing was written.
+    AlreadyRevealed,
     /// Another call with the key is still running (PostgreSQL, several
     /// replicas); nothing was written.
     KeyInFlight,
@@ -588,6 +612,8 @@ pub struct AuditEntry {
     pub operation: String,
     pub request_id: String,
     pub idempotency_key: Option<String>,
+    /// The link went back in the call's answer, not in an email.
+    pub link_revealed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

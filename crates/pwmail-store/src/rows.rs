@@ -30,6 +30,7 @@ pub(crate) fn user(row: &impl Columns) -> Result<User> {
 pub(crate) fn authenticated(row: &impl Columns) -> Result<Authenticated> {
     Ok(Authenticated {
         token_id: row.int("token_id")?,
+        reveal_links: row.flag("reveal_links")?,
         user: user(row)?,
     })
 }
@@ -41,13 +42,14 @@ pub(crate) fn token(row: &impl Columns) -> Result<ApiTokenInfo> {
         label: row.text("label")?,
         created_at: row.int("created_at")?,
         revoked_at: row.opt_int("revoked_at")?,
+        reveal_links: row.flag("reveal_links")?,
     })
 }
 
 pub(crate) fn stored_outcome(row: &impl Columns) -> Result<StoredOutcome> {
     Ok(StoredOutcome {
         fingerprint: row.text("fingerprint")?,
-        outbox_id: row.int("outbox_id")?,
+        outbox_id: row.opt_int("outbox_id")?,
         request_id: row.text("request_id")?,
     })
 }
@@ -222,5 +224,6 @@ pub(crate) fn audit(row: &impl Columns) -> Result<AuditEntry> {
         operation: row.text("operation")?,
         request_id: row.text("request_id")?,
         idempotency_key: row.opt_text("idempotency_key")?,
+        link_revealed: row.flag("link_revealed")?,
     })
 }

@@ -79,13 +79,14 @@ pub const PASSWORD_INVALIDATE: &str =
 
 macro_rules! token_columns {
     () => {
-        "id, user_id, label, created_at, revoked_at"
+        "id, user_id, label, created_at, revoked_at, reveal_links"
     };
 }
 
-/// $1 user, $2 hash, $3 label, $4 now.
+/// $1 user, $2 hash, $3 label, $4 now, $5 reveal_links.
 pub const TOKEN_INSERT: &str = concat!(
-    "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4)
+    "INSERT INTO api_tokens (user_id, token_hash, label, created_at, reveal_links)
+     VALUES ($1, $2, $3, $4, $5)
      RETURNING ",
     token_columns!()
 );
@@ -102,7 +103,8 @@ pub const TOKEN_REVOKE: &str =
 pub const TOKENS_REVOKE_OF_USER: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 /// $1 token hash: the live token and its enabled owner.
-pub const AUTHENTICATE: &str = "SELECT t.id AS token_id, u.id, u.email, u.name, u.is_admin,
+pub const AUTHENTICATE: &str =
+    "SELECT t.id AS token_id, t.reveal_links, u.id, u.email, u.name, u.is_admin,
         u.disabled_at, u.password_hash, u.created_at,
         COALESCE(u.deliverable, TRUE) AS deliverable
      FROM api_tokens t JOIN users u ON u.id = t.user_id
@@ -191,11 +193,11 @@ pub const LINKS_ALL: &str = concat!(link_columns!(), " ORDER BY id");
 // --- audit ---------------------------------------------------------------
 
 /// The audit row of an admin operation: $1 at, $2 actor user, $3 actor
-/// token, $4 target user, $5 operation, $6 request id, $7 outbox id,
-/// $8 Idempotency-Key.
+/// token, $4 target user, $5 operation, $6 request id, $7 outbox id (NULL
+/// when revealed), $8 Idempotency-Key, $9 whether the link was revealed.
 pub const AUDIT_ISSUE: &str = "INSERT INTO audit_log (at, actor_user_id, actor_token_id,
-        target_user_id, operation, request_id, outbox_id, idempotency_key)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        target_user_id, operation, request_id, outbox_id, idempotency_key, link_revealed)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /// The audit row of a reset on the page: $1 at, $2 user, $3 request id, $4 outbox id.
 pub const AUDIT_PASSWORD_CHANGED: &str =
     "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
@@ -203,7 +205,7 @@ pub const AUDIT_PASSWORD_CHANGED: &str =
 /// $1 user, oldest first (tests).
 #[cfg(any(test, feature = "testing"))]
 pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, target_user_id,
-        operation, request_id, idempotency_key
+        operation, request_id, idempotency_key, link_revealed
      FROM audit_log WHERE target_user_id = $1 ORDER BY id";
 
 // --- outbox --------------------------------------------------------------

@@ -135,7 +135,36 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .fetch_all(&new)
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 5, 6, 8, 10, 12, 14]);
+    assert_eq!(versions, [1, 2, 3, 5, 6, 8, 10, 12, 14, 16]);
+    // 0016 rebuilt idempotency_keys (outbox_id may be NULL now): the live
+    // key is kept as it was, and its index with it.
+    let key: (i64, String, String, String, Option<i64>, String, i64, i64) = sqlx::query_as(
+        "SELECT token_id, operation, key, fingerprint, outbox_id, request_id, created_at,
+                expires_at FROM idempotency_keys",
+    )
+    .fetch_one(&new)
+    .await
+    .unwrap();
+    assert_eq!(
+        key,
+        (
+            7,
+            "send_password_email".into(),
+            "k".into(),
+            "f".into(),
+            Some(11),
+            "r-1".into(),
+            1,
+            9000000000000
+        )
+    );
+    let index: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_keys_expiry'",
+    )
+    .fetch_one(&new)
+    .await
+    .unwrap();
+    assert_eq!(index, 1);
     assert_eq!(
         audit_rows(&new).await,
         audit_before,

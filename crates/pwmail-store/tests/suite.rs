@@ -62,7 +62,7 @@ async fn admin_actor(store: &dyn StoreTestExt) -> Actor {
         .await
         .unwrap();
     let token = store
-        .create_api_token(admin.id, &hash(9), "t", T0)
+        .create_api_token(admin.id, &hash(9), "t", false, T0)
         .await
         .unwrap();
     Actor {
@@ -109,6 +109,7 @@ fn issue(
             recipient: "u@example.com".into(),
             content: link_content(link, now),
         },
+        reveal: false,
         request_id: format!("req-{link}"),
         idempotency: None,
         now,
@@ -203,7 +204,7 @@ async fn users_and_tokens(store: &dyn StoreTestExt) {
     assert_eq!(store.count_admins().await.unwrap(), 1);
 
     let token = store
-        .create_api_token(admin.id, &hash(1), "ci", T0)
+        .create_api_token(admin.id, &hash(1), "ci", false, T0)
         .await
         .unwrap();
     let auth = store.authenticate(&hash(1)).await.unwrap().unwrap();
@@ -222,7 +223,7 @@ async fn users_and_tokens(store: &dyn StoreTestExt) {
         .await
         .unwrap();
     store
-        .create_api_token(user.id, &hash(3), "x", T0)
+        .create_api_token(user.id, &hash(3), "x", false, T0)
         .await
         .unwrap();
     let actor = Actor {
@@ -793,7 +794,7 @@ async fn caller_rate(store: &dyn StoreTestExt) {
     assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 1);
     // Another token has a rate of its own.
     let other_token = store
-        .create_api_token(actor.user, &hash(33), "other", T0)
+        .create_api_token(actor.user, &hash(33), "other", false, T0)
         .await
         .unwrap();
     let other = Actor {
@@ -950,6 +951,7 @@ async fn issue_call(store: &dyn StoreTestExt) {
                 message_id: issue.message.message_id,
                 link,
                 options: tagged(format!("by address {email}")),
+                reveal: false,
                 request_id: issue.request_id,
                 idempotency: None,
                 now,
@@ -1581,7 +1583,7 @@ async fn idempotency_keys(store: &dyn StoreTestExt) {
         again,
         IssueOutcome::Replayed(StoredOutcome {
             fingerprint: "F".into(),
-            outbox_id,
+            outbox_id: Some(outbox_id),
             request_id: "req-20".into(),
         })
     );

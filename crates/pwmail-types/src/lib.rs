@@ -7,6 +7,9 @@
 ///A link for one user, and what it should be.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
 pub struct CreateResetLinkRequest {
+    ///`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.
+    #[serde(default = "defaults::create_reset_link_request_deliver")]
+    pub deliver: CreateResetLinkRequestDeliver,
     ///Email of the user, with the same rules as the F5 operations.
     pub email: CreateResetLinkRequestEmail,
     ///true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).
@@ -22,6 +25,62 @@ pub struct CreateResetLinkRequest {
 impl CreateResetLinkRequest {
     pub fn builder() -> builder::CreateResetLinkRequest {
         Default::default()
+    }
+}
+///`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum CreateResetLinkRequestDeliver {
+    #[serde(rename = "email")]
+    Email,
+    #[serde(rename = "response")]
+    Response,
+}
+impl ::std::fmt::Display for CreateResetLinkRequestDeliver {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Email => f.write_str("email"),
+            Self::Response => f.write_str("response"),
+        }
+    }
+}
+impl ::std::str::FromStr for CreateResetLinkRequestDeliver {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "email" => Ok(Self::Email),
+            "response" => Ok(Self::Response),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for CreateResetLinkRequestDeliver {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for CreateResetLinkRequestDeliver {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::default::Default for CreateResetLinkRequestDeliver {
+    fn default() -> Self {
+        CreateResetLinkRequestDeliver::Email
     }
 }
 ///Email of the user, with the same rules as the F5 operations.
@@ -139,6 +198,9 @@ impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestReturnTo {
 pub struct CreateResetLinkResponse {
     ///When the link stops working.
     pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    ///The link itself, only for `deliver: response`. As secret as a password until it is used or expires.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub link: ::std::option::Option<::std::string::String>,
     ///The x-request-id of the call that made the link (on a replay, the first call's): find its email with `email_status`.
     pub request_id: ::std::string::String,
 }
@@ -804,6 +866,7 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
 pub mod builder {
     #[derive(Clone, Debug)]
     pub struct CreateResetLinkRequest {
+        deliver: ::std::result::Result<super::CreateResetLinkRequestDeliver, ::std::string::String>,
         email: ::std::result::Result<super::CreateResetLinkRequestEmail, ::std::string::String>,
         invalidate_password: ::std::result::Result<bool, ::std::string::String>,
         return_to: ::std::result::Result<
@@ -815,6 +878,7 @@ pub mod builder {
     impl ::std::default::Default for CreateResetLinkRequest {
         fn default() -> Self {
             Self {
+                deliver: Ok(super::defaults::create_reset_link_request_deliver()),
                 email: Err("no value supplied for email".to_string()),
                 invalidate_password: Ok(Default::default()),
                 return_to: Ok(Default::default()),
@@ -823,6 +887,16 @@ pub mod builder {
         }
     }
     impl CreateResetLinkRequest {
+        pub fn deliver<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<super::CreateResetLinkRequestDeliver>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.deliver = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for deliver: {e}"));
+            self
+        }
         pub fn email<T>(mut self, value: T) -> Self
         where
             T: ::std::convert::TryInto<super::CreateResetLinkRequestEmail>,
@@ -872,6 +946,7 @@ pub mod builder {
             value: CreateResetLinkRequest,
         ) -> ::std::result::Result<Self, super::error::ConversionError> {
             Ok(Self {
+                deliver: value.deliver?,
                 email: value.email?,
                 invalidate_password: value.invalidate_password?,
                 return_to: value.return_to?,
@@ -882,6 +957,7 @@ pub mod builder {
     impl ::std::convert::From<super::CreateResetLinkRequest> for CreateResetLinkRequest {
         fn from(value: super::CreateResetLinkRequest) -> Self {
             Self {
+                deliver: Ok(value.deliver),
                 email: Ok(value.email),
                 invalidate_password: Ok(value.invalidate_password),
                 return_to: Ok(value.return_to),
@@ -893,12 +969,17 @@ pub mod builder {
     pub struct CreateResetLinkResponse {
         expires_at:
             ::std::result::Result<::chrono::DateTime<::chrono::offset::Utc>, ::std::string::String>,
+        link: ::std::result::Result<
+            ::std::option::Option<::std::string::String>,
+            ::std::string::String,
+        >,
         request_id: ::std::result::Result<::std::string::String, ::std::string::String>,
     }
     impl ::std::default::Default for CreateResetLinkResponse {
         fn default() -> Self {
             Self {
                 expires_at: Err("no value supplied for expires_at".to_string()),
+                link: Ok(Default::default()),
                 request_id: Err("no value supplied for request_id".to_string()),
             }
         }
@@ -912,6 +993,16 @@ pub mod builder {
             self.expires_at = value
                 .try_into()
                 .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+            self
+        }
+        pub fn link<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.link = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for link: {e}"));
             self
         }
         pub fn request_id<T>(mut self, value: T) -> Self
@@ -932,6 +1023,7 @@ pub mod builder {
         ) -> ::std::result::Result<Self, super::error::ConversionError> {
             Ok(Self {
                 expires_at: value.expires_at?,
+                link: value.link?,
                 request_id: value.request_id?,
             })
         }
@@ -940,6 +1032,7 @@ pub mod builder {
         fn from(value: super::CreateResetLinkResponse) -> Self {
             Self {
                 expires_at: Ok(value.expires_at),
+                link: Ok(value.link),
                 request_id: Ok(value.request_id),
             }
         }
@@ -1375,6 +1468,12 @@ pub mod builder {
         }
     }
 }
+/// Generation of default values for serde.
+pub mod defaults {
+    pub(super) fn create_reset_link_request_deliver() -> super::CreateResetLinkRequestDeliver {
+        super::CreateResetLinkRequestDeliver::Email
+    }
+}
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
@@ -1473,7 +1572,7 @@ impl ::schemars::JsonSchema for CreateResetLinkRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048}},\"required\":[\"email\"]}",
+            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048},\"deliver\":{\"description\":\"`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.\",\"default\":\"email\",\"type\":\"string\",\"enum\":[\"email\",\"response\"]}},\"required\":[\"email\"]}",
         )
     }
 }
@@ -1487,7 +1586,7 @@ impl ::schemars::JsonSchema for CreateResetLinkResponse {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"The link's request and when it stops working.\",\"type\":\"object\",\"properties\":{\"request_id\":{\"description\":\"The x-request-id of the call that made the link (on a replay, the first call's): find its email with `email_status`.\",\"type\":\"string\"},\"expires_at\":{\"description\":\"When the link stops working.\",\"type\":\"string\",\"format\":\"date-time\"}},\"required\":[\"request_id\",\"expires_at\"]}",
+            "{\"description\":\"The link's request and when it stops working.\",\"type\":\"object\",\"properties\":{\"request_id\":{\"description\":\"The x-request-id of the call that made the link (on a replay, the first call's): find its email with `email_status`.\",\"type\":\"string\"},\"expires_at\":{\"description\":\"When the link stops working.\",\"type\":\"string\",\"format\":\"date-time\"},\"link\":{\"description\":\"The link itself, only for `deliver: response`. As secret as a password until it is used or expires.\",\"type\":\"string\"}},\"required\":[\"request_id\",\"expires_at\"]}",
         )
     }
 }

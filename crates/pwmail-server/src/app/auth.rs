@@ -90,6 +90,7 @@ mod tests {
 
     fn caller(id: i64) -> Authenticated {
         Authenticated {
+            reveal_links: false,
             user: User {
                 id: UserId(id),
                 email: format!("admin{id}@example.com"),

@@ -28,6 +28,13 @@ pub enum AppError {
     BadToken,
     #[error("the owner of this API token is not an admin; only admins may send password emails")]
     NotAdmin,
+    /// The call asked for the link in its answer, and the token was not
+    /// made with that right.
+    #[error(
+        "this API token may not receive links (deliver: \"response\"); make one with \
+         `pwmail token create EMAIL --reveal-links`, or let pwmail email the link"
+    )]
+    CannotRevealLinks,
     #[error("no user with email {0}")]
     NoSuchUser(String),
     /// The Idempotency-Key was used before with another request.
@@ -37,6 +44,9 @@ pub enum AppError {
     )]
     KeyReused,
     /// Another call with the same Idempotency-Key is still running.
+    /// A key's call revealed its link; a link is shown once.
+    #[error("link already revealed; make a new one (with another Idempotency-Key)")]
+    LinkRevealed,
     #[error("a call with this Idempotency-Key is still in progress; retry shortly")]
     KeyInFlight,
     #[error("the user {0} is disabled")]

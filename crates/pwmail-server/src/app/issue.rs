@@ -25,13 +25,20 @@ pub struct IssueRequest<'a> {
     /// How long the link works; `None`: the server's `--link-ttl-secs`.
     /// Checked against `--link-ttl-min-secs`..`--link-ttl-max-secs`.
     pub lifetime: Option<Duration>,
+    /// Answer the link instead of emailing it: only a token with the
+    /// `reveal_links` right may ask.
+    pub reveal: bool,
 }
 
 /// What became of a call that was not refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Issued {
-    /// A fresh link was stored and its email queued.
-    New { expires_at: UnixMillis },
+    /// A fresh link was stored and its email queued, or (`link`) handed
+    /// back for the caller to pass on: a secret, shown this once.
+    New {
+        expires_at: UnixMillis,
+        link: Option<String>,
+    },
     /// An earlier call with the same Idempotency-Key and request did that;
     /// this one changed nothing.
     Replayed {
@@ -51,6 +58,7 @@ fn fingerprint(
     email: &str,
     options: &LinkOptions,
     lifetime: Option<Duration>,
+    reveal: bool,
 ) -> String {
     let mut request = format!("{}\n{}", purpose.as_str(), pwmail_store::email_key(email));
     if let Some(options) = options.to_column() {
@@ -59,13 +67,19 @@ fn fingerprint(
     if let Some(lifetime) = lifetime {
         request = format!("{request}\nttl={}", lifetime.as_secs());
     }
+    if reveal {
+        request = format!("{request}\nreveal");
+    }
     let digest = sha2::Sha256::digest(request);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An outcome that was not a refusal, before the caller is told.
 enum Answer {
-    New,
+    /// `revealed`: no email; the link goes back in the answer.
+    New {
+        revealed: bool,
+    },
     Replayed(StoredOutcome),
 }
 
@@ -89,9 +103,13 @@ impl App {
             idempotency_key,
             options,
             lifetime,
+            reveal,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
+        if reveal && !caller.reveal_links {
+            return Err(AppError::CannotRevealLinks);
+        }
         if let Some(lifetime) = lifetime {
             validate::lifetime(lifetime, &config.link_ttl_range)?;
         }
@@ -104,7 +122,7 @@ impl App {
                 validate::idempotency_key(key)?;
                 let claim = IdempotencyKey {
                     key: key.to_string(),
-                    fingerprint: fingerprint(purpose, email, &options, lifetime),
+                    fingerprint: fingerprint(purpose, email, &options, lifetime, reveal),
                     expires_at: now + config.idempotency_ttl.as_millis() as i64,
                 };
                 // A retry of a call that went through is answered before
@@ -117,7 +135,7 @@ impl App {
                 {
                     let outcome = stored.outcome_for(&claim);
                     let answer = self.answer(outcome, request_id, email, None, purpose, caller)?;
-                    return self.issued(answer, expires_at).await;
+                    return self.issued(answer, expires_at, None).await;
                 }
                 Some(claim)
             }
@@ -149,6 +167,7 @@ impl App {
                 // Written from the templates when it is sent (`Content::Link`).
                 link: config.reset_link(link_token.expose()),
                 options,
+                reveal,
                 request_id: request_id.to_string(),
                 idempotency,
                 now,
@@ -158,7 +177,7 @@ impl App {
             matches!(
                 a,
                 CallOutcome::Issued {
-                    outcome: IssueOutcome::Issued { .. },
+                    outcome: IssueOutcome::Issued { .. } | IssueOutcome::Revealed { .. },
                     ..
                 }
             )
@@ -167,7 +186,7 @@ impl App {
             CallOutcome::Issued { user, outcome } => {
                 let answer =
                     self.answer(outcome, request_id, email, Some(user), purpose, caller)?;
-                self.issued(answer, expires_at).await
+                self.issued(answer, expires_at, Some(call.link.link)).await
             }
             CallOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
             CallOutcome::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
@@ -178,19 +197,29 @@ impl App {
         }
     }
 
-    /// What the caller is told: a new link's expiry, or for a replay the
-    /// first call's, read from its email.
-    async fn issued(&self, answer: Answer, expires_at: UnixMillis) -> Result<Issued, AppError> {
+    /// What the caller is told: a new link's expiry (and the link itself
+    /// when it was revealed), or for a replay the first call's expiry, read
+    /// from its email.
+    async fn issued(
+        &self,
+        answer: Answer,
+        expires_at: UnixMillis,
+        link: Option<String>,
+    ) -> Result<Issued, AppError> {
         Ok(match answer {
-            Answer::New => Issued::New { expires_at },
+            Answer::New { revealed } => Issued::New {
+                expires_at,
+                link: link.filter(|_| revealed),
+            },
             Answer::Replayed(stored) => {
                 // A live key's email is kept as long as the key (its row
-                // is what the key points to).
-                let message = self.store.outbox_message(stored.outbox_id).await?;
+                // is what the key points to); a key without one revealed
+                // its link and never gets here (`AlreadyRevealed`).
+                let outbox_id = stored.outbox_id.unwrap_or_default();
+                let message = self.store.outbox_message(outbox_id).await?;
                 let expires_at = message.and_then(|m| m.link_expires_at).ok_or_else(|| {
                     StoreError::Corrupt(format!(
-                        "outbox message {} of a live Idempotency-Key is gone",
-                        stored.outbox_id
+                        "outbox message {outbox_id} of a live Idempotency-Key is gone"
                     ))
                 })?;
                 Issued::Replayed {
@@ -230,14 +259,27 @@ impl App {
                     "password email queued"
                 );
                 self.outbox_wakeup.notify_one();
-                Ok(Answer::New)
+                Ok(Answer::New { revealed: false })
+            }
+            IssueOutcome::Revealed { link_id } => {
+                // The audit row says so too; the link itself is never logged.
+                tracing::info!(
+                    request_id,
+                    operation = purpose.as_str(),
+                    actor = %caller.user.id,
+                    token = caller.token_id,
+                    target = ?target,
+                    link_id,
+                    "reset link revealed to the caller (no email)"
+                );
+                Ok(Answer::New { revealed: true })
             }
             IssueOutcome::Replayed(stored) => {
                 tracing::info!(
                     request_id,
                     original_request_id = %stored.request_id,
                     operation = purpose.as_str(),
-                    outbox_id = stored.outbox_id,
+                    outbox_id = stored.outbox_id.unwrap_or_default(),
                     "idempotent retry answered from the stored outcome"
                 );
                 Ok(Answer::Replayed(stored))
@@ -250,6 +292,7 @@ impl App {
             }),
             IssueOutcome::Disabled => Err(AppError::Disabled(email.to_string())),
             IssueOutcome::KeyReused => Err(AppError::KeyReused),
+            IssueOutcome::AlreadyRevealed => Err(AppError::LinkRevealed),
             IssueOutcome::KeyInFlight => Err(AppError::KeyInFlight),
         }
     }

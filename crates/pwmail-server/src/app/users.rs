@@ -92,16 +92,19 @@ pub async fn find(store: &dyn Store, email: &str) -> Result<User, AppError> {
 }
 
 /// A new API token for the user; the plain text exists only in the result.
+/// `reveal_links`: it may ask for a link in an API answer instead of an
+/// email, which lets its holder act as the user.
 pub async fn create_token(
     store: &dyn Store,
     email: &str,
     label: &str,
+    reveal_links: bool,
     now: UnixMillis,
 ) -> Result<Secret, AppError> {
     let user = find(store, email).await?;
     let secret = secrets::new_api_token()?;
     store
-        .create_api_token(user.id, &secret.hash(), label, now)
+        .create_api_token(user.id, &secret.hash(), label, reveal_links, now)
         .await?;
     Ok(secret)
 }
@@ -223,7 +226,7 @@ pub async fn bootstrap_admin(
         Err(AppError::Store(StoreError::Conflict(_))) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let token = create_token(store, &user.email, "bootstrap", now).await?;
+    let token = create_token(store, &user.email, "bootstrap", false, now).await?;
     Ok(Some(Bootstrap {
         email: user.email,
         token,

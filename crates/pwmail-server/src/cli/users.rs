@@ -53,6 +53,10 @@ pub enum TokenCommand {
         /// A note shown by `token list` (which system uses the token).
         #[arg(long, default_value = "cli")]
         label: String,
+        /// Let the token ask for a link in the API answer (`deliver: "response"`) instead of
+        /// an email: whoever holds it can act as any user it resets. Every such call is audited.
+        #[arg(long)]
+        reveal_links: bool,
     },
     /// List a user's API tokens (ids, labels, state; never the tokens).
     List {
@@ -146,15 +150,25 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
 pub async fn token(cmd: &TokenCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
     let store = db.open_existing().await?;
     match cmd {
-        TokenCommand::Create { email, label } => {
-            let secret = users::create_token(&*store, email, label, now).await?;
+        TokenCommand::Create {
+            email,
+            label,
+            reveal_links,
+        } => {
+            let secret = users::create_token(&*store, email, label, *reveal_links, now).await?;
             out!("{}", secret.expose())?;
         }
         TokenCommand::List { email } => {
-            out!("{:>6}  {:<20} {:<8} created", "id", "label", "state")?;
+            out!(
+                "{:>6}  {:<20} {:<8} {:<12} created",
+                "id",
+                "label",
+                "state",
+                "rights"
+            )?;
             for t in users::list_tokens(&*store, email).await? {
                 out!(
-                    "{:>6}  {:<20} {:<8} {}",
+                    "{:>6}  {:<20} {:<8} {:<12} {}",
                     t.id,
                     t.label,
                     if t.revoked_at.is_some() {
@@ -162,6 +176,7 @@ pub async fn token(cmd: &TokenCommand, db: &DbArgs, now: i64) -> anyhow::Result<
                     } else {
                         "live"
                     },
+                    if t.reveal_links { "reveal-links" } else { "-" },
                     format_utc(t.created_at)
                 )?;
             }

@@ -11,9 +11,10 @@ use pwmail_api::{
 };
 use pwmail_store::{Authenticated, LinkOptions, LinkPurpose, MessageKind, OutboxState};
 use pwmail_types::{
-    CreateResetLinkRequest, CreateResetLinkResponse, PasswordEmailStatus, PasswordEmailStatusKind,
-    PasswordEmailStatusList, PasswordEmailStatusState, ResetPasswordByAdminRequest,
-    ResetPasswordByAdminResponse, SendPasswordEmailRequest, SendPasswordEmailResponse,
+    CreateResetLinkRequest, CreateResetLinkRequestDeliver, CreateResetLinkResponse,
+    PasswordEmailStatus, PasswordEmailStatusKind, PasswordEmailStatusList,
+    PasswordEmailStatusState, ResetPasswordByAdminRequest, ResetPasswordByAdminResponse,
+    SendPasswordEmailRequest, SendPasswordEmailResponse,
 };
 use tracing::Instrument as _;
 
@@ -59,6 +60,7 @@ impl PwmailApi for PwmailImpl {
                     // F5's operations carry the address alone.
                     options: LinkOptions::default(),
                     lifetime: None,
+                    reveal: false,
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -102,6 +104,7 @@ impl PwmailApi for PwmailImpl {
                     // F5's operations carry the address alone.
                     options: LinkOptions::default(),
                     lifetime: None,
+                    reveal: false,
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -153,14 +156,17 @@ impl PwmailApi for PwmailImpl {
                         ..LinkOptions::default()
                     },
                     lifetime,
+                    reveal: matches!(body.deliver, CreateResetLinkRequestDeliver::Response),
                 })
                 .await?;
-            let (request_id, expires_at) = match &issued {
-                Issued::New { expires_at } => (rqctx.request_id.clone(), *expires_at),
+            let (request_id, expires_at, link) = match &issued {
+                Issued::New { expires_at, link } => {
+                    (rqctx.request_id.clone(), *expires_at, link.clone())
+                }
                 Issued::Replayed {
                     request_id,
                     expires_at,
-                } => (request_id.clone(), *expires_at),
+                } => (request_id.clone(), *expires_at, None),
             };
             // Milliseconds since 1970 that a link can hold are in range.
             let expires_at =
@@ -169,6 +175,7 @@ impl PwmailApi for PwmailImpl {
                 HttpResponseOk(CreateResetLinkResponse {
                     request_id,
                     expires_at,
+                    link,
                 }),
                 CreateResetLinkResponseHeaders {
                     idempotent_replayed: replayed(&issued),

@@ -35,13 +35,14 @@ impl From<AppError> for ApiError {
                 ApiError::InvalidArgument(message)
             }
             AppError::BadToken => ApiError::Unauthenticated(message),
-            AppError::NotAdmin => ApiError::PermissionDenied(message),
+            AppError::NotAdmin | AppError::CannotRevealLinks => ApiError::PermissionDenied(message),
             AppError::NoSuchUser(_) | AppError::NoSuchToken(_) | AppError::NoSuchMessage(_) => {
                 ApiError::NotFound(message)
             }
             AppError::KeyReused => ApiError::Unprocessable(message),
             AppError::KeyInFlight => ApiError::Aborted(message),
             AppError::Disabled(_)
+            | AppError::LinkRevealed
             | AppError::NotDead(_)
             | AppError::DeadLinkEmail { .. }
             | AppError::Undeliverable { .. } => ApiError::FailedPrecondition(message),
@@ -156,6 +157,8 @@ mod tests {
             (AppError::KeyInFlight, 409, 10),
             (AppError::KeyReused, 422, 3),
             (AppError::Disabled("a@example.com".into()), 409, 9),
+            (AppError::LinkRevealed, 409, 9),
+            (AppError::CannotRevealLinks, 403, 7),
         ] {
             let api = ApiError::from(error);
             assert_eq!(

@@ -134,7 +134,7 @@ pub async fn seed_admin(store: &dyn pwmail_store::Store) -> String {
     users::add_user(store, "ops@example.com", true, None, now())
         .await
         .unwrap();
-    users::create_token(store, "ops@example.com", "t", now())
+    users::create_token(store, "ops@example.com", "t", false, now())
         .await
         .unwrap()
         .expose()

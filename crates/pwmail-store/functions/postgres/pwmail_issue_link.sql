@@ -2,7 +2,9 @@
 -- the group function's rules for a group of one, then the key's row.
 -- p_call and p_user are the call's named records as pwmail_issue_links
 -- reads them (migration 0015), p_call with the key, its fingerprint and
--- its expiry.
+-- its expiry. A call that reveals its link (p_call.reveal) comes here even
+-- without a key; its key's row keeps outbox_id NULL, which a replay reads
+-- as "revealed".
 -- Dropped first: CREATE OR REPLACE cannot change a function's parameters
 -- or rows (see pwmail_issue_links.sql).
 DROP FUNCTION IF EXISTS pwmail_issue_link(BIGINT, BIGINT, BIGINT, TEXT, BOOLEAN, BYTEA, BIGINT, TEXT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, TEXT, BIGINT, TEXT, TEXT, BIGINT);

@@ -11,8 +11,9 @@
 -- `calls` below. The targets must differ (a row can change once per
 -- statement); the cooldown ($period, $tau) is one for the group. Rows come
 -- back in the calls' order (`ord`) with:
---   outcome 'issued' (link_id, outbox_id), 'no_user', 'disabled', or
---   'cooling_down' (retry_after_ms).
+--   outcome 'issued' (link_id, outbox_id; outbox_id NULL when the call
+--   asked for its link in its answer, `reveal`: no email is queued), 'no_user',
+--   'disabled', or 'cooling_down' (retry_after_ms).
 -- A disabled or unknown user's call changes nothing and does not charge the
 -- user's cooldown; a refused one changes nothing else.
 --
@@ -90,25 +91,25 @@ BEGIN
         SELECT a.message_id, a.kind, a.recipient, a.subject, a.body_text, a.body_html,
                a.link, a.link_name, a.link_expires_at, a.options, 'queued',
                a.at_ms, a.at_ms, a.at_ms, a.request_id, a.target
-          FROM admitted a ORDER BY a.target
+          FROM admitted a WHERE a.reveal IS NOT TRUE ORDER BY a.target
         RETURNING id, user_id
     ),
     audited AS (
         INSERT INTO audit_log (at, actor_user_id, actor_token_id, target_user_id, operation,
-                               request_id, outbox_id, idempotency_key)
+                               request_id, outbox_id, idempotency_key, link_revealed)
         SELECT a.at_ms, a.actor_user, a.actor_token, a.target, a.purpose, a.request_id, q.id,
-               a.idem_key
-          FROM admitted a JOIN queued q ON q.user_id = a.target
+               a.idem_key, a.reveal IS TRUE
+          FROM admitted a LEFT JOIN queued q ON q.user_id = a.target
     )
     SELECT f.ord::BIGINT,
            (CASE WHEN NOT f.known THEN 'no_user'
                  WHEN f.disabled THEN 'disabled'
-                 WHEN q.id IS NULL THEN 'cooling_down'
+                 WHEN l.id IS NULL THEN 'cooling_down'
                  ELSE 'issued' END)::pwmail_outcome,
            l.id,
            q.id,
            -- A refusal reads the state as the statement's snapshot saw it.
-           CASE WHEN f.known AND NOT f.disabled AND q.id IS NULL
+           CASE WHEN f.known AND NOT f.disabled AND l.id IS NULL
                 THEN GREATEST(COALESCE(r.tat, f.at_ms) - p_tau - f.at_ms, 1) END
       FROM found f
       LEFT JOIN links l ON l.user_id = f.target

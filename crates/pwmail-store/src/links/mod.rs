@@ -36,7 +36,9 @@ pub trait Links: Users + Limits {
     /// stored outcome answers it before any charge; the others one
     /// ([`issue_unkeyed_call`](Links::issue_unkeyed_call)).
     async fn issue_call(&self, call: &IssueCall) -> Result<CallOutcome> {
-        if call.link.idempotency.is_some() {
+        // A call revealing its link takes the two steps too: it is rare,
+        // and the engines' one-step paths batch emails.
+        if call.link.idempotency.is_some() || call.link.reveal {
             return issue_keyed_call(self, call).await;
         }
         self.issue_unkeyed_call(call).await

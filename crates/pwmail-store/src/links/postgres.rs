@@ -89,14 +89,16 @@ impl Links for PgStore {
             }
         }
         // Then one round trip, with the other calls waiting (see `issue`);
-        // a call with an Idempotency-Key on its own, the key's lock and row
+        // a call with an Idempotency-Key (or revealing its link) on its own, the key's lock and row
         // around the same rules (`pwmail_issue_link`, migration 0007).
-        let Some(idem) = issue.idempotency.as_ref() else {
+        // A call revealing its link goes alone too: it is rare, and the
+        // single function keeps its key's row without an outbox id.
+        if issue.idempotency.is_none() && !issue.reveal {
             let issues = self
                 .issues
                 .get_or_init(|| group::Groups::start(Arc::clone(&self.pool)));
             return issues.call(issue.clone()).await;
-        };
+        }
         let (period, tau) = gcra::params(&issue.cooldown);
         let mut conn = self.pool.acquire().await?;
         let (call, user) = record::issue(1, issue);
@@ -130,7 +132,12 @@ impl Links for PgStore {
                     outbox_id: row.try_get("outbox_id")?,
                     request_id: row.try_get("stored_request_id")?,
                 };
-                Ok(stored.outcome_for(idem))
+                match issue.idempotency.as_ref() {
+                    Some(idem) => Ok(stored.outcome_for(idem)),
+                    None => Err(StoreError::Corrupt(
+                        "a stored outcome for a call without a key".into(),
+                    )),
+                }
             }
             _ => issue::outcome(&row, issue.target),
         }

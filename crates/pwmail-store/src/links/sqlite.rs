@@ -115,13 +115,17 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
             params![issue.target.0, issue.now],
         )?;
     }
-    let outbox_id = insert_message(
-        c,
-        &issue.message,
-        issue.now,
-        &issue.request_id,
-        issue.target,
-    )?;
+    // A revealed link goes back in the answer: no email.
+    let outbox_id = match issue.reveal {
+        true => None,
+        false => Some(insert_message(
+            c,
+            &issue.message,
+            issue.now,
+            &issue.request_id,
+            issue.target,
+        )?),
+    };
     if let Some(idem) = &issue.idempotency {
         let stored = exec(
             c,
@@ -153,10 +157,14 @@ fn issue_in(sp: &Savepoint<'_>, issue: &IssueLink) -> Result<IssueOutcome> {
             issue.purpose.as_str(),
             issue.request_id,
             outbox_id,
-            issue.idempotency.as_ref().map(|i| i.key.as_str())
+            issue.idempotency.as_ref().map(|i| i.key.as_str()),
+            issue.reveal
         ],
     )?;
-    Ok(IssueOutcome::Issued { link_id, outbox_id })
+    Ok(match outbox_id {
+        Some(outbox_id) => IssueOutcome::Issued { link_id, outbox_id },
+        None => IssueOutcome::Revealed { link_id },
+    })
 }
 
 /// The reset page's transaction.

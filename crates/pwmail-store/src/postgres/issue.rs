@@ -144,9 +144,15 @@ impl Outcome {
 /// on): the issue's outcome for `target`.
 pub(super) fn outcome(row: &PgRow, target: UserId) -> Result<IssueOutcome> {
     Ok(match Outcome::of(row)? {
-        Outcome::Issued => IssueOutcome::Issued {
-            link_id: row.try_get("link_id")?,
-            outbox_id: row.try_get("outbox_id")?,
+        // No email for a link the call asked to see (`reveal`).
+        Outcome::Issued => match row.try_get("outbox_id")? {
+            Some(outbox_id) => IssueOutcome::Issued {
+                link_id: row.try_get("link_id")?,
+                outbox_id,
+            },
+            None => IssueOutcome::Revealed {
+                link_id: row.try_get("link_id")?,
+            },
         },
         Outcome::CoolingDown => IssueOutcome::CoolingDown {
             retry_after_ms: row.try_get("retry_after_ms")?,

@@ -36,6 +36,8 @@ pub(super) struct Call {
     caller: Option<String>,
     /// By address only: the address's key (`email_key`).
     email_key: Option<String>,
+    /// The link goes back in the answer: no email (migration 0016).
+    reveal: bool,
 }
 
 /// Whom a call is for (`pwmail_link_user`): filled in by Rust for a call
@@ -80,6 +82,7 @@ pub(super) fn issue(place: usize, issue: &IssueLink) -> (Call, User) {
         key_expires_at: idem.map(|k| k.expires_at),
         caller: None,
         email_key: None,
+        reveal: issue.reveal,
     };
     let user = User {
         target: issue.target.0,
@@ -116,6 +119,7 @@ pub(super) fn addressed(place: usize, draft: &LinkDraft, email_key: &str) -> Cal
         key_expires_at: None,
         caller: Some(RateKey::ApiToken(draft.actor.token_id).to_string()),
         email_key: Some(email_key.to_string()),
+        reveal: draft.reveal,
     }
 }
 
@@ -154,6 +158,7 @@ mod tests {
             key_expires_at: Some(7),
             caller: Some("caller".into()),
             email_key: Some("email_key".into()),
+            reveal: true,
         };
         let user = User {
             target: 8,
@@ -184,6 +189,7 @@ mod tests {
                 "link_expires_at": 5, "options": "options", "request_id": "request_id",
                 "at_ms": 6, "idem_key": "idem_key", "fingerprint": "fingerprint",
                 "key_expires_at": 7, "caller": "caller", "email_key": "email_key",
+                "reveal": true,
             })
         );
         assert_eq!(

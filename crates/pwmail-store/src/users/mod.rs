@@ -58,6 +58,7 @@ pub trait Users: Send + Sync {
         user: UserId,
         hash: &TokenHash,
         label: &str,
+        reveal_links: bool,
         now: UnixMillis,
     ) -> Result<ApiTokenInfo>;
 

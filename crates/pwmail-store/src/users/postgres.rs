@@ -99,6 +99,7 @@ impl Users for PgStore {
         user: UserId,
         hash: &TokenHash,
         label: &str,
+        reveal_links: bool,
         now: UnixMillis,
     ) -> Result<ApiTokenInfo> {
         let row = self
@@ -107,7 +108,8 @@ impl Users for PgStore {
                     .bind(user.0)
                     .bind(&hash.0[..])
                     .bind(label)
-                    .bind(now),
+                    .bind(now)
+                    .bind(reveal_links),
             )
             .await?;
         rows::token(&row)

@@ -86,6 +86,7 @@ impl Users for SqliteStore {
         user: UserId,
         hash: &TokenHash,
         label: &str,
+        reveal_links: bool,
         now: UnixMillis,
     ) -> Result<ApiTokenInfo> {
         let (hash, label) = (hash.0, label.to_string());
@@ -94,7 +95,7 @@ impl Users for SqliteStore {
                 one(
                     c,
                     sql::TOKEN_INSERT,
-                    params![user.0, &hash[..], label, now],
+                    params![user.0, &hash[..], label, now, reveal_links],
                     |row| rows::token(row),
                 )?
                 .ok_or_else(|| StoreError::Corrupt("no token row".into()))
