@@ -103,6 +103,7 @@ fn base(name: &str) -> String {
         "request_id" => "r".into(),
         "Idempotency-Key" => "k".into(),
         "return_to" => RETURN_TO.into(),
+        "deliver" => "email".into(),
         other => panic!("no base value for {other}: add one"),
     }
 }
@@ -138,6 +139,13 @@ fn cases(input: &Input) -> Vec<(Option<String>, bool, String)> {
             return vec![
                 (Some("true".into()), true, "true".into()),
                 (Some("\"yes\"".into()), false, "a string".into()),
+            ];
+        }
+        // An enumerated string: a value of the list, and one outside it.
+        Some("string") if s["enum"].is_array() => {
+            return vec![
+                (Some(base(&input.name)), true, "a listed value".into()),
+                (Some("fax".into()), false, "a value outside the list".into()),
             ];
         }
         Some("integer") => {
@@ -345,6 +353,7 @@ async fn every_declared_constraint_holds_at_its_boundary() {
         "ttl_secs",
         "return_to",
         "invalidate_password",
+        "deliver",
     ] {
         assert!(inputs.iter().any(|i| i.name == name), "{name}");
     }

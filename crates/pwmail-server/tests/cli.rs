@@ -57,9 +57,36 @@ fn user_and_token_commands() {
         "{out}"
     );
 
+    let (ok, help_desk, _) = pwmail(
+        d,
+        &[
+            "token",
+            "create",
+            "ops@example.com",
+            "--label",
+            "help-desk",
+            "--reveal-links",
+        ],
+    );
+    assert!(ok && help_desk.starts_with("pwm_"), "{help_desk}");
+
     let (ok, out, _) = pwmail(d, &["token", "list", "ops@example.com"]);
     assert!(
         ok && out.contains("live") && !out.contains(lines[0]),
+        "{out}"
+    );
+    // Which token may receive links in answers, and which may not.
+    let rights: Vec<(&str, &str)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[1], cols[3])
+        })
+        .collect();
+    assert_eq!(
+        rights,
+        [("cli", "-"), ("help-desk", "reveal-links")],
         "{out}"
     );
     let id = out
