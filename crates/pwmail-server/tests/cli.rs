@@ -670,6 +670,96 @@ fn outbox_commands_show_and_requeue_dead_messages() {
     );
     let (ok, _, err) = pwmail(d, &["outbox", "retry", &notice.to_string()]);
     assert!(!ok && err.contains("is not dead"), "{err}");
+    // The audit log of the same calls, as an operator reads it: newest
+    // first, times in RFC 3339, one JSON object per line.
+    let (ok, out, err) = pwmail(d, &["audit", "list", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["at"].as_str().unwrap(),
+                r["operation"].as_str().unwrap(),
+                r["request_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("1970-01-01T00:00:00.020Z", "password_changed", "req-page"),
+            ("1970-01-01T00:00:00.010Z", "send_password_email", "req-3"),
+            ("1970-01-01T00:00:00.000Z", "send_password_email", "req-2"),
+        ],
+        "{out}"
+    );
+    assert_eq!(rows[1]["actor_email"], "ops@example.com", "{out}");
+    assert_eq!(rows[1]["target_email"], "u@example.com", "{out}");
+    assert!(
+        rows[0].get("actor_email").is_none(),
+        "the page has no actor: {out}"
+    );
+    // Filters: one call, a time window, a user, and how many.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["audit", "list", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = pwmail(d, &all);
+        assert!(ok, "{args:?}: {err}");
+        out.lines()
+            .map(|l| {
+                let row: serde_json::Value = serde_json::from_str(l).unwrap();
+                row["request_id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(listed(&["--request-id", "req-3"]), ["req-3"]);
+    assert_eq!(
+        listed(&[
+            "--since",
+            "1970-01-01T00:00:00.005Z",
+            "--until",
+            "1970-01-01T00:00:00.020Z"
+        ]),
+        ["req-3"]
+    );
+    assert_eq!(listed(&["--user", "ops@example.com"]), ["req-3", "req-2"]);
+    assert_eq!(
+        listed(&["--user", "U@example.com", "--limit", "1"]),
+        ["req-page"]
+    );
+    // The table names the actor by email and token.
+    let (ok, out, _) = pwmail(d, &["audit", "list"]);
+    assert!(
+        ok && out.contains("ops@example.com (token") && out.contains("req-page"),
+        "{out}"
+    );
+    // Mistakes say so.
+    let (ok, _, err) = pwmail(d, &["audit", "list", "--user", "nobody@example.com"]);
+    assert!(
+        !ok && err.contains("no user with email nobody@example.com"),
+        "{err}"
+    );
+    let (ok, _, err) = pwmail(d, &["audit", "list", "--since", "yesterday"]);
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+    let (ok, _, err) = pwmail(
+        d,
+        &[
+            "audit",
+            "list",
+            "--since",
+            "2026-12-07T00:00:00Z",
+            "--until",
+            "2026-12-06T00:00:00Z",
+        ],
+    );
+    assert!(
+        !ok && err.contains("--since must be before --until"),
+        "{err}"
+    );
 }
 
 #[test]

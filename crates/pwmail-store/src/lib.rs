@@ -8,6 +8,7 @@
 //! call leaves nothing half-written. Times are Unix milliseconds passed in by
 //! the caller, which keeps the store free of clocks and easy to test.
 
+mod audit;
 mod gcra;
 mod idempotency;
 mod limits;
@@ -23,6 +24,7 @@ mod sqlite;
 pub mod testing;
 mod users;
 
+pub use audit::Audit;
 pub use idempotency::Idempotency;
 pub use limits::Limits;
 pub use links::Links;
@@ -183,10 +185,12 @@ mod tests {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The whole store: each aggregate's trait (users and tokens, limits,
-/// idempotency, links, outbox; one module each), and what concerns the
-/// database as a whole.
+/// idempotency, links, outbox, audit; one module each), and what concerns
+/// the database as a whole.
 #[async_trait]
-pub trait Store: Users + Limits + Idempotency + Links + Outbox + Send + Sync + 'static {
+pub trait Store:
+    Users + Limits + Idempotency + Links + Outbox + Audit + Send + Sync + 'static
+{
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;
 

@@ -616,6 +616,38 @@ pub struct AuditEntry {
     pub link_revealed: bool,
 }
 
+/// Which audit rows an operator asks for (`pwmail audit list`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Rows where this user acted or was acted on.
+    pub user: Option<UserId>,
+    pub request_id: Option<String>,
+    /// From this time on (inclusive).
+    pub since: Option<UnixMillis>,
+    /// Before this time (exclusive).
+    pub until: Option<UnixMillis>,
+    pub limit: u32,
+}
+
+/// One audit row as an operator reads it: the ids, and the users' current
+/// emails where the users still exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: UnixMillis,
+    pub actor_user: Option<UserId>,
+    pub actor_email: Option<String>,
+    pub actor_token: Option<i64>,
+    pub target_user: UserId,
+    pub target_email: Option<String>,
+    pub operation: String,
+    pub request_id: String,
+    pub outbox_id: Option<i64>,
+    pub idempotency_key: Option<String>,
+    /// The link went back in the call's answer, not in an email.
+    pub link_revealed: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutboxState {
     Queued,

@@ -165,6 +165,24 @@ pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
     })
 }
 
+/// A row of `sql::AUDIT_LIST`.
+pub(crate) fn audit_record(row: &impl Columns) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.int("id")?,
+        at: row.int("at")?,
+        actor_user: row.opt_int("actor_user_id")?.map(UserId),
+        actor_email: row.opt_text("actor_email")?,
+        actor_token: row.opt_int("actor_token_id")?,
+        target_user: UserId(row.int("target_user_id")?),
+        target_email: row.opt_text("target_email")?,
+        operation: row.text("operation")?,
+        request_id: row.text("request_id")?,
+        outbox_id: row.opt_int("outbox_id")?,
+        idempotency_key: row.opt_text("idempotency_key")?,
+        link_revealed: row.flag("link_revealed")?,
+    })
+}
+
 /// A row of `sql::OUTBOX_STATUS`, `OUTBOX_LIST` or `OUTBOX_FOR`.
 pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
     let state = row.text("state")?;

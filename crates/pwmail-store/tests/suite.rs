@@ -1663,6 +1663,104 @@ async fn idempotency_keys(store: &dyn StoreTestExt) {
     );
 }
 
+/// The audit log as an operator lists it: newest first, with the users'
+/// emails, by user (actor or target), request id, time window and limit.
+async fn audit_list(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let a = queued_user(store, actor, "first@example.com", 41).await;
+    let b = store
+        .create_user(&new_user("second@example.com", false), T0)
+        .await
+        .unwrap();
+    let later = T0 + 5_000;
+    let outcome = store
+        .issue_link(&issue(
+            b.id,
+            actor,
+            LinkPurpose::ResetPasswordByAdmin,
+            42,
+            later,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, IssueOutcome::Issued { .. }),
+        "{outcome:?}"
+    );
+    let list = |filter: AuditFilter| async move {
+        store
+            .list_audit(&AuditFilter {
+                limit: filter.limit.max(1),
+                ..filter
+            })
+            .await
+            .unwrap()
+    };
+    let all = list(AuditFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    let seen: Vec<(Option<&str>, &str, UnixMillis)> = all
+        .iter()
+        .map(|r| (r.target_email.as_deref(), r.operation.as_str(), r.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("second@example.com"), "reset_password_by_admin", later),
+            (Some("first@example.com"), "send_password_email", T0),
+        ]
+    );
+    let admin = store.user_by_id(actor.user).await.unwrap().unwrap();
+    assert_eq!(all[0].actor_email.as_deref(), Some(admin.email.as_str()));
+    assert_eq!(all[0].actor_token, Some(actor.token_id));
+    assert_eq!(all[0].target_user, b.id);
+    assert!(all[0].outbox_id.is_some() && !all[0].link_revealed);
+
+    let targets =
+        |rows: Vec<AuditRecord>| -> Vec<UserId> { rows.iter().map(|r| r.target_user).collect() };
+    let only = |user| AuditFilter {
+        user: Some(user),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(targets(list(only(a.id)).await), [a.id]);
+    assert_eq!(
+        targets(list(only(actor.user)).await),
+        [b.id, a.id],
+        "as actor"
+    );
+    let by_request = AuditFilter {
+        request_id: Some(all[1].request_id.clone()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(targets(list(by_request).await), [a.id]);
+    let window = |since, until| AuditFilter {
+        since,
+        until,
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        targets(list(window(Some(later), None)).await),
+        [b.id],
+        "since is inclusive"
+    );
+    assert_eq!(
+        targets(list(window(None, Some(later))).await),
+        [a.id],
+        "until is not"
+    );
+    assert_eq!(targets(list(window(Some(T0 + 1), Some(later))).await), []);
+    let one = AuditFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(targets(list(one).await), [b.id], "the newest");
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -1678,8 +1776,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

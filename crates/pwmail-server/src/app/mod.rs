@@ -6,6 +6,7 @@
 //! ([`AppError`], [`ResetError`]) say what was refused and why; each adapter
 //! maps them in one place.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod issue;

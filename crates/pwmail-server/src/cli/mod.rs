@@ -3,6 +3,7 @@
 //! environment twin; `--config FILE` supplies defaults for them.
 
 pub mod args;
+pub mod audit;
 pub mod emails_csv;
 pub mod mail;
 pub mod outbox;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(users::TokenCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A command's "no" that is an answer, not an error (`check-password`).
@@ -190,6 +194,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Migrate => serve::migrate(db).await,
         Command::User(cmd) => users::user(cmd, db, now).await,
         Command::Token(cmd) => users::token(cmd, db, now).await,
+        Command::Audit(cmd) => audit::audit(cmd, db).await,
         Command::Outbox(cmd) => outbox::outbox(cmd, db, now).await,
         Command::Mail(cmd) => mail::mail(cmd, now),
     }

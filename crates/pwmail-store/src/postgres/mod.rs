@@ -14,6 +14,8 @@ mod record;
 mod settle;
 mod target;
 // Each aggregate's implementation on this engine, kept beside its trait.
+#[path = "../audit/postgres.rs"]
+mod audit_impl;
 #[path = "../idempotency/postgres.rs"]
 mod idempotency_impl;
 #[path = "../limits/postgres.rs"]

@@ -450,6 +450,7 @@ mod tests {
             ("AUDIT_ISSUE", sql::AUDIT_ISSUE),
             ("AUDIT_PASSWORD_CHANGED", sql::AUDIT_PASSWORD_CHANGED),
             ("AUDIT_OF_USER", sql::AUDIT_OF_USER),
+            ("AUDIT_LIST", sql::AUDIT_LIST),
             ("OUTBOX_INSERT", sql::OUTBOX_INSERT),
             ("SETTLE_SENT", sql::SETTLE_SENT),
             ("SETTLE_RETRY", sql::SETTLE_RETRY),

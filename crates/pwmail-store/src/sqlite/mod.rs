@@ -5,6 +5,8 @@ mod checkpoint;
 mod conn;
 mod writer;
 // Each aggregate's implementation on this engine, kept beside its trait.
+#[path = "../audit/sqlite.rs"]
+mod audit_impl;
 #[path = "../idempotency/sqlite.rs"]
 mod idempotency_impl;
 #[path = "../limits/sqlite.rs"]
