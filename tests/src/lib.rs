@@ -213,15 +213,15 @@ impl TestServer {
     /// An API token of `email` that may also receive links in answers
     /// (`token create --reveal-links`).
     pub async fn revealing_token_for(&self, email: &str) -> String {
-        admin::create_token(&*self.store, email, "help desk", true, now())
-            .await
-            .expect("create token")
-            .expose()
-            .to_string()
+        self.new_token(email, true).await
     }
 
     pub async fn token_for(&self, email: &str) -> String {
-        admin::create_token(&*self.store, email, "test", false, now())
+        self.new_token(email, false).await
+    }
+
+    async fn new_token(&self, email: &str, reveal_links: bool) -> String {
+        admin::create_token(&*self.store, email, "test", reveal_links, now())
             .await
             .expect("create token")
             .expose()

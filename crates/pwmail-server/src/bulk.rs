@@ -277,7 +277,7 @@ async fn attempt(
                 CreateResetLinkRequest::builder()
                     .email(email)
                     .invalidate_password(matches!(operation, Operation::Reset))
-                    .ttl_secs(link.ttl_secs.map(|t| t as i64))
+                    .ttl_secs(link.ttl_secs.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
                     .return_to(link.return_to.clone()),
             )
             .send()

@@ -77,10 +77,9 @@ fn fingerprint(
 /// An outcome that was not a refusal, before the caller is told.
 enum Answer {
     /// `revealed`: no email; the link goes back in the answer.
-    New {
-        revealed: bool,
-    },
-    Replayed(StoredOutcome),
+    New { revealed: bool },
+    /// The stored outcome of a key whose call queued an email.
+    Replayed { request_id: String, outbox_id: i64 },
 }
 
 /// A refusal's wait, in whole seconds, never zero.
@@ -211,11 +210,12 @@ impl App {
                 expires_at,
                 link: link.filter(|_| revealed),
             },
-            Answer::Replayed(stored) => {
+            Answer::Replayed {
+                request_id,
+                outbox_id,
+            } => {
                 // A live key's email is kept as long as the key (its row
-                // is what the key points to); a key without one revealed
-                // its link and never gets here (`AlreadyRevealed`).
-                let outbox_id = stored.outbox_id.unwrap_or_default();
+                // is what the key points to).
                 let message = self.store.outbox_message(outbox_id).await?;
                 let expires_at = message.and_then(|m| m.link_expires_at).ok_or_else(|| {
                     StoreError::Corrupt(format!(
@@ -223,7 +223,7 @@ impl App {
                     ))
                 })?;
                 Issued::Replayed {
-                    request_id: stored.request_id,
+                    request_id,
                     expires_at,
                 }
             }
@@ -274,15 +274,27 @@ impl App {
                 );
                 Ok(Answer::New { revealed: true })
             }
-            IssueOutcome::Replayed(stored) => {
+            // `outcome_for` answers a key without an email `AlreadyRevealed`;
+            // refused here too, whichever way such a row arrives.
+            IssueOutcome::Replayed(StoredOutcome {
+                outbox_id: None, ..
+            }) => Err(AppError::LinkRevealed),
+            IssueOutcome::Replayed(StoredOutcome {
+                outbox_id: Some(outbox_id),
+                request_id: original,
+                ..
+            }) => {
                 tracing::info!(
                     request_id,
-                    original_request_id = %stored.request_id,
+                    original_request_id = %original,
                     operation = purpose.as_str(),
-                    outbox_id = stored.outbox_id.unwrap_or_default(),
+                    outbox_id,
                     "idempotent retry answered from the stored outcome"
                 );
-                Ok(Answer::Replayed(stored))
+                Ok(Answer::Replayed {
+                    request_id: original,
+                    outbox_id,
+                })
             }
             IssueOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
             IssueOutcome::CoolingDown { retry_after_ms } => Err(AppError::UserCooldown {
