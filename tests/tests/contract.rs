@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pwmail_client::CallError;
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
-use pwmail_store::{LinkPurpose, LinkState, OutboxState};
+use pwmail_store::{AuditOutcome, LinkPurpose, LinkState, OutboxState};
 use pwmail_tests::{DEADLINE, KNOWN_HASH, Options, TestServer, header, link_token, now};
 
 const SEND_PATH: &str = "/api/web/custom/namespaces/system/send_password_email";
@@ -1028,6 +1028,15 @@ async fn a_full_backlog_is_503_with_retry_after() {
         1,
         "the refused email was not queued"
     );
+    let audit = server
+        .store()
+        .list_audit(&pwmail_store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "a 503 is stored nowhere: {audit:?}");
     server.stop().await;
 }
 
@@ -1359,13 +1368,24 @@ async fn an_address_mail_cannot_reach_is_refused_and_nothing_changes() {
         Some(KNOWN_HASH)
     );
     assert!(server.read_all_outbox().await.is_empty());
-    assert!(
-        server
-            .store()
-            .audit_entries(legacy.id)
-            .await
-            .unwrap()
-            .is_empty()
+    // Each refusal's audit row is all it wrote.
+    let audit: Vec<_> = server
+        .store()
+        .audit_entries(legacy.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.operation, e.outcome))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            (
+                "reset_password_by_admin".into(),
+                AuditOutcome::Undeliverable
+            ),
+            ("send_password_email".into(), AuditOutcome::Undeliverable),
+        ]
     );
     server.stop().await;
 }

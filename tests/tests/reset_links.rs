@@ -7,7 +7,7 @@ use pwmail_client::CallError;
 use pwmail_client::types::{CreateResetLinkRequest, CreateResetLinkRequestDeliver, builder};
 use pwmail_server::clock::ManualClock;
 use pwmail_server::config::ReturnTo;
-use pwmail_store::MessageKind;
+use pwmail_store::{AuditOutcome, MessageKind};
 use pwmail_testkit::pg::PgSchema;
 use pwmail_tests::{DEADLINE, Options, TestServer, link_token, now};
 
@@ -386,14 +386,21 @@ async fn reveal_on(database_url: Option<String>) {
     );
     assert_eq!((status, code), (403, 7), "{message}");
     assert!(message.contains("--reveal-links"), "{message}");
-    assert!(
-        server
-            .store()
-            .audit_entries(user.id)
-            .await
-            .unwrap()
-            .is_empty()
+    // Its audit row, for the address asked, is all the refusal wrote.
+    let refused = server
+        .store()
+        .list_audit(&pwmail_store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (refused[0].outcome, refused[0].target_email.as_deref()),
+        (AuditOutcome::CannotRevealLinks, Some("hello@example.com"))
     );
+    assert!(server.store().links().await.unwrap().is_empty());
 
     // An emailed link first: the revealed one revokes it.
     server

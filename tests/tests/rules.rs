@@ -28,7 +28,8 @@ use pwmail_server::mail::Renderer;
 use pwmail_server::outbox::Backlog;
 use pwmail_store::testing::StoreTestExt;
 use pwmail_store::{
-    Authenticated, LinkPurpose, LinkState, MessageKind, OutboxStatus, Store, UserId,
+    AuditFilter, AuditOutcome, Authenticated, LinkPurpose, LinkState, MessageKind, OutboxStatus,
+    Store, UserId,
 };
 
 /// The users of every sequence: stored address, whether mail can reach it
@@ -651,6 +652,46 @@ impl Case<'_> {
                     user.disabled, user.has_password, want.disabled, want.has_password
                 ));
             }
+        }
+        // Audit rows of the admin calls: by whom, which operation, for which
+        // user, with which outcome, in order (the reset page's rows aside).
+        let mut rows = store
+            .list_audit(&AuditFilter {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        rows.reverse();
+        let have: Vec<_> = rows
+            .iter()
+            .filter(|r| r.operation != "password_changed")
+            .map(|r| {
+                let token = self
+                    .callers
+                    .iter()
+                    .position(|c| Some(c.token_id) == r.actor_token);
+                let user = r.target_user.map(|id| self.user_ix(id));
+                (token, r.operation.clone(), user, r.outcome)
+            })
+            .collect();
+        let want: Vec<_> = model
+            .audit
+            .iter()
+            .map(|row| {
+                let outcome = match row.outcome {
+                    rules::Audited::Issued => AuditOutcome::Ok,
+                    rules::Audited::KeyReused => AuditOutcome::KeyReused,
+                    rules::Audited::NoSuchUser => AuditOutcome::NoSuchUser,
+                    rules::Audited::Undeliverable => AuditOutcome::Undeliverable,
+                    rules::Audited::Disabled => AuditOutcome::Disabled,
+                };
+                let operation = store_purpose(row.purpose).as_str().to_string();
+                (Some(row.token), operation, row.user, outcome)
+            })
+            .collect();
+        if have != want {
+            return Err(format!("audit: engine {have:?}, model {want:?}"));
         }
         // Idempotency-Keys: the email each live one answers with.
         let email_ix: BTreeMap<i64, usize> = queued

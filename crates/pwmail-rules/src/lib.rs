@@ -205,6 +205,28 @@ pub struct Model {
     pub keys: BTreeMap<(Token, Purpose, String), StoredKey>,
     /// GCRA state: each key's theoretical arrival time.
     pub rates: BTreeMap<RateKey, Millis>,
+    /// The audit rows of admin calls, in order.
+    pub audit: Vec<AuditRow>,
+}
+
+/// An admin call's audit row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub token: Token,
+    pub purpose: Purpose,
+    /// The user the call found, if it got that far.
+    pub user: Option<UserIx>,
+    pub outcome: Audited,
+}
+
+/// What an audited call came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audited {
+    Issued,
+    KeyReused,
+    NoSuchUser,
+    Undeliverable,
+    Disabled,
 }
 
 impl Model {
@@ -225,6 +247,7 @@ impl Model {
             emails: Vec::new(),
             keys: BTreeMap::new(),
             rates: BTreeMap::new(),
+            audit: Vec::new(),
         }
     }
 
@@ -243,9 +266,12 @@ impl Model {
 
     /// An admin call (either F5 operation) naming a user by `address`, with
     /// an optional Idempotency-Key. The order of the checks is the rule:
-    /// a live key answers first; then the caller's rate is used up (by
-    /// every call that gets this far, refused ones included); then the
-    /// user, their address, their state and their cooldown.
+    /// a live key answers first (a reused key still uses up the caller's
+    /// rate, as every refusal that leaves an audit row does); then the
+    /// caller's rate is used up (by every call that gets this far, refused
+    /// ones included); then the user, their address, their state and their
+    /// cooldown. The call and the refusals met one call at a time leave an
+    /// audit row ([`Model::audit`]); replays and volume refusals none.
     pub fn issue(
         &mut self,
         token: Token,
@@ -253,40 +279,73 @@ impl Model {
         address: &str,
         key: Option<&str>,
     ) -> IssueOutcome {
+        let (outcome, user) = self.decide_issue(token, purpose, address, key);
+        let audited = match outcome {
+            IssueOutcome::Issued { .. } => Some(Audited::Issued),
+            IssueOutcome::KeyReused => Some(Audited::KeyReused),
+            IssueOutcome::NoSuchUser => Some(Audited::NoSuchUser),
+            IssueOutcome::Undeliverable => Some(Audited::Undeliverable),
+            IssueOutcome::Disabled => Some(Audited::Disabled),
+            IssueOutcome::Replayed { .. }
+            | IssueOutcome::CallerThrottled { .. }
+            | IssueOutcome::CoolingDown { .. } => None,
+        };
+        if let Some(outcome) = audited {
+            self.audit.push(AuditRow {
+                token,
+                purpose,
+                user,
+                outcome,
+            });
+        }
+        outcome
+    }
+
+    /// `issue`'s outcome, and the user it found.
+    fn decide_issue(
+        &mut self,
+        token: Token,
+        purpose: Purpose,
+        address: &str,
+        key: Option<&str>,
+    ) -> (IssueOutcome, Option<UserIx>) {
         let address_key = email_key(address);
         if let Some(key) = key
             && let Some(stored) = self.live_key(token, purpose, key)
         {
-            return if stored.address_key == address_key {
-                IssueOutcome::Replayed {
-                    email: stored.email,
-                }
-            } else {
-                IssueOutcome::KeyReused
-            };
+            if stored.address_key == address_key {
+                let email = stored.email;
+                return (IssueOutcome::Replayed { email }, None);
+            }
+            if let Admission::Refused { retry_after_ms } =
+                self.admit(RateKey::Caller(token), self.limits.caller_rate)
+            {
+                return (IssueOutcome::CallerThrottled { retry_after_ms }, None);
+            }
+            return (IssueOutcome::KeyReused, None);
         }
         if let Admission::Refused { retry_after_ms } =
             self.admit(RateKey::Caller(token), self.limits.caller_rate)
         {
-            return IssueOutcome::CallerThrottled { retry_after_ms };
+            return (IssueOutcome::CallerThrottled { retry_after_ms }, None);
         }
         let Some(user) = self
             .users
             .iter()
             .position(|u| email_key(&u.address) == address_key)
         else {
-            return IssueOutcome::NoSuchUser;
+            return (IssueOutcome::NoSuchUser, None);
         };
         if !self.users[user].deliverable {
-            return IssueOutcome::Undeliverable;
+            return (IssueOutcome::Undeliverable, Some(user));
         }
         if self.users[user].disabled {
-            return IssueOutcome::Disabled;
+            return (IssueOutcome::Disabled, Some(user));
         }
         if let Admission::Refused { retry_after_ms } =
             self.admit(RateKey::User(user), self.limits.cooldown)
         {
-            return IssueOutcome::CoolingDown { retry_after_ms };
+            return (IssueOutcome::CoolingDown { retry_after_ms }, Some(user));
         }
         // The new link revokes every older one of the user's.
         self.revoke_links_of(user);
@@ -311,7 +370,7 @@ impl Model {
                 },
             );
         }
-        IssueOutcome::Issued { link }
+        (IssueOutcome::Issued { link }, Some(user))
     }
 
     /// Opening a link never uses it (mail scanners open links). Only
@@ -459,7 +518,10 @@ mod tests {
         );
         assert_eq!(
             m.issue(0, p, "x@example.com", Some("k")),
-            IssueOutcome::KeyReused
+            IssueOutcome::CallerThrottled {
+                retry_after_ms: MINUTE
+            },
+            "a reused key is refused like any call once the rate is spent"
         );
         assert_eq!(
             m.issue(0, p, "nobody@example.com", None),
@@ -470,6 +532,28 @@ mod tests {
         assert_eq!(
             m.issue(1, p, "nobody@example.com", None),
             IssueOutcome::NoSuchUser
+        );
+        m.advance(MINUTE);
+        assert_eq!(
+            m.issue(0, p, "x@example.com", Some("k")),
+            IssueOutcome::KeyReused
+        );
+        let undeliverable = m.users.iter().position(|u| u.address == "a..b@example.com");
+        let row = |token, user, outcome| AuditRow {
+            token,
+            purpose: p,
+            user,
+            outcome,
+        };
+        assert_eq!(
+            m.audit,
+            [
+                row(0, undeliverable, Audited::Undeliverable),
+                row(0, Some(0), Audited::Issued),
+                row(1, None, Audited::NoSuchUser),
+                row(0, None, Audited::KeyReused),
+            ],
+            "the call and its refusals audited; the replay and the 429s not"
         );
     }
 

@@ -763,6 +763,89 @@ fn outbox_commands_show_and_requeue_dead_messages() {
 }
 
 #[test]
+fn audit_list_shows_refusals_by_outcome_and_by_the_address_asked() {
+    use pwmail_store::{Actor, AuditOutcome, Refusal, TokenHash};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
+    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = pwmail_store::open(&url).await.unwrap();
+        let admin = store
+            .find_user_by_email("ops@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let token = store
+            .create_api_token(admin.id, &TokenHash([1; 32]), "t", false, 0)
+            .await
+            .unwrap();
+        for (at, address, outcome) in [
+            (10, "ghost@example.com", AuditOutcome::NoSuchUser),
+            (20, "ops@example.com", AuditOutcome::KeyReused),
+        ] {
+            store
+                .record_refusal(&Refusal {
+                    at,
+                    actor: Actor {
+                        user: admin.id,
+                        token_id: token.id,
+                    },
+                    target: (outcome == AuditOutcome::KeyReused).then_some(admin.id),
+                    address: address.into(),
+                    operation: "reset_password_by_admin",
+                    request_id: format!("req-{at}"),
+                    idempotency_key: None,
+                    outcome,
+                })
+                .await
+                .unwrap();
+        }
+    });
+    let listed = |args: &[&str]| -> Vec<(String, String, String)> {
+        let mut all = vec!["audit", "list", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = pwmail(d, &all);
+        assert!(ok, "{args:?}: {err}");
+        out.lines()
+            .map(|l| {
+                let row: serde_json::Value = serde_json::from_str(l).unwrap();
+                let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+                (text("request_id"), text("outcome"), text("target_email"))
+            })
+            .collect()
+    };
+    let row = |id: &str, outcome: &str, target: &str| {
+        (id.to_string(), outcome.to_string(), target.to_string())
+    };
+    assert_eq!(
+        listed(&["--outcome", "refused"]),
+        [
+            row("req-20", "key_reused", "ops@example.com"),
+            row("req-10", "no_such_user", "ghost@example.com"),
+        ]
+    );
+    assert_eq!(
+        listed(&["--outcome", "no_such_user"]),
+        [row("req-10", "no_such_user", "ghost@example.com")]
+    );
+    assert!(listed(&["--outcome", "ok"]).is_empty());
+    // An address no user has finds the refusals that asked for it.
+    assert_eq!(
+        listed(&["--user", "Ghost@example.com"]),
+        [row("req-10", "no_such_user", "ghost@example.com")]
+    );
+    let (ok, out, _) = pwmail(d, &["audit", "list"]);
+    assert!(ok && out.contains("no_such_user"), "{out}");
+    let (ok, _, err) = pwmail(d, &["audit", "list", "--outcome", "denied"]);
+    assert!(
+        !ok && err.contains("expected refused or one of ok, not_admin"),
+        "{err}"
+    );
+}
+
+#[test]
 fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

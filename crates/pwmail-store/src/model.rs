@@ -608,12 +608,107 @@ pub struct AuditEntry {
     pub at: UnixMillis,
     pub actor_user: Option<UserId>,
     pub actor_token: Option<i64>,
-    pub target_user: UserId,
+    /// `None`: a refusal for an address no user has (`target_address`).
+    pub target_user: Option<UserId>,
+    pub target_address: Option<String>,
     pub operation: String,
     pub request_id: String,
     pub idempotency_key: Option<String>,
     /// The link went back in the call's answer, not in an email.
     pub link_revealed: bool,
+    pub outcome: AuditOutcome,
+}
+
+/// What an audited call came to, stored in `audit_log.outcome` by its
+/// [`as_str`](AuditOutcome::as_str) name: done, or the refusal its caller
+/// was told. Volume refusals (rate limits, a full backlog, an unavailable
+/// database) and unauthenticated calls are never stored, so no caller can
+/// fill the disk with them; which refusals are is decided in one place
+/// (`app::issue`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditOutcome {
+    /// The call did what it was asked (every row before refusals were audited).
+    Ok,
+    /// The token's owner is not an admin.
+    NotAdmin,
+    /// The token may not receive links.
+    CannotRevealLinks,
+    NoSuchUser,
+    Disabled,
+    /// The user's address cannot receive mail.
+    Undeliverable,
+    /// The Idempotency-Key's call revealed its link.
+    LinkRevealed,
+    /// The Idempotency-Key's call is still running.
+    KeyInFlight,
+    /// The Idempotency-Key was used for another request.
+    KeyReused,
+}
+
+impl AuditOutcome {
+    pub const ALL: [AuditOutcome; 9] = [
+        AuditOutcome::Ok,
+        AuditOutcome::NotAdmin,
+        AuditOutcome::CannotRevealLinks,
+        AuditOutcome::NoSuchUser,
+        AuditOutcome::Disabled,
+        AuditOutcome::Undeliverable,
+        AuditOutcome::LinkRevealed,
+        AuditOutcome::KeyInFlight,
+        AuditOutcome::KeyReused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::NotAdmin => "not_admin",
+            AuditOutcome::CannotRevealLinks => "cannot_reveal_links",
+            AuditOutcome::NoSuchUser => "no_such_user",
+            AuditOutcome::Disabled => "disabled",
+            AuditOutcome::Undeliverable => "undeliverable",
+            AuditOutcome::LinkRevealed => "link_revealed",
+            AuditOutcome::KeyInFlight => "key_in_flight",
+            AuditOutcome::KeyReused => "key_reused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        AuditOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// The audit row of a refused call, its only write.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub at: UnixMillis,
+    pub actor: Actor,
+    /// The user the call was for, when the refusal came after finding them.
+    pub target: Option<UserId>,
+    /// The address the call asked for, as lookups compare it (`email_key`).
+    pub address: String,
+    pub operation: &'static str,
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    /// Never [`AuditOutcome::Ok`].
+    pub outcome: AuditOutcome,
+}
+
+/// `pwmail audit list --outcome`: which outcomes to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeFilter {
+    /// Every refusal.
+    Refused,
+    Is(AuditOutcome),
+}
+
+impl OutcomeFilter {
+    /// The statement's parameter: `refused`, or the outcome's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Refused => "refused",
+            OutcomeFilter::Is(outcome) => outcome.as_str(),
+        }
+    }
 }
 
 /// Which audit rows an operator asks for (`pwmail audit list`).
@@ -626,6 +721,10 @@ pub struct AuditFilter {
     pub since: Option<UnixMillis>,
     /// Before this time (exclusive).
     pub until: Option<UnixMillis>,
+    /// Rows of refusals for this address (as `email_key` writes it) that no
+    /// user had; with `user`, rows matching either.
+    pub address: Option<String>,
+    pub outcome: Option<OutcomeFilter>,
     pub limit: u32,
 }
 
@@ -638,7 +737,9 @@ pub struct AuditRecord {
     pub actor_user: Option<UserId>,
     pub actor_email: Option<String>,
     pub actor_token: Option<i64>,
-    pub target_user: UserId,
+    /// `None`: a refusal for an address no user had.
+    pub target_user: Option<UserId>,
+    /// The user's current email, or the address a refusal asked for.
     pub target_email: Option<String>,
     pub operation: String,
     pub request_id: String,
@@ -646,6 +747,7 @@ pub struct AuditRecord {
     pub idempotency_key: Option<String>,
     /// The link went back in the call's answer, not in an email.
     pub link_revealed: bool,
+    pub outcome: AuditOutcome,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

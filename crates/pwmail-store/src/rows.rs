@@ -173,14 +173,21 @@ pub(crate) fn audit_record(row: &impl Columns) -> Result<AuditRecord> {
         actor_user: row.opt_int("actor_user_id")?.map(UserId),
         actor_email: row.opt_text("actor_email")?,
         actor_token: row.opt_int("actor_token_id")?,
-        target_user: UserId(row.int("target_user_id")?),
+        target_user: row.opt_int("target_user_id")?.map(UserId),
         target_email: row.opt_text("target_email")?,
         operation: row.text("operation")?,
         request_id: row.text("request_id")?,
         outbox_id: row.opt_int("outbox_id")?,
         idempotency_key: row.opt_text("idempotency_key")?,
         link_revealed: row.flag("link_revealed")?,
+        outcome: audit_outcome(row)?,
     })
+}
+
+fn audit_outcome(row: &impl Columns) -> Result<AuditOutcome> {
+    let outcome = row.text("outcome")?;
+    AuditOutcome::parse(&outcome)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown audit outcome {outcome:?}")))
 }
 
 /// A row of `sql::OUTBOX_STATUS`, `OUTBOX_LIST` or `OUTBOX_FOR`.
@@ -238,10 +245,12 @@ pub(crate) fn audit(row: &impl Columns) -> Result<AuditEntry> {
         at: row.int("at")?,
         actor_user: row.opt_int("actor_user_id")?.map(UserId),
         actor_token: row.opt_int("actor_token_id")?,
-        target_user: UserId(row.int("target_user_id")?),
+        target_user: row.opt_int("target_user_id")?.map(UserId),
+        target_address: row.opt_text("target_address")?,
         operation: row.text("operation")?,
         request_id: row.text("request_id")?,
         idempotency_key: row.opt_text("idempotency_key")?,
         link_revealed: row.flag("link_revealed")?,
+        outcome: audit_outcome(row)?,
     })
 }

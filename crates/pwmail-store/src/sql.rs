@@ -202,24 +202,36 @@ pub const AUDIT_ISSUE: &str = "INSERT INTO audit_log (at, actor_user_id, actor_t
 pub const AUDIT_PASSWORD_CHANGED: &str =
     "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
      VALUES ($1, $2, 'password_changed', $3, $4)";
-/// Audit rows for an operator, with the emails of actor and target, newest
-/// first: $1 a user (actor or target) or NULL, $2 request id or NULL, $3
-/// from (inclusive) or NULL, $4 until (exclusive) or NULL, $5 limit.
+/// The audit row of a refused call, its only write: $1 at, $2 actor user,
+/// $3 actor token, $4 target user or NULL, $5 the address asked for, $6
+/// operation, $7 request id, $8 Idempotency-Key, $9 outcome.
+pub const AUDIT_REFUSAL: &str = "INSERT INTO audit_log (at, actor_user_id, actor_token_id,
+        target_user_id, target_address, operation, request_id, idempotency_key, outcome)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// Audit rows for an operator, with the emails of actor and target (for a
+/// refusal no user had, the address it asked for), newest first: $1 a user
+/// (actor or target) or NULL, $2 request id or NULL, $3 from (inclusive) or
+/// NULL, $4 until (exclusive) or NULL, $5 limit, $6 an address refusals
+/// asked for or NULL (with $1: rows matching either), $7 an outcome,
+/// 'refused' (every outcome but 'ok') or NULL.
 pub const AUDIT_LIST: &str = "SELECT a.id, a.at, a.actor_user_id, au.email AS actor_email,
-        a.actor_token_id, a.target_user_id, tu.email AS target_email, a.operation,
-        a.request_id, a.outbox_id, a.idempotency_key, a.link_revealed
+        a.actor_token_id, a.target_user_id, COALESCE(tu.email, a.target_address) AS target_email,
+        a.operation, a.request_id, a.outbox_id, a.idempotency_key, a.link_revealed, a.outcome
      FROM audit_log a
      LEFT JOIN users au ON au.id = a.actor_user_id
      LEFT JOIN users tu ON tu.id = a.target_user_id
-     WHERE (CAST($1 AS BIGINT) IS NULL OR a.target_user_id = $1 OR a.actor_user_id = $1)
+     WHERE ((CAST($1 AS BIGINT) IS NULL AND CAST($6 AS TEXT) IS NULL)
+            OR a.target_user_id = $1 OR a.actor_user_id = $1 OR a.target_address = $6)
        AND (CAST($2 AS TEXT) IS NULL OR a.request_id = $2)
        AND (CAST($3 AS BIGINT) IS NULL OR a.at >= $3)
        AND (CAST($4 AS BIGINT) IS NULL OR a.at < $4)
+       AND (CAST($7 AS TEXT) IS NULL OR a.outcome = $7
+            OR ($7 = 'refused' AND a.outcome <> 'ok'))
      ORDER BY a.id DESC LIMIT CAST($5 AS BIGINT)";
 /// $1 user, oldest first (tests).
 #[cfg(any(test, feature = "testing"))]
 pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, target_user_id,
-        operation, request_id, idempotency_key, link_revealed
+        target_address, operation, request_id, idempotency_key, link_revealed, outcome
      FROM audit_log WHERE target_user_id = $1 ORDER BY id";
 
 // --- outbox --------------------------------------------------------------

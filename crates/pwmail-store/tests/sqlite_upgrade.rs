@@ -1,6 +1,7 @@
 //! An SQLite database made by an earlier pwmail opens with every row kept:
 //! migration 0005 rebuilds the outbox table, 0006 adds the link columns,
-//! and 0008 rebuilds the audit log without foreign keys.
+//! 0008 rebuilds the audit log without foreign keys, and 0017 with a target
+//! user that may be absent.
 
 use std::str::FromStr;
 
@@ -135,7 +136,7 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .fetch_all(&new)
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 5, 6, 8, 10, 12, 14, 16]);
+    assert_eq!(versions, [1, 2, 3, 5, 6, 8, 10, 12, 14, 16, 17]);
     // 0016 rebuilt idempotency_keys (outbox_id may be NULL now): the live
     // key is kept as it was, and its index with it.
     let key: (i64, String, String, String, Option<i64>, String, i64, i64) = sqlx::query_as(
@@ -170,6 +171,20 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         audit_before,
         "every audit row and column kept"
     );
+    // 0017 rebuilt the audit log (a refusal may have no target user): the
+    // rows written before it were all calls that went through.
+    let outcomes: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT outcome, target_address FROM audit_log ORDER BY id")
+            .fetch_all(&new)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, [("ok".to_string(), None)]);
+    let audit_index: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'audit_log_target'")
+            .fetch_one(&new)
+            .await
+            .unwrap();
+    assert_eq!(audit_index, 1);
     // History outlives what it names: an audit row may name an outbox row
     // that is gone (a purged message).
     let audit_keys: i64 =

@@ -1715,11 +1715,13 @@ async fn audit_list(store: &dyn StoreTestExt) {
     let admin = store.user_by_id(actor.user).await.unwrap().unwrap();
     assert_eq!(all[0].actor_email.as_deref(), Some(admin.email.as_str()));
     assert_eq!(all[0].actor_token, Some(actor.token_id));
-    assert_eq!(all[0].target_user, b.id);
+    assert_eq!(all[0].target_user, Some(b.id));
     assert!(all[0].outbox_id.is_some() && !all[0].link_revealed);
+    assert_eq!(all[0].outcome, AuditOutcome::Ok);
 
-    let targets =
-        |rows: Vec<AuditRecord>| -> Vec<UserId> { rows.iter().map(|r| r.target_user).collect() };
+    let targets = |rows: Vec<AuditRecord>| -> Vec<UserId> {
+        rows.iter().map(|r| r.target_user.unwrap()).collect()
+    };
     let only = |user| AuditFilter {
         user: Some(user),
         limit: 10,
@@ -1759,6 +1761,106 @@ async fn audit_list(store: &dyn StoreTestExt) {
         ..Default::default()
     };
     assert_eq!(targets(list(one).await), [b.id], "the newest");
+
+    // Refusals: a row each, the only write; one for an address no user
+    // has keeps the address, one for a user names them.
+    let refusal = |target, address: &str, outcome, at| Refusal {
+        at,
+        actor,
+        target,
+        address: address.to_string(),
+        operation: "reset_password_by_admin",
+        request_id: format!("refused-{at}"),
+        idempotency_key: Some("k-1".into()),
+        outcome,
+    };
+    let ghost = refusal(
+        None,
+        "ghost@example.com",
+        AuditOutcome::NoSuchUser,
+        later + 1,
+    );
+    store.record_refusal(&ghost).await.unwrap();
+    let mut reused = refusal(
+        Some(b.id),
+        "second@example.com",
+        AuditOutcome::KeyReused,
+        later + 2,
+    );
+    reused.operation = "send_password_email";
+    store.record_refusal(&reused).await.unwrap();
+    let outcomes = |filter: Option<OutcomeFilter>| AuditFilter {
+        outcome: filter,
+        limit: 10,
+        ..Default::default()
+    };
+    let refused = list(outcomes(Some(OutcomeFilter::Refused))).await;
+    let seen: Vec<_> = refused
+        .iter()
+        .map(|r| {
+            (
+                r.target_user,
+                r.target_email.as_deref(),
+                r.outcome,
+                r.request_id.as_str(),
+                r.idempotency_key.as_deref(),
+                r.outbox_id,
+                r.actor_token,
+                r.operation.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                Some(b.id),
+                Some("second@example.com"),
+                AuditOutcome::KeyReused,
+                reused.request_id.as_str(),
+                Some("k-1"),
+                None,
+                Some(actor.token_id),
+                "send_password_email",
+            ),
+            (
+                None,
+                Some("ghost@example.com"),
+                AuditOutcome::NoSuchUser,
+                ghost.request_id.as_str(),
+                Some("k-1"),
+                None,
+                Some(actor.token_id),
+                "reset_password_by_admin",
+            ),
+        ]
+    );
+    let ok = list(outcomes(Some(OutcomeFilter::Is(AuditOutcome::Ok)))).await;
+    assert_eq!(targets(ok), [b.id, a.id]);
+    let one_kind = list(outcomes(Some(OutcomeFilter::Is(AuditOutcome::NoSuchUser)))).await;
+    assert_eq!(one_kind.len(), 1);
+    assert_eq!(one_kind[0].request_id, ghost.request_id);
+    let by_address = list(AuditFilter {
+        address: Some("ghost@example.com".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_address.len(), 1);
+    assert_eq!(by_address[0].outcome, AuditOutcome::NoSuchUser);
+    let user_or_address = list(AuditFilter {
+        user: Some(a.id),
+        address: Some("ghost@example.com".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    let ids: Vec<_> = user_or_address.iter().map(|r| r.target_user).collect();
+    assert_eq!(ids, [None, Some(a.id)], "either matches");
+    // The users' own rows are unchanged by the refusals beside them.
+    let b_rows = store.audit_entries(b.id).await.unwrap();
+    let b_outcomes: Vec<_> = b_rows.iter().map(|e| e.outcome).collect();
+    assert_eq!(b_outcomes, [AuditOutcome::Ok, AuditOutcome::KeyReused]);
 }
 
 macro_rules! suite {

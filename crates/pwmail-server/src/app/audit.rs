@@ -1,6 +1,6 @@
 //! The audit log, read back for an operator (`pwmail audit list`).
 
-use pwmail_store::{AuditFilter, AuditRecord, Store, UnixMillis};
+use pwmail_store::{AuditFilter, AuditRecord, OutcomeFilter, Store, UnixMillis};
 
 use crate::app::AppError;
 use crate::app::users::find;
@@ -13,11 +13,14 @@ pub struct AuditQuery {
     pub request_id: Option<String>,
     pub since: Option<UnixMillis>,
     pub until: Option<UnixMillis>,
+    pub outcome: Option<OutcomeFilter>,
     pub limit: u32,
 }
 
-/// Matching rows, newest first. An unknown `user` is an error, not an
-/// empty answer, so a typo is not mistaken for "nothing happened".
+/// Matching rows, newest first. `user` matches the user with that email
+/// and refusals asked for the address when no user had it; an address that
+/// is neither a user's nor in any row is an error, not an empty answer, so
+/// a typo is not mistaken for "nothing happened".
 pub async fn list(store: &dyn Store, query: &AuditQuery) -> Result<Vec<AuditRecord>, AppError> {
     if let (Some(since), Some(until)) = (query.since, query.until)
         && since >= until
@@ -27,16 +30,28 @@ pub async fn list(store: &dyn Store, query: &AuditQuery) -> Result<Vec<AuditReco
         ));
     }
     let user = match &query.user {
-        Some(email) => Some(find(store, email).await?.id),
+        Some(email) => match find(store, email).await {
+            Ok(user) => Some(user.id),
+            Err(AppError::NoSuchUser(_)) => None,
+            Err(e) => return Err(e),
+        },
         None => None,
     };
-    Ok(store
+    let rows = store
         .list_audit(&AuditFilter {
             user,
             request_id: query.request_id.clone(),
             since: query.since,
             until: query.until,
+            address: query.user.as_deref().map(pwmail_store::email_key),
+            outcome: query.outcome,
             limit: query.limit,
         })
-        .await?)
+        .await?;
+    match &query.user {
+        Some(email) if user.is_none() && rows.is_empty() => Err(AppError::NoSuchUser(format!(
+            "{email} (and no audit row asked for that address)"
+        ))),
+        _ => Ok(rows),
+    }
 }

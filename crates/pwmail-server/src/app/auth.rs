@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pwmail_store::{Authenticated, Store, TokenHash, UnixMillis};
+use pwmail_store::{Authenticated, TokenHash, UnixMillis};
 
 use crate::app::{App, AppError};
 use crate::secrets;
@@ -58,6 +58,16 @@ impl App {
     /// Authenticates the caller by its API token and requires the admin
     /// role, looking the token up at most once per `auth_cache_ttl`.
     pub async fn admin(&self, token: &str) -> Result<Authenticated, AppError> {
+        let caller = self.authenticate(token).await?;
+        require_admin(&caller)?;
+        Ok(caller)
+    }
+
+    /// The owner of a live API token, admin or not: the issue operations
+    /// check the role themselves, so a non-admin's attempt is audited
+    /// (`App::issue`). Admins are remembered for `auth_cache_ttl`; others
+    /// are looked up on every call, so a promotion works at once.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AppError> {
         if !secrets::is_api_token_shaped(token) {
             return Err(AppError::BadToken);
         }
@@ -66,21 +76,26 @@ impl App {
         if let Some(caller) = self.auth_cache.get(&hash, now) {
             return Ok(caller);
         }
-        let caller = admin(&*self.store, &hash).await?;
-        self.auth_cache.put(&hash, &caller, now);
+        // Lookup is by SHA-256 of the token: what the database compares is
+        // a hash, so timing reveals nothing about the token itself.
+        let caller = self
+            .store
+            .authenticate(&hash)
+            .await?
+            .ok_or(AppError::BadToken)?;
+        if caller.user.is_admin {
+            self.auth_cache.put(&hash, &caller, now);
+        }
         Ok(caller)
     }
 }
 
-/// The store's answer for a token hash, admins only.
-async fn admin(store: &dyn Store, hash: &TokenHash) -> Result<Authenticated, AppError> {
-    // Lookup is by SHA-256 of the token: what the database compares is a hash,
-    // so timing reveals nothing about the token itself.
-    let caller = store.authenticate(hash).await?.ok_or(AppError::BadToken)?;
+/// Only admins may call the admin operations.
+pub fn require_admin(caller: &Authenticated) -> Result<(), AppError> {
     if !caller.user.is_admin {
         return Err(AppError::NotAdmin);
     }
-    Ok(caller)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use pwmail_store::{
-    Actor, Authenticated, CallOutcome, IdempotencyKey, IssueCall, IssueOutcome, LinkDraft,
-    LinkOptions, LinkPurpose, StoreError, StoredOutcome, UnixMillis,
+    Actor, Admission, AuditOutcome, Authenticated, CallOutcome, IdempotencyKey, IssueCall,
+    IssueOutcome, LinkDraft, LinkOptions, LinkPurpose, RateKey, Refusal, StoreError, StoredOutcome,
+    UnixMillis, UserId,
 };
 use sha2::Digest as _;
 
-use crate::app::{App, AppError, validate};
+use crate::app::{App, AppError, auth, validate};
 use crate::secrets;
 
 /// What the caller asked for, already authenticated.
@@ -87,27 +88,149 @@ pub fn retry_after(ms: i64) -> Duration {
     Duration::from_secs((ms.max(0) as u64).div_ceil(1000).max(1))
 }
 
+/// A refused call, with what its audit row needs.
+struct Refused {
+    error: AppError,
+    /// The user the call was for, when the refusal came after finding them.
+    target: Option<UserId>,
+    /// Whether the store's transaction took the caller's rate step.
+    charged: bool,
+}
+
+/// Refused before the store was asked: no user found, no rate step taken.
+impl From<AppError> for Refused {
+    fn from(error: AppError) -> Self {
+        Refused {
+            error,
+            target: None,
+            charged: false,
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+/// Which refusals leave an audit row, as what: those a caller meets one
+/// call at a time (HTTP 403, 404, 409, 422). Input errors (400) are not
+/// calls the product acted on; volume refusals (429, 503) and failures are
+/// counted in metrics and logged, never stored, so no caller can fill the
+/// disk with them. Every variant is named, so a new refusal is decided here.
+fn audited(error: &AppError) -> Option<AuditOutcome> {
+    Some(match error {
+        AppError::NotAdmin => AuditOutcome::NotAdmin,
+        AppError::CannotRevealLinks => AuditOutcome::CannotRevealLinks,
+        AppError::NoSuchUser(_) => AuditOutcome::NoSuchUser,
+        AppError::Disabled(_) => AuditOutcome::Disabled,
+        AppError::Undeliverable { .. } => AuditOutcome::Undeliverable,
+        AppError::LinkRevealed => AuditOutcome::LinkRevealed,
+        AppError::KeyInFlight => AuditOutcome::KeyInFlight,
+        AppError::KeyReused => AuditOutcome::KeyReused,
+        AppError::Invalid(_)
+        | AppError::InvalidEmail { .. }
+        | AppError::BadToken
+        | AppError::NoSuchToken(_)
+        | AppError::NoSuchMessage(_)
+        | AppError::NotDead(_)
+        | AppError::DeadLinkEmail { .. }
+        | AppError::Backlog { .. }
+        | AppError::TokenRate { .. }
+        | AppError::UserCooldown { .. }
+        | AppError::Store(_)
+        | AppError::Letter(_)
+        | AppError::Hash(_)
+        | AppError::Random(_) => return None,
+    })
+}
+
 impl App {
+    /// Issues a link, or refuses; a refusal `audited` names is answered
+    /// only once its audit row, its only write, is stored.
+    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
+        match self.issue_unrecorded(&request).await {
+            Ok(issued) => Ok(issued),
+            Err(refused) => Err(self.record_refusal(&request, refused).await),
+        }
+    }
+
+    /// The one place a refusal is recorded. One the store's transaction did
+    /// not reach takes the caller's rate step first, as every call does, so
+    /// refusals cannot outgrow the token's rate: past it the call is a 429,
+    /// stored nowhere.
+    async fn record_refusal(&self, request: &IssueRequest<'_>, refused: Refused) -> AppError {
+        let Some(outcome) = audited(&refused.error) else {
+            return refused.error;
+        };
+        let caller = request.caller;
+        let now = self.clock.now();
+        if !refused.charged {
+            let key = RateKey::ApiToken(caller.token_id);
+            match self
+                .store
+                .rate_limit(&key, &self.config.token_rate.gcra(), now)
+                .await
+            {
+                Ok(Admission::Admitted) => {}
+                Ok(Admission::Refused { retry_after_ms }) => {
+                    return self.token_rate(retry_after_ms);
+                }
+                Err(e) => return e.into(),
+            }
+        }
+        let row = Refusal {
+            at: now,
+            actor: Actor {
+                user: caller.user.id,
+                token_id: caller.token_id,
+            },
+            target: refused.target,
+            address: pwmail_store::email_key(request.email),
+            operation: request.purpose.as_str(),
+            request_id: request.request_id.to_string(),
+            idempotency_key: request.idempotency_key.map(str::to_string),
+            outcome,
+        };
+        match self.store.record_refusal(&row).await {
+            Ok(()) => {
+                tracing::info!(
+                    request_id = request.request_id,
+                    operation = row.operation,
+                    actor = %caller.user.id,
+                    token = caller.token_id,
+                    outcome = outcome.as_str(),
+                    "call refused"
+                );
+                refused.error
+            }
+            // The refusal is not answered before its row is stored.
+            Err(e) => e.into(),
+        }
+    }
+
     /// One call to the store, which takes it to its end: the caller's rate,
     /// the user, and in one transaction (which also applies the per-user
     /// cooldown and refuses a disabled user or one mail cannot reach) a
     /// fresh link and its email queued; one statement (PostgreSQL) or one
     /// write (SQLite) for a call without an Idempotency-Key.
-    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<Issued, AppError> {
-        let IssueRequest {
+    async fn issue_unrecorded(&self, request: &IssueRequest<'_>) -> Result<Issued, Refused> {
+        let &IssueRequest {
             caller,
             email,
             purpose,
             request_id,
             idempotency_key,
-            options,
+            ref options,
             lifetime,
             reveal,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
+        auth::require_admin(caller)?;
         if reveal && !caller.reveal_links {
-            return Err(AppError::CannotRevealLinks);
+            return Err(AppError::CannotRevealLinks.into());
         }
         if let Some(lifetime) = lifetime {
             validate::lifetime(lifetime, &config.link_ttl_range)?;
@@ -121,7 +244,7 @@ impl App {
                 validate::idempotency_key(key)?;
                 let claim = IdempotencyKey {
                     key: key.to_string(),
-                    fingerprint: fingerprint(purpose, email, &options, lifetime, reveal),
+                    fingerprint: fingerprint(purpose, email, options, lifetime, reveal),
                     expires_at: now + config.idempotency_ttl.as_millis() as i64,
                 };
                 // A retry of a call that went through is answered before
@@ -134,7 +257,7 @@ impl App {
                 {
                     let outcome = stored.outcome_for(&claim);
                     let answer = self.answer(outcome, request_id, email, None, purpose, caller)?;
-                    return self.issued(answer, expires_at, None).await;
+                    return Ok(self.issued(answer, expires_at, None).await?);
                 }
                 Some(claim)
             }
@@ -145,11 +268,12 @@ impl App {
             return Err(AppError::Backlog {
                 waiting,
                 limit: config.max_backlog,
-            });
+            }
+            .into());
         }
         // Every call uses up the caller's rate once, refused ones included:
         // the store takes the step, whatever the call's outcome.
-        let link_token = secrets::new_link_token()?;
+        let link_token = secrets::new_link_token().map_err(AppError::from)?;
         let call = IssueCall {
             email: email.to_string(),
             caller_rate: config.token_rate.gcra(),
@@ -165,7 +289,7 @@ impl App {
                 message_id: self.mailer.message_id(),
                 // Written from the templates when it is sent (`Content::Link`).
                 link: config.reset_link(link_token.expose()),
-                options,
+                options: options.clone(),
                 reveal,
                 request_id: request_id.to_string(),
                 idempotency,
@@ -181,19 +305,30 @@ impl App {
                 }
             )
         })?;
-        match ended {
+        // The store's transaction took the caller's rate step.
+        let (error, target) = match ended {
             CallOutcome::Issued { user, outcome } => {
-                let answer =
-                    self.answer(outcome, request_id, email, Some(user), purpose, caller)?;
-                self.issued(answer, expires_at, Some(call.link.link)).await
+                match self.answer(outcome, request_id, email, Some(user), purpose, caller) {
+                    Ok(answer) => {
+                        return Ok(self
+                            .issued(answer, expires_at, Some(call.link.link))
+                            .await?);
+                    }
+                    Err(e) => (e, Some(user)),
+                }
             }
-            CallOutcome::Throttled { retry_after_ms } => Err(self.token_rate(retry_after_ms)),
-            CallOutcome::NoSuchUser => Err(AppError::NoSuchUser(email.to_string())),
+            CallOutcome::Throttled { retry_after_ms } => (self.token_rate(retry_after_ms), None),
+            CallOutcome::NoSuchUser => (AppError::NoSuchUser(email.to_string()), None),
             // Users added before addresses were checked as the mail builder
             // checks them: refused before anything is written (for
             // ResetPasswordByAdmin, before the password is invalidated).
-            CallOutcome::Undeliverable { .. } => Err(validate::undeliverable(email)),
-        }
+            CallOutcome::Undeliverable { user } => (validate::undeliverable(email), Some(user)),
+        };
+        Err(Refused {
+            error,
+            target,
+            charged: true,
+        })
     }
 
     /// What the caller is told: a new link's expiry (and the link itself
@@ -244,7 +379,7 @@ impl App {
         outcome: IssueOutcome,
         request_id: &str,
         email: &str,
-        target: Option<pwmail_store::UserId>,
+        target: Option<UserId>,
         purpose: LinkPurpose,
         caller: &Authenticated,
     ) -> Result<Answer, AppError> {

@@ -1,7 +1,7 @@
 //! `pwmail audit …`: read the audit log.
 
 use clap::Subcommand;
-use pwmail_store::{AuditRecord, UnixMillis};
+use pwmail_store::{AuditOutcome, AuditRecord, OutcomeFilter, UnixMillis};
 
 use crate::app::audit::{self, AuditQuery};
 use crate::cli::args::DbArgs;
@@ -23,6 +23,11 @@ pub enum AuditCommand {
         /// Before this time: RFC 3339.
         #[arg(long, value_parser = parse_time)]
         until: Option<UnixMillis>,
+        /// Only rows with this outcome: ok, refused (every refusal), or one
+        /// refusal: not_admin, cannot_reveal_links, no_such_user, disabled,
+        /// undeliverable, link_revealed, key_in_flight, key_reused.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: Option<OutcomeFilter>,
         /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -38,6 +43,18 @@ fn parse_time(text: &str) -> Result<UnixMillis, String> {
         .map_err(|e| format!("expected an RFC 3339 time such as 2026-12-07T08:00:00Z: {e}"))
 }
 
+fn parse_outcome(text: &str) -> Result<OutcomeFilter, String> {
+    if text == "refused" {
+        return Ok(OutcomeFilter::Refused);
+    }
+    AuditOutcome::parse(text)
+        .map(OutcomeFilter::Is)
+        .ok_or_else(|| {
+            let names: Vec<&str> = AuditOutcome::ALL.iter().map(|o| o.as_str()).collect();
+            format!("expected refused or one of {}", names.join(", "))
+        })
+}
+
 /// RFC 3339 in UTC, to the millisecond.
 fn rfc3339(at: UnixMillis) -> String {
     chrono::DateTime::from_timestamp_millis(at)
@@ -51,7 +68,7 @@ fn json(row: &AuditRecord) -> serde_json::Value {
         "at": rfc3339(row.at),
         "operation": row.operation,
         "request_id": row.request_id,
-        "target_user_id": row.target_user.0,
+        "outcome": row.outcome.as_str(),
         "link_revealed": row.link_revealed,
     });
     // Absent values are left out rather than written as null.
@@ -59,6 +76,7 @@ fn json(row: &AuditRecord) -> serde_json::Value {
         ("actor_user_id", row.actor_user.map(|u| u.0.into())),
         ("actor_email", row.actor_email.clone().map(Into::into)),
         ("actor_token_id", row.actor_token.map(Into::into)),
+        ("target_user_id", row.target_user.map(|u| u.0.into())),
         ("target_email", row.target_email.clone().map(Into::into)),
         ("outbox_id", row.outbox_id.map(Into::into)),
         (
@@ -82,6 +100,7 @@ pub async fn audit(cmd: &AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
             request_id,
             since,
             until,
+            outcome,
             limit,
             json: as_json,
         } => {
@@ -92,6 +111,7 @@ pub async fn audit(cmd: &AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
                     request_id: request_id.clone(),
                     since: *since,
                     until: *until,
+                    outcome: *outcome,
                     limit: *limit,
                 },
             )
@@ -103,9 +123,10 @@ pub async fn audit(cmd: &AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             out!(
-                "{:<24}  {:<24} {:<28} {:<28} {:<38} note",
+                "{:<24}  {:<24} {:<19} {:<28} {:<28} {:<38} note",
                 "at",
                 "operation",
+                "outcome",
                 "actor",
                 "user",
                 "request id"
@@ -118,10 +139,11 @@ pub async fn audit(cmd: &AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
                     // The reset page: the user themselves.
                     (None, None) => "-".to_string(),
                 };
-                let user = row
-                    .target_email
-                    .clone()
-                    .unwrap_or_else(|| format!("user {}", row.target_user));
+                let user = match (&row.target_email, row.target_user) {
+                    (Some(email), _) => email.clone(),
+                    (None, Some(id)) => format!("user {id}"),
+                    (None, None) => "-".to_string(),
+                };
                 let mut note = Vec::new();
                 if row.link_revealed {
                     note.push("link revealed".to_string());
@@ -133,9 +155,10 @@ pub async fn audit(cmd: &AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
                     note.push(format!("outbox {id}"));
                 }
                 out!(
-                    "{:<24}  {:<24} {:<28} {:<28} {:<38} {}",
+                    "{:<24}  {:<24} {:<19} {:<28} {:<28} {:<38} {}",
                     rfc3339(row.at),
                     row.operation,
+                    row.outcome.as_str(),
                     actor,
                     user,
                     row.request_id,

@@ -44,7 +44,7 @@ impl PwmailApi for PwmailImpl {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "send_password_email", async {
             let headers = headers.into_inner();
-            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
+            let caller = caller(&rqctx, headers.authorization.as_deref()).await?;
             let (path, body) = (path.into_inner(), body.into_inner());
             validate::namespace(
                 &path.namespace,
@@ -93,7 +93,7 @@ impl PwmailApi for PwmailImpl {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "reset_password_by_admin", async {
             let headers = headers.into_inner();
-            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
+            let caller = caller(&rqctx, headers.authorization.as_deref()).await?;
             let issued = app
                 .issue(IssueRequest {
                     caller: &caller,
@@ -134,7 +134,7 @@ impl PwmailApi for PwmailImpl {
         let app = &rqctx.context().app;
         let result = handle(&rqctx, "create_reset_link", async {
             let headers = headers.into_inner();
-            let caller = admin(&rqctx, headers.authorization.as_deref()).await?;
+            let caller = caller(&rqctx, headers.authorization.as_deref()).await?;
             let body = body.into_inner();
             // A lifetime beyond u64 seconds is beyond every range too.
             let lifetime = body
@@ -206,13 +206,25 @@ impl PwmailApi for PwmailImpl {
     }
 }
 
+/// The caller behind the `Authorization` header, admin or not: the issue
+/// operations check the role in `App::issue`, which audits a non-admin's
+/// attempt.
+async fn caller(
+    rqctx: &RequestContext<Context>,
+    header: Option<&str>,
+) -> Result<Authenticated, ApiError> {
+    auth::only_one(rqctx.request.headers())?;
+    one_idempotency_key(rqctx.request.headers())?;
+    let token = auth::api_token(header)?;
+    Ok(rqctx.context().app.authenticate(token).await?)
+}
+
 /// The caller behind the `Authorization` header, if it is an admin.
 async fn admin(
     rqctx: &RequestContext<Context>,
     header: Option<&str>,
 ) -> Result<Authenticated, ApiError> {
     auth::only_one(rqctx.request.headers())?;
-    one_idempotency_key(rqctx.request.headers())?;
     let token = auth::api_token(header)?;
     Ok(rqctx.context().app.admin(token).await?)
 }

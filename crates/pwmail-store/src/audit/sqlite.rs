@@ -16,11 +16,37 @@ impl Audit for SqliteStore {
                     filter.request_id,
                     filter.since,
                     filter.until,
-                    filter.limit
+                    filter.limit,
+                    filter.address,
+                    filter.outcome.map(OutcomeFilter::as_str)
                 ],
                 |row| rows::audit_record(row),
             )
         })
         .await
+    }
+
+    async fn record_refusal(&self, refusal: &Refusal) -> Result<()> {
+        let r = refusal.clone();
+        self.writer
+            .write_statement(move |c| {
+                exec(
+                    c,
+                    sql::AUDIT_REFUSAL,
+                    params![
+                        r.at,
+                        r.actor.user.0,
+                        r.actor.token_id,
+                        r.target.map(|u| u.0),
+                        r.address,
+                        r.operation,
+                        r.request_id,
+                        r.idempotency_key,
+                        r.outcome.as_str()
+                    ],
+                )
+                .map(drop)
+            })
+            .await
     }
 }
