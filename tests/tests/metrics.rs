@@ -129,3 +129,68 @@ async fn responses_given_before_the_handler_are_counted() {
     assert_eq!(moved(BAD_BODY), 2.0, "{after}");
     assert_eq!(moved(UNKNOWN), 1.0, "{after}");
 }
+
+#[tokio::test]
+async fn the_purge_task_deletes_aged_rows_at_start_and_counts_them() {
+    const PURGED: &str = r#"pwmail_purged_rows_total{table="audit"}"#;
+    // A database holding three audit rows from 1970: past any retention.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("aged.db").display());
+    {
+        let store = pwmail_store::testing::open(&url).await.unwrap();
+        let admin = store
+            .create_user(
+                &pwmail_store::NewUser {
+                    email: pwmail_tests::ADMIN.into(),
+                    name: None,
+                    is_admin: true,
+                    deliverable: true,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let token = store
+            .create_api_token(admin.id, &pwmail_store::TokenHash([3; 32]), "t", false, 1)
+            .await
+            .unwrap();
+        for at in 1..=3 {
+            store
+                .record_refusal(&pwmail_store::Refusal {
+                    at,
+                    actor: pwmail_store::Actor {
+                        user: admin.id,
+                        token_id: token.id,
+                    },
+                    target: None,
+                    address: "ghost@example.com".into(),
+                    operation: "send_password_email",
+                    request_id: format!("old-{at}"),
+                    idempotency_key: None,
+                    outcome: pwmail_store::AuditOutcome::NoSuchUser,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let server = TestServer::start_with(pwmail_tests::Options {
+        database_url: Some(url),
+        ..Default::default()
+    })
+    .await;
+    let deadline = Instant::now() + DEADLINE;
+    while value(&scrape(&server).await, PURGED) < 3.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(value(&scrape(&server).await, PURGED), 3.0);
+    let left = server
+        .store()
+        .list_audit(&pwmail_store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    server.stop().await;
+}

@@ -165,7 +165,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         .context("fitting rate-limit state to the configured rates")?;
     let purge = tokio::spawn({
         let app = Arc::clone(&app);
-        async move { app.purge_expired(PURGE_EVERY).await }
+        async move {
+            loop {
+                let run = app.purge_expired().await;
+                observe::metrics::purged(&run.deleted);
+                tokio::time::sleep(PURGE_EVERY).await;
+            }
+        }
     });
     observe::metrics::handle();
     let listen = app.config().listen;

@@ -763,7 +763,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
 }
 
 #[test]
-fn audit_list_shows_refusals_by_outcome_and_by_the_address_asked() {
+fn audit_list_shows_refusals_and_purge_deletes_what_aged() {
     use pwmail_store::{Actor, AuditOutcome, Refusal, TokenHash};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -842,6 +842,31 @@ fn audit_list_shows_refusals_by_outcome_and_by_the_address_asked() {
     assert!(
         !ok && err.contains("expected refused or one of ok, not_admin"),
         "{err}"
+    );
+
+    // Both rows are from 1970: past any retention. A dry run counts them
+    // and deletes nothing; a purge deletes them.
+    let (ok, out, err) = pwmail(d, &["purge", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "would delete 0 sent or dead emails, 0 used, revoked or expired links, 2 audit rows \
+         (kept 30 days, audit rows 365 days)"
+    );
+    assert_eq!(listed(&[]).len(), 2);
+    let (ok, _, err) = pwmail(d, &["purge", "--audit-retain-days", "0"]);
+    assert!(!ok && err.contains("--audit-retain-days"), "{err}");
+    let (ok, out, err) = pwmail(d, &["purge", "--audit-retain-days", "7"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("deleted 0 sent or dead emails, 0 used, revoked or expired links, 2 audit rows (kept 30 days, audit rows 7 days)"),
+        "{out}"
+    );
+    assert!(listed(&[]).is_empty());
+    let (ok, out, _) = pwmail(d, &["purge", "--dry-run"]);
+    assert!(
+        ok && out.starts_with("would delete 0 sent or dead emails, 0 used"),
+        "{out}"
     );
 }
 

@@ -16,6 +16,7 @@ mod links;
 mod model;
 mod outbox;
 mod postgres;
+mod retention;
 mod rows;
 pub mod space;
 mod sql;
@@ -31,6 +32,7 @@ pub use links::Links;
 pub use model::*;
 pub use outbox::Outbox;
 pub use postgres::PgStore;
+pub use retention::Retention;
 pub use space::SpaceWatch;
 pub use sqlite::{SqliteStore, sqlite_file};
 pub use users::Users;
@@ -189,7 +191,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// the database as a whole.
 #[async_trait]
 pub trait Store:
-    Users + Limits + Idempotency + Links + Outbox + Audit + Send + Sync + 'static
+    Users + Limits + Idempotency + Links + Outbox + Audit + Retention + Send + Sync + 'static
 {
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;

@@ -693,6 +693,42 @@ pub struct Refusal {
     pub outcome: AuditOutcome,
 }
 
+/// A table whose rows age out (`Retention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Aging {
+    /// Sent and dead emails (`outbox`).
+    Emails,
+    /// Used, revoked and expired reset links.
+    Links,
+    Audit,
+}
+
+impl Aging {
+    pub const ALL: [Aging; 3] = [Aging::Emails, Aging::Links, Aging::Audit];
+
+    /// Its name in metrics and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aging::Emails => "emails",
+            Aging::Links => "links",
+            Aging::Audit => "audit",
+        }
+    }
+}
+
+/// What one window of a purge saw and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurgeWindow {
+    /// Rows in the window (fewer than asked: the table's end).
+    pub scanned: u64,
+    pub deleted: u64,
+    /// The window's last id: the next window starts after it.
+    pub last_id: Option<i64>,
+    /// The newest creation time in the window: once it is past the cutoff,
+    /// the rest of the table is too young to be due.
+    pub newest: Option<UnixMillis>,
+}
+
 /// `pwmail audit list --outcome`: which outcomes to show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeFilter {

@@ -234,6 +234,76 @@ pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, targe
         target_address, operation, request_id, idempotency_key, link_revealed, outcome
      FROM audit_log WHERE target_user_id = $1 ORDER BY id";
 
+// --- retention -----------------------------------------------------------
+
+/// One aging table's statements: `window` ($1 after id, $2 rows) counts
+/// the next rows in id order and gives the last id and newest time among
+/// them; `delete` and `count` ($1 cutoff, $2 after id, $3 last id, and $4
+/// now when `takes_now`) delete or count the rows due with ids in
+/// ($2, $3]: one rule for both.
+#[derive(Clone, Copy, Debug)]
+pub struct PurgeStatements {
+    pub window: &'static str,
+    pub delete: &'static str,
+    pub count: &'static str,
+    pub takes_now: bool,
+}
+
+macro_rules! purge_statements {
+    ($table:literal, $time:literal, $due:literal, $takes_now:literal) => {
+        PurgeStatements {
+            window: concat!(
+                "SELECT count(*) AS scanned, max(id) AS last_id, max(",
+                $time,
+                ") AS newest FROM (SELECT id, ",
+                $time,
+                " FROM ",
+                $table,
+                " WHERE id > $1 ORDER BY id LIMIT $2) w"
+            ),
+            delete: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE id > $2 AND id <= $3 AND ",
+                $due
+            ),
+            count: concat!(
+                "SELECT count(*) AS due FROM ",
+                $table,
+                " WHERE id > $2 AND id <= $3 AND ",
+                $due
+            ),
+            takes_now: $takes_now,
+        }
+    };
+}
+
+/// What is due, per table, in one place: a sent or dead email settled
+/// before the cutoff that no live Idempotency-Key points to (a replay
+/// answers from it; keys expired at now are deleted first, so none holds
+/// one back); a link used, revoked or (if neither) expired before it; an
+/// audit row written before it.
+pub fn purge(table: crate::Aging) -> PurgeStatements {
+    use crate::Aging;
+    match table {
+        Aging::Emails => purge_statements!(
+            "outbox",
+            "created_at",
+            "state IN ('sent', 'dead') AND settled_at < $1
+             AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
+                             WHERE k.outbox_id = outbox.id AND k.expires_at > $4)",
+            true
+        ),
+        Aging::Links => purge_statements!(
+            "reset_links",
+            "created_at",
+            "COALESCE(used_at, revoked_at, expires_at) < $1",
+            false
+        ),
+        Aging::Audit => purge_statements!("audit_log", "at", "at < $1", false),
+    }
+}
+
 // --- outbox --------------------------------------------------------------
 
 macro_rules! outbox_insert {

@@ -1863,6 +1863,189 @@ async fn audit_list(store: &dyn StoreTestExt) {
     assert_eq!(b_outcomes, [AuditOutcome::Ok, AuditOutcome::KeyReused]);
 }
 
+/// Deletes what is due in windows of two, as the app's purge walks a
+/// table; returns the rows deleted.
+async fn purge_all(
+    store: &dyn StoreTestExt,
+    table: Aging,
+    cutoff: UnixMillis,
+    now: UnixMillis,
+) -> u64 {
+    let (mut after, mut deleted) = (0, 0);
+    loop {
+        let window = store
+            .purge_window(table, after, 2, cutoff, now)
+            .await
+            .unwrap()
+            .expect("no other purge");
+        deleted += window.deleted;
+        match window.last_id {
+            Some(last) if window.scanned == 2 => after = last,
+            _ => return deleted,
+        }
+    }
+}
+
+/// Retention: sent and dead emails no live key points to, finished links
+/// and audit rows past their cutoff go; queued and retrying emails, a live
+/// key's email and young rows stay; the dry-run count is what goes.
+async fn retention(store: &dyn StoreTestExt) {
+    const DAY: i64 = 86_400_000;
+    let actor = admin_actor(store).await;
+    let mut users = Vec::new();
+    for n in 1..=4 {
+        let user = store
+            .create_user(&new_user(&format!("u{n}@example.com"), false), T0)
+            .await
+            .unwrap();
+        users.push(user.id);
+    }
+    let send = LinkPurpose::SendPasswordEmail;
+    let mut live = keyed(issue(users[0], actor, send, 1, T0), "live", "f1");
+    live.idempotency.as_mut().unwrap().expires_at = T0 + 100 * DAY;
+    for call in [
+        live,
+        keyed(issue(users[1], actor, send, 2, T0), "expired", "f2"),
+        issue(users[2], actor, send, 3, T0),
+        issue(users[3], actor, send, 4, T0),
+    ] {
+        let outcome = store.issue_link(&call).await.unwrap();
+        assert!(
+            matches!(outcome, IssueOutcome::Issued { .. }),
+            "{outcome:?}"
+        );
+    }
+    let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    let id_of = |link: u8| {
+        claimed
+            .iter()
+            .find(|m| m.message.message_id == format!("m{link}@test"))
+            .unwrap()
+            .id
+    };
+    let settle = |link, outcome| async move {
+        assert!(
+            store
+                .settle_outbox(id_of(link), "w", &outcome)
+                .await
+                .unwrap()
+        );
+    };
+    let sent = || Settlement::Sent {
+        reply: "250 ok".into(),
+        at: T0 + 1,
+    };
+    settle(1, sent()).await;
+    settle(2, sent()).await;
+    // Given up: its link is revoked with it.
+    settle(
+        3,
+        Settlement::Dead {
+            error: "550 no".into(),
+            at: T0 + 1,
+        },
+    )
+    .await;
+    settle(
+        4,
+        Settlement::Retry {
+            error: "451 later".into(),
+            at: T0 + 1,
+            next_attempt_at: T0 + 50 * DAY,
+        },
+    )
+    .await;
+    // A newer link revokes user 2's; it expires unused.
+    store
+        .issue_link(&issue(users[1], actor, send, 6, T0 + 120_000))
+        .await
+        .unwrap();
+    // User 4's link is used (its notice queued).
+    let used = store
+        .complete_reset(&CompleteReset {
+            link_hash: hash(4),
+            password_phc: "$argon2id$new".into(),
+            notice: NewMessage {
+                message_id: "changed@test".into(),
+                kind: MessageKind::PasswordChanged,
+                recipient: "u4@example.com".into(),
+                content: pwmail_store::Content::Rendered {
+                    subject: "changed".into(),
+                    text: "t".into(),
+                    html: "h".into(),
+                },
+            },
+            request_id: "req-reset".into(),
+            now: T0 + 5,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(used, ResetOutcome::Changed { .. }), "{used:?}");
+    // Forty days on, a fresh link for user 3.
+    let now = T0 + 40 * DAY;
+    store
+        .issue_link(&issue(users[2], actor, send, 7, now))
+        .await
+        .unwrap();
+    let cutoff = now - 30 * DAY;
+
+    // The keys expired at `now` go first (the app's purge does it).
+    assert_eq!(store.purge_idempotency_keys(now).await.unwrap(), 1);
+    let due = |table| async move { store.count_due(table, cutoff, now).await.unwrap() };
+    assert_eq!(
+        (
+            due(Aging::Emails).await,
+            due(Aging::Links).await,
+            due(Aging::Audit).await
+        ),
+        (2, 5, 6),
+        "emails 2 and 3; links 1, 2, 3, 4 and 6; every audit row but link 7's"
+    );
+    assert_eq!(purge_all(store, Aging::Emails, cutoff, now).await, 2);
+    assert_eq!(purge_all(store, Aging::Links, cutoff, now).await, 5);
+    assert_eq!(purge_all(store, Aging::Audit, cutoff, now).await, 6);
+    for table in Aging::ALL {
+        assert_eq!(due(table).await, 0, "{table:?}: nothing left due");
+    }
+    // What stays: the live key's email (a replay answers from it), the
+    // retrying one, the queued notice and user 2's queued second email,
+    // link 7 and its email and audit row.
+    assert_eq!(
+        store
+            .find_idempotency(actor.token_id, send, "live", now)
+            .await
+            .unwrap()
+            .and_then(|k| k.outbox_id),
+        Some(id_of(1))
+    );
+    assert!(store.outbox_message(id_of(1)).await.unwrap().is_some());
+    assert!(store.outbox_message(id_of(2)).await.unwrap().is_none());
+    let mut left: Vec<String> = store
+        .list_outbox(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["changed@test", "m1@test", "m4@test", "m6@test", "m7@test"]
+    );
+    let links = store.links().await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].expires_at, now + 3_600_000);
+    let audit = store
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].request_id, "req-7");
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -1878,8 +2061,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.
@@ -2034,4 +2217,42 @@ async fn postgres_calls_and_sends_reuse_their_connection() {
     );
     drop(store);
     schema.drop_schema().await;
+}
+
+/// Replicas purge one at a time: while one holds the purge's advisory lock
+/// (the transaction of a window), another's window does nothing and says so.
+#[tokio::test]
+async fn postgres_replicas_purge_one_at_a_time() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let url = schema.url(None);
+    let store = PgStore::open(&url, pool(5)).await.unwrap();
+    let actor = admin_actor(&store).await;
+    queued_user(&store, actor, "old@example.com", 1).await;
+    let later = T0 + 400 * 86_400_000;
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let mut held = sqlx::Connection::begin(&mut other).await.unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(0x7077_6d61_696c_0001_i64)
+        .fetch_one(&mut *held)
+        .await
+        .unwrap();
+    assert!(locked);
+    let busy = store
+        .purge_window(Aging::Audit, 0, 10, later, later)
+        .await
+        .unwrap();
+    assert_eq!(busy, None, "another replica is purging");
+    assert_eq!(
+        store.count_due(Aging::Audit, later, later).await.unwrap(),
+        1
+    );
+    held.rollback().await.unwrap();
+    let done = store
+        .purge_window(Aging::Audit, 0, 10, later, later)
+        .await
+        .unwrap()
+        .expect("its turn");
+    assert_eq!((done.scanned, done.deleted), (1, 1));
 }

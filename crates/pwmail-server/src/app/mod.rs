@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod issue;
 pub mod reset;
+pub mod retention;
 pub mod status;
 pub mod users;
 pub mod validate;
@@ -166,22 +167,36 @@ impl App {
         Ok(())
     }
 
-    /// Forgets rate-limit state that no longer limits anything and expired
-    /// Idempotency-Keys, every `every`, so neither piles up forever.
-    pub async fn purge_expired(&self, every: std::time::Duration) {
-        loop {
-            let now = self.clock.now();
-            match self.store.purge_rate_limits(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(purged = n, "expired rate-limit state forgotten"),
-                Err(e) => tracing::warn!(error = %e, "purging rate-limit state failed"),
+    /// Forgets rate-limit state that no longer limits anything, then
+    /// expired Idempotency-Keys and what has aged out (`retention`): one
+    /// round of the purge task, which runs it every minute. Failures are
+    /// logged; the next round tries again.
+    pub async fn purge_expired(&self) -> retention::PurgeRun {
+        let now = self.clock.now();
+        match self.store.purge_rate_limits(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired rate-limit state forgotten"),
+            Err(e) => tracing::warn!(error = %e, "purging rate-limit state failed"),
+        }
+        let retention = &self.config.retention;
+        match retention::purge(&*self.store, retention, now, retention::PAUSE).await {
+            Ok(run) => {
+                if run.deleted.total() > 0 {
+                    tracing::info!(
+                        emails = run.deleted.get(pwmail_store::Aging::Emails),
+                        links = run.deleted.get(pwmail_store::Aging::Links),
+                        audit = run.deleted.get(pwmail_store::Aging::Audit),
+                        retain_days = retention.days,
+                        audit_retain_days = retention.audit_days,
+                        "aged rows deleted"
+                    );
+                }
+                run
             }
-            match self.store.purge_idempotency_keys(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys forgotten"),
-                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting aged rows failed");
+                retention::PurgeRun::default()
             }
-            tokio::time::sleep(every).await;
         }
     }
 }

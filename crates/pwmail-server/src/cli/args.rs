@@ -94,6 +94,28 @@ pub struct SenderArgs {
     pub mail_from: String,
 }
 
+/// How long aged rows are kept (`serve`'s purge task and `pwmail purge`).
+#[derive(Args, Debug, Clone)]
+pub struct RetentionArgs {
+    /// Days sent and dead emails, and used, revoked or expired links, are kept.
+    #[arg(long, env = "PWMAIL_RETAIN_DAYS", default_value_t = defaults().retention.days,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retain_days: u32,
+    /// Days audit rows are kept.
+    #[arg(long, env = "PWMAIL_AUDIT_RETAIN_DAYS", default_value_t = defaults().retention.audit_days,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retain_days: u32,
+}
+
+impl RetentionArgs {
+    pub fn to_config(&self) -> config::Retention {
+        config::Retention {
+            days: self.retain_days,
+            audit_days: self.audit_retain_days,
+        }
+    }
+}
+
 /// What the reset links are: their base and lifetime (fixed when a link is
 /// issued).
 #[derive(Args, Debug, Clone)]

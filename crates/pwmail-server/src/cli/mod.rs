@@ -7,6 +7,7 @@ pub mod audit;
 pub mod emails_csv;
 pub mod mail;
 pub mod outbox;
+pub mod retention;
 pub mod send;
 pub mod serve;
 pub mod settings_file;
@@ -83,6 +84,8 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Delete what has aged out now (`serve` does it every minute); --dry-run counts it.
+    Purge(retention::PurgeArgs),
 }
 
 /// A command's "no" that is an answer, not an error (`check-password`).
@@ -195,6 +198,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::User(cmd) => users::user(cmd, db, now).await,
         Command::Token(cmd) => users::token(cmd, db, now).await,
         Command::Audit(cmd) => audit::audit(cmd, db).await,
+        Command::Purge(args) => retention::purge(args, db, now).await,
         Command::Outbox(cmd) => outbox::outbox(cmd, db, now).await,
         Command::Mail(cmd) => mail::mail(cmd, now),
     }

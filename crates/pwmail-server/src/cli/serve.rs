@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use crate::cli::args::{
-    ContentArgs, DbArgs, DispatcherArgs, SenderArgs, TemplateArgs, TransportArgs,
+    ContentArgs, DbArgs, DispatcherArgs, RetentionArgs, SenderArgs, TemplateArgs, TransportArgs,
 };
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{RateLimit, ServerConfig};
@@ -39,6 +39,8 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub content: ContentArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// Where mail goes and how it is sent, as for `pwmail dispatch`.
     #[command(flatten)]
     pub mail: DispatchArgs,
@@ -142,6 +144,7 @@ impl ServeArgs {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             ops_listen: self.ops_listen,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            retention: self.retention.to_config(),
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             password_min_length: usize::from(self.password_min_length),
             hash_queue: self.hash_queue,

@@ -83,6 +83,8 @@ pub struct ServerConfig {
     pub ops_listen: Option<SocketAddr>,
     /// How long an Idempotency-Key and its outcome are kept.
     pub idempotency_ttl: Duration,
+    /// How long sent and dead emails, finished links and audit rows are kept.
+    pub retention: Retention,
     /// How long an authenticated API token is taken on trust without a
     /// lookup: the longest a revoked token keeps working (zero: none).
     pub auth_cache_ttl: Duration,
@@ -93,6 +95,35 @@ pub struct ServerConfig {
     pub template_dir: Option<PathBuf>,
     pub bootstrap_admin_email: String,
     pub dispatcher: DispatcherConfig,
+}
+
+/// How long rows are kept once they have aged: sent and dead emails and
+/// used, revoked or expired links `days` (`--retain-days`), audit rows
+/// `audit_days` (`--audit-retain-days`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub days: u32,
+    pub audit_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            days: 30,
+            audit_days: 365,
+        }
+    }
+}
+
+impl Retention {
+    /// Rows of `table` due before this time are deleted.
+    pub fn cutoff(&self, table: pwmail_store::Aging, now: pwmail_store::UnixMillis) -> i64 {
+        let days = match table {
+            pwmail_store::Aging::Emails | pwmail_store::Aging::Links => self.days,
+            pwmail_store::Aging::Audit => self.audit_days,
+        };
+        now.saturating_sub(i64::from(days) * 86_400_000)
+    }
 }
 
 impl Default for ServerConfig {
@@ -134,6 +165,7 @@ impl Default for ServerConfig {
             max_connections: None,
             ops_listen: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            retention: Retention::default(),
             auth_cache_ttl: Duration::from_secs(1),
             product_name: "pwmail".into(),
             mail_from: "pwmail <no-reply@localhost>".into(),

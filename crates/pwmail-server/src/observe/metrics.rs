@@ -53,6 +53,14 @@ pub fn store_space(space: &pwmail_store::SpaceWatch) {
     metrics::counter!("pwmail_store_space_probes_total").absolute(space.probes());
 }
 
+/// Rows the retention purge deleted, per table (`emails`, `links`, `audit`).
+pub fn purged(deleted: &crate::app::retention::Purged) {
+    for table in pwmail_store::Aging::ALL {
+        metrics::counter!("pwmail_purged_rows_total", "table" => table.as_str())
+            .increment(deleted.get(table));
+    }
+}
+
 /// Sent messages whose result could not be recorded yet (kept, and tried
 /// again, while their lease is extended).
 pub fn unrecorded_results(waiting: usize) {

@@ -24,6 +24,8 @@ mod limits_impl;
 mod links_impl;
 #[path = "../outbox/postgres.rs"]
 mod outbox_impl;
+#[path = "../retention/postgres.rs"]
+mod retention_impl;
 #[path = "../users/postgres.rs"]
 mod users_impl;
 

@@ -15,6 +15,8 @@ mod limits_impl;
 mod links_impl;
 #[path = "../outbox/sqlite.rs"]
 mod outbox_impl;
+#[path = "../retention/sqlite.rs"]
+mod retention_impl;
 #[path = "../users/sqlite.rs"]
 mod users_impl;
 
