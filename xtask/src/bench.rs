@@ -14,6 +14,7 @@
 //! Scenario b: users imported, `pwmail send --from-csv`, time until smtp-sink
 //! accepted every email, against `smtp-source` into the same smtp-sink.
 //! Scenario d: reset POSTs all at once (`bench/reset_storm.py`).
+//! Scenario e: the retention purge under the same load (`bench/purge.rs`).
 //! Scenario c (instructions per call): `bench/callgrind.rs`. SQLite rows
 //! also give the writer's writes per commit and busy share (`/metrics`).
 
@@ -27,6 +28,7 @@ use serde_json::json;
 
 mod callgrind;
 mod procfs;
+mod purge;
 
 use procfs::peak_rss_mib;
 
@@ -435,6 +437,13 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     } else {
         (100_000, 1_000)
     };
+    let purge = purge::under_load(
+        &pwmail,
+        scratch.path(),
+        smtp_port,
+        seconds,
+        if quick { 100_000 } else { 300_000 },
+    )?;
     let onboarding = onboarding(&pwmail, scratch.path(), smtp_port, sink.0.id(), users, 20)?;
     let storm = reset_storm(&pwmail, root, scratch.path(), resets)?;
     let counted = callgrind::instructions_per_call(
@@ -575,6 +584,25 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&storm, "peak_rss_mib"),
     );
     println!(
+        "\ne. purge under load (SQLite, {} rows per table aged 400 days, deleted from start):\n\
+         {:<34} {:>10.0} req/s, p99 {:.2} ms ({} rows purged during the load)\n\
+         {:<34} {:>10.0} req/s, p99 {:.2} ms (mean of the runs before and after)\n\
+         {:<34} {:>10.3}",
+        purge["rows_per_table"],
+        "while purging",
+        f(&purge, "requests_per_sec_purging"),
+        f(&purge, "p99_ms_purging"),
+        purge["rows_purged_during_load"],
+        "nothing due",
+        purge["requests_per_sec_young"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_f64()).sum::<f64>() / 2.0)
+            .unwrap_or_default(),
+        f(&purge, "p99_ms_young"),
+        "ratio",
+        f(&purge, "ratio"),
+    );
+    println!(
         "\nc. instructions per accepted call (callgrind, {} calls, SQLite, delivery included)\n\
          {:<34} {:>14.0}\n{:<34} {:>14.0}\n{:<34} {:>14.3}",
         counted["calls"],
@@ -586,6 +614,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         f(&counted, "ratio_to_ceiling"),
     );
     rows.push(onboarding);
+    rows.push(purge);
     rows.push(storm);
     rows.push(counted);
     let out = root.join("bench/results.json");
