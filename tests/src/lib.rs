@@ -228,6 +228,20 @@ impl TestServer {
             .to_string()
     }
 
+    /// Every audit row, oldest first.
+    pub async fn audit(&self) -> Vec<pwmail_store::AuditRecord> {
+        let mut rows = self
+            .store()
+            .list_audit(&pwmail_store::AuditFilter {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit rows");
+        rows.reverse();
+        rows
+    }
+
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

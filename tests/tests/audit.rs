@@ -7,7 +7,7 @@ use pwmail_client::CallError;
 use pwmail_client::types::{
     CreateResetLinkRequest, CreateResetLinkRequestDeliver, SendPasswordEmailRequest,
 };
-use pwmail_store::{AuditFilter, AuditOutcome, AuditRecord};
+use pwmail_store::{AuditOutcome, AuditRecord};
 use pwmail_testkit::pg::PgSchema;
 use pwmail_tests::{Options, TestServer};
 
@@ -17,20 +17,6 @@ fn status<T: std::fmt::Debug>(result: Result<T, CallError>) -> u16 {
         Err(CallError::Api { status, .. }) => status,
         other => panic!("expected a refusal, got {other:?}"),
     }
-}
-
-/// Every audit row, oldest first.
-async fn rows(server: &TestServer) -> Vec<AuditRecord> {
-    let mut all = server
-        .store()
-        .list_audit(&AuditFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    all.reverse();
-    all
 }
 
 /// What a test checks of a row: who, which operation, for whom, outcome.
@@ -110,7 +96,11 @@ async fn refusals_on(database_url: Option<String>) {
         ),
         400
     );
-    assert!(rows(&server).await.is_empty(), "{:?}", rows(&server).await);
+    assert!(
+        server.audit().await.is_empty(),
+        "{:?}",
+        server.audit().await
+    );
 
     // A call that went through, with a key; the key reused for another
     // address is a 422.
@@ -202,7 +192,7 @@ async fn refusals_on(database_url: Option<String>) {
         429
     );
 
-    let have: Vec<_> = rows(&server).await.iter().map(seen).collect();
+    let have: Vec<_> = server.audit().await.iter().map(seen).collect();
     let send_op = "send_password_email";
     let mut want = vec![
         row(ADMIN, send_op, "ann@example.com", AuditOutcome::Ok),
@@ -242,7 +232,7 @@ async fn refusals_on(database_url: Option<String>) {
         )
     }));
     assert_eq!(have, want);
-    let all = rows(&server).await;
+    let all = server.audit().await;
     // Each refusal's row names its call and its token; the key where sent.
     for r in &all {
         assert!(!r.request_id.is_empty() && r.actor_token.is_some(), "{r:?}");

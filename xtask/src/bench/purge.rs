@@ -52,8 +52,11 @@ c.commit()
 fn purged(listen: &str) -> Result<f64> {
     let mut sum = 0.0;
     for table in ["emails", "links", "audit"] {
-        sum += metric(listen, &format!("pwmail_purged_rows_total{{table=\"{table}\"}}"))?
-            .unwrap_or(0.0);
+        sum += metric(
+            listen,
+            &format!("pwmail_purged_rows_total{{table=\"{table}\"}}"),
+        )?
+        .unwrap_or(0.0);
     }
     Ok(sum)
 }

@@ -19,7 +19,7 @@ use pwmail_types::{
 use tracing::Instrument as _;
 
 use crate::app::issue::{IssueRequest, Issued};
-use crate::app::{App, validate};
+use crate::app::{self, App, validate};
 use crate::http::{Context, auth};
 
 pub enum PwmailImpl {}
@@ -224,9 +224,9 @@ async fn admin(
     rqctx: &RequestContext<Context>,
     header: Option<&str>,
 ) -> Result<Authenticated, ApiError> {
-    auth::only_one(rqctx.request.headers())?;
-    let token = auth::api_token(header)?;
-    Ok(rqctx.context().app.admin(token).await?)
+    let caller = caller(rqctx, header).await?;
+    app::auth::require_admin(&caller)?;
+    Ok(caller)
 }
 
 /// Refuses two `Idempotency-Key` headers: the extractor keeps the last, so
