@@ -167,8 +167,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         let app = Arc::clone(&app);
         async move {
             loop {
-                let run = app.purge_expired().await;
-                observe::metrics::purged(&run.deleted);
+                app.purge_expired(&observe::metrics::purged).await;
                 tokio::time::sleep(PURGE_EVERY).await;
             }
         }

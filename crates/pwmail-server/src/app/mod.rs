@@ -169,9 +169,13 @@ impl App {
 
     /// Forgets rate-limit state that no longer limits anything, then
     /// expired Idempotency-Keys and what has aged out (`retention`): one
-    /// round of the purge task, which runs it every minute. Failures are
-    /// logged; the next round tries again.
-    pub async fn purge_expired(&self) -> retention::PurgeRun {
+    /// round of the purge task, which runs it every minute; `deleted` hears
+    /// of the aged rows as each window goes. Failures are logged; the next
+    /// round tries again.
+    pub async fn purge_expired(
+        &self,
+        deleted: &(dyn Fn(pwmail_store::Aging, u64) + Send + Sync),
+    ) -> retention::PurgeRun {
         let now = self.clock.now();
         match self.store.purge_rate_limits(now).await {
             Ok(0) => {}
@@ -179,7 +183,7 @@ impl App {
             Err(e) => tracing::warn!(error = %e, "purging rate-limit state failed"),
         }
         let retention = &self.config.retention;
-        match retention::purge(&*self.store, retention, now, retention::PAUSE).await {
+        match retention::purge(&*self.store, retention, now, retention::PAUSE, deleted).await {
             Ok(run) => {
                 if run.deleted.total() > 0 {
                     tracing::info!(

@@ -53,12 +53,14 @@ pub struct PurgeRun {
 /// Deletes every row due at `now`: first the Idempotency-Keys expired at
 /// `now` (the emails they held become due), then table by table, each
 /// walked in id order a window at a time with `pause` between windows,
-/// until the table's end or its rows too young to be due.
+/// until the table's end or its rows too young to be due. `deleted` hears
+/// of each window's rows as they go (a long purge is seen while it runs).
 pub async fn purge(
     store: &dyn Store,
     retention: &Retention,
     now: UnixMillis,
     pause: Duration,
+    deleted: &(dyn Fn(Aging, u64) + Send + Sync),
 ) -> Result<PurgeRun, AppError> {
     let mut run = PurgeRun::default();
     let keys = store.purge_idempotency_keys(now).await?;
@@ -77,6 +79,7 @@ pub async fn purge(
                 return Ok(run);
             };
             run.deleted.add(table, window.deleted);
+            deleted(table, window.deleted);
             let Some(last) = window.last_id else { break };
             after = last;
             let young = window.newest.is_none_or(|t| t >= cutoff);

@@ -41,7 +41,7 @@ pub async fn purge(args: &PurgeArgs, db: &DbArgs, now: UnixMillis) -> anyhow::Re
         out!("would delete {} ({kept})", describe(&due))?;
         return Ok(());
     }
-    let run = retention::purge(&*store, &keep, now, PAUSE).await?;
+    let run = retention::purge(&*store, &keep, now, PAUSE, &|_, _| {}).await?;
     out!("deleted {} ({kept})", describe(&run.deleted))?;
     if run.yielded {
         out!("another pwmail process is purging the same database; it deletes the rest")?;

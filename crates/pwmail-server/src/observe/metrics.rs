@@ -53,12 +53,10 @@ pub fn store_space(space: &pwmail_store::SpaceWatch) {
     metrics::counter!("pwmail_store_space_probes_total").absolute(space.probes());
 }
 
-/// Rows the retention purge deleted, per table (`emails`, `links`, `audit`).
-pub fn purged(deleted: &crate::app::retention::Purged) {
-    for table in pwmail_store::Aging::ALL {
-        metrics::counter!("pwmail_purged_rows_total", "table" => table.as_str())
-            .increment(deleted.get(table));
-    }
+/// Rows the retention purge deleted, per table (`emails`, `links`, `audit`),
+/// counted as each window goes.
+pub fn purged(table: pwmail_store::Aging, rows: u64) {
+    metrics::counter!("pwmail_purged_rows_total", "table" => table.as_str()).increment(rows);
 }
 
 /// Sent messages whose result could not be recorded yet (kept, and tried

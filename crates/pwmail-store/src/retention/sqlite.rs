@@ -14,10 +14,10 @@ impl Retention for SqliteStore {
     ) -> Result<Option<PurgeWindow>> {
         let statements = sql::purge(table);
         // One write on the writer thread: the window read and its delete
-        // see the same rows.
+        // see the same rows. One writing statement, so no savepoint.
         let done = self
             .writer
-            .write(move |sp| {
+            .write_statement(move |sp| {
                 let seen = one(sp, statements.window, params![after, window], |row| {
                     Ok((
                         row.int("scanned")?,

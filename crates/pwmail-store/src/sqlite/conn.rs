@@ -22,13 +22,18 @@ const STATEMENT_CACHE: usize = 96;
 const IDLE_READERS: usize = 8;
 
 /// Bytes of a write's savepoint journal SQLite keeps in memory, in one
-/// piece, before it spills to a temporary file.
-const JOURNAL_IN_MEMORY: i32 = 1 << 20;
+/// piece, before it spills to a temporary file: the largest piece SQLite
+/// can spill. It writes the piece to the file in one call, and its unix
+/// file layer writes at most 0x1ffff bytes a call (`seekAndWriteFd` masks
+/// the length), so a larger piece spilled short and every write whose
+/// journal outgrew it failed with SQLITE_FULL, "database or disk is full"
+/// (1 MiB did: a purge window of 500 emails, `tests/sqlite_large_write.rs`).
+const JOURNAL_IN_MEMORY: i32 = 0x1ffff;
 
 /// Whether this process's SQLite took [`JOURNAL_IN_MEMORY`].
 static JOURNAL_CONFIGURED: OnceLock<bool> = OnceLock::new();
 
-/// Gives each write's savepoint journal one 1 MiB piece of memory. With
+/// Gives each write's savepoint journal one 128 KiB piece of memory. With
 /// `temp_store = MEMORY` SQLite keeps that journal in 1 KiB pieces, each a
 /// malloc and a free: about 77 of each per API call, 7 % of a call's
 /// instructions under callgrind. SQLite takes the setting only before its
@@ -70,7 +75,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     // COMMIT; a WAL started over is trimmed back to 64 MiB. Each write's
     // savepoint journal stays in memory (past SQLite's default of 64 KiB it
     // would spill to a temporary file, two `pwrite` calls per page from
-    // then on): up to 1 MiB in one piece (`configure_journal`), or in
+    // then on): up to 128 KiB in one piece (`configure_journal`), or in
     // temporary storage kept in memory.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;
