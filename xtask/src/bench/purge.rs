@@ -2,7 +2,7 @@
 //! scenario a) on SQLite against a database holding `rows` sent emails,
 //! used links and audit rows per table: young (nothing due) before and
 //! after, and aged 400 days in between, so the purge task deletes them
-//! (from start, 500 rows a window) while the load runs. SQLite is the
+//! (from start, a window at a time) while the load runs. SQLite is the
 //! engine where the purge shares the API's single writer: the worst case.
 
 use std::path::Path;
