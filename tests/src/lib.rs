@@ -64,6 +64,10 @@ pub struct Options {
     pub return_to: config::ReturnTo,
     /// `--link-ttl-min-secs`, `--link-ttl-max-secs`.
     pub link_ttl_range: config::LinkTtlRange,
+    /// `--template-dir`.
+    pub template_dir: Option<std::path::PathBuf>,
+    /// `--page-css`.
+    pub page_css: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -93,6 +97,8 @@ impl Default for Options {
             idempotency_ttl: d.idempotency_ttl,
             return_to: d.return_to,
             link_ttl_range: d.link_ttl_range,
+            template_dir: d.template_dir,
+            page_css: d.page_css,
         }
     }
 }
@@ -136,6 +142,8 @@ impl TestServer {
             idempotency_ttl: options.idempotency_ttl,
             return_to: options.return_to.clone(),
             link_ttl_range: options.link_ttl_range,
+            template_dir: options.template_dir.clone(),
+            page_css: options.page_css.clone(),
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

@@ -714,3 +714,82 @@ async fn an_empty_or_garbled_post_never_uses_up_the_link() {
     assert!(verifies(&server, "erin@example.com", GOOD).await);
     server.stop().await;
 }
+
+/// The operator's look: page templates under `--template-dir/page/`
+/// replace the built-in ones (the others stay), and `--page-css` is served
+/// from pwmail and linked from every page, after the built-in stylesheet,
+/// under the same CSP (`style-src 'self'`).
+#[tokio::test]
+async fn page_templates_are_overridden_and_the_operators_stylesheet_is_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("page")).unwrap();
+    std::fs::write(
+        dir.path().join("page/done.html"),
+        r#"{% extends "page/base.html" %}{% block title %}Done{% endblock %}
+{% block content %}<p id="branded">Welcome back to Example Corp, {{ email }}.</p>{% endblock %}"#,
+    )
+    .unwrap();
+    let assets = tempfile::tempdir().unwrap();
+    let css = assets.path().join("brand.css");
+    std::fs::write(&css, "main { color: #123456; }\n").unwrap();
+    let server = TestServer::start_with(Options {
+        template_dir: Some(dir.path().to_path_buf()),
+        page_css: Some(css),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("hello@example.com", false).await;
+    let token = send(&server, "hello@example.com").await;
+
+    // The form is the built-in one, with both stylesheets, in order.
+    let (status, headers, form) = get(&server, &token).await;
+    assert_eq!(status, 200);
+    assert_page_headers(&headers);
+    // Attribute values come HTML-escaped.
+    let form = form.replace("&#x2f;", "/");
+    let builtin = form
+        .find(r#"href="/assets/reset.css""#)
+        .expect("built-in css");
+    let branded = form
+        .find(r#"href="/assets/page.css""#)
+        .expect("operator css");
+    assert!(builtin < branded, "the operator's sheet comes last");
+    assert!(form.contains(r#"name="password""#));
+    // The done page is the operator's.
+    let (status, _, done) = post(&server, &token, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(
+        done.contains(r#"<p id="branded">Welcome back to Example Corp, hello@example.com.</p>"#),
+        "{done}"
+    );
+    // Problem pages link it too.
+    let (status, _, problem) = get(&server, "nosuchlinknosuchlinknosuchlink0000").await;
+    let problem = problem.replace("&#x2f;", "/");
+    assert_eq!(status, 404);
+    assert!(problem.contains(r#"href="/assets/page.css""#), "{problem}");
+
+    let r = reqwest::get(server.endpoint("/assets/page.css"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert_eq!(r.text().await.unwrap(), "main { color: #123456; }\n");
+    server.stop().await;
+
+    // Without --page-css, nothing is linked and nothing served.
+    let server = TestServer::start().await;
+    let (_, _, problem) = get(&server, "nosuchlinknosuchlinknosuchlink0000").await;
+    let problem = problem.replace("&#x2f;", "/");
+    assert!(problem.contains("/assets/reset.css"), "{problem}");
+    assert!(!problem.contains("/assets/page.css"), "{problem}");
+    let r = reqwest::get(server.endpoint("/assets/page.css"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    server.stop().await;
+}

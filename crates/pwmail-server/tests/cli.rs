@@ -525,6 +525,48 @@ fn mail_preview_prints_the_rendered_message() {
     assert!(out.contains("Subject: Changed: b@example.com"), "{out}");
     assert!(out.contains("was changed at"), "built-in body kept");
 
+    // The reset page's templates live under page/: a misspelt variable in
+    // one stops serve at start, naming the file and line; so does a file
+    // there that is no page template.
+    let pages = templates.join("page");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(
+        pages.join("form.html"),
+        "{% extends \"page/base.html\" %}{% block content %}\n{{ emial }}{% endblock %}",
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--template-dir",
+            "templates",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("page/form.html:2") && err.contains("`emial` is undefined"),
+        "{err}"
+    );
+    assert!(!err.contains("pwmail serving"), "refused at start: {err}");
+    std::fs::remove_file(pages.join("form.html")).unwrap();
+    std::fs::write(pages.join("from.html"), "typo").unwrap();
+    let (code, err) = run_to_exit(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--template-dir",
+            "templates",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("unknown page template \"from.html\""), "{err}");
+    std::fs::remove_file(pages.join("from.html")).unwrap();
+
     // A dispatcher writes the link emails it sends, so it checks the
     // templates before it starts, as serve does.
     let (ok, _, err) = pwmail(dir.path(), &["dispatch", "--template-dir", "missing"]);

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     pub content: ContentArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    /// A stylesheet served with the reset page and linked after the built-in one.
+    #[arg(long, env = "PWMAIL_PAGE_CSS")]
+    pub page_css: Option<PathBuf>,
     /// Where mail goes and how it is sent, as for `pwmail dispatch`.
     #[command(flatten)]
     pub mail: DispatchArgs,
@@ -145,6 +148,7 @@ impl ServeArgs {
             ops_listen: self.ops_listen,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             retention: self.retention.to_config(),
+            page_css: self.page_css.clone(),
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             password_min_length: usize::from(self.password_min_length),
             hash_queue: self.hash_queue,

@@ -91,8 +91,11 @@ pub struct ServerConfig {
     pub product_name: String,
     pub mail_from: String,
     pub support_contact: Option<String>,
-    /// Files here replace the built-in templates of the same name.
+    /// Files here replace the built-in templates of the same name (the
+    /// emails', and the reset page's under `page/`).
     pub template_dir: Option<PathBuf>,
+    /// A stylesheet served with the reset page, after the built-in one.
+    pub page_css: Option<PathBuf>,
     pub bootstrap_admin_email: String,
     pub dispatcher: DispatcherConfig,
 }
@@ -171,6 +174,7 @@ impl Default for ServerConfig {
             mail_from: "pwmail <no-reply@localhost>".into(),
             support_contact: None,
             template_dir: None,
+            page_css: None,
             bootstrap_admin_email: "admin@pwmail.localhost".into(),
             dispatcher: DispatcherConfig::default(),
         }

@@ -21,15 +21,30 @@ use crate::app::App;
 pub struct Context {
     pub app: Arc<App>,
     pages: Arc<minijinja::Environment<'static>>,
+    /// The operator's stylesheet (`--page-css`), read at start.
+    page_css: Option<Arc<str>>,
     openapi_json: Arc<str>,
 }
 
 impl Context {
+    /// Reads the page templates (`--template-dir`) and stylesheet
+    /// (`--page-css`): a broken one stops the start.
     pub fn new(app: Arc<App>) -> anyhow::Result<Self> {
+        let config = app.config();
+        let pages = reset_page::environment(config.template_dir.as_deref())?;
+        let page_css = match &config.page_css {
+            Some(path) => Some(
+                crate::files::read_small_text(path)
+                    .map_err(|e| anyhow::anyhow!("--page-css {}: {e}", path.display()))?
+                    .into(),
+            ),
+            None => None,
+        };
         Ok(Context {
-            app,
-            pages: Arc::new(reset_page::environment()),
+            pages: Arc::new(pages),
+            page_css,
             openapi_json: ops::openapi_json()?.into(),
+            app,
         })
     }
 }
@@ -47,6 +62,7 @@ pub fn api_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
         api.register(reset_page::reset_form),
         api.register(reset_page::reset_submit),
         api.register(reset_page::reset_css),
+        api.register(reset_page::page_stylesheet),
     ] {
         registered.map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -21,33 +21,121 @@ use crate::secrets::password::{MAX_BYTES, Rejection};
 
 pub const CSS_PATH: &str = "/assets/reset.css";
 const CSS: &str = include_str!("../../templates/page/reset.css");
+/// Where the operator's stylesheet (`--page-css`) is served.
+pub const PAGE_CSS_PATH: &str = "/assets/page.css";
 
-/// The page templates, compiled in.
-pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    for (name, source) in [
-        (
-            "page/base.html",
-            include_str!("../../templates/page/base.html"),
-        ),
-        (
-            "page/form.html",
-            include_str!("../../templates/page/form.html"),
-        ),
-        (
-            "page/done.html",
-            include_str!("../../templates/page/done.html"),
-        ),
-        (
-            "page/problem.html",
-            include_str!("../../templates/page/problem.html"),
-        ),
-    ] {
-        // The sources are compiled in and covered by tests.
-        env.add_template(name, source)
-            .expect("built-in page template parses");
+/// The page templates, compiled in; each is replaced by the file of the
+/// same name under `--template-dir` (`page/form.html`, …).
+const PAGES: &[(&str, &str)] = &[
+    (
+        "page/base.html",
+        include_str!("../../templates/page/base.html"),
+    ),
+    (
+        "page/form.html",
+        include_str!("../../templates/page/form.html"),
+    ),
+    (
+        "page/done.html",
+        include_str!("../../templates/page/done.html"),
+    ),
+    (
+        "page/problem.html",
+        include_str!("../../templates/page/problem.html"),
+    ),
+];
+
+/// The page templates: the built-in ones, each replaced by its file under
+/// `override_dir` when there is one. A misspelt variable is an error, and
+/// every page is rendered once here with sample values, so a broken
+/// template stops the start, naming its file and line, instead of showing
+/// an error page to the first user.
+pub fn environment(override_dir: Option<&std::path::Path>) -> anyhow::Result<Environment<'static>> {
+    use anyhow::Context as _;
+    if let Some(dir) = override_dir {
+        check_page_dir(dir)?;
     }
-    env
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    for (name, builtin) in PAGES {
+        let source = match override_dir.map(|d| d.join(name)) {
+            Some(path) if path.exists() => crate::files::read_small_text(&path)
+                .with_context(|| format!("reading page template {}", path.display()))?,
+            _ => builtin.to_string(),
+        };
+        env.add_template_owned(name.to_string(), source)
+            .map_err(|e| anyhow::anyhow!("page template {name}: {e:#}"))?;
+    }
+    trial(&env).map_err(|e| anyhow::anyhow!("page template {e:#}"))?;
+    Ok(env)
+}
+
+/// Refuses a file under `DIR/page/` that is no page template (a typo would
+/// otherwise change nothing, silently).
+fn check_page_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let pages = dir.join("page");
+    let Ok(entries) = std::fs::read_dir(&pages) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let known = PAGES
+            .iter()
+            .any(|(known, _)| known.strip_prefix("page/") == Some(&name));
+        if !name.starts_with('.') && !known {
+            let names: Vec<&str> = PAGES.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!(
+                "--template-dir {}: unknown page template {name:?} in page/ (known: {})",
+                dir.display(),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Renders every page with sample values, with and without the optional
+/// ones; the error names the template and line.
+fn trial(env: &Environment<'static>) -> Result<(), minijinja::Error> {
+    let options = pwmail_store::LinkOptions::default();
+    let base = |page_css: Option<&str>| {
+        context! { product => "pwmail", css => CSS_PATH, page_css => page_css }
+    };
+    let sample = |name: &str, values: minijinja::Value| -> Result<(), minijinja::Error> {
+        for page_css in [None, Some(PAGE_CSS_PATH)] {
+            let base = base(page_css);
+            env.get_template(name)?
+                .render(context! { ..base, ..values.clone() })?;
+        }
+        Ok(())
+    };
+    for error in [None, Some("The passwords do not match.")] {
+        sample(
+            "page/form.html",
+            context! {
+                email => "user@example.com",
+                error,
+                min_length => 12,
+                max_length => MAX_BYTES,
+                expires_at => format_utc(0),
+                options => minijinja::value::Serde(&options),
+            },
+        )?;
+    }
+    for return_to in [None, Some("https://app.example.com/")] {
+        sample(
+            "page/done.html",
+            context! {
+                email => "user@example.com",
+                return_to,
+                return_host => return_to.map(|_| "app.example.com"),
+            },
+        )?;
+    }
+    sample(
+        "page/problem.html",
+        context! { title => "Title", explanation => "Why.", next_step => "What now." },
+    )
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -103,7 +191,12 @@ fn html_bytes(
 }
 
 fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String, HttpError> {
-    let base = context! { product => &ctx.app.config().product_name, css => CSS_PATH };
+    let page_css = ctx.page_css.as_ref().map(|_| PAGE_CSS_PATH);
+    let base = context! {
+        product => &ctx.app.config().product_name,
+        css => CSS_PATH,
+        page_css => page_css,
+    };
     ctx.pages
         .get_template(name)
         .and_then(|t| t.render(context! { ..base, ..values }))
@@ -355,4 +448,21 @@ pub async fn reset_css(_rqctx: RequestContext<Context>) -> Result<Response<Body>
         .header(header::CACHE_CONTROL, "public, max-age=3600")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(CSS.into())?)
+}
+
+/// The operator's stylesheet (`--page-css`), linked after the built-in one.
+#[dropshot::endpoint { method = GET, path = "/assets/page.css", unpublished = true }]
+pub async fn page_stylesheet(rqctx: RequestContext<Context>) -> Result<Response<Body>, HttpError> {
+    let Some(css) = rqctx.context().page_css.clone() else {
+        return Err(HttpError::for_not_found(
+            None,
+            "no page stylesheet (--page-css) is set".to_string(),
+        ));
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(css.to_string().into())?)
 }

@@ -364,7 +364,12 @@ fn check_override_dir(dir: &Path) -> Result<(), MailError> {
             .file_name()
             .to_string_lossy()
             .into_owned();
-        if name.starts_with('.') || BUILTIN.iter().any(|(known, _)| *known == name) {
+        // `page/` holds the reset page's templates (`http::reset_page`
+        // checks what is in it).
+        if name.starts_with('.')
+            || name == "page"
+            || BUILTIN.iter().any(|(known, _)| *known == name)
+        {
             continue;
         }
         let known: Vec<&str> = BUILTIN.iter().map(|(known, _)| *known).collect();
