@@ -77,6 +77,15 @@ async fn post(
     (status, headers, r.text().await.unwrap())
 }
 
+/// A stylesheet the page links, checked to be served as CSS.
+async fn stylesheet(server: &TestServer, path: &str) -> String {
+    let r = reqwest::get(server.endpoint(path)).await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("text/css"), "{path}: {kind}");
+    r.text().await.unwrap()
+}
+
 fn assert_page_headers(headers: &reqwest::header::HeaderMap) {
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["referrer-policy"], "no-referrer");
@@ -434,15 +443,10 @@ async fn two_simultaneous_posts_of_one_link_set_one_password() {
 #[tokio::test]
 async fn the_stylesheet_is_served_and_pages_stay_out_of_the_api_document() {
     let server = TestServer::start().await;
-    let r = reqwest::get(server.endpoint("/assets/reset.css"))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
     assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
+        stylesheet(&server, "/assets/reset.css")
+            .await
+            .contains("main")
     );
     let doc = pwmail_api::pwmail_api_mod::stub_api_description()
         .unwrap()
@@ -768,17 +772,10 @@ async fn page_templates_are_overridden_and_the_operators_stylesheet_is_linked() 
     assert_eq!(status, 404);
     assert!(problem.contains(r#"href="/assets/page.css""#), "{problem}");
 
-    let r = reqwest::get(server.endpoint("/assets/page.css"))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
+    assert_eq!(
+        stylesheet(&server, "/assets/page.css").await,
+        "main { color: #123456; }\n"
     );
-    assert_eq!(r.text().await.unwrap(), "main { color: #123456; }\n");
     server.stop().await;
 
     // Without --page-css, nothing is linked and nothing served.

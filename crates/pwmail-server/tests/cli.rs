@@ -530,21 +530,22 @@ fn mail_preview_prints_the_rendered_message() {
     // there that is no page template.
     let pages = templates.join("page");
     std::fs::create_dir(&pages).unwrap();
-    std::fs::write(
-        pages.join("form.html"),
-        "{% extends \"page/base.html\" %}{% block content %}\n{{ emial }}{% endblock %}",
-    )
-    .unwrap();
-    let (code, err) = run_to_exit(
-        dir.path(),
-        &[
+    let serve = || {
+        let args = [
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--template-dir",
             "templates",
-        ],
-    );
+        ];
+        run_to_exit(dir.path(), &args)
+    };
+    std::fs::write(
+        pages.join("form.html"),
+        "{% extends \"page/base.html\" %}{% block content %}\n{{ emial }}{% endblock %}",
+    )
+    .unwrap();
+    let (code, err) = serve();
     assert_ne!(code, Some(0));
     assert!(
         err.contains("page/form.html:2") && err.contains("`emial` is undefined"),
@@ -553,16 +554,7 @@ fn mail_preview_prints_the_rendered_message() {
     assert!(!err.contains("pwmail serving"), "refused at start: {err}");
     std::fs::remove_file(pages.join("form.html")).unwrap();
     std::fs::write(pages.join("from.html"), "typo").unwrap();
-    let (code, err) = run_to_exit(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--template-dir",
-            "templates",
-        ],
-    );
+    let (code, err) = serve();
     assert_ne!(code, Some(0));
     assert!(err.contains("unknown page template \"from.html\""), "{err}");
     std::fs::remove_file(pages.join("from.html")).unwrap();
