@@ -25,6 +25,42 @@ fn pwmail(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A fresh database in `d` (`pwmail migrate`) holding the admin
+/// ops@example.com; its URL.
+fn with_ops_admin(d: &Path) -> String {
+    assert!(pwmail(d, &["migrate"]).0);
+    assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
+    format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display())
+}
+
+/// ops@example.com calling with a token of theirs.
+async fn ops_actor(store: &dyn pwmail_store::Store) -> pwmail_store::Actor {
+    let admin = store
+        .find_user_by_email("ops@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = store
+        .create_api_token(admin.id, &pwmail_store::TokenHash([1; 32]), "t", false, 0)
+        .await
+        .unwrap();
+    pwmail_store::Actor {
+        user: admin.id,
+        token_id: token.id,
+    }
+}
+
+/// `pwmail audit list --json ARGS`: one object per row, newest first.
+fn audit_json(d: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["audit", "list", "--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = pwmail(d, &all);
+    assert!(ok, "{args:?}: {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn user_and_token_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -573,15 +609,13 @@ fn mail_preview_prints_the_rendered_message() {
 #[test]
 fn outbox_commands_show_and_requeue_dead_messages() {
     use pwmail_store::{
-        Actor, CallerCharge, Claim, CompleteReset, IssueLink, LinkPurpose, MessageKind, NewMessage,
-        Rate, Settlement, TokenHash,
+        CallerCharge, Claim, CompleteReset, IssueLink, LinkPurpose, MessageKind, NewMessage, Rate,
+        Settlement, TokenHash,
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(pwmail(d, &["migrate"]).0);
-    assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
+    let url = with_ops_admin(d);
     assert!(pwmail(d, &["user", "add", "u@example.com"]).0);
-    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
     let message = |id: &str, kind| NewMessage {
         message_id: id.into(),
         kind,
@@ -596,27 +630,16 @@ fn outbox_commands_show_and_requeue_dead_messages() {
     // A link email and a "password changed" notice, both given up.
     let (link_email, notice) = runtime.block_on(async {
         let store = pwmail_store::open(&url).await.unwrap();
-        let admin = store
-            .find_user_by_email("ops@example.com")
-            .await
-            .unwrap()
-            .unwrap();
+        let actor = ops_actor(&*store).await;
         let user = store
             .find_user_by_email("u@example.com")
             .await
             .unwrap()
             .unwrap();
-        let token = store
-            .create_api_token(admin.id, &TokenHash([1; 32]), "t", false, 0)
-            .await
-            .unwrap();
         for (hash, id, now) in [(2, "m1@example.com", 0), (3, "m2@example.com", 10)] {
             store
                 .issue_link(&IssueLink {
-                    actor: Actor {
-                        user: admin.id,
-                        token_id: token.id,
-                    },
+                    actor,
                     target: user.id,
                     purpose: LinkPurpose::SendPasswordEmail,
                     link_hash: TokenHash([hash; 32]),
@@ -706,12 +729,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
     assert!(!ok && err.contains("is not dead"), "{err}");
     // The audit log of the same calls, as an operator reads it: newest
     // first, times in RFC 3339, one JSON object per line.
-    let (ok, out, err) = pwmail(d, &["audit", "list", "--json"]);
-    assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = audit_json(d, &[]);
     let seen: Vec<(&str, &str, &str)> = rows
         .iter()
         .map(|r| {
@@ -729,25 +747,19 @@ fn outbox_commands_show_and_requeue_dead_messages() {
             ("1970-01-01T00:00:00.010Z", "send_password_email", "req-3"),
             ("1970-01-01T00:00:00.000Z", "send_password_email", "req-2"),
         ],
-        "{out}"
+        "{rows:?}"
     );
-    assert_eq!(rows[1]["actor_email"], "ops@example.com", "{out}");
-    assert_eq!(rows[1]["target_email"], "u@example.com", "{out}");
+    assert_eq!(rows[1]["actor_email"], "ops@example.com", "{rows:?}");
+    assert_eq!(rows[1]["target_email"], "u@example.com", "{rows:?}");
     assert!(
         rows[0].get("actor_email").is_none(),
-        "the page has no actor: {out}"
+        "the page has no actor: {rows:?}"
     );
     // Filters: one call, a time window, a user, and how many.
     let listed = |args: &[&str]| -> Vec<String> {
-        let mut all = vec!["audit", "list", "--json"];
-        all.extend_from_slice(args);
-        let (ok, out, err) = pwmail(d, &all);
-        assert!(ok, "{args:?}: {err}");
-        out.lines()
-            .map(|l| {
-                let row: serde_json::Value = serde_json::from_str(l).unwrap();
-                row["request_id"].as_str().unwrap().to_string()
-            })
+        audit_json(d, args)
+            .iter()
+            .map(|row| row["request_id"].as_str().unwrap().to_string())
             .collect()
     };
     assert_eq!(listed(&["--request-id", "req-3"]), ["req-3"]);
@@ -798,23 +810,13 @@ fn outbox_commands_show_and_requeue_dead_messages() {
 
 #[test]
 fn audit_list_shows_refusals_and_purge_deletes_what_aged() {
-    use pwmail_store::{Actor, AuditOutcome, Refusal, TokenHash};
+    use pwmail_store::{AuditOutcome, Refusal};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(pwmail(d, &["migrate"]).0);
-    assert!(pwmail(d, &["user", "add", "ops@example.com", "--admin"]).0);
-    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    let url = with_ops_admin(d);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = pwmail_store::open(&url).await.unwrap();
-        let admin = store
-            .find_user_by_email("ops@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        let token = store
-            .create_api_token(admin.id, &TokenHash([1; 32]), "t", false, 0)
-            .await
-            .unwrap();
+        let actor = ops_actor(&*store).await;
         for (at, address, outcome) in [
             (10, "ghost@example.com", AuditOutcome::NoSuchUser),
             (20, "ops@example.com", AuditOutcome::KeyReused),
@@ -822,11 +824,8 @@ fn audit_list_shows_refusals_and_purge_deletes_what_aged() {
             store
                 .record_refusal(&Refusal {
                     at,
-                    actor: Actor {
-                        user: admin.id,
-                        token_id: token.id,
-                    },
-                    target: (outcome == AuditOutcome::KeyReused).then_some(admin.id),
+                    actor,
+                    target: (outcome == AuditOutcome::KeyReused).then_some(actor.user),
                     address: address.into(),
                     operation: "reset_password_by_admin",
                     request_id: format!("req-{at}"),
@@ -838,13 +837,9 @@ fn audit_list_shows_refusals_and_purge_deletes_what_aged() {
         }
     });
     let listed = |args: &[&str]| -> Vec<(String, String, String)> {
-        let mut all = vec!["audit", "list", "--json"];
-        all.extend_from_slice(args);
-        let (ok, out, err) = pwmail(d, &all);
-        assert!(ok, "{args:?}: {err}");
-        out.lines()
-            .map(|l| {
-                let row: serde_json::Value = serde_json::from_str(l).unwrap();
+        audit_json(d, args)
+            .iter()
+            .map(|row| {
                 let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
                 (text("request_id"), text("outcome"), text("target_email"))
             })

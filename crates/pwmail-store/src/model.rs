@@ -603,22 +603,6 @@ pub struct ResetLink {
     pub options: LinkOptions,
 }
 
-#[derive(Clone, Debug)]
-pub struct AuditEntry {
-    pub at: UnixMillis,
-    pub actor_user: Option<UserId>,
-    pub actor_token: Option<i64>,
-    /// `None`: a refusal for an address no user has (`target_address`).
-    pub target_user: Option<UserId>,
-    pub target_address: Option<String>,
-    pub operation: String,
-    pub request_id: String,
-    pub idempotency_key: Option<String>,
-    /// The link went back in the call's answer, not in an email.
-    pub link_revealed: bool,
-    pub outcome: AuditOutcome,
-}
-
 /// What an audited call came to, stored in `audit_log.outcome` by its
 /// [`as_str`](AuditOutcome::as_str) name: done, or the refusal its caller
 /// was told. Volume refusals (rate limits, a full backlog, an unavailable

@@ -238,19 +238,3 @@ pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)
     }
     depth
 }
-
-#[cfg(feature = "testing")]
-pub(crate) fn audit(row: &impl Columns) -> Result<AuditEntry> {
-    Ok(AuditEntry {
-        at: row.int("at")?,
-        actor_user: row.opt_int("actor_user_id")?.map(UserId),
-        actor_token: row.opt_int("actor_token_id")?,
-        target_user: row.opt_int("target_user_id")?.map(UserId),
-        target_address: row.opt_text("target_address")?,
-        operation: row.text("operation")?,
-        request_id: row.text("request_id")?,
-        idempotency_key: row.opt_text("idempotency_key")?,
-        link_revealed: row.flag("link_revealed")?,
-        outcome: audit_outcome(row)?,
-    })
-}

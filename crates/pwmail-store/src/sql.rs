@@ -228,11 +228,6 @@ pub const AUDIT_LIST: &str = "SELECT a.id, a.at, a.actor_user_id, au.email AS ac
        AND (CAST($7 AS TEXT) IS NULL OR a.outcome = $7
             OR ($7 = 'refused' AND a.outcome <> 'ok'))
      ORDER BY a.id DESC LIMIT CAST($5 AS BIGINT)";
-/// $1 user, oldest first (tests).
-#[cfg(any(test, feature = "testing"))]
-pub const AUDIT_OF_USER: &str = "SELECT at, actor_user_id, actor_token_id, target_user_id,
-        target_address, operation, request_id, idempotency_key, link_revealed, outcome
-     FROM audit_log WHERE target_user_id = $1 ORDER BY id";
 
 // --- retention -----------------------------------------------------------
 
@@ -259,7 +254,7 @@ macro_rules! purge_statements {
                 $time,
                 " FROM ",
                 $table,
-                " WHERE id > $1 ORDER BY id LIMIT $2) w"
+                " WHERE id > $1 ORDER BY id LIMIT CAST($2 AS BIGINT)) w"
             ),
             delete: concat!(
                 "DELETE FROM ",

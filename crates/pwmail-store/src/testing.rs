@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    AuditEntry, PgStore, ResetLink, Result, SqliteStore, Store, StoreError, UnixMillis, UserId,
+    AuditFilter, AuditRecord, PgStore, ResetLink, Result, SqliteStore, Store, StoreError,
+    UnixMillis, UserId,
 };
 
 /// $1 user, $2 PHC string, $3 now; any user, disabled or not.
@@ -68,8 +69,20 @@ pub(crate) const PG_FULL_TABLES: &[&str] = &[
 pub trait StoreTestExt: Store {
     /// Sets a password hash directly, as if the user had set it.
     async fn set_password_hash(&self, user: UserId, phc: &str, now: UnixMillis) -> Result<()>;
-    /// The audit rows about one user, oldest first.
-    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>>;
+    /// The audit rows about one user (its target), oldest first: the
+    /// operator's listing, narrowed.
+    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditRecord>> {
+        let mut rows = self
+            .list_audit(&AuditFilter {
+                user: Some(target),
+                limit: u32::MAX,
+                ..Default::default()
+            })
+            .await?;
+        rows.retain(|r| r.target_user == Some(target));
+        rows.reverse();
+        Ok(rows)
+    }
     /// What an outbox row still holds of its link, the user's name and its
     /// bodies, run together: '' once it has let go of them all.
     async fn outbox_held(&self, id: i64) -> Result<String>;

@@ -172,10 +172,7 @@ impl App {
     /// round of the purge task, which runs it every minute; `deleted` hears
     /// of the aged rows as each window goes. Failures are logged; the next
     /// round tries again.
-    pub async fn purge_expired(
-        &self,
-        deleted: &(dyn Fn(pwmail_store::Aging, u64) + Send + Sync),
-    ) -> retention::PurgeRun {
+    pub async fn purge_expired(&self, deleted: &(dyn Fn(pwmail_store::Aging, u64) + Send + Sync)) {
         let now = self.clock.now();
         match self.store.purge_rate_limits(now).await {
             Ok(0) => {}
@@ -195,12 +192,13 @@ impl App {
                         "aged rows deleted"
                     );
                 }
-                run
+                if run.yielded {
+                    tracing::debug!(
+                        "another replica is purging; this one waits for the next round"
+                    );
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting aged rows failed");
-                retention::PurgeRun::default()
-            }
+            Err(e) => tracing::warn!(error = %e, "deleting aged rows failed"),
         }
     }
 }

@@ -326,13 +326,6 @@ impl crate::testing::StoreTestExt for PgStore {
         Ok(())
     }
 
-    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
-        let found = self
-            .all(sqlx::query(sql::AUDIT_OF_USER).bind(target.0))
-            .await?;
-        found.iter().map(rows::audit).collect()
-    }
-
     async fn forget_address_checks(&self) -> Result<()> {
         self.execute(sqlx::query(crate::testing::FORGET_ADDRESS_CHECKS))
             .await

@@ -454,8 +454,38 @@ mod tests {
             ("LINK_BY_HASH", sql::LINK_BY_HASH),
             ("AUDIT_ISSUE", sql::AUDIT_ISSUE),
             ("AUDIT_PASSWORD_CHANGED", sql::AUDIT_PASSWORD_CHANGED),
-            ("AUDIT_OF_USER", sql::AUDIT_OF_USER),
             ("AUDIT_LIST", sql::AUDIT_LIST),
+            ("AUDIT_REFUSAL", sql::AUDIT_REFUSAL),
+            (
+                "purge(Emails).window",
+                sql::purge(crate::Aging::Emails).window,
+            ),
+            (
+                "purge(Emails).delete",
+                sql::purge(crate::Aging::Emails).delete,
+            ),
+            (
+                "purge(Emails).count",
+                sql::purge(crate::Aging::Emails).count,
+            ),
+            (
+                "purge(Links).window",
+                sql::purge(crate::Aging::Links).window,
+            ),
+            (
+                "purge(Links).delete",
+                sql::purge(crate::Aging::Links).delete,
+            ),
+            ("purge(Links).count", sql::purge(crate::Aging::Links).count),
+            (
+                "purge(Audit).window",
+                sql::purge(crate::Aging::Audit).window,
+            ),
+            (
+                "purge(Audit).delete",
+                sql::purge(crate::Aging::Audit).delete,
+            ),
+            ("purge(Audit).count", sql::purge(crate::Aging::Audit).count),
             ("OUTBOX_INSERT", sql::OUTBOX_INSERT),
             ("SETTLE_SENT", sql::SETTLE_SENT),
             ("SETTLE_RETRY", sql::SETTLE_RETRY),

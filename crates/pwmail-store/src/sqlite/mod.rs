@@ -259,10 +259,6 @@ impl crate::testing::StoreTestExt for SqliteStore {
         Ok(())
     }
 
-    async fn audit_entries(&self, target: UserId) -> Result<Vec<AuditEntry>> {
-        self.read(|c| all(c, sql::AUDIT_OF_USER, [target.0], |row| rows::audit(row)))
-    }
-
     async fn outbox_held(&self, id: i64) -> Result<String> {
         self.read(|c| one(c, crate::testing::OUTBOX_HELD, [id], |row| row.text("held")))?
             .ok_or_else(|| StoreError::NotFound(format!("no outbox row {id}")))
