@@ -1,7 +1,7 @@
 //! Refused calls are audited (issue 37): each refusal a caller meets one
 //! call at a time — 403, 404, 409, 422 — writes exactly its audit row and
 //! nothing else; unauthenticated calls (401), bad input (400) and volume
-//! refusals (429) write nothing. On SQLite and on PostgreSQL.
+//! refusals (429, 503) write nothing. On SQLite and on PostgreSQL.
 
 use pwmail_client::CallError;
 use pwmail_client::types::{
@@ -260,4 +260,125 @@ async fn each_refusal_writes_its_audit_row_and_nothing_else_on_sqlite() {
 async fn each_refusal_writes_its_audit_row_and_nothing_else_on_postgres() {
     let schema = PgSchema::create().await;
     refusals_on(Some(schema.url(None))).await;
+}
+
+/// A full backlog's 503 is stored nowhere; on PostgreSQL, a keyed call
+/// whose key another replica holds is a 409 audited `key_in_flight`.
+async fn backlog_and_key_in_flight_on(database_url: Option<String>) {
+    // A relay that refuses every connection keeps the first email waiting.
+    let relay = pwmail_testkit::proxy::TcpProxy::start(([127, 0, 0, 1], 9).into()).await;
+    relay.set_down(true);
+    let smtp = pwmail_server::config::SmtpConfig::from_url(&format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        relay.addr.port()
+    ))
+    .unwrap();
+    let postgres = database_url.clone();
+    let server = TestServer::start_with(Options {
+        database_url,
+        max_backlog: 1,
+        mail: Some(pwmail_server::config::MailConfig::Smtp(smtp)),
+        ..Options::default()
+    })
+    .await;
+    server.add_user("ann@example.com", false).await;
+    server.add_user("bob@example.com", false).await;
+    let token = server.token_for(pwmail_tests::ADMIN).await;
+    let admin = server.client_with(&token);
+    let send = |email: &str| {
+        SendPasswordEmailRequest::builder()
+            .email(email)
+            .namespace(Some("system".try_into().unwrap()))
+    };
+    let mut want = Vec::new();
+    if let Some(url) = &postgres {
+        // Another replica's call holds the key (the lock pwmail_issue_link takes).
+        let token_id = server
+            .store()
+            .authenticate(&pwmail_server::secrets::hash(&token))
+            .await
+            .unwrap()
+            .unwrap()
+            .token_id;
+        let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let mut held = sqlx::Connection::begin(&mut other).await.unwrap();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(
+                 'idempotency:' || $1 || ':send_password_email:ticket-busy', 0))",
+        )
+        .bind(token_id)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+        let busy = admin
+            .send_password_email_system()
+            .idempotency_key("ticket-busy")
+            .body(send("ann@example.com"))
+            .send()
+            .await;
+        assert!(
+            matches!(
+                busy,
+                Err(CallError::Api {
+                    status: 409,
+                    code: 10,
+                    ..
+                })
+            ),
+            "{busy:?}"
+        );
+        held.rollback().await.unwrap();
+        want.push(row(
+            pwmail_tests::ADMIN,
+            "send_password_email",
+            "ann@example.com",
+            AuditOutcome::KeyInFlight,
+        ));
+    }
+    admin
+        .send_password_email_system()
+        .body(send("ann@example.com"))
+        .send()
+        .await
+        .expect("the first fits");
+    want.push(row(
+        pwmail_tests::ADMIN,
+        "send_password_email",
+        "ann@example.com",
+        AuditOutcome::Ok,
+    ));
+    // The backlog is counted every 250 ms: wait until the count has seen it.
+    let deadline = std::time::Instant::now() + pwmail_tests::DEADLINE;
+    while server.running.app.backlog() < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status(
+            admin
+                .send_password_email_system()
+                .body(send("bob@example.com"))
+                .send()
+                .await
+        ),
+        503
+    );
+    let have: Vec<_> = server.audit().await.iter().map(seen).collect();
+    assert_eq!(
+        have, want,
+        "a key in flight audited, the 503 stored nowhere"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_backlog_is_stored_nowhere_on_sqlite() {
+    backlog_and_key_in_flight_on(None).await;
+}
+
+#[tokio::test]
+async fn a_key_in_flight_is_audited_and_a_full_backlog_is_not_on_postgres() {
+    let schema = PgSchema::create().await;
+    backlog_and_key_in_flight_on(Some(schema.url(None))).await;
 }
