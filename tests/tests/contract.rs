@@ -1147,6 +1147,7 @@ async fn store_unchecked(
                 name: None,
                 is_admin: false,
                 deliverable: true,
+                locale: None,
             },
             now(),
         )
@@ -1255,8 +1256,14 @@ async fn expired_keys_and_rate_state_are_forgotten_when_the_server_starts() {
 #[tokio::test]
 async fn an_import_counts_the_users_it_added_and_those_already_there() {
     let server = TestServer::start().await;
-    let rows = |emails: &[&str]| -> Vec<(String, Option<String>)> {
-        emails.iter().map(|e| (e.to_string(), None)).collect()
+    let rows = |emails: &[&str]| -> Vec<pwmail_server::app::users::UserDraft> {
+        emails
+            .iter()
+            .map(|e| pwmail_server::app::users::UserDraft {
+                email: e.to_string(),
+                ..Default::default()
+            })
+            .collect()
     };
     let import = pwmail_server::app::users::import_users;
     let first = rows(&["a@example.com", "b@example.com"]);

@@ -145,6 +145,7 @@ async fn the_purge_task_deletes_aged_rows_at_start_and_counts_them() {
                     name: None,
                     is_admin: true,
                     deliverable: true,
+                    locale: None,
                 },
                 1,
             )

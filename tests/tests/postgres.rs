@@ -242,6 +242,7 @@ async fn the_backlog_count_recovers_from_a_connection_that_stops_answering() {
         name: None,
         is_admin,
         deliverable: true,
+        locale: None,
     };
     let admin = direct
         .create_user(&user("ops@example.com", true), 0)

@@ -385,6 +385,7 @@ impl Engine {
                         name: None,
                         is_admin: false,
                         deliverable: true,
+                        locale: None,
                     },
                     now,
                 )

@@ -12,8 +12,10 @@ pub mod templates;
 use std::fmt;
 use std::time::Duration;
 
+use fluent_bundle::FluentResource;
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+/// A message's arguments, as [`Catalogs::text`] takes them.
+pub use fluent_bundle::{FluentArgs, FluentValue};
 use fluent_langneg::{NegotiationStrategy, negotiate_languages};
 use icu_calendar::{Date, Gregorian};
 use icu_datetime::FixedCalendarDateTimeFormatter;
@@ -158,8 +160,7 @@ impl Catalogs {
             // Duplicate keys are a catalog bug the tests catch.
             let _ = bundle.add_resource(resource);
             bundles.push(bundle);
-            let locale: icu_locale_core::Locale =
-                SHIPPED[i].parse().expect("a shipped tag parses");
+            let locale: icu_locale_core::Locale = SHIPPED[i].parse().expect("a shipped tag parses");
             dates.push(
                 Dates::try_new(
                     (&locale).into(),
@@ -174,12 +175,11 @@ impl Catalogs {
             ids,
             default: Lang::ENGLISH,
         };
-        catalogs.default =
-            catalogs
-                .nearest(default)
-                .ok_or_else(|| LocaleError::NoCatalog {
-                    tag: default.to_string(),
-                })?;
+        catalogs.default = catalogs
+            .nearest(default)
+            .ok_or_else(|| LocaleError::NoCatalog {
+                tag: default.to_string(),
+            })?;
         Ok(catalogs)
     }
 
@@ -311,7 +311,7 @@ fn accepted(header: &str) -> Vec<LanguageIdentifier> {
             (weight > 0).then_some((weight, id))
         })
         .collect();
-    tags.sort_by(|a, b| b.0.cmp(&a.0));
+    tags.sort_by_key(|t| std::cmp::Reverse(t.0));
     tags.into_iter().map(|(_, id)| id).collect()
 }
 
@@ -372,7 +372,10 @@ mod tests {
             let missing: Vec<&String> = reference.iter().filter(|k| !keys.contains(k)).collect();
             let extra: Vec<&String> = keys.iter().filter(|k| !reference.contains(k)).collect();
             assert!(missing.is_empty(), "{tag} lacks {missing:?}");
-            assert!(extra.is_empty(), "{tag} has keys English has not: {extra:?}");
+            assert!(
+                extra.is_empty(),
+                "{tag} has keys English has not: {extra:?}"
+            );
             let mut seen = std::collections::HashSet::new();
             for k in &keys {
                 assert!(seen.insert(k), "{tag}: {k} twice");
@@ -429,10 +432,7 @@ mod tests {
 
         let german = Catalogs::new(&Locale::parse("de-CH").unwrap()).unwrap();
         assert_eq!(german.default_lang().tag(), "de");
-        assert_eq!(
-            german.negotiate(&Locale::parse("it").unwrap()).tag(),
-            "de"
-        );
+        assert_eq!(german.negotiate(&Locale::parse("it").unwrap()).tag(), "de");
         assert_eq!(
             Catalogs::new(&Locale::parse("it").unwrap())
                 .unwrap_err()
@@ -443,7 +443,15 @@ mod tests {
 
     #[test]
     fn malformed_tags_are_refused_and_good_ones_kept_canonical() {
-        for bad in ["", "de_AT", "x", "123", "german!", "de--AT", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "de_AT",
+            "x",
+            "123",
+            "german!",
+            "de--AT",
+            &"a".repeat(65),
+        ] {
             assert!(
                 matches!(Locale::parse(bad), Err(LocaleError::Malformed { .. })),
                 "{bad:?}"
@@ -466,7 +474,10 @@ mod tests {
     #[test]
     fn accept_language_is_followed_in_its_order() {
         let c = catalogs();
-        assert_eq!(c.accept_language(Some("fr-CH, fr;q=0.9, en;q=0.8")).tag(), "fr");
+        assert_eq!(
+            c.accept_language(Some("fr-CH, fr;q=0.9, en;q=0.8")).tag(),
+            "fr"
+        );
         assert_eq!(c.accept_language(Some("it, de;q=0.5")).tag(), "de");
         assert_eq!(c.accept_language(Some("en;q=0.5, ja")).tag(), "ja");
         assert_eq!(c.accept_language(Some("it")).tag(), "en");
@@ -486,12 +497,27 @@ mod tests {
         assert_eq!(c.datetime(lang("de"), t), "07.12.2026, 14:05 UTC");
         assert_eq!(c.datetime(lang("ja"), t), "2026/12/07 14:05（UTC）");
         assert!(c.datetime(lang("fr"), t).starts_with("7 déc. 2026"));
-        assert_eq!(c.duration(lang("en"), Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(
+            c.duration(lang("en"), Duration::from_secs(86_400)),
+            "24 hours"
+        );
         assert_eq!(c.duration(lang("en"), Duration::from_secs(3600)), "1 hour");
-        assert_eq!(c.duration(lang("en"), Duration::from_secs(172_800)), "2 days");
-        assert_eq!(c.duration(lang("en"), Duration::from_secs(5400)), "90 minutes");
-        assert_eq!(c.duration(lang("de"), Duration::from_secs(86_400)), "24 Stunden");
-        assert_eq!(c.duration(lang("fr"), Duration::from_secs(300)), "5 minutes");
+        assert_eq!(
+            c.duration(lang("en"), Duration::from_secs(172_800)),
+            "2 days"
+        );
+        assert_eq!(
+            c.duration(lang("en"), Duration::from_secs(5400)),
+            "90 minutes"
+        );
+        assert_eq!(
+            c.duration(lang("de"), Duration::from_secs(86_400)),
+            "24 Stunden"
+        );
+        assert_eq!(
+            c.duration(lang("fr"), Duration::from_secs(300)),
+            "5 minutes"
+        );
         assert_eq!(c.duration(lang("ja"), Duration::from_secs(7200)), "2時間");
         // Arabic has six plural forms; two hours is its dual.
         assert_eq!(c.duration(lang("ar"), Duration::from_secs(7200)), "ساعتان");

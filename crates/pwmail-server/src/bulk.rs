@@ -41,6 +41,8 @@ impl Operation {
 pub struct LinkAsk {
     pub ttl_secs: Option<u64>,
     pub return_to: Option<pwmail_client::types::CreateResetLinkRequestReturnTo>,
+    /// The run's language, over each user's own.
+    pub locale: Option<pwmail_client::types::CreateResetLinkRequestLocale>,
 }
 
 impl LinkAsk {
@@ -67,6 +69,10 @@ impl RunId {
         }
         if let Some(return_to) = &link.return_to {
             digest.update(format!("return_to={}", return_to.as_str()));
+            digest.update([0]);
+        }
+        if let Some(locale) = &link.locale {
+            digest.update(format!("locale={}", locale.as_str()));
             digest.update([0]);
         }
         digest
@@ -278,7 +284,8 @@ async fn attempt(
                     .email(email)
                     .invalidate_password(matches!(operation, Operation::Reset))
                     .ttl_secs(link.ttl_secs.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
-                    .return_to(link.return_to.clone()),
+                    .return_to(link.return_to.clone())
+                    .locale(link.locale.clone()),
             )
             .send()
             .await
@@ -606,16 +613,22 @@ mod tests {
         assert_eq!(asking(LinkAsk::default()), a, "asking nothing keeps the id");
         let ttl = asking(LinkAsk {
             ttl_secs: Some(600),
-            return_to: None,
+            ..LinkAsk::default()
         });
         let back = asking(LinkAsk {
-            ttl_secs: None,
             return_to: Some("https://app.example.com/".try_into().unwrap()),
+            ..LinkAsk::default()
         });
-        assert!(
-            ttl != a && back != a && ttl != back,
-            "other links, another run"
-        );
+        let german = asking(LinkAsk {
+            locale: Some("de".try_into().unwrap()),
+            ..LinkAsk::default()
+        });
+        let ids = [a.clone(), ttl, back, german];
+        for (i, x) in ids.iter().enumerate() {
+            for y in &ids[i + 1..] {
+                assert_ne!(x, y, "other links, another run");
+            }
+        }
         // The id of this input before the digest was streamed: runs started
         // by an older pwmail are still the same runs.
         assert_eq!(a.0, "aa5f19875a7186a3");

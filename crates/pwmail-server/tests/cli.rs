@@ -244,6 +244,65 @@ fn user_import_adds_a_csv_of_users_once() {
     );
 }
 
+#[test]
+fn users_get_a_language_from_add_and_import_and_a_malformed_tag_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    let (ok, _, err) = pwmail(d, &["user", "add", "de@example.com", "--locale", "de-at"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = pwmail(d, &["user", "add", "bad@example.com", "--locale", "de_AT"]);
+    assert!(!ok);
+    assert!(
+        err.contains("\"de_AT\" is not a BCP 47 language tag"),
+        "{err}"
+    );
+    std::fs::write(
+        d.join("users.csv"),
+        "email,name,locale\nja@example.com,Jun,ja\nnone@example.com,None,\n",
+    )
+    .unwrap();
+    let (ok, _, err) = pwmail(d, &["user", "import", "users.csv"]);
+    assert!(ok, "{err}");
+    std::fs::write(
+        d.join("bad.csv"),
+        "email,locale\nfine@example.com,fr\nworse@example.com,!!\n",
+    )
+    .unwrap();
+    let (ok, _, err) = pwmail(d, &["user", "import", "bad.csv"]);
+    assert!(
+        !ok && err.contains("line 3") && err.contains("\"!!\""),
+        "{err}"
+    );
+
+    let url = format!("sqlite://{}", d.join("pwmail-data/pwmail.db").display());
+    let locales = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = pwmail_store::open(&url).await.unwrap();
+        let users = store.list_users().await.unwrap();
+        users
+            .into_iter()
+            .map(|u| (u.email, u.locale))
+            .collect::<Vec<_>>()
+    });
+    let locale = |email: &str| {
+        locales
+            .iter()
+            .find(|(e, _)| e == email)
+            .map(|(_, l)| l.clone())
+    };
+    // Kept in the canonical spelling; the tag itself, not its catalog.
+    assert_eq!(locale("de@example.com"), Some(Some("de-AT".into())));
+    assert_eq!(locale("ja@example.com"), Some(Some("ja".into())));
+    assert_eq!(locale("none@example.com"), Some(None));
+    assert_eq!(
+        locale("fine@example.com"),
+        None,
+        "nothing of a bad file added"
+    );
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    assert!(list.contains("de-AT"), "{list}");
+}
+
 /// `pwmail serve` in `dir` with `args` (which give `--listen 127.0.0.1:0`
 /// or its config-file twin) and `envs`; its bootstrap token and the address
 /// it logged.

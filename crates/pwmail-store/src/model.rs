@@ -32,6 +32,8 @@ pub struct User {
     /// Whether mail can be addressed to `email` (the mail builder's check,
     /// made when the user was written or by `Users::check_addresses`).
     pub deliverable: bool,
+    /// Their language (a BCP 47 tag); `None`: the server's default.
+    pub locale: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +43,8 @@ pub struct NewUser {
     pub is_admin: bool,
     /// Whether mail can be addressed to `email`, as the app checked it.
     pub deliverable: bool,
+    /// A BCP 47 tag the app checked, in its canonical spelling.
+    pub locale: Option<String>,
 }
 
 /// SHA-256 of a secret. Only hashes of API tokens and link tokens are stored.
@@ -305,6 +309,11 @@ pub struct LinkOptions {
     /// was made, and again when the page is shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_to: Option<String>,
+    /// The language the call asked for (a BCP 47 tag, checked and spelt
+    /// canonically by the app): the email's and the page's, over the
+    /// user's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl LinkOptions {
@@ -840,6 +849,9 @@ pub struct OutboxMessage {
     /// Start of the current attempt budget (creation, or a manual requeue).
     pub queued_at: UnixMillis,
     pub request_id: Option<String>,
+    /// The recipient's language as their user row holds it now (a link
+    /// email is written when it is sent, in the link's language).
+    pub user_locale: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -24,6 +24,7 @@ pub(crate) fn user(row: &impl Columns) -> Result<User> {
         has_password: row.opt_text("password_hash")?.is_some(),
         created_at: row.int("created_at")?,
         deliverable: row.flag("deliverable")?,
+        locale: row.opt_text("locale")?,
     })
 }
 
@@ -162,6 +163,7 @@ pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
         created_at: row.int("created_at")?,
         queued_at: row.int("queued_at")?,
         request_id: row.opt_text("request_id")?,
+        user_locale: row.opt_text("user_locale")?,
     })
 }
 

@@ -30,16 +30,17 @@ pub const POSTGRES: Dialect = Dialect {
 macro_rules! user_columns {
     () => {
         "id, email, name, is_admin, disabled_at, password_hash, created_at,
-         COALESCE(deliverable, TRUE) AS deliverable"
+         COALESCE(deliverable, TRUE) AS deliverable, locale"
     };
 }
 
 /// The columns `rows::user` reads, for statements built at run time.
 pub const USER_COLUMNS: &str = user_columns!();
-/// $1 email, $2 email key, $3 name, $4 is admin, $5 now, $6 deliverable.
+/// $1 email, $2 email key, $3 name, $4 is admin, $5 now, $6 deliverable,
+/// $7 locale.
 pub const USER_INSERT: &str = concat!(
-    "INSERT INTO users (email, email_key, name, is_admin, created_at, deliverable)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    "INSERT INTO users (email, email_key, name, is_admin, created_at, deliverable, locale)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
     user_columns!()
 );
 pub const USERS_ALL: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY id");
@@ -106,7 +107,7 @@ pub const TOKENS_REVOKE_OF_USER: &str =
 pub const AUTHENTICATE: &str =
     "SELECT t.id AS token_id, t.reveal_links, u.id, u.email, u.name, u.is_admin,
         u.disabled_at, u.password_hash, u.created_at,
-        COALESCE(u.deliverable, TRUE) AS deliverable
+        COALESCE(u.deliverable, TRUE) AS deliverable, u.locale
      FROM api_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
 
@@ -344,7 +345,8 @@ macro_rules! claim_lease {
 macro_rules! claimed_columns {
     () => {
         "id, message_id, kind, recipient, subject, body_text, body_html, link, link_name,
-         link_expires_at, options, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id"
+         link_expires_at, options, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id,
+         (SELECT u.locale FROM users u WHERE u.id = outbox.user_id) AS user_locale"
     };
 }
 

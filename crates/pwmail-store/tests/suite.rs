@@ -52,6 +52,7 @@ fn new_user(email: &str, is_admin: bool) -> NewUser {
         name: None,
         is_admin,
         deliverable: true,
+        locale: None,
     }
 }
 
@@ -912,6 +913,7 @@ async fn issue_call(store: &dyn StoreTestExt) {
                 name: Some("Tia".into()),
                 is_admin: false,
                 deliverable: true,
+                locale: None,
             },
             T0,
         )
@@ -929,6 +931,7 @@ async fn issue_call(store: &dyn StoreTestExt) {
                 name: None,
                 is_admin: false,
                 deliverable: false,
+                locale: None,
             },
             T0,
         )
@@ -2046,6 +2049,53 @@ async fn retention(store: &dyn StoreTestExt) {
     assert_eq!(audit[0].request_id, "req-7");
 }
 
+/// A user's locale is stored as given and read back with the user, and a
+/// claimed message carries its recipient's locale as the user row holds
+/// it (the dispatcher writes link emails in it).
+async fn user_locales(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let german = store
+        .create_user(
+            &NewUser {
+                locale: Some("de-AT".into()),
+                ..new_user("de@example.com", false)
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(german.locale.as_deref(), Some("de-AT"));
+    let found = store.find_user_by_email("DE@example.com").await.unwrap();
+    assert_eq!(found.unwrap().locale.as_deref(), Some("de-AT"));
+    let by_id = store.user_by_id(german.id).await.unwrap().unwrap();
+    assert_eq!(by_id.locale.as_deref(), Some("de-AT"));
+    let plain = store
+        .create_user(&new_user("plain@example.com", false), T0)
+        .await
+        .unwrap();
+    assert_eq!(plain.locale, None);
+    for (user, link) in [(german.id, 1), (plain.id, 2)] {
+        let outcome = store
+            .issue_link(&issue(
+                user,
+                actor,
+                LinkPurpose::SendPasswordEmail,
+                link,
+                T0,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, IssueOutcome::Issued { .. }),
+            "{outcome:?}"
+        );
+    }
+    let mut claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    claimed.sort_by_key(|m| m.id);
+    let locales: Vec<Option<&str>> = claimed.iter().map(|m| m.user_locale.as_deref()).collect();
+    assert_eq!(locales, [Some("de-AT"), None]);
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -2061,8 +2111,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

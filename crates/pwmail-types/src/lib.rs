@@ -15,6 +15,9 @@ pub struct CreateResetLinkRequest {
     ///true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).
     #[serde(default)]
     pub invalidate_password: bool,
+    ///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub locale: ::std::option::Option<CreateResetLinkRequestLocale>,
     ///An application page the done page links to ("Continue to …") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub return_to: ::std::option::Option<CreateResetLinkRequestReturnTo>,
@@ -132,6 +135,56 @@ impl ::std::convert::TryFrom<::std::string::String> for CreateResetLinkRequestEm
     }
 }
 impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestEmail {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct CreateResetLinkRequestLocale(::std::string::String);
+impl ::std::ops::Deref for CreateResetLinkRequestLocale {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<CreateResetLinkRequestLocale> for ::std::string::String {
+    fn from(value: CreateResetLinkRequestLocale) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for CreateResetLinkRequestLocale {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 64usize {
+            return Err("longer than 64 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for CreateResetLinkRequestLocale {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for CreateResetLinkRequestLocale {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestLocale {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
         D: ::serde::Deserializer<'de>,
@@ -869,6 +922,10 @@ pub mod builder {
         deliver: ::std::result::Result<super::CreateResetLinkRequestDeliver, ::std::string::String>,
         email: ::std::result::Result<super::CreateResetLinkRequestEmail, ::std::string::String>,
         invalidate_password: ::std::result::Result<bool, ::std::string::String>,
+        locale: ::std::result::Result<
+            ::std::option::Option<super::CreateResetLinkRequestLocale>,
+            ::std::string::String,
+        >,
         return_to: ::std::result::Result<
             ::std::option::Option<super::CreateResetLinkRequestReturnTo>,
             ::std::string::String,
@@ -881,6 +938,7 @@ pub mod builder {
                 deliver: Ok(super::defaults::create_reset_link_request_deliver()),
                 email: Err("no value supplied for email".to_string()),
                 invalidate_password: Ok(Default::default()),
+                locale: Ok(Default::default()),
                 return_to: Ok(Default::default()),
                 ttl_secs: Ok(Default::default()),
             }
@@ -917,6 +975,16 @@ pub mod builder {
             });
             self
         }
+        pub fn locale<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<::std::option::Option<super::CreateResetLinkRequestLocale>>,
+            T::Error: ::std::fmt::Display,
+        {
+            self.locale = value
+                .try_into()
+                .map_err(|e| format!("error converting supplied value for locale: {e}"));
+            self
+        }
         pub fn return_to<T>(mut self, value: T) -> Self
         where
             T: ::std::convert::TryInto<
@@ -949,6 +1017,7 @@ pub mod builder {
                 deliver: value.deliver?,
                 email: value.email?,
                 invalidate_password: value.invalidate_password?,
+                locale: value.locale?,
                 return_to: value.return_to?,
                 ttl_secs: value.ttl_secs?,
             })
@@ -960,6 +1029,7 @@ pub mod builder {
                 deliver: Ok(value.deliver),
                 email: Ok(value.email),
                 invalidate_password: Ok(value.invalidate_password),
+                locale: Ok(value.locale),
                 return_to: Ok(value.return_to),
                 ttl_secs: Ok(value.ttl_secs),
             }
@@ -1572,7 +1642,7 @@ impl ::schemars::JsonSchema for CreateResetLinkRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048},\"deliver\":{\"description\":\"`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.\",\"default\":\"email\",\"type\":\"string\",\"enum\":[\"email\",\"response\"]}},\"required\":[\"email\"]}",
+            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048},\"locale\":{\"description\":\"The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.\",\"type\":\"string\",\"maxLength\":64},\"deliver\":{\"description\":\"`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.\",\"default\":\"email\",\"type\":\"string\",\"enum\":[\"email\",\"response\"]}},\"required\":[\"email\"]}",
         )
     }
 }

@@ -115,6 +115,7 @@ mod tests {
                 has_password: true,
                 created_at: 0,
                 deliverable: true,
+                locale: None,
             },
             token_id: id,
         }

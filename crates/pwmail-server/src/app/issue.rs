@@ -238,13 +238,19 @@ impl App {
         if let Some(return_to) = &options.return_to {
             validate::return_to(return_to, &config.return_to)?;
         }
+        // The tag is kept as asked for, in its canonical spelling; which
+        // catalog it gets is decided when the email and page are written.
+        let mut options = options.clone();
+        if let Some(tag) = &options.locale {
+            options.locale = Some(validate::locale(tag)?);
+        }
         let expires_at = now + lifetime.unwrap_or(config.link_ttl).as_millis() as i64;
         let idempotency = match idempotency_key {
             Some(key) => {
                 validate::idempotency_key(key)?;
                 let claim = IdempotencyKey {
                     key: key.to_string(),
-                    fingerprint: fingerprint(purpose, email, options, lifetime, reveal),
+                    fingerprint: fingerprint(purpose, email, &options, lifetime, reveal),
                     expires_at: now + config.idempotency_ttl.as_millis() as i64,
                 };
                 // A retry of a call that went through is answered before
@@ -289,7 +295,7 @@ impl App {
                 message_id: self.mailer.message_id(),
                 // Written from the templates when it is sent (`Content::Link`).
                 link: config.reset_link(link_token.expose()),
-                options: options.clone(),
+                options,
                 reveal,
                 request_id: request_id.to_string(),
                 idempotency,

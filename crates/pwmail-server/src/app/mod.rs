@@ -39,6 +39,7 @@ pub trait Mailer: Send + Sync {
         email: &str,
         name: Option<&str>,
         changed_at: UnixMillis,
+        lang: pwmail_i18n::Lang,
     ) -> Result<NewMessage, AppError>;
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use pwmail_i18n::{Catalogs, Lang};
 use pwmail_store::{Admission, CompleteReset, LinkState, RateKey, ResetLink, ResetOutcome, User};
 
 use crate::app::issue::retry_after;
@@ -17,12 +18,24 @@ pub struct OpenLink {
     pub user: User,
 }
 
+impl OpenLink {
+    /// The language of the link's page and of the notice its use sends.
+    pub fn lang(&self, catalogs: &Catalogs) -> Lang {
+        catalogs.for_link(
+            self.link.options.locale.as_deref(),
+            self.user.locale.as_deref(),
+        )
+    }
+}
+
 /// A password set: whose, and the page the done page links back to.
 #[derive(Debug)]
 pub struct PasswordSet {
     pub user: User,
     /// The link's `return_to` (still allowed), else `--default-return-to`.
     pub return_to: Option<url::Url>,
+    /// The link's language.
+    pub lang: Lang,
 }
 
 /// The new password as typed, twice.
@@ -114,11 +127,12 @@ impl App {
             .config
             .return_to
             .for_link(open.link.options.return_to.as_deref());
+        let lang = open.lang(&self.config.catalogs);
         let user = open.user;
         let now = self.clock.now();
         let notice = self
             .mailer
-            .password_changed(&user.email, user.name.as_deref(), now)?;
+            .password_changed(&user.email, user.name.as_deref(), now, lang)?;
         let link_hash = secrets::hash(token);
         let outcome = self.space.noted(
             self.store
@@ -139,7 +153,11 @@ impl App {
             } => {
                 tracing::info!(request_id, user = %id, outbox_id, "password changed");
                 self.outbox_wakeup.notify_one();
-                Ok(PasswordSet { user, return_to })
+                Ok(PasswordSet {
+                    user,
+                    return_to,
+                    lang,
+                })
             }
             // Used, revoked or expired while the password was being hashed.
             ResetOutcome::LinkUnusable => Err(

@@ -10,6 +10,33 @@ use crate::app::{AppError, validate};
 use crate::secrets::password::{Hasher, normalize};
 use crate::secrets::{self, Secret};
 
+/// A user to add, as the operator wrote it.
+#[derive(Clone, Debug, Default)]
+pub struct UserDraft {
+    pub email: String,
+    pub name: Option<String>,
+    /// A BCP 47 tag.
+    pub locale: Option<String>,
+}
+
+impl UserDraft {
+    /// The user to store: address, name and locale checked, the locale in
+    /// its canonical spelling.
+    pub fn checked(&self, is_admin: bool) -> Result<NewUser, AppError> {
+        validate::email(&self.email)?;
+        if let Some(name) = &self.name {
+            validate::name(name)?;
+        }
+        Ok(NewUser {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            is_admin,
+            deliverable: validate::deliverable(self.email.trim()).is_ok(),
+            locale: self.locale.as_deref().map(validate::locale).transpose()?,
+        })
+    }
+}
+
 pub async fn add_user(
     store: &dyn Store,
     email: &str,
@@ -17,17 +44,22 @@ pub async fn add_user(
     name: Option<&str>,
     now: UnixMillis,
 ) -> Result<User, AppError> {
-    validate::email(email)?;
-    if let Some(name) = name {
-        validate::name(name)?;
-    }
-    let user = NewUser {
+    let draft = UserDraft {
         email: email.to_string(),
         name: name.map(str::to_string),
-        is_admin,
-        deliverable: validate::deliverable(email.trim()).is_ok(),
+        locale: None,
     };
-    Ok(store.create_user(&user, now).await?)
+    add(store, &draft, is_admin, now).await
+}
+
+/// Adds the user `draft` describes.
+pub async fn add(
+    store: &dyn Store,
+    draft: &UserDraft,
+    is_admin: bool,
+    now: UnixMillis,
+) -> Result<User, AppError> {
+    Ok(store.create_user(&draft.checked(is_admin)?, now).await?)
 }
 
 /// How an import went.
@@ -43,23 +75,16 @@ pub struct Imported {
 /// own transaction, which SQLite commits in groups).
 pub async fn import_users(
     store: &dyn Store,
-    rows: &[(String, Option<String>)],
+    rows: &[UserDraft],
     now: UnixMillis,
 ) -> Result<Imported, AppError> {
     use futures::StreamExt as _;
-    for (email, name) in rows {
-        check_row(email, name.as_deref())?;
-    }
-    let results: Vec<Result<User, StoreError>> = futures::stream::iter(rows)
-        .map(|(email, name)| {
-            let user = NewUser {
-                email: email.clone(),
-                name: name.clone(),
-                is_admin: false,
-                deliverable: validate::deliverable(email.trim()).is_ok(),
-            };
-            async move { store.create_user(&user, now).await }
-        })
+    let users = rows
+        .iter()
+        .map(|row| row.checked(false))
+        .collect::<Result<Vec<NewUser>, AppError>>()?;
+    let results: Vec<Result<User, StoreError>> = futures::stream::iter(&users)
+        .map(|user| async move { store.create_user(user, now).await })
         .buffer_unordered(64)
         .collect()
         .await;
@@ -75,12 +100,6 @@ pub async fn import_users(
         }
     }
     Ok(imported)
-}
-
-/// What a new user's address and name must be, as `add_user` checks them.
-pub fn check_row(email: &str, name: Option<&str>) -> Result<(), AppError> {
-    validate::email(email)?;
-    name.map_or(Ok(()), validate::name)
 }
 
 /// The user with this email (case-insensitively).

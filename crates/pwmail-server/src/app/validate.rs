@@ -30,6 +30,15 @@ pub fn namespace(path: &str, body: Option<&str>) -> Result<(), AppError> {
     }
 }
 
+/// A user's or a call's language: a well-formed BCP 47 tag, returned in
+/// its canonical spelling (`de-at` → `de-AT`). A tag without a catalog is
+/// fine: it is negotiated to the nearest when used.
+pub fn locale(tag: &str) -> Result<String, AppError> {
+    pwmail_i18n::Locale::parse(tag)
+        .map(|locale| locale.to_string())
+        .map_err(|e| AppError::Invalid(format!("locale {e}")))
+}
+
 /// Longest display name, in characters.
 pub const NAME_MAX_CHARS: usize = 256;
 

@@ -176,14 +176,19 @@ pub struct TemplateArgs {
     /// Directory whose template files replace the built-in ones.
     #[arg(long, env = "PWMAIL_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,
+    /// Language of emails and pages for users without a locale (BCP 47; one of en, de, fr, es, pt-BR, ja, ar, or a tag near one).
+    #[arg(long, env = "PWMAIL_DEFAULT_LOCALE", default_value = crate::config::DEFAULT_LOCALE)]
+    pub default_locale: String,
 }
 
 impl TemplateArgs {
     /// These settings over `config`.
-    pub fn apply(&self, config: &mut ServerConfig) {
+    pub fn apply(&self, config: &mut ServerConfig) -> Result<(), crate::config::ConfigError> {
         config.product_name = self.product_name.clone();
         config.support_contact = self.support_contact.clone();
         config.template_dir = self.template_dir.clone();
+        config.catalogs = crate::config::catalogs(&self.default_locale)?;
+        Ok(())
     }
 }
 

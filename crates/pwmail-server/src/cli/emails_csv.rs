@@ -1,4 +1,5 @@
-//! The `email` column (and, for `user import`, the optional `name` column)
+//! The `email` column (and, for `user import`, the optional `name` and
+//! `locale` columns)
 //! of a CSV file: what `user import` and `send --from-csv` read.
 
 use std::path::Path;
@@ -10,6 +11,8 @@ use anyhow::Context as _;
 pub struct Row {
     pub email: String,
     pub name: Option<String>,
+    /// The `locale` column's value (`user import`).
+    pub locale: Option<String>,
     /// The row's line in the file (1 is the header), for messages.
     pub line: u64,
 }
@@ -82,6 +85,7 @@ fn parse(input: impl std::io::Read, path: &Path) -> anyhow::Result<Vec<Row>> {
     let email_column =
         column("email").with_context(|| format!("{} has no `email` column", path.display()))?;
     let name_column = column("name");
+    let locale_column = column("locale");
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("reading {}", path.display()))?;
@@ -95,6 +99,7 @@ fn parse(input: impl std::io::Read, path: &Path) -> anyhow::Result<Vec<Row>> {
             rows.push(Row {
                 email,
                 name: field(name_column),
+                locale: field(locale_column),
                 line: record.position().map_or(0, |p| p.line()),
             });
         }

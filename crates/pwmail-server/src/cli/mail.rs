@@ -3,7 +3,7 @@
 
 use crate::cli::out;
 use clap::{Subcommand, ValueEnum};
-use pwmail_store::{Content, MessageKind, OutboxMessage};
+use pwmail_store::{Content, LinkOptions, MessageKind, OutboxMessage};
 
 use crate::app::validate;
 use crate::cli::args::{ContentArgs, SenderArgs, TemplateArgs};
@@ -20,6 +20,9 @@ pub enum MailCommand {
         /// Recipient address shown in the message.
         #[arg(long)]
         to: String,
+        /// The message's language (BCP 47), as a call's `locale` would ask for it.
+        #[arg(long)]
+        locale: Option<String>,
         #[command(flatten)]
         content: ContentArgs,
         #[command(flatten)]
@@ -54,17 +57,19 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
     let MailCommand::Preview {
         kind,
         to,
+        locale,
         content,
         templates,
         sender,
     } = cmd;
     validate::email(to)?;
+    let locale = locale.as_deref().map(validate::locale).transpose()?;
     let mut config = ServerConfig {
         mail_from: sender.mail_from.clone(),
         ..ServerConfig::default()
     };
     content.apply(&mut config)?;
-    templates.apply(&mut config);
+    templates.apply(&mut config)?;
     let renderer = mail::Renderer::for_config(&config)?;
     // Queued and then written as the dispatcher writes it.
     let kind = MessageKind::from(*kind);
@@ -73,11 +78,17 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
             link: config.reset_link("EXAMPLE-TOKEN"),
             name: None,
             expires_at: now + config.link_ttl.as_millis() as i64,
-            options: Default::default(),
+            options: LinkOptions {
+                locale,
+                ..LinkOptions::default()
+            },
         },
-        None => renderer
-            .render_password_changed(to, None, now)?
-            .into_content(),
+        None => {
+            let lang = config.catalogs.for_link(locale.as_deref(), None);
+            renderer
+                .render_password_changed(to, None, now, lang)?
+                .into_content()
+        }
     };
     let leased = OutboxMessage {
         id: 0,
@@ -86,6 +97,7 @@ pub fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
         created_at: now,
         queued_at: now,
         request_id: None,
+        user_locale: None,
     };
     let from = config.mail_from.parse()?;
     let mime = mail::build_message(&renderer.letter(&leased)?, &from)?;

@@ -34,6 +34,9 @@ pub struct SendArgs {
     /// The page the done page links back to (under one of the server's --return-to-origin); uses pwmail's own operation.
     #[arg(long)]
     pub return_to: Option<String>,
+    /// The emails' and pages' language for this run (BCP 47), over each user's own; uses pwmail's own operation.
+    #[arg(long)]
+    pub locale: Option<String>,
     /// Names this run in every call's Idempotency-Key, so running the same command again
     /// (after a crash, a lost network, Ctrl-C) emails nobody twice within the server's
     /// idempotency TTL [default: a digest of the input, the operation and the link options]; `new` for a fresh send.
@@ -76,6 +79,16 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
             .return_to
             .as_deref()
             .map(|url| url.try_into().context("--return-to"))
+            .transpose()?,
+        locale: args
+            .locale
+            .as_deref()
+            .map(|tag| {
+                // Checked before the run id is printed: a malformed tag
+                // would otherwise be refused once per row.
+                crate::app::validate::locale(tag)?;
+                tag.try_into().context("--locale")
+            })
             .transpose()?,
     };
     let mut input = RunId::input_digest(args.operation, &link);

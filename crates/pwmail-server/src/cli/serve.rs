@@ -160,7 +160,7 @@ impl ServeArgs {
             config.hash_concurrency = n;
         }
         self.content.apply(&mut config)?;
-        self.mail.templates.apply(&mut config);
+        self.mail.templates.apply(&mut config)?;
         Ok(config)
     }
 }
@@ -305,7 +305,7 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
         dispatcher: args.dispatcher.to_config(),
         ..ServerConfig::default()
     };
-    args.templates.apply(&mut config);
+    args.templates.apply(&mut config)?;
     dispatch(store, &config, shutdown_signal()).await
 }
 

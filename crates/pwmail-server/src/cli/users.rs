@@ -22,10 +22,14 @@ pub enum UserCommand {
         /// Display name used in the emails' greeting.
         #[arg(long)]
         name: Option<String>,
+        /// The user's language (BCP 47: en, de, fr, es, pt-BR, ja, ar, or a tag near one);
+        /// default: the server's --default-locale.
+        #[arg(long)]
+        locale: Option<String>,
     },
     /// Add every address in the `email` column of a CSV file (header row
-    /// required; an optional `name` column gives display names); addresses
-    /// already present are left as they are.
+    /// required; optional `name` and `locale` columns give display names and
+    /// languages); addresses already present are left as they are.
     Import {
         /// CSV file with a header row and an `email` column.
         file: PathBuf,
@@ -72,22 +76,40 @@ pub enum TokenCommand {
 
 pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
     // A CSV that does not read fails before the database is opened.
-    let rows: Vec<(String, Option<String>)> = match cmd {
+    let rows: Vec<users::UserDraft> = match cmd {
         UserCommand::Import { file } => {
             let rows = emails_csv::read(file)?;
             // Every row checked first, naming its line, before any is added.
-            for row in &rows {
-                users::check_row(&row.email, row.name.as_deref())
+            let mut drafts = Vec::with_capacity(rows.len());
+            for row in rows {
+                let draft = users::UserDraft {
+                    email: row.email,
+                    name: row.name,
+                    locale: row.locale,
+                };
+                draft
+                    .checked(false)
                     .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", file.display(), row.line))?;
+                drafts.push(draft);
             }
-            rows.into_iter().map(|row| (row.email, row.name)).collect()
+            drafts
         }
         _ => Vec::new(),
     };
     let store = db.open_existing().await?;
     match cmd {
-        UserCommand::Add { email, admin, name } => {
-            let user = users::add_user(&*store, email, *admin, name.as_deref(), now).await?;
+        UserCommand::Add {
+            email,
+            admin,
+            name,
+            locale,
+        } => {
+            let draft = users::UserDraft {
+                email: email.clone(),
+                name: name.clone(),
+                locale: locale.clone(),
+            };
+            let user = users::add(&*store, &draft, *admin, now).await?;
             out!(
                 "added user {} (id {}{})",
                 user.email,
@@ -107,21 +129,23 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
         }
         UserCommand::List => {
             out!(
-                "{:>6}  {:<40} {:<6} {:<9} {:<8} created",
+                "{:>6}  {:<40} {:<6} {:<9} {:<8} {:<8} created",
                 "id",
                 "email",
                 "admin",
                 "state",
-                "password"
+                "password",
+                "locale"
             )?;
             for u in users::list(&*store).await? {
                 out!(
-                    "{:>6}  {:<40} {:<6} {:<9} {:<8} {}",
+                    "{:>6}  {:<40} {:<6} {:<9} {:<8} {:<8} {}",
                     u.id,
                     u.email,
                     if u.is_admin { "yes" } else { "no" },
                     if u.disabled { "disabled" } else { "active" },
                     if u.has_password { "set" } else { "none" },
+                    u.locale.as_deref().unwrap_or("-"),
                     format_utc(u.created_at)
                 )?;
             }

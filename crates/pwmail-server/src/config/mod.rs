@@ -5,8 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use pwmail_i18n::{Catalogs, Locale, LocaleError};
 use pwmail_store::Rate;
 use url::Url;
 
@@ -29,6 +31,17 @@ pub const LINK_TTL_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 /// syntax. 16 KiB admits all of that with room for whitespace; anything
 /// larger is refused with 413.
 pub const REQUEST_BODY_MAX_BYTES: usize = 16 * 1024;
+
+/// The language of links whose call and user name none (`--default-locale`).
+pub const DEFAULT_LOCALE: &str = "en";
+
+/// The shipped catalogs with `tag` as the default.
+pub fn catalogs(tag: &str) -> Result<Arc<Catalogs>, ConfigError> {
+    let locale = Locale::parse(tag).map_err(ConfigError::DefaultLocale)?;
+    Catalogs::new(&locale)
+        .map(Arc::new)
+        .map_err(ConfigError::DefaultLocale)
+}
 
 /// Where the embedded defaults keep the SQLite file and the `.eml` files.
 pub const DEFAULT_DATA_DIR: &str = "pwmail-data";
@@ -96,6 +109,9 @@ pub struct ServerConfig {
     pub template_dir: Option<PathBuf>,
     /// A stylesheet served with the reset page, after the built-in one.
     pub page_css: Option<PathBuf>,
+    /// The shipped catalogs, with `--default-locale`: the language of a
+    /// link whose call and user name none.
+    pub catalogs: Arc<Catalogs>,
     pub bootstrap_admin_email: String,
     pub dispatcher: DispatcherConfig,
 }
@@ -175,6 +191,10 @@ impl Default for ServerConfig {
             support_contact: None,
             template_dir: None,
             page_css: None,
+            catalogs: Arc::new(
+                Catalogs::new(&Locale::parse(DEFAULT_LOCALE).expect("a well-formed tag"))
+                    .expect("a shipped catalog"),
+            ),
             bootstrap_admin_email: "admin@pwmail.localhost".into(),
             dispatcher: DispatcherConfig::default(),
         }
@@ -297,6 +317,8 @@ pub enum ConfigError {
     ReturnToOrigin(String, return_to::ReturnToError),
     #[error("--default-return-to: {0}")]
     DefaultReturnTo(return_to::ReturnToError),
+    #[error("--default-locale: {0}")]
+    DefaultLocale(LocaleError),
 }
 
 /// The lifetimes a call may ask for; both ends within the hard bounds.

@@ -153,6 +153,7 @@ impl PwmailApi for PwmailImpl {
                     idempotency_key: headers.idempotency_key.as_deref(),
                     options: LinkOptions {
                         return_to: body.return_to.map(String::from),
+                        locale: body.locale.map(String::from),
                         ..LinkOptions::default()
                     },
                     lifetime,

@@ -119,7 +119,11 @@ pub fn limits(
 /// (code 4) everywhere else.
 fn timeout_response(ctx: &Context, path: Option<&str>, seconds: u64) -> Response<Vec<u8>> {
     if path.is_some_and(router_errors::is_page_path)
-        && let Ok(page) = reset_page::problem_bytes(ctx, Problem::RequestTimeout)
+        && let Ok(page) = reset_page::problem_bytes(
+            ctx,
+            Problem::RequestTimeout,
+            ctx.app.config().catalogs.default_lang(),
+        )
     {
         return page;
     }

@@ -20,7 +20,7 @@ use crate::app::App;
 #[derive(Clone)]
 pub struct Context {
     pub app: Arc<App>,
-    pages: Arc<minijinja::Environment<'static>>,
+    pages: Arc<reset_page::Pages>,
     /// The operator's stylesheet (`--page-css`), read at start.
     page_css: Option<Arc<str>>,
     openapi_json: Arc<str>,
@@ -31,7 +31,8 @@ impl Context {
     /// (`--page-css`): a broken one stops the start.
     pub fn new(app: Arc<App>) -> anyhow::Result<Self> {
         let config = app.config();
-        let pages = reset_page::environment(config.template_dir.as_deref())?;
+        let pages =
+            reset_page::environment(config.template_dir.as_deref(), config.catalogs.clone())?;
         let page_css = match &config.page_css {
             Some(path) => Some(
                 crate::files::read_small_text(path)

@@ -12,9 +12,12 @@ use http::{Response, StatusCode};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use pwmail_i18n::{Catalogs, FluentArgs, FluentValue, Lang, SHIPPED};
+
 use crate::app::ResetError;
 use crate::app::reset::{NewPassword, OpenLink};
-use crate::clock::format_utc;
 use crate::http::Context;
 use crate::http::error::Problem;
 use crate::secrets::password::{MAX_BYTES, Rejection};
@@ -46,35 +49,108 @@ const PAGES: &[(&str, &str)] = &[
 ];
 
 /// The page templates: the built-in ones, each replaced by its file under
-/// `override_dir` when there is one. A misspelt variable is an error, and
-/// every page is rendered once here with sample values, so a broken
-/// template stops the start, naming its file and line, instead of showing
-/// an error page to the first user.
-pub fn environment(override_dir: Option<&std::path::Path>) -> anyhow::Result<Environment<'static>> {
+/// `override_dir` (`page/form.html`), and for one language by its file
+/// under `override_dir/<locale>/page/`. A language with any page of its
+/// own gets a whole set under `<locale>/page/` (its own files, else the
+/// common ones), so that its pages extend its own layout. A misspelt
+/// variable or message key is an error, and every page is rendered once
+/// here in every language with sample values, so a broken template stops
+/// the start, naming its file and line, instead of showing an error page
+/// to the first user.
+pub fn environment(
+    override_dir: Option<&std::path::Path>,
+    catalogs: Arc<Catalogs>,
+) -> anyhow::Result<Pages> {
     use anyhow::Context as _;
     if let Some(dir) = override_dir {
-        check_page_dir(dir)?;
+        check_page_dir(dir, &dir.join("page"))?;
+        for tag in SHIPPED {
+            check_page_dir(dir, &dir.join(tag).join("page"))?;
+        }
     }
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    pwmail_i18n::templates::register(&mut env, catalogs.clone());
+    let read = |path: &std::path::Path| {
+        crate::files::read_small_text(path)
+            .with_context(|| format!("reading page template {}", path.display()))
+    };
+    let mut common = Vec::new();
     for (name, builtin) in PAGES {
         let source = match override_dir.map(|d| d.join(name)) {
-            Some(path) if path.exists() => crate::files::read_small_text(&path)
-                .with_context(|| format!("reading page template {}", path.display()))?,
+            Some(path) if path.exists() => read(&path)?,
             _ => builtin.to_string(),
         };
-        env.add_template_owned(name.to_string(), source)
+        common.push((name.to_string(), source));
+    }
+    let mut sources = common.clone();
+    if let Some(dir) = override_dir {
+        for tag in SHIPPED {
+            let own: Vec<bool> = PAGES
+                .iter()
+                .map(|(name, _)| dir.join(tag).join(name).exists())
+                .collect();
+            if !own.contains(&true) {
+                continue;
+            }
+            for ((name, source), own) in common.iter().zip(own) {
+                let source = if own {
+                    read(&dir.join(tag).join(name))?
+                } else {
+                    source.clone()
+                };
+                sources.push((format!("{tag}/{name}"), source));
+            }
+        }
+    }
+    for (name, source) in sources {
+        env.add_template_owned(name.clone(), source)
             .map_err(|e| anyhow::anyhow!("page template {name}: {e:#}"))?;
     }
-    trial(&env).map_err(|e| anyhow::anyhow!("page template {e:#}"))?;
-    Ok(env)
+    // `{% extends "page/base.html" %}` in `de/page/form.html` is German's.
+    env.set_path_join_callback(|name, parent| match parent.split_once('/') {
+        Some((tag, _)) if SHIPPED.contains(&tag) && name.starts_with("page/") => {
+            format!("{tag}/{name}").into()
+        }
+        _ => name.into(),
+    });
+    let pages = Pages { env, catalogs };
+    for lang in Lang::all() {
+        trial(&pages, lang).map_err(|e| anyhow::anyhow!("page template {e:#}"))?;
+    }
+    Ok(pages)
 }
 
-/// Refuses a file under `DIR/page/` that is no page template (a typo would
-/// otherwise change nothing, silently).
-fn check_page_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    let pages = dir.join("page");
-    let Ok(entries) = std::fs::read_dir(&pages) else {
+/// The page templates with the catalogs they write with.
+pub struct Pages {
+    env: Environment<'static>,
+    catalogs: Arc<Catalogs>,
+}
+
+impl Pages {
+    /// The page `name` in `lang`: that language's own template when it has
+    /// one. Every page sees `locale` and `dir` (`<html lang dir>`, `t()`).
+    fn render(
+        &self,
+        lang: Lang,
+        name: &str,
+        base: minijinja::Value,
+        values: minijinja::Value,
+    ) -> Result<String, minijinja::Error> {
+        let own = format!("{lang}/{name}");
+        let template = match self.env.get_template(&own) {
+            Ok(t) => t,
+            Err(_) => self.env.get_template(name)?,
+        };
+        let language = context! { locale => lang.tag(), dir => lang.dir() };
+        template.render(context! { ..language, ..base, ..values })
+    }
+}
+
+/// Refuses a file in a `page/` directory that is no page template (a typo
+/// would otherwise change nothing, silently).
+fn check_page_dir(dir: &std::path::Path, pages: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(pages) else {
         return Ok(());
     };
     for entry in entries {
@@ -84,9 +160,11 @@ fn check_page_dir(dir: &std::path::Path) -> anyhow::Result<()> {
             .any(|(known, _)| known.strip_prefix("page/") == Some(&name));
         if !name.starts_with('.') && !known {
             let names: Vec<&str> = PAGES.iter().map(|(n, _)| *n).collect();
+            let place = pages.strip_prefix(dir).unwrap_or(pages);
             anyhow::bail!(
-                "--template-dir {}: unknown page template {name:?} in page/ (known: {})",
+                "--template-dir {}: unknown page template {name:?} in {}/ (known: {})",
                 dir.display(),
+                place.display(),
                 names.join(", ")
             );
         }
@@ -94,18 +172,14 @@ fn check_page_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders every page with sample values, with and without the optional
-/// ones; the error names the template and line.
-fn trial(env: &Environment<'static>) -> Result<(), minijinja::Error> {
+/// Renders every page in `lang` with sample values, with and without the
+/// optional ones; the error names the template and line.
+fn trial(pages: &Pages, lang: Lang) -> Result<(), minijinja::Error> {
     let options = pwmail_store::LinkOptions::default();
-    let base = |page_css: Option<&str>| {
-        context! { product => "pwmail", css => CSS_PATH, page_css => page_css }
-    };
     let sample = |name: &str, values: minijinja::Value| -> Result<(), minijinja::Error> {
         for page_css in [None, Some(PAGE_CSS_PATH)] {
-            let base = base(page_css);
-            env.get_template(name)?
-                .render(context! { ..base, ..values.clone() })?;
+            let base = context! { product => "pwmail", css => CSS_PATH, page_css => page_css };
+            pages.render(lang, name, base, values.clone())?;
         }
         Ok(())
     };
@@ -117,7 +191,7 @@ fn trial(env: &Environment<'static>) -> Result<(), minijinja::Error> {
                 error,
                 min_length => 12,
                 max_length => MAX_BYTES,
-                expires_at => format_utc(0),
+                expires_at => pages.catalogs.datetime(lang, 0),
                 options => minijinja::value::Serde(&options),
             },
         )?;
@@ -190,7 +264,12 @@ fn html_bytes(
     Ok(response)
 }
 
-fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String, HttpError> {
+fn render(
+    ctx: &Context,
+    lang: Lang,
+    name: &str,
+    values: minijinja::Value,
+) -> Result<String, HttpError> {
     let page_css = ctx.page_css.as_ref().map(|_| PAGE_CSS_PATH);
     let base = context! {
         product => &ctx.app.config().product_name,
@@ -198,97 +277,129 @@ fn render(ctx: &Context, name: &str, values: minijinja::Value) -> Result<String,
         page_css => page_css,
     };
     ctx.pages
-        .get_template(name)
-        .and_then(|t| t.render(context! { ..base, ..values }))
+        .render(lang, name, base, values)
         .map_err(|e| HttpError::for_internal_error(format!("page {name}: {e}")))
 }
 
-pub(crate) fn problem_page(ctx: &Context, problem: Problem) -> Result<Response<Body>, HttpError> {
-    Ok(problem_bytes(ctx, problem)?.map(Body::from))
+/// The language of a page that has no link to take it from: the browser's
+/// (`Accept-Language`), else the server's default.
+fn browser_lang(ctx: &Context, request: &dropshot::RequestInfo) -> Lang {
+    let header = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    ctx.app.config().catalogs.accept_language(header)
+}
+
+pub(crate) fn problem_page(
+    ctx: &Context,
+    problem: Problem,
+    lang: Lang,
+) -> Result<Response<Body>, HttpError> {
+    Ok(problem_bytes(ctx, problem, lang)?.map(Body::from))
 }
 
 /// [`problem_page`] as bytes.
 pub(crate) fn problem_bytes(
     ctx: &Context,
     problem: Problem,
+    lang: Lang,
 ) -> Result<Response<Vec<u8>>, HttpError> {
-    let ask = "Ask your administrator to send you a new password email.";
-    let (status, title, explanation, next_step, retry) = match problem {
-        Problem::Invalid => (
-            StatusCode::NOT_FOUND,
-            "This link is not valid",
-            "The link has expired, or it is incomplete. Links work for a limited time.",
-            ask.to_string(),
-            None,
-        ),
+    let catalogs = &ctx.app.config().catalogs;
+    let mut args = FluentArgs::new();
+    let text = |key: &str, args: &FluentArgs<'_>| catalogs.text(lang, key, args);
+    let mut wait = |retry_after: Duration| {
+        args.set("wait", catalogs.duration(lang, retry_after));
+    };
+    // (status, the problem's name in the catalogs, its next step, the
+    // request to ask for a new email after it, Retry-After)
+    let (status, name, next, ask, retry) = match problem {
+        Problem::Invalid => (StatusCode::NOT_FOUND, "invalid", None, true, None),
         Problem::Used => (
             StatusCode::GONE,
-            "This link was already used",
-            "The password was set with this link before; each link works once.",
-            format!("If that was not you, contact your administrator at once. {ask}"),
+            "used",
+            Some("problem-used-next"),
+            true,
             None,
         ),
         Problem::Revoked => (
             StatusCode::GONE,
-            "This link was cancelled",
-            "A newer password email was sent, or the password was changed, so this link no longer works.",
-            format!("Use the newest email you received. {ask}"),
+            "revoked",
+            Some("problem-revoked-next"),
+            true,
             None,
         ),
-        Problem::Throttled { retry_after } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Too many invalid links were opened from your network.",
-            format!("Try again in {} seconds.", retry_after.as_secs()),
-            Some(retry_after),
-        ),
+        Problem::Throttled { retry_after } => {
+            wait(retry_after);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                Some("problem-throttled-next"),
+                false,
+                Some(retry_after),
+            )
+        }
         Problem::FormTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            "This form is too large",
-            "What was sent is far larger than any password the page accepts.",
-            "Open the link from your email again and use the form.".to_string(),
+            "too-large",
+            Some("problem-reopen-form"),
+            false,
             None,
         ),
         Problem::RequestTimeout => (
             StatusCode::REQUEST_TIMEOUT,
-            "The form did not arrive in time",
-            "The connection was too slow or broke off while the form was being sent. Your link has not been used.",
-            "Open the link from your email again and send the form once more.".to_string(),
+            "timeout",
+            Some("problem-timeout-next"),
+            false,
             None,
         ),
         Problem::UnsupportedForm => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "This form could not be read",
-            "The new password must be sent by the form on this page.",
-            "Open the link from your email again and use the form.".to_string(),
+            "unsupported",
+            Some("problem-reopen-form"),
+            false,
             None,
         ),
         Problem::MethodNotAllowed => (
             StatusCode::METHOD_NOT_ALLOWED,
-            "This page cannot be used that way",
-            "The page shows a form, and takes the new password from that form.",
-            "Open the link from your email in a web browser.".to_string(),
+            "method",
+            Some("problem-method-next"),
+            false,
             None,
         ),
-        Problem::Unavailable { retry_after } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again shortly",
-            "The service cannot reach its database at the moment. Your link has not been used.",
-            format!("Reload this page in {} seconds.", retry_after.as_secs()),
-            Some(retry_after),
-        ),
+        Problem::Unavailable { retry_after } => {
+            wait(retry_after);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                Some("problem-unavailable-next"),
+                false,
+                Some(retry_after),
+            )
+        }
         Problem::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The password could not be set because of an error on our side.",
-            format!("Try again later. {ask}"),
+            "internal",
+            Some("problem-internal-next"),
+            true,
             None,
         ),
     };
+    let next_step = [next, ask.then_some("problem-ask")]
+        .into_iter()
+        .flatten()
+        .map(|key| text(key, &args))
+        .collect::<Vec<_>>()
+        .join(" ");
     let body = render(
         ctx,
+        lang,
         "page/problem.html",
-        context! { title, explanation, next_step },
+        context! {
+            title => text(&format!("problem-{name}-title"), &args),
+            explanation => text(&format!("problem-{name}-explanation"), &args),
+            next_step,
+        },
     )?;
     Ok(html_bytes(status, body, retry)?)
 }
@@ -297,18 +408,21 @@ fn form_page(
     ctx: &Context,
     status: StatusCode,
     open: &OpenLink,
-    error: Option<String>,
+    error: Option<Message>,
     retry_after: Option<Duration>,
 ) -> Result<Response<Body>, HttpError> {
+    let catalogs = &ctx.app.config().catalogs;
+    let lang = open.lang(catalogs);
     let body = render(
         ctx,
+        lang,
         "page/form.html",
         context! {
             email => &open.user.email,
-            error,
+            error => error.map(|e| e.text(catalogs, lang)),
             min_length => ctx.app.policy().min_length,
             max_length => MAX_BYTES,
-            expires_at => format_utc(open.link.expires_at),
+            expires_at => catalogs.datetime(lang, open.link.expires_at),
             // What the call that issued the link asked of it, whole.
             options => minijinja::value::Serde(&open.link.options),
         },
@@ -316,30 +430,61 @@ fn form_page(
     html(status, body, retry_after)
 }
 
+/// What the form says above itself when it comes back.
+enum Message {
+    Rejected(Rejection),
+    Busy,
+}
+
+impl Message {
+    fn text(&self, catalogs: &Catalogs, lang: Lang) -> String {
+        match self {
+            Message::Busy => catalogs.text(lang, "page-busy", &FluentArgs::new()),
+            Message::Rejected(rejection) => {
+                let mut args = FluentArgs::new();
+                if let Rejection::TooShort { min } = rejection {
+                    args.set("min", FluentValue::from(*min));
+                }
+                args.set("max", FluentValue::from(MAX_BYTES));
+                let (rule, hint) = rejection.keys();
+                [Some(rule), hint]
+                    .into_iter()
+                    .flatten()
+                    .map(|key| catalogs.text(lang, key, &args))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        }
+    }
+}
+
 /// Shown when the hash queue is full; the link is still good.
-const BUSY: &str = "Too many passwords are being changed right now. \
-    Your link is still valid: please submit again in a few seconds.";
 const BUSY_RETRY: Duration = Duration::from_secs(5);
 
 /// The page for a refusal: the form again when the new password was the
-/// problem, else the problem page.
-fn refusal(ctx: &Context, e: ResetError) -> Result<Response<Body>, HttpError> {
+/// problem, else the problem page (in the browser's language: a link that
+/// does not open has no language of its own to give).
+fn refusal(
+    ctx: &Context,
+    request: &dropshot::RequestInfo,
+    e: ResetError,
+) -> Result<Response<Body>, HttpError> {
     match e {
         ResetError::Rejected { link, rejection } => {
             let status = match rejection {
                 Rejection::TooLong => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
             };
-            form_page(ctx, status, &link, Some(rejection.to_string()), None)
+            form_page(ctx, status, &link, Some(Message::Rejected(rejection)), None)
         }
         ResetError::Busy { link } => form_page(
             ctx,
             StatusCode::SERVICE_UNAVAILABLE,
             &link,
-            Some(BUSY.into()),
+            Some(Message::Busy),
             Some(BUSY_RETRY),
         ),
-        other => problem_page(ctx, Problem::of(&other)),
+        other => problem_page(ctx, Problem::of(&other), browser_lang(ctx, request)),
     }
 }
 
@@ -374,12 +519,12 @@ pub async fn reset_form(
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
     let Some(token) = canonical_token(&rqctx, path) else {
-        return problem_page(ctx, Problem::Invalid);
+        return problem_page(ctx, Problem::Invalid, browser_lang(ctx, &rqctx.request));
     };
     let client = rqctx.request.remote_addr().ip();
     match ctx.app.open_link(client, &token).await {
         Ok(open) => form_page(ctx, StatusCode::OK, &open, None, None),
-        Err(e) => refusal(ctx, e),
+        Err(e) => refusal(ctx, &rqctx.request, e),
     }
 }
 
@@ -395,22 +540,23 @@ pub async fn reset_submit(
     body: pwmail_api::LimitedBytes,
 ) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
+    let lang = || browser_lang(ctx, &rqctx.request);
     let Some(token) = canonical_token(&rqctx, path) else {
-        return problem_page(ctx, Problem::Invalid);
+        return problem_page(ctx, Problem::Invalid, lang());
     };
     let bytes = match body.bytes() {
         Ok(bytes) => bytes,
         Err(e) if e.status_code.as_u16() == 413 => {
-            return problem_page(ctx, Problem::FormTooLarge);
+            return problem_page(ctx, Problem::FormTooLarge, lang());
         }
         Err(e) if e.status_code.as_u16() == 408 => {
-            return problem_page(ctx, Problem::RequestTimeout);
+            return problem_page(ctx, Problem::RequestTimeout, lang());
         }
         // A body that broke off mid-stream is treated as an empty form.
         Err(_) => &[],
     };
     if !is_form(rqctx.request.headers()) {
-        return problem_page(ctx, Problem::UnsupportedForm);
+        return problem_page(ctx, Problem::UnsupportedForm, lang());
     }
     let client = rqctx.request.remote_addr().ip();
     // A form that does not parse is treated as empty fields.
@@ -427,6 +573,7 @@ pub async fn reset_submit(
         Ok(set) => {
             let body = render(
                 ctx,
+                set.lang,
                 "page/done.html",
                 context! {
                     email => &set.user.email,
@@ -436,7 +583,7 @@ pub async fn reset_submit(
             )?;
             html(StatusCode::OK, body, None)
         }
-        Err(e) => refusal(ctx, e),
+        Err(e) => refusal(ctx, &rqctx.request, e),
     }
 }
 

@@ -51,7 +51,9 @@ fn render(
             405 => Problem::MethodNotAllowed,
             _ => return None,
         };
-        let response = reset_page::problem_page(ctx, problem).ok()?;
+        // No request headers reach here: the default language.
+        let lang = ctx.app.config().catalogs.default_lang();
+        let response = reset_page::problem_page(ctx, problem, lang).ok()?;
         (response, "GET, POST".to_string())
     } else {
         return None;

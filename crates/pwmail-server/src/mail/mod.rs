@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::{Environment, context};
+use pwmail_i18n::{Catalogs, Lang, SHIPPED};
 use pwmail_store::{
     Content, LinkOptions, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis,
 };
 
 use crate::app::AppError;
-use crate::clock::format_utc;
 use crate::config::ServerConfig;
 pub use message::build_message;
 
@@ -63,6 +63,8 @@ pub enum MailError {
 /// What a link email says, besides the link itself.
 pub struct LinkEmail<'a> {
     pub purpose: LinkPurpose,
+    /// The link's language (`Catalogs::for_link`).
+    pub lang: Lang,
     pub email: &'a str,
     pub name: Option<&'a str>,
     pub link: &'a str,
@@ -107,10 +109,11 @@ impl crate::app::Mailer for Mailer {
         email: &str,
         name: Option<&str>,
         changed_at: UnixMillis,
+        lang: Lang,
     ) -> Result<NewMessage, AppError> {
         let notice = self
             .renderer
-            .render_password_changed(email, name, changed_at)
+            .render_password_changed(email, name, changed_at, lang)
             .map_err(|e| AppError::Letter(Box::new(e)))?;
         Ok(queued(
             MessageKind::PasswordChanged,
@@ -164,27 +167,31 @@ pub struct Letter<'a> {
 
 pub struct Renderer {
     env: Environment<'static>,
+    catalogs: Arc<Catalogs>,
     product: String,
     support: Option<String>,
 }
 
 impl Renderer {
-    /// Built-in templates, each replaced by a file of the same name in
-    /// `override_dir` when there is one.
     /// The templates as `config` sets them: its product name, support
-    /// contact and override directory.
+    /// contact, catalogs and override directory.
     pub fn for_config(config: &ServerConfig) -> Result<Self, MailError> {
         Renderer::new(
             &config.product_name,
             config.support_contact.as_deref(),
             config.template_dir.as_deref(),
+            config.catalogs.clone(),
         )
     }
 
+    /// Built-in templates, each replaced by a file of the same name in
+    /// `override_dir` when there is one, and for one language by the file
+    /// of that name in `override_dir/<locale>/` (`de/send_password_email.txt`).
     pub fn new(
         product: &str,
         support: Option<&str>,
         override_dir: Option<&Path>,
+        catalogs: Arc<Catalogs>,
     ) -> Result<Self, MailError> {
         if let Some(dir) = override_dir {
             check_override_dir(dir)?;
@@ -192,24 +199,34 @@ impl Renderer {
         let mut env = Environment::new();
         // A misspelt variable is an error, not an empty string in every email.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        pwmail_i18n::templates::register(&mut env, catalogs.clone());
+        let read = |path: &Path| {
+            crate::files::read_small_text(path).map_err(|error| MailError::Override {
+                path: path.display().to_string(),
+                error,
+            })
+        };
         for (name, builtin) in BUILTIN {
-            let source = match override_dir.map(|d| d.join(name)) {
-                Some(path) if path.exists() => {
-                    crate::files::read_small_text(&path).map_err(|error| MailError::Override {
-                        path: path.display().to_string(),
-                        error,
-                    })?
+            let mut sources = vec![(name.to_string(), builtin.to_string())];
+            if let Some(dir) = override_dir {
+                if dir.join(name).exists() {
+                    sources[0].1 = read(&dir.join(name))?;
                 }
-                _ => builtin.to_string(),
-            };
-            env.add_template_owned(name.to_string(), source)
-                .map_err(|error| MailError::Template {
-                    name: name.to_string(),
-                    error,
-                })?;
+                for tag in SHIPPED {
+                    let path = dir.join(tag).join(name);
+                    if path.exists() {
+                        sources.push((format!("{tag}/{name}"), read(&path)?));
+                    }
+                }
+            }
+            for (name, source) in sources {
+                env.add_template_owned(name.clone(), source)
+                    .map_err(|error| MailError::Template { name, error })?;
+            }
         }
         let renderer = Renderer {
             env,
+            catalogs,
             product: product.to_string(),
             support: support.map(str::to_string),
         };
@@ -221,38 +238,47 @@ impl Renderer {
     /// that would fail (an unknown variable, a bad filter) fails at start,
     /// naming its file and line, instead of at the first send.
     fn trial(&self) -> Result<(), MailError> {
-        for purpose in [
-            LinkPurpose::SendPasswordEmail,
-            LinkPurpose::ResetPasswordByAdmin,
-        ] {
-            for name in [None, Some("Sample User")] {
-                self.render_link_email(&LinkEmail {
-                    purpose,
-                    email: "user@example.com",
-                    name,
-                    link: "https://pwmail.example/reset/SAMPLE",
-                    lifetime: Duration::from_secs(86_400),
-                    expires_at: 0,
-                    options: &LinkOptions::default(),
-                })?;
-                self.render_password_changed("user@example.com", name, 0)?;
+        for lang in Lang::all() {
+            for purpose in [
+                LinkPurpose::SendPasswordEmail,
+                LinkPurpose::ResetPasswordByAdmin,
+            ] {
+                for name in [None, Some("Sample User")] {
+                    self.render_link_email(&LinkEmail {
+                        purpose,
+                        lang,
+                        email: "user@example.com",
+                        name,
+                        link: "https://pwmail.example/reset/SAMPLE",
+                        lifetime: Duration::from_secs(86_400),
+                        expires_at: 0,
+                        options: &LinkOptions::default(),
+                    })?;
+                    self.render_password_changed("user@example.com", name, 0, lang)?;
+                }
             }
         }
         Ok(())
     }
 
+    /// The catalogs the templates write with.
+    pub fn catalogs(&self) -> &Catalogs {
+        &self.catalogs
+    }
+
     pub fn render_link_email(&self, email: &LinkEmail<'_>) -> Result<Rendered, MailError> {
+        let lang = email.lang;
         let ctx = context! {
             product => &self.product,
             support => &self.support,
             email => email.email,
             name => email.name,
             link => email.link,
-            expires_in => human_duration(email.lifetime),
-            expires_at => format_utc(email.expires_at),
+            expires_in => self.catalogs.duration(lang, email.lifetime),
+            expires_at => self.catalogs.datetime(lang, email.expires_at),
             options => minijinja::value::Serde(email.options),
         };
-        self.render(MessageKind::from(email.purpose), ctx)
+        self.render(MessageKind::from(email.purpose), lang, ctx)
     }
 
     /// The words of a leased message. A link email's templates run now:
@@ -282,9 +308,13 @@ impl Renderer {
                     MailError::Build(format!("a {} message cannot carry a link", m.kind))
                 })?;
                 let lifetime = (*expires_at - leased.created_at).max(0) as u64;
+                let lang = self
+                    .catalogs
+                    .for_link(options.locale.as_deref(), leased.user_locale.as_deref());
                 let rendered = self
                     .render_link_email(&LinkEmail {
                         purpose,
+                        lang,
                         email: &m.recipient,
                         name: name.as_deref(),
                         link,
@@ -321,21 +351,37 @@ impl Renderer {
         email: &str,
         name: Option<&str>,
         changed_at: UnixMillis,
+        lang: Lang,
     ) -> Result<Rendered, MailError> {
         let ctx = context! {
             product => &self.product,
             support => &self.support,
             email => email,
             name => name,
-            changed_at => format_utc(changed_at),
+            changed_at => self.catalogs.datetime(lang, changed_at),
         };
-        self.render(MessageKind::PasswordChanged, ctx)
+        self.render(MessageKind::PasswordChanged, lang, ctx)
     }
 
-    /// Each kind's templates are named after it: `<kind>.subject.txt`, …
-    fn render(&self, kind: MessageKind, ctx: minijinja::Value) -> Result<Rendered, MailError> {
+    /// Each kind's templates are named after it: `<kind>.subject.txt`, …;
+    /// a language's own override (`de/<kind>.txt`) before the common one.
+    /// Every template sees `locale` and `dir` (for `t()` and `<html>`).
+    fn render(
+        &self,
+        kind: MessageKind,
+        lang: Lang,
+        ctx: minijinja::Value,
+    ) -> Result<Rendered, MailError> {
+        let language = context! { locale => lang.tag(), dir => lang.dir() };
+        let ctx = context! { ..language, ..ctx };
         let render = |suffix: &str| -> Result<String, MailError> {
-            let name = format!("{}.{suffix}", kind.as_str());
+            let common = format!("{}.{suffix}", kind.as_str());
+            let own = format!("{lang}/{common}");
+            let name = if self.env.get_template(&own).is_ok() {
+                own
+            } else {
+                common
+            };
             self.env
                 .get_template(&name)
                 .and_then(|t| t.render(&ctx))
@@ -372,50 +418,67 @@ fn check_override_dir(dir: &Path) -> Result<(), MailError> {
         {
             continue;
         }
+        // A language's own templates: the same names, one level down.
+        if SHIPPED.contains(&name.as_str()) {
+            check_override_dir_of(&dir.join(&name), &problem)?;
+            continue;
+        }
         let known: Vec<&str> = BUILTIN.iter().map(|(known, _)| *known).collect();
         return Err(problem(format!(
-            "unknown template file {name:?} (known: {})",
-            known.join(", ")
+            "unknown template file {name:?} (known: {}; or a directory per language: {})",
+            known.join(", "),
+            SHIPPED.join(", ")
         )));
     }
     Ok(())
 }
 
-/// "24 hours", "90 minutes", "2 days".
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if secs.is_multiple_of(86_400) && secs >= 2 * 86_400 {
-        plural(secs / 86_400, "day")
-    } else if secs.is_multiple_of(3600) && secs >= 3600 {
-        plural(secs / 3600, "hour")
-    } else {
-        plural(secs.div_ceil(60), "minute")
+/// A language's directory holds only its overrides of the built-in names
+/// (and `page/`).
+fn check_override_dir_of(
+    dir: &Path,
+    problem: &impl Fn(String) -> MailError,
+) -> Result<(), MailError> {
+    let lang = dir.file_name().unwrap_or_default().to_string_lossy();
+    let entries = std::fs::read_dir(dir).map_err(|e| problem(format!("{lang}/: {e}")))?;
+    for entry in entries {
+        let name = entry
+            .map_err(|e| problem(e.to_string()))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with('.')
+            || name == "page"
+            || BUILTIN.iter().any(|(known, _)| *known == name)
+        {
+            continue;
+        }
+        return Err(problem(format!("unknown template file \"{lang}/{name}\"")));
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_secs(86_400)), "24 hours");
-        assert_eq!(human_duration(Duration::from_secs(3600)), "1 hour");
-        assert_eq!(human_duration(Duration::from_secs(172_800)), "2 days");
-        assert_eq!(human_duration(Duration::from_secs(300)), "5 minutes");
-        assert_eq!(human_duration(Duration::from_secs(5400)), "90 minutes");
+    fn catalogs() -> Arc<Catalogs> {
+        ServerConfig::default().catalogs
+    }
+
+    fn lang(tag: &str) -> Lang {
+        Lang::by_tag(tag).unwrap()
     }
 
     #[test]
     fn every_message_kind_has_its_templates() {
-        let renderer = Renderer::new("pwmail", None, None).unwrap();
+        let renderer = Renderer::new("pwmail", None, None, catalogs()).unwrap();
         for kind in MessageKind::ALL {
             let ctx = context! {
                 product => "p", support => "s", email => "e", name => "n", link => "L",
                 expires_in => "1 hour", expires_at => "t", changed_at => "t",
             };
-            let rendered = renderer.render(kind, ctx).unwrap();
+            let rendered = renderer.render(kind, Lang::ENGLISH, ctx).unwrap();
             assert!(!rendered.subject.is_empty(), "{kind}");
         }
     }
@@ -424,7 +487,7 @@ mod tests {
     fn broken_overrides_fail_at_start_naming_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let err = |dir: &Path| {
-            Renderer::new("pwmail", None, Some(dir))
+            Renderer::new("pwmail", None, Some(dir), catalogs())
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()
@@ -464,7 +527,7 @@ mod tests {
             "Hello {{ name or email }}: {{ link }}\n",
         )
         .unwrap();
-        Renderer::new("pwmail", None, Some(dir.path())).expect("a good override");
+        Renderer::new("pwmail", None, Some(dir.path()), catalogs()).expect("a good override");
     }
 
     fn leased(kind: MessageKind, content: Content) -> OutboxMessage {
@@ -475,12 +538,13 @@ mod tests {
             created_at: 1_000,
             queued_at: 1_000,
             request_id: None,
+            user_locale: None,
         }
     }
 
     #[test]
     fn a_link_email_is_written_when_sent_from_what_its_row_holds() {
-        let r = Renderer::new("Acme", Some("help@acme.test"), None).unwrap();
+        let r = Renderer::new("Acme", Some("help@acme.test"), None, catalogs()).unwrap();
         let row = leased(
             MessageKind::ResetPasswordByAdmin,
             Content::Link {
@@ -495,6 +559,7 @@ mod tests {
         let direct = r
             .render_link_email(&LinkEmail {
                 purpose: LinkPurpose::ResetPasswordByAdmin,
+                lang: Lang::ENGLISH,
                 email: "a@example.com",
                 name: Some("Ada"),
                 link: "https://acme.test/reset/TOKEN",
@@ -552,7 +617,7 @@ mod tests {
             "{% if link|length > 40 %}{{ link | int }}{% endif %}",
         )
         .unwrap();
-        let r = Renderer::new("pwmail", None, Some(dir.path())).unwrap();
+        let r = Renderer::new("pwmail", None, Some(dir.path()), catalogs()).unwrap();
         let row = leased(
             MessageKind::SendPasswordEmail,
             Content::Link {
@@ -571,10 +636,11 @@ mod tests {
 
     #[test]
     fn html_part_escapes_user_data() {
-        let r = Renderer::new("pwmail", None, None).unwrap();
+        let r = Renderer::new("pwmail", None, None, catalogs()).unwrap();
         let out = r
             .render_link_email(&LinkEmail {
                 purpose: LinkPurpose::SendPasswordEmail,
+                lang: Lang::ENGLISH,
                 email: "a@example.com",
                 name: Some("<script>x</script>"),
                 link: "https://h/reset/t",
@@ -586,8 +652,148 @@ mod tests {
         assert!(out.html.contains("&lt;script&gt;"), "{}", out.html);
         assert!(
             out.text
-                .contains("expires in 24 hours (at 1970-01-01 00:00 UTC)")
+                .contains("expires in 24 hours (at Jan 1, 1970, 12:00\u{202f}AM UTC)"),
+            "{}",
+            out.text
         );
         assert_eq!(out.subject, "Set your pwmail password");
+    }
+
+    fn link_row(user_locale: Option<&str>, call_locale: Option<&str>) -> OutboxMessage {
+        let mut row = leased(
+            MessageKind::SendPasswordEmail,
+            Content::Link {
+                link: "https://acme.test/reset/TOKEN".into(),
+                name: Some("Ada".into()),
+                expires_at: 1_000 + 7_200_000,
+                options: LinkOptions {
+                    locale: call_locale.map(str::to_string),
+                    ..LinkOptions::default()
+                },
+            },
+        );
+        row.user_locale = user_locale.map(str::to_string);
+        row
+    }
+
+    #[test]
+    fn a_link_email_is_written_in_the_calls_locale_else_the_users_else_the_default() {
+        let r = Renderer::new("Acme", None, None, catalogs()).unwrap();
+        let row = link_row(Some("de-AT"), None);
+        let german = r.letter(&row).unwrap();
+        assert_eq!(german.subject, "Legen Sie Ihr Passwort für Acme fest");
+        assert!(german.text.starts_with("Hallo Ada,"), "{}", german.text);
+        assert!(
+            german.text.contains("läuft in 2 Stunden ab"),
+            "{}",
+            german.text
+        );
+        assert!(
+            german.text.contains("01.01.1970, 02:00 UTC"),
+            "{}",
+            german.text
+        );
+        assert!(
+            german.html.contains(r#"<html lang="de" dir="ltr">"#),
+            "{}",
+            german.html
+        );
+
+        let row = link_row(Some("de"), Some("fr"));
+        let french = r.letter(&row).unwrap();
+        assert_eq!(french.subject, "Définissez votre mot de passe Acme");
+
+        let row = link_row(None, Some("ar"));
+        let arabic = r.letter(&row).unwrap();
+        assert!(
+            arabic.html.contains(r#"<html lang="ar" dir="rtl">"#),
+            "{}",
+            arabic.html
+        );
+
+        let row = link_row(Some("it"), None);
+        let english = r.letter(&row).unwrap();
+        assert_eq!(english.subject, "Set your Acme password");
+
+        let german_default =
+            Renderer::new("Acme", None, None, crate::config::catalogs("de").unwrap()).unwrap();
+        let row = link_row(None, None);
+        let letter = german_default.letter(&row).unwrap();
+        assert_eq!(letter.subject, "Legen Sie Ihr Passwort für Acme fest");
+    }
+
+    #[test]
+    fn a_language_of_its_own_overrides_only_that_language() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("de")).unwrap();
+        std::fs::write(
+            dir.path().join("de/send_password_email.subject.txt"),
+            "Neues Passwort für {{ product }} ({{ locale }})",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("send_password_email.subject.txt"),
+            "Everyone's: {{ t('email-link-subject', product=product) }}",
+        )
+        .unwrap();
+        let r = Renderer::new("Acme", None, Some(dir.path()), catalogs()).unwrap();
+        let subject = |user: &str| {
+            let row = link_row(Some(user), None);
+            r.letter(&row).unwrap().subject.into_owned()
+        };
+        assert_eq!(subject("de"), "Neues Passwort für Acme (de)");
+        assert_eq!(
+            subject("fr"),
+            "Everyone's: Définissez votre mot de passe Acme"
+        );
+
+        // A typo in a language's directory, a language pwmail does not
+        // ship, and an unknown key: each stops the start.
+        std::fs::write(dir.path().join("de/send_pasword_email.txt"), "x").unwrap();
+        let e = Renderer::new("Acme", None, Some(dir.path()), catalogs())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"de/send_pasword_email.txt\""), "{e}");
+        std::fs::remove_file(dir.path().join("de/send_pasword_email.txt")).unwrap();
+
+        std::fs::create_dir(dir.path().join("it")).unwrap();
+        let e = Renderer::new("Acme", None, Some(dir.path()), catalogs())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown template file \"it\"") && e.contains("pt-BR"),
+            "{e}"
+        );
+        std::fs::remove_dir(dir.path().join("it")).unwrap();
+
+        std::fs::write(
+            dir.path().join("de/send_password_email.subject.txt"),
+            "{{ t('email-link-subjekt') }}",
+        )
+        .unwrap();
+        let e = Renderer::new("Acme", None, Some(dir.path()), catalogs())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("email-link-subjekt") && e.contains("de/send_password_email.subject.txt"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_password_changed_notice_is_written_in_the_given_language() {
+        let r = Renderer::new("Acme", None, None, catalogs()).unwrap();
+        let notice = r
+            .render_password_changed("a@example.com", None, 0, lang("ja"))
+            .unwrap();
+        assert_eq!(notice.subject, "Acme のパスワードが変更されました");
+        assert!(
+            notice.text.contains("1970/01/01 0:00（UTC）"),
+            "{}",
+            notice.text
+        );
     }
 }

@@ -86,6 +86,7 @@ mod tests {
             created_at,
             queued_at: created_at,
             request_id: None,
+            user_locale: None,
         }
     }
 

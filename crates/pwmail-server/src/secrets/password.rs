@@ -43,8 +43,99 @@ pub enum Rejection {
     TooLong,
     Common,
     Guessable {
-        hint: Option<String>,
+        hint: Option<Hint>,
     },
+}
+
+/// Why a password is easy to guess, in fewer words than zxcvbn's
+/// feedback: each is a message of the catalogs (`hint-…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    Keyboard,
+    Repeats,
+    Common,
+    Sequence,
+    Dates,
+    Word,
+    MoreWords,
+    Case,
+    Substitution,
+}
+
+impl Hint {
+    /// Its message in the catalogs.
+    pub fn key(self) -> &'static str {
+        match self {
+            Hint::Keyboard => "hint-keyboard",
+            Hint::Repeats => "hint-repeats",
+            Hint::Common => "hint-common",
+            Hint::Sequence => "hint-sequence",
+            Hint::Dates => "hint-dates",
+            Hint::Word => "hint-word",
+            Hint::MoreWords => "hint-more-words",
+            Hint::Case => "hint-case",
+            Hint::Substitution => "hint-substitution",
+        }
+    }
+
+    fn of_warning(w: zxcvbn::feedback::Warning) -> Hint {
+        use zxcvbn::feedback::Warning as W;
+        match w {
+            W::StraightRowsOfKeysAreEasyToGuess | W::ShortKeyboardPatternsAreEasyToGuess => {
+                Hint::Keyboard
+            }
+            W::RepeatsLikeAaaAreEasyToGuess | W::RepeatsLikeAbcAbcAreOnlySlightlyHarderToGuess => {
+                Hint::Repeats
+            }
+            W::ThisIsATop10Password
+            | W::ThisIsATop100Password
+            | W::ThisIsACommonPassword
+            | W::ThisIsSimilarToACommonlyUsedPassword => Hint::Common,
+            W::SequencesLikeAbcAreEasyToGuess => Hint::Sequence,
+            W::RecentYearsAreEasyToGuess | W::DatesAreOftenEasyToGuess => Hint::Dates,
+            W::AWordByItselfIsEasyToGuess
+            | W::NamesAndSurnamesByThemselvesAreEasyToGuess
+            | W::CommonNamesAndSurnamesAreEasyToGuess => Hint::Word,
+        }
+    }
+
+    fn of_suggestion(s: zxcvbn::feedback::Suggestion) -> Hint {
+        use zxcvbn::feedback::Suggestion as S;
+        match s {
+            S::UseAFewWordsAvoidCommonPhrases
+            | S::NoNeedForSymbolsDigitsOrUppercaseLetters
+            | S::AddAnotherWordOrTwo => Hint::MoreWords,
+            S::CapitalizationDoesntHelpVeryMuch
+            | S::AllUppercaseIsAlmostAsEasyToGuessAsAllLowercase => Hint::Case,
+            S::ReversedWordsArentMuchHarderToGuess
+            | S::PredictableSubstitutionsDontHelpVeryMuch => Hint::Substitution,
+            S::UseALongerKeyboardPatternWithMoreTurns => Hint::Keyboard,
+            S::AvoidRepeatedWordsAndCharacters => Hint::Repeats,
+            S::AvoidSequences => Hint::Sequence,
+            S::AvoidRecentYears
+            | S::AvoidYearsThatAreAssociatedWithYou
+            | S::AvoidDatesAndYearsThatAreAssociatedWithYou => Hint::Dates,
+        }
+    }
+}
+
+impl Rejection {
+    /// The catalog message that explains it (`rule-…`), a hint's after it.
+    pub fn keys(&self) -> (&'static str, Option<&'static str>) {
+        let rule = match self {
+            Rejection::Mismatch => "rule-mismatch",
+            Rejection::ControlCharacter => "rule-control",
+            Rejection::TooShort { .. } => "rule-too-short",
+            Rejection::TooLong => "rule-too-long",
+            Rejection::Common => "rule-common",
+            Rejection::Guessable { .. } => "rule-guessable",
+        };
+        let hint = match self {
+            Rejection::Guessable { hint } => hint.map(Hint::key),
+            _ => None,
+        };
+        (rule, hint)
+    }
 }
 
 impl std::fmt::Display for Rejection {
@@ -68,7 +159,7 @@ impl std::fmt::Display for Rejection {
             Rejection::Guessable { hint } => {
                 f.write_str("This password would be easy to guess.")?;
                 if let Some(hint) = hint {
-                    write!(f, " {hint}")?;
+                    write!(f, " ({})", hint.key())?;
                 }
                 Ok(())
             }
@@ -119,8 +210,8 @@ impl Policy {
         if entropy.score() < zxcvbn::Score::Three {
             let hint = entropy.feedback().and_then(|f| {
                 f.warning()
-                    .map(|w| w.to_string())
-                    .or_else(|| f.suggestions().first().map(|s| s.to_string()))
+                    .map(Hint::of_warning)
+                    .or_else(|| f.suggestions().first().copied().map(Hint::of_suggestion))
             });
             return Err(Rejection::Guessable { hint });
         }

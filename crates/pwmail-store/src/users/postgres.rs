@@ -11,7 +11,8 @@ impl Users for PgStore {
             .bind(&user.name)
             .bind(user.is_admin)
             .bind(now)
-            .bind(user.deliverable);
+            .bind(user.deliverable)
+            .bind(&user.locale);
         let row = self.one(insert).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
                 StoreError::Conflict(format!("a user with email {} already exists", user.email))

@@ -17,7 +17,8 @@ impl Users for SqliteStore {
                         user.name,
                         user.is_admin,
                         now,
-                        user.deliverable
+                        user.deliverable,
+                        user.locale
                     ],
                     |row| rows::user(row),
                 );
