@@ -68,6 +68,8 @@ pub struct Options {
     pub template_dir: Option<std::path::PathBuf>,
     /// `--page-css`.
     pub page_css: Option<std::path::PathBuf>,
+    /// `--default-locale`.
+    pub default_locale: &'static str,
 }
 
 impl Default for Options {
@@ -99,6 +101,7 @@ impl Default for Options {
             link_ttl_range: d.link_ttl_range,
             template_dir: d.template_dir,
             page_css: d.page_css,
+            default_locale: config::DEFAULT_LOCALE,
         }
     }
 }
@@ -144,6 +147,7 @@ impl TestServer {
             link_ttl_range: options.link_ttl_range,
             template_dir: options.template_dir.clone(),
             page_css: options.page_css.clone(),
+            catalogs: config::catalogs(options.default_locale).expect("a shipped locale"),
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)
@@ -211,6 +215,18 @@ impl TestServer {
 
     /// Gives `user` a password (the hash [`KNOWN_HASH`]) as if they had set
     /// one, so a test can check that a refused call left it alone.
+    /// A user with a language of their own (`user add --locale`).
+    pub async fn add_user_in(&self, email: &str, locale: &str) -> pwmail_store::User {
+        let draft = admin::UserDraft {
+            email: email.to_string(),
+            name: None,
+            locale: Some(locale.to_string()),
+        };
+        admin::add(&*self.store, &draft, false, now())
+            .await
+            .expect("user added")
+    }
+
     pub async fn set_known_password(&self, user: pwmail_store::UserId) {
         self.store()
             .set_password_hash(user, KNOWN_HASH, now())
@@ -352,6 +368,26 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         let (key, value) = line.split_once(':')?;
         key.eq_ignore_ascii_case(name).then(|| value.trim())
     })
+}
+
+/// A message as its reader sees it: headers and parts decoded (RFC 2047
+/// words, quoted-printable, base64) by an independent MIME parser.
+#[derive(Debug)]
+pub struct Letter {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn read_letter(raw: &str) -> Letter {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a MIME message");
+    Letter {
+        subject: message.subject().unwrap_or_default().to_string(),
+        text: message.body_text(0).unwrap_or_default().into_owned(),
+        html: message.body_html(0).unwrap_or_default().into_owned(),
+    }
 }
 
 /// The reset-link token from the text part: what the user would click.

@@ -142,10 +142,16 @@ async fn send_password_email_queues_a_link_and_writes_the_eml() {
     assert_eq!(link.user_id, user.id);
     assert_eq!(link.purpose, LinkPurpose::SendPasswordEmail);
     // Written when sent, from what was stored when the link was issued.
-    let until = pwmail_server::clock::format_utc(link.expires_at);
+    // English as CLDR writes it ("Dec 7, 2026, 2:05\u{202f}PM UTC"),
+    // written here with chrono, not with the server's formatter.
+    let until = chrono::DateTime::from_timestamp_millis(link.expires_at)
+        .unwrap()
+        .format("%b %-d, %Y, %-I:%M\u{202f}%p UTC")
+        .to_string();
+    let text = pwmail_tests::read_letter(eml).text;
     assert!(
-        eml.contains(&format!("(at {until})")),
-        "the link's own expiry"
+        text.contains(&format!("(at {until})")),
+        "the link's own expiry, {until}: {text}"
     );
     let ttl = link.expires_at - link.created_at;
     assert_eq!(ttl, 24 * 3600 * 1000);

@@ -88,7 +88,14 @@ async fn admin_email_link_browser_form_new_password() {
 
     let browser = Browser::start().await;
     browser.goto(&link).await;
-    assert_eq!(browser.text("#account").await, "carol@example.com");
+    assert_eq!(
+        browser.text("#account").await,
+        "For the account carol@example.com."
+    );
+    assert_eq!(
+        browser.attribute("html", "lang").await.as_deref(),
+        Some("en")
+    );
     assert_eq!(browser.title().await, "Choose a new password · pwmail");
     let shots = screenshot_dir();
     let form_png = shots.join("reset-form.png");
@@ -131,6 +138,133 @@ async fn admin_email_link_browser_form_new_password() {
             png.display()
         );
         eprintln!("screenshot: {}", png.display());
+    }
+}
+
+/// Each user's page in their language, as Chromium shows it: the form and
+/// the done page in German, Arabic (right to left) and Japanese, with a
+/// screenshot of each (`target/tmp/browser/reset-{form,done}-LANG.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_three_languages_one_right_to_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = open_store(d).await;
+    let token = seed_admin(&*store).await;
+    // (user, locale, the form's heading, the done page's heading, direction)
+    let users = [
+        (
+            "greta@example.com",
+            "de",
+            "Neues Passwort wählen",
+            "Ihr Passwort wurde geändert",
+            "ltr",
+        ),
+        (
+            "amal@example.com",
+            "ar",
+            "اختر كلمة مرور جديدة",
+            "تغيّرت كلمة مرورك",
+            "rtl",
+        ),
+        (
+            "yui@example.com",
+            "ja",
+            "新しいパスワードを選ぶ",
+            "パスワードが変更されました",
+            "ltr",
+        ),
+    ];
+    for (email, locale, ..) in users {
+        let draft = admin::UserDraft {
+            email: email.into(),
+            name: None,
+            locale: Some(locale.into()),
+        };
+        admin::add(&*store, &draft, false, now()).await.unwrap();
+    }
+    let serve = serve(d, &[], &[], &d.join("serve.log"));
+    let public_url = format!("http://{}", serve.listen);
+    let client = pwmail_client::with_api_token(&public_url, token.as_str()).unwrap();
+    let browser = Browser::start().await;
+    let shots = screenshot_dir();
+    for (email, locale, form_heading, done_heading, dir) in users {
+        client
+            .send_password_email_system()
+            .body(
+                SendPasswordEmailRequest::builder()
+                    .email(email)
+                    .namespace(Some("system".try_into().unwrap())),
+            )
+            .send()
+            .await
+            .expect("200");
+        let text = wait_for_link_email(&d.join("pwmail-data/mail"), email).await;
+        let link = format!("{public_url}/reset/{}", link_token(&text).unwrap());
+
+        browser.goto(&link).await;
+        assert_eq!(
+            browser.attribute("html", "lang").await.as_deref(),
+            Some(locale)
+        );
+        assert_eq!(browser.attribute("html", "dir").await.as_deref(), Some(dir));
+        assert_eq!(browser.computed("main", "direction").await, dir);
+        assert_eq!(browser.text("h2").await, form_heading);
+        let form_png = shots.join(format!("reset-form-{locale}.png"));
+        browser.screenshot(&form_png).await;
+        // A rule broken (the browser checks the length itself): the form
+        // again, the reason in the user's language.
+        browser.type_into("#password", NEW).await;
+        browser
+            .type_into("#password_confirm", "another long passphrase")
+            .await;
+        browser.click("#submit").await;
+        let error = browser.text("#error").await;
+        assert!(!error.is_ascii(), "{locale}: {error}");
+        browser.type_into("#password", NEW).await;
+        browser.type_into("#password_confirm", NEW).await;
+        browser.click("#submit").await;
+        assert_eq!(browser.text("#done").await, done_heading);
+        assert_eq!(browser.attribute("html", "dir").await.as_deref(), Some(dir));
+        let done_png = shots.join(format!("reset-done-{locale}.png"));
+        browser.screenshot(&done_png).await;
+        for png in [&form_png, &done_png] {
+            let bytes = std::fs::read(png).unwrap();
+            assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 2_000);
+            eprintln!("screenshot: {}", png.display());
+        }
+    }
+    browser.close().await;
+}
+
+/// The text of the link email `.eml` in `dir` to `to`, decoded by an
+/// independent MIME parser, waiting up to 20 s for it.
+async fn wait_for_link_email(dir: &Path, to: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let paths = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_else(|_| Vec::new());
+        for path in paths {
+            let Ok(raw) = std::fs::read(&path) else {
+                continue;
+            };
+            let Some(message) = mail_parser::MessageParser::default().parse(&raw[..]) else {
+                continue;
+            };
+            let address = message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address());
+            let text = message.body_text(0).unwrap_or_default();
+            if address == Some(to) && text.contains("/reset/") {
+                return text.into_owned();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no link email to {to}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

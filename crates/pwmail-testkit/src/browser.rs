@@ -178,6 +178,33 @@ impl Browser {
         .to_string()
     }
 
+    /// An attribute of the element a CSS selector names (`lang`, `dir`).
+    pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &self.session_path(&format!("/element/{element}/attribute/{name}")),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    }
+
+    /// A CSS property as the browser computed it (`direction`).
+    pub async fn computed(&self, css: &str, property: &str) -> String {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &self.session_path(&format!("/element/{element}/css/{property}")),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
     pub async fn title(&self) -> String {
         self.call(reqwest::Method::GET, &self.session_path("/title"), None)
             .await

@@ -613,3 +613,58 @@ pub async fn page_stylesheet(rqctx: RequestContext<Context>) -> Result<Response<
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(css.to_string().into())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(dir: &std::path::Path) -> String {
+        environment(Some(dir), crate::config::ServerConfig::default().catalogs)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_languages_page_templates_are_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("de/page")).unwrap();
+        std::fs::write(dir.path().join("de/page/fom.html"), "x").unwrap();
+        let e = refused(dir.path());
+        assert!(
+            e.contains("unknown page template \"fom.html\" in de/page/"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("de/page/fom.html")).unwrap();
+
+        // A misspelt message key names its file and line.
+        std::fs::write(
+            dir.path().join("de/page/done.html"),
+            "{% extends \"page/base.html\" %}{% block content %}\n{{ t('page-done-heding') }}{% endblock %}",
+        )
+        .unwrap();
+        let e = refused(dir.path());
+        assert!(
+            e.contains("page-done-heding") && e.contains("de/page/done.html:2"),
+            "{e}"
+        );
+        // A misspelt variable too, in any language's pages.
+        std::fs::write(
+            dir.path().join("de/page/done.html"),
+            "{% extends \"page/base.html\" %}{% block content %}{{ emial }}{% endblock %}",
+        )
+        .unwrap();
+        let e = refused(dir.path());
+        assert!(e.contains("emial"), "{e}");
+        std::fs::write(
+            dir.path().join("de/page/done.html"),
+            "{% extends \"page/base.html\" %}{% block content %}{{ t('page-done-heading') }}{% endblock %}",
+        )
+        .unwrap();
+        environment(
+            Some(dir.path()),
+            crate::config::ServerConfig::default().catalogs,
+        )
+        .expect("a good override");
+    }
+}
