@@ -402,3 +402,70 @@ async fn link_options_reach_every_link_of_the_run() {
     );
     assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 3);
 }
+
+/// `--locale` gives the whole run one language, over each user's own; a
+/// malformed tag stops the run before it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_locale_writes_every_email_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d).arg("migrate").output().unwrap().status.success());
+    std::fs::write(
+        d.join("users.csv"),
+        "email,locale\na@example.com,de\nb@example.com,\n",
+    )
+    .unwrap();
+    let imported = pwmail(d)
+        .args(["user", "import", "users.csv"])
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    let (_server, listen) = serve(d, &["--user-rate", "1000/1"]);
+    let run = |extra: &[&str]| {
+        pwmail(d)
+            .args(send_args(&listen))
+            .args(["--from-csv", "users.csv"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let bad = run(&["--locale", "fr_FR"]);
+    let err = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("\"fr_FR\" is not a BCP 47 language tag"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&bad.stdout).contains("run id"),
+        "refused before the run starts"
+    );
+
+    let sent = run(&["--locale", "fr"]);
+    let out = String::from_utf8_lossy(&sent.stdout).to_string();
+    assert!(sent.status.success(), "{out}");
+    assert!(out.contains("sent: 2"), "{out}");
+    let mail = d.join("pwmail-data/mail");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let subjects = loop {
+        let subjects: Vec<String> = std::fs::read_dir(&mail)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                    .filter_map(|raw| {
+                        let message = mail_parser::MessageParser::default().parse(&raw[..])?;
+                        Some(message.subject()?.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if subjects.len() >= 2 || Instant::now() > deadline {
+            break subjects;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        subjects, ["Définissez votre mot de passe pwmail"; 2],
+        "the German user's email too is French"
+    );
+}

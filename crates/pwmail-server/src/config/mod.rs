@@ -35,6 +35,16 @@ pub const REQUEST_BODY_MAX_BYTES: usize = 16 * 1024;
 /// The language of links whose call and user name none (`--default-locale`).
 pub const DEFAULT_LOCALE: &str = "en";
 
+/// The catalogs with [`DEFAULT_LOCALE`], parsed once per process: every
+/// `ServerConfig::default()` (the CLI's flags take their defaults from
+/// one each) shares them.
+fn default_catalogs() -> Arc<Catalogs> {
+    static DEFAULT: std::sync::OnceLock<Arc<Catalogs>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| catalogs(DEFAULT_LOCALE).expect("the default is a shipped catalog"))
+        .clone()
+}
+
 /// The shipped catalogs with `tag` as the default.
 pub fn catalogs(tag: &str) -> Result<Arc<Catalogs>, ConfigError> {
     let locale = Locale::parse(tag).map_err(ConfigError::DefaultLocale)?;
@@ -191,10 +201,7 @@ impl Default for ServerConfig {
             support_contact: None,
             template_dir: None,
             page_css: None,
-            catalogs: Arc::new(
-                Catalogs::new(&Locale::parse(DEFAULT_LOCALE).expect("a well-formed tag"))
-                    .expect("a shipped catalog"),
-            ),
+            catalogs: default_catalogs(),
             bootstrap_admin_email: "admin@pwmail.localhost".into(),
             dispatcher: DispatcherConfig::default(),
         }
