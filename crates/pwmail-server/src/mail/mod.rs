@@ -396,64 +396,44 @@ impl Renderer {
 }
 
 /// The override directory exists and holds only files named like the
-/// built-in templates (dot files aside): a misspelt name would otherwise be
+/// built-in templates (dot files aside), `page/` and a directory per
+/// shipped language holding the same: a misspelt name would otherwise be
 /// ignored without a word.
 fn check_override_dir(dir: &Path) -> Result<(), MailError> {
     let problem = |problem: String| MailError::OverrideDir {
         path: dir.display().to_string(),
         problem,
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| problem(e.to_string()))?;
-    for entry in entries {
-        let name = entry
-            .map_err(|e| problem(e.to_string()))?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        // `page/` holds the reset page's templates (`http::reset_page`
-        // checks what is in it).
-        if name.starts_with('.')
-            || name == "page"
-            || BUILTIN.iter().any(|(known, _)| *known == name)
-        {
-            continue;
+    let mut places = vec![(dir.to_path_buf(), String::new())];
+    while let Some((place, prefix)) = places.pop() {
+        let entries = std::fs::read_dir(&place).map_err(|e| problem(format!("{prefix}{e}")))?;
+        for entry in entries {
+            let name = entry
+                .map_err(|e| problem(e.to_string()))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            // `page/` holds the reset page's templates (`http::reset_page`
+            // checks what is in it).
+            if name.starts_with('.')
+                || name == "page"
+                || BUILTIN.iter().any(|(known, _)| *known == name)
+            {
+                continue;
+            }
+            // A language's own templates: the same names, one level down.
+            if prefix.is_empty() && SHIPPED.contains(&name.as_str()) {
+                places.push((place.join(&name), format!("{name}/")));
+                continue;
+            }
+            let known: Vec<&str> = BUILTIN.iter().map(|(known, _)| *known).collect();
+            return Err(problem(format!(
+                "unknown template file \"{prefix}{name}\" (known: {}; or a directory per \
+                 language: {})",
+                known.join(", "),
+                SHIPPED.join(", ")
+            )));
         }
-        // A language's own templates: the same names, one level down.
-        if SHIPPED.contains(&name.as_str()) {
-            check_override_dir_of(&dir.join(&name), &problem)?;
-            continue;
-        }
-        let known: Vec<&str> = BUILTIN.iter().map(|(known, _)| *known).collect();
-        return Err(problem(format!(
-            "unknown template file {name:?} (known: {}; or a directory per language: {})",
-            known.join(", "),
-            SHIPPED.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-/// A language's directory holds only its overrides of the built-in names
-/// (and `page/`).
-fn check_override_dir_of(
-    dir: &Path,
-    problem: &impl Fn(String) -> MailError,
-) -> Result<(), MailError> {
-    let lang = dir.file_name().unwrap_or_default().to_string_lossy();
-    let entries = std::fs::read_dir(dir).map_err(|e| problem(format!("{lang}/: {e}")))?;
-    for entry in entries {
-        let name = entry
-            .map_err(|e| problem(e.to_string()))?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        if name.starts_with('.')
-            || name == "page"
-            || BUILTIN.iter().any(|(known, _)| *known == name)
-        {
-            continue;
-        }
-        return Err(problem(format!("unknown template file \"{lang}/{name}\"")));
     }
     Ok(())
 }
