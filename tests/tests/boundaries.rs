@@ -104,6 +104,7 @@ fn base(name: &str) -> String {
         "Idempotency-Key" => "k".into(),
         "return_to" => RETURN_TO.into(),
         "deliver" => "email".into(),
+        "locale" => "de-AT".into(),
         other => panic!("no base value for {other}: add one"),
     }
 }

@@ -11,11 +11,9 @@ is a function of the drawn address, so a fixed seed gives the same cases.
 
 pwmail's own operation accepts less than its schema allows, by the
 server's settings: a `return_to` under an allowed origin, a `ttl_secs` in
-the configured range, a `locale` that is a BCP 47 tag. A drawn value the
-schema accepts is mapped onto one the server accepts (the run allows
-`RETURN_TO_ORIGIN`; the range is the default 300..86400; tags with and
-without a catalog of their own), and a value the schema refuses is left as
-drawn.
+the configured range. A drawn value the schema accepts is mapped onto one
+the server accepts (the run allows `RETURN_TO_ORIGIN`; the range is the
+default 300..86400), and a value the schema refuses is left as drawn.
 """
 
 import os
@@ -29,7 +27,6 @@ USERS = int(os.environ.get("PWMAIL_CONFORMANCE_USERS", "0"))
 TEMPLATE = os.environ.get("PWMAIL_CONFORMANCE_EMAIL", "user{}@conformance.example")
 RETURN_TO_ORIGIN = os.environ.get("PWMAIL_CONFORMANCE_RETURN_TO", "https://app.conformance.example")
 TTL_MIN, TTL_MAX = 300, 86400
-LOCALES = ["en", "de", "de-AT", "fr", "es-419", "pt", "pt-BR", "ja", "ar", "it", "zh-Hant-TW"]
 
 
 def _known(drawn):
@@ -55,12 +52,6 @@ def _ttl(drawn):
     return TTL_MIN + (drawn - TTL_MIN) % (TTL_MAX - TTL_MIN + 1)
 
 
-def _locale(drawn):
-    if not isinstance(drawn, str) or len(drawn) > 64:
-        return drawn
-    return LOCALES[zlib.crc32(drawn.encode("utf-8", "surrogatepass")) % len(LOCALES)]
-
-
 @schemathesis.hook
 def map_body(ctx, body):
     if isinstance(body, dict) and "email" in body:
@@ -69,8 +60,6 @@ def map_body(ctx, body):
         body["return_to"] = _return_to(body["return_to"])
     if isinstance(body, dict) and "ttl_secs" in body:
         body["ttl_secs"] = _ttl(body["ttl_secs"])
-    if isinstance(body, dict) and "locale" in body:
-        body["locale"] = _locale(body["locale"])
     return body
 
 

@@ -15,7 +15,7 @@ pub struct CreateResetLinkRequest {
     ///true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).
     #[serde(default)]
     pub invalidate_password: bool,
-    ///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.
+    ///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400. Well-formed is a language (2 or 3 letters), then optionally a script (4 letters), a region (2 letters or 3 digits) and variants, separated by `-`; extensions (`-u-…`) are not taken.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub locale: ::std::option::Option<CreateResetLinkRequestLocale>,
     ///An application page the done page links to ("Continue to …") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.
@@ -146,7 +146,7 @@ impl<'de> ::serde::Deserialize<'de> for CreateResetLinkRequestEmail {
             })
     }
 }
-///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.
+///The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400. Well-formed is a language (2 or 3 letters), then optionally a script (4 letters), a region (2 letters or 3 digits) and variants, separated by `-`; extensions (`-u-…`) are not taken.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct CreateResetLinkRequestLocale(::std::string::String);
@@ -166,6 +166,20 @@ impl ::std::str::FromStr for CreateResetLinkRequestLocale {
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 64usize {
             return Err("longer than 64 characters".into());
+        }
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(
+            || {
+                ::regress::Regex::new(
+                    "^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$",
+                )
+                .unwrap()
+            },
+        );
+        if PATTERN.find(value).is_none() {
+            return Err(
+                "doesn't match pattern \"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$\""
+                    .into(),
+            );
         }
         Ok(Self(value.to_string()))
     }
@@ -1642,7 +1656,7 @@ impl ::schemars::JsonSchema for CreateResetLinkRequest {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048},\"locale\":{\"description\":\"The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400.\",\"type\":\"string\",\"maxLength\":64},\"deliver\":{\"description\":\"`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.\",\"default\":\"email\",\"type\":\"string\",\"enum\":[\"email\",\"response\"]}},\"required\":[\"email\"]}",
+            "{\"description\":\"A link for one user, and what it should be.\",\"type\":\"object\",\"properties\":{\"email\":{\"description\":\"Email of the user, with the same rules as the F5 operations.\",\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\\\.[a-zA-Z]{2,}$\",\"maxLength\":1024},\"invalidate_password\":{\"description\":\"true: ResetPasswordByAdmin's meaning (the current password stops working now); false (default): SendPasswordEmail's (it keeps working until the user sets a new one).\",\"default\":false,\"type\":\"boolean\"},\"ttl_secs\":{\"description\":\"How long the link works, in seconds. Hard bounds 300..604800; the server accepts `--link-ttl-min-secs`..`--link-ttl-max-secs` (default 300..86400) and refuses others with 400 naming its range. Default: the server's `--link-ttl-secs`.\",\"type\":\"integer\",\"format\":\"int64\",\"minimum\":300,\"maximum\":604800},\"return_to\":{\"description\":\"An application page the done page links to (\\\"Continue to …\\\") after the password is set. It must be under an origin the server allows (`--return-to-origin`), `https` unless loopback, with no user name or password; anything else is refused with 400. No redirect is made. Default: the server's `--default-return-to`, if any.\",\"type\":\"string\",\"maxLength\":2048},\"locale\":{\"example\":\"de-AT\",\"description\":\"The language of the email and of the reset page, as a BCP 47 tag (`de`, `pt-BR`). It overrides the user's own locale for this link; without it the user's locale is used, else the server's `--default-locale`. A tag pwmail has no catalog for is matched to the nearest it has (`de-AT` → `de`, `it` → the default); only a malformed tag is refused with 400. Well-formed is a language (2 or 3 letters), then optionally a script (4 letters), a region (2 letters or 3 digits) and variants, separated by `-`; extensions (`-u-…`) are not taken.\",\"type\":\"string\",\"pattern\":\"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$\",\"maxLength\":64},\"deliver\":{\"description\":\"`email` (default): pwmail emails the link. `response`: no email; the link comes back in the answer (`link`) for the caller to pass on (a help desk reading it out, a letter). It lets the caller act as the user, so only a token made with `pwmail token create EMAIL --reveal-links` may ask (otherwise 403, code 7), and the audit log records it. It revokes older links and counts against the per-user cooldown like an email; `email_status` does not list it. A replay with the same Idempotency-Key is 409 (code 9): a link is shown once.\",\"default\":\"email\",\"type\":\"string\",\"enum\":[\"email\",\"response\"]}},\"required\":[\"email\"]}",
         )
     }
 }

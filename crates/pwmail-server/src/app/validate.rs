@@ -30,13 +30,21 @@ pub fn namespace(path: &str, body: Option<&str>) -> Result<(), AppError> {
     }
 }
 
-/// A user's or a call's language: a well-formed BCP 47 tag, returned in
-/// its canonical spelling (`de-at` → `de-AT`). A tag without a catalog is
-/// fine: it is negotiated to the nearest when used.
+/// A user's or a call's language: a well-formed BCP 47 tag as the API
+/// document's pattern spells one (the same rule for the CLI's users as for
+/// the API's calls), returned in its canonical spelling (`de-at` →
+/// `de-AT`). A tag without a catalog is fine: it is negotiated to the
+/// nearest when used.
 pub fn locale(tag: &str) -> Result<String, AppError> {
+    let invalid = |e: pwmail_i18n::LocaleError| AppError::Invalid(format!("locale {e}"));
+    pwmail_types::CreateResetLinkRequestLocale::try_from(tag).map_err(|_| {
+        invalid(pwmail_i18n::LocaleError::Malformed {
+            tag: tag.chars().take(pwmail_i18n::TAG_MAX).collect(),
+        })
+    })?;
     pwmail_i18n::Locale::parse(tag)
         .map(|locale| locale.to_string())
-        .map_err(|e| AppError::Invalid(format!("locale {e}")))
+        .map_err(invalid)
 }
 
 /// Longest display name, in characters.
