@@ -286,6 +286,15 @@ impl Catalogs {
         self.text(lang, key, &args)
     }
 
+    /// A wait as `lang` says it, in whole seconds (rounded up), as the
+    /// `Retry-After` beside it counts them.
+    pub fn seconds(&self, lang: Lang, d: Duration) -> String {
+        let mut args = FluentArgs::new();
+        let n = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        args.set("n", FluentValue::from(n));
+        self.text(lang, "duration-seconds", &args)
+    }
+
     /// Every key of the reference (English) catalog.
     pub fn keys(&self) -> Vec<String> {
         message_keys(SOURCES[0])
@@ -519,8 +528,19 @@ mod tests {
             "5 minutes"
         );
         assert_eq!(c.duration(lang("ja"), Duration::from_secs(7200)), "2時間");
-        // Arabic has six plural forms; two hours is its dual.
-        assert_eq!(c.duration(lang("ar"), Duration::from_secs(7200)), "ساعتان");
+        // Arabic has six plural forms; two hours is its dual (genitive: every
+        // duration follows "after").
+        assert_eq!(c.duration(lang("ar"), Duration::from_secs(7200)), "ساعتين");
+        assert_eq!(c.seconds(lang("en"), Duration::from_secs(1)), "1 second");
+        assert_eq!(
+            c.seconds(lang("en"), Duration::from_millis(200_500)),
+            "201 seconds"
+        );
+        assert_eq!(
+            c.seconds(lang("de"), Duration::from_secs(30)),
+            "30 Sekunden"
+        );
+        assert_eq!(c.seconds(lang("ja"), Duration::from_secs(5)), "5秒");
         assert_eq!(
             c.duration(lang("ar"), Duration::from_secs(5 * 3600)),
             "\u{2068}5\u{2069} ساعات"

@@ -2,10 +2,18 @@
 
 ## المدد والتواريخ
 
+duration-seconds = { $n ->
+    [zero] { $n } ثانية
+    [one] ثانية واحدة
+    [two] ثانيتين
+    [few] { $n } ثوانٍ
+    [many] { $n } ثانية
+   *[other] { $n } ثانية
+}
 duration-minutes = { $n ->
     [zero] { $n } دقيقة
     [one] دقيقة واحدة
-    [two] دقيقتان
+    [two] دقيقتين
     [few] { $n } دقائق
     [many] { $n } دقيقة
    *[other] { $n } دقيقة
@@ -13,7 +21,7 @@ duration-minutes = { $n ->
 duration-hours = { $n ->
     [zero] { $n } ساعة
     [one] ساعة واحدة
-    [two] ساعتان
+    [two] ساعتين
     [few] { $n } ساعات
     [many] { $n } ساعة
    *[other] { $n } ساعة
@@ -21,7 +29,7 @@ duration-hours = { $n ->
 duration-days = { $n ->
     [zero] { $n } يوم
     [one] يوم واحد
-    [two] يومان
+    [two] يومين
     [few] { $n } أيام
     [many] { $n } يومًا
    *[other] { $n } يوم

@@ -2,6 +2,10 @@
 
 ## Dauer und Datum
 
+duration-seconds = { $n ->
+    [one] { $n } Sekunde
+   *[other] { $n } Sekunden
+}
 duration-minutes = { $n ->
     [one] { $n } Minute
    *[other] { $n } Minuten

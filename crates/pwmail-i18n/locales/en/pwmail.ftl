@@ -4,6 +4,10 @@
 
 ## Durations and dates
 
+duration-seconds = { $n ->
+    [one] { $n } second
+   *[other] { $n } seconds
+}
 duration-minutes = { $n ->
     [one] { $n } minute
    *[other] { $n } minutes

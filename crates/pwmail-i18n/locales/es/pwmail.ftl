@@ -2,6 +2,10 @@
 
 ## Duraciones y fechas
 
+duration-seconds = { $n ->
+    [one] { $n } segundo
+   *[other] { $n } segundos
+}
 duration-minutes = { $n ->
     [one] { $n } minuto
    *[other] { $n } minutos

@@ -2,6 +2,10 @@
 
 ## Durées et dates
 
+duration-seconds = { $n ->
+    [one] { $n } seconde
+   *[other] { $n } secondes
+}
 duration-minutes = { $n ->
     [one] { $n } minute
    *[other] { $n } minutes

@@ -2,6 +2,7 @@
 
 ## 期間と日時
 
+duration-seconds = { $n }秒
 duration-minutes = { $n }分
 duration-hours = { $n }時間
 duration-days = { $n }日

@@ -2,6 +2,10 @@
 
 ## Durações e datas
 
+duration-seconds = { $n ->
+    [one] { $n } segundo
+   *[other] { $n } segundos
+}
 duration-minutes = { $n ->
     [one] { $n } minuto
    *[other] { $n } minutos

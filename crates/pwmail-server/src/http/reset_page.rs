@@ -309,7 +309,7 @@ pub(crate) fn problem_bytes(
     let mut args = FluentArgs::new();
     let text = |key: &str, args: &FluentArgs<'_>| catalogs.text(lang, key, args);
     let mut wait = |retry_after: Duration| {
-        args.set("wait", catalogs.duration(lang, retry_after));
+        args.set("wait", catalogs.seconds(lang, retry_after));
     };
     // (status, the problem's name in the catalogs, its next step, the
     // request to ask for a new email after it, Retry-After)
