@@ -243,7 +243,7 @@ pub trait PwmailApi {
     >;
     /// Email a user a link to set a new password, with per-call options.
     ///
-    /// pwmail's own operation. Does what SendPasswordEmail (`invalidate_password: false`) or ResetPasswordByAdmin (`invalidate_password: true`) do, and queues the same two kinds of email, so `email_status` lists them as it lists theirs; the call may also choose the link's lifetime and an application page the done page links back to.
+    /// pwmail's own operation. Does what SendPasswordEmail (`invalidate_password: false`) or ResetPasswordByAdmin (`invalidate_password: true`) do, and queues the same two kinds of email, so `email_status` lists them as it lists theirs; the call may also choose the link's lifetime, an application page the done page links back to, and the language of the email and the page.
     #[endpoint{method = POST,
     path = "/api/pwmail/v1/reset_links",
     operation_id = "create_reset_link",
