@@ -306,7 +306,8 @@ async fn backlog_and_key_in_flight_on(database_url: Option<String>) {
         let mut held = sqlx::Connection::begin(&mut other).await.unwrap();
         sqlx::query(
             "SELECT pg_advisory_xact_lock(hashtextextended(
-                 'idempotency:' || $1 || ':send_password_email:ticket-busy', 0))",
+                 'idempotency:' || current_schema() || ':' || $1
+                 || ':send_password_email:ticket-busy', 0))",
         )
         .bind(token_id)
         .execute(&mut *held)

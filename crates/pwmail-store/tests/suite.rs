@@ -2282,13 +2282,26 @@ async fn postgres_replicas_purge_one_at_a_time() {
     let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
-    let mut held = sqlx::Connection::begin(&mut other).await.unwrap();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(0x7077_6d61_696c_0001_i64)
-        .fetch_one(&mut *held)
+    // The purge's lock, as a replica of this schema's deployment takes it;
+    // another deployment's (another schema of the same database) holding
+    // its own does not stop this one.
+    const LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended('pwmail_purge:' || current_schema(), 0))";
+    let neighbour = pwmail_testkit::pg::PgSchema::create().await;
+    let mut theirs = <sqlx::PgConnection as sqlx::Connection>::connect(&neighbour.url(None))
+        .await
+        .unwrap();
+    let mut theirs_held = sqlx::Connection::begin(&mut theirs).await.unwrap();
+    let locked: bool = sqlx::query_scalar(LOCK)
+        .fetch_one(&mut *theirs_held)
         .await
         .unwrap();
     assert!(locked);
+    let mut held = sqlx::Connection::begin(&mut other).await.unwrap();
+    let locked: bool = sqlx::query_scalar(LOCK)
+        .fetch_one(&mut *held)
+        .await
+        .unwrap();
+    assert!(locked, "another schema's purge holds another lock");
     let busy = store
         .purge_window(Aging::Audit, 0, 10, later, later)
         .await
@@ -2303,6 +2316,7 @@ async fn postgres_replicas_purge_one_at_a_time() {
         .purge_window(Aging::Audit, 0, 10, later, later)
         .await
         .unwrap()
-        .expect("its turn");
+        .expect("its turn, while the other schema's purge still holds its lock");
     assert_eq!((done.scanned, done.deleted), (1, 1));
+    theirs_held.rollback().await.unwrap();
 }

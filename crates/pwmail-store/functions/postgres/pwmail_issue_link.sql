@@ -18,9 +18,12 @@ DECLARE
     c pwmail_link_call := p_call;
 BEGIN
     IF c.idem_key IS NOT NULL THEN
-        -- Replicas share the key: one call at a time does the work.
+        -- Replicas share the key: one call at a time does the work. The
+        -- lock is the database's: its key names the schema, so another
+        -- deployment's token of the same id never holds this one's key.
         IF NOT pg_try_advisory_xact_lock(hashtextextended(
-                'idempotency:' || c.actor_token || ':' || c.purpose || ':' || c.idem_key, 0)) THEN
+                'idempotency:' || current_schema() || ':' || c.actor_token || ':' || c.purpose
+                || ':' || c.idem_key, 0)) THEN
             outcome := 'key_in_flight';
             RETURN;
         END IF;

@@ -3,8 +3,11 @@
 use super::*;
 
 /// The advisory lock replicas take for a window of the purge, so one
-/// purges at a time ("pwmail" and 1).
-const PURGE_LOCK: i64 = 0x7077_6d61_696c_0001;
+/// purges at a time. Advisory locks are the database's, not the schema's:
+/// the key names the schema, so deployments in other schemas of the same
+/// database (the tests' are) never wait for each other.
+const PURGE_LOCK: &str =
+    "SELECT pg_try_advisory_xact_lock(hashtextextended('pwmail_purge:' || current_schema(), 0))";
 
 #[async_trait]
 impl Retention for PgStore {
@@ -21,10 +24,7 @@ impl Retention for PgStore {
         // the transaction with it.
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(PURGE_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
+        let locked: bool = sqlx::query_scalar(PURGE_LOCK).fetch_one(&mut *tx).await?;
         if !locked {
             tx.rollback().await?;
             conn.release();
