@@ -1,6 +1,7 @@
 //! Just enough WebDriver to drive Debian's headless Chromium through
 //! chromedriver: open a page, type, click, read text, take screenshots.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,9 +31,13 @@ impl Browser {
             "{chromium} or {chromedriver} is missing: install Debian's chromium and chromium-driver \
              (.ci/run does)"
         );
-        // Port 0: chromedriver binds a free port itself and says which.
+        // Port 0: chromedriver binds a free port itself and says which. In a
+        // process group of its own, so a test that fails before `close`
+        // takes Chromium down with chromedriver (killing chromedriver alone
+        // left its Chromium running, a renderer busy for an hour).
         let mut driver = Command::new(&chromedriver)
             .arg("--port=0")
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -245,6 +250,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: chromedriver and the Chromium it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
