@@ -1483,3 +1483,47 @@ fn a_template_failing_for_one_user_makes_that_email_dead_and_revokes_its_link() 
     assert!(eml.contains("To: hello@example.com"), "{eml}");
     assert!(eml.contains("Reset: http://"), "{eml}");
 }
+
+/// `mail preview --locale` writes the message in that language (and
+/// `--default-locale` is the language without it); a malformed tag is
+/// refused.
+#[test]
+fn mail_preview_writes_the_language_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let preview = |extra: &[&str]| {
+        let mut args = vec![
+            "mail",
+            "preview",
+            "--kind",
+            "reset-password-by-admin",
+            "--to",
+            "a@example.com",
+        ];
+        args.extend_from_slice(extra);
+        pwmail(dir.path(), &args)
+    };
+    let subject = |raw: &str| {
+        mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .and_then(|m| m.subject().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (ok, out, err) = preview(&["--locale", "fr-CA"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        subject(&out),
+        "Votre mot de passe pwmail a été réinitialisé"
+    );
+    let (ok, out, err) = preview(&["--default-locale", "ja"]);
+    assert!(ok, "{err}");
+    assert_eq!(subject(&out), "pwmail のパスワードがリセットされました");
+    let (ok, out, _) = preview(&[]);
+    assert!(ok);
+    assert_eq!(subject(&out), "Your pwmail password was reset");
+    let (ok, _, err) = preview(&["--locale", "fr_CA"]);
+    assert!(!ok);
+    assert!(
+        err.contains("\"fr_CA\" is not a BCP 47 language tag"),
+        "{err}"
+    );
+}
