@@ -105,7 +105,18 @@ async fn delivered_message_has_headers_both_parts_and_a_valid_link() {
         Some("Your pwmail password was reset")
     );
     assert!(header(m, "Date").is_some());
+    // RFC 3834: vacation responders stay quiet; a reset is no newsletter.
+    assert_eq!(
+        header(m, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert!(header(m, "List-Unsubscribe").is_none());
     let message_id = header(m, "Message-ID").unwrap();
+    // On the sending domain, never a host name (keycloak#38353).
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@pwmail.test>"),
+        "{message_id}"
+    );
     assert!(
         header(m, "Content-Type")
             .unwrap()

@@ -92,7 +92,7 @@ fn plain(msg: &Letter<'_>, from: &Mailbox, to: &Mailbox) -> Option<Vec<u8>> {
     write!(
         out,
         "To: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: {date}\r\n\
-         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n",
+         Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n",
         to = to.email,
         subject = msg.subject,
         id = msg.message_id,
@@ -110,6 +110,25 @@ fn plain(msg: &Letter<'_>, from: &Mailbox, to: &Mailbox) -> Option<Vec<u8>> {
     Some(out.into_bytes())
 }
 
+/// `Auto-Submitted: auto-generated` (RFC 3834): a machine wrote this
+/// message, so vacation responders and other automatic replies stay quiet.
+#[derive(Clone, Debug)]
+struct AutoSubmitted;
+
+impl header::Header for AutoSubmitted {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), "auto-generated".to_string())
+    }
+}
+
 /// The same message, built by lettre (encoded headers and bodies).
 fn with_lettre(
     msg: &Letter<'_>,
@@ -123,6 +142,7 @@ fn with_lettre(
         .subject(msg.subject.as_ref())
         .message_id(Some(format!("<{}>", msg.message_id)))
         .date(date)
+        .header(AutoSubmitted)
         .header(header::MIME_VERSION_1_0)
         .multipart(
             MultiPart::alternative()
@@ -291,6 +311,14 @@ mod tests {
         let direct = plain(&msg, &from, &to).expect("plain");
         let lettre = with_lettre(&msg, &from, to).unwrap().formatted();
         assert_eq!(parsed(&direct), parsed(&lettre));
+        // RFC 3834, on both ways of writing it.
+        for bytes in [&direct, &lettre] {
+            let (headers, _) = parsed(bytes);
+            assert!(
+                headers.contains(&("auto-submitted".into(), "auto-generated".into())),
+                "{headers:?}"
+            );
+        }
         let built = build_message(&msg, &from).unwrap();
         assert_eq!(built.bytes, direct, "build_message takes the direct way");
         assert_eq!(
