@@ -299,6 +299,96 @@ pub(crate) fn problem_page(
     Ok(problem_bytes(ctx, problem, lang)?.map(Body::from))
 }
 
+/// What a problem page says, as catalog keys: its status, title,
+/// explanation, next steps in order, and the wait it names (`$wait`, and
+/// Retry-After).
+struct Wording {
+    status: StatusCode,
+    title: &'static str,
+    explanation: &'static str,
+    next: &'static [&'static str],
+    retry: Option<Duration>,
+}
+
+fn wording(problem: &Problem) -> Wording {
+    const ASK: &str = "problem-ask";
+    let w = |status, title, explanation, next| Wording {
+        status,
+        title,
+        explanation,
+        next,
+        retry: None,
+    };
+    match *problem {
+        Problem::Invalid => w(
+            StatusCode::NOT_FOUND,
+            "problem-invalid-title",
+            "problem-invalid-explanation",
+            &[ASK],
+        ),
+        Problem::Used => w(
+            StatusCode::GONE,
+            "problem-used-title",
+            "problem-used-explanation",
+            &["problem-used-next", ASK],
+        ),
+        Problem::Revoked => w(
+            StatusCode::GONE,
+            "problem-revoked-title",
+            "problem-revoked-explanation",
+            &["problem-revoked-next", ASK],
+        ),
+        Problem::Throttled { retry_after } => Wording {
+            retry: Some(retry_after),
+            ..w(
+                StatusCode::TOO_MANY_REQUESTS,
+                "problem-throttled-title",
+                "problem-throttled-explanation",
+                &["problem-throttled-next"],
+            )
+        },
+        Problem::FormTooLarge => w(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "problem-too-large-title",
+            "problem-too-large-explanation",
+            &["problem-reopen-form"],
+        ),
+        Problem::RequestTimeout => w(
+            StatusCode::REQUEST_TIMEOUT,
+            "problem-timeout-title",
+            "problem-timeout-explanation",
+            &["problem-timeout-next"],
+        ),
+        Problem::UnsupportedForm => w(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "problem-unsupported-title",
+            "problem-unsupported-explanation",
+            &["problem-reopen-form"],
+        ),
+        Problem::MethodNotAllowed => w(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "problem-method-title",
+            "problem-method-explanation",
+            &["problem-method-next"],
+        ),
+        Problem::Unavailable { retry_after } => Wording {
+            retry: Some(retry_after),
+            ..w(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "problem-unavailable-title",
+                "problem-unavailable-explanation",
+                &["problem-unavailable-next"],
+            )
+        },
+        Problem::Internal => w(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "problem-internal-title",
+            "problem-internal-explanation",
+            &["problem-internal-next", ASK],
+        ),
+    }
+}
+
 /// [`problem_page`] as bytes.
 pub(crate) fn problem_bytes(
     ctx: &Context,
@@ -306,89 +396,16 @@ pub(crate) fn problem_bytes(
     lang: Lang,
 ) -> Result<Response<Vec<u8>>, HttpError> {
     let catalogs = &ctx.app.config().catalogs;
+    let words = wording(&problem);
     let mut args = FluentArgs::new();
-    let text = |key: &str, args: &FluentArgs<'_>| catalogs.text(lang, key, args);
-    let mut wait = |retry_after: Duration| {
-        args.set("wait", catalogs.seconds(lang, retry_after));
-    };
-    // (status, the problem's name in the catalogs, its next step, the
-    // request to ask for a new email after it, Retry-After)
-    let (status, name, next, ask, retry) = match problem {
-        Problem::Invalid => (StatusCode::NOT_FOUND, "invalid", None, true, None),
-        Problem::Used => (
-            StatusCode::GONE,
-            "used",
-            Some("problem-used-next"),
-            true,
-            None,
-        ),
-        Problem::Revoked => (
-            StatusCode::GONE,
-            "revoked",
-            Some("problem-revoked-next"),
-            true,
-            None,
-        ),
-        Problem::Throttled { retry_after } => {
-            wait(retry_after);
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                Some("problem-throttled-next"),
-                false,
-                Some(retry_after),
-            )
-        }
-        Problem::FormTooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            Some("problem-reopen-form"),
-            false,
-            None,
-        ),
-        Problem::RequestTimeout => (
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            Some("problem-timeout-next"),
-            false,
-            None,
-        ),
-        Problem::UnsupportedForm => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported",
-            Some("problem-reopen-form"),
-            false,
-            None,
-        ),
-        Problem::MethodNotAllowed => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method",
-            Some("problem-method-next"),
-            false,
-            None,
-        ),
-        Problem::Unavailable { retry_after } => {
-            wait(retry_after);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                Some("problem-unavailable-next"),
-                false,
-                Some(retry_after),
-            )
-        }
-        Problem::Internal => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            Some("problem-internal-next"),
-            true,
-            None,
-        ),
-    };
-    let next_step = [next, ask.then_some("problem-ask")]
-        .into_iter()
-        .flatten()
-        .map(|key| text(key, &args))
+    if let Some(wait) = words.retry {
+        args.set("wait", catalogs.seconds(lang, wait));
+    }
+    let text = |key: &str| catalogs.text(lang, key, &args);
+    let next_step = words
+        .next
+        .iter()
+        .map(|key| text(key))
         .collect::<Vec<_>>()
         .join(" ");
     let body = render(
@@ -396,12 +413,12 @@ pub(crate) fn problem_bytes(
         lang,
         "page/problem.html",
         context! {
-            title => text(&format!("problem-{name}-title"), &args),
-            explanation => text(&format!("problem-{name}-explanation"), &args),
+            title => text(words.title),
+            explanation => text(words.explanation),
             next_step,
         },
     )?;
-    Ok(html_bytes(status, body, retry)?)
+    Ok(html_bytes(words.status, body, words.retry)?)
 }
 
 fn form_page(
@@ -617,6 +634,38 @@ pub async fn page_stylesheet(rqctx: RequestContext<Context>) -> Result<Response<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every problem page names messages the catalogs have (a key they
+    /// lack would be shown as itself), and only the pages that wait name a
+    /// wait.
+    #[test]
+    fn every_problem_page_says_something_of_the_catalogs() {
+        let catalogs = crate::config::ServerConfig::default().catalogs;
+        let wait = Duration::from_secs(7);
+        for problem in [
+            Problem::Invalid,
+            Problem::Used,
+            Problem::Revoked,
+            Problem::Throttled { retry_after: wait },
+            Problem::UnsupportedForm,
+            Problem::MethodNotAllowed,
+            Problem::FormTooLarge,
+            Problem::RequestTimeout,
+            Problem::Unavailable { retry_after: wait },
+            Problem::Internal,
+        ] {
+            let words = wording(&problem);
+            for key in [words.title, words.explanation].iter().chain(words.next) {
+                assert!(catalogs.has(key), "{key}");
+            }
+            assert!(!words.next.is_empty());
+            let waits = matches!(
+                problem,
+                Problem::Throttled { .. } | Problem::Unavailable { .. }
+            );
+            assert_eq!(words.retry.is_some(), waits);
+        }
+    }
 
     fn refused(dir: &std::path::Path) -> String {
         environment(Some(dir), crate::config::ServerConfig::default().catalogs)

@@ -261,11 +261,6 @@ impl Renderer {
         Ok(())
     }
 
-    /// The catalogs the templates write with.
-    pub fn catalogs(&self) -> &Catalogs {
-        &self.catalogs
-    }
-
     pub fn render_link_email(&self, email: &LinkEmail<'_>) -> Result<Rendered, MailError> {
         let lang = email.lang;
         let ctx = context! {

@@ -138,31 +138,13 @@ impl Rejection {
     }
 }
 
+/// For logs: the catalog messages that explain it (their words, in the
+/// user's language, are the reset page's to write).
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Rejection::Mismatch => f.write_str("The two passwords are not the same."),
-            Rejection::ControlCharacter => f.write_str(
-                "The password contains a control character (such as a tab or line break); \
-                 use letters, digits, spaces and symbols.",
-            ),
-            Rejection::TooShort { min } => {
-                write!(
-                    f,
-                    "The password is too short: use at least {min} characters."
-                )
-            }
-            Rejection::TooLong => write!(f, "The password is too long: at most {MAX_BYTES} bytes."),
-            Rejection::Common => {
-                f.write_str("This password is one of the most common ones. Choose another.")
-            }
-            Rejection::Guessable { hint } => {
-                f.write_str("This password would be easy to guess.")?;
-                if let Some(hint) = hint {
-                    write!(f, " ({})", hint.key())?;
-                }
-                Ok(())
-            }
+        match self.keys() {
+            (rule, Some(hint)) => write!(f, "new password refused: {rule} ({hint})"),
+            (rule, None) => write!(f, "new password refused: {rule}"),
         }
     }
 }
