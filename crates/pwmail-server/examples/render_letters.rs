@@ -27,6 +27,8 @@ fn row(user_locale: Option<&str>) -> OutboxMessage {
         queued_at: 0,
         request_id: None,
         user_locale: user_locale.map(String::from),
+        user_id: None,
+        user_name: None,
     }
 }
 fn main() {

@@ -27,7 +27,9 @@ use crate::app::App;
 use crate::app::users::Bootstrap;
 use crate::clock::Clock;
 use crate::config::{MailConfig, ServerConfig};
-use crate::mail::transport::{DirectoryTransport, SmtpTransport, Transport};
+use crate::mail::transport::{
+    Composer, DirectoryTransport, SmtpTransport, Transport, WebhookTransport,
+};
 use crate::outbox::{Backlog, Dispatcher};
 
 pub use crate::observe::logging::dropshot_logger;
@@ -125,7 +127,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
     let renderer = Arc::new(mail::Renderer::for_config(&config)?);
-    let transport = build_transport(&config.mail, &config.mail_from)?;
+    let transport = build_transport(&config)?;
 
     let wakeup = Arc::new(Notify::new());
     let space = Arc::new(SpaceWatch::default());
@@ -239,17 +241,26 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     ))
 }
 
-/// The transport the mail settings name.
-pub fn build_transport(mail: &MailConfig, mail_from: &str) -> anyhow::Result<Arc<dyn Transport>> {
+/// The transport the mail settings name, signing with `config.dkim`.
+pub fn build_transport(config: &ServerConfig) -> anyhow::Result<Arc<dyn Transport>> {
+    let mail_from = &config.mail_from;
     let from: Mailbox = mail_from
         .parse()
         .with_context(|| format!("--mail-from {mail_from:?} is not a mailbox"))?;
-    Ok(match mail {
+    let composer = Composer {
+        from,
+        dkim: config.dkim.clone(),
+    };
+    Ok(match &config.mail {
         MailConfig::Directory(dir) => Arc::new(
-            DirectoryTransport::new(dir.clone(), from)
+            DirectoryTransport::new(dir.clone(), composer)
                 .with_context(|| format!("creating mail directory {}", dir.display()))?,
         ),
-        MailConfig::Smtp(smtp) => Arc::new(SmtpTransport::new(smtp, from)?),
+        MailConfig::Smtp(smtp) => Arc::new(SmtpTransport::new(smtp, composer)?),
+        MailConfig::Hook(hook) => Arc::new(
+            WebhookTransport::new(hook, mail_from)
+                .context("setting up the mail hook's HTTP client")?,
+        ),
     })
 }
 
@@ -260,7 +271,7 @@ pub async fn dispatch(
     config: &ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let transport = build_transport(&config.mail, &config.mail_from)?;
+    let transport = build_transport(config)?;
     let renderer = Arc::new(mail::Renderer::for_config(config)?);
     tracing::info!(mail = ?config.mail, "pwmail dispatching");
     Dispatcher {

@@ -852,6 +852,10 @@ pub struct OutboxMessage {
     /// The recipient's language as their user row holds it now (a link
     /// email is written when it is sent, in the link's language).
     pub user_locale: Option<String>,
+    /// Whom it is for (none for a row of an older release), and their
+    /// name as their row holds it now: what a delivery hook is told.
+    pub user_id: Option<UserId>,
+    pub user_name: Option<String>,
 }
 
 #[derive(Clone, Debug)]

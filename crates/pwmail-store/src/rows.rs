@@ -163,7 +163,9 @@ pub(crate) fn outbox_message(row: &impl Columns) -> Result<OutboxMessage> {
         created_at: row.int("created_at")?,
         queued_at: row.int("queued_at")?,
         request_id: row.opt_text("request_id")?,
+        user_id: row.opt_int("user_id")?.map(UserId),
         user_locale: row.opt_text("user_locale")?,
+        user_name: row.opt_text("user_name")?,
     })
 }
 

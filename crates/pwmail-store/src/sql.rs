@@ -346,7 +346,8 @@ macro_rules! claimed_columns {
     () => {
         "id, message_id, kind, recipient, subject, body_text, body_html, link, link_name,
          link_expires_at, options, CAST(attempts AS BIGINT) AS attempts, created_at, queued_at, request_id,
-         (SELECT u.locale FROM users u WHERE u.id = outbox.user_id) AS user_locale"
+         user_id, (SELECT u.locale FROM users u WHERE u.id = outbox.user_id) AS user_locale,
+         (SELECT u.name FROM users u WHERE u.id = outbox.user_id) AS user_name"
     };
 }
 

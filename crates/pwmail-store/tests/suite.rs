@@ -2058,6 +2058,7 @@ async fn user_locales(store: &dyn StoreTestExt) {
         .create_user(
             &NewUser {
                 locale: Some("de-AT".into()),
+                name: Some("Anna".into()),
                 ..new_user("de@example.com", false)
             },
             T0,
@@ -2094,6 +2095,18 @@ async fn user_locales(store: &dyn StoreTestExt) {
     claimed.sort_by_key(|m| m.id);
     let locales: Vec<Option<&str>> = claimed.iter().map(|m| m.user_locale.as_deref()).collect();
     assert_eq!(locales, [Some("de-AT"), None]);
+    // Whom each is for, as the user's row says now (a delivery hook tells).
+    let users: Vec<_> = claimed
+        .iter()
+        .map(|m| (m.user_id, m.user_name.clone()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (Some(german.id), Some("Anna".to_string())),
+            (Some(plain.id), None)
+        ]
+    );
 }
 
 macro_rules! suite {

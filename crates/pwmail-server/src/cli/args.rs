@@ -2,12 +2,15 @@
 //! flattened where needed. Defaults are `ServerConfig::default()`'s.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::config::SmtpConfig;
+use crate::config::hook::{HookConfig, HookConfigError};
 use crate::config::{self, DispatcherConfig, MailConfig, ServerConfig};
+use crate::mail::dkim::DkimSigner;
 
 fn defaults() -> ServerConfig {
     ServerConfig::default()
@@ -192,14 +195,21 @@ impl TemplateArgs {
     }
 }
 
-/// Where mail goes: SMTP when `--smtp-url` is set, else `.eml` files.
+/// Where mail goes: an SMTP relay (`--smtp-url`), the delivery hook
+/// (`--mail-webhook-url`), else `.eml` files; and the DKIM key it is
+/// signed with.
 #[derive(Args, Debug, Clone)]
 pub struct TransportArgs {
-    /// Write each email as an .eml file here [default: DATA_DIR/mail]. Unused with --smtp-url.
+    /// Write each email as an .eml file here [default: DATA_DIR/mail]. Unused with --smtp-url or --mail-webhook-url.
     #[arg(long, env = "PWMAIL_MAIL_DIR")]
     pub mail_dir: Option<PathBuf>,
     /// SMTP relay: smtp://[user[:pass]@]host[:port][?tls=starttls|tls|none] (STARTTLS, 587) or smtps://host (TLS, 465).
-    #[arg(long, env = "PWMAIL_SMTP_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PWMAIL_SMTP_URL",
+        hide_env_values = true,
+        conflicts_with = "mail_webhook_url"
+    )]
     pub smtp_url: Option<String>,
     /// SMTP password (prefer this variable or --smtp-password-file to the URL).
     #[arg(
@@ -224,10 +234,73 @@ pub struct TransportArgs {
     /// Allow tls=none to a host that is not loopback.
     #[arg(long, env = "PWMAIL_SMTP_ALLOW_INSECURE")]
     pub smtp_allow_insecure: bool,
+    /// POST each email as signed JSON (Standard Webhooks) to this URL instead of SMTP: https://, or http:// to loopback.
+    #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_URL")]
+    pub mail_webhook_url: Option<String>,
+    /// File holding the hook's signing secret: whsec_ and the base64 of 24 to 64 random bytes.
+    #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_SECRET_FILE")]
+    pub mail_webhook_secret_file: Option<PathBuf>,
+    /// Seconds to wait for the hook's answer.
+    #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_TIMEOUT_SECS", default_value_t = HookConfig::DEFAULT_TIMEOUT.as_secs())]
+    pub mail_webhook_timeout_secs: u64,
+    #[command(flatten)]
+    pub dkim: DkimArgs,
+}
+
+/// The DKIM key messages are signed with.
+#[derive(Args, Debug, Clone)]
+pub struct DkimArgs {
+    /// Sign every message with DKIM using this private key (PEM: RSA 2048 or Ed25519, as `openssl genpkey` writes it).
+    #[arg(long, env = "PWMAIL_DKIM_KEY", requires = "dkim_selector")]
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM selector: the key's record is SELECTOR._domainkey.DOMAIN.
+    #[arg(long, env = "PWMAIL_DKIM_SELECTOR", requires = "dkim_key")]
+    pub dkim_selector: Option<String>,
+    /// The signing domain (d=) [default: the domain of --mail-from].
+    #[arg(long, env = "PWMAIL_DKIM_DOMAIN", requires = "dkim_key")]
+    pub dkim_domain: Option<String>,
+}
+
+impl DkimArgs {
+    /// The signer these flags name, for mail from `mail_domain`.
+    pub fn signer(&self, mail_domain: &str) -> anyhow::Result<Option<DkimSigner>> {
+        let (Some(path), Some(selector)) = (&self.dkim_key, &self.dkim_selector) else {
+            return Ok(None);
+        };
+        let pem = crate::files::read_small(path)
+            .map_err(|e| anyhow::anyhow!("--dkim-key {}: {e}", path.display()))?;
+        let domain = self.dkim_domain.as_deref().unwrap_or(mail_domain);
+        Ok(Some(DkimSigner::from_pem(
+            &pem,
+            &path.display().to_string(),
+            selector,
+            domain,
+        )?))
+    }
 }
 
 impl TransportArgs {
-    pub fn to_config(&self, data_dir: &Path) -> anyhow::Result<MailConfig> {
+    /// Sets `config.mail` and `config.dkim` (after `config.mail_from`,
+    /// whose domain DKIM signs for unless `--dkim-domain` says otherwise).
+    pub fn apply(&self, config: &mut ServerConfig, data_dir: &Path) -> anyhow::Result<()> {
+        config.mail = self.to_config(data_dir)?;
+        config.dkim = self.dkim.signer(&config.mail_domain())?.map(Arc::new);
+        Ok(())
+    }
+
+    fn to_config(&self, data_dir: &Path) -> anyhow::Result<MailConfig> {
+        if let Some(url) = &self.mail_webhook_url {
+            let file = self
+                .mail_webhook_secret_file
+                .as_ref()
+                .ok_or(HookConfigError::NoSecret)?;
+            let secret = crate::files::read_small_text(file).map_err(|e| {
+                anyhow::anyhow!("--mail-webhook-secret-file {}: {e}", file.display())
+            })?;
+            let mut hook = HookConfig::new(url, &secret, &file.display().to_string())?;
+            hook.timeout = Duration::from_secs(self.mail_webhook_timeout_secs.max(1));
+            return Ok(MailConfig::Hook(hook));
+        }
         let Some(url) = &self.smtp_url else {
             let dir = self
                 .mail_dir

@@ -200,6 +200,6 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::audit(cmd, db).await,
         Command::Purge(args) => retention::purge(args, db, now).await,
         Command::Outbox(cmd) => outbox::outbox(cmd, db, now).await,
-        Command::Mail(cmd) => mail::mail(cmd, now),
+        Command::Mail(cmd) => mail::mail(cmd, db, now).await,
     }
 }

@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// Email of the admin created on first start with an empty database.
     #[arg(long, env = "PWMAIL_BOOTSTRAP_ADMIN", default_value_t = defaults().bootstrap_admin_email)]
     pub bootstrap_admin: String,
+    /// Reach the mail transport before serving (SMTP: connect, EHLO, STARTTLS, AUTH; the
+    /// hook: a signed pwmail.check) and refuse to start if that fails. Without it the
+    /// same check runs after start and only warns.
+    #[arg(long, env = "PWMAIL_CHECK_MAIL")]
+    pub check_mail: bool,
 }
 
 /// `--listen`: a socket address, or a host name and port resolved now
@@ -134,7 +139,6 @@ impl ServeArgs {
             database_url: db.url(),
             db_acquire_timeout: db.acquire_timeout(),
             db_pool_size: db.db_pool_size,
-            mail: self.mail.transport.to_config(&db.data_dir)?,
             mail_from: self.mail.sender.mail_from.clone(),
             max_backlog: self.max_backlog,
             user_rate: self.user_rate,
@@ -159,6 +163,7 @@ impl ServeArgs {
         if let Some(n) = self.hash_concurrency {
             config.hash_concurrency = n;
         }
+        self.mail.transport.apply(&mut config, &db.data_dir)?;
         self.content.apply(&mut config)?;
         self.mail.templates.apply(&mut config)?;
         Ok(config)
@@ -210,6 +215,21 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     }
     crate::mail::Renderer::for_config(&config)?;
     db.resolve()?;
+    let transport = crate::build_transport(&config)?;
+    let check = check_mail(transport, config.dispatcher.send_timeout);
+    if args.check_mail {
+        check.await?;
+    } else {
+        tokio::spawn(async move {
+            if let Err(e) = check.await {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "the mail settings check failed; pwmail serves anyway and emails wait \
+                     in the outbox until delivery works (--check-mail refuses to start instead)"
+                );
+            }
+        });
+    }
     match crate::http::connections::raise_nofile_limit() {
         Ok(limit) => tracing::info!(
             soft_before = limit.soft_before,
@@ -262,10 +282,31 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
         tls = config.tls.is_some(),
         public_url = %config.public_url,
         mail = ?config.mail,
+        dkim = ?config.dkim,
         "pwmail serving"
     );
     let _ = stop.wait_for(|s| *s).await;
     running.shutdown().await
+}
+
+/// Reaches the transport as a send would, without a message; logs what it
+/// answered.
+async fn check_mail(
+    transport: Arc<dyn crate::mail::transport::Transport>,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let via = transport.describe();
+    let answer = tokio::time::timeout(limit, transport.check())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "mail check: {via} gave no answer within {} s",
+                limit.as_secs()
+            )
+        })?
+        .map_err(|e| anyhow::anyhow!("mail check: {via}: {e}"))?;
+    tracing::info!(transport = %via, answer = %answer, "mail settings check passed");
+    Ok(())
 }
 
 /// The exclusive lock of a SQLite database, for a process that serves it.
@@ -300,11 +341,11 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
         end_abandoned_leases(&*store).await;
     }
     let mut config = ServerConfig {
-        mail: args.transport.to_config(&db.data_dir)?,
         mail_from: args.sender.mail_from.clone(),
         dispatcher: args.dispatcher.to_config(),
         ..ServerConfig::default()
     };
+    args.transport.apply(&mut config, &db.data_dir)?;
     args.templates.apply(&mut config)?;
     dispatch(store, &config, shutdown_signal()).await
 }

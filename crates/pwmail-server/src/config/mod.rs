@@ -12,9 +12,11 @@ use pwmail_i18n::{Catalogs, Locale, LocaleError};
 use pwmail_store::Rate;
 use url::Url;
 
+pub mod hook;
 pub mod return_to;
 pub mod smtp;
 
+pub use hook::HookConfig;
 pub use return_to::ReturnTo;
 pub use smtp::SmtpConfig;
 
@@ -74,6 +76,8 @@ pub struct ServerConfig {
     /// Base of the links in emails. Never taken from the request's Host.
     pub public_url: Url,
     pub mail: MailConfig,
+    /// Signs what leaves (SMTP, `.eml`, SES) with DKIM.
+    pub dkim: Option<Arc<crate::mail::dkim::DkimSigner>>,
     pub link_ttl: Duration,
     /// The lifetimes a call may ask for (`ttl_secs`).
     pub link_ttl_range: LinkTtlRange,
@@ -167,6 +171,7 @@ impl Default for ServerConfig {
             db_pool_size: pwmail_store::PoolOptions::default().max_connections,
             public_url: public_url_for(listen, false),
             mail: MailConfig::Directory(data_dir.join("mail")),
+            dkim: None,
             link_ttl: Duration::from_secs(24 * 3600),
             link_ttl_range: LinkTtlRange {
                 min: LINK_TTL_MIN,
@@ -269,6 +274,8 @@ pub enum MailConfig {
     Directory(PathBuf),
     /// Messages go to an SMTP relay.
     Smtp(SmtpConfig),
+    /// Each message is POSTed, signed, to the operator's delivery hook.
+    Hook(HookConfig),
 }
 
 /// `count` calls per `per_secs` seconds, written `COUNT/SECONDS`.

@@ -221,6 +221,12 @@ mod tests {
             text: text.to_string().into(),
             html: html.to_string().into(),
             date: 1_796_000_000_123,
+            kind: "send_password_email",
+            lang: pwmail_i18n::Lang::ENGLISH,
+            user_id: None,
+            user_name: None,
+            link: None,
+            link_expires_at: None,
         }
     }
 

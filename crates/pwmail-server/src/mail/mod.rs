@@ -1,7 +1,8 @@
 //! Email: templates (compiled in, overridable from a directory at start-up),
 //! the MIME message built from a queued row, and the transports that carry
-//! it (`.eml` files or SMTP).
+//! it (`.eml` files, SMTP, the delivery hook), signed with DKIM when asked.
 
+pub mod dkim;
 pub mod message;
 pub mod smtp_pool;
 pub mod transport;
@@ -14,12 +15,12 @@ use std::time::Duration;
 use minijinja::{Environment, context};
 use pwmail_i18n::{Catalogs, Lang, SHIPPED};
 use pwmail_store::{
-    Content, LinkOptions, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis,
+    Content, LinkOptions, LinkPurpose, MessageKind, NewMessage, OutboxMessage, UnixMillis, UserId,
 };
 
 use crate::app::AppError;
 use crate::config::ServerConfig;
-pub use message::build_message;
+pub use message::{Built, build_message};
 
 /// Each kind has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
 macro_rules! builtin_templates {
@@ -163,6 +164,33 @@ pub struct Letter<'a> {
     pub html: Cow<'a, str>,
     /// The Date header: when it was queued, the same on every attempt.
     pub date: UnixMillis,
+    /// Its kind's name (`MessageKind::as_str`, or `test` for `mail test`).
+    pub kind: &'static str,
+    /// The language it is written in.
+    pub lang: Lang,
+    /// Whom it is for, and their name now (a delivery hook says so).
+    pub user_id: Option<UserId>,
+    pub user_name: Option<&'a str>,
+    /// A link email's link and when it expires. The link is here so a
+    /// transport can keep it out of what it records: a receiver's answer
+    /// that echoes the message must not put the link in the outbox row.
+    pub link: Option<&'a str>,
+    pub link_expires_at: Option<UnixMillis>,
+}
+
+impl Letter<'_> {
+    /// `text` with the link (and its token alone) written `[link]`.
+    pub fn redact(&self, text: &str) -> String {
+        let Some(link) = self.link else {
+            return text.to_string();
+        };
+        let token = link.rsplit('/').next().filter(|t| t.len() >= 16);
+        let text = text.replace(link, "[link]");
+        match token {
+            Some(token) => text.replace(token, "[link]"),
+            None => text,
+        }
+    }
 }
 
 pub struct Renderer {
@@ -283,6 +311,8 @@ impl Renderer {
     /// dispatcher gives it up), as it would have failed the API call.
     pub fn letter<'a>(&self, leased: &'a OutboxMessage) -> Result<Letter<'a>, MailError> {
         let m = &leased.message;
+        let mut lang = self.catalogs.for_link(None, leased.user_locale.as_deref());
+        let mut link_of = None;
         let (subject, text, html) = match &m.content {
             Content::Rendered {
                 subject,
@@ -303,9 +333,10 @@ impl Renderer {
                     MailError::Build(format!("a {} message cannot carry a link", m.kind))
                 })?;
                 let lifetime = (*expires_at - leased.created_at).max(0) as u64;
-                let lang = self
+                lang = self
                     .catalogs
                     .for_link(options.locale.as_deref(), leased.user_locale.as_deref());
+                link_of = Some((link.as_str(), *expires_at));
                 let rendered = self
                     .render_link_email(&LinkEmail {
                         purpose,
@@ -337,6 +368,12 @@ impl Renderer {
             text,
             html,
             date: leased.created_at,
+            kind: m.kind.as_str(),
+            lang,
+            user_id: leased.user_id,
+            user_name: leased.user_name.as_deref(),
+            link: link_of.map(|(link, _)| link),
+            link_expires_at: link_of.map(|(_, at)| at),
         })
     }
 
@@ -514,6 +551,8 @@ mod tests {
             queued_at: 1_000,
             request_id: None,
             user_locale: None,
+            user_id: None,
+            user_name: None,
         }
     }
 

@@ -123,6 +123,32 @@ impl SmtpPool {
         Ok(response)
     }
 
+    /// Connects as a send would (greeting, EHLO, STARTTLS, AUTH), then
+    /// QUITs: whether the relay takes these settings, without a message.
+    pub async fn check(&self) -> Result<String, PoolError> {
+        let mut conn = self.connect().await?;
+        let offered = if conn.pipelining {
+            ", PIPELINING offered"
+        } else {
+            ""
+        };
+        let _ = conn.smtp.quit().await;
+        let security = match self.security {
+            Security::None => "no TLS",
+            Security::StartTls(_) => "STARTTLS",
+            Security::Implicit(_) => "TLS",
+        };
+        let auth = if self.credentials.is_some() {
+            ", AUTH accepted"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "{}:{} answered EHLO ({security}{auth}{offered})",
+            self.host, self.port
+        ))
+    }
+
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().ok()?;
         while let Some((conn, since)) = idle.pop() {

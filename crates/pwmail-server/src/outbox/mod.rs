@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
 use crate::mail::Renderer;
-use crate::mail::transport::{Failure, SendError, Transport};
+use crate::mail::transport::{SendError, Transport};
 
 pub mod backlog;
 pub mod retry;
@@ -334,10 +334,10 @@ impl Dispatcher {
         let result = match self.renderer.letter(message) {
             Ok(letter) => match tokio::time::timeout(limit, self.transport.send(&letter)).await {
                 Ok(result) => result,
-                Err(_) => Err(SendError {
-                    failure: Failure::Transient,
-                    message: format!("no answer within {} s", limit.as_secs()),
-                }),
+                Err(_) => Err(SendError::transient(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                ))),
             },
             Err(e) => Err(SendError::permanent(e.to_string())),
         };

@@ -18,6 +18,7 @@ pub fn decide(
         Err(SendError {
             failure: Failure::Permanent,
             message: error,
+            ..
         }) => Settlement::Dead {
             error: format!("permanent failure: {error}"),
             at: now,
@@ -25,6 +26,7 @@ pub fn decide(
         Err(SendError {
             failure: Failure::Transient,
             message: error,
+            retry_after,
         }) => {
             let age = now - message.queued_at;
             if message.attempts >= config.max_attempts {
@@ -44,10 +46,13 @@ pub fn decide(
                     at: now,
                 }
             } else {
+                // The receiver's own wait (Retry-After) when it asks for
+                // longer than the backoff.
+                let asked = retry_after.map_or(0, |wait| wait.as_millis() as i64);
                 Settlement::Retry {
                     error,
                     at: now,
-                    next_attempt_at: now + backoff_ms(config, message.attempts),
+                    next_attempt_at: now + backoff_ms(config, message.attempts).max(asked),
                 }
             }
         }
@@ -87,14 +92,13 @@ mod tests {
             queued_at: created_at,
             request_id: None,
             user_locale: None,
+            user_id: None,
+            user_name: None,
         }
     }
 
     fn transient() -> Result<String, SendError> {
-        Err(SendError {
-            failure: Failure::Transient,
-            message: "451 try later".into(),
-        })
+        Err(SendError::transient("451 try later"))
     }
 
     #[test]
@@ -163,12 +167,38 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_waits_at_least_as_long_as_the_receiver_asked() {
+        let config = DispatcherConfig::default();
+        let asked = |wait: u64| {
+            Err(SendError {
+                retry_after: Some(std::time::Duration::from_secs(wait)),
+                ..SendError::transient("429")
+            })
+        };
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(1, 0), asked(120), 0)
+        else {
+            panic!("retried");
+        };
+        assert_eq!(next_attempt_at, 120_000, "Retry-After over the 5 s backoff");
+        // A shorter wait than the backoff leaves the backoff.
+        let Settlement::Retry {
+            next_attempt_at, ..
+        } = decide(&config, &message(1, 0), asked(1), 0)
+        else {
+            panic!("retried");
+        };
+        assert!(
+            (5_000..=6_250).contains(&next_attempt_at),
+            "{next_attempt_at}"
+        );
+    }
+
+    #[test]
     fn permanent_failures_die_at_once() {
         let config = DispatcherConfig::default();
-        let permanent = Err(SendError {
-            failure: Failure::Permanent,
-            message: "550 no such user".into(),
-        });
+        let permanent = Err(SendError::permanent("550 no such user"));
         let Settlement::Dead { error, .. } = decide(&config, &message(1, 0), permanent, 0) else {
             panic!("permanent failure should be dead");
         };

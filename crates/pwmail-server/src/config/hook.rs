@@ -1,0 +1,140 @@
+//! The delivery hook's settings: `--mail-webhook-url` and its secret.
+
+use std::time::Duration;
+
+use base64::Engine;
+
+/// Where each message is POSTed, and the key its signature is made with.
+/// `Debug` leaves the key out.
+#[derive(Clone)]
+pub struct HookConfig {
+    pub url: url::Url,
+    /// The Standard Webhooks secret, decoded (`whsec_` + base64 in its file).
+    pub key: Vec<u8>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookConfig")
+            .field("url", &self.url.as_str())
+            .field("key", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookConfigError {
+    #[error("--mail-webhook-url: {0}")]
+    Url(String),
+    #[error(
+        "--mail-webhook-url {0}: refusing plain HTTP to a host that is not loopback \
+         (the messages carry reset links); use https://"
+    )]
+    Insecure(String),
+    #[error("--mail-webhook-url needs --mail-webhook-secret-file (a whsec_… secret to sign with)")]
+    NoSecret,
+    #[error(
+        "--mail-webhook-secret-file {0}: {1} (write one with: \
+         echo \"whsec_$(openssl rand -base64 32)\" > FILE)"
+    )]
+    Secret(String, &'static str),
+}
+
+impl HookConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// `url` must be https, or http to a loopback host; `secret` is the
+    /// text of the secret file: `whsec_` and the base64 of 24 to 64 bytes
+    /// (as the Standard Webhooks specification has it).
+    pub fn new(url: &str, secret: &str, secret_path: &str) -> Result<Self, HookConfigError> {
+        let url = url::Url::parse(url).map_err(|e| HookConfigError::Url(format!("{url}: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(HookConfigError::Insecure(url.to_string())),
+            other => {
+                return Err(HookConfigError::Url(format!(
+                    "{url}: scheme {other} (https:// or, to loopback, http://)"
+                )));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(HookConfigError::Url(format!("{url}: no host")));
+        }
+        let secret = secret.trim();
+        let bad = |why| HookConfigError::Secret(secret_path.to_string(), why);
+        let encoded = secret
+            .strip_prefix("whsec_")
+            .ok_or_else(|| bad("it does not start with whsec_"))?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| bad("what follows whsec_ is not base64"))?;
+        if !(24..=64).contains(&key.len()) {
+            return Err(bad("the key must be 24 to 64 bytes"));
+        }
+        Ok(HookConfig {
+            url,
+            key,
+            timeout: Self::DEFAULT_TIMEOUT,
+        })
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://hooks.example.com/mail",
+            "http://127.0.0.1:9000/x",
+            "http://[::1]:9000/",
+            "http://localhost/",
+        ] {
+            HookConfig::new(ok, SECRET, "f").unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let e = HookConfig::new("http://hooks.example.com/", SECRET, "f").unwrap_err();
+        assert!(matches!(e, HookConfigError::Insecure(_)), "{e}");
+        let e = HookConfig::new("ftp://x/", SECRET, "f").unwrap_err();
+        assert!(e.to_string().contains("scheme ftp"), "{e}");
+    }
+
+    #[test]
+    fn the_secret_is_whsec_and_base64_of_24_to_64_bytes() {
+        let url = "https://h.example/";
+        let key = HookConfig::new(url, &format!("{SECRET}\n"), "f")
+            .unwrap()
+            .key;
+        assert_eq!(key.len(), 24);
+        for (bad, says) in [
+            ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_"),
+            ("whsec_not base64!", "not base64"),
+            ("whsec_AAAA", "24 to 64"),
+        ] {
+            let e = HookConfig::new(url, bad, "/etc/pwmail/hook")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says) && e.contains("/etc/pwmail/hook"), "{e}");
+            assert!(!e.contains(bad), "the secret is never shown: {e}");
+        }
+        let debug = format!("{:?}", HookConfig::new(url, SECRET, "f").unwrap());
+        assert!(
+            debug.contains("redacted") && !debug.contains("MfKQ"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Where queued messages go: `.eml` files (the embedded default), an SMTP
+//! relay, the operator's delivery hook (HTTP) or Amazon SES. The
+//! dispatcher only sees the [`Transport`] trait; the MIME transports write
+//! their bytes with one [`Composer`], which DKIM-signs them when asked.
+
+pub mod directory;
+pub mod smtp;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::Mailbox;
+
+use crate::mail::dkim::{DkimSigner, Signed};
+use crate::mail::{self, Built, Letter, MailError};
+
+pub use directory::DirectoryTransport;
+pub use smtp::SmtpTransport;
+pub use webhook::WebhookTransport;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying: 4xx replies, connection trouble, timeouts.
+    Transient,
+    /// Retrying cannot help: 5xx replies, an unusable message.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub failure: Failure,
+    pub message: String,
+    /// The receiver asked for this wait before the next attempt (an HTTP
+    /// `Retry-After`); the retry waits at least this long.
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
+        SendError {
+            failure: Failure::Permanent,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        SendError {
+            failure: Failure::Transient,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Where messages go. `send` returns the receiving side's reply.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    async fn send(&self, letter: &Letter<'_>) -> Result<String, SendError>;
+
+    /// Reaches the receiving side as a send would, without a message
+    /// (`serve --check-mail`): what it answered.
+    async fn check(&self) -> Result<String, SendError>;
+
+    /// Where it sends, for the start-up line and `mail test`; no secret.
+    fn describe(&self) -> String;
+}
+
+/// Writes the MIME message of a letter, from `--mail-from`, and signs it
+/// with DKIM when a key is configured: last, once every header is final,
+/// so the signed bytes are the bytes sent.
+#[derive(Clone)]
+pub struct Composer {
+    pub from: Mailbox,
+    pub dkim: Option<Arc<DkimSigner>>,
+}
+
+impl Composer {
+    pub fn compose(&self, letter: &Letter<'_>, signed: Signed) -> Result<Built, MailError> {
+        let mut built = mail::build_message(letter, &self.from)?;
+        if let Some(dkim) = &self.dkim {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let header = dkim.sign(&built.bytes, now, signed)?;
+            let mut bytes = Vec::with_capacity(header.len() + built.bytes.len());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&built.bytes);
+            built.bytes = bytes;
+        }
+        Ok(built)
+    }
+}
+
+/// An error and its sources, each once.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
