@@ -70,6 +70,8 @@ pub struct Options {
     pub page_css: Option<std::path::PathBuf>,
     /// `--default-locale`.
     pub default_locale: &'static str,
+    /// `--dkim-key` and the rest, loaded.
+    pub dkim: Option<Arc<pwmail_server::mail::dkim::DkimSigner>>,
 }
 
 impl Default for Options {
@@ -102,6 +104,7 @@ impl Default for Options {
             template_dir: d.template_dir,
             page_css: d.page_css,
             default_locale: config::DEFAULT_LOCALE,
+            dkim: None,
         }
     }
 }
@@ -148,6 +151,7 @@ impl TestServer {
             template_dir: options.template_dir.clone(),
             page_css: options.page_css.clone(),
             catalogs: config::catalogs(options.default_locale).expect("a shipped locale"),
+            dkim: options.dkim.clone(),
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

@@ -1,8 +1,10 @@
 //! Helpers shared by pwmail's tests: a real SMTP server (aiosmtpd, from the
 //! venv `cargo xtask test` prepares) started per test on 127.0.0.1, and small
-//! readers for the messages it stores; a WebDriver client for Chromium.
+//! readers for the messages it stores; a delivery-hook receiver (HTTP); a
+//! WebDriver client for Chromium.
 
 pub mod browser;
+pub mod hook;
 pub mod pg;
 pub mod proxy;
 pub mod tls;
