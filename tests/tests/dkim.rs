@@ -1,0 +1,186 @@
+//! DKIM: keys made by `openssl genpkey`, messages received by a real SMTP
+//! server (aiosmtpd) and written as `.eml` files, each signature checked by
+//! dkimpy (an independent verifier) against the record openssl's own
+//! public key gives.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_server::config::{MailConfig, SmtpConfig};
+use pwmail_server::mail::dkim::DkimSigner;
+use pwmail_testkit::{SmtpOptions, SmtpServer};
+use pwmail_tests::{Options, TestServer};
+
+#[derive(Clone, Copy, Debug)]
+enum Algorithm {
+    Rsa,
+    Ed25519,
+}
+
+/// A private key as `openssl genpkey` writes it, and the DNS record for
+/// it made from `openssl pkey -pubout` (not from pwmail).
+fn openssl_key(dir: &Path, algorithm: Algorithm) -> (Vec<u8>, String) {
+    let key = dir.join(format!("{algorithm:?}.pem"));
+    let mut genpkey = Command::new("openssl");
+    genpkey.arg("genpkey");
+    match algorithm {
+        Algorithm::Rsa => genpkey.args(["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"]),
+        Algorithm::Ed25519 => genpkey.args(["-algorithm", "ed25519"]),
+    };
+    let status = genpkey
+        .arg("-out")
+        .arg(&key)
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let public = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl pkey");
+    assert!(public.status.success());
+    let der = public.stdout;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let record = match algorithm {
+        Algorithm::Rsa => format!("v=DKIM1; k=rsa; p={}", b64.encode(&der)),
+        // RFC 8463: the raw 32-byte key, the end of its SubjectPublicKeyInfo.
+        Algorithm::Ed25519 => format!(
+            "v=DKIM1; k=ed25519; p={}",
+            b64.encode(&der[der.len() - 32..])
+        ),
+    };
+    (std::fs::read(&key).unwrap(), record)
+}
+
+/// dkimpy's verdict on the message in `file`.
+fn dkimpy(file: &Path, record: &str) -> (bool, String) {
+    let out = Command::new(pwmail_testkit::python())
+        .arg(pwmail_testkit::workspace().join("crates/pwmail-testkit/smtp/dkim_verify.py"))
+        .arg(file)
+        .arg("mail2026._domainkey.pwmail.test")
+        .arg(record)
+        .output()
+        .expect("dkim_verify.py runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// Both F5 operations; Ada's in German, a message lettre encodes
+/// (quoted-printable bodies, an encoded and folded Subject).
+async fn send_both(server: &TestServer) {
+    server.add_user_in("ada@example.com", "de").await;
+    server.add_user("bob@example.com", false).await;
+    server
+        .client()
+        .send_password_email_system()
+        .body(
+            SendPasswordEmailRequest::builder()
+                .email("ada@example.com")
+                .namespace(Some("system".try_into().unwrap())),
+        )
+        .send()
+        .await
+        .expect("200");
+    server
+        .client()
+        .reset_password_by_admin()
+        .body(ResetPasswordByAdminRequest::builder().email("bob@example.com"))
+        .send()
+        .await
+        .expect("200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_verify_with_dkimpy_over_smtp_and_in_eml_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in [Algorithm::Rsa, Algorithm::Ed25519] {
+        let (pem, record) = openssl_key(dir.path(), algorithm);
+        let signer =
+            Arc::new(DkimSigner::from_pem(&pem, "key.pem", "mail2026", "pwmail.test").unwrap());
+        // pwmail's own record (`pwmail mail dkim-record`) is openssl's.
+        assert_eq!(signer.dns_record().1, record);
+        assert_eq!(signer.dns_record().0, "mail2026._domainkey.pwmail.test");
+
+        // Over SMTP, as aiosmtpd received them.
+        let smtp = SmtpServer::start(SmtpOptions::default());
+        let server = TestServer::start_with(Options {
+            mail: Some(MailConfig::Smtp(SmtpConfig::from_url(&smtp.url()).unwrap())),
+            dkim: Some(Arc::clone(&signer)),
+            ..Options::default()
+        })
+        .await;
+        send_both(&server).await;
+        let messages = tokio::task::block_in_place(|| smtp.wait_for(2, Duration::from_secs(30)));
+        assert_eq!(messages.len(), 2);
+        server.stop().await;
+        let mut files: Vec<_> = ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(smtp.maildir.join(sub)).ok())
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .collect();
+        // The `.eml` files the directory transport writes.
+        let server = TestServer::start_with(Options {
+            dkim: Some(Arc::clone(&signer)),
+            ..Options::default()
+        })
+        .await;
+        send_both(&server).await;
+        server.wait_for_emails(2, Duration::from_secs(30)).await;
+        // Copied out: the server's directory goes when it stops.
+        for (i, eml) in std::fs::read_dir(&server.mail_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .enumerate()
+        {
+            let copy = dir.path().join(format!("{algorithm:?}-{i}.eml"));
+            std::fs::copy(&eml, &copy).unwrap();
+            files.push(copy);
+        }
+        server.stop().await;
+        assert_eq!(files.len(), 4, "{files:?}");
+
+        let a = match algorithm {
+            Algorithm::Rsa => "rsa-sha256",
+            Algorithm::Ed25519 => "ed25519-sha256",
+        };
+        for file in &files {
+            let (ok, said) = dkimpy(file, &record);
+            assert!(ok, "{algorithm:?} {}: {said}", file.display());
+            assert!(
+                said.starts_with(&format!(
+                    "ok a={a} d=pwmail.test s=mail2026 \
+                     h=from:to:subject:date:message-id:auto-submitted:mime-version:content-type:from"
+                )),
+                "{said}"
+            );
+            // A changed Subject, or a word added to the text, breaks it:
+            // the verifier does not say yes to everything.
+            let text = std::fs::read_to_string(file).unwrap();
+            let part = text.find("text/plain").unwrap();
+            let blank = part
+                + text[part..]
+                    .find("\n\n")
+                    .or(text[part..].find("\n\r\n"))
+                    .unwrap();
+            let mut body_changed = text.clone();
+            body_changed.insert_str(blank + 2, "X");
+            for tampered_text in [text.replacen("Subject: ", "Subject: X", 1), body_changed] {
+                assert_ne!(tampered_text, text);
+                let tampered = dir.path().join("tampered.eml");
+                std::fs::write(&tampered, tampered_text).unwrap();
+                let (ok, said) = dkimpy(&tampered, &record);
+                assert!(!ok, "a tampered message verified: {said}");
+            }
+        }
+    }
+}
