@@ -1527,3 +1527,261 @@ fn mail_preview_writes_the_language_asked_for() {
         "{err}"
     );
 }
+
+/// A port nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `pwmail mail test` sends one message through each transport now and
+/// says what answered; a refusal or an unreachable relay is an error
+/// (exit status 1) that says which and whether the dispatcher would retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_test_sends_one_message_through_each_transport() {
+    use pwmail_testkit::hook::{Answer, HookReceiver, SECRET};
+    use pwmail_testkit::{SmtpOptions, SmtpServer, header};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let run = |args: Vec<String>| {
+        let d = d.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                pwmail(&d, &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let test = |extra: &[&str]| {
+        let mut args: Vec<String> = ["mail", "test", "--to", "ops@example.com"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // SMTP: the relay's answer is printed; the message arrived.
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let url = smtp.url();
+    let (ok, out, err) = run(test(&["--smtp-url", &url])).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "sent to ops@example.com through SMTP relay 127.0.0.1:{}",
+            smtp.port
+        )),
+        "{out}"
+    );
+    assert!(out.contains("answer: 250"), "{out}");
+    let arrived = smtp.messages();
+    assert_eq!(arrived.len(), 1);
+    assert_eq!(
+        header(&arrived[0], "Subject").as_deref(),
+        Some("pwmail mail test")
+    );
+    assert_eq!(
+        header(&arrived[0], "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+
+    // A 550 is refused for good; a closed port might work later.
+    let refusing = SmtpServer::start(SmtpOptions {
+        script: vec![550],
+        ..SmtpOptions::default()
+    });
+    let url = refusing.url();
+    let (ok, _, err) = run(test(&["--smtp-url", &url])).await;
+    assert!(!ok);
+    assert!(
+        err.contains("550") && err.contains("a permanent failure: the dispatcher would give it up"),
+        "{err}"
+    );
+    let url = format!("smtp://127.0.0.1:{}?tls=none", closed_port());
+    let (ok, _, err) = run(test(&["--smtp-url", &url])).await;
+    assert!(!ok);
+    assert!(
+        err.contains("Connection refused") && err.contains("a temporary failure"),
+        "{err}"
+    );
+
+    // The hook: a signed POST of kind `test`.
+    let receiver = HookReceiver::start().await;
+    receiver.script([Answer {
+        body: "queued as 42".into(),
+        ..Answer::status(200)
+    }]);
+    let secret = d.join("hook.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let (ok, out, err) = run(test(&[
+        "--mail-webhook-url",
+        &receiver.url(),
+        "--mail-webhook-secret-file",
+        secret.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("answer: the mail hook answered HTTP 200 OK: queued as 42"),
+        "{out}"
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].verified);
+    assert_eq!(got[0].json()["data"]["kind"], "test");
+    assert_eq!(got[0].json()["data"]["to"], "ops@example.com");
+
+    // Without a transport flag: an .eml in the data directory.
+    let (ok, out, err) = run(test(&[])).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("through .eml files in pwmail-data/mail"),
+        "{out}"
+    );
+    let written: Vec<_> = std::fs::read_dir(d.join("pwmail-data/mail"))
+        .unwrap()
+        .collect();
+    assert_eq!(written.len(), 1);
+}
+
+/// `serve --check-mail` refuses to start when the relay cannot be
+/// reached, and says so; without it the server starts and warns.
+#[test]
+fn serve_check_mail_refuses_an_unreachable_relay_and_otherwise_only_warns() {
+    use pwmail_testkit::{SmtpOptions, SmtpServer};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = closed_port();
+    let url = format!("smtp://127.0.0.1:{port}?tls=none");
+    let (code, err) = run_to_exit(
+        d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp-url",
+            &url,
+            "--check-mail",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("mail check: SMTP relay 127.0.0.1:{port}: "))
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("pwmail serving"), "{err}");
+
+    // Reachable: it says what the relay answered, then serves.
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let url = smtp.url();
+    let (_child, _, _) = start_serve(
+        d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp-url",
+            &url,
+            "--check-mail",
+        ],
+        &[],
+    );
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    assert!(
+        log.contains("mail settings check passed")
+            && log.contains(&format!(
+                "127.0.0.1:{} answered EHLO (no TLS, PIPELINING offered)",
+                smtp.port
+            )),
+        "{log}"
+    );
+    drop(_child);
+
+    // Unreachable without the flag: it serves, and warns.
+    let other = tempfile::tempdir().unwrap();
+    let url = format!("smtp://127.0.0.1:{port}?tls=none");
+    let (_child, _, _) = start_serve(
+        other.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--smtp-url", &url],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(other.path().join("serve.log")).unwrap();
+        if log.contains("the mail settings check failed; pwmail serves anyway") {
+            assert!(log.contains("Connection refused"), "{log}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pwmail mail dkim-record` prints the record openssl's own public key
+/// gives; a key that is not one, and a bad selector, are refused clearly.
+#[test]
+fn mail_dkim_record_prints_the_txt_record_to_publish() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("dkim.pem");
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .stdout;
+    let p = base64::engine::general_purpose::STANDARD.encode(&der[der.len() - 32..]);
+    let key = key.to_str().unwrap();
+    let (ok, out, err) = pwmail(
+        d,
+        &[
+            "mail",
+            "dkim-record",
+            "--dkim-key",
+            key,
+            "--dkim-selector",
+            "pw2026",
+            "--mail-from",
+            "Acme <no-reply@acme.example>",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("pw2026._domainkey.acme.example. IN TXT \"v=DKIM1; k=ed25519; p={p}\"")
+    );
+
+    std::fs::write(d.join("not-a-key.pem"), "hello").unwrap();
+    for (args, says) in [
+        (
+            vec!["--dkim-key", "not-a-key.pem", "--dkim-selector", "s"],
+            "--dkim-key not-a-key.pem: no PEM private key in it",
+        ),
+        (
+            vec!["--dkim-key", key, "--dkim-selector", "bad selector"],
+            "--dkim-selector \"bad selector\"",
+        ),
+        (vec!["--dkim-key", key], "--dkim-selector <DKIM_SELECTOR>"),
+    ] {
+        let mut all = vec!["mail", "dkim-record"];
+        all.extend(args.iter().copied());
+        let (ok, _, err) = pwmail(d, &all);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

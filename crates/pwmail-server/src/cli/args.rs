@@ -290,6 +290,7 @@ impl TransportArgs {
 
     fn to_config(&self, data_dir: &Path) -> anyhow::Result<MailConfig> {
         if let Some(url) = &self.mail_webhook_url {
+            HookConfig::url(url)?;
             let file = self
                 .mail_webhook_secret_file
                 .as_ref()

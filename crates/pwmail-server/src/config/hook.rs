@@ -49,20 +49,7 @@ impl HookConfig {
     /// text of the secret file: `whsec_` and the base64 of 24 to 64 bytes
     /// (as the Standard Webhooks specification has it).
     pub fn new(url: &str, secret: &str, secret_path: &str) -> Result<Self, HookConfigError> {
-        let url = url::Url::parse(url).map_err(|e| HookConfigError::Url(format!("{url}: {e}")))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => return Err(HookConfigError::Insecure(url.to_string())),
-            other => {
-                return Err(HookConfigError::Url(format!(
-                    "{url}: scheme {other} (https:// or, to loopback, http://)"
-                )));
-            }
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(HookConfigError::Url(format!("{url}: no host")));
-        }
+        let url = Self::url(url)?;
         let secret = secret.trim();
         let bad = |why| HookConfigError::Secret(secret_path.to_string(), why);
         let encoded = secret
@@ -79,6 +66,25 @@ impl HookConfig {
             key,
             timeout: Self::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The hook's URL, if it is one pwmail may post links to.
+    pub fn url(url: &str) -> Result<url::Url, HookConfigError> {
+        let url = url::Url::parse(url).map_err(|e| HookConfigError::Url(format!("{url}: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(HookConfigError::Insecure(url.to_string())),
+            other => {
+                return Err(HookConfigError::Url(format!(
+                    "{url}: scheme {other} (https:// or, to loopback, http://)"
+                )));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(HookConfigError::Url(format!("{url}: no host")));
+        }
+        Ok(url)
     }
 }
 
