@@ -1,5 +1,6 @@
-//! `pwmail serve` as a real process against a real SMTP server: a crash in
-//! the middle of sending, and what its logs may never contain.
+//! `pwmail serve` as a real process against a real SMTP server (and the
+//! delivery hook): a crash in the middle of sending, and what its logs may
+//! never contain.
 
 mod common;
 
@@ -9,14 +10,111 @@ use std::time::{Duration, Instant};
 use common::{now, open_store, reset, seed_admin, serve};
 use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
+use pwmail_testkit::hook::HookReceiver;
 use pwmail_testkit::proxy::TcpProxy;
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, header, link_token};
 
+/// What receives the messages in a crash test, and can be down.
+enum Receiver {
+    /// aiosmtpd behind a proxy that keeps its address taken while it
+    /// refuses connections.
+    Smtp { smtp: SmtpServer, proxy: TcpProxy },
+    /// The delivery hook, answering 503 while down.
+    Hook {
+        hook: HookReceiver,
+        secret: std::path::PathBuf,
+    },
+}
+
+impl Receiver {
+    async fn smtp() -> Receiver {
+        let smtp = SmtpServer::start(SmtpOptions::default());
+        let proxy = TcpProxy::start(([127, 0, 0, 1], smtp.port).into()).await;
+        Receiver::Smtp { smtp, proxy }
+    }
+
+    async fn hook(dir: &std::path::Path) -> Receiver {
+        let secret = dir.join("hook.secret");
+        std::fs::write(&secret, pwmail_testkit::hook::SECRET).unwrap();
+        Receiver::Hook {
+            hook: HookReceiver::start().await,
+            secret,
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        match self {
+            Receiver::Smtp { proxy, .. } => proxy.set_down(down),
+            Receiver::Hook { hook, .. } => hook.set_down(down),
+        }
+    }
+
+    /// The serve flags that send here.
+    fn flags(&self) -> Vec<String> {
+        match self {
+            Receiver::Smtp { proxy, .. } => vec![
+                "--smtp-url".into(),
+                format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port()),
+            ],
+            Receiver::Hook { hook, secret } => vec![
+                "--mail-webhook-url".into(),
+                hook.url(),
+                "--mail-webhook-secret-file".into(),
+                secret.display().to_string(),
+            ],
+        }
+    }
+
+    /// The Message-ID of each delivered message, once it is there.
+    fn delivered(&self) -> Vec<String> {
+        match self {
+            Receiver::Smtp { smtp, .. } => smtp
+                .messages()
+                .iter()
+                .map(|m| header(m, "Message-ID").unwrap())
+                .collect(),
+            // Not the `pwmail.check` each start posts.
+            Receiver::Hook { hook, .. } => hook
+                .delivered()
+                .into_iter()
+                .filter(|r| r.json()["type"] == "email.send")
+                .map(|r| r.id)
+                .collect(),
+        }
+    }
+
+    async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let delivered = self.delivered();
+            if delivered.len() >= count || Instant::now() >= deadline {
+                return delivered;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_rows() {
-    const N: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let receiver = Receiver::smtp().await;
+    kill_9_while_sending(dir.path(), receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_posting_2000_to_the_hook_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::hook(dir.path()).await;
+    kill_9_while_sending(dir.path(), receiver).await;
+}
+
+/// 2000 queued while the receiver is down; it comes up, the server is
+/// killed with -9 once a few hundred are through, and a new one sends the
+/// rest: every message arrives, and only rows in flight at the kill may
+/// arrive twice.
+async fn kill_9_while_sending(d: &std::path::Path, receiver: Receiver) {
+    const N: usize = 2000;
     let log = d.join("serve.log");
     let store = open_store(d).await;
     let token = seed_admin(&*store).await;
@@ -25,31 +123,28 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
             .await
             .unwrap();
     }
-
-    // The relay is down while the API queues all 2000: it sits behind a
-    // proxy that keeps its address taken while it refuses connections.
-    let smtp = SmtpServer::start(SmtpOptions::default());
-    let proxy = TcpProxy::start(([127, 0, 0, 1], smtp.port).into()).await;
-    proxy.set_down(true);
-    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port());
-    let flags = [
-        "--smtp-url",
-        &smtp_url,
-        "--token-rate",
-        "1000000/60",
-        "--mail-lease-secs",
-        "4",
-        "--mail-backoff-secs",
-        "1",
-        "--mail-backoff-max-secs",
-        "1",
-        "--mail-concurrency",
-        "16",
-        "--mail-max-attempts",
-        "1000",
-        "--mail-poll-ms",
-        "100",
-    ];
+    receiver.set_down(true);
+    let mut flags = receiver.flags();
+    flags.extend(
+        [
+            "--token-rate",
+            "1000000/60",
+            "--mail-lease-secs",
+            "4",
+            "--mail-backoff-secs",
+            "1",
+            "--mail-backoff-max-secs",
+            "1",
+            "--mail-concurrency",
+            "16",
+            "--mail-max-attempts",
+            "1000",
+            "--mail-poll-ms",
+            "100",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let first = serve(d, &flags, &[], &log);
     let listen = first.listen.clone();
     let client = reqwest::Client::new();
@@ -66,9 +161,9 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
     }
     assert_eq!(queued, N);
 
-    // The relay comes up; kill -9 once a few hundred are through.
-    proxy.set_down(false);
-    let arrived = tokio::task::block_in_place(|| smtp.wait_for(300, Duration::from_secs(60)));
+    // The receiver comes up; kill -9 once a few hundred are through.
+    receiver.set_down(false);
+    let arrived = receiver.wait_for(300, Duration::from_secs(60)).await;
     assert!(arrived.len() >= 300, "sending started");
     common::signal(&first.child, "-9");
     drop(first);
@@ -77,7 +172,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
         .await
         .unwrap()
         .len();
-    let delivered_at_kill = smtp.messages().len();
+    let delivered_at_kill = receiver.delivered().len();
     assert!(
         delivered_at_kill < N,
         "killed mid-way ({delivered_at_kill} of {N} delivered)"
@@ -85,7 +180,7 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
 
     // A fresh address: the killed server's port is never bound again.
     let _second = serve(d, &flags, &[], &log);
-    let messages = tokio::task::block_in_place(|| smtp.wait_for(N, Duration::from_secs(180)));
+    let delivered = receiver.wait_for(N, Duration::from_secs(180)).await;
     // Let the restarted process settle anything left.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -100,15 +195,15 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let messages = if messages.len() < N {
-        messages
+    let delivered = if delivered.len() < N {
+        delivered
     } else {
-        smtp.messages()
+        receiver.delivered()
     };
 
     let mut per_id: HashMap<String, usize> = HashMap::new();
-    for m in &messages {
-        *per_id.entry(header(m, "Message-ID").unwrap()).or_default() += 1;
+    for id in delivered {
+        *per_id.entry(id).or_default() += 1;
     }
     assert_eq!(per_id.len(), N, "every queued email arrived");
     let duplicates: usize = per_id.values().map(|n| n - 1).sum();
