@@ -28,7 +28,7 @@ use crate::app::users::Bootstrap;
 use crate::clock::Clock;
 use crate::config::{MailConfig, ServerConfig};
 use crate::mail::transport::{
-    Composer, DirectoryTransport, SmtpTransport, Transport, WebhookTransport,
+    Composer, DirectoryTransport, SesTransport, SmtpTransport, Transport, WebhookTransport,
 };
 use crate::outbox::{Backlog, Dispatcher};
 
@@ -257,6 +257,9 @@ pub fn build_transport(config: &ServerConfig) -> anyhow::Result<Arc<dyn Transpor
                 .with_context(|| format!("creating mail directory {}", dir.display()))?,
         ),
         MailConfig::Smtp(smtp) => Arc::new(SmtpTransport::new(smtp, composer)?),
+        MailConfig::Ses(ses) => {
+            Arc::new(SesTransport::new(ses, composer).context("setting up the SES HTTP client")?)
+        }
         MailConfig::Hook(hook) => Arc::new(
             WebhookTransport::new(hook, mail_from)
                 .context("setting up the mail hook's HTTP client")?,

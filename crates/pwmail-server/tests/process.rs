@@ -12,6 +12,7 @@ use pwmail_server::app::users as admin;
 use pwmail_store::OutboxState;
 use pwmail_testkit::hook::HookReceiver;
 use pwmail_testkit::proxy::TcpProxy;
+use pwmail_testkit::ses::SesServer;
 use pwmail_testkit::{SmtpOptions, SmtpServer, SmtpTls, header, link_token};
 
 /// What receives the messages in a crash test, and can be down.
@@ -24,6 +25,8 @@ enum Receiver {
         hook: HookReceiver,
         secret: std::path::PathBuf,
     },
+    /// Amazon SES (moto) behind a proxy, as SMTP is.
+    Ses { ses: SesServer, proxy: TcpProxy },
 }
 
 impl Receiver {
@@ -42,9 +45,29 @@ impl Receiver {
         }
     }
 
+    async fn ses() -> Receiver {
+        let ses = SesServer::start(Some("pwmail.test"));
+        let proxy = TcpProxy::start(([127, 0, 0, 1], ses.port).into()).await;
+        Receiver::Ses { ses, proxy }
+    }
+
+    /// The environment serve needs (SES's credentials).
+    fn envs(&self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Receiver::Ses { .. } => vec![
+                ("AWS_ACCESS_KEY_ID", pwmail_testkit::ses::ACCESS_KEY_ID),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    pwmail_testkit::ses::SECRET_ACCESS_KEY,
+                ),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     fn set_down(&self, down: bool) {
         match self {
-            Receiver::Smtp { proxy, .. } => proxy.set_down(down),
+            Receiver::Smtp { proxy, .. } | Receiver::Ses { proxy, .. } => proxy.set_down(down),
             Receiver::Hook { hook, .. } => hook.set_down(down),
         }
     }
@@ -56,6 +79,15 @@ impl Receiver {
                 "--smtp-url".into(),
                 format!("smtp://127.0.0.1:{}?tls=none", proxy.addr.port()),
             ],
+            Receiver::Ses { proxy, .. } => vec![
+                "--ses-region".into(),
+                pwmail_testkit::ses::REGION.into(),
+                "--ses-endpoint".into(),
+                format!("http://127.0.0.1:{}", proxy.addr.port()),
+                // SES's own Message-ID replaces pwmail's; moto keeps it.
+                "--mail-from".into(),
+                "pwmail <no-reply@pwmail.test>".into(),
+            ],
             Receiver::Hook { hook, secret } => vec![
                 "--mail-webhook-url".into(),
                 hook.url(),
@@ -66,8 +98,14 @@ impl Receiver {
     }
 
     /// The Message-ID of each delivered message, once it is there.
-    fn delivered(&self) -> Vec<String> {
+    async fn delivered(&self) -> Vec<String> {
         match self {
+            Receiver::Ses { ses, .. } => ses
+                .messages()
+                .await
+                .iter()
+                .map(|m| header(m, "Message-ID").unwrap())
+                .collect(),
             Receiver::Smtp { smtp, .. } => smtp
                 .messages()
                 .iter()
@@ -86,7 +124,7 @@ impl Receiver {
     async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let delivered = self.delivered();
+            let delivered = self.delivered().await;
             if delivered.len() >= count || Instant::now() >= deadline {
                 return delivered;
             }
@@ -106,6 +144,13 @@ async fn kill_9_while_sending_2000_loses_nothing_and_duplicates_only_in_flight_r
 async fn kill_9_while_posting_2000_to_the_hook_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::hook(dir.path()).await;
+    kill_9_while_sending(dir.path(), receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_sending_2000_through_ses_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ses().await;
     kill_9_while_sending(dir.path(), receiver).await;
 }
 
@@ -145,7 +190,8 @@ async fn kill_9_while_sending(d: &std::path::Path, receiver: Receiver) {
         .map(String::from),
     );
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let first = serve(d, &flags, &[], &log);
+    let envs = receiver.envs();
+    let first = serve(d, &flags, &envs, &log);
     let listen = first.listen.clone();
     let client = reqwest::Client::new();
     let mut queued = 0;
@@ -172,14 +218,14 @@ async fn kill_9_while_sending(d: &std::path::Path, receiver: Receiver) {
         .await
         .unwrap()
         .len();
-    let delivered_at_kill = receiver.delivered().len();
+    let delivered_at_kill = receiver.delivered().await.len();
     assert!(
         delivered_at_kill < N,
         "killed mid-way ({delivered_at_kill} of {N} delivered)"
     );
 
     // A fresh address: the killed server's port is never bound again.
-    let _second = serve(d, &flags, &[], &log);
+    let _second = serve(d, &flags, &envs, &log);
     let delivered = receiver.wait_for(N, Duration::from_secs(180)).await;
     // Let the restarted process settle anything left.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -198,7 +244,7 @@ async fn kill_9_while_sending(d: &std::path::Path, receiver: Receiver) {
     let delivered = if delivered.len() < N {
         delivered
     } else {
-        receiver.delivered()
+        receiver.delivered().await
     };
 
     let mut per_id: HashMap<String, usize> = HashMap::new();

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod hook;
 pub mod pg;
 pub mod proxy;
+pub mod ses;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

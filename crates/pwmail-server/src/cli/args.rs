@@ -208,7 +208,7 @@ pub struct TransportArgs {
         long,
         env = "PWMAIL_SMTP_URL",
         hide_env_values = true,
-        conflicts_with = "mail_webhook_url"
+        conflicts_with_all = ["mail_webhook_url", "ses_region"]
     )]
     pub smtp_url: Option<String>,
     /// SMTP password (prefer this variable or --smtp-password-file to the URL).
@@ -235,7 +235,7 @@ pub struct TransportArgs {
     #[arg(long, env = "PWMAIL_SMTP_ALLOW_INSECURE")]
     pub smtp_allow_insecure: bool,
     /// POST each email as signed JSON (Standard Webhooks) to this URL instead of SMTP: https://, or http:// to loopback.
-    #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_URL")]
+    #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_URL", conflicts_with = "ses_region")]
     pub mail_webhook_url: Option<String>,
     /// File holding the hook's signing secret: whsec_ and the base64 of 24 to 64 random bytes.
     #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_SECRET_FILE")]
@@ -243,6 +243,13 @@ pub struct TransportArgs {
     /// Seconds to wait for the hook's answer.
     #[arg(long, env = "PWMAIL_MAIL_WEBHOOK_TIMEOUT_SECS", default_value_t = HookConfig::DEFAULT_TIMEOUT.as_secs())]
     pub mail_webhook_timeout_secs: u64,
+    /// Send through Amazon SES (API v2) in this region, e.g. eu-west-1. Credentials come from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the shared credentials file (AWS_PROFILE).
+    #[arg(long, env = "PWMAIL_SES_REGION")]
+    pub ses_region: Option<String>,
+    /// Another SES endpoint than https://email.REGION.amazonaws.com (a VPC endpoint, a test server).
+    #[arg(long, env = "PWMAIL_SES_ENDPOINT", requires = "ses_region")]
+    pub ses_endpoint: Option<String>,
     #[command(flatten)]
     pub dkim: DkimArgs,
 }
@@ -289,6 +296,14 @@ impl TransportArgs {
     }
 
     fn to_config(&self, data_dir: &Path) -> anyhow::Result<MailConfig> {
+        if let Some(region) = &self.ses_region {
+            let env = |name: &str| std::env::var(name).ok();
+            return Ok(MailConfig::Ses(crate::config::ses::SesConfig::new(
+                region,
+                self.ses_endpoint.as_deref(),
+                &env,
+            )?));
+        }
         if let Some(url) = &self.mail_webhook_url {
             HookConfig::url(url)?;
             let file = self

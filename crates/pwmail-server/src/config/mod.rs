@@ -14,6 +14,7 @@ use url::Url;
 
 pub mod hook;
 pub mod return_to;
+pub mod ses;
 pub mod smtp;
 
 pub use hook::HookConfig;
@@ -276,6 +277,8 @@ pub enum MailConfig {
     Smtp(SmtpConfig),
     /// Each message is POSTed, signed, to the operator's delivery hook.
     Hook(HookConfig),
+    /// Each message goes to Amazon SES's API (v2 `SendEmail`, raw MIME).
+    Ses(ses::SesConfig),
 }
 
 /// `count` calls per `per_secs` seconds, written `COUNT/SECONDS`.

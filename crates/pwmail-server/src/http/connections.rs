@@ -78,7 +78,9 @@ pub fn reserved_descriptors(config: &ServerConfig) -> u64 {
             u64::from(smtp.pool_size) + u64::from(config.dispatcher.concurrency)
         }
         // One file written, or one HTTP connection, per message in flight.
-        MailConfig::Directory(_) | MailConfig::Hook(_) => u64::from(config.dispatcher.concurrency),
+        MailConfig::Directory(_) | MailConfig::Hook(_) | MailConfig::Ses(_) => {
+            u64::from(config.dispatcher.concurrency)
+        }
     };
     let ops = if config.ops_listen.is_some() {
         OPS_MAX_CONNECTIONS as u64

@@ -4,6 +4,7 @@
 //! their bytes with one [`Composer`], which DKIM-signs them when asked.
 
 pub mod directory;
+pub mod ses;
 pub mod smtp;
 pub mod webhook;
 
@@ -17,6 +18,7 @@ use crate::mail::dkim::{DkimSigner, Signed};
 use crate::mail::{self, Built, Letter, MailError};
 
 pub use directory::DirectoryTransport;
+pub use ses::SesTransport;
 pub use smtp::SmtpTransport;
 pub use webhook::WebhookTransport;
 
