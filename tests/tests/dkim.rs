@@ -173,7 +173,7 @@ async fn signatures_verify_with_dkimpy_over_smtp_and_in_eml_files() {
                     .or(text[part..].find("\n\r\n"))
                     .unwrap();
             let mut body_changed = text.clone();
-            body_changed.insert_str(blank + 2, "X");
+            body_changed.insert(blank + 2, 'X');
             for tampered_text in [text.replacen("Subject: ", "Subject: X", 1), body_changed] {
                 assert_ne!(tampered_text, text);
                 let tampered = dir.path().join("tampered.eml");

@@ -56,21 +56,8 @@ impl SesTransport {
         })
     }
 
-    /// `method path` with `body`, signed; SES's status, headers and text.
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<
-        (
-            reqwest::StatusCode,
-            Option<Duration>,
-            Option<String>,
-            String,
-        ),
-        SendError,
-    > {
+    /// `method path` with `body`, signed: what SES answered.
+    async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Answer, SendError> {
         let url = self
             .config
             .endpoint
@@ -136,18 +123,29 @@ impl SesTransport {
             .map(|secs| Duration::from_secs(secs).min(LONGEST_RETRY_AFTER));
         let error_type = header("x-amzn-errortype");
         let text = response.text().await.unwrap_or_default();
-        Ok((status, retry_after, error_type, text))
+        Ok(Answer {
+            status,
+            retry_after,
+            error_type,
+            text,
+        })
     }
+}
 
+/// SES's answer to one call.
+struct Answer {
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    /// `x-amzn-ErrorType`, when it sent one.
+    error_type: Option<String>,
+    text: String,
+}
+
+impl Answer {
     /// An error answer as a `SendError`: its type and message, redacted.
-    fn refusal(
-        status: reqwest::StatusCode,
-        retry_after: Option<Duration>,
-        error_type: Option<String>,
-        text: &str,
-        redact: &dyn Fn(&str) -> String,
-    ) -> SendError {
-        let (kind, message) = error_of(error_type.as_deref(), text);
+    fn refusal(&self, redact: &dyn Fn(&str) -> String) -> SendError {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let (kind, message) = error_of(self.error_type.as_deref(), &self.text);
         let message: String = redact(&message).chars().take(ANSWER_KEPT).collect();
         let said = format!("SES answered HTTP {status}: {kind}: {message}");
         let permanent = status.is_client_error()
@@ -179,18 +177,12 @@ impl Transport for SesTransport {
             } },
         }))
         .map_err(|e| SendError::permanent(e.to_string()))?;
-        let (status, retry_after, error_type, text) =
-            self.call("POST", "/v2/email/outbound-emails", body).await?;
+        let answer = self.call("POST", "/v2/email/outbound-emails", body).await?;
+        let status = answer.status;
         if !status.is_success() {
-            return Err(Self::refusal(
-                status,
-                retry_after,
-                error_type,
-                &text,
-                &|t| letter.redact(t),
-            ));
+            return Err(answer.refusal(&|t| letter.redact(t)));
         }
-        let id = serde_json::from_str::<serde_json::Value>(&text)
+        let id = serde_json::from_str::<serde_json::Value>(&answer.text)
             .ok()
             .and_then(|v| v["MessageId"].as_str().map(str::to_string));
         Ok(match id {
@@ -208,10 +200,9 @@ impl Transport for SesTransport {
         let mut last = None;
         for identity in [domain, address] {
             let path = format!("/v2/email/identities/{identity}");
-            let (status, retry_after, error_type, text) =
-                self.call("GET", &path, Vec::new()).await?;
-            if status.is_success() {
-                let verified = serde_json::from_str::<serde_json::Value>(&text)
+            let answer = self.call("GET", &path, Vec::new()).await?;
+            if answer.status.is_success() {
+                let verified = serde_json::from_str::<serde_json::Value>(&answer.text)
                     .ok()
                     .and_then(|v| v["VerifiedForSendingStatus"].as_bool());
                 return match verified {
@@ -224,8 +215,8 @@ impl Transport for SesTransport {
                     )),
                 };
             }
-            let refused = Self::refusal(status, retry_after, error_type, &text, &str::to_string);
-            if status.as_u16() != 404 {
+            let refused = answer.refusal(&str::to_string);
+            if answer.status.as_u16() != 404 {
                 return Err(refused);
             }
             last = Some(refused);
@@ -320,7 +311,14 @@ mod tests {
     fn only_the_messages_own_faults_are_permanent() {
         let st = |code| reqwest::StatusCode::from_u16(code).unwrap();
         let refusal = |code, kind: &str| {
-            SesTransport::refusal(st(code), None, Some(kind.into()), "{}", &str::to_string).failure
+            Answer {
+                status: st(code),
+                retry_after: None,
+                error_type: Some(kind.into()),
+                text: "{}".into(),
+            }
+            .refusal(&str::to_string)
+            .failure
         };
         use crate::mail::transport::Failure::*;
         assert_eq!(refusal(400, "MessageRejected"), Permanent);

@@ -54,14 +54,10 @@ impl WebhookTransport {
         })
     }
 
-    /// The body and its three Standard Webhooks headers for `letter` at
-    /// `timestamp` (seconds). The id is the Message-ID: the same on every
-    /// attempt, so a receiver can drop a repeat.
-    fn request(
-        &self,
-        letter: &Letter<'_>,
-        timestamp: i64,
-    ) -> Result<(Vec<u8>, [(&'static str, String); 3]), SendError> {
+    /// The request for `letter` at `timestamp` (seconds). Its id is the
+    /// Message-ID: the same on every attempt, so a receiver can drop a
+    /// repeat.
+    fn request(&self, letter: &Letter<'_>, timestamp: i64) -> Result<Post, SendError> {
         let payload = Payload {
             r#type: EVENT_TYPE,
             timestamp: rfc3339(timestamp * 1000),
@@ -82,40 +78,46 @@ impl WebhookTransport {
                 link_expires_at: letter.link_expires_at.map(rfc3339),
             },
         };
-        let body = serde_json::to_vec(&payload)
+        self.signed(letter.message_id, timestamp, &payload)
+    }
+
+    /// `payload` as JSON, with its three Standard Webhooks headers.
+    fn signed(
+        &self,
+        id: &str,
+        timestamp: i64,
+        payload: &impl Serialize,
+    ) -> Result<Post, SendError> {
+        let body = serde_json::to_vec(payload)
             .map_err(|e| SendError::permanent(format!("writing the hook's JSON: {e}")))?;
         let signature = self
             .signer
-            .sign(letter.message_id, timestamp, &body)
+            .sign(id, timestamp, &body)
             .map_err(|e| SendError::permanent(format!("signing the hook's request: {e}")))?;
-        Ok((
+        Ok(Post {
             body,
-            [
-                (
-                    standardwebhooks::HEADER_WEBHOOK_ID,
-                    letter.message_id.to_string(),
-                ),
+            headers: [
+                (standardwebhooks::HEADER_WEBHOOK_ID, id.to_string()),
                 (
                     standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
                     timestamp.to_string(),
                 ),
                 (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
             ],
-        ))
+        })
     }
 
     async fn post(
         &self,
-        body: Vec<u8>,
-        headers: [(&'static str, String); 3],
+        post: Post,
         redact: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<String, SendError> {
         let mut request = self
             .client
             .post(self.url.clone())
             .header("content-type", "application/json")
-            .body(body);
-        for (name, value) in headers {
+            .body(post.body);
+        for (name, value) in post.headers {
             request = request.header(name, value);
         }
         let response = request.send().await.map_err(|e| {
@@ -154,8 +156,8 @@ impl WebhookTransport {
 #[async_trait]
 impl Transport for WebhookTransport {
     async fn send(&self, letter: &Letter<'_>) -> Result<String, SendError> {
-        let (body, headers) = self.request(letter, unix_now())?;
-        self.post(body, headers, &|text| letter.redact(text)).await
+        let post = self.request(letter, unix_now())?;
+        self.post(post, &|text| letter.redact(text)).await
     }
 
     /// A signed `pwmail.check` with no message in it: the receiver's answer
@@ -163,34 +165,24 @@ impl Transport for WebhookTransport {
     async fn check(&self) -> Result<String, SendError> {
         let timestamp = unix_now();
         let id = format!("check-{}", uuid::Uuid::now_v7());
-        let body = serde_json::to_vec(&serde_json::json!({
+        let payload = serde_json::json!({
             "type": "pwmail.check",
             "timestamp": rfc3339(timestamp * 1000),
             "data": {},
-        }))
-        .map_err(|e| SendError::permanent(e.to_string()))?;
-        let signature = self
-            .signer
-            .sign(&id, timestamp, &body)
-            .map_err(|e| SendError::permanent(e.to_string()))?;
-        self.post(
-            body,
-            [
-                (standardwebhooks::HEADER_WEBHOOK_ID, id),
-                (
-                    standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
-                    timestamp.to_string(),
-                ),
-                (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
-            ],
-            &str::to_string,
-        )
-        .await
+        });
+        let post = self.signed(&id, timestamp, &payload)?;
+        self.post(post, &str::to_string).await
     }
 
     fn describe(&self) -> String {
         format!("the mail hook {}", self.url)
     }
+}
+
+/// A signed request: its JSON body and Standard Webhooks headers.
+struct Post {
+    body: Vec<u8>,
+    headers: [(&'static str, String); 3],
 }
 
 #[derive(Serialize)]
