@@ -1785,3 +1785,157 @@ fn mail_dkim_record_prints_the_txt_record_to_publish() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `--check-mail` through the hook (a signed `pwmail.check`) and SES
+/// (`GetEmailIdentity` of the sending domain); `mail test` through SES.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_mail_reaches_the_hook_and_ses() {
+    use pwmail_testkit::hook::{Answer, HookReceiver, SECRET};
+    use pwmail_testkit::ses::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SesServer};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let run = |args: Vec<String>, envs: Vec<(&'static str, &'static str)>| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_pwmail"));
+            command
+                .current_dir(&d)
+                .args(&args)
+                .env_remove("PWMAIL_DATABASE_URL")
+                .env_remove("PWMAIL_DATA_DIR")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env("HOME", &d)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in envs {
+                command.env(k, v);
+            }
+            let mut child = KillOnDrop(command.spawn().unwrap());
+            // A server that passed its check serves: the log line says so.
+            let mut err = String::new();
+            let mut reader = BufReader::new(child.stderr.take().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                err.push_str(&line);
+                if line.contains("pwmail serving") {
+                    break;
+                }
+                line.clear();
+            }
+            let status = if err.contains("pwmail serving") {
+                None
+            } else {
+                child.wait().unwrap().code()
+            };
+            let mut out = String::new();
+            if status.is_some() {
+                std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+            }
+            (status, out, err)
+        })
+    };
+    let serve = |extra: &[&str]| {
+        let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--check-mail"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // The hook: its answer decides.
+    let receiver = HookReceiver::start().await;
+    receiver.script([Answer {
+        body: "who are you".into(),
+        ..Answer::status(401)
+    }]);
+    let secret = d.join("hook.secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let hook_flags = [
+        "--mail-webhook-url",
+        &receiver.url(),
+        "--mail-webhook-secret-file",
+        secret.to_str().unwrap(),
+    ]
+    .map(String::from);
+    let flags: Vec<&str> = hook_flags.iter().map(String::as_str).collect();
+    let (status, _, err) = run(serve(&flags), vec![]).await.unwrap();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("mail check: the mail hook http://")
+            && err.contains("answered HTTP 401 Unauthorized: who are you"),
+        "{err}"
+    );
+    let (status, _, err) = run(serve(&flags), vec![]).await.unwrap();
+    assert_eq!(status, None, "{err}");
+    assert!(
+        err.contains("the mail hook answered HTTP 202 Accepted"),
+        "{err}"
+    );
+    let checks = receiver.received();
+    assert_eq!(checks.len(), 2);
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.verified && c.json()["type"] == "pwmail.check")
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.json()["data"] == serde_json::json!({}))
+    );
+
+    // SES: without credentials, it says where it looked.
+    let moto = SesServer::start(Some("pwmail.test"));
+    let endpoint = moto.endpoint();
+    let ses_flags = [
+        "--ses-region",
+        REGION,
+        "--ses-endpoint",
+        &endpoint,
+        "--mail-from",
+        "pwmail <no-reply@pwmail.test>",
+    ];
+    let (status, _, err) = run(serve(&ses_flags), vec![]).await.unwrap();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("no AWS credentials for SES") && err.contains(".aws/credentials"),
+        "{err}"
+    );
+    let creds = vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+    ];
+    let (status, _, err) = run(serve(&ses_flags), creds.clone()).await.unwrap();
+    assert_eq!(status, None, "{err}");
+    assert!(
+        err.contains("SES (us-east-1) can send as pwmail.test"),
+        "{err}"
+    );
+    // A domain SES does not know: refused, and said why.
+    let mut other = ses_flags.map(String::from).to_vec();
+    other[5] = "pwmail <no-reply@unknown.test>".into();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let (status, _, err) = run(serve(&other), creds.clone()).await.unwrap();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("NotFoundException") && err.contains("verify it in SES"),
+        "{err}"
+    );
+
+    // `mail test` through SES: its MessageId, and moto has the message.
+    let mut args: Vec<String> = ["mail", "test", "--to", "ops@example.com"]
+        .map(String::from)
+        .to_vec();
+    args.extend(ses_flags.map(String::from));
+    let (status, out, err) = run(args, creds).await.unwrap();
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.contains("answer: SES MessageId "), "{out}");
+    let arrived = moto.messages().await;
+    assert_eq!(arrived.len(), 1);
+    assert!(
+        arrived[0].contains("Subject: pwmail mail test"),
+        "{}",
+        arrived[0]
+    );
+}
