@@ -1385,6 +1385,63 @@ fn serve_warns_about_a_tls_key_others_can_read() {
     assert!(warning.contains("644"), "{warning}");
 }
 
+/// So are a DKIM key and the hook's secret file.
+#[test]
+fn serve_warns_about_a_dkim_key_and_hook_secret_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("dkim.pem");
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let secret = d.join("hook.secret");
+    std::fs::write(&secret, pwmail_testkit::hook::SECRET).unwrap();
+    for file in [&key, &secret] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let (key, secret) = (key.to_str().unwrap(), secret.to_str().unwrap());
+    let (_child, _token, _listen) = start_serve(
+        d,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dkim-key",
+            key,
+            "--dkim-selector",
+            "s1",
+            "--mail-from",
+            "pwmail <no-reply@pwmail.test>",
+            "--mail-webhook-url",
+            "http://127.0.0.1:9/hook",
+            "--mail-webhook-secret-file",
+            secret,
+        ],
+        &[],
+    );
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    for file in [key, secret] {
+        let warning = log
+            .lines()
+            .find(|l| l.contains("readable by other users") && l.contains(file))
+            .unwrap_or_else(|| panic!("no warning naming {file}:\n{log}"));
+        assert!(warning.contains("640"), "{warning}");
+    }
+    // The start line says DKIM is on, never the key.
+    let serving = log.lines().find(|l| l.contains("pwmail serving")).unwrap();
+    assert!(
+        serving.contains("ed25519-sha256") && serving.contains("s1"),
+        "{serving}"
+    );
+    assert!(!log.contains("PRIVATE KEY") && !log.contains(&pwmail_testkit::hook::SECRET[6..]));
+}
+
 /// A template that fails for one user (here: only for a user named
 /// "Broken") makes that user's email dead, with its link revoked and the
 /// template's error recorded; another user's email from the same templates

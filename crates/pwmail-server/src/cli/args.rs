@@ -292,6 +292,15 @@ impl TransportArgs {
     pub fn apply(&self, config: &mut ServerConfig, data_dir: &Path) -> anyhow::Result<()> {
         config.mail = self.to_config(data_dir)?;
         config.dkim = self.dkim.signer(&config.mail_domain())?.map(Arc::new);
+        config.secret_files = [
+            &self.smtp_password_file,
+            &self.mail_webhook_secret_file,
+            &self.dkim.dkim_key,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
         Ok(())
     }
 

@@ -79,6 +79,10 @@ pub struct ServerConfig {
     pub mail: MailConfig,
     /// Signs what leaves (SMTP, `.eml`, SES) with DKIM.
     pub dkim: Option<Arc<crate::mail::dkim::DkimSigner>>,
+    /// Files the mail settings were read from that hold secrets (the SMTP
+    /// password, the hook's secret, the DKIM key): warned about at start
+    /// if others may read them.
+    pub secret_files: Vec<PathBuf>,
     pub link_ttl: Duration,
     /// The lifetimes a call may ask for (`ttl_secs`).
     pub link_ttl_range: LinkTtlRange,
@@ -173,6 +177,7 @@ impl Default for ServerConfig {
             public_url: public_url_for(listen, false),
             mail: MailConfig::Directory(data_dir.join("mail")),
             dkim: None,
+            secret_files: Vec::new(),
             link_ttl: Duration::from_secs(24 * 3600),
             link_ttl_range: LinkTtlRange {
                 min: LINK_TTL_MIN,
@@ -466,6 +471,7 @@ impl ServerConfig {
         if let Some(tls) = &self.tls {
             paths.push(tls.key.clone());
         }
+        paths.extend(self.secret_files.iter().cloned());
         paths
     }
 

@@ -47,7 +47,10 @@ pub enum DkimError {
     Key { path: String, problem: String },
     #[error("--dkim-selector {0:?}: a selector is letters, digits, '-' and '.' (e.g. pwmail2026)")]
     Selector(String),
-    #[error("--dkim-domain {0:?} is not a domain name")]
+    #[error(
+        "the DKIM signing domain {0:?} (--dkim-domain, else the domain of --mail-from) is not \
+         a domain name that can publish a key"
+    )]
     Domain(String),
 }
 
