@@ -403,3 +403,44 @@ pub fn link_token(message: &str) -> Option<String> {
         .collect();
     Some(token)
 }
+
+/// A server sending through `mail` as the "receiver down while a backlog
+/// is queued" tests want it: 16 at once, quick capped retries, attempts
+/// enough to outlast the outage; `n` users, each with one
+/// ResetPasswordByAdmin queued. Returns once all are queued.
+pub async fn backlog(mail: MailConfig, n: usize) -> TestServer {
+    let server = TestServer::start_with(Options {
+        mail: Some(mail),
+        user_rate: (1, 60),
+        token_rate: (100_000, 60),
+        dispatcher: DispatcherConfig {
+            concurrency: 16,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(50),
+            max_attempts: 1_000,
+            send_timeout: Duration::from_secs(10),
+            ..DispatcherConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    for i in 0..n {
+        server
+            .add_user(&format!("user{i}@example.com"), false)
+            .await;
+    }
+    for i in 0..n {
+        server
+            .client()
+            .reset_password_by_admin()
+            .body(
+                pwmail_client::types::ResetPasswordByAdminRequest::builder()
+                    .email(format!("user{i}@example.com")),
+            )
+            .send()
+            .await
+            .expect("queued");
+    }
+    server
+}

@@ -4,73 +4,17 @@
 //! public key gives.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::config::{MailConfig, SmtpConfig};
 use pwmail_server::mail::dkim::DkimSigner;
-use pwmail_testkit::{SmtpOptions, SmtpServer};
+use pwmail_testkit::{KeyAlgorithm, SmtpOptions, SmtpServer, openssl_dkim_key};
 use pwmail_tests::{Options, TestServer};
 
-#[derive(Clone, Copy, Debug)]
-enum Algorithm {
-    Rsa,
-    Ed25519,
-}
-
-/// A private key as `openssl genpkey` writes it, and the DNS record for
-/// it made from `openssl pkey -pubout` (not from pwmail).
-fn openssl_key(dir: &Path, algorithm: Algorithm) -> (Vec<u8>, String) {
-    let key = dir.join(format!("{algorithm:?}.pem"));
-    let mut genpkey = Command::new("openssl");
-    genpkey.arg("genpkey");
-    match algorithm {
-        Algorithm::Rsa => genpkey.args(["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"]),
-        Algorithm::Ed25519 => genpkey.args(["-algorithm", "ed25519"]),
-    };
-    let status = genpkey
-        .arg("-out")
-        .arg(&key)
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    let public = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .expect("openssl pkey");
-    assert!(public.status.success());
-    let der = public.stdout;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let record = match algorithm {
-        Algorithm::Rsa => format!("v=DKIM1; k=rsa; p={}", b64.encode(&der)),
-        // RFC 8463: the raw 32-byte key, the end of its SubjectPublicKeyInfo.
-        Algorithm::Ed25519 => format!(
-            "v=DKIM1; k=ed25519; p={}",
-            b64.encode(&der[der.len() - 32..])
-        ),
-    };
-    (std::fs::read(&key).unwrap(), record)
-}
-
-/// dkimpy's verdict on the message in `file`.
 fn dkimpy(file: &Path, record: &str) -> (bool, String) {
-    let out = Command::new(pwmail_testkit::python())
-        .arg(pwmail_testkit::workspace().join("crates/pwmail-testkit/smtp/dkim_verify.py"))
-        .arg(file)
-        .arg("mail2026._domainkey.pwmail.test")
-        .arg(record)
-        .output()
-        .expect("dkim_verify.py runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    pwmail_testkit::dkimpy_verify(file, "mail2026._domainkey.pwmail.test", record)
 }
 
 /// Both F5 operations; Ada's in German, a message lettre encodes
@@ -101,8 +45,9 @@ async fn send_both(server: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_verify_with_dkimpy_over_smtp_and_in_eml_files() {
     let dir = tempfile::tempdir().unwrap();
-    for algorithm in [Algorithm::Rsa, Algorithm::Ed25519] {
-        let (pem, record) = openssl_key(dir.path(), algorithm);
+    for algorithm in [KeyAlgorithm::Rsa2048, KeyAlgorithm::Ed25519] {
+        let (key, record) = openssl_dkim_key(dir.path(), algorithm);
+        let pem = std::fs::read(&key).unwrap();
         let signer =
             Arc::new(DkimSigner::from_pem(&pem, "key.pem", "mail2026", "pwmail.test").unwrap());
         // pwmail's own record (`pwmail mail dkim-record`) is openssl's.
@@ -150,8 +95,8 @@ async fn signatures_verify_with_dkimpy_over_smtp_and_in_eml_files() {
         assert_eq!(files.len(), 4, "{files:?}");
 
         let a = match algorithm {
-            Algorithm::Rsa => "rsa-sha256",
-            Algorithm::Ed25519 => "ed25519-sha256",
+            KeyAlgorithm::Rsa2048 => "rsa-sha256",
+            KeyAlgorithm::Ed25519 => "ed25519-sha256",
         };
         for file in &files {
             let (ok, said) = dkimpy(file, &record);

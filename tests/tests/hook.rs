@@ -279,30 +279,7 @@ async fn hook_down_while_1000_are_queued_then_all_arrive_once() {
     const N: usize = 1000;
     let receiver = HookReceiver::start().await;
     receiver.set_down(true);
-    let server = TestServer::start_with(Options {
-        mail: Some(hook(&receiver)),
-        user_rate: (1, 60),
-        token_rate: (100_000, 60),
-        dispatcher: DispatcherConfig {
-            concurrency: 16,
-            backoff_base: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(1),
-            poll_interval: Duration::from_millis(50),
-            max_attempts: 1_000,
-            send_timeout: Duration::from_secs(10),
-            ..DispatcherConfig::default()
-        },
-        ..Options::default()
-    })
-    .await;
-    for i in 0..N {
-        server
-            .add_user(&format!("user{i}@example.com"), false)
-            .await;
-    }
-    for i in 0..N {
-        reset(&server, &format!("user{i}@example.com")).await;
-    }
+    let server = pwmail_tests::backlog(hook(&receiver), N).await;
     rows(&server, OutboxState::Retrying, 1).await;
     assert!(receiver.delivered().is_empty());
 

@@ -4,18 +4,17 @@
 //! Message-ID and Date, which SES replaces) is checked by dkimpy.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_server::config::MailConfig;
 use pwmail_server::config::ses::SesConfig;
-use pwmail_server::config::{DispatcherConfig, MailConfig};
 use pwmail_server::mail::dkim::DkimSigner;
 use pwmail_store::{LinkState, OutboxState};
-use pwmail_testkit::header;
 use pwmail_testkit::proxy::TcpProxy;
 use pwmail_testkit::ses::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SesServer};
+use pwmail_testkit::{KeyAlgorithm, header};
 use pwmail_tests::{Options, TestServer};
 
 fn ses(endpoint: &str) -> MailConfig {
@@ -61,36 +60,12 @@ async fn reset(server: &TestServer, email: &str) {
         .expect("200");
 }
 
-/// An Ed25519 key from `openssl genpkey`, and its DNS record from openssl.
-fn openssl_ed25519(dir: &std::path::Path) -> (Vec<u8>, String) {
-    use base64::Engine;
-    let key = dir.join("dkim.pem");
-    assert!(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap()
-        .stdout;
-    let record = format!(
-        "v=DKIM1; k=ed25519; p={}",
-        base64::engine::general_purpose::STANDARD.encode(&der[der.len() - 32..])
-    );
-    (std::fs::read(&key).unwrap(), record)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_f5_operations_go_through_ses_signed_as_botocore_signs() {
     let moto = SesServer::start(Some("pwmail.test"));
     let dir = tempfile::tempdir().unwrap();
-    let (pem, record) = openssl_ed25519(dir.path());
+    let (key, record) = pwmail_testkit::openssl_dkim_key(dir.path(), KeyAlgorithm::Ed25519);
+    let pem = std::fs::read(&key).unwrap();
     let server = TestServer::start_with(Options {
         mail: Some(ses(&moto.endpoint())),
         dkim: Some(Arc::new(
@@ -141,19 +116,11 @@ async fn both_f5_operations_go_through_ses_signed_as_botocore_signs() {
         // DKIM leaves out the two headers SES replaces, and verifies.
         let file = dir.path().join("ses.eml");
         std::fs::write(&file, raw.replace("\r\n", "\n").replace('\n', "\r\n")).unwrap();
-        let out = Command::new(pwmail_testkit::python())
-            .arg(pwmail_testkit::workspace().join("crates/pwmail-testkit/smtp/dkim_verify.py"))
-            .arg(&file)
-            .arg("mail2026._domainkey.pwmail.test")
-            .arg(&record)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
+        let (ok, said) =
+            pwmail_testkit::dkimpy_verify(&file, "mail2026._domainkey.pwmail.test", &record);
         assert!(
-            out.status.success()
-                && said.contains("h=from:to:subject:auto-submitted:mime-version:content-type:from"),
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
+            ok && said.contains("h=from:to:subject:auto-submitted:mime-version:content-type:from"),
+            "{said}"
         );
         // The row keeps SES's MessageId.
         let row = sent.iter().find(|r| r.recipient == to).unwrap();
@@ -212,30 +179,8 @@ async fn ses_down_while_1000_are_queued_then_all_arrive_once() {
     let moto = SesServer::start(Some("pwmail.test"));
     let proxy = TcpProxy::start(([127, 0, 0, 1], moto.port).into()).await;
     proxy.set_down(true);
-    let server = TestServer::start_with(Options {
-        mail: Some(ses(&format!("http://127.0.0.1:{}", proxy.addr.port()))),
-        user_rate: (1, 60),
-        token_rate: (100_000, 60),
-        dispatcher: DispatcherConfig {
-            concurrency: 16,
-            backoff_base: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(1),
-            poll_interval: Duration::from_millis(50),
-            max_attempts: 1_000,
-            send_timeout: Duration::from_secs(10),
-            ..DispatcherConfig::default()
-        },
-        ..Options::default()
-    })
-    .await;
-    for i in 0..N {
-        server
-            .add_user(&format!("user{i}@example.com"), false)
-            .await;
-    }
-    for i in 0..N {
-        reset(&server, &format!("user{i}@example.com")).await;
-    }
+    let server =
+        pwmail_tests::backlog(ses(&format!("http://127.0.0.1:{}", proxy.addr.port())), N).await;
     rows(&server, OutboxState::Retrying, 1).await;
     proxy.set_down(false);
     let started = Instant::now();

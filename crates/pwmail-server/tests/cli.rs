@@ -1391,15 +1391,7 @@ fn serve_warns_about_a_dkim_key_and_hook_secret_others_can_read() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = d.join("dkim.pem");
-    assert!(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (key, _) = pwmail_testkit::openssl_dkim_key(d, pwmail_testkit::KeyAlgorithm::Ed25519);
     let secret = d.join("hook.secret");
     std::fs::write(&secret, pwmail_testkit::hook::SECRET).unwrap();
     for file in [&key, &secret] {
@@ -1784,25 +1776,9 @@ fn serve_check_mail_refuses_an_unreachable_relay_and_otherwise_only_warns() {
 /// gives; a key that is not one, and a bad selector, are refused clearly.
 #[test]
 fn mail_dkim_record_prints_the_txt_record_to_publish() {
-    use base64::Engine;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = d.join("dkim.pem");
-    assert!(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap()
-        .stdout;
-    let p = base64::engine::general_purpose::STANDARD.encode(&der[der.len() - 32..]);
+    let (key, record) = pwmail_testkit::openssl_dkim_key(d, pwmail_testkit::KeyAlgorithm::Ed25519);
     let key = key.to_str().unwrap();
     let (ok, out, err) = pwmail(
         d,
@@ -1820,7 +1796,7 @@ fn mail_dkim_record_prints_the_txt_record_to_publish() {
     assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
-        format!("pw2026._domainkey.acme.example. IN TXT \"v=DKIM1; k=ed25519; p={p}\"")
+        format!("pw2026._domainkey.acme.example. IN TXT \"{record}\"")
     );
 
     std::fs::write(d.join("not-a-key.pem"), "hello").unwrap();

@@ -232,3 +232,72 @@ pub fn link_token(message: &str) -> Option<String> {
         .collect();
     (!token.is_empty()).then_some(token)
 }
+
+/// A DKIM key's algorithm, as `openssl genpkey` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rsa2048,
+    Ed25519,
+}
+
+/// A private key made by `openssl genpkey` in `dir` (PKCS#8 PEM), and the
+/// DKIM TXT record for it made from `openssl pkey -pubout`: not from
+/// pwmail, so a test can hold pwmail's signatures and records against it.
+pub fn openssl_dkim_key(dir: &Path, algorithm: KeyAlgorithm) -> (PathBuf, String) {
+    use base64::Engine;
+    let key = dir.join(format!("dkim-{algorithm:?}.pem"));
+    let mut genpkey = Command::new("openssl");
+    genpkey.arg("genpkey");
+    match algorithm {
+        KeyAlgorithm::Rsa2048 => {
+            genpkey.args(["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"])
+        }
+        KeyAlgorithm::Ed25519 => genpkey.args(["-algorithm", "ed25519"]),
+    };
+    let made = genpkey
+        .arg("-out")
+        .arg(&key)
+        .status()
+        .expect("openssl runs");
+    assert!(made.success(), "openssl genpkey");
+    let public = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl pkey");
+    assert!(public.status.success(), "openssl pkey -pubout");
+    let der = public.stdout;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let record = match algorithm {
+        KeyAlgorithm::Rsa2048 => format!("v=DKIM1; k=rsa; p={}", b64.encode(&der)),
+        // RFC 8463: the raw 32-byte key, the end of its SubjectPublicKeyInfo.
+        KeyAlgorithm::Ed25519 => {
+            format!(
+                "v=DKIM1; k=ed25519; p={}",
+                b64.encode(&der[der.len() - 32..])
+            )
+        }
+    };
+    (key, record)
+}
+
+/// dkimpy's verdict on the message in `file`, given `record` as the DNS
+/// answer for `name` (`SELECTOR._domainkey.DOMAIN`): whether it verified,
+/// and what it said.
+pub fn dkimpy_verify(file: &Path, name: &str, record: &str) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(workspace().join("crates/pwmail-testkit/smtp/dkim_verify.py"))
+        .arg(file)
+        .arg(name)
+        .arg(record)
+        .output()
+        .expect("dkim_verify.py runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
