@@ -318,6 +318,22 @@ impl TestServer {
         }
     }
 
+    /// As [`Self::wait_for_outbox`], and fails the test if fewer than
+    /// `count` rows got there.
+    pub async fn expect_outbox(
+        &self,
+        state: pwmail_store::OutboxState,
+        count: usize,
+    ) -> Vec<pwmail_store::OutboxStatus> {
+        let rows = self.wait_for_outbox(state, count).await;
+        assert!(
+            rows.len() >= count,
+            "only {} of {count} messages reached {state}",
+            rows.len()
+        );
+        rows
+    }
+
     /// Waits until no message is queued, retrying or being sent: every row
     /// is sent or dead, so nothing more can reach the relay (a row is
     /// settled only after the relay accepted it). Panics after [`DEADLINE`].
@@ -402,6 +418,17 @@ pub fn link_token(message: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     Some(token)
+}
+
+/// Quick retries, so scripted failures resolve within a test.
+pub fn fast_retries() -> DispatcherConfig {
+    DispatcherConfig {
+        send_timeout: Duration::from_secs(5),
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(50),
+        ..DispatcherConfig::default()
+    }
 }
 
 /// A server sending through `mail` as the "receiver down while a backlog

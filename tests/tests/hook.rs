@@ -8,23 +8,13 @@ use std::time::{Duration, Instant};
 
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::app::users as admin;
-use pwmail_server::config::{DispatcherConfig, HookConfig, MailConfig};
+use pwmail_server::config::{HookConfig, MailConfig};
 use pwmail_store::{LinkState, OutboxState};
 use pwmail_testkit::hook::{Answer, HookReceiver, SECRET};
 use pwmail_tests::{Options, TestServer, now};
 
 fn hook(receiver: &HookReceiver) -> MailConfig {
     MailConfig::Hook(HookConfig::new(&receiver.url(), SECRET, "test secret").unwrap())
-}
-
-fn fast_retries() -> DispatcherConfig {
-    DispatcherConfig {
-        send_timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(100),
-        backoff_max: Duration::from_millis(500),
-        poll_interval: Duration::from_millis(50),
-        ..DispatcherConfig::default()
-    }
 }
 
 async fn reset(server: &TestServer, email: &str) {
@@ -35,30 +25,6 @@ async fn reset(server: &TestServer, email: &str) {
         .send()
         .await
         .expect("200");
-}
-
-async fn rows(
-    server: &TestServer,
-    state: OutboxState,
-    count: usize,
-) -> Vec<pwmail_store::OutboxStatus> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let rows = server
-            .store()
-            .list_outbox(Some(state), 10_000)
-            .await
-            .unwrap();
-        if rows.len() >= count {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} messages reached {state}",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn rfc3339(millis: i64) -> String {
@@ -103,7 +69,7 @@ async fn both_f5_operations_are_posted_whole_and_signed() {
 
     let delivered = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(delivered.len(), 2, "{:?}", receiver.received());
-    let sent = rows(&server, OutboxState::Sent, 2).await;
+    let sent = server.expect_outbox(OutboxState::Sent, 2).await;
     for (request, user, kind, subject, locale) in [
         (
             delivered
@@ -186,7 +152,7 @@ async fn retry_after_is_waited_for_and_the_message_arrives_once() {
     ]);
     let server = TestServer::start_with(Options {
         mail: Some(hook(&receiver)),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         ..Options::default()
     })
     .await;
@@ -212,7 +178,7 @@ async fn retry_after_is_waited_for_and_the_message_arrives_once() {
         "a 408 without Retry-After waits the backoff: {:?}",
         gap(2)
     );
-    let row = &rows(&server, OutboxState::Sent, 1).await[0];
+    let row = &server.expect_outbox(OutboxState::Sent, 1).await[0];
     assert_eq!(row.attempts, 4);
     server.wait_until_quiet().await;
     assert_eq!(receiver.received().len(), 4, "nothing after the 202");
@@ -231,7 +197,7 @@ async fn a_4xx_is_dead_with_the_answer_and_never_the_link() {
     ]);
     let server = TestServer::start_with(Options {
         mail: Some(hook(&receiver)),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         user_rate: (10, 60),
         ..Options::default()
     })
@@ -239,9 +205,9 @@ async fn a_4xx_is_dead_with_the_answer_and_never_the_link() {
     server.add_user("echo@example.com", false).await;
     server.add_user("moved@example.com", false).await;
     reset(&server, "echo@example.com").await;
-    let dead = rows(&server, OutboxState::Dead, 1).await;
+    let dead = server.expect_outbox(OutboxState::Dead, 1).await;
     reset(&server, "moved@example.com").await;
-    let dead_too = rows(&server, OutboxState::Dead, 2).await;
+    let dead_too = server.expect_outbox(OutboxState::Dead, 2).await;
     server.wait_until_quiet().await;
 
     let received = receiver.received();
@@ -280,7 +246,7 @@ async fn hook_down_while_1000_are_queued_then_all_arrive_once() {
     let receiver = HookReceiver::start().await;
     receiver.set_down(true);
     let server = pwmail_tests::backlog(hook(&receiver), N).await;
-    rows(&server, OutboxState::Retrying, 1).await;
+    server.expect_outbox(OutboxState::Retrying, 1).await;
     assert!(receiver.delivered().is_empty());
 
     receiver.set_down(false);

@@ -26,30 +26,6 @@ fn ses(endpoint: &str) -> MailConfig {
     MailConfig::Ses(SesConfig::new(REGION, Some(endpoint), &env).unwrap())
 }
 
-async fn rows(
-    server: &TestServer,
-    state: OutboxState,
-    count: usize,
-) -> Vec<pwmail_store::OutboxStatus> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = server
-            .store()
-            .list_outbox(Some(state), 10_000)
-            .await
-            .unwrap();
-        if rows.len() >= count {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} messages reached {state}",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 async fn reset(server: &TestServer, email: &str) {
     server
         .client()
@@ -88,7 +64,7 @@ async fn both_f5_operations_go_through_ses_signed_as_botocore_signs() {
         .await
         .expect("200");
     reset(&server, "bob@example.com").await;
-    let sent = rows(&server, OutboxState::Sent, 2).await;
+    let sent = server.expect_outbox(OutboxState::Sent, 2).await;
     let messages = moto.messages().await;
     assert_eq!(messages.len(), 2, "{}", moto.log());
 
@@ -160,7 +136,7 @@ async fn message_rejected_is_dead_with_ses_reason() {
     .await;
     server.add_user("nobody@example.com", false).await;
     reset(&server, "nobody@example.com").await;
-    let dead = rows(&server, OutboxState::Dead, 1).await;
+    let dead = server.expect_outbox(OutboxState::Dead, 1).await;
     assert_eq!(dead[0].attempts, 1, "not retried");
     let error = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(
@@ -181,13 +157,13 @@ async fn ses_down_while_1000_are_queued_then_all_arrive_once() {
     proxy.set_down(true);
     let server =
         pwmail_tests::backlog(ses(&format!("http://127.0.0.1:{}", proxy.addr.port())), N).await;
-    rows(&server, OutboxState::Retrying, 1).await;
+    server.expect_outbox(OutboxState::Retrying, 1).await;
     proxy.set_down(false);
     let started = Instant::now();
-    rows(&server, OutboxState::Sent, N).await;
+    moto.wait_for(N, Duration::from_secs(120)).await;
     let took = started.elapsed();
     server.wait_until_quiet().await;
-    let messages = moto.wait_for(N, Duration::from_secs(30)).await;
+    let messages = moto.messages().await;
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for m in &messages {
         *per_id.entry(header(m, "Message-ID").unwrap()).or_default() += 1;

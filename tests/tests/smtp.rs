@@ -23,17 +23,6 @@ fn smtp_config(server_url: &str, smtp: &SmtpServer, auth: Option<(&str, &str)>) 
     MailConfig::Smtp(config)
 }
 
-/// Quick retries, so scripted failures resolve within a test.
-fn fast_retries() -> DispatcherConfig {
-    DispatcherConfig {
-        send_timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(100),
-        backoff_max: Duration::from_millis(500),
-        poll_interval: Duration::from_millis(50),
-        ..DispatcherConfig::default()
-    }
-}
-
 async fn reset(server: &TestServer, email: &str) {
     let body = ResetPasswordByAdminRequest::builder().email(email);
     server
@@ -193,7 +182,7 @@ async fn wrong_smtp_password_is_retried_not_dropped() {
     });
     let server = TestServer::start_with(Options {
         mail: Some(smtp_config(&smtp.url(), &smtp, Some(("mailer", "wrong")))),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         ..Options::default()
     })
     .await;
@@ -218,7 +207,7 @@ async fn starttls_required_but_not_offered_sends_nothing() {
     let plain = smtp.url().replace("?tls=none", "?tls=starttls");
     let server = TestServer::start_with(Options {
         mail: Some(smtp_config(&plain, &smtp, None)),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         ..Options::default()
     })
     .await;
@@ -258,7 +247,7 @@ async fn two_451s_then_250_delivers_exactly_once() {
     });
     let server = TestServer::start_with(Options {
         mail: Some(smtp_config(&smtp.url(), &smtp, None)),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         ..Options::default()
     })
     .await;
@@ -287,7 +276,7 @@ async fn a_550_is_dead_with_the_reason_and_not_retried() {
     });
     let server = TestServer::start_with(Options {
         mail: Some(smtp_config(&smtp.url(), &smtp, None)),
-        dispatcher: fast_retries(),
+        dispatcher: pwmail_tests::fast_retries(),
         user_rate: (10, 60),
         ..Options::default()
     })
@@ -351,7 +340,7 @@ async fn a_recipient_refused_in_a_pipelined_transaction_is_dead_and_the_next_ema
         mail: Some(MailConfig::Smtp(config)),
         dispatcher: DispatcherConfig {
             concurrency: 1,
-            ..fast_retries()
+            ..pwmail_tests::fast_retries()
         },
         ..Options::default()
     })
@@ -424,7 +413,7 @@ async fn a_clean_stop_sends_what_was_claimed_ahead_and_leaves_the_rest_queued() 
         dispatcher: DispatcherConfig {
             concurrency: 1,
             send_timeout: Duration::from_secs(2),
-            ..fast_retries()
+            ..pwmail_tests::fast_retries()
         },
         ..Options::default()
     })
@@ -535,7 +524,7 @@ async fn a_relay_that_stops_answering_is_timed_out_and_retried() {
         mail: Some(smtp_config(&smtp.url(), &smtp, None)),
         dispatcher: DispatcherConfig {
             send_timeout: Duration::from_secs(2),
-            ..fast_retries()
+            ..pwmail_tests::fast_retries()
         },
         ..Options::default()
     })

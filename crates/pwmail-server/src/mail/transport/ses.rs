@@ -43,12 +43,7 @@ pub struct SesTransport {
 
 impl SesTransport {
     pub fn new(config: &SesConfig, composer: Composer) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pwmail/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = super::http_client(config.timeout)?;
         Ok(SesTransport {
             client,
             config: config.clone(),

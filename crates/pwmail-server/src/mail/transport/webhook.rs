@@ -37,14 +37,7 @@ pub struct WebhookTransport {
 
 impl WebhookTransport {
     pub fn new(config: &HookConfig, from: &str) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            // A redirect could lead a message (and its link) elsewhere,
-            // plain HTTP included: the answer is the configured URL's.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pwmail/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = super::http_client(config.timeout)?;
         Ok(WebhookTransport {
             client,
             url: config.url.clone(),
