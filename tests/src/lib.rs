@@ -71,7 +71,7 @@ pub struct Options {
     /// `--default-locale`.
     pub default_locale: &'static str,
     /// `--dkim-key` and the rest, loaded.
-    pub dkim: Option<Arc<pwmail_server::mail::dkim::DkimSigner>>,
+    pub dkim: Option<Arc<pwmail_server::dkim::DkimSigner>>,
 }
 
 impl Default for Options {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::config::{MailConfig, SmtpConfig};
-use pwmail_server::mail::dkim::DkimSigner;
+use pwmail_server::dkim::DkimSigner;
 use pwmail_testkit::{KeyAlgorithm, SmtpOptions, SmtpServer, openssl_dkim_key};
 use pwmail_tests::{Options, TestServer};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::config::MailConfig;
 use pwmail_server::config::ses::SesConfig;
-use pwmail_server::mail::dkim::DkimSigner;
+use pwmail_server::dkim::DkimSigner;
 use pwmail_store::{LinkState, OutboxState};
 use pwmail_testkit::proxy::TcpProxy;
 use pwmail_testkit::ses::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SesServer};

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dkim;
 pub mod files;
 pub mod http;
 pub mod mail;

@@ -10,7 +10,7 @@ use clap::Args;
 use crate::config::SmtpConfig;
 use crate::config::hook::{HookConfig, HookConfigError};
 use crate::config::{self, DispatcherConfig, MailConfig, ServerConfig};
-use crate::mail::dkim::DkimSigner;
+use crate::dkim::DkimSigner;
 
 fn defaults() -> ServerConfig {
     ServerConfig::default()

@@ -78,7 +78,7 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub mail: MailConfig,
     /// Signs what leaves (SMTP, `.eml`, SES) with DKIM.
-    pub dkim: Option<Arc<crate::mail::dkim::DkimSigner>>,
+    pub dkim: Option<Arc<crate::dkim::DkimSigner>>,
     /// Files the mail settings were read from that hold secrets (the SMTP
     /// password, the hook's secret, the DKIM key): warned about at start
     /// if others may read them.

@@ -2,7 +2,6 @@
 //! the MIME message built from a queued row, and the transports that carry
 //! it (`.eml` files, SMTP, the delivery hook), signed with DKIM when asked.
 
-pub mod dkim;
 pub mod message;
 pub mod smtp_pool;
 pub mod transport;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::{Composer, SendError, Transport};
+use crate::dkim::Signed;
 use crate::mail::Letter;
-use crate::mail::dkim::Signed;
 
 /// Written to a temporary name, synced, then renamed, so a reader never sees
 /// half a file; the name comes from the stable Message-ID, so a retry after a

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::Mailbox;
 
-use crate::mail::dkim::{DkimSigner, Signed};
+use crate::dkim::{DkimSigner, Signed};
 use crate::mail::{self, Built, Letter, MailError};
 
 pub use directory::DirectoryTransport;
@@ -88,7 +88,9 @@ impl Composer {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
-            let header = dkim.sign(&built.bytes, now, signed)?;
+            let header = dkim
+                .sign(&built.bytes, now, signed)
+                .map_err(|e| MailError::Build(e.to_string()))?;
             let mut bytes = Vec::with_capacity(header.len() + built.bytes.len());
             bytes.extend_from_slice(header.as_bytes());
             bytes.extend_from_slice(&built.bytes);

@@ -19,8 +19,8 @@ use pwmail_client::reqwest;
 
 use super::{Composer, SendError, Transport, error_chain};
 use crate::config::ses::SesConfig;
+use crate::dkim::Signed;
 use crate::mail::Letter;
-use crate::mail::dkim::Signed;
 
 /// How much of SES's message is kept as the reason.
 const ANSWER_KEPT: usize = 200;

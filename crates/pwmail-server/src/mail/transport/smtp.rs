@@ -6,8 +6,8 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 use super::{Composer, SendError, Transport, error_chain};
 use crate::config::smtp::{SmtpConfig, SmtpConfigError, TlsMode};
+use crate::dkim::Signed;
 use crate::mail::Letter;
-use crate::mail::dkim::Signed;
 use crate::mail::smtp_pool::{PoolError, Security, SmtpPool};
 
 /// SMTP over rustls (aws-lc-rs): lettre speaks the protocol, on

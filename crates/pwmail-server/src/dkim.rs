@@ -15,8 +15,6 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
-use super::MailError;
-
 /// The headers signed, those a message has: what a reader sees and what
 /// says how to read the body. `from` is listed twice (over-signed), so a
 /// second From added on the way breaks the signature.
@@ -45,6 +43,10 @@ pub enum Signed {
 pub enum DkimError {
     #[error("--dkim-key {path}: {problem}")]
     Key { path: String, problem: String },
+    /// The message could not be signed (it has no body, its headers are
+    /// not ASCII, or the key refused).
+    #[error("DKIM: {0}")]
+    Sign(&'static str),
     #[error("--dkim-selector {0:?}: a selector is letters, digits, '-' and '.' (e.g. pwmail2026)")]
     Selector(String),
     #[error(
@@ -176,12 +178,12 @@ impl DkimSigner {
 
     /// The `DKIM-Signature` header line (CRLF-ended) for `message`, signed
     /// at `now` (seconds), to be put before its first header.
-    pub fn sign(&self, message: &[u8], now: u64, signed: Signed) -> Result<String, MailError> {
+    pub fn sign(&self, message: &[u8], now: u64, signed: Signed) -> Result<String, DkimError> {
         let split = memchr::memmem::find(message, b"\r\n\r\n")
-            .ok_or_else(|| MailError::Build("DKIM: the message has no body".into()))?;
+            .ok_or(DkimError::Sign("the message has no body"))?;
         let (head, body) = (&message[..split + 2], &message[split + 4..]);
-        let head = std::str::from_utf8(head)
-            .map_err(|_| MailError::Build("DKIM: headers are not ASCII".into()))?;
+        let head =
+            std::str::from_utf8(head).map_err(|_| DkimError::Sign("its headers are not ASCII"))?;
         let fields = fields(head);
         let mut names: Vec<&str> = SIGNED_HEADERS
             .iter()
@@ -221,7 +223,7 @@ impl DkimSigner {
                     data.as_bytes(),
                     &mut signature,
                 )
-                .map_err(|_| MailError::Build("DKIM: RSA signing failed".into()))?;
+                .map_err(|_| DkimError::Sign("RSA signing failed"))?;
                 signature
             }
             // RFC 8463: Ed25519 signs the SHA-256 of the data.
