@@ -743,6 +743,7 @@ fn outbox_commands_show_and_requeue_dead_messages() {
         let dead = Settlement::Dead {
             error: "550 mailbox unavailable".into(),
             at: 21,
+            suppress: false,
         };
         for m in &claimed {
             assert!(store.settle_outbox(m.id, "w", &dead).await.unwrap());

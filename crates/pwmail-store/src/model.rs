@@ -34,6 +34,17 @@ pub struct User {
     pub deliverable: bool,
     /// Their language (a BCP 47 tag); `None`: the server's default.
     pub locale: Option<String>,
+    /// Set when an email to them failed for good because of the address
+    /// (then `deliverable` is false too), until lifted.
+    pub suppressed: Option<Suppression>,
+}
+
+/// When and why an address was suppressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    pub at: UnixMillis,
+    /// The failure that caused it (the relay's or SES's answer).
+    pub reason: String,
 }
 
 #[derive(Clone, Debug)]
@@ -872,6 +883,9 @@ pub enum Settlement {
     Dead {
         error: String,
         at: UnixMillis,
+        /// The failure was the recipient's address (it cannot receive
+        /// mail): its user is suppressed in the same transaction.
+        suppress: bool,
     },
 }
 

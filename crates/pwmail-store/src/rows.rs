@@ -25,6 +25,13 @@ pub(crate) fn user(row: &impl Columns) -> Result<User> {
         created_at: row.int("created_at")?,
         deliverable: row.flag("deliverable")?,
         locale: row.opt_text("locale")?,
+        suppressed: match row.opt_int("suppressed_at")? {
+            Some(at) => Some(Suppression {
+                at,
+                reason: row.opt_text("suppressed_reason")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 

@@ -30,7 +30,7 @@ pub const POSTGRES: Dialect = Dialect {
 macro_rules! user_columns {
     () => {
         "id, email, name, is_admin, disabled_at, password_hash, created_at,
-         COALESCE(deliverable, TRUE) AS deliverable, locale"
+         COALESCE(deliverable, TRUE) AS deliverable, locale, suppressed_at, suppressed_reason"
     };
 }
 
@@ -107,7 +107,8 @@ pub const TOKENS_REVOKE_OF_USER: &str =
 pub const AUTHENTICATE: &str =
     "SELECT t.id AS token_id, t.reveal_links, u.id, u.email, u.name, u.is_admin,
         u.disabled_at, u.password_hash, u.created_at,
-        COALESCE(u.deliverable, TRUE) AS deliverable, u.locale
+        COALESCE(u.deliverable, TRUE) AS deliverable, u.locale, u.suppressed_at,
+        u.suppressed_reason
      FROM api_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL";
 
@@ -418,6 +419,30 @@ pub const SETTLE_RETRY: &str =
 pub const SETTLE_DEAD: &str = "UPDATE outbox SET state = 'dead', last_error = $3, settled_at = $4,
             lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
      WHERE id = $1 AND state = 'sending' AND lease_owner = $2";
+/// $1 dead message's id, $2 now, $3 reason: its recipient's user is
+/// suppressed (undeliverable, with when and why), in the transaction that
+/// settled the message dead.
+pub const USER_SUPPRESS: &str =
+    "UPDATE users SET deliverable = FALSE, suppressed_at = $2, suppressed_reason = $3
+     WHERE id = (SELECT user_id FROM outbox WHERE id = $1)";
+/// $1 dead message's id, $2 now: the suppression's audit row (its request
+/// id is the call's that queued the message).
+pub const AUDIT_SUPPRESSED: &str =
+    "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
+     SELECT $2, user_id, 'suppressed', COALESCE(request_id, ''), id FROM outbox
+     WHERE id = $1 AND user_id IS NOT NULL";
+/// $1 email key: a suppressed user made deliverable again; the user as it
+/// was (its suppression's date and reason).
+pub const USER_UNSUPPRESS: &str = concat!(
+    "UPDATE users SET deliverable = TRUE, suppressed_at = NULL, suppressed_reason = NULL
+     WHERE email_key = $1 AND suppressed_at IS NOT NULL
+     RETURNING ",
+    user_columns!()
+);
+/// $1 at, $2 user, $3 request id: the lifting's audit row.
+pub const AUDIT_UNSUPPRESSED: &str =
+    "INSERT INTO audit_log (at, target_user_id, operation, request_id)
+     VALUES ($1, $2, 'unsuppressed', $3)";
 /// $1 id, $2 lease owner, $3 new end of the lease: a sent message whose
 /// result cannot be recorded yet stays leased to the worker that sent it.
 pub const LEASE_EXTEND: &str = "UPDATE outbox SET lease_until = $3

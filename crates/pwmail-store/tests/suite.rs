@@ -609,6 +609,7 @@ async fn dead_link_emails_revoke_their_link(store: &dyn StoreTestExt) {
     let dead = Settlement::Dead {
         error: "550 no such user".into(),
         at: T0 + 5,
+        suppress: false,
     };
     assert!(
         store
@@ -1278,6 +1279,7 @@ async fn outbox(store: &dyn StoreTestExt) {
     let dead = Settlement::Dead {
         error: "550 no".into(),
         at: T0 + 10_001,
+        suppress: false,
     };
     assert!(store.settle_outbox(a[1].id, "c", &dead).await.unwrap());
 
@@ -1946,6 +1948,7 @@ async fn retention(store: &dyn StoreTestExt) {
         Settlement::Dead {
             error: "550 no".into(),
             at: T0 + 1,
+            suppress: false,
         },
     )
     .await;
@@ -2109,6 +2112,93 @@ async fn user_locales(store: &dyn StoreTestExt) {
     );
 }
 
+/// A dead email whose failure was its recipient's address suppresses the
+/// user in the same transaction (undeliverable, with when and why, and an
+/// audit row); a settle that lost its lease suppresses nothing; lifting it
+/// makes the user deliverable again, audited.
+async fn suppression(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let user = queued_user(store, actor, "gone@example.com", 1).await;
+    let other = queued_user(store, actor, "fine@example.com", 2).await;
+    let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    let id_of = |u: UserId| claimed.iter().find(|m| m.user_id == Some(u)).unwrap().id;
+    let dead = |suppress| Settlement::Dead {
+        error: "permanent failure: 550 5.1.1 no such mailbox".into(),
+        at: T0 + 5,
+        suppress,
+    };
+    // Not the lease holder: nothing happens, not even the suppression.
+    assert!(
+        !store
+            .settle_outbox(id_of(user.id), "x", &dead(true))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .suppressed
+            .is_none()
+    );
+    assert!(
+        store
+            .settle_outbox(id_of(user.id), "w", &dead(true))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_outbox(id_of(other.id), "w", &dead(false))
+            .await
+            .unwrap()
+    );
+    let gone = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert!(!gone.deliverable);
+    assert_eq!(
+        gone.suppressed,
+        Some(Suppression {
+            at: T0 + 5,
+            reason: "permanent failure: 550 5.1.1 no such mailbox".into()
+        })
+    );
+    let fine = store.user_by_id(other.id).await.unwrap().unwrap();
+    assert!(fine.deliverable && fine.suppressed.is_none(), "{fine:?}");
+    let audit = store.audit_entries(user.id).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|r| r.operation == "suppressed")
+        .expect("audited");
+    assert_eq!((row.at, row.outbox_id), (T0 + 5, Some(id_of(user.id))));
+    assert!(
+        store
+            .audit_entries(other.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.operation != "suppressed")
+    );
+
+    let lifted = store
+        .unsuppress_user("GONE@example.com", T0 + 9, "cli-1")
+        .await
+        .unwrap();
+    assert!(lifted.deliverable && lifted.suppressed.is_none());
+    let audit = store.audit_entries(user.id).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|r| r.operation == "unsuppressed")
+        .expect("audited");
+    assert_eq!((row.at, row.request_id.as_str()), (T0 + 9, "cli-1"));
+    // Only a suppressed user can be lifted.
+    let again = store
+        .unsuppress_user("gone@example.com", T0 + 10, "cli-2")
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -2124,8 +2214,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -47,7 +47,45 @@ impl Outbox for PgStore {
                 .bind(error)
                 .bind(*at)
                 .bind(*next_attempt_at),
-            Settlement::Dead { error, at } => sqlx::query(sql::SETTLE_DEAD)
+            Settlement::Dead {
+                error,
+                at,
+                suppress: true,
+            } => {
+                // Settled and its recipient suppressed and audited, in one
+                // transaction (dropped on an error before its commit, the
+                // connection goes and the transaction with it).
+                let mut conn = self.pool.acquire().await?;
+                let mut tx = conn.begin().await?;
+                let settled = sqlx::query(sql::SETTLE_DEAD)
+                    .bind(id)
+                    .bind(owner)
+                    .bind(error)
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if settled != 1 {
+                    tx.rollback().await?;
+                    conn.release();
+                    return Ok(false);
+                }
+                sqlx::query(sql::USER_SUPPRESS)
+                    .bind(id)
+                    .bind(*at)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::AUDIT_SUPPRESSED)
+                    .bind(id)
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                conn.release();
+                return Ok(true);
+            }
+            Settlement::Dead { error, at, .. } => sqlx::query(sql::SETTLE_DEAD)
                 .bind(id)
                 .bind(owner)
                 .bind(error)

@@ -11,6 +11,26 @@ impl Outbox for SqliteStore {
 
     async fn settle_outbox(&self, id: i64, owner: &str, outcome: &Settlement) -> Result<bool> {
         let (owner, outcome) = (owner.to_string(), outcome.clone());
+        if let Settlement::Dead {
+            error,
+            at,
+            suppress: true,
+        } = outcome
+        {
+            // Settled and its recipient suppressed and audited: one
+            // savepoint, all or nothing.
+            return self
+                .writer
+                .write(move |c| {
+                    if exec(c, sql::SETTLE_DEAD, params![id, owner, error, at])? != 1 {
+                        return Ok(false);
+                    }
+                    exec(c, sql::USER_SUPPRESS, params![id, at, error])?;
+                    exec(c, sql::AUDIT_SUPPRESSED, params![id, at])?;
+                    Ok(true)
+                })
+                .await;
+        }
         // One UPDATE (its trigger's writes undo with it): no savepoint needed.
         self.writer
             .write_statement(move |c| {
@@ -27,7 +47,7 @@ impl Outbox for SqliteStore {
                         sql::SETTLE_RETRY,
                         params![id, owner, error, at, next_attempt_at],
                     )?,
-                    Settlement::Dead { error, at } => {
+                    Settlement::Dead { error, at, .. } => {
                         exec(c, sql::SETTLE_DEAD, params![id, owner, error, at])?
                     }
                 };

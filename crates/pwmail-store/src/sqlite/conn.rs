@@ -456,6 +456,10 @@ mod tests {
             ("AUDIT_PASSWORD_CHANGED", sql::AUDIT_PASSWORD_CHANGED),
             ("AUDIT_LIST", sql::AUDIT_LIST),
             ("AUDIT_REFUSAL", sql::AUDIT_REFUSAL),
+            ("USER_SUPPRESS", sql::USER_SUPPRESS),
+            ("AUDIT_SUPPRESSED", sql::AUDIT_SUPPRESSED),
+            ("USER_UNSUPPRESS", sql::USER_UNSUPPRESS),
+            ("AUDIT_UNSUPPRESSED", sql::AUDIT_UNSUPPRESSED),
             (
                 "purge(Emails).window",
                 sql::purge(crate::Aging::Emails).window,

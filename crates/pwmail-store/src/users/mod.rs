@@ -25,6 +25,12 @@ pub trait Users: Send + Sync {
     /// Disables the user and revokes their API tokens and open links.
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
 
+    /// Lifts the suppression of the user with `email` (deliverable again)
+    /// and audits it under `request_id`; the user as they are now.
+    /// `NotFound` if no such user is suppressed.
+    async fn unsuppress_user(&self, email: &str, now: UnixMillis, request_id: &str)
+    -> Result<User>;
+
     /// The stored password hash (PHC string), if the user has a valid one.
     async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
 

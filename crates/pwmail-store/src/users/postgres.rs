@@ -70,6 +70,33 @@ impl Users for PgStore {
         Ok(user)
     }
 
+    async fn unsuppress_user(
+        &self,
+        email: &str,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<User> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(sql::USER_UNSUPPRESS)
+            .bind(email_key(email))
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("no suppressed user with email {email}"))
+            })?;
+        let user = rows::user(&row)?;
+        sqlx::query(sql::AUDIT_UNSUPPRESSED)
+            .bind(now)
+            .bind(user.id.0)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        conn.release();
+        Ok(user)
+    }
+
     async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
         let row = self
             .optional(sqlx::query(sql::PASSWORD_HASH).bind(user.0))

@@ -60,6 +60,31 @@ impl Users for SqliteStore {
             .await
     }
 
+    async fn unsuppress_user(
+        &self,
+        email: &str,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<User> {
+        let (email, request_id) = (email.to_string(), request_id.to_string());
+        self.writer
+            .write(move |c| {
+                let user = one(c, sql::USER_UNSUPPRESS, params![email_key(&email)], |row| {
+                    rows::user(row)
+                })?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("no suppressed user with email {email}"))
+                })?;
+                exec(
+                    c,
+                    sql::AUDIT_UNSUPPRESSED,
+                    params![now, user.id.0, request_id],
+                )?;
+                Ok(user)
+            })
+            .await
+    }
+
     async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
         let hash: Option<Option<String>> =
             self.read(|c| scalar(c, sql::PASSWORD_HASH, [user.0]))?;
