@@ -116,6 +116,7 @@ mod tests {
                 created_at: 0,
                 deliverable: true,
                 locale: None,
+                suppressed: None,
             },
             token_id: id,
         }

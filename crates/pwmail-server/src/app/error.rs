@@ -22,6 +22,19 @@ pub enum AppError {
     /// (quoted and cut like `InvalidEmail`'s).
     #[error("the address {email} cannot receive mail: {reason}")]
     Undeliverable { email: String, reason: String },
+    /// An email to the address failed for good because of the address
+    /// (`reason`, the relay's or SES's answer); nothing is sent to it until
+    /// an operator lifts the suppression.
+    #[error(
+        "the address {email} is suppressed since {since}: an email to it failed for good \
+         ({reason}); once it can receive mail, lift it with `pwmail user unsuppress {plain}`"
+    )]
+    Suppressed {
+        email: String,
+        plain: String,
+        since: String,
+        reason: String,
+    },
     /// The API token is unknown or revoked: the same words for both, so a
     /// caller learns nothing about tokens it does not hold.
     #[error("unknown or revoked API token")]
@@ -57,6 +70,9 @@ pub enum AppError {
     NoSuchMessage(i64),
     #[error("outbox message {0} is not dead (only dead messages can be retried)")]
     NotDead(i64),
+    /// `pwmail user unsuppress` of an address that is not suppressed.
+    #[error("{0} is not suppressed (nothing to lift)")]
+    NotSuppressed(String),
     /// A dead link email cannot be sent again: its link was revoked.
     #[error(
         "outbox message {id} was a password email to {recipient}; its link was revoked when it \

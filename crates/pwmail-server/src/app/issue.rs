@@ -125,7 +125,7 @@ fn audited(error: &AppError) -> Option<AuditOutcome> {
         AppError::CannotRevealLinks => AuditOutcome::CannotRevealLinks,
         AppError::NoSuchUser(_) => AuditOutcome::NoSuchUser,
         AppError::Disabled(_) => AuditOutcome::Disabled,
-        AppError::Undeliverable { .. } => AuditOutcome::Undeliverable,
+        AppError::Undeliverable { .. } | AppError::Suppressed { .. } => AuditOutcome::Undeliverable,
         AppError::LinkRevealed => AuditOutcome::LinkRevealed,
         AppError::KeyInFlight => AuditOutcome::KeyInFlight,
         AppError::KeyReused => AuditOutcome::KeyReused,
@@ -135,6 +135,7 @@ fn audited(error: &AppError) -> Option<AuditOutcome> {
         | AppError::NoSuchToken(_)
         | AppError::NoSuchMessage(_)
         | AppError::NotDead(_)
+        | AppError::NotSuppressed(_)
         | AppError::DeadLinkEmail { .. }
         | AppError::Backlog { .. }
         | AppError::TokenRate { .. }
@@ -328,7 +329,19 @@ impl App {
             // Users added before addresses were checked as the mail builder
             // checks them: refused before anything is written (for
             // ResetPasswordByAdmin, before the password is invalidated).
-            CallOutcome::Undeliverable { user } => (validate::undeliverable(email), Some(user)),
+            // So are users whose address was suppressed, which the refusal
+            // says (read after it: the refusal wrote nothing else).
+            CallOutcome::Undeliverable { user } => {
+                let suppressed = match self.store.user_by_id(user).await {
+                    Ok(found) => found.and_then(|u| u.suppressed),
+                    Err(_) => None,
+                };
+                let error = match suppressed {
+                    Some(s) => validate::suppressed(email, &s),
+                    None => validate::undeliverable(email),
+                };
+                (error, Some(user))
+            }
         };
         Err(Refused {
             error,

@@ -152,6 +152,24 @@ pub async fn disable_user(
     }
 }
 
+/// Lifts the suppression of `email` (audited as `request_id`): the
+/// suppression that was lifted.
+pub async fn unsuppress(
+    store: &dyn Store,
+    email: &str,
+    now: UnixMillis,
+    request_id: &str,
+) -> Result<pwmail_store::Suppression, AppError> {
+    let user = find(store, email).await?;
+    let Some(suppression) = user.suppressed else {
+        return Err(AppError::NotSuppressed(user.email));
+    };
+    match store.unsuppress_user(email, now, request_id).await {
+        Err(StoreError::NotFound(_)) => Err(AppError::NotSuppressed(user.email)),
+        other => other.map(|_| suppression).map_err(AppError::from),
+    }
+}
+
 /// Whether `password` is the user's current password: its NFKC form, or
 /// as typed (hashes set before passwords were normalised).
 pub async fn check_password(

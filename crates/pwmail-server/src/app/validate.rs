@@ -128,6 +128,16 @@ pub fn undeliverable(email: &str) -> AppError {
         })
 }
 
+/// The refusal of a suppressed address: since when, why, and how to lift it.
+pub fn suppressed(email: &str, suppression: &pwmail_store::Suppression) -> AppError {
+    AppError::Suppressed {
+        email: quoted(email),
+        plain: email.to_string(),
+        since: crate::clock::format_utc(suppression.at),
+        reason: suppression.reason.clone(),
+    }
+}
+
 /// An Idempotency-Key: 1 to 255 printable ASCII characters (the document's
 /// pattern; dropshot does not check header patterns).
 pub fn idempotency_key(key: &str) -> Result<(), AppError> {

@@ -46,6 +46,12 @@ pub enum UserCommand {
         /// The user's email address.
         email: String,
     },
+    /// Lift a suppression: an email to the address failed for good, so pwmail refused to
+    /// email it again; once the address can receive mail, this lets calls through again.
+    Unsuppress {
+        /// The user's email address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +171,16 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             out!(
                 "disabled user {}; their API tokens and open links are revoked",
                 user.email
+            )?;
+        }
+        UserCommand::Unsuppress { email } => {
+            let request_id = format!("cli-{}", uuid::Uuid::now_v7());
+            let lifted = users::unsuppress(&*store, email, now, &request_id).await?;
+            out!(
+                "lifted the suppression of {email} (suppressed since {}: {}); calls for it \
+                 are accepted again",
+                format_utc(lifted.at),
+                lifted.reason
             )?;
         }
     }

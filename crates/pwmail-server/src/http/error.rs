@@ -44,8 +44,10 @@ impl From<AppError> for ApiError {
             AppError::Disabled(_)
             | AppError::LinkRevealed
             | AppError::NotDead(_)
+            | AppError::NotSuppressed(_)
             | AppError::DeadLinkEmail { .. }
-            | AppError::Undeliverable { .. } => ApiError::FailedPrecondition(message),
+            | AppError::Undeliverable { .. }
+            | AppError::Suppressed { .. } => ApiError::FailedPrecondition(message),
             AppError::Backlog { waiting, limit } => {
                 tracing::warn!(waiting, limit, "refused: too many emails wait to be sent");
                 ApiError::Unavailable {

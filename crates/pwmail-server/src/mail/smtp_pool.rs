@@ -61,6 +61,10 @@ pub enum PoolError {
     /// network and TLS errors).
     #[error(transparent)]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// The reply to RCPT TO refused the recipient (known only where the
+    /// transaction was pipelined, which is where every common relay is).
+    #[error("RCPT TO refused: {0}")]
+    Recipient(lettre::transport::smtp::Error),
     /// Connecting failed or took too long.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -223,7 +227,7 @@ async fn pipelined(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     message: &[u8],
-) -> Result<Response, lettre::transport::smtp::Error> {
+) -> Result<Response, PoolError> {
     let ascii_addresses = envelope
         .from()
         .into_iter()
@@ -233,7 +237,7 @@ async fn pipelined(
     if !ascii_addresses
         || (eight_bit && !conn.server_info().supports_feature(Extension::EightBitMime))
     {
-        return conn.send(envelope, message).await;
+        return Ok(conn.send(envelope, message).await?);
     }
     let mut group = Mail::new(
         envelope.from().cloned(),
@@ -252,14 +256,14 @@ async fn pipelined(
         // `command` writes the whole group and reads MAIL's reply.
         conn.command(group).await?;
         for _ in envelope.to() {
-            conn.read_response().await?;
+            conn.read_response().await.map_err(PoolError::Recipient)?;
         }
         conn.read_response().await?;
-        match std::str::from_utf8(message) {
+        Ok(match std::str::from_utf8(message) {
             // `command` writes it in one piece and reads the reply.
-            Ok(text) => conn.command(DataBody(text)).await,
-            Err(_) => conn.message(message).await,
-        }
+            Ok(text) => conn.command(DataBody(text)).await?,
+            Err(_) => conn.message(message).await?,
+        })
     }
     .await;
     if result.is_err() {

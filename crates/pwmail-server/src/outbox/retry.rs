@@ -18,15 +18,18 @@ pub fn decide(
         Err(SendError {
             failure: Failure::Permanent,
             message: error,
+            recipient,
             ..
         }) => Settlement::Dead {
             error: format!("permanent failure: {error}"),
             at: now,
+            suppress: recipient,
         },
         Err(SendError {
             failure: Failure::Transient,
             message: error,
             retry_after,
+            ..
         }) => {
             let age = now - message.queued_at;
             if message.attempts >= config.max_attempts {
@@ -36,6 +39,7 @@ pub fn decide(
                         message.attempts
                     ),
                     at: now,
+                    suppress: false,
                 }
             } else if age >= config.max_age.as_millis() as i64 {
                 Settlement::Dead {
@@ -44,6 +48,7 @@ pub fn decide(
                         age / 1000
                     ),
                     at: now,
+                    suppress: false,
                 }
             } else {
                 // The receiver's own wait (Retry-After) when it asks for

@@ -38,6 +38,10 @@ pub struct SendError {
     /// The receiver asked for this wait before the next attempt (an HTTP
     /// `Retry-After`); the retry waits at least this long.
     pub retry_after: Option<Duration>,
+    /// A permanent failure of the recipient's address itself (a 5xx to
+    /// RCPT, a 5.1.x status, SES refusing the address): the address is
+    /// suppressed. Never for the relay's or the hook's own trouble.
+    pub recipient: bool,
 }
 
 impl SendError {
@@ -46,6 +50,15 @@ impl SendError {
             failure: Failure::Permanent,
             message: message.into(),
             retry_after: None,
+            recipient: false,
+        }
+    }
+
+    /// A permanent failure that is the recipient address's.
+    pub(crate) fn recipient(message: impl Into<String>) -> Self {
+        SendError {
+            recipient: true,
+            ..SendError::permanent(message)
         }
     }
 
@@ -54,6 +67,7 @@ impl SendError {
             failure: Failure::Transient,
             message: message.into(),
             retry_after: None,
+            recipient: false,
         }
     }
 }

@@ -137,8 +137,9 @@ struct Answer {
 }
 
 impl Answer {
-    /// An error answer as a `SendError`: its type and message, redacted.
-    fn refusal(&self, redact: &dyn Fn(&str) -> String) -> SendError {
+    /// An error answer as a `SendError`: its type and message, redacted. A
+    /// `MessageRejected` that names `recipient` is the address's failure.
+    fn refusal(&self, recipient: Option<&str>, redact: &dyn Fn(&str) -> String) -> SendError {
         let (status, retry_after) = (self.status, self.retry_after);
         let (kind, message) = error_of(self.error_type.as_deref(), &self.text);
         let message: String = redact(&message).chars().take(ANSWER_KEPT).collect();
@@ -146,7 +147,12 @@ impl Answer {
         let permanent = status.is_client_error()
             && status.as_u16() != 429
             && PERMANENT.contains(&kind.as_str());
-        if permanent {
+        let names_recipient = recipient.is_some_and(|to| {
+            kind == "MessageRejected" && message.to_lowercase().contains(&to.to_lowercase())
+        });
+        if permanent && names_recipient {
+            SendError::recipient(said)
+        } else if permanent {
             SendError::permanent(said)
         } else {
             SendError {
@@ -175,7 +181,7 @@ impl Transport for SesTransport {
         let answer = self.call("POST", "/v2/email/outbound-emails", body).await?;
         let status = answer.status;
         if !status.is_success() {
-            return Err(answer.refusal(&|t| letter.redact(t)));
+            return Err(answer.refusal(Some(letter.recipient), &|t| letter.redact(t)));
         }
         let id = serde_json::from_str::<serde_json::Value>(&answer.text)
             .ok()
@@ -217,7 +223,7 @@ impl Transport for SesTransport {
                     )))
                 };
             }
-            let refused = answer.refusal(&str::to_string);
+            let refused = answer.refusal(None, &str::to_string);
             if answer.status.as_u16() != 404 {
                 return Err(refused);
             }
@@ -319,7 +325,7 @@ mod tests {
                 error_type: Some(kind.into()),
                 text: "{}".into(),
             }
-            .refusal(&str::to_string)
+            .refusal(None, &str::to_string)
             .failure
         };
         use crate::mail::transport::Failure::*;
@@ -329,5 +335,18 @@ mod tests {
         assert_eq!(refusal(403, "InvalidSignatureException"), Transient);
         assert_eq!(refusal(400, "SendingPausedException"), Transient);
         assert_eq!(refusal(500, "InternalFailure"), Transient);
+        // MessageRejected naming the recipient is the address's failure.
+        let rejected = |text: &str| Answer {
+            status: st(400),
+            retry_after: None,
+            error_type: Some("MessageRejected".into()),
+            text: text.into(),
+        };
+        let naming = rejected(r#"{"message":"Address blacklisted: Gone@Example.com"}"#)
+            .refusal(Some("gone@example.com"), &str::to_string);
+        assert!(naming.recipient && naming.failure == Permanent);
+        let sender = rejected(r#"{"message":"Email address is not verified: it@example.com"}"#)
+            .refusal(Some("gone@example.com"), &str::to_string);
+        assert!(!sender.recipient && sender.failure == Permanent);
     }
 }
