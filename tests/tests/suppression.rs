@@ -111,6 +111,34 @@ async fn a_refused_recipient_is_suppressed_and_the_next_reset_is_409_with_the_pa
         );
         // Others are not affected.
         reset(&server, "fine@example.com").await.unwrap();
+        // email_status shows it, on the user's emails.
+        let status = |email: &'static str| {
+            let client = server.client();
+            async move {
+                client
+                    .get_password_email_status()
+                    .email(email)
+                    .send()
+                    .await
+                    .expect("200")
+                    .into_inner()
+                    .items
+            }
+        };
+        let items = status("gone@example.com").await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items[0]
+                .recipient_suppressed_at
+                .map(|t| t.timestamp_millis()),
+            Some(suppression.at)
+        );
+        assert!(
+            status("fine@example.com")
+                .await
+                .iter()
+                .all(|i| i.recipient_suppressed_at.is_none())
+        );
 
         // Lifted: calls go through again (and the relay refuses again).
         let lifted = admin::unsuppress(server.store(), "GONE@example.com", now(), "test-1")
@@ -131,6 +159,11 @@ async fn a_refused_recipient_is_suppressed_and_the_next_reset_is_409_with_the_pa
         assert_eq!(
             again,
             "gone@example.com is not suppressed (nothing to lift)"
+        );
+        assert!(
+            status("gone@example.com").await[0]
+                .recipient_suppressed_at
+                .is_none()
         );
         reset(&server, "gone@example.com")
             .await

@@ -1973,3 +1973,59 @@ async fn check_mail_reaches_the_hook_and_ses() {
         arrived[0]
     );
 }
+
+/// `pwmail user list` shows a suppressed user as such; `pwmail user
+/// unsuppress` lifts it, saying since when and why; lifting what is not
+/// suppressed, or an unknown user, is an error.
+#[test]
+fn user_unsuppress_lifts_a_suppression_and_says_what_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    assert!(pwmail(d, &["user", "add", "gone@example.com"]).0);
+    // As the dispatcher leaves a user whose address bounced (a 550 at RCPT).
+    let db = d.join("pwmail-data/pwmail.db");
+    let marked = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE users SET deliverable = 0, suppressed_at = 1796000000000, \
+             suppressed_reason = 'permanent failure: RCPT TO refused: 550 5.1.1 no such user' \
+             WHERE email = 'gone@example.com'\"); c.commit()",
+        )
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(marked.success());
+    let (ok, list, err) = pwmail(d, &["user", "list"]);
+    assert!(ok, "{err}");
+    let line = list
+        .lines()
+        .find(|l| l.contains("gone@example.com"))
+        .unwrap();
+    assert!(line.contains("suppressed"), "{list}");
+
+    let (ok, out, err) = pwmail(d, &["user", "unsuppress", "Gone@example.com"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "lifted the suppression of Gone@example.com (suppressed since 2026-11-30 \
+         00:53 UTC: permanent failure: RCPT TO refused: 550 5.1.1 no such user); calls \
+         for it are accepted again"
+    );
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("gone@example.com"))
+        .unwrap();
+    assert!(line.contains("active"), "{list}");
+
+    let (ok, _, err) = pwmail(d, &["user", "unsuppress", "gone@example.com"]);
+    assert!(!ok);
+    assert!(
+        err.contains("gone@example.com is not suppressed (nothing to lift)"),
+        "{err}"
+    );
+    let (ok, _, err) = pwmail(d, &["user", "unsuppress", "nobody@example.com"]);
+    assert!(!ok && err.contains("nobody@example.com"), "{err}");
+}

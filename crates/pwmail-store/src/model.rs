@@ -918,6 +918,8 @@ pub struct OutboxStatus {
     pub request_id: Option<String>,
     /// When the link a link email carries expires.
     pub link_expires_at: Option<UnixMillis>,
+    /// Since when the recipient's address is suppressed, if it is now.
+    pub recipient_suppressed_at: Option<UnixMillis>,
 }
 
 /// How much SQLite's writer thread has done since it started, for the

@@ -220,6 +220,7 @@ pub(crate) fn outbox_status(row: &impl Columns) -> Result<OutboxStatus> {
         sent_at: row.opt_int("sent_at")?,
         request_id: row.opt_text("request_id")?,
         link_expires_at: row.opt_int("link_expires_at")?,
+        recipient_suppressed_at: row.opt_int("recipient_suppressed_at")?,
     })
 }
 

@@ -470,7 +470,8 @@ macro_rules! status_columns {
     () => {
         "id, message_id, kind, recipient, state, CAST(attempts AS BIGINT) AS attempts,
          last_error, last_reply, created_at, queued_at, next_attempt_at, sent_at, request_id,
-         link_expires_at"
+         link_expires_at,
+         (SELECT u.suppressed_at FROM users u WHERE u.id = outbox.user_id) AS recipient_suppressed_at"
     };
 }
 

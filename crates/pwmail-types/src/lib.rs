@@ -481,6 +481,9 @@ pub struct PasswordEmailStatus {
     pub next_attempt_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
     pub queued_at: ::chrono::DateTime<::chrono::offset::Utc>,
     pub recipient: ::std::string::String,
+    ///Set while the recipient's address is suppressed: since then, because an email to it failed for good (see last_error of the dead email); calls for it are refused until an operator runs `pwmail user unsuppress`.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub recipient_suppressed_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
     ///The x-request-id of the API call that queued it.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub request_id: ::std::option::Option<::std::string::String>,
@@ -1215,6 +1218,10 @@ pub mod builder {
         queued_at:
             ::std::result::Result<::chrono::DateTime<::chrono::offset::Utc>, ::std::string::String>,
         recipient: ::std::result::Result<::std::string::String, ::std::string::String>,
+        recipient_suppressed_at: ::std::result::Result<
+            ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+            ::std::string::String,
+        >,
         request_id: ::std::result::Result<
             ::std::option::Option<::std::string::String>,
             ::std::string::String,
@@ -1237,6 +1244,7 @@ pub mod builder {
                 next_attempt_at: Ok(Default::default()),
                 queued_at: Err("no value supplied for queued_at".to_string()),
                 recipient: Err("no value supplied for recipient".to_string()),
+                recipient_suppressed_at: Ok(Default::default()),
                 request_id: Ok(Default::default()),
                 sent_at: Ok(Default::default()),
                 state: Err("no value supplied for state".to_string()),
@@ -1336,6 +1344,18 @@ pub mod builder {
                 .map_err(|e| format!("error converting supplied value for recipient: {e}"));
             self
         }
+        pub fn recipient_suppressed_at<T>(mut self, value: T) -> Self
+        where
+            T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+            T::Error: ::std::fmt::Display,
+        {
+            self.recipient_suppressed_at = value.try_into().map_err(|e| {
+                format!("error converting supplied value for recipient_suppressed_at: {e}")
+            });
+            self
+        }
         pub fn request_id<T>(mut self, value: T) -> Self
         where
             T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1384,6 +1404,7 @@ pub mod builder {
                 next_attempt_at: value.next_attempt_at?,
                 queued_at: value.queued_at?,
                 recipient: value.recipient?,
+                recipient_suppressed_at: value.recipient_suppressed_at?,
                 request_id: value.request_id?,
                 sent_at: value.sent_at?,
                 state: value.state?,
@@ -1402,6 +1423,7 @@ pub mod builder {
                 next_attempt_at: Ok(value.next_attempt_at),
                 queued_at: Ok(value.queued_at),
                 recipient: Ok(value.recipient),
+                recipient_suppressed_at: Ok(value.recipient_suppressed_at),
                 request_id: Ok(value.request_id),
                 sent_at: Ok(value.sent_at),
                 state: Ok(value.state),
@@ -1713,7 +1735,7 @@ impl ::schemars::JsonSchema for PasswordEmailStatus {
     ) -> ::schemars::schema::Schema {
         let _ = &generator;
         source_schema(
-            "{\"description\":\"One queued email and what happened to it.\",\"type\":\"object\",\"properties\":{\"id\":{\"description\":\"Outbox id (see `pwmail outbox show ID`).\",\"type\":\"integer\",\"format\":\"int64\"},\"message_id\":{\"description\":\"The Message-ID header, stable across attempts.\",\"type\":\"string\"},\"kind\":{\"description\":\"Which message this is.\",\"type\":\"string\",\"enum\":[\"send_password_email\",\"reset_password_by_admin\",\"password_changed\"]},\"recipient\":{\"type\":\"string\"},\"state\":{\"description\":\"queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).\",\"type\":\"string\",\"enum\":[\"queued\",\"sending\",\"sent\",\"retrying\",\"dead\"]},\"attempts\":{\"description\":\"Delivery attempts so far.\",\"type\":\"integer\",\"format\":\"int32\",\"minimum\":0},\"last_error\":{\"description\":\"Why the last failed attempt failed.\",\"type\":\"string\"},\"last_reply\":{\"description\":\"What the receiving side answered the successful attempt: the SMTP relay's reply, the mail hook's HTTP status and answer, or Amazon SES's MessageId (\\\"SES MessageId ...\\\").\",\"type\":\"string\"},\"queued_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"next_attempt_at\":{\"description\":\"When the next attempt is due (queued and retrying only).\",\"type\":\"string\",\"format\":\"date-time\"},\"sent_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"request_id\":{\"description\":\"The x-request-id of the API call that queued it.\",\"type\":\"string\"}},\"required\":[\"attempts\",\"id\",\"kind\",\"message_id\",\"queued_at\",\"recipient\",\"state\"]}",
+            "{\"description\":\"One queued email and what happened to it.\",\"type\":\"object\",\"properties\":{\"id\":{\"description\":\"Outbox id (see `pwmail outbox show ID`).\",\"type\":\"integer\",\"format\":\"int64\"},\"message_id\":{\"description\":\"The Message-ID header, stable across attempts.\",\"type\":\"string\"},\"kind\":{\"description\":\"Which message this is.\",\"type\":\"string\",\"enum\":[\"send_password_email\",\"reset_password_by_admin\",\"password_changed\"]},\"recipient\":{\"type\":\"string\"},\"state\":{\"description\":\"queued (waiting), sending (an attempt is under way), sent (accepted by the mail server), retrying (an attempt failed transiently; another follows), dead (given up; see last_error).\",\"type\":\"string\",\"enum\":[\"queued\",\"sending\",\"sent\",\"retrying\",\"dead\"]},\"attempts\":{\"description\":\"Delivery attempts so far.\",\"type\":\"integer\",\"format\":\"int32\",\"minimum\":0},\"last_error\":{\"description\":\"Why the last failed attempt failed.\",\"type\":\"string\"},\"last_reply\":{\"description\":\"What the receiving side answered the successful attempt: the SMTP relay's reply, the mail hook's HTTP status and answer, or Amazon SES's MessageId (\\\"SES MessageId ...\\\").\",\"type\":\"string\"},\"queued_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"next_attempt_at\":{\"description\":\"When the next attempt is due (queued and retrying only).\",\"type\":\"string\",\"format\":\"date-time\"},\"sent_at\":{\"type\":\"string\",\"format\":\"date-time\"},\"request_id\":{\"description\":\"The x-request-id of the API call that queued it.\",\"type\":\"string\"},\"recipient_suppressed_at\":{\"description\":\"Set while the recipient's address is suppressed: since then, because an email to it failed for good (see last_error of the dead email); calls for it are refused until an operator runs `pwmail user unsuppress`.\",\"type\":\"string\",\"format\":\"date-time\"}},\"required\":[\"attempts\",\"id\",\"kind\",\"message_id\",\"queued_at\",\"recipient\",\"state\"]}",
         )
     }
 }

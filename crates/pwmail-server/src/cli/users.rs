@@ -135,7 +135,7 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
         }
         UserCommand::List => {
             out!(
-                "{:>6}  {:<40} {:<6} {:<9} {:<8} {:<8} created",
+                "{:>6}  {:<40} {:<6} {:<10} {:<8} {:<8} created",
                 "id",
                 "email",
                 "admin",
@@ -145,11 +145,17 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             )?;
             for u in users::list(&*store).await? {
                 out!(
-                    "{:>6}  {:<40} {:<6} {:<9} {:<8} {:<8} {}",
+                    "{:>6}  {:<40} {:<6} {:<10} {:<8} {:<8} {}",
                     u.id,
                     u.email,
                     if u.is_admin { "yes" } else { "no" },
-                    if u.disabled { "disabled" } else { "active" },
+                    if u.disabled {
+                        "disabled"
+                    } else if u.suppressed.is_some() {
+                        "suppressed"
+                    } else {
+                        "active"
+                    },
                     if u.has_password { "set" } else { "none" },
                     u.locale.as_deref().unwrap_or("-"),
                     format_utc(u.created_at)

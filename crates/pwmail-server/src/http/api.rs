@@ -324,5 +324,6 @@ fn email_status(m: pwmail_store::OutboxStatus) -> PasswordEmailStatus {
         next_attempt_at: m.next_attempt_at.map(to_time),
         sent_at: m.sent_at.map(to_time),
         request_id: m.request_id,
+        recipient_suppressed_at: m.recipient_suppressed_at.map(to_time),
     }
 }
