@@ -30,7 +30,10 @@ fn key(dir: &std::path::Path, args: &[&str]) -> DkimSigner {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let rsa = key(dir.path(), &["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let rsa = key(
+        dir.path(),
+        &["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
     let ed = key(dir.path(), &["-algorithm", "ed25519"]);
     let renderer = Renderer::for_config(&ServerConfig::default()).unwrap();
     let row = OutboxMessage {
