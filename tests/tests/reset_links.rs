@@ -43,8 +43,7 @@ fn return_link(page: &str) -> Option<(String, String)> {
     let href = tag.split(r#"href=""#).nth(1)?.split('"').next()?;
     let text = tag.split('>').nth(1)?.split("</a").next()?;
     let decode = |s: &str| {
-        s.replace("&#x2f;", "/")
-            .replace("&quot;", "\"")
+        s.replace("&quot;", "\"")
             .replace("&#x27;", "'")
             .replace("&lt;", "<")
             .replace("&gt;", ">")

@@ -749,8 +749,6 @@ async fn page_templates_are_overridden_and_the_operators_stylesheet_is_linked() 
     let (status, headers, form) = get(&server, &token).await;
     assert_eq!(status, 200);
     assert_page_headers(&headers);
-    // Attribute values come HTML-escaped.
-    let form = form.replace("&#x2f;", "/");
     let builtin = form
         .find(r#"href="/assets/reset.css""#)
         .expect("built-in css");
@@ -768,7 +766,6 @@ async fn page_templates_are_overridden_and_the_operators_stylesheet_is_linked() 
     );
     // Problem pages link it too.
     let (status, _, problem) = get(&server, "nosuchlinknosuchlinknosuchlink0000").await;
-    let problem = problem.replace("&#x2f;", "/");
     assert_eq!(status, 404);
     assert!(problem.contains(r#"href="/assets/page.css""#), "{problem}");
 
@@ -781,7 +778,6 @@ async fn page_templates_are_overridden_and_the_operators_stylesheet_is_linked() 
     // Without --page-css, nothing is linked and nothing served.
     let server = TestServer::start().await;
     let (_, _, problem) = get(&server, "nosuchlinknosuchlinknosuchlink0000").await;
-    let problem = problem.replace("&#x2f;", "/");
     assert!(problem.contains("/assets/reset.css"), "{problem}");
     assert!(!problem.contains("/assets/page.css"), "{problem}");
     let r = reqwest::get(server.endpoint("/assets/page.css"))

@@ -763,6 +763,15 @@ fn outbox_commands_show_and_requeue_dead_messages() {
         ok && out.contains("u@example.com") && out.contains("550 mailbox unavailable"),
         "{out}"
     );
+    // Columns line up under their headers, whatever the kind's length.
+    let lines: Vec<&str> = out.lines().collect();
+    for column in ["kind", "queued", "last error"] {
+        let at = lines[0].find(column).unwrap();
+        for row in &lines[1..] {
+            assert_ne!(&row[at..at + 1], " ", "{column} starts at {at}:\n{out}");
+            assert_eq!(&row[at - 1..at], " ", "{column} starts at {at}:\n{out}");
+        }
+    }
     let (ok, out, _) = pwmail(d, &["outbox", "show", &link_email.to_string()]);
     assert!(ok, "{out}");
     assert!(

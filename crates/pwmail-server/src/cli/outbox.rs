@@ -44,8 +44,19 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
     let store = db.open_existing().await?;
     match cmd {
         OutboxCommand::List { state, limit } => {
+            let rows = users::outbox(&*store, *state, *limit).await?;
+            // Columns as wide as their longest value, so long addresses and
+            // kinds do not push the rest out of line.
+            let width = |header: &str, values: &mut dyn Iterator<Item = usize>| {
+                values.chain([header.len()]).max().unwrap_or_default()
+            };
+            let to = width(
+                "recipient",
+                &mut rows.iter().map(|m| m.recipient.chars().count()),
+            );
+            let kind = width("kind", &mut rows.iter().map(|m| m.kind.as_str().len()));
             out!(
-                "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} last error",
+                "{:>8}  {:<9} {:>8}  {:<to$} {:<kind$} {:<20} last error",
                 "id",
                 "state",
                 "attempts",
@@ -53,9 +64,9 @@ pub async fn outbox(cmd: &OutboxCommand, db: &DbArgs, now: i64) -> anyhow::Resul
                 "kind",
                 "queued"
             )?;
-            for m in users::outbox(&*store, *state, *limit).await? {
+            for m in rows {
                 out!(
-                    "{:>8}  {:<9} {:>8}  {:<32} {:<24} {:<20} {}",
+                    "{:>8}  {:<9} {:>8}  {:<to$} {:<kind$} {:<20} {}",
                     m.id,
                     m.state,
                     m.attempts,

@@ -663,6 +663,12 @@ mod tests {
             })
             .unwrap();
         assert!(out.html.contains("&lt;script&gt;"), "{}", out.html);
+        // The link as it is: nothing in it needs escaping, `/` included.
+        assert!(
+            out.html.contains(r#"href="https://h/reset/t""#),
+            "{}",
+            out.html
+        );
         assert!(
             out.text
                 .contains("expires in 24 hours (at Jan 1, 1970, 12:00\u{202f}AM UTC)"),
