@@ -101,6 +101,8 @@ pub enum BuildError {
     /// The CA file holds no PEM certificate reqwest accepts (a malformed
     /// one, or none at all: every call would then fail `UnknownIssuer`).
     CaCertificates(PathBuf, String),
+    /// The base URL is not an `http://` or `https://` URL with a host.
+    BaseUrl(String),
     Http(reqwest::Error),
 }
 
@@ -113,6 +115,11 @@ impl std::fmt::Display for BuildError {
                 f,
                 "CA file {} holds no usable PEM certificate: {reason}",
                 path.display()
+            ),
+            BuildError::BaseUrl(url) => write!(
+                f,
+                "{url:?} is not a server URL: give its scheme and host, e.g. \
+                 https://pwmail.example.com or http://127.0.0.1:8080"
             ),
             BuildError::Http(e) => write!(f, "building the HTTP client: {}", chain(e)),
         }
@@ -178,7 +185,17 @@ impl Builder {
         self
     }
 
+    /// Whether the base URL is one a call can go to (`http`/`https` and a
+    /// host), before anything else is done with it.
+    pub fn check_base_url(&self) -> Result<(), BuildError> {
+        match reqwest::Url::parse(&self.baseurl) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+            _ => Err(BuildError::BaseUrl(self.baseurl.clone())),
+        }
+    }
+
     pub fn build(self) -> Result<Client, BuildError> {
+        self.check_base_url()?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &self.token {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("APIToken {token}"))

@@ -2038,3 +2038,29 @@ fn user_unsuppress_lifts_a_suppression_and_says_what_it_was() {
     let (ok, _, err) = pwmail(d, &["user", "unsuppress", "nobody@example.com"]);
     assert!(!ok && err.contains("nobody@example.com"), "{err}");
 }
+
+/// `pwmail send --server HOST:PORT` (no scheme) is refused before the run
+/// id is printed, not once per row.
+#[test]
+fn send_refuses_a_server_without_a_scheme_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for server in ["127.0.0.1:28080", "localhost:28080", "ftp://127.0.0.1"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pwmail"))
+            .current_dir(dir.path())
+            .args(["send", "--server", server, "--email", "a@example.com"])
+            .env("PWMAIL_TOKEN", "pwm_x")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(&format!("--server: \"{server}\" is not a server URL"))
+                && stderr.contains("http://127.0.0.1:8080"),
+            "{stderr}"
+        );
+        assert!(!stdout.contains("run id"), "{stdout}");
+    }
+}

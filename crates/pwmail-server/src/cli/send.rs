@@ -73,6 +73,11 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
         (None, Some(token)) => token.clone(),
         (None, None) => anyhow::bail!("no API token: set PWMAIL_TOKEN or pass --token-file"),
     };
+    // Before the run id is printed: a server without a scheme would
+    // otherwise be refused once per row.
+    pwmail_client::Builder::new(&args.server)
+        .check_base_url()
+        .context("--server")?;
     let link = LinkAsk {
         ttl_secs: args.ttl_secs,
         return_to: args
