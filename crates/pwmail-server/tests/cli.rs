@@ -2064,3 +2064,55 @@ fn send_refuses_a_server_without_a_scheme_before_it_starts() {
         assert!(!stdout.contains("run id"), "{stdout}");
     }
 }
+
+/// The packaged example, every line uncommented, is a working settings
+/// file (its blank values are unset); a bad value in a file is reported
+/// with the file and the key it came from.
+#[test]
+fn settings_file_errors_name_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let example =
+        std::fs::read_to_string(pwmail_testkit::workspace().join("packaging/pwmail.toml")).unwrap();
+    let all: String = example
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("all.toml"), all).unwrap();
+    let (ok, out, err) = pwmail(
+        d,
+        &[
+            "--config",
+            "all.toml",
+            "mail",
+            "preview",
+            "--kind",
+            "send-password-email",
+            "--to",
+            "a@example.com",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Subject: Set your pwmail password"), "{out}");
+
+    for (line, says) in [
+        (
+            "smtp_url = \"nope\"",
+            "pwmail: bad.toml: smtp_url: --smtp-url: relative URL without a base",
+        ),
+        (
+            "link_ttl_secs = \"soon\"",
+            "pwmail: bad.toml: link_ttl_secs: invalid value 'soon' for '--link-ttl-secs",
+        ),
+    ] {
+        std::fs::write(d.join("bad.toml"), format!("{line}\n")).unwrap();
+        let (code, err) = run_to_exit(
+            d,
+            &["--config", "bad.toml", "serve", "--listen", "127.0.0.1:0"],
+        );
+        assert_ne!(code, Some(0));
+        assert!(err.starts_with(says), "{line}: {err}");
+    }
+}

@@ -119,11 +119,27 @@ pub fn main() -> ExitCode {
     crate::files::private_umask();
     // Raw arguments: one that is not UTF-8 is clap's usage error, not a panic.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Err(e) = settings_file::apply(&args) {
-        eprintln!("pwmail: {e}");
-        return ExitCode::FAILURE;
-    }
-    let cli = Cli::parse_from(args);
+    let applied = match settings_file::apply(&args) {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("pwmail: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // A value from the file that the flag refuses: say where it is.
+        Err(e) => {
+            let said = e.to_string();
+            match applied.locate(said.trim_start_matches("error: ")) {
+                Some(located) => {
+                    eprint!("pwmail: {located}");
+                    return ExitCode::from(2);
+                }
+                None => e.exit(),
+            }
+        }
+    };
     init_logging(cli.log_format);
     // `send` waits on the network almost all the time: one thread does it
     // without handing its calls between two (each hand-off a wakeup; its
@@ -151,11 +167,13 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
             Some(Failed::NoDatabase(_)) => {
-                eprintln!("pwmail: {e:#}");
+                let said = format!("{e:#}");
+                eprintln!("pwmail: {}", applied.locate(&said).unwrap_or(said));
                 ExitCode::from(2)
             }
             None => {
-                eprintln!("pwmail: {e:#}");
+                let said = format!("{e:#}");
+                eprintln!("pwmail: {}", applied.locate(&said).unwrap_or(said));
                 ExitCode::from(cli.command.error_status())
             }
         },

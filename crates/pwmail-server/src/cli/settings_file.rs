@@ -85,7 +85,8 @@ pub fn example() -> String {
         "# pwmail settings: `pwmail --config pwmail.toml serve` (or PWMAIL_CONFIG).\n\
          # Each key is a flag's name with `_` for `-`; flags and PWMAIL_* variables win\n\
          # over this file. Every key is listed with its default, commented out:\n\
-         # uncomment what you change. Generated from the flags' definitions.\n",
+         # uncomment what you change. A key set to \"\" is not set (no default).\n\
+         # Generated from the flags' definitions.\n",
     );
     for (var, (help, default)) in vars {
         let key = var.trim_start_matches("PWMAIL_").to_ascii_lowercase();
@@ -94,9 +95,13 @@ pub fn example() -> String {
             text.push_str(format!("# {line}").trim_end());
             text.push('\n');
         }
+        if default.is_none() {
+            text.push_str("# (no default)\n");
+        }
+        // Every line stays TOML when uncommented; a blank value is unset.
         match default {
             Some(value) => text.push_str(&format!("# {key} = {}\n", toml_value(&value))),
-            None => text.push_str(&format!("# {key} = \"\"  (no default)\n")),
+            None => text.push_str(&format!("# {key} = \"\"\n")),
         }
     }
     text
@@ -142,6 +147,8 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
             });
         }
         let value = match value {
+            // Blank: not set, as if the line were commented out.
+            toml::Value::String(s) if s.trim().is_empty() => continue,
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
@@ -153,21 +160,53 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
     Ok(out)
 }
 
+/// What the `--config` file set: its path and the keys whose values were
+/// used (a variable already set wins over the file), so an error about a
+/// value names the file and key it came from.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub path: std::path::PathBuf,
+    pub keys: Vec<String>,
+}
+
+impl Applied {
+    /// `message` prefixed with the file and key when it is about a flag
+    /// whose value came from the file (messages about a value start with
+    /// its flag, `--smtp-url: …`, or name it, `for '--link-ttl-secs …'`).
+    pub fn locate(&self, message: &str) -> Option<String> {
+        self.keys.iter().find_map(|key| {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let named = message.starts_with(&format!("{flag}:"))
+                || message.starts_with(&format!("{flag} "))
+                || message.contains(&format!("'{flag} "))
+                || message.contains(&format!("'{flag}'"));
+            named.then(|| format!("{}: {key}: {message}", self.path.display()))
+        })
+    }
+}
+
 /// Applies the `--config` file, if any, as `PWMAIL_*` defaults: a variable
 /// already set wins. Runs before the arguments are parsed and before any
 /// other thread exists.
-pub fn apply(args: &[std::ffi::OsString]) -> Result<(), SettingsError> {
+pub fn apply(args: &[std::ffi::OsString]) -> Result<Applied, SettingsError> {
     let Some(path) = config_path(args) else {
-        return Ok(());
+        return Ok(Applied::default());
+    };
+    let mut applied = Applied {
+        path: path.clone(),
+        keys: Vec::new(),
     };
     for (var, value) in read(&path)? {
         if std::env::var_os(&var).is_none() {
+            applied
+                .keys
+                .push(var.trim_start_matches("PWMAIL_").to_ascii_lowercase());
             // SAFETY: called from `main` before the runtime or any other
             // thread starts.
             unsafe { std::env::set_var(var, value) };
         }
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// The `--config` path from the raw arguments or `PWMAIL_CONFIG`.
@@ -246,16 +285,21 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
             .filter(|l| l.contains(" = "))
-            .map(|l| format!("{}\n", l.trim_end_matches("  (no default)")))
+            .map(|l| format!("{l}\n"))
             .collect();
         std::fs::write(&file, &uncommented).unwrap();
-        let read = read(&file).unwrap();
+        // Every line is TOML as it stands, and names a known setting.
+        let table: toml::Table = uncommented.parse().expect("every line is TOML");
         let known = known_variables();
         assert_eq!(
-            read.len(),
+            table.len(),
             known.len() - 1,
             "every key but config:\n{uncommented}"
         );
+        // Blank values ("no default") are not set; the others read back.
+        let read = read(&file).unwrap();
+        let blank = table.values().filter(|v| v.as_str() == Some("")).count();
+        assert_eq!(read.len(), table.len() - blank);
         for (var, _) in &read {
             assert!(known.contains(var), "{var}");
         }
