@@ -67,15 +67,17 @@ pub fn exposed<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<(&'a Path, 
         .collect()
 }
 
-/// Logs a warning for each of `paths` that group or others may read.
-pub fn warn_if_exposed<'a>(paths: impl IntoIterator<Item = &'a Path>) {
-    for (path, mode) in exposed(paths) {
-        tracing::warn!(
-            path = %path.display(),
-            mode = format!("{mode:o}"),
-            "readable by other users, but it holds secrets (live reset links, a key or a \
-             password); run `chmod go-rwx` on it"
-        );
+/// Logs a warning for each of `paths` that group or others may read, with
+/// what it holds.
+pub fn warn_if_exposed(paths: &[(std::path::PathBuf, &str)]) {
+    for (path, holds) in paths {
+        for (path, mode) in exposed([path.as_path()]) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "readable by other users, but it {holds}; run `chmod go-rwx` on it"
+            );
+        }
     }
 }
 
@@ -122,11 +124,9 @@ pub enum LockError {
          process. For several replicas use PostgreSQL (README: \"Several replicas on PostgreSQL\")"
     )]
     Held { pid: String, db: String },
-    #[error("locking {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // The cause in the message, not also a `source`: `{:#}` says it once.
+    #[error("locking {path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 /// Takes the lock of the SQLite file `db` (`<db>.lock` beside it, holding
@@ -137,9 +137,9 @@ pub fn lock_server(db: &Path) -> Result<ServerLock, LockError> {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
     let path = std::path::PathBuf::from(name);
-    let io = |source| LockError::Io {
+    let io = |error| LockError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let mut file = std::fs::OpenOptions::new()
         .read(true)

@@ -95,7 +95,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         clock,
         log,
     } = options;
-    files::warn_if_exposed(config.secret_paths().iter().map(|p| p.as_path()));
+    files::warn_if_exposed(&config.secret_paths());
     // Checked before anything is written: a wrong pair is a start-up error.
     let tls = match &config.tls {
         Some(files) => Some(dropshot::ConfigTls::Dynamic(tls::load(
@@ -108,7 +108,11 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
     // default public URL (port 0 too) then names; and nothing is written
     // for an address already in use.
     let bind = |address| {
-        dropshot::bind(address).map_err(|e| anyhow::anyhow!("listening on {address}: {e}"))
+        // dropshot's error names the address, its source why (in use…).
+        dropshot::bind(address).map_err(|e| match std::error::Error::source(&e) {
+            Some(why) => anyhow::anyhow!("listening on {address}: {why}"),
+            None => anyhow::anyhow!("listening on {address}: {e}"),
+        })
     };
     let public_listener = bind(config.listen)?;
     let ops_listener = config.ops_listen.map(bind).transpose()?;

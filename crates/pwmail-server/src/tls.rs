@@ -18,11 +18,13 @@ pub struct TlsFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("reading the TLS {what} {}: {source}", path.display())]
+    // The cause is part of the message and not also a `source` (which
+    // thiserror takes a field of that name as), so `{:#}` says it once.
+    #[error("reading the TLS {what} {}: {error}", path.display())]
     Read {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the TLS certificate file {} holds no PEM certificate{}", path.display(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     NoCertificate {
@@ -48,10 +50,10 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    crate::files::read_small(path).map_err(|source| TlsError::Read {
+    crate::files::read_small(path).map_err(|error| TlsError::Read {
         what,
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

@@ -472,11 +472,11 @@ fn serve_refuses_bad_settings_before_it_listens() {
     for (args, expected) in [
         (
             vec!["--link-ttl-secs", "299"],
-            "--link-ttl must be between 300 and 604800 seconds, got 299",
+            "--link-ttl-secs must be between 300 and 604800 seconds, got 299",
         ),
         (
             vec!["--link-ttl-secs", "604801"],
-            "--link-ttl must be between 300 and 604800 seconds, got 604801",
+            "--link-ttl-secs must be between 300 and 604800 seconds, got 604801",
         ),
         (
             vec!["--smtp-url", "smtp://relay.example.com?tls=none"],
@@ -1393,6 +1393,10 @@ fn serve_warns_about_a_tls_key_others_can_read() {
         .find(|l| l.contains("readable by other users") && l.contains(key))
         .unwrap_or_else(|| panic!("no warning naming {key}:\n{log}"));
     assert!(warning.contains("644"), "{warning}");
+    assert!(
+        warning.contains("it is the TLS private key") && !warning.contains("reset links"),
+        "{warning}"
+    );
 }
 
 /// So are a DKIM key and the hook's secret file.
@@ -1434,6 +1438,7 @@ fn serve_warns_about_a_dkim_key_and_hook_secret_others_can_read() {
             .find(|l| l.contains("readable by other users") && l.contains(file))
             .unwrap_or_else(|| panic!("no warning naming {file}:\n{log}"));
         assert!(warning.contains("640"), "{warning}");
+        assert!(warning.contains("it holds a secret"), "{warning}");
     }
     // The start line says DKIM is on, never the key.
     let serving = log.lines().find(|l| l.contains("pwmail serving")).unwrap();
@@ -2115,4 +2120,73 @@ fn settings_file_errors_name_the_file_and_key() {
         assert_ne!(code, Some(0));
         assert!(err.starts_with(says), "{line}: {err}");
     }
+}
+
+/// Start-up errors name the thing and the fix once: a missing file, a
+/// database that does not exist or does not answer (where, never the
+/// password, never PostgreSQL's source line), an address in use, an SMTP
+/// URL's tls option. None of them leaves a data directory behind.
+#[test]
+fn start_up_errors_say_what_and_where_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pg = std::env::var("PWMAIL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let (base, _) = pg.rsplit_once('/').unwrap();
+    let missing_db = format!("{base}/pwmail_no_such_db_{}", std::process::id());
+    let closed = closed_port();
+    let refused = format!("postgres://postgres:Secr3tPw@127.0.0.1:{closed}/x");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        run_to_exit(d, &args)
+    };
+    let (_, err) = serve(&["--tls-cert", "nope.pem", "--tls-key", "nope.key"]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(
+        err.contains("reading the TLS certificate nope.pem"),
+        "{err}"
+    );
+
+    let (_, err) = serve(&["--database-url", &missing_db]);
+    let db_name = missing_db.rsplit('/').next().unwrap();
+    assert!(
+        err.contains(&format!(
+            "(database {db_name}): database \"{db_name}\" does not exist"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("at line"), "{err}");
+
+    let (_, err) = serve(&["--database-url", &refused]);
+    assert!(
+        err.contains(&format!("PostgreSQL at 127.0.0.1:{closed} (database x)"))
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("Secr3tPw"), "{err}");
+    assert!(
+        !d.join("pwmail-data").exists(),
+        "nothing created on the way"
+    );
+
+    // (The SQLite database is opened before the listener binds: this one
+    // leaves it behind.)
+    let (_, err) = run_to_exit(d, &["serve", "--listen", &taken_addr]);
+    assert!(
+        err.contains(&format!(
+            "listening on {taken_addr}: Address already in use"
+        )),
+        "{err}"
+    );
+
+    let (_, err) = serve(&["--smtp-url", "smtp://relay.example.com?tls=nope"]);
+    assert!(
+        err.contains(
+            "smtp://…?tls=nope is not a way to reach a relay; use smtp://…?tls=starttls|tls|none"
+        ),
+        "{err}"
+    );
 }

@@ -91,6 +91,28 @@ impl StoreError {
 /// A driver's error (sqlx for PostgreSQL, rusqlite for SQLite).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+impl StoreError {
+    /// This error of reaching the database at `place` (host:port and
+    /// database), said plainly: sqlx writes a server's error with the line
+    /// of PostgreSQL's own source file (`… does not exist at line 948`), and
+    /// a refused connection without saying where to.
+    pub fn at(self, place: &str) -> StoreError {
+        let plain = |e: &BoxError| match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db.message().to_string(),
+            _ => e.to_string(),
+        };
+        match self {
+            StoreError::Unavailable(e) => {
+                StoreError::Unavailable(format!("{place}: {}", plain(&e)).into())
+            }
+            StoreError::Database(e) => {
+                StoreError::Database(format!("{place}: {}", plain(&e)).into())
+            }
+            other => other,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

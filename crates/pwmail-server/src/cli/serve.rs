@@ -215,21 +215,6 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     }
     crate::mail::Renderer::for_config(&config)?;
     db.resolve()?;
-    let transport = crate::build_transport(&config)?;
-    let check = check_mail(transport, config.dispatcher.send_timeout);
-    if args.check_mail {
-        check.await?;
-    } else {
-        tokio::spawn(async move {
-            if let Err(e) = check.await {
-                tracing::warn!(
-                    error = %format!("{e:#}"),
-                    "the mail settings check failed; pwmail serves anyway and emails wait \
-                     in the outbox until delivery works (--check-mail refuses to start instead)"
-                );
-            }
-        });
-    }
     match crate::http::connections::raise_nofile_limit() {
         Ok(limit) => tracing::info!(
             soft_before = limit.soft_before,
@@ -247,6 +232,23 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
     let store = pwmail_store::open_with(&config.database_url, pool)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    // After the database opened: a wrong database URL stops the start
+    // before the check makes the mail directory.
+    let transport = crate::build_transport(&config)?;
+    let check = check_mail(transport, config.dispatcher.send_timeout);
+    if args.check_mail {
+        check.await?;
+    } else {
+        tokio::spawn(async move {
+            if let Err(e) = check.await {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "the mail settings check failed; pwmail serves anyway and emails wait \
+                     in the outbox until delivery works (--check-mail refuses to start instead)"
+                );
+            }
+        });
+    }
     if _lock.is_some() {
         end_abandoned_leases(&*store).await;
     }

@@ -14,12 +14,9 @@ use crate::cli::Cli;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause in the message, not also a `source`: `{:#}` says it once.
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path} is not valid TOML: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: unknown setting {key:?} (known: {known})")]
@@ -119,9 +116,9 @@ fn toml_value(value: &str) -> String {
 /// The settings of `path` as (variable, value) pairs.
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
     let shown = path.display().to_string();
-    let text = crate::files::read_small_text(path).map_err(|source| SettingsError::Read {
+    let text = crate::files::read_small_text(path).map_err(|error| SettingsError::Read {
         path: shown.clone(),
-        source,
+        error,
     })?;
     let table: toml::Table = text
         .parse()

@@ -331,7 +331,7 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("--public-url {0:?} must not carry {1}: links are built by appending to it")]
     PublicUrlPart(String, &'static str),
-    #[error("--link-ttl must be between {min} and {max} seconds, got {got}")]
+    #[error("--link-ttl-secs must be between {min} and {max} seconds, got {got}")]
     LinkTtl { min: u64, max: u64, got: u64 },
     #[error("--link-ttl-min-secs ({min}) must not exceed --link-ttl-max-secs ({max})")]
     LinkTtlRange { min: u64, max: u64 },
@@ -449,29 +449,33 @@ impl ServerConfig {
         format!("{base}/reset/{token}")
     }
 
-    /// Files and directories that hold secrets: the SQLite database (with
-    /// its directory, `-wal` and `-shm`) and the `.eml` directory (live
-    /// links), and the TLS private key.
-    pub fn secret_paths(&self) -> Vec<PathBuf> {
+    /// Files and directories that hold secrets, each with what it holds:
+    /// the SQLite database (with its directory, `-wal` and `-shm`) and the
+    /// `.eml` directory (live links), the TLS private key, and the files the
+    /// mail settings were read from.
+    pub fn secret_paths(&self) -> Vec<(PathBuf, &'static str)> {
+        const LINKS: &str = "holds live reset links";
         let mut paths = Vec::new();
         if let Some(file) = pwmail_store::sqlite_file(&self.database_url) {
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                paths.push(dir.to_path_buf());
+                paths.push((dir.to_path_buf(), LINKS));
             }
             for suffix in ["-wal", "-shm"] {
                 let mut name = file.clone().into_os_string();
                 name.push(suffix);
-                paths.push(name.into());
+                paths.push((name.into(), LINKS));
             }
-            paths.push(file);
+            paths.push((file, LINKS));
         }
         if let MailConfig::Directory(dir) = &self.mail {
-            paths.push(dir.clone());
+            paths.push((dir.clone(), "holds emails with live reset links"));
         }
         if let Some(tls) = &self.tls {
-            paths.push(tls.key.clone());
+            paths.push((tls.key.clone(), "is the TLS private key"));
         }
-        paths.extend(self.secret_files.iter().cloned());
+        for file in &self.secret_files {
+            paths.push((file.clone(), "holds a secret (a password, a signing key)"));
+        }
         paths
     }
 

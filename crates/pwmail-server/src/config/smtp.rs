@@ -79,8 +79,12 @@ impl SmtpConfig {
             ("smtp", Some("tls")) => TlsMode::Tls,
             ("smtp", Some("none")) => TlsMode::None,
             (scheme, tls) => {
+                let asked = match tls {
+                    Some(tls) => format!("{scheme}://…?tls={tls}"),
+                    None => format!("{scheme}://"),
+                };
                 return Err(SmtpConfigError::Url(format!(
-                    "unsupported scheme/tls combination {scheme:?}/{tls:?}; use smtp://…?tls=starttls|tls|none or smtps://…"
+                    "{asked} is not a way to reach a relay; use smtp://…?tls=starttls|tls|none or smtps://…"
                 )));
             }
         };

@@ -54,6 +54,17 @@ pub struct PgStore {
     by_address: OnceLock<group::Groups<addressed::ByAddress>>,
 }
 
+/// Where `options` lead, for errors: host, port and database (never the
+/// password).
+fn place(options: &PgConnectOptions) -> String {
+    format!(
+        "PostgreSQL at {}:{} (database {})",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings the schema up to date.
     /// Migrations run under PostgreSQL's advisory lock, so replicas that
@@ -61,8 +72,9 @@ impl PgStore {
     /// for a connection, so an unreachable database means a quick 503.
     pub async fn open(url: &str, pool: crate::PoolOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
+        let place = place(&options);
         let pool = Arc::new(pool::Pool::new(options, pool));
-        let mut conn = pool.acquire().await?;
+        let mut conn = pool.acquire().await.map_err(|e| e.at(&place))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&mut *conn)
             .await?;
@@ -89,7 +101,10 @@ impl PgStore {
     /// Whether the database at `url` holds pwmail's schema, without creating it.
     pub async fn has_schema(url: &str) -> Result<bool> {
         let options = PgConnectOptions::from_str(url)?;
-        let mut conn = PgConnection::connect_with(&options).await?;
+        let place = place(&options);
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::from(e).at(&place))?;
         let found: bool = sqlx::query_scalar("SELECT to_regclass('users') IS NOT NULL")
             .fetch_one(&mut conn)
             .await?;
