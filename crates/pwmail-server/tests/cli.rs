@@ -2190,3 +2190,52 @@ fn start_up_errors_say_what_and_where_once() {
         "{err}"
     );
 }
+
+/// Each command's help lists its own options: `send` (an HTTP client) no
+/// database flags, admin commands the database but not the server's pool,
+/// `serve` and `dispatch` all of them.
+#[test]
+fn each_commands_help_shows_only_its_own_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--help");
+        let (ok, out, err) = pwmail(dir.path(), &all);
+        assert!(ok, "{err}");
+        out
+    };
+    let database = ["--data-dir", "--database-url"];
+    let pool = ["--db-pool-size", "--db-acquire-timeout-ms"];
+    for command in [
+        &["send"][..],
+        &["mail", "preview"],
+        &["mail", "dkim-record"],
+    ] {
+        let out = help(command);
+        for flag in database.iter().chain(&pool) {
+            assert!(!out.contains(flag), "{command:?} shows {flag}:\n{out}");
+        }
+    }
+    for command in [
+        &["user", "add"][..],
+        &["token", "create"],
+        &["outbox", "list"],
+        &["audit", "list"],
+        &["purge"],
+        &["migrate"],
+    ] {
+        let out = help(command);
+        for flag in database {
+            assert!(out.contains(flag), "{command:?} lacks {flag}");
+        }
+        for flag in pool {
+            assert!(!out.contains(flag), "{command:?} shows {flag}:\n{out}");
+        }
+    }
+    for command in [&["serve"][..], &["dispatch"]] {
+        let out = help(command);
+        for flag in database.iter().chain(&pool) {
+            assert!(out.contains(flag), "{command:?} lacks {flag}");
+        }
+    }
+}

@@ -335,7 +335,7 @@ fn the_systemd_unit_is_hardened_and_runs_a_command_that_parses() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap();
     let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
-    assert_eq!(args, ["--config", "/etc/pwmail/pwmail.toml", "serve"]);
+    assert_eq!(args, ["--config", "%d/pwmail.toml", "serve"]);
     // The same command line, with a settings file of our own, starts a server.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pwmail.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();

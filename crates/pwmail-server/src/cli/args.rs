@@ -16,13 +16,33 @@ fn defaults() -> ServerConfig {
     ServerConfig::default()
 }
 
-/// Where the data lives: `--database-url` wins over the SQLite file in the
-/// data directory. Global: every command that opens the database reads it.
+/// The data directory: the embedded database's, and the `.eml` files'
+/// unless `--mail-dir` says otherwise.
 #[derive(Args, Debug, Clone)]
-pub struct DbArgs {
+pub struct DataDirArgs {
     /// Directory for the embedded SQLite database and the mail directory.
     #[arg(long, global = true, env = "PWMAIL_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+}
+
+/// A command of a group that opens the database: the database's flags,
+/// and the command.
+#[derive(Args, Debug)]
+pub struct WithDb<T: clap::Subcommand> {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: T,
+}
+
+/// Where the data lives: `--database-url` wins over the SQLite file in the
+/// data directory. Each command that opens the database has these (global
+/// to its own subcommands: `pwmail user add X --database-url …`); others
+/// do not show them.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
     /// Database URL (`sqlite://PATH` or `postgres://…`); overrides the file in --data-dir.
     #[arg(
         long,
@@ -31,36 +51,24 @@ pub struct DbArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+}
+
+/// The connection pool of a long-running process (`serve`, `dispatch`);
+/// one-off commands use the store's default.
+#[derive(Args, Debug, Clone)]
+pub struct PoolArgs {
     /// Longest wait for a database connection before a request fails with 503 (PostgreSQL).
-    #[arg(long, global = true, env = "PWMAIL_DB_ACQUIRE_TIMEOUT_MS",
+    #[arg(long, env = "PWMAIL_DB_ACQUIRE_TIMEOUT_MS",
           default_value_t = defaults().db_acquire_timeout.as_millis() as u64)]
     pub db_acquire_timeout_ms: u64,
     /// PostgreSQL connections per process (each replica has its own pool).
-    #[arg(long, global = true, env = "PWMAIL_DB_POOL_SIZE",
+    #[arg(long, env = "PWMAIL_DB_POOL_SIZE",
           default_value_t = defaults().db_pool_size,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
 }
 
-impl DbArgs {
-    /// Opens the database, creating it and running migrations: for the
-    /// commands that set a database up (`serve`, `dispatch`, `migrate`).
-    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
-        let url = self.resolve()?;
-        Ok(pwmail_store::open_with(&url, self.pool()).await?)
-    }
-
-    /// Opens a database that already exists; for every other command, so
-    /// that one run in the wrong directory says so instead of quietly
-    /// working on a fresh, empty database.
-    pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
-        let url = self.url();
-        if !pwmail_store::exists(&url).await? {
-            return Err(crate::cli::Failed::NoDatabase(pwmail_store::describe(&url)).into());
-        }
-        Ok(pwmail_store::open_with(&url, self.pool()).await?)
-    }
-
+impl PoolArgs {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms.max(50))
     }
@@ -72,11 +80,34 @@ impl DbArgs {
             max_connections: self.db_pool_size,
         }
     }
+}
+
+impl DbArgs {
+    /// Opens the database, creating it and running migrations: for the
+    /// commands that set a database up (`serve`, `dispatch`, `migrate`).
+    pub async fn open(
+        &self,
+        pool: pwmail_store::PoolOptions,
+    ) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
+        let url = self.resolve()?;
+        Ok(pwmail_store::open_with(&url, pool).await?)
+    }
+
+    /// Opens a database that already exists; for every other command, so
+    /// that one run in the wrong directory says so instead of quietly
+    /// working on a fresh, empty database.
+    pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn pwmail_store::Store>> {
+        let url = self.url();
+        if !pwmail_store::exists(&url).await? {
+            return Err(crate::cli::Failed::NoDatabase(pwmail_store::describe(&url)).into());
+        }
+        Ok(pwmail_store::open_with(&url, pwmail_store::PoolOptions::default()).await?)
+    }
 
     /// The database URL, creating the data directory for the SQLite default.
     pub fn resolve(&self) -> std::io::Result<String> {
         if self.database_url.is_none() {
-            crate::files::create_private_dir(&self.data_dir)?;
+            crate::files::create_private_dir(&self.dir.data_dir)?;
         }
         Ok(self.url())
     }
@@ -85,7 +116,7 @@ impl DbArgs {
     pub fn url(&self) -> String {
         self.database_url
             .clone()
-            .unwrap_or_else(|| config::sqlite_url(&self.data_dir))
+            .unwrap_or_else(|| config::sqlite_url(&self.dir.data_dir))
     }
 }
 

@@ -8,7 +8,9 @@ use clap::{Subcommand, ValueEnum};
 use pwmail_store::{Content, LinkOptions, MessageKind, OutboxMessage};
 
 use crate::app::validate;
-use crate::cli::args::{ContentArgs, DbArgs, DkimArgs, SenderArgs, TemplateArgs, TransportArgs};
+use crate::cli::args::{
+    ContentArgs, DataDirArgs, DkimArgs, SenderArgs, TemplateArgs, TransportArgs,
+};
 use crate::config::ServerConfig;
 use crate::mail;
 
@@ -43,7 +45,9 @@ pub enum MailCommand {
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
-        transport: TransportArgs,
+        transport: Box<TransportArgs>,
+        #[command(flatten)]
+        data: DataDirArgs,
     },
     /// Print the DNS TXT record that publishes the DKIM key (--dkim-key, --dkim-selector).
     DkimRecord {
@@ -75,7 +79,7 @@ impl From<PreviewKind> for MessageKind {
     }
 }
 
-pub async fn mail(cmd: &MailCommand, db: &DbArgs, now: i64) -> anyhow::Result<()> {
+pub async fn mail(cmd: &MailCommand, now: i64) -> anyhow::Result<()> {
     match cmd {
         MailCommand::Preview {
             kind,
@@ -98,7 +102,8 @@ pub async fn mail(cmd: &MailCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             content,
             sender,
             transport,
-        } => test(to, content, sender, transport, db, now).await,
+            data,
+        } => test(to, content, sender, transport, data, now).await,
         MailCommand::DkimRecord { dkim, sender } => {
             let config = ServerConfig {
                 mail_from: sender.mail_from.clone(),
@@ -120,7 +125,7 @@ async fn test(
     content: &ContentArgs,
     sender: &SenderArgs,
     transport: &TransportArgs,
-    db: &DbArgs,
+    data: &DataDirArgs,
     now: i64,
 ) -> anyhow::Result<()> {
     validate::email(to)?;
@@ -128,7 +133,7 @@ async fn test(
         mail_from: sender.mail_from.clone(),
         ..ServerConfig::default()
     };
-    transport.apply(&mut config, &db.data_dir)?;
+    transport.apply(&mut config, &data.data_dir)?;
     content.apply(&mut config)?;
     let transport = crate::build_transport(&config)?;
     let product = &config.product_name;

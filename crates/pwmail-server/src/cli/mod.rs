@@ -29,7 +29,7 @@ pub(crate) use out;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::args::DbArgs;
+use crate::cli::args::{DbArgs, WithDb};
 use crate::clock::{Clock, SystemClock};
 
 #[derive(Parser, Debug)]
@@ -47,8 +47,6 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, global = true, env = "PWMAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    #[command(flatten)]
-    pub db: DbArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,22 +66,18 @@ pub enum Command {
     /// Send password emails through a pwmail server (one address or a CSV file).
     Send(Box<send::SendArgs>),
     /// Inspect and requeue queued emails.
-    #[command(subcommand)]
-    Outbox(outbox::OutboxCommand),
+    Outbox(WithDb<outbox::OutboxCommand>),
     /// Email templates.
     #[command(subcommand)]
     Mail(Box<mail::MailCommand>),
     /// Bring the database schema up to date (serve and dispatch do it too, under a lock).
-    Migrate,
+    Migrate(DbArgs),
     /// Manage users.
-    #[command(subcommand)]
-    User(users::UserCommand),
+    User(WithDb<users::UserCommand>),
     /// Manage API tokens.
-    #[command(subcommand)]
-    Token(users::TokenCommand),
+    Token(WithDb<users::TokenCommand>),
     /// Read the audit log.
-    #[command(subcommand)]
-    Audit(audit::AuditCommand),
+    Audit(WithDb<audit::AuditCommand>),
     /// Delete what has aged out now (`serve` does it every minute); --dry-run counts it.
     Purge(retention::PurgeArgs),
 }
@@ -107,7 +101,10 @@ impl Command {
     /// errors as 2.
     fn error_status(&self) -> u8 {
         match self {
-            Command::User(users::UserCommand::CheckPassword { .. }) => 2,
+            Command::User(WithDb {
+                command: users::UserCommand::CheckPassword { .. },
+                ..
+            }) => 2,
             _ => 1,
         }
     }
@@ -207,17 +204,16 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
     let now = SystemClock.now();
-    let db = &cli.db;
     match &cli.command {
-        Command::Serve(args) => serve::serve(args, db).await,
-        Command::Dispatch(args) => serve::dispatch_only(args, db).await,
+        Command::Serve(args) => serve::serve(args, &args.mail.db).await,
+        Command::Dispatch(args) => serve::dispatch_only(args, &args.db).await,
         Command::Send(args) => send::send(args).await,
-        Command::Migrate => serve::migrate(db).await,
-        Command::User(cmd) => users::user(cmd, db, now).await,
-        Command::Token(cmd) => users::token(cmd, db, now).await,
-        Command::Audit(cmd) => audit::audit(cmd, db).await,
-        Command::Purge(args) => retention::purge(args, db, now).await,
-        Command::Outbox(cmd) => outbox::outbox(cmd, db, now).await,
-        Command::Mail(cmd) => mail::mail(cmd, db, now).await,
+        Command::Migrate(db) => serve::migrate(db).await,
+        Command::User(with) => users::user(&with.command, &with.db, now).await,
+        Command::Token(with) => users::token(&with.command, &with.db, now).await,
+        Command::Audit(with) => audit::audit(&with.command, &with.db).await,
+        Command::Purge(args) => retention::purge(args, &args.db, now).await,
+        Command::Outbox(with) => outbox::outbox(&with.command, &with.db, now).await,
+        Command::Mail(cmd) => mail::mail(cmd, now).await,
     }
 }

@@ -10,6 +10,8 @@ use crate::cli::out;
 #[derive(Args, Debug)]
 pub struct PurgeArgs {
     #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
     pub retention: RetentionArgs,
     /// Count what would be deleted; delete nothing.
     #[arg(long)]

@@ -11,7 +11,8 @@ use clap::Args;
 use tokio::sync::watch;
 
 use crate::cli::args::{
-    ContentArgs, DbArgs, DispatcherArgs, RetentionArgs, SenderArgs, TemplateArgs, TransportArgs,
+    ContentArgs, DbArgs, DispatcherArgs, PoolArgs, RetentionArgs, SenderArgs, TemplateArgs,
+    TransportArgs,
 };
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{RateLimit, ServerConfig};
@@ -137,8 +138,8 @@ impl ServeArgs {
                 _ => None,
             },
             database_url: db.url(),
-            db_acquire_timeout: db.acquire_timeout(),
-            db_pool_size: db.db_pool_size,
+            db_acquire_timeout: self.mail.pool.acquire_timeout(),
+            db_pool_size: self.mail.pool.db_pool_size,
             mail_from: self.mail.sender.mail_from.clone(),
             max_backlog: self.max_backlog,
             user_rate: self.user_rate,
@@ -163,7 +164,7 @@ impl ServeArgs {
         if let Some(n) = self.hash_concurrency {
             config.hash_concurrency = n;
         }
-        self.mail.transport.apply(&mut config, &db.data_dir)?;
+        self.mail.transport.apply(&mut config, &db.dir.data_dir)?;
         self.content.apply(&mut config)?;
         self.mail.templates.apply(&mut config)?;
         Ok(config)
@@ -172,6 +173,10 @@ impl ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct DispatchArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub pool: PoolArgs,
     #[command(flatten)]
     pub sender: SenderArgs,
     #[command(flatten)]
@@ -338,7 +343,7 @@ async fn end_abandoned_leases(store: &dyn pwmail_store::Store) {
 
 pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {
     let _lock = lock_sqlite(&db.resolve()?)?;
-    let store = db.open().await?;
+    let store = db.open(args.pool.pool()).await?;
     if _lock.is_some() {
         end_abandoned_leases(&*store).await;
     }
@@ -347,13 +352,13 @@ pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<(
         dispatcher: args.dispatcher.to_config(),
         ..ServerConfig::default()
     };
-    args.transport.apply(&mut config, &db.data_dir)?;
+    args.transport.apply(&mut config, &db.dir.data_dir)?;
     args.templates.apply(&mut config)?;
     dispatch(store, &config, shutdown_signal()).await
 }
 
 pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
-    let store = db.open().await?;
+    let store = db.open(pwmail_store::PoolOptions::default()).await?;
     let marked = crate::app::users::check_addresses(&*store).await?;
     out!("the database schema is up to date")?;
     if marked > 0 {
