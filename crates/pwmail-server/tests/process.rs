@@ -174,8 +174,13 @@ async fn kill_9_while_sending(d: &std::path::Path, receiver: Receiver) {
         [
             "--token-rate",
             "1000000/60",
+            // A send times out at half the lease; one that timed out may
+            // still have been delivered (at least once), which would make a
+            // duplicate this test does not count. 20 s: no receiver here is
+            // that slow even on a loaded machine (moto took over 2 s), and
+            // rows left sending are due again at the restart (SQLite).
             "--mail-lease-secs",
-            "4",
+            "20",
             "--mail-backoff-secs",
             "1",
             "--mail-backoff-max-secs",
