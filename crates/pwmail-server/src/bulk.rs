@@ -165,6 +165,9 @@ pub struct Job {
     pub max_retries: u32,
     pub report: Option<PathBuf>,
     pub progress: bool,
+    /// A line on stderr per Retry-After wait (no terminal for the bar to
+    /// show it on).
+    pub wait_lines: bool,
 }
 
 /// Why one address was not emailed by this run.
@@ -228,6 +231,8 @@ pub struct Summary {
     pub sent: usize,
     /// Emailed by an earlier run with the same run id (the server replayed).
     pub already: usize,
+    /// Rows whose address came earlier in the input (not sent again).
+    pub duplicates: usize,
     pub failed: Vec<(Failure, Reason)>,
     /// Not attempted because the run was interrupted.
     pub skipped: Vec<String>,
@@ -383,7 +388,15 @@ pub async fn run(job: Job, stop: Stop) -> anyhow::Result<Summary> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
     let mut pending = job.rows.into_iter();
+    let mut seen = std::collections::HashSet::new();
+    let wait_lines = job.wait_lines;
     for row in pending.by_ref() {
+        // The same address twice in one input: emailed once.
+        if !seen.insert(row.email.trim().to_lowercase()) {
+            summary.duplicates += 1;
+            bar.inc(1);
+            continue;
+        }
         if let Err(reason) = check_address(&row) {
             summary
                 .failed
@@ -429,6 +442,15 @@ pub async fn run(job: Job, stop: Stop) -> anyhow::Result<Summary> {
                             other => format!("{other:?}"),
                         };
                         bar.set_message(format!("waiting {} s: {why}", wait.as_secs()));
+                        // Without a terminal there is no bar: a line says
+                        // why nothing seems to happen.
+                        if wait_lines {
+                            eprintln!(
+                                "pwmail send: waiting {} s before trying {} again: {why}",
+                                wait.as_secs(),
+                                row.email
+                            );
+                        }
                         tokio::select! {
                             () = tokio::time::sleep(wait) => {}
                             () = stop.soft.cancelled() => break Outcome::Stopped,
@@ -436,7 +458,11 @@ pub async fn run(job: Job, stop: Stop) -> anyhow::Result<Summary> {
                     }
                 }
             };
-            bar.inc(1);
+            // The bar counts rows that got an answer; a stopped one is
+            // "not attempted" in the summary, and not counted here.
+            if !matches!(outcome, Outcome::Stopped | Outcome::Unknown) {
+                bar.inc(1);
+            }
             (row.email, outcome, retries)
         });
         // Collect what finished, so memory stays bounded on huge lists.
@@ -531,6 +557,7 @@ fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<()> {
         let json = serde_json::json!({
             "sent": summary.sent,
             "already_sent": summary.already,
+            "duplicates": summary.duplicates,
             "failed": summary.failed.len(),
             "not_attempted": summary.skipped.len(),
             "unknown": summary.unknown.len(),

@@ -469,3 +469,80 @@ async fn a_runs_locale_writes_every_email_in_it() {
         "the German user's email too is French"
     );
 }
+
+/// A CSV naming an address twice emails it once and says so (not "already
+/// sent by this run id"); `--run-id new` says how to run it again; without
+/// a terminal (no bar) and without --quiet, a Retry-After wait is a line
+/// on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_rows_fresh_run_ids_and_waits_are_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d).arg("migrate").output().unwrap().status.success());
+    for email in ["one@example.com", "two@example.com"] {
+        assert!(
+            pwmail(d)
+                .args(["user", "add", email])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+    let (_server, listen) = serve(d, &["--user-rate", "1/60"]);
+    let store = open_store(d).await;
+    std::fs::write(
+        d.join("users.csv"),
+        "email\none@example.com\ntwo@example.com\nOne@Example.com\n",
+    )
+    .unwrap();
+    let done = pwmail(d)
+        .args(send_args(&listen))
+        .args(["--from-csv", "users.csv"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{out}");
+    assert!(out.contains("sent: 2"), "{out}");
+    assert!(
+        out.contains("duplicate rows (the address came earlier in the input; emailed once): 1"),
+        "{out}"
+    );
+    assert!(!out.contains("already sent"), "{out}");
+    assert_eq!(store.list_outbox(None, 100).await.unwrap().len(), 2);
+
+    // A fresh run id meets the 60 s cooldown: no bar here, so a line.
+    let mut args = send_args(&listen);
+    args.retain(|a| a != "--quiet");
+    let mut waiting = KillOnDrop(
+        pwmail(d)
+            .args(&args)
+            .args(["--email", "one@example.com", "--run-id", "new"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(waiting.0.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let id = first
+        .strip_prefix("run id: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains(&format!("run it again with --run-id {id}")),
+        "{first}"
+    );
+    let mut stderr = BufReader::new(waiting.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("pwmail send: waiting ")
+            && line.contains(" s before trying one@example.com again: "),
+        "{line}"
+    );
+    sigint(&waiting.0);
+    let _ = waiting.0.wait();
+}

@@ -116,10 +116,19 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --email or --from-csv"),
     };
     let run_id = RunId::choose(args.run_id.as_deref(), input)?;
-    out!(
-        "run id: {} (the same command again emails nobody twice; --run-id new sends afresh)",
-        run_id.0
-    )?;
+    // A fresh id repeats only with itself: say how to run it again.
+    if args.run_id.as_deref() == Some("new") {
+        out!(
+            "run id: {0} (a fresh one; to finish this run without emailing anyone twice, \
+             run it again with --run-id {0})",
+            run_id.0
+        )?;
+    } else {
+        out!(
+            "run id: {} (the same command again emails nobody twice; --run-id new sends afresh)",
+            run_id.0
+        )?;
+    }
 
     let stop = Stop::default();
     stop.on_ctrl_c();
@@ -136,6 +145,10 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<()> {
             max_retries: args.max_retries,
             report: args.report.clone(),
             progress: !args.quiet,
+            wait_lines: !args.quiet && {
+                use std::io::IsTerminal as _;
+                !std::io::stderr().is_terminal()
+            },
         },
         stop,
     )
@@ -162,6 +175,12 @@ impl Summary {
         out!("sent: {}", self.sent)?;
         if self.already > 0 {
             out!("already sent by this run id before: {}", self.already)?;
+        }
+        if self.duplicates > 0 {
+            out!(
+                "duplicate rows (the address came earlier in the input; emailed once): {}",
+                self.duplicates
+            )?;
         }
         out!("failed: {}", self.failed.len())?;
         let mut groups: BTreeMap<String, Vec<&Reason>> = BTreeMap::new();
