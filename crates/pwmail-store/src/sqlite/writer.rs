@@ -281,6 +281,11 @@ struct Committed {
     reports: Vec<Report>,
     /// The COMMIT's own failure (then there is nothing to sync).
     failed: Option<StoreError>,
+    /// Whether the batch changed any row. One that changed none (an idle
+    /// dispatcher's claim that found nothing) wrote nothing to the WAL, and
+    /// needs no fsync: every commit before it was synced (or is in the same
+    /// group), as the sync thread takes them in order.
+    changed: bool,
 }
 
 /// Handle to the writer thread; cheap to clone. The thread ends (closing
@@ -465,6 +470,7 @@ fn run_batch(
         first.fail(e);
         return batch;
     }
+    let changes_before = conn.total_changes();
     let mut reports = Vec::new();
     let mut for_lack_of_space = false;
     let mut run_one = |job: Box<dyn Job>| {
@@ -522,7 +528,12 @@ fn run_batch(
         None => {}
     }
     batch.committing = committing.elapsed();
-    batch.committed = Some(Committed { reports, failed });
+    let changed = conn.total_changes() != changes_before;
+    batch.committed = Some(Committed {
+        reports,
+        failed,
+        changed,
+    });
     batch
 }
 
@@ -538,7 +549,7 @@ fn sync(
         let mut group = vec![first];
         group.extend(to_sync.try_iter());
         let commits = group.len();
-        let any_committed = group.iter().any(|c| c.failed.is_none());
+        let any_committed = group.iter().any(|c| c.failed.is_none() && c.changed);
         let failure = if counters.failed_sync.load(Ordering::Acquire) {
             Some(not_durable("an earlier fsync failed"))
         } else if any_committed {
@@ -563,7 +574,10 @@ fn sync(
         // The writer may be holding its next batch open for this.
         handoff.unsynced.fetch_sub(commits, Ordering::AcqRel);
         handoff.wake_writer();
-        for Committed { reports, failed } in group {
+        for Committed {
+            reports, failed, ..
+        } in group
+        {
             let error = failed.or_else(|| failure.as_ref().map(shared));
             for report in reports {
                 report(error.as_ref());
@@ -659,6 +673,28 @@ mod tests {
         });
         committed(path, 1).await;
         first
+    }
+
+    /// An idle server's writes that change nothing (a claim that finds no
+    /// message) cost no fsync; a write that changes a row does.
+    #[tokio::test]
+    async fn a_batch_that_changed_nothing_is_not_synced() {
+        let (_dir, gate, writer) = gated_writer();
+        for _ in 0..5 {
+            // Were it synced, it would wait on the gate, which stays shut.
+            let found = tokio::time::timeout(
+                Duration::from_secs(5),
+                writer.write(|c| Ok(c.execute("UPDATE t SET x = x + 1 WHERE x < 0", [])?)),
+            )
+            .await
+            .expect("answered without an fsync")
+            .unwrap();
+            assert_eq!(found, 0);
+        }
+        assert_eq!(writer.stats().syncs, 0, "nothing written, nothing synced");
+        gate.send(Ok(())).unwrap();
+        assert_eq!(insert(&writer, 1).await.unwrap(), 1);
+        assert_eq!(writer.stats().syncs, 1);
     }
 
     #[tokio::test]
