@@ -78,6 +78,19 @@ impl std::fmt::Debug for DkimSigner {
     }
 }
 
+/// `ed25519-sha256 s=SELECTOR d=DOMAIN`, for the start-up line.
+impl std::fmt::Display for DkimSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} s={} d={}",
+            self.algorithm(),
+            self.selector,
+            self.domain
+        )
+    }
+}
+
 impl DkimSigner {
     /// A PEM private key (PKCS#8, as `openssl genpkey` writes RSA and
     /// Ed25519 keys, or PKCS#1 `RSA PRIVATE KEY`); RSA keys of at least

@@ -281,7 +281,7 @@ pub async fn dispatch(
 ) -> anyhow::Result<()> {
     let transport = build_transport(config)?;
     let renderer = Arc::new(mail::Renderer::for_config(config)?);
-    tracing::info!(mail = ?config.mail, "pwmail dispatching");
+    tracing::info!(mail = %config.mail, "pwmail dispatching");
     Dispatcher {
         store,
         transport,

@@ -1036,10 +1036,14 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     );
     assert!(stdout_text.starts_with("run id: "), "{stdout_text}");
     assert!(stdout_text.contains("sent: 5"), "{stdout_text}");
+    // The address twice in the file: emailed once, and said so (not
+    // "already sent by this run id before").
     assert!(
-        stdout_text.contains("already sent by this run id before: 1"),
+        stdout_text
+            .contains("duplicate rows (the address came earlier in the input; emailed once): 1"),
         "{stdout_text}"
     );
+    assert!(!stdout_text.contains("already sent"), "{stdout_text}");
     assert!(stdout_text.contains("failed: 2"), "{stdout_text}");
     assert!(
         stdout_text.contains("HTTP 404 no such user: 1"),
@@ -1060,6 +1064,7 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("failures.json")).unwrap()).unwrap();
     assert_eq!(report["sent"], 5);
+    assert_eq!(report["duplicates"], 1);
     let failures = report["failures"].as_array().unwrap();
     let ghost = failures
         .iter()
@@ -1098,7 +1103,11 @@ fn send_tool_sends_from_csv_retries_after_429_and_reports_failures() {
     let again = String::from_utf8_lossy(&out.stdout);
     assert!(again.contains("sent: 0"), "{again}");
     assert!(
-        again.contains("already sent by this run id before: 6"),
+        again.contains("already sent by this run id before: 5"),
+        "{again}"
+    );
+    assert!(
+        again.contains("duplicate rows (the address came earlier in the input; emailed once): 1"),
         "{again}"
     );
 

@@ -286,13 +286,16 @@ async fn logs_carry_request_ids_and_never_secrets() {
     let smtp = SmtpServer::start(SmtpOptions {
         tls: SmtpTls::StartTls,
         auth: Some(("mailer".into(), SMTP_PASSWORD.into())),
+        refuse_rcpt: Some("gone".into()),
         ..SmtpOptions::default()
     });
     let store = open_store(d).await;
     let token = seed_admin(&*store).await;
-    admin::add_user(&*store, "hello@example.com", false, None, now())
-        .await
-        .unwrap();
+    for email in ["hello@example.com", "gone@example.com"] {
+        admin::add_user(&*store, email, false, None, now())
+            .await
+            .unwrap();
+    }
 
     let password_file = d.join("smtp-password");
     std::fs::write(&password_file, format!("{SMTP_PASSWORD}\n")).unwrap();
@@ -340,16 +343,41 @@ async fn logs_carry_request_ids_and_never_secrets() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 
+    // An email the relay refuses (a dead letter, its address suppressed).
+    assert_eq!(
+        reset(&client, &listen, &token, "gone@example.com").await,
+        200
+    );
+
     let messages = tokio::task::block_in_place(|| smtp.wait_for(1, Duration::from_secs(20)));
     assert_eq!(messages.len(), 1, "smtp: {}", smtp.log());
     let link = link_token(&messages[0]).unwrap();
-    // The send's own log line is written before the server is stopped.
+    // A page visit, and one of a link that does not exist.
+    let page = client
+        .get(format!("http://{listen}/reset/{link}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let _ = client
+        .get(format!(
+            "http://{listen}/reset/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ))
+        .send()
+        .await
+        .unwrap();
+    // The send's and the dead letter's own lines are written before the
+    // server is stopped.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("email sent")
-    {
-        assert!(Instant::now() < deadline, "no 'email sent' line");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("email sent") && text.contains("email given up") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'email sent' or 'given up' line"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     common::signal(&serve.child, "-TERM");
@@ -395,6 +423,100 @@ async fn logs_carry_request_ids_and_never_secrets() {
         completed, 1,
         "dropshot's own line carries the request id as a field of its own"
     );
+
+    // Logs are data: every line's keys appear once (a JSON reader keeps
+    // one of two), values are plain (no Rust Debug text), dropshot's
+    // key-values are fields, numbers are numbers.
+    for line in text.lines() {
+        let keys = top_level_keys(line);
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "a key twice: {line}");
+        // pwmail's own lines and dropshot's (a library's debug message,
+        // rustls's say, is its own business).
+        let ours = line.contains("\"target\":\"pwmail") || line.contains("\"target\":\"dropshot\"");
+        for debug in ["Some(", "None\"", "\":\"None", " { ", "UserId("] {
+            assert!(
+                !ours || !line.contains(debug),
+                "Debug text {debug:?}: {line}"
+            );
+        }
+        assert!(!line.contains("\"kv\":\"latency_us"), "{line}");
+    }
+    let responses: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request completed")
+        .collect();
+    assert!(responses.len() >= 4, "{text}");
+    for r in &responses {
+        assert!(r["status"].is_u64(), "{r}");
+        assert!(r["latency_us"].is_u64(), "{r}");
+        assert!(r["method"].is_string() && r["path"].is_string(), "{r}");
+    }
+    assert!(
+        responses
+            .iter()
+            .any(|r| r["status"] == 404 && r["path"].as_str().unwrap().contains("<redacted>")),
+        "the unknown link's 404, its token redacted: {text}"
+    );
+    assert_eq!(queued["user_id"].as_i64().map(|_| ()), Some(()), "{queued}");
+    let dead = lines
+        .iter()
+        .find(|l| l["message"] == "email given up (dead letter)")
+        .expect("the dead letter's line");
+    assert!(dead["error"].as_str().unwrap().contains("550"), "{dead}");
+    let serving = lines
+        .iter()
+        .find(|l| l["message"] == "pwmail serving")
+        .unwrap();
+    assert!(
+        serving["mail"]
+            .as_str()
+            .unwrap()
+            .starts_with("SMTP relay localhost:"),
+        "{serving}"
+    );
+}
+
+/// The keys of a JSON object's top level, in order, duplicates kept
+/// (serde_json would keep one of two silently).
+fn top_level_keys(line: &str) -> Vec<String> {
+    let (mut keys, mut depth, mut in_string, mut escaped) = (Vec::new(), 0, false, false);
+    let mut current = String::new();
+    let mut expecting_key = false;
+    for c in line.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    in_string = false;
+                    if depth == 1 && expecting_key {
+                        keys.push(std::mem::take(&mut current));
+                        expecting_key = false;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if depth == 1 && expecting_key {
+                current.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' | '[' => {
+                depth += 1;
+                expecting_key = c == '{' && depth == 1;
+            }
+            '}' | ']' => depth -= 1,
+            ',' if depth == 1 => expecting_key = true,
+            _ => {}
+        }
+    }
+    keys
 }
 
 /// A whole walk through the reset page, in both log formats, with debug

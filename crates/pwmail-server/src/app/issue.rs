@@ -407,8 +407,8 @@ impl App {
                 tracing::info!(
                     request_id,
                     operation = purpose.as_str(),
-                    actor = %caller.user.id,
-                    target = ?target,
+                    actor_id = caller.user.id.0,
+                    user_id = target.map(|u| u.0),
                     outbox_id,
                     "password email queued"
                 );

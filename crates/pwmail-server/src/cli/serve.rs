@@ -288,8 +288,8 @@ pub async fn serve(args: &ServeArgs, db: &DbArgs) -> anyhow::Result<()> {
         listen = %running.local_addr(),
         tls = config.tls.is_some(),
         public_url = %config.public_url,
-        mail = ?config.mail,
-        dkim = ?config.dkim,
+        mail = %config.mail,
+        dkim = config.dkim.as_ref().map(|d| d.to_string()).as_deref(),
         "pwmail serving"
     );
     let _ = stop.wait_for(|s| *s).await;

@@ -286,6 +286,34 @@ pub enum MailConfig {
     Ses(ses::SesConfig),
 }
 
+/// Where mail goes, in words for the log (no secret: no password, key or
+/// secret file's content).
+impl std::fmt::Display for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailConfig::Directory(dir) => write!(f, ".eml files in {}", dir.display()),
+            MailConfig::Smtp(smtp) => {
+                let tls = match smtp.tls {
+                    smtp::TlsMode::StartTls => "STARTTLS",
+                    smtp::TlsMode::Tls => "TLS",
+                    smtp::TlsMode::None => "no TLS",
+                };
+                write!(f, "SMTP relay {}:{} ({tls}", smtp.host, smtp.port)?;
+                if let Some(user) = &smtp.username {
+                    write!(f, ", user {user}")?;
+                }
+                f.write_str(")")
+            }
+            MailConfig::Hook(hook) => write!(f, "the mail hook {}", hook.url),
+            MailConfig::Ses(ses) => write!(
+                f,
+                "Amazon SES {} at {} (key {} from {})",
+                ses.region, ses.endpoint, ses.credentials.access_key_id, ses.credentials.source
+            ),
+        }
+    }
+}
+
 /// `count` calls per `per_secs` seconds, written `COUNT/SECONDS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {

@@ -1,6 +1,8 @@
 //! dropshot logs through slog; this drain forwards its records into tracing
-//! with the request id as a field of its own (`request_id`, as on our own
-//! lines) and the logger's other key-values (`method`, `uri`, …) in `kv`.
+//! with dropshot's key-values as fields of their own, named as pwmail's own
+//! lines name them (`request_id`, `method`, `path`, `status` and
+//! `latency_us` as numbers, `remote_addr`, `local_addr`, `error`); any other
+//! key-value stays in `kv`.
 //! Its "request completed" record is also where API responses are counted:
 //! it is the one place that sees every response, including those dropshot
 //! gives before a handler runs.
@@ -28,6 +30,12 @@ struct Fields {
     uri: Option<String>,
     response_code: Option<u16>,
     latency_us: Option<u64>,
+    method: Option<String>,
+    remote_addr: Option<String>,
+    local_addr: Option<String>,
+    /// What dropshot told the client, and why (internal), when it failed.
+    error_external: Option<String>,
+    error_internal: Option<String>,
     kv: String,
 }
 
@@ -38,32 +46,66 @@ impl slog::Serializer for Fields {
             return Ok(());
         }
         let value = val.to_string();
-        match key {
-            "req_id" => {
-                self.request_id = Some(value);
+        let field = match key {
+            "req_id" => &mut self.request_id,
+            "uri" => &mut self.uri,
+            "method" => &mut self.method,
+            "remote_addr" => &mut self.remote_addr,
+            "local_addr" => &mut self.local_addr,
+            "error_message_external" => &mut self.error_external,
+            "error_message_internal" => &mut self.error_internal,
+            "response_code" if value.parse::<u16>().is_ok() => {
+                self.response_code = value.parse().ok();
                 return Ok(());
             }
-            "uri" => self.uri = Some(value.clone()),
-            "response_code" => self.response_code = value.parse().ok(),
-            "latency_us" => self.latency_us = value.parse().ok(),
-            _ => {}
-        }
-        if !self.kv.is_empty() {
-            self.kv.push(' ');
-        }
-        let _ = write!(self.kv, "{key}={}", redact_links(&value));
+            "latency_us" if value.parse::<u64>().is_ok() => {
+                self.latency_us = value.parse().ok();
+                return Ok(());
+            }
+            _ => {
+                if !self.kv.is_empty() {
+                    self.kv.push(' ');
+                }
+                let _ = write!(self.kv, "{key}={}", redact_links(&value));
+                return Ok(());
+            }
+        };
+        // The uri raw: the metrics map it to its route; logged redacted.
+        *field = Some(if key == "uri" {
+            value
+        } else {
+            redact_links(&value).into_owned()
+        });
         Ok(())
     }
 }
 
-/// One tracing event at `level`, with `request_id` as a field of its own
-/// when the record has one.
+impl Fields {
+    /// The other key-values, if any.
+    fn kv(&self) -> Option<&str> {
+        (!self.kv.is_empty()).then_some(self.kv.as_str())
+    }
+}
+
+/// One tracing event at `level`, each of dropshot's key-values a field of
+/// its own (absent when the record has none).
 macro_rules! forward {
-    ($level:ident, $fields:expr, $msg:expr) => {
-        match &$fields.request_id {
-            Some(id) => tracing::$level!(target: "dropshot", request_id = %id, kv = %$fields.kv, "{}", $msg),
-            None => tracing::$level!(target: "dropshot", kv = %$fields.kv, "{}", $msg),
-        }
+    ($level:ident, $f:expr, $msg:expr) => {
+        tracing::$level!(
+            target: "dropshot",
+            request_id = $f.request_id.as_deref(),
+            method = $f.method.as_deref(),
+            path = $f.uri.as_deref().map(redact_links).as_deref(),
+            status = $f.response_code,
+            latency_us = $f.latency_us,
+            remote_addr = $f.remote_addr.as_deref(),
+            local_addr = $f.local_addr.as_deref(),
+            error = $f.error_external.as_deref(),
+            error_detail = $f.error_internal.as_deref(),
+            kv = $f.kv(),
+            "{}",
+            $msg
+        )
     };
 }
 

@@ -80,7 +80,10 @@ impl PgStore {
             .await?;
         let applied = functions::apply(&mut conn).await?;
         if !applied.is_empty() {
-            tracing::info!(functions = ?applied, "PostgreSQL functions brought up to date");
+            tracing::info!(
+                functions = %applied.join(", "),
+                "PostgreSQL functions brought up to date"
+            );
         }
         conn.release();
         Ok(PgStore {
