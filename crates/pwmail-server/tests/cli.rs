@@ -144,6 +144,10 @@ fn user_and_token_commands() {
     assert!(ok, "{out}");
     let (ok, out, _) = pwmail(d, &["user", "list"]);
     assert!(ok && out.contains("disabled"), "{out}");
+    // Adding it again says why it is refused.
+    let (ok, _, err) = pwmail(d, &["user", "add", "OPS@example.com"]);
+    assert!(!ok);
+    assert!(err.contains("already exists (disabled)"), "{err}");
 
     // --database-url wins over --data-dir; an admin command does not create
     // a database, it says there is none (exit status 2).

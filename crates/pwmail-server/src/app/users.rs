@@ -59,7 +59,18 @@ pub async fn add(
     is_admin: bool,
     now: UnixMillis,
 ) -> Result<User, AppError> {
-    Ok(store.create_user(&draft.checked(is_admin)?, now).await?)
+    match store.create_user(&draft.checked(is_admin)?, now).await {
+        // Say what the existing user is, when that explains the refusal.
+        Err(StoreError::Conflict(said)) => {
+            let existing = store.find_user_by_email(&draft.email).await.ok().flatten();
+            Err(StoreError::Conflict(match existing {
+                Some(user) if user.disabled => format!("{said} (disabled)"),
+                _ => said,
+            })
+            .into())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// How an import went.
