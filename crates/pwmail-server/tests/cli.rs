@@ -2252,3 +2252,102 @@ fn each_commands_help_shows_only_its_own_options() {
         }
     }
 }
+
+/// `pwmail user update` changes name, address, language, admin role and
+/// enabled state, says what it changed, audits each change once, and
+/// refuses a taken or malformed address and an unknown user.
+#[test]
+fn user_update_changes_a_user_and_says_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    for email in ["a@example.com", "b@example.com"] {
+        assert!(pwmail(d, &["user", "add", email]).0);
+    }
+    let update = |args: &[&str]| {
+        let mut all = vec!["user", "update"];
+        all.extend_from_slice(args);
+        pwmail(d, &all)
+    };
+    let (ok, out, err) = update(&[
+        "A@example.com",
+        "--name",
+        "Ada L",
+        "--locale",
+        "de-at",
+        "--admin",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "updated user a@example.com: name \"Ada L\", language de-AT, admin"
+    );
+    let (ok, out, _) = update(&["a@example.com", "--email", "c@example.com", "--disable"]);
+    assert!(ok);
+    assert!(
+        out.contains("address c@example.com (its open links are revoked)")
+            && out.contains("disabled (tokens and open links revoked)"),
+        "{out}"
+    );
+    let (ok, out, _) = update(&[
+        "c@example.com",
+        "--enable",
+        "--no-admin",
+        "--no-name",
+        "--locale",
+        "default",
+    ]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "updated user c@example.com: no name, language the server's default, not an admin, enabled"
+    );
+    let (ok, out, _) = update(&["c@example.com", "--enable"]);
+    assert!(ok && out.contains("unchanged"), "{out}");
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    let line = list.lines().find(|l| l.contains("c@example.com")).unwrap();
+    assert!(line.contains("active") && line.contains(" no "), "{list}");
+    assert!(!list.contains("a@example.com"), "{list}");
+
+    for (args, says) in [
+        (
+            &["c@example.com", "--email", "b@example.com"][..],
+            "a user with email b@example.com already exists",
+        ),
+        (
+            &["nobody@example.com", "--admin"],
+            "no user with email nobody@example.com",
+        ),
+        (
+            &["c@example.com", "--email", "bad addr"],
+            "invalid email \"bad addr\"",
+        ),
+        (
+            &["c@example.com", "--admin", "--no-admin"],
+            "cannot be used with",
+        ),
+    ] {
+        let (ok, _, err) = update(args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    // Each change is one audit row.
+    let rows = audit_json(d, &["--user", "c@example.com"]);
+    let ops: Vec<&str> = rows
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    for op in [
+        "admin_granted",
+        "email_changed",
+        "disabled",
+        "enabled",
+        "admin_revoked",
+    ] {
+        assert_eq!(ops.iter().filter(|o| **o == op).count(), 1, "{op}: {ops:?}");
+    }
+    assert_eq!(
+        ops.iter().filter(|o| **o == "locale_changed").count(),
+        2,
+        "{ops:?}"
+    );
+}

@@ -39,6 +39,49 @@ pub struct User {
     pub suppressed: Option<Suppression>,
 }
 
+/// What `Users::update_user` changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// A new name, or `Some(None)` to remove it.
+    pub name: Option<Option<String>>,
+    /// A new address, and whether mail can be addressed to it (checked by
+    /// the app). Its open links are revoked and a suppression lifted.
+    pub email: Option<(String, bool)>,
+    /// A new locale (a canonical tag), or `Some(None)` for the default.
+    pub locale: Option<Option<String>>,
+    pub admin: Option<bool>,
+    /// `Some(false)` disables (revoking tokens and open links).
+    pub enabled: Option<bool>,
+}
+
+impl UserChange {
+    /// The audit operations this change makes of `before` (only what
+    /// differs).
+    pub fn audited(&self, before: &User) -> Vec<&'static str> {
+        let mut ops = Vec::new();
+        if self.name.as_ref().is_some_and(|n| *n != before.name) {
+            ops.push("name_changed");
+        }
+        if self.email.as_ref().is_some_and(|(e, _)| *e != before.email) {
+            ops.push("email_changed");
+        }
+        if self.locale.as_ref().is_some_and(|l| *l != before.locale) {
+            ops.push("locale_changed");
+        }
+        match self.admin {
+            Some(true) if !before.is_admin => ops.push("admin_granted"),
+            Some(false) if before.is_admin => ops.push("admin_revoked"),
+            _ => {}
+        }
+        match self.enabled {
+            Some(true) if before.disabled => ops.push("enabled"),
+            Some(false) if !before.disabled => ops.push("disabled"),
+            _ => {}
+        }
+        ops
+    }
+}
+
 /// When and why an address was suppressed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Suppression {

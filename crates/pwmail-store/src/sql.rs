@@ -58,6 +58,32 @@ pub const USER_DISABLE: &str = concat!(
     "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email_key = $1 RETURNING ",
     user_columns!()
 );
+/// $1 user; $2 whether to set the name, $3 the name; $4 a new address or
+/// NULL, $5 its key, $6 whether mail can reach it (a new address lifts a
+/// suppression); $7 whether to set the locale, $8 the locale; $9 admin or
+/// NULL; $10 enabled or NULL, $11 now. The user as they are now.
+pub const USER_UPDATE: &str = concat!(
+    "UPDATE users SET
+        name = CASE WHEN CAST($2 AS BOOLEAN) THEN CAST($3 AS TEXT) ELSE name END,
+        email = COALESCE(CAST($4 AS TEXT), email),
+        email_key = COALESCE(CAST($5 AS TEXT), email_key),
+        deliverable = CASE WHEN CAST($4 AS TEXT) IS NULL THEN deliverable
+                           ELSE CAST($6 AS BOOLEAN) END,
+        suppressed_at = CASE WHEN CAST($4 AS TEXT) IS NULL THEN suppressed_at ELSE NULL END,
+        suppressed_reason = CASE WHEN CAST($4 AS TEXT) IS NULL THEN suppressed_reason
+                                 ELSE NULL END,
+        locale = CASE WHEN CAST($7 AS BOOLEAN) THEN CAST($8 AS TEXT) ELSE locale END,
+        is_admin = COALESCE(CAST($9 AS BOOLEAN), is_admin),
+        disabled_at = CASE WHEN CAST($10 AS BOOLEAN) IS NULL THEN disabled_at
+                           WHEN CAST($10 AS BOOLEAN) THEN NULL
+                           ELSE COALESCE(disabled_at, CAST($11 AS BIGINT)) END
+     WHERE id = $1 RETURNING ",
+    user_columns!()
+);
+/// $1 at, $2 user, $3 what changed (`email_changed`, `admin_granted`…),
+/// $4 request id: a change to a user, audited.
+pub const AUDIT_USER_CHANGE: &str =
+    "INSERT INTO audit_log (at, target_user_id, operation, request_id) VALUES ($1, $2, $3, $4)";
 /// $1 user, $2 whether mail can be addressed to their stored address.
 pub const USER_SET_DELIVERABLE: &str = "UPDATE users SET deliverable = $2 WHERE id = $1";
 /// Users whose address was never checked (`deliverable` NULL), by the

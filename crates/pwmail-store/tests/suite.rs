@@ -2199,6 +2199,146 @@ async fn suppression(store: &dyn StoreTestExt) {
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
 }
 
+/// A user changed field by field, each change audited once; a new
+/// address revokes their open links and lifts a suppression; disabling
+/// revokes tokens and links, enabling lets them back; a taken address is a
+/// conflict that changes nothing.
+async fn user_updates(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let user = queued_user(store, actor, "old@example.com", 1).await;
+    store
+        .create_user(&new_user("taken@example.com", false), T0)
+        .await
+        .unwrap();
+    let change = UserChange {
+        name: Some(Some("Ada".into())),
+        locale: Some(Some("de".into())),
+        admin: Some(true),
+        ..UserChange::default()
+    };
+    let (before, after) = store
+        .update_user("OLD@example.com", &change, T0 + 1, "req-1")
+        .await
+        .unwrap();
+    assert_eq!((before.name, before.is_admin), (None, false));
+    assert_eq!(
+        (
+            after.name.as_deref(),
+            after.locale.as_deref(),
+            after.is_admin
+        ),
+        (Some("Ada"), Some("de"), true)
+    );
+    // The link is still open: only a new address or disabling revokes it.
+    assert_eq!(
+        store.find_link(&hash(1)).await.unwrap().unwrap().state,
+        LinkState::Open
+    );
+    let ops = |audit: Vec<AuditRecord>| -> Vec<String> {
+        audit.into_iter().map(|r| r.operation).collect()
+    };
+    let audited = ops(store.audit_entries(user.id).await.unwrap());
+    for op in ["name_changed", "locale_changed", "admin_granted"] {
+        assert_eq!(
+            audited.iter().filter(|o| *o == op).count(),
+            1,
+            "{audited:?}"
+        );
+    }
+
+    // A taken address: refused, nothing changed.
+    let taken = UserChange {
+        email: Some(("Taken@example.com".into(), true)),
+        name: Some(None),
+        ..UserChange::default()
+    };
+    let refused = store
+        .update_user("old@example.com", &taken, T0 + 2, "req-2")
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Ada")
+    );
+
+    // A new address: the old address's link is revoked.
+    let moved = UserChange {
+        email: Some(("new@example.com".into(), true)),
+        ..UserChange::default()
+    };
+    let (_, after) = store
+        .update_user("old@example.com", &moved, T0 + 3, "req-3")
+        .await
+        .unwrap();
+    assert_eq!(after.email, "new@example.com");
+    assert_eq!(
+        store.find_link(&hash(1)).await.unwrap().unwrap().state,
+        LinkState::Revoked
+    );
+    assert!(
+        store
+            .find_user_by_email("old@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Disabled, then enabled again.
+    let off = UserChange {
+        enabled: Some(false),
+        ..UserChange::default()
+    };
+    let (_, after) = store
+        .update_user("new@example.com", &off, T0 + 4, "req-4")
+        .await
+        .unwrap();
+    assert!(after.disabled);
+    let on = UserChange {
+        enabled: Some(true),
+        ..UserChange::default()
+    };
+    let (_, after) = store
+        .update_user("new@example.com", &on, T0 + 5, "req-5")
+        .await
+        .unwrap();
+    assert!(!after.disabled);
+    let audited = ops(store.audit_entries(user.id).await.unwrap());
+    for op in ["email_changed", "disabled", "enabled"] {
+        assert_eq!(
+            audited.iter().filter(|o| *o == op).count(),
+            1,
+            "{audited:?}"
+        );
+    }
+    // Nothing to change: nothing audited.
+    let same = UserChange {
+        admin: Some(true),
+        ..UserChange::default()
+    };
+    let count = store.audit_entries(user.id).await.unwrap().len();
+    store
+        .update_user("new@example.com", &same, T0 + 6, "req-6")
+        .await
+        .unwrap();
+    assert_eq!(store.audit_entries(user.id).await.unwrap().len(), count);
+    let missing = store
+        .update_user("nobody@example.com", &same, T0, "r")
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -2214,8 +2354,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

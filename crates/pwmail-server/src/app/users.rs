@@ -163,6 +163,64 @@ pub async fn disable_user(
     }
 }
 
+/// What an operator asks to change of a user (`pwmail user update`).
+#[derive(Debug, Default)]
+pub struct UserUpdate {
+    /// A new name; `Some(None)` removes it.
+    pub name: Option<Option<String>>,
+    pub email: Option<String>,
+    /// A new locale (any BCP 47 tag; stored in its canonical spelling);
+    /// `Some(None)` goes back to the server's default.
+    pub locale: Option<Option<String>>,
+    pub admin: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+/// Changes the user with `email` (checked as `user add` checks; audited as
+/// `request_id`): the user before and after.
+pub async fn update(
+    store: &dyn Store,
+    email: &str,
+    update: &UserUpdate,
+    now: UnixMillis,
+    request_id: &str,
+) -> Result<(User, User), AppError> {
+    if let Some(Some(name)) = &update.name {
+        validate::name(name)?;
+    }
+    let new_email = match &update.email {
+        Some(new) => {
+            validate::email(new)?;
+            Some((
+                new.trim().to_string(),
+                validate::deliverable(new.trim()).is_ok(),
+            ))
+        }
+        None => None,
+    };
+    let locale = match &update.locale {
+        Some(Some(tag)) => Some(Some(validate::locale(tag)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let change = pwmail_store::UserChange {
+        name: update.name.clone(),
+        email: new_email,
+        locale,
+        admin: update.admin,
+        enabled: update.enabled,
+    };
+    match store.update_user(email, &change, now, request_id).await {
+        Err(StoreError::NotFound(_)) => Err(AppError::NoSuchUser(email.to_string())),
+        Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(format!(
+            "a user with email {} already exists",
+            update.email.as_deref().unwrap_or_default()
+        ))
+        .into()),
+        other => Ok(other?),
+    }
+}
+
 /// Lifts the suppression of `email` (audited as `request_id`): the
 /// suppression that was lifted.
 pub async fn unsuppress(

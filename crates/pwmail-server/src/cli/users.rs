@@ -46,6 +46,36 @@ pub enum UserCommand {
         /// The user's email address.
         email: String,
     },
+    /// Change a user: name, address (their open links are revoked), language, admin role,
+    /// enabled or disabled (disabling revokes their tokens and open links). Audited.
+    Update {
+        /// The user's current email address.
+        email: String,
+        /// A new display name.
+        #[arg(long, conflicts_with = "no_name")]
+        name: Option<String>,
+        /// Remove the display name.
+        #[arg(long)]
+        no_name: bool,
+        /// A new email address.
+        #[arg(long = "email", value_name = "NEW")]
+        new_email: Option<String>,
+        /// A new language (BCP 47); `default` for the server's --default-locale.
+        #[arg(long)]
+        locale: Option<String>,
+        /// Make the user an admin.
+        #[arg(long, conflicts_with = "no_admin")]
+        admin: bool,
+        /// Withdraw the admin role.
+        #[arg(long)]
+        no_admin: bool,
+        /// Enable a disabled user.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Disable the user (as `user disable`).
+        #[arg(long)]
+        disable: bool,
+    },
     /// Lift a suppression: an email to the address failed for good, so pwmail refused to
     /// email it again; once the address can receive mail, this lets calls through again.
     Unsuppress {
@@ -178,6 +208,82 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
                 "disabled user {}; their API tokens and open links are revoked",
                 user.email
             )?;
+        }
+        UserCommand::Update {
+            email,
+            name,
+            no_name,
+            new_email,
+            locale,
+            admin,
+            no_admin,
+            enable,
+            disable,
+        } => {
+            let flag = |on: bool, off: bool| match (on, off) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let update = users::UserUpdate {
+                name: if *no_name {
+                    Some(None)
+                } else {
+                    name.clone().map(Some)
+                },
+                email: new_email.clone(),
+                locale: locale
+                    .as_deref()
+                    .map(|tag| (tag != "default").then(|| tag.to_string())),
+                admin: flag(*admin, *no_admin),
+                enabled: flag(*enable, *disable),
+            };
+            let request_id = format!("cli-{}", uuid::Uuid::now_v7());
+            let (before, after) = users::update(&*store, email, &update, now, &request_id).await?;
+            let mut changed = Vec::new();
+            if before.name != after.name {
+                changed.push(match &after.name {
+                    Some(name) => format!("name {name:?}"),
+                    None => "no name".into(),
+                });
+            }
+            if before.email != after.email {
+                changed.push(format!(
+                    "address {} (its open links are revoked)",
+                    after.email
+                ));
+            }
+            if before.locale != after.locale {
+                changed.push(format!(
+                    "language {}",
+                    after.locale.as_deref().unwrap_or("the server's default")
+                ));
+            }
+            if before.is_admin != after.is_admin {
+                changed.push(
+                    if after.is_admin {
+                        "admin"
+                    } else {
+                        "not an admin"
+                    }
+                    .into(),
+                );
+            }
+            if before.disabled != after.disabled {
+                changed.push(
+                    if after.disabled {
+                        "disabled (tokens and open links revoked)"
+                    } else {
+                        "enabled"
+                    }
+                    .into(),
+                );
+            }
+            if changed.is_empty() {
+                out!("user {} unchanged: it already was as asked", before.email)?;
+            } else {
+                out!("updated user {}: {}", before.email, changed.join(", "))?;
+            }
         }
         UserCommand::Unsuppress { email } => {
             let request_id = format!("cli-{}", uuid::Uuid::now_v7());

@@ -460,6 +460,8 @@ mod tests {
             ("AUDIT_SUPPRESSED", sql::AUDIT_SUPPRESSED),
             ("USER_UNSUPPRESS", sql::USER_UNSUPPRESS),
             ("AUDIT_UNSUPPRESSED", sql::AUDIT_UNSUPPRESSED),
+            ("USER_UPDATE", sql::USER_UPDATE),
+            ("AUDIT_USER_CHANGE", sql::AUDIT_USER_CHANGE),
             (
                 "purge(Emails).window",
                 sql::purge(crate::Aging::Emails).window,

@@ -25,6 +25,18 @@ pub trait Users: Send + Sync {
     /// Disables the user and revokes their API tokens and open links.
     async fn disable_user(&self, email: &str, now: UnixMillis) -> Result<User>;
 
+    /// Changes the user with `email` as `change` says, in one transaction
+    /// with its consequences (a new address revokes open links and lifts a
+    /// suppression; disabling revokes tokens and open links) and an audit
+    /// row per change (`change.audited`). The user before and after.
+    async fn update_user(
+        &self,
+        email: &str,
+        change: &UserChange,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<(User, User)>;
+
     /// Lifts the suppression of the user with `email` (deliverable again)
     /// and audits it under `request_id`; the user as they are now.
     /// `NotFound` if no such user is suppressed.

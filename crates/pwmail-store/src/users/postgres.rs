@@ -70,6 +70,72 @@ impl Users for PgStore {
         Ok(user)
     }
 
+    async fn update_user(
+        &self,
+        email: &str,
+        change: &UserChange,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<(User, User)> {
+        let no_user = || StoreError::NotFound(format!("no user with email {email}"));
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(sql::USER_BY_EMAIL_KEY)
+            .bind(email_key(email))
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(no_user)?;
+        let before = rows::user(&row)?;
+        let new_email = change.email.as_ref().map(|(e, _)| e.trim());
+        let deliverable = change.email.as_ref().is_none_or(|(_, d)| *d);
+        let row = sqlx::query(sql::USER_UPDATE)
+            .bind(before.id.0)
+            .bind(change.name.is_some())
+            .bind(change.name.clone().flatten())
+            .bind(new_email)
+            .bind(new_email.map(email_key))
+            .bind(deliverable)
+            .bind(change.locale.is_some())
+            .bind(change.locale.clone().flatten())
+            .bind(change.admin)
+            .bind(change.enabled)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(no_user)?;
+        let after = rows::user(&row)?;
+        let ops = change.audited(&before);
+        let mut revoke = Vec::new();
+        if ops
+            .iter()
+            .any(|op| matches!(*op, "email_changed" | "disabled"))
+        {
+            revoke.push(sql::LINKS_REVOKE_OPEN);
+        }
+        if ops.contains(&"disabled") {
+            revoke.push(sql::TOKENS_REVOKE_OF_USER);
+        }
+        for statement in revoke {
+            sqlx::query(statement)
+                .bind(before.id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for op in ops {
+            sqlx::query(sql::AUDIT_USER_CHANGE)
+                .bind(now)
+                .bind(before.id.0)
+                .bind(op)
+                .bind(request_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        conn.release();
+        Ok((before, after))
+    }
+
     async fn unsuppress_user(
         &self,
         email: &str,

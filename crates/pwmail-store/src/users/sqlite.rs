@@ -60,6 +60,20 @@ impl Users for SqliteStore {
             .await
     }
 
+    async fn update_user(
+        &self,
+        email: &str,
+        change: &UserChange,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<(User, User)> {
+        let (email, change, request_id) =
+            (email.to_string(), change.clone(), request_id.to_string());
+        self.writer
+            .write(move |c| update_in(c, &email, &change, now, &request_id))
+            .await
+    }
+
     async fn unsuppress_user(
         &self,
         email: &str,
@@ -159,4 +173,61 @@ fn disable_in(c: &Connection, email: &str, now: UnixMillis) -> Result<User> {
     exec(c, sql::TOKENS_REVOKE_OF_USER, params![user.id.0, now])?;
     revoke_open_links(c, user.id, now)?;
     Ok(user)
+}
+
+/// `Users::update_user`, in the writer's savepoint.
+fn update_in(
+    c: &Connection,
+    email: &str,
+    change: &UserChange,
+    now: UnixMillis,
+    request_id: &str,
+) -> Result<(User, User)> {
+    let no_user = || StoreError::NotFound(format!("no user with email {email}"));
+    let before = one(
+        c,
+        sql::USER_BY_EMAIL_KEY,
+        params![email_key(email)],
+        |row| rows::user(row),
+    )?
+    .ok_or_else(no_user)?;
+    let new_email = change.email.as_ref().map(|(e, _)| e.trim());
+    let deliverable = change.email.as_ref().is_none_or(|(_, d)| *d);
+    let after = one(
+        c,
+        sql::USER_UPDATE,
+        params![
+            before.id.0,
+            change.name.is_some(),
+            change.name.clone().flatten(),
+            new_email,
+            new_email.map(email_key),
+            deliverable,
+            change.locale.is_some(),
+            change.locale.clone().flatten(),
+            change.admin,
+            change.enabled,
+            now
+        ],
+        |row| rows::user(row),
+    )?
+    .ok_or_else(no_user)?;
+    let ops = change.audited(&before);
+    if ops
+        .iter()
+        .any(|op| matches!(*op, "email_changed" | "disabled"))
+    {
+        revoke_open_links(c, before.id, now)?;
+    }
+    if ops.contains(&"disabled") {
+        exec(c, sql::TOKENS_REVOKE_OF_USER, params![before.id.0, now])?;
+    }
+    for op in ops {
+        exec(
+            c,
+            sql::AUDIT_USER_CHANGE,
+            params![now, before.id.0, op, request_id],
+        )?;
+    }
+    Ok((before, after))
 }
