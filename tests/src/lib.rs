@@ -318,6 +318,28 @@ impl TestServer {
         }
     }
 
+    /// Both F5 operations, each answered 200: SendPasswordEmail for
+    /// `send_to`, ResetPasswordByAdmin for `reset_to`.
+    pub async fn call_both_f5_operations(&self, send_to: &str, reset_to: &str) {
+        use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+        self.client()
+            .send_password_email_system()
+            .body(
+                SendPasswordEmailRequest::builder()
+                    .email(send_to)
+                    .namespace(Some("system".try_into().expect("the namespace"))),
+            )
+            .send()
+            .await
+            .expect("SendPasswordEmail answers 200");
+        self.client()
+            .reset_password_by_admin()
+            .body(ResetPasswordByAdminRequest::builder().email(reset_to))
+            .send()
+            .await
+            .expect("ResetPasswordByAdmin answers 200");
+    }
+
     /// As [`Self::wait_for_outbox`], and fails the test if fewer than
     /// `count` rows got there.
     pub async fn expect_outbox(

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
 use pwmail_server::config::{MailConfig, SmtpConfig};
 use pwmail_server::dkim::DkimSigner;
 use pwmail_testkit::{KeyAlgorithm, SmtpOptions, SmtpServer, openssl_dkim_key};
@@ -23,23 +22,8 @@ async fn send_both(server: &TestServer) {
     server.add_user_in("ada@example.com", "de").await;
     server.add_user("bob@example.com", false).await;
     server
-        .client()
-        .send_password_email_system()
-        .body(
-            SendPasswordEmailRequest::builder()
-                .email("ada@example.com")
-                .namespace(Some("system".try_into().unwrap())),
-        )
-        .send()
-        .await
-        .expect("200");
-    server
-        .client()
-        .reset_password_by_admin()
-        .body(ResetPasswordByAdminRequest::builder().email("bob@example.com"))
-        .send()
-        .await
-        .expect("200");
+        .call_both_f5_operations("ada@example.com", "bob@example.com")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

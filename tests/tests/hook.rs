@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_server::app::users as admin;
 use pwmail_server::config::{HookConfig, MailConfig};
 use pwmail_store::{LinkState, OutboxState};
@@ -55,17 +55,8 @@ async fn both_f5_operations_are_posted_whole_and_signed() {
     .unwrap();
     let bob = server.add_user("bob@example.com", false).await;
     server
-        .client()
-        .send_password_email_system()
-        .body(
-            SendPasswordEmailRequest::builder()
-                .email("ada@example.com")
-                .namespace(Some("system".try_into().unwrap())),
-        )
-        .send()
-        .await
-        .expect("200");
-    reset(&server, "bob@example.com").await;
+        .call_both_f5_operations("ada@example.com", "bob@example.com")
+        .await;
 
     let delivered = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(delivered.len(), 2, "{:?}", receiver.received());

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pwmail_client::types::{ResetPasswordByAdminRequest, SendPasswordEmailRequest};
+use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_server::config::MailConfig;
 use pwmail_server::config::ses::SesConfig;
 use pwmail_server::dkim::DkimSigner;
@@ -53,17 +53,8 @@ async fn both_f5_operations_go_through_ses_signed_as_botocore_signs() {
     server.add_user("ada@example.com", false).await;
     server.add_user("bob@example.com", false).await;
     server
-        .client()
-        .send_password_email_system()
-        .body(
-            SendPasswordEmailRequest::builder()
-                .email("ada@example.com")
-                .namespace(Some("system".try_into().unwrap())),
-        )
-        .send()
-        .await
-        .expect("200");
-    reset(&server, "bob@example.com").await;
+        .call_both_f5_operations("ada@example.com", "bob@example.com")
+        .await;
     let sent = server.expect_outbox(OutboxState::Sent, 2).await;
     let messages = moto.messages().await;
     assert_eq!(messages.len(), 2, "{}", moto.log());
