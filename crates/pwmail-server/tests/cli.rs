@@ -1713,6 +1713,25 @@ async fn mail_test_sends_one_message_through_each_transport() {
     assert_eq!(got[0].json()["data"]["kind"], "test");
     assert_eq!(got[0].json()["data"]["to"], "ops@example.com");
 
+    // A hook URL holding a token (query, user part) that cannot be
+    // reached: the error names the hook without the token.
+    let secret_url = format!("http://u:pw@127.0.0.1:{}/hook?token=QTOKEN", closed_port());
+    let (ok, out, err) = run(test(&[
+        "--mail-webhook-url",
+        &secret_url,
+        "--mail-webhook-secret-file",
+        secret.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(!ok);
+    assert!(err.contains("the mail hook http://127.0.0.1:"), "{err}");
+    for shown in [&out, &err] {
+        assert!(
+            !shown.contains("QTOKEN") && !shown.contains("pw@"),
+            "{shown}"
+        );
+    }
+
     // Without a transport flag: an .eml in the data directory.
     let (ok, out, err) = run(test(&[])).await;
     assert!(ok, "{err}");

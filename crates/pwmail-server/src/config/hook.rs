@@ -14,10 +14,29 @@ pub struct HookConfig {
     pub timeout: Duration,
 }
 
+/// `url` as logs and errors may show it: scheme, host, port and path, with
+/// no user, password, query or fragment (a hook URL often carries a token
+/// in its query).
+pub fn shown(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+impl HookConfig {
+    /// The URL as logs and errors show it ([`shown`]).
+    pub fn shown_url(&self) -> String {
+        shown(&self.url)
+    }
+}
+
 impl std::fmt::Debug for HookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HookConfig")
-            .field("url", &self.url.as_str())
+            .field("url", &self.shown_url())
             .field("key", &"<redacted>")
             .field("timeout", &self.timeout)
             .finish()
@@ -74,15 +93,16 @@ impl HookConfig {
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
-            "http" => return Err(HookConfigError::Insecure(url.to_string())),
+            "http" => return Err(HookConfigError::Insecure(shown(&url))),
             other => {
                 return Err(HookConfigError::Url(format!(
-                    "{url}: scheme {other} (https:// or, to loopback, http://)"
+                    "{}: scheme {other} (https:// or, to loopback, http://)",
+                    shown(&url)
                 )));
             }
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(HookConfigError::Url(format!("{url}: no host")));
+            return Err(HookConfigError::Url(format!("{}: no host", shown(&url))));
         }
         Ok(url)
     }

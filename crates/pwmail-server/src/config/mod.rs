@@ -304,11 +304,18 @@ impl std::fmt::Display for MailConfig {
                 }
                 f.write_str(")")
             }
-            MailConfig::Hook(hook) => write!(f, "the mail hook {}", hook.url),
+            MailConfig::Hook(hook) => write!(f, "the mail hook {}", hook.shown_url()),
+            // The key's id shortened: enough to tell keys apart.
             MailConfig::Ses(ses) => write!(
                 f,
-                "Amazon SES {} at {} (key {} from {})",
-                ses.region, ses.endpoint, ses.credentials.access_key_id, ses.credentials.source
+                "Amazon SES {} at {} (key …{} from {})",
+                ses.region,
+                ses.endpoint,
+                ses.credentials
+                    .access_key_id
+                    .get(ses.credentials.access_key_id.len().saturating_sub(4)..)
+                    .unwrap_or_default(),
+                ses.credentials.source
             ),
         }
     }

@@ -101,10 +101,13 @@ impl SesTransport {
         if !body.is_empty() {
             request = request.body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SendError::transient(format!("SES: {}", error_chain(&e))))?;
+        let response = request.send().await.map_err(|e| {
+            SendError::transient(format!(
+                "SES at {}: {}",
+                self.config.endpoint,
+                error_chain(&e.without_url())
+            ))
+        })?;
         let status = response.status();
         let header = |name: &str| {
             response

@@ -31,6 +31,8 @@ const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub struct WebhookTransport {
     client: reqwest::Client,
     url: reqwest::Url,
+    /// The URL as logs and errors show it (no query, no credentials).
+    shown: String,
     signer: standardwebhooks::Webhook,
     from: String,
 }
@@ -41,6 +43,7 @@ impl WebhookTransport {
         Ok(WebhookTransport {
             client,
             url: config.url.clone(),
+            shown: config.shown_url(),
             signer: standardwebhooks::Webhook::from_bytes(config.key.clone())
                 .expect("from_bytes takes any key"),
             from: from.to_string(),
@@ -114,8 +117,12 @@ impl WebhookTransport {
             request = request.header(name, value);
         }
         let response = request.send().await.map_err(|e| {
-            // reqwest's error names the URL: the operator's, no secret.
-            SendError::transient(format!("the mail hook: {}", error_chain(&e)))
+            // reqwest's error would name the whole URL, query and all.
+            SendError::transient(format!(
+                "the mail hook {}: {}",
+                self.shown,
+                error_chain(&e.without_url())
+            ))
         })?;
         let status = response.status();
         let retry_after = response
@@ -168,7 +175,7 @@ impl Transport for WebhookTransport {
     }
 
     fn describe(&self) -> String {
-        format!("the mail hook {}", self.url)
+        format!("the mail hook {}", self.shown)
     }
 }
 
