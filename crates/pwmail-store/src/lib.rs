@@ -9,6 +9,7 @@
 //! the caller, which keeps the store free of clocks and easy to test.
 
 mod audit;
+mod events;
 mod gcra;
 mod idempotency;
 mod limits;
@@ -26,6 +27,7 @@ pub mod testing;
 mod users;
 
 pub use audit::Audit;
+pub use events::{Event, EventKind, EventSettlement, EventState, Events};
 pub use idempotency::Idempotency;
 pub use limits::Limits;
 pub use links::Links;
@@ -213,7 +215,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// the database as a whole.
 #[async_trait]
 pub trait Store:
-    Users + Limits + Idempotency + Links + Outbox + Audit + Retention + Send + Sync + 'static
+    Users + Limits + Idempotency + Links + Outbox + Events + Audit + Retention + Send + Sync + 'static
 {
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<()>;

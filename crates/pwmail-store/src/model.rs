@@ -664,6 +664,8 @@ pub struct ResetLink {
     pub expires_at: UnixMillis,
     /// What the call that issued it asked of it.
     pub options: LinkOptions,
+    /// When its page was first opened.
+    pub opened_at: Option<UnixMillis>,
 }
 
 /// What an audited call came to, stored in `audit_log.outcome` by its

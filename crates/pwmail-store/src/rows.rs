@@ -77,6 +77,7 @@ pub(crate) fn link(row: &impl Columns) -> Result<ResetLink> {
         created_at: row.int("created_at")?,
         expires_at: row.int("expires_at")?,
         options: LinkOptions::from_column(row.opt_text("options")?.as_deref())?,
+        opened_at: row.opt_int("opened_at")?,
     })
 }
 
@@ -249,4 +250,39 @@ pub(crate) fn outbox_depth(counts: Vec<(String, i64)>) -> Vec<(OutboxState, u64)
         None => depth.retain(|(s, _)| *s != OutboxState::Sent),
     }
     depth
+}
+
+/// An event as `sql`'s event columns give it.
+pub(crate) fn event(row: &impl Columns) -> Result<Event> {
+    let kind = row.text("kind")?;
+    let state = row.text("state")?;
+    Ok(Event {
+        id: row.int("id")?,
+        event_id: row.text("event_id")?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?,
+        at: row.int("at")?,
+        user_id: row.opt_int("user_id")?.map(UserId),
+        email: row.opt_text("email")?,
+        link_id: row.opt_int("link_id")?,
+        seq: row.opt_int("seq")?,
+        outbox_id: row.opt_int("outbox_id")?,
+        message_id: row.opt_text("message_id")?,
+        message_kind: row.opt_text("message_kind")?,
+        request_id: row.opt_text("request_id")?,
+        detail: row.opt_text("detail")?,
+        state: EventState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event state {state:?}")))?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: row.int("next_attempt_at")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// Counts per state as `sql::EVENTS_DEPTH` gives them.
+pub(crate) fn event_depth(counts: Vec<(String, i64)>) -> Vec<(EventState, u64)> {
+    counts
+        .into_iter()
+        .filter_map(|(state, n)| Some((EventState::parse(&state)?, n.max(0) as u64)))
+        .collect()
 }

@@ -69,6 +69,8 @@ pub const USER_UPDATE: &str = concat!(
         email_key = COALESCE(CAST($5 AS TEXT), email_key),
         deliverable = CASE WHEN CAST($4 AS TEXT) IS NULL THEN deliverable
                            ELSE CAST($6 AS BOOLEAN) END,
+        unsuppressed_at = CASE WHEN CAST($4 AS TEXT) IS NOT NULL AND suppressed_at IS NOT NULL
+                               THEN CAST($11 AS BIGINT) ELSE unsuppressed_at END,
         suppressed_at = CASE WHEN CAST($4 AS TEXT) IS NULL THEN suppressed_at ELSE NULL END,
         suppressed_reason = CASE WHEN CAST($4 AS TEXT) IS NULL THEN suppressed_reason
                                  ELSE NULL END,
@@ -208,7 +210,8 @@ pub const LINK_CONSUME_USER: &str = "UPDATE reset_links SET used_at = $2
 /// The columns `rows::link` reads.
 macro_rules! link_columns {
     () => {
-        "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at, options
+        "SELECT id, user_id, purpose, created_at, expires_at, used_at, revoked_at, options,
+                opened_at
          FROM reset_links"
     };
 }
@@ -457,10 +460,11 @@ pub const AUDIT_SUPPRESSED: &str =
     "INSERT INTO audit_log (at, target_user_id, operation, request_id, outbox_id)
      SELECT $2, user_id, 'suppressed', COALESCE(request_id, ''), id FROM outbox
      WHERE id = $1 AND user_id IS NOT NULL";
-/// $1 email key: a suppressed user made deliverable again; the user as it
-/// was (its suppression's date and reason).
+/// $1 email key, $2 now: a suppressed user made deliverable again; the
+/// user as it was (its suppression's date and reason).
 pub const USER_UNSUPPRESS: &str = concat!(
-    "UPDATE users SET deliverable = TRUE, suppressed_at = NULL, suppressed_reason = NULL
+    "UPDATE users SET deliverable = TRUE, suppressed_at = NULL, suppressed_reason = NULL,
+            unsuppressed_at = $2
      WHERE email_key = $1 AND suppressed_at IS NOT NULL
      RETURNING ",
     user_columns!()
@@ -548,3 +552,98 @@ pub const OUTBOX_NEXT_DUE: &str = "SELECT min(t) FROM (
          SELECT min(next_attempt_at) AS t FROM outbox WHERE state IN ('queued', 'retrying')
          UNION ALL
          SELECT min(lease_until) AS t FROM outbox WHERE state = 'sending') AS due";
+
+// --- events ----------------------------------------------------------------
+// Written by triggers (migration 0021), in the transaction of each change;
+// these statements choose what is written, deliver and list them.
+
+/// Which kinds the triggers queue: cleared, then each added ($1 kind).
+pub const EVENT_KINDS_CLEAR: &str = "DELETE FROM event_kinds";
+pub const EVENT_KIND_ADD: &str = "INSERT INTO event_kinds (kind) VALUES ($1)";
+pub const EVENT_KINDS: &str = "SELECT kind FROM event_kinds ORDER BY kind";
+
+/// $1 link, $2 now: the first time the link's page was opened (its
+/// `link.opened` event comes with it).
+pub const LINK_OPENED: &str =
+    "UPDATE reset_links SET opened_at = $2 WHERE id = $1 AND opened_at IS NULL";
+
+/// Due pending events: $2 now, $4 limit; (id, due). As the outbox's claim
+/// ([`CLAIM_DUE`]): one bounded range scan of a partial index per kind.
+pub const EVENTS_CLAIM_DUE: &str = "SELECT id, next_attempt_at AS due FROM events
+     WHERE state = 'pending' AND next_attempt_at <= $2
+     ORDER BY next_attempt_at LIMIT CAST($4 AS BIGINT)";
+/// Events whose delivery lease ran out: $2 now, $4 limit; (id, due).
+pub const EVENTS_CLAIM_EXPIRED: &str = "SELECT id, lease_until AS due FROM events
+     WHERE state = 'delivering' AND lease_until <= $2
+     ORDER BY lease_until LIMIT CAST($4 AS BIGINT)";
+macro_rules! event_lease {
+    () => {
+        "UPDATE events
+         SET state = 'delivering', lease_owner = $1, lease_until = $2 + $3, attempts = attempts + 1"
+    };
+}
+/// The columns `rows::event` reads: the event, its email's Message-ID and
+/// kind (while the email is kept).
+macro_rules! event_columns {
+    () => {
+        "id, event_id, kind, at, user_id, email, link_id, outbox_id, seq, request_id, detail,
+         state, CAST(attempts AS BIGINT) AS attempts, next_attempt_at, last_error,
+         (SELECT o.message_id FROM outbox o WHERE o.id = events.outbox_id) AS message_id,
+         (SELECT o.kind FROM outbox o WHERE o.id = events.outbox_id) AS message_kind"
+    };
+}
+/// SQLite leases each picked event with this ($4 the event, to $1 until
+/// $2 + $3), then reads it with [`EVENT_CLAIMED`].
+pub const EVENT_CLAIM_ONE: &str = concat!(event_lease!(), " WHERE id = $4");
+/// $1 id.
+pub const EVENT_CLAIMED: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE id = $1");
+
+/// The claim as one statement, for PostgreSQL's concurrent deliverers
+/// (`FOR UPDATE SKIP LOCKED`: each event goes to one replica).
+pub fn claim_events_locked() -> String {
+    let lock = "FOR UPDATE SKIP LOCKED";
+    format!(
+        "WITH due AS ({EVENTS_CLAIM_DUE} {lock}), expired AS ({EVENTS_CLAIM_EXPIRED} {lock}),
+         picked AS (
+             SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
+             ORDER BY due, id LIMIT CAST($4 AS BIGINT))
+         {} WHERE id IN (SELECT id FROM picked) RETURNING {}",
+        event_lease!(),
+        event_columns!()
+    )
+}
+
+/// $1 id, $2 lease owner: delivered, so forgotten (the receiver has it).
+pub const EVENT_DELIVERED: &str =
+    "DELETE FROM events WHERE id = $1 AND state = 'delivering' AND lease_owner = $2";
+/// $1 id, $2 lease owner, $3 error, $4 next attempt.
+pub const EVENT_RETRY: &str = "UPDATE events SET state = 'pending', last_error = $3,
+            next_attempt_at = $4, lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'delivering' AND lease_owner = $2";
+/// $1 id, $2 lease owner, $3 error: given up (`pwmail events retry`).
+pub const EVENT_FAILED: &str = "UPDATE events SET state = 'failed', last_error = $3,
+            lease_owner = NULL, lease_until = NULL
+     WHERE id = $1 AND state = 'delivering' AND lease_owner = $2";
+/// $1 now: every failed event pending again, with a fresh budget.
+pub const EVENTS_RETRY_FAILED: &str =
+    "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = $1
+     WHERE state = 'failed'";
+/// $1 state or NULL for all, $2 limit; oldest first (the order they go).
+pub const EVENTS_LIST: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+     ORDER BY id LIMIT CAST($2 AS BIGINT)"
+);
+/// Events per state, each through its partial index.
+pub const EVENTS_DEPTH: &str =
+    "SELECT 'pending' AS state, CAST(count(*) AS BIGINT) AS n FROM events WHERE state = 'pending'
+     UNION ALL
+     SELECT 'delivering', CAST(count(*) AS BIGINT) FROM events WHERE state = 'delivering'
+     UNION ALL
+     SELECT 'failed', CAST(count(*) AS BIGINT) FROM events WHERE state = 'failed'";
+/// The earliest time a pending event is due or a delivery lease runs out.
+pub const EVENTS_NEXT_DUE: &str = "SELECT min(t) FROM (
+         SELECT min(next_attempt_at) AS t FROM events WHERE state = 'pending'
+         UNION ALL
+         SELECT min(lease_until) AS t FROM events WHERE state = 'delivering') AS due";

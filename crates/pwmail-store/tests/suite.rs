@@ -2339,6 +2339,345 @@ async fn user_updates(store: &dyn StoreTestExt) {
     );
 }
 
+/// Events, written by the triggers in the transaction of each change: none
+/// while no kind is chosen; a link's life numbered 1, 2, 3… (queued,
+/// retrying, sent, opened once, password set), a revoked link, a
+/// suppression and its lifting; only the chosen kinds; then delivered
+/// (gone), retried, failed and queued again, each settle only under its
+/// lease.
+async fn events(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let quiet = queued_user(store, actor, "quiet@example.com", 1).await;
+    assert!(
+        store.list_events(None, 100).await.unwrap().is_empty(),
+        "off"
+    );
+    store.set_event_kinds(&EventKind::ALL).await.unwrap();
+    assert_eq!(
+        store.event_kinds().await.unwrap().len(),
+        EventKind::ALL.len()
+    );
+    // The quiet user's email, claimed and sent before: nothing was written
+    // for it then, and its settle now is its first event.
+    let user = queued_user(store, actor, "life@example.com", 2).await;
+    let link = store.find_link(&hash(2)).await.unwrap().unwrap();
+    let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    let mail_of = |u: UserId| claimed.iter().find(|m| m.user_id == Some(u)).unwrap().id;
+    let retry = Settlement::Retry {
+        error: "451 try later".into(),
+        at: T0 + 10,
+        next_attempt_at: T0 + 20,
+    };
+    assert!(
+        store
+            .settle_outbox(mail_of(user.id), "w", &retry)
+            .await
+            .unwrap()
+    );
+    let again = store.claim_outbox(&claim_as_w(T0 + 20, 10)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    let sent = |at| Settlement::Sent {
+        reply: "250 ok".into(),
+        at,
+    };
+    assert!(
+        store
+            .settle_outbox(mail_of(user.id), "w", &sent(T0 + 30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_outbox(mail_of(quiet.id), "w", &sent(T0 + 31))
+            .await
+            .unwrap()
+    );
+    assert!(store.mark_link_opened(link.id, T0 + 40).await.unwrap());
+    assert!(
+        !store.mark_link_opened(link.id, T0 + 41).await.unwrap(),
+        "once"
+    );
+    assert_eq!(
+        store.find_link(&hash(2)).await.unwrap().unwrap().opened_at,
+        Some(T0 + 40)
+    );
+    let done = store
+        .complete_reset(&CompleteReset {
+            link_hash: hash(2),
+            password_phc: "$argon2id$new".into(),
+            notice: NewMessage {
+                message_id: "changed@test".into(),
+                kind: MessageKind::PasswordChanged,
+                recipient: "life@example.com".into(),
+                content: pwmail_store::Content::Rendered {
+                    subject: "changed".into(),
+                    text: "t".into(),
+                    html: "h".into(),
+                },
+            },
+            request_id: "req-page".into(),
+            now: T0 + 50,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(done, ResetOutcome::Changed { .. }), "{done:?}");
+
+    let events = store.list_events(None, 100).await.unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.user_id, e.link_id, e.seq, e.at))
+        .collect();
+    let life = (Some(user.id), Some(link.id));
+    let quiet_link = store.find_link(&hash(1)).await.unwrap().unwrap().id;
+    assert_eq!(
+        seen,
+        [
+            ("email.queued", life.0, life.1, Some(1), T0),
+            ("email.retrying", life.0, life.1, Some(2), T0 + 10),
+            ("email.sent", life.0, life.1, Some(3), T0 + 30),
+            (
+                "email.sent",
+                Some(quiet.id),
+                Some(quiet_link),
+                Some(1),
+                T0 + 31
+            ),
+            ("link.opened", life.0, life.1, Some(4), T0 + 40),
+            ("password.set", life.0, life.1, Some(5), T0 + 50),
+            ("email.queued", life.0, None, None, T0 + 50),
+        ]
+    );
+    let retrying = &events[1];
+    assert_eq!(retrying.detail.as_deref(), Some("451 try later"));
+    assert_eq!(retrying.request_id.as_deref(), Some("req-2"));
+    // The address the email was queued to (the helper writes u@…).
+    assert_eq!(retrying.email.as_deref(), Some("u@example.com"));
+    assert_eq!(retrying.message_id.as_deref(), Some("m2@test"));
+    assert_eq!(
+        retrying.message_kind.as_deref(),
+        Some("send_password_email")
+    );
+    assert_eq!(
+        events[4].request_id.as_deref(),
+        Some("req-2"),
+        "the link's call"
+    );
+    assert_eq!(events[6].message_kind.as_deref(), Some("password_changed"));
+    assert!(events.iter().all(|e| e.state == EventState::Pending
+        && e.attempts == 0
+        && e.next_attempt_at == e.at
+        && e.event_id.starts_with("evt_")
+        && e.event_id.len() == 36));
+    let mut ids: Vec<_> = events.iter().map(|e| &e.event_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "unique ids");
+
+    // A new link revokes the open one; a suppression and its lifting.
+    let _ = store
+        .claim_events(&claim_as_w(T0 + 100, 100))
+        .await
+        .unwrap();
+    for e in &events {
+        assert!(
+            store
+                .settle_event(e.id, "w", &EventSettlement::Delivered)
+                .await
+                .unwrap()
+        );
+    }
+    let revoked = queued_user(store, actor, "two@example.com", 3).await;
+    let second = issue(
+        revoked.id,
+        actor,
+        LinkPurpose::SendPasswordEmail,
+        4,
+        T0 + 61_000,
+    );
+    store.issue_link(&second).await.unwrap();
+    let first = store.find_link(&hash(3)).await.unwrap().unwrap();
+    let mails = store
+        .claim_outbox(&claim_as_w(T0 + 61_000, 10))
+        .await
+        .unwrap();
+    let to = |id: UserId| {
+        mails
+            .iter()
+            .rev()
+            .find(|m| m.user_id == Some(id))
+            .unwrap()
+            .id
+    };
+    let dead = Settlement::Dead {
+        error: "permanent failure: 550 5.1.1 no such mailbox".into(),
+        at: T0 + 62_000,
+        suppress: true,
+    };
+    assert!(
+        store
+            .settle_outbox(to(revoked.id), "w", &dead)
+            .await
+            .unwrap()
+    );
+    store
+        .unsuppress_user("two@example.com", T0 + 63_000, "cli-1")
+        .await
+        .unwrap();
+    let seen: Vec<_> = store
+        .list_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind.as_str(), e.link_id, e.seq, e.at, e.detail))
+        .collect();
+    let second_link = store.find_link(&hash(4)).await.unwrap().unwrap().id;
+    let reason = Some("permanent failure: 550 5.1.1 no such mailbox".to_string());
+    let mut expected = vec![
+        ("email.queued", Some(first.id), Some(1), T0, None),
+        ("link.revoked", Some(first.id), Some(2), T0 + 61_000, None),
+        (
+            "email.queued",
+            Some(second_link),
+            Some(1),
+            T0 + 61_000,
+            None,
+        ),
+    ];
+    // The dead email's three, in the order this engine's triggers run.
+    let dead_ones = [
+        ("email.dead", Some(second_link), T0 + 62_000, reason.clone()),
+        ("link.revoked", Some(second_link), T0 + 62_000, None),
+        ("user.suppressed", None, T0 + 62_000, reason.clone()),
+    ];
+    let mut tail: Vec<_> = seen[3..6].to_vec();
+    tail.sort_by_key(|e| e.0);
+    let mut want: Vec<_> = dead_ones
+        .iter()
+        .map(|(k, l, at, d)| {
+            (
+                *k,
+                *l,
+                tail.iter().find(|e| e.0 == *k).and_then(|e| e.2),
+                *at,
+                d.clone(),
+            )
+        })
+        .collect();
+    want.sort_by_key(|e| e.0);
+    assert_eq!(tail, want);
+    let link_seqs: Vec<_> = seen[3..6].iter().filter_map(|e| e.2).collect();
+    assert_eq!(
+        {
+            let mut s = link_seqs.clone();
+            s.sort();
+            s
+        },
+        [2, 3],
+        "{seen:?}"
+    );
+    expected.push(("user.unsuppressed", None, None, T0 + 63_000, None));
+    // One transaction's events about two links: in either order.
+    let mut first_three = seen[..3].to_vec();
+    first_three.sort_by_key(|e| (e.3, e.1));
+    assert_eq!(first_three, &expected[..3]);
+    assert_eq!(seen[6], expected[3]);
+    assert_eq!(seen.len(), 7, "{seen:?}");
+
+    // Only the kinds chosen.
+    let pending = store.list_events(None, 100).await.unwrap();
+    store
+        .set_event_kinds(&[EventKind::EmailSent])
+        .await
+        .unwrap();
+    queued_user(store, actor, "chosen@example.com", 5).await;
+    assert_eq!(store.list_events(None, 100).await.unwrap(), pending);
+
+    // Delivery: leased once, settled only by the lease's owner.
+    assert_eq!(store.next_event_due().await.unwrap(), Some(T0));
+    let got = store
+        .claim_events(&claim_as_w(T0 + 70_000, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id).collect::<Vec<_>>(),
+        pending[..3].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    assert!(
+        got.iter()
+            .all(|e| e.state == EventState::Delivering && e.attempts == 1)
+    );
+    let rest = store
+        .claim_events(&claim_as_w(T0 + 70_000, 100))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 4, "leased ones are not claimed twice");
+    assert!(
+        !store
+            .settle_event(got[0].id, "x", &EventSettlement::Delivered)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_event(got[0].id, "w", &EventSettlement::Delivered)
+            .await
+            .unwrap()
+    );
+    let retry = EventSettlement::Retry {
+        error: "HTTP 503".into(),
+        next_attempt_at: T0 + 80_000,
+    };
+    assert!(store.settle_event(got[1].id, "w", &retry).await.unwrap());
+    let failed = EventSettlement::Failed {
+        error: "gave up".into(),
+    };
+    assert!(store.settle_event(got[2].id, "w", &failed).await.unwrap());
+    let depth = store.event_depth().await.unwrap();
+    assert!(depth.contains(&(EventState::Pending, 1)), "{depth:?}");
+    assert!(depth.contains(&(EventState::Delivering, 4)), "{depth:?}");
+    assert!(depth.contains(&(EventState::Failed, 1)), "{depth:?}");
+    let listed = store
+        .list_events(Some(EventState::Failed), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed.len(), listed[0].last_error.as_deref()),
+        (1, Some("gave up"))
+    );
+    assert!(
+        store
+            .list_events(None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != got[0].id),
+        "delivered: gone"
+    );
+    assert_eq!(store.retry_failed_events(T0 + 90_000).await.unwrap(), 1);
+    let back = store
+        .list_events(Some(EventState::Pending), 10)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 2);
+    // A lease that ran out is claimed again, by another owner.
+    let taken = store
+        .claim_events(&Claim {
+            owner: "v".into(),
+            now: T0 + 200_000,
+            lease_ms: 1_000,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 6);
+    assert!(
+        !store
+            .settle_event(rest[0].id, "w", &EventSettlement::Delivered)
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -2354,8 +2693,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -60,6 +60,10 @@ pub trait Links: Users + Limits {
 
     /// The link with this hash, whatever its state; for the reset page and tests.
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>>;
+
+    /// The first time the link's page was opened (with its `link.opened`
+    /// event, when events are on); false if it had been opened before.
+    async fn mark_link_opened(&self, link: i64, now: UnixMillis) -> Result<bool>;
 }
 
 /// [`Links::issue_call`] as two calls: the lookup with the caller's

@@ -149,4 +149,11 @@ impl Links for PgStore {
             .await?;
         row.as_ref().map(rows::link).transpose()
     }
+
+    async fn mark_link_opened(&self, link: i64, now: UnixMillis) -> Result<bool> {
+        let done = self
+            .execute(sqlx::query(sql::LINK_OPENED).bind(link).bind(now))
+            .await?;
+        Ok(done == 1)
+    }
 }

@@ -24,6 +24,13 @@ impl Links for SqliteStore {
     async fn find_link(&self, hash: &TokenHash) -> Result<Option<ResetLink>> {
         self.read(|c| one(c, sql::LINK_BY_HASH, [&hash.0[..]], |row| rows::link(row)))
     }
+
+    async fn mark_link_opened(&self, link: i64, now: UnixMillis) -> Result<bool> {
+        // One UPDATE (its trigger's writes undo with it).
+        self.writer
+            .write_statement(move |c| Ok(exec(c, sql::LINK_OPENED, params![link, now])? == 1))
+            .await
+    }
 }
 
 /// The calling API token's step of its rate.

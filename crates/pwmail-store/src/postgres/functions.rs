@@ -32,6 +32,10 @@ const FUNCTIONS: &[(&str, &str)] = &[
         include_str!("../../functions/postgres/pwmail_issue_by_address.sql"),
     ),
     (
+        "pwmail_events",
+        include_str!("../../functions/postgres/pwmail_events.sql"),
+    ),
+    (
         "outbox_dead_link_email_revokes_its_link",
         include_str!("../../functions/postgres/outbox_dead_link_email_revokes_its_link.sql"),
     ),

@@ -16,6 +16,8 @@ mod target;
 // Each aggregate's implementation on this engine, kept beside its trait.
 #[path = "../audit/postgres.rs"]
 mod audit_impl;
+#[path = "../events/postgres.rs"]
+mod events_impl;
 #[path = "../idempotency/postgres.rs"]
 mod idempotency_impl;
 #[path = "../limits/postgres.rs"]

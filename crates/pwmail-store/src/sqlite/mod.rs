@@ -7,6 +7,8 @@ mod writer;
 // Each aggregate's implementation on this engine, kept beside its trait.
 #[path = "../audit/sqlite.rs"]
 mod audit_impl;
+#[path = "../events/sqlite.rs"]
+mod events_impl;
 #[path = "../idempotency/sqlite.rs"]
 mod idempotency_impl;
 #[path = "../limits/sqlite.rs"]

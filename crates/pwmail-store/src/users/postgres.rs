@@ -146,6 +146,7 @@ impl Users for PgStore {
         let mut tx = conn.begin().await?;
         let row = sqlx::query(sql::USER_UNSUPPRESS)
             .bind(email_key(email))
+            .bind(now)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| {

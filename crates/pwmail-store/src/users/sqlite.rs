@@ -83,9 +83,12 @@ impl Users for SqliteStore {
         let (email, request_id) = (email.to_string(), request_id.to_string());
         self.writer
             .write(move |c| {
-                let user = one(c, sql::USER_UNSUPPRESS, params![email_key(&email)], |row| {
-                    rows::user(row)
-                })?
+                let user = one(
+                    c,
+                    sql::USER_UNSUPPRESS,
+                    params![email_key(&email), now],
+                    |row| rows::user(row),
+                )?
                 .ok_or_else(|| {
                     StoreError::NotFound(format!("no suppressed user with email {email}"))
                 })?;

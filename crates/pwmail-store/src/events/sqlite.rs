@@ -1,0 +1,109 @@
+//! Events on SQLite (a module of `crate::sqlite`, kept beside the trait).
+
+use super::*;
+
+#[async_trait]
+impl Events for SqliteStore {
+    async fn set_event_kinds(&self, kinds: &[EventKind]) -> Result<()> {
+        let kinds = kinds.to_vec();
+        self.writer
+            .write(move |c| {
+                exec(c, sql::EVENT_KINDS_CLEAR, [])?;
+                for kind in &kinds {
+                    exec(c, sql::EVENT_KIND_ADD, [kind.as_str()])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn event_kinds(&self) -> Result<Vec<EventKind>> {
+        self.read(|c| {
+            let names = all(c, sql::EVENT_KINDS, [], |row| row.text("kind"))?;
+            Ok(names.iter().filter_map(|k| EventKind::parse(k)).collect())
+        })
+    }
+
+    async fn claim_events(&self, claim: &Claim) -> Result<Vec<Event>> {
+        let claim = claim.clone();
+        self.writer
+            .write(move |c| {
+                let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
+                let due_row = |row: &conn::Row<'_, '_>| Ok((row.int("due")?, row.int("id")?));
+                let mut picked = all(c, sql::EVENTS_CLAIM_DUE, scan, due_row)?;
+                picked.extend(all(c, sql::EVENTS_CLAIM_EXPIRED, scan, due_row)?);
+                picked.sort_unstable();
+                picked.truncate(claim.limit as usize);
+                let mut claimed = Vec::with_capacity(picked.len());
+                for (_, id) in picked {
+                    let lease = params![claim.owner, claim.now, claim.lease_ms, id];
+                    if exec(c, sql::EVENT_CLAIM_ONE, lease)? == 1 {
+                        claimed.extend(one(c, sql::EVENT_CLAIMED, [id], |row| rows::event(row))?);
+                    }
+                }
+                claimed.sort_by_key(|e| e.id);
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn settle_event(&self, id: i64, owner: &str, outcome: &EventSettlement) -> Result<bool> {
+        let (owner, outcome) = (owner.to_string(), outcome.clone());
+        self.writer
+            .write_statement(move |c| {
+                let done = match &outcome {
+                    EventSettlement::Delivered => {
+                        exec(c, sql::EVENT_DELIVERED, params![id, owner])?
+                    }
+                    EventSettlement::Retry {
+                        error,
+                        next_attempt_at,
+                    } => exec(
+                        c,
+                        sql::EVENT_RETRY,
+                        params![id, owner, error, next_attempt_at],
+                    )?,
+                    EventSettlement::Failed { error } => {
+                        exec(c, sql::EVENT_FAILED, params![id, owner, error])?
+                    }
+                };
+                Ok(done == 1)
+            })
+            .await
+    }
+
+    async fn retry_failed_events(&self, now: UnixMillis) -> Result<u64> {
+        let done = self
+            .writer
+            .write_statement(move |c| exec(c, sql::EVENTS_RETRY_FAILED, params![now]))
+            .await?;
+        Ok(done as u64)
+    }
+
+    async fn list_events(&self, state: Option<EventState>, limit: u32) -> Result<Vec<Event>> {
+        self.scan(move |c| {
+            all(
+                c,
+                sql::EVENTS_LIST,
+                params![state.map(EventState::as_str), limit],
+                |row| rows::event(row),
+            )
+        })
+        .await
+    }
+
+    async fn event_depth(&self) -> Result<Vec<(EventState, u64)>> {
+        self.scan(|c| {
+            let counts = all(c, sql::EVENTS_DEPTH, [], |row| {
+                Ok((row.text("state")?, row.int("n")?))
+            })?;
+            Ok(rows::event_depth(counts))
+        })
+        .await
+    }
+
+    async fn next_event_due(&self) -> Result<Option<UnixMillis>> {
+        let due: Option<Option<i64>> = self.read(|c| scalar(c, sql::EVENTS_NEXT_DUE, []))?;
+        Ok(due.flatten())
+    }
+}
