@@ -72,6 +72,8 @@ pub struct Options {
     pub default_locale: &'static str,
     /// `--dkim-key` and the rest, loaded.
     pub dkim: Option<Arc<pwmail_server::dkim::DkimSigner>>,
+    /// `--events-url` and the rest.
+    pub events: Option<config::EventsConfig>,
 }
 
 impl Default for Options {
@@ -105,6 +107,7 @@ impl Default for Options {
             page_css: d.page_css,
             default_locale: config::DEFAULT_LOCALE,
             dkim: None,
+            events: None,
         }
     }
 }
@@ -152,6 +155,7 @@ impl TestServer {
             page_css: options.page_css.clone(),
             catalogs: config::catalogs(options.default_locale).expect("a shipped locale"),
             dkim: options.dkim.clone(),
+            events: options.events.clone(),
             ..ServerConfig::default()
         };
         let store = pwmail_store::testing::open(&database_url)

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_server::app::users as admin;
+use pwmail_server::config::hook::MAIL_HOOK;
 use pwmail_server::config::{HookConfig, MailConfig};
 use pwmail_store::{LinkState, OutboxState};
 use pwmail_testkit::hook::{Answer, HookReceiver, SECRET};
 use pwmail_tests::{Options, TestServer, now};
 
 fn hook(receiver: &HookReceiver) -> MailConfig {
-    MailConfig::Hook(HookConfig::new(&receiver.url(), SECRET, "test secret").unwrap())
+    MailConfig::Hook(HookConfig::new(MAIL_HOOK, &receiver.url(), SECRET, "test secret").unwrap())
 }
 
 async fn reset(server: &TestServer, email: &str) {

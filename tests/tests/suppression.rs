@@ -5,6 +5,7 @@
 use pwmail_client::CallError;
 use pwmail_client::types::ResetPasswordByAdminRequest;
 use pwmail_server::app::users as admin;
+use pwmail_server::config::hook::MAIL_HOOK;
 use pwmail_server::config::{HookConfig, MailConfig, SmtpConfig};
 use pwmail_store::OutboxState;
 use pwmail_testkit::hook::{Answer, HookReceiver, SECRET};
@@ -194,7 +195,7 @@ async fn failures_that_are_not_the_address_suppress_nothing() {
     };
     for (mail, ends) in [
         (
-            MailConfig::Hook(HookConfig::new(&hook.url(), SECRET, "test").unwrap()),
+            MailConfig::Hook(HookConfig::new(MAIL_HOOK, &hook.url(), SECRET, "test").unwrap()),
             OutboxState::Dead,
         ),
         (smtp(&after_data), OutboxState::Dead),

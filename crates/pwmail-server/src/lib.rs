@@ -9,7 +9,9 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dkim;
+pub mod events;
 pub mod files;
+pub mod hook_post;
 pub mod http;
 pub mod mail;
 pub mod observe;
@@ -47,6 +49,8 @@ pub struct Running {
     /// The operator listener (`--ops-listen`), if any.
     ops: Option<dropshot::HttpServer<http::Context>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    /// The events deliverer, with `--events-url`.
+    events: Option<tokio::task::JoinHandle<()>>,
     backlog_watch: tokio::task::JoinHandle<()>,
     purge: tokio::task::JoinHandle<()>,
     shutdown: watch::Sender<bool>,
@@ -73,6 +77,9 @@ impl Running {
         self.backlog_watch.abort();
         self.purge.abort();
         self.dispatcher.await.context("dispatcher task")?;
+        if let Some(events) = self.events {
+            events.await.context("events task")?;
+        }
         Ok(())
     }
 }
@@ -128,6 +135,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             "users hold an address mail cannot reach; calls for them are refused"
         );
     }
+    // Which events the database's triggers write from now on: none
+    // without a receiver.
+    let kinds = config.events.as_ref().map_or(&[][..], |e| &e.kinds[..]);
+    store
+        .set_event_kinds(kinds)
+        .await
+        .context("choosing the events to write")?;
     let bootstrap =
         app::users::bootstrap_admin(&*store, &config.bootstrap_admin_email, clock.now()).await?;
 
@@ -150,6 +164,13 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
         }
         .run(shutdown_rx),
     );
+    let events = match &config.events {
+        Some(events) => Some(tokio::spawn(
+            events::Deliverer::new(Arc::clone(&store), Arc::clone(&clock), events.clone())?
+                .run(shutdown.subscribe()),
+        )),
+        None => None,
+    };
     let backlog = Backlog::default();
     let backlog_watch = tokio::spawn(backlog.clone().watch(
         Arc::clone(&store),
@@ -237,6 +258,7 @@ pub async fn start(options: StartOptions) -> anyhow::Result<(Running, Option<Boo
             server,
             ops,
             dispatcher,
+            events,
             backlog_watch,
             purge,
             shutdown,

@@ -136,7 +136,10 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .fetch_all(&new)
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 5, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21]);
+    assert_eq!(
+        versions,
+        [1, 2, 3, 5, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21]
+    );
     // 0016 rebuilt idempotency_keys (outbox_id may be NULL now): the live
     // key is kept as it was, and its index with it.
     let key: (i64, String, String, String, Option<i64>, String, i64, i64) = sqlx::query_as(

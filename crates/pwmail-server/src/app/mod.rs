@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod issue;
 pub mod reset;
 pub mod retention;

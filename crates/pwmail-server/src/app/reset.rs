@@ -65,7 +65,14 @@ impl App {
             Some(link) if link.state == LinkState::Revoked => Err(ResetError::Revoked),
             Some(link) if link.expires_at > now => {
                 match self.store.user_by_id(link.user_id).await? {
-                    Some(user) if !user.disabled => Ok(OpenLink { link, user }),
+                    Some(user) if !user.disabled => {
+                        if link.opened_at.is_none() {
+                            // The first visit, once (link.opened).
+                            self.space
+                                .noted(self.store.mark_link_opened(link.id, now).await, |_| true)?;
+                        }
+                        Ok(OpenLink { link, user })
+                    }
                     _ => Err(ResetError::Revoked),
                 }
             }

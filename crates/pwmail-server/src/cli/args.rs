@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::config::EventsConfig;
 use crate::config::SmtpConfig;
-use crate::config::hook::{HookConfig, HookConfigError};
+use crate::config::hook::{self, HookConfig, HookConfigError, HookFlags};
 use crate::config::{self, DispatcherConfig, MailConfig, ServerConfig};
 use crate::dkim::DkimSigner;
+use pwmail_store::EventKind;
 
 fn defaults() -> ServerConfig {
     ServerConfig::default()
@@ -285,6 +287,81 @@ pub struct TransportArgs {
     pub dkim: DkimArgs,
 }
 
+/// An endpoint's settings from its flags: the URL checked before the
+/// secret file is read, so a wrong URL is named first.
+fn hook_config(
+    flags: HookFlags,
+    url: &str,
+    secret_file: Option<&Path>,
+    timeout_secs: u64,
+) -> anyhow::Result<HookConfig> {
+    HookConfig::url(flags, url)?;
+    let file = secret_file.ok_or(HookConfigError::NoSecret { flags })?;
+    let secret = crate::files::read_small_text(file)
+        .map_err(|e| anyhow::anyhow!("{} {}: {e}", flags.secret, file.display()))?;
+    let mut hook = HookConfig::new(flags, url, &secret, &file.display().to_string())?;
+    hook.timeout = Duration::from_secs(timeout_secs.max(1));
+    Ok(hook)
+}
+
+/// Where events go (`--events-url`), and which.
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// POST events (email.queued, email.sent, link.opened, password.set…) as signed JSON (Standard Webhooks) to this URL: https://, or http:// to loopback. Every replica must be given the same event settings.
+    #[arg(long, env = "PWMAIL_EVENTS_URL")]
+    pub events_url: Option<String>,
+    /// File holding the events' signing secret: whsec_ and the base64 of 24 to 64 random bytes.
+    #[arg(long, env = "PWMAIL_EVENTS_SECRET_FILE", requires = "events_url")]
+    pub events_secret_file: Option<PathBuf>,
+    /// The events to send, comma-separated [default: all]: email.queued, email.sent, email.retrying, email.dead, link.opened, password.set, link.revoked, user.suppressed, user.unsuppressed.
+    #[arg(long = "events", env = "PWMAIL_EVENTS", value_delimiter = ',',
+          requires = "events_url", value_parser = parse_event_kind)]
+    pub events: Vec<EventKind>,
+    /// Seconds to wait for the receiver's answer.
+    #[arg(long, env = "PWMAIL_EVENTS_TIMEOUT_SECS", default_value_t = EventsConfig::DEFAULT_TIMEOUT.as_secs())]
+    pub events_timeout_secs: u64,
+    /// Attempts before an event is given up as failed (`pwmail events retry` sends failed ones again); retries wait 1 s, 2 s, 4 s… up to 10 minutes.
+    #[arg(long, env = "PWMAIL_EVENTS_MAX_ATTEMPTS", default_value_t = EventsConfig::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub events_max_attempts: u32,
+}
+
+fn parse_event_kind(text: &str) -> Result<EventKind, String> {
+    EventKind::parse(text.trim()).ok_or_else(|| {
+        let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("no event {text:?}; the events are {}", known.join(", "))
+    })
+}
+
+impl EventsArgs {
+    /// The events settings, and the secret file among `config.secret_files`.
+    pub fn apply(&self, config: &mut crate::config::ServerConfig) -> anyhow::Result<()> {
+        let Some(url) = &self.events_url else {
+            return Ok(());
+        };
+        let hook = hook_config(
+            hook::EVENTS,
+            url,
+            self.events_secret_file.as_deref(),
+            self.events_timeout_secs,
+        )?;
+        let mut kinds = if self.events.is_empty() {
+            EventKind::ALL.to_vec()
+        } else {
+            self.events.clone()
+        };
+        kinds.dedup();
+        config.events = Some(EventsConfig {
+            lease: hook.timeout * 3,
+            hook,
+            kinds,
+            max_attempts: self.events_max_attempts,
+        });
+        config.secret_files.extend(self.events_secret_file.clone());
+        Ok(())
+    }
+}
+
 /// The DKIM key messages are signed with.
 #[derive(Args, Debug, Clone)]
 pub struct DkimArgs {
@@ -345,17 +422,12 @@ impl TransportArgs {
             )?));
         }
         if let Some(url) = &self.mail_webhook_url {
-            HookConfig::url(url)?;
-            let file = self
-                .mail_webhook_secret_file
-                .as_ref()
-                .ok_or(HookConfigError::NoSecret)?;
-            let secret = crate::files::read_small_text(file).map_err(|e| {
-                anyhow::anyhow!("--mail-webhook-secret-file {}: {e}", file.display())
-            })?;
-            let mut hook = HookConfig::new(url, &secret, &file.display().to_string())?;
-            hook.timeout = Duration::from_secs(self.mail_webhook_timeout_secs.max(1));
-            return Ok(MailConfig::Hook(hook));
+            return Ok(MailConfig::Hook(hook_config(
+                hook::MAIL_HOOK,
+                url,
+                self.mail_webhook_secret_file.as_deref(),
+                self.mail_webhook_timeout_secs,
+            )?));
         }
         let Some(url) = &self.smtp_url else {
             let dir = self

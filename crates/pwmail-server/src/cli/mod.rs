@@ -5,6 +5,7 @@
 pub mod args;
 pub mod audit;
 pub mod emails_csv;
+pub mod events;
 pub mod mail;
 pub mod outbox;
 pub mod retention;
@@ -67,6 +68,8 @@ pub enum Command {
     Send(Box<send::SendArgs>),
     /// Inspect and requeue queued emails.
     Outbox(WithDb<outbox::OutboxCommand>),
+    /// Events waiting for the --events-url receiver, and failed ones sent again.
+    Events(WithDb<events::EventsCommand>),
     /// Email templates.
     #[command(subcommand)]
     Mail(Box<mail::MailCommand>),
@@ -214,6 +217,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Audit(with) => audit::audit(&with.command, &with.db).await,
         Command::Purge(args) => retention::purge(args, &args.db, now).await,
         Command::Outbox(with) => outbox::outbox(&with.command, &with.db, now).await,
+        Command::Events(with) => events::run(&with.command, &with.db, now).await,
         Command::Mail(cmd) => mail::mail(cmd, now).await,
     }
 }

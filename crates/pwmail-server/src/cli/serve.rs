@@ -11,8 +11,8 @@ use clap::Args;
 use tokio::sync::watch;
 
 use crate::cli::args::{
-    ContentArgs, DbArgs, DispatcherArgs, PoolArgs, RetentionArgs, SenderArgs, TemplateArgs,
-    TransportArgs,
+    ContentArgs, DbArgs, DispatcherArgs, EventsArgs, PoolArgs, RetentionArgs, SenderArgs,
+    TemplateArgs, TransportArgs,
 };
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{RateLimit, ServerConfig};
@@ -48,6 +48,8 @@ pub struct ServeArgs {
     /// Where mail goes and how it is sent, as for `pwmail dispatch`.
     #[command(flatten)]
     pub mail: DispatchArgs,
+    #[command(flatten)]
+    pub events: EventsArgs,
     /// Refuse new emails with 503 while this many wait to be sent.
     #[arg(long, env = "PWMAIL_MAX_BACKLOG", default_value_t = defaults().max_backlog)]
     pub max_backlog: u64,
@@ -165,6 +167,7 @@ impl ServeArgs {
             config.hash_concurrency = n;
         }
         self.mail.transport.apply(&mut config, &db.dir.data_dir)?;
+        self.events.apply(&mut config)?;
         self.content.apply(&mut config)?;
         self.mail.templates.apply(&mut config)?;
         Ok(config)

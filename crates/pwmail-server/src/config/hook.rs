@@ -43,22 +43,47 @@ impl std::fmt::Debug for HookConfig {
     }
 }
 
+/// The flags an endpoint is set with, for its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookFlags {
+    pub url: &'static str,
+    pub secret: &'static str,
+}
+
+/// The delivery hook's (`MailConfig::Hook`).
+pub const MAIL_HOOK: HookFlags = HookFlags {
+    url: "--mail-webhook-url",
+    secret: "--mail-webhook-secret-file",
+};
+
+/// The events receiver's.
+pub const EVENTS: HookFlags = HookFlags {
+    url: "--events-url",
+    secret: "--events-secret-file",
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum HookConfigError {
-    #[error("--mail-webhook-url: {0}")]
-    Url(String),
+    #[error("{}: {why}", flags.url)]
+    Url { flags: HookFlags, why: String },
     #[error(
-        "--mail-webhook-url {0}: refusing plain HTTP to a host that is not loopback \
-         (the messages carry reset links); use https://"
+        "{} {url}: refusing plain HTTP to a host that is not loopback \
+         (what it carries is as secret as a password or names your users); use https://",
+        flags.url
     )]
-    Insecure(String),
-    #[error("--mail-webhook-url needs --mail-webhook-secret-file (a whsec_… secret to sign with)")]
-    NoSecret,
+    Insecure { flags: HookFlags, url: String },
+    #[error("{} needs {} (a whsec_… secret to sign with)", flags.url, flags.secret)]
+    NoSecret { flags: HookFlags },
     #[error(
-        "--mail-webhook-secret-file {0}: {1} (write one with: \
-         echo \"whsec_$(openssl rand -base64 32)\" > FILE)"
+        "{} {path}: {why} (write one with: \
+         echo \"whsec_$(openssl rand -base64 32)\" > FILE)",
+        flags.secret
     )]
-    Secret(String, &'static str),
+    Secret {
+        flags: HookFlags,
+        path: String,
+        why: &'static str,
+    },
 }
 
 impl HookConfig {
@@ -67,10 +92,19 @@ impl HookConfig {
     /// `url` must be https, or http to a loopback host; `secret` is the
     /// text of the secret file: `whsec_` and the base64 of 24 to 64 bytes
     /// (as the Standard Webhooks specification has it).
-    pub fn new(url: &str, secret: &str, secret_path: &str) -> Result<Self, HookConfigError> {
-        let url = Self::url(url)?;
+    pub fn new(
+        flags: HookFlags,
+        url: &str,
+        secret: &str,
+        secret_path: &str,
+    ) -> Result<Self, HookConfigError> {
+        let url = Self::url(flags, url)?;
         let secret = secret.trim();
-        let bad = |why| HookConfigError::Secret(secret_path.to_string(), why);
+        let bad = |why| HookConfigError::Secret {
+            flags,
+            path: secret_path.to_string(),
+            why,
+        };
         let encoded = secret
             .strip_prefix("whsec_")
             .ok_or_else(|| bad("it does not start with whsec_"))?;
@@ -88,23 +122,47 @@ impl HookConfig {
     }
 
     /// The hook's URL, if it is one pwmail may post links to.
-    pub fn url(url: &str) -> Result<url::Url, HookConfigError> {
-        let url = url::Url::parse(url).map_err(|e| HookConfigError::Url(format!("{url}: {e}")))?;
+    pub fn url(flags: HookFlags, url: &str) -> Result<url::Url, HookConfigError> {
+        let url = url::Url::parse(url).map_err(|e| HookConfigError::Url {
+            flags,
+            why: format!("{}: {e}", redacted(url)),
+        })?;
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
-            "http" => return Err(HookConfigError::Insecure(shown(&url))),
+            "http" => {
+                return Err(HookConfigError::Insecure {
+                    flags,
+                    url: shown(&url),
+                });
+            }
             other => {
-                return Err(HookConfigError::Url(format!(
-                    "{}: scheme {other} (https:// or, to loopback, http://)",
-                    shown(&url)
-                )));
+                return Err(HookConfigError::Url {
+                    flags,
+                    why: format!(
+                        "{}: scheme {other} (https:// or, to loopback, http://)",
+                        shown(&url)
+                    ),
+                });
             }
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(HookConfigError::Url(format!("{}: no host", shown(&url))));
+            return Err(HookConfigError::Url {
+                flags,
+                why: format!("{}: no host", shown(&url)),
+            });
         }
         Ok(url)
+    }
+}
+
+/// A URL that does not parse, as an error may show it: up to its query.
+fn redacted(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let url = &url[..end];
+    match url.find('@') {
+        Some(at) => &url[at + 1..],
+        None => url,
     }
 }
 
@@ -131,18 +189,22 @@ mod tests {
             "http://[::1]:9000/",
             "http://localhost/",
         ] {
-            HookConfig::new(ok, SECRET, "f").unwrap_or_else(|e| panic!("{ok}: {e}"));
+            HookConfig::new(MAIL_HOOK, ok, SECRET, "f").unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        let e = HookConfig::new("http://hooks.example.com/", SECRET, "f").unwrap_err();
-        assert!(matches!(e, HookConfigError::Insecure(_)), "{e}");
-        let e = HookConfig::new("ftp://x/", SECRET, "f").unwrap_err();
-        assert!(e.to_string().contains("scheme ftp"), "{e}");
+        let e = HookConfig::new(MAIL_HOOK, "http://hooks.example.com/", SECRET, "f").unwrap_err();
+        assert!(matches!(e, HookConfigError::Insecure { .. }), "{e}");
+        let e = HookConfig::new(EVENTS, "ftp://x/", SECRET, "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--events-url: ftp://x/: scheme ftp"),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_secret_is_whsec_and_base64_of_24_to_64_bytes() {
         let url = "https://h.example/";
-        let key = HookConfig::new(url, &format!("{SECRET}\n"), "f")
+        let key = HookConfig::new(MAIL_HOOK, url, &format!("{SECRET}\n"), "f")
             .unwrap()
             .key;
         assert_eq!(key.len(), 24);
@@ -151,13 +213,16 @@ mod tests {
             ("whsec_not base64!", "not base64"),
             ("whsec_AAAA", "24 to 64"),
         ] {
-            let e = HookConfig::new(url, bad, "/etc/pwmail/hook")
+            let e = HookConfig::new(MAIL_HOOK, url, bad, "/etc/pwmail/hook")
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(says) && e.contains("/etc/pwmail/hook"), "{e}");
             assert!(!e.contains(bad), "the secret is never shown: {e}");
         }
-        let debug = format!("{:?}", HookConfig::new(url, SECRET, "f").unwrap());
+        let debug = format!(
+            "{:?}",
+            HookConfig::new(MAIL_HOOK, url, SECRET, "f").unwrap()
+        );
         assert!(
             debug.contains("redacted") && !debug.contains("MfKQ"),
             "{debug}"

@@ -12,11 +12,13 @@ use pwmail_i18n::{Catalogs, Locale, LocaleError};
 use pwmail_store::Rate;
 use url::Url;
 
+pub mod events;
 pub mod hook;
 pub mod return_to;
 pub mod ses;
 pub mod smtp;
 
+pub use events::EventsConfig;
 pub use hook::HookConfig;
 pub use return_to::ReturnTo;
 pub use smtp::SmtpConfig;
@@ -83,6 +85,8 @@ pub struct ServerConfig {
     /// password, the hook's secret, the DKIM key): warned about at start
     /// if others may read them.
     pub secret_files: Vec<PathBuf>,
+    /// Where events go, and which (`--events-url`); none: events are off.
+    pub events: Option<EventsConfig>,
     pub link_ttl: Duration,
     /// The lifetimes a call may ask for (`ttl_secs`).
     pub link_ttl_range: LinkTtlRange,
@@ -178,6 +182,7 @@ impl Default for ServerConfig {
             mail: MailConfig::Directory(data_dir.join("mail")),
             dkim: None,
             secret_files: Vec::new(),
+            events: None,
             link_ttl: Duration::from_secs(24 * 3600),
             link_ttl_range: LinkTtlRange {
                 min: LINK_TTL_MIN,

@@ -65,6 +65,19 @@ pub fn unrecorded_results(waiting: usize) {
     metrics::gauge!("pwmail_outbox_unrecorded_results").set(waiting as f64);
 }
 
+/// One event delivery attempt: `outcome` is delivered, retry or failed.
+pub fn event_attempt(outcome: &'static str, latency: Duration) {
+    metrics::counter!("pwmail_event_attempts_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("pwmail_event_delivery_seconds").record(latency.as_secs_f64());
+}
+
+/// Events waiting, per state (`pending`, `delivering`, `failed`).
+pub fn event_depth(depth: &[(pwmail_store::EventState, u64)]) {
+    for (state, n) in depth {
+        metrics::gauge!("pwmail_events", "state" => state.as_str()).set(*n as f64);
+    }
+}
+
 /// One send attempt: `outcome` is sent, retry or dead.
 pub fn send_attempt(outcome: &'static str, latency: Duration) {
     metrics::counter!("pwmail_mail_send_attempts_total", "outcome" => outcome).increment(1);

@@ -67,9 +67,14 @@ pub fn decide(
 /// base · 2^(attempt-1), capped, plus up to 25 % jitter so a burst of
 /// failures does not retry in lockstep.
 fn backoff_ms(config: &DispatcherConfig, attempts: u32) -> i64 {
-    let base = config.backoff_base.as_millis() as i64;
+    backoff(config.backoff_base, config.backoff_max, attempts)
+}
+
+/// The wait before the next of `attempts` (the events' retries too).
+pub fn backoff(base: std::time::Duration, max: std::time::Duration, attempts: u32) -> i64 {
+    let base = base.as_millis() as i64;
     let exp = base.saturating_mul(1i64 << attempts.saturating_sub(1).min(30));
-    let capped = exp.min(config.backoff_max.as_millis() as i64).max(1);
+    let capped = exp.min(max.as_millis() as i64).max(1);
     let jitter = getrandom::u64().unwrap_or(0) % (capped as u64 / 4 + 1);
     capped + jitter as i64
 }

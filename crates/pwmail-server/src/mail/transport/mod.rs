@@ -114,31 +114,4 @@ impl Composer {
     }
 }
 
-/// The HTTP client of the HTTP transports (the hook, SES): `timeout` to
-/// connect and for the whole answer, and no redirect followed (one could
-/// lead a message, and its link, elsewhere, plain HTTP included).
-pub(crate) fn http_client(
-    timeout: Duration,
-) -> Result<pwmail_client::reqwest::Client, pwmail_client::reqwest::Error> {
-    pwmail_client::reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .redirect(pwmail_client::reqwest::redirect::Policy::none())
-        .user_agent(concat!("pwmail/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// An error and its sources, each once.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
+pub(crate) use crate::hook_post::{error_chain, http_client};

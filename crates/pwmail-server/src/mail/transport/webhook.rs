@@ -8,44 +8,27 @@
 //! backoff, waiting at least as long as `Retry-After` asks; any other
 //! answer makes the message dead with the answer's first 200 characters.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
 use pwmail_client::reqwest;
 use serde::Serialize;
 
-use super::{SendError, Transport, error_chain};
+use super::{SendError, Transport};
 use crate::config::hook::HookConfig;
+use crate::hook_post::{HookPoster, Post, Refusal, rfc3339, unix_now};
 use crate::mail::Letter;
 
 /// The payload's `type`.
 pub const EVENT_TYPE: &str = "email.send";
 
-/// How much of an answer is kept as the reason.
-const ANSWER_KEPT: usize = 200;
-
-/// The longest `Retry-After` honoured; a longer one is capped (the
-/// message's age limit still applies).
-const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 pub struct WebhookTransport {
-    client: reqwest::Client,
-    url: reqwest::Url,
-    /// The URL as logs and errors show it (no query, no credentials).
-    shown: String,
-    signer: standardwebhooks::Webhook,
+    poster: HookPoster,
     from: String,
 }
 
 impl WebhookTransport {
     pub fn new(config: &HookConfig, from: &str) -> Result<Self, reqwest::Error> {
-        let client = super::http_client(config.timeout)?;
         Ok(WebhookTransport {
-            client,
-            url: config.url.clone(),
-            shown: config.shown_url(),
-            signer: standardwebhooks::Webhook::from_bytes(config.key.clone())
-                .expect("from_bytes takes any key"),
+            poster: HookPoster::new(config, "the mail hook")?,
             from: from.to_string(),
         })
     }
@@ -77,79 +60,40 @@ impl WebhookTransport {
         self.signed(letter.message_id, timestamp, &payload)
     }
 
-    /// `payload` as JSON, with its three Standard Webhooks headers.
     fn signed(
         &self,
         id: &str,
         timestamp: i64,
         payload: &impl Serialize,
     ) -> Result<Post, SendError> {
-        let body = serde_json::to_vec(payload)
-            .map_err(|e| SendError::permanent(format!("writing the hook's JSON: {e}")))?;
-        let signature = self
-            .signer
-            .sign(id, timestamp, &body)
-            .map_err(|e| SendError::permanent(format!("signing the hook's request: {e}")))?;
-        Ok(Post {
-            body,
-            headers: [
-                (standardwebhooks::HEADER_WEBHOOK_ID, id.to_string()),
-                (
-                    standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
-                    timestamp.to_string(),
-                ),
-                (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
-            ],
-        })
+        self.poster
+            .signed(id, timestamp, payload)
+            .map_err(|e| SendError::permanent(format!("the mail hook's request: {e}")))
     }
 
+    /// Any 2xx is sent; 408, 429 and 5xx (and no answer) are retried, at
+    /// least as late as `Retry-After` asks; any other answer is final.
     async fn post(
         &self,
         post: Post,
         redact: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<String, SendError> {
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .header("content-type", "application/json")
-            .body(post.body);
-        for (name, value) in post.headers {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.map_err(|e| {
-            // reqwest's error would name the whole URL, query and all.
-            SendError::transient(format!(
-                "the mail hook {}: {}",
-                self.shown,
-                error_chain(&e.without_url())
-            ))
-        })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry_after)
-            .map(|wait| wait.min(LONGEST_RETRY_AFTER));
-        let text = response.text().await.unwrap_or_default();
-        let answer: String = redact(&text).chars().take(ANSWER_KEPT).collect();
-        let answer = answer.trim();
-        let said = if answer.is_empty() {
-            format!("the mail hook answered HTTP {status}")
-        } else {
-            format!("the mail hook answered HTTP {status}: {answer}")
-        };
-        let code = status.as_u16();
-        if status.is_success() {
-            Ok(said)
-        } else if code == 408 || code == 429 || status.is_server_error() {
-            Err(SendError {
-                retry_after,
-                ..SendError::transient(said)
-            })
-        } else {
-            Err(SendError::permanent(said))
-        }
+        self.poster.post(post, redact).await.map_err(
+            |Refusal {
+                 message,
+                 retryable,
+                 retry_after,
+             }| {
+                if retryable {
+                    SendError {
+                        retry_after,
+                        ..SendError::transient(message)
+                    }
+                } else {
+                    SendError::permanent(message)
+                }
+            },
+        )
     }
 }
 
@@ -175,14 +119,8 @@ impl Transport for WebhookTransport {
     }
 
     fn describe(&self) -> String {
-        format!("the mail hook {}", self.shown)
+        self.poster.describe().to_string()
     }
-}
-
-/// A signed request: its JSON body and Standard Webhooks headers.
-struct Post {
-    body: Vec<u8>,
-    headers: [(&'static str, String); 3],
 }
 
 #[derive(Serialize)]
@@ -214,48 +152,4 @@ struct User<'a> {
     email: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-fn rfc3339(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// `Retry-After` as seconds or as an HTTP date (RFC 9110 10.2.3).
-fn retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.timestamp() - unix_now();
-    Some(Duration::from_secs(wait.max(0) as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        assert_eq!(retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
-        let in_a_minute = chrono::Utc::now() + chrono::Duration::seconds(61);
-        let date = in_a_minute.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        let wait = retry_after(&date).unwrap().as_secs();
-        assert!((58..=61).contains(&wait), "{date}: {wait}");
-        assert_eq!(
-            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(retry_after("soon"), None);
-    }
 }
