@@ -2197,6 +2197,64 @@ async fn suppression(store: &dyn StoreTestExt) {
         .unsuppress_user("gone@example.com", T0 + 10, "cli-2")
         .await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+
+    // A new address lifts a suppression too, with its event.
+    store
+        .set_event_kinds(&[EventKind::UserUnsuppressed])
+        .await
+        .unwrap();
+    suppress_through_a_dead_email(store, actor, other.id).await;
+    let change = UserChange {
+        email: Some(("new@example.com".into(), true)),
+        ..UserChange::default()
+    };
+    let (_, moved) = store
+        .update_user("fine@example.com", &change, T0 + 20, "cli-3")
+        .await
+        .unwrap();
+    assert!(moved.deliverable && moved.suppressed.is_none(), "{moved:?}");
+    let events = store.list_events(None, 10).await.unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind, e.user_id, e.at, e.email.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(
+            EventKind::UserUnsuppressed,
+            Some(other.id),
+            T0 + 20,
+            Some("new@example.com")
+        )]
+    );
+}
+
+/// `user` suppressed through a dead email of their own, as the dispatcher
+/// does it.
+async fn suppress_through_a_dead_email(store: &dyn StoreTestExt, actor: Actor, user: UserId) {
+    let mut call = issue(user, actor, LinkPurpose::SendPasswordEmail, 7, T0 + 120_000);
+    call.message.recipient = "fine@example.com".into();
+    store.issue_link(&call).await.unwrap();
+    let claimed = store
+        .claim_outbox(&claim_as_w(T0 + 120_000, 10))
+        .await
+        .unwrap();
+    let mine = claimed.iter().find(|m| m.user_id == Some(user)).unwrap();
+    let dead = Settlement::Dead {
+        error: "permanent failure: 550 5.1.1 no such mailbox".into(),
+        at: T0 + 15,
+        suppress: true,
+    };
+    assert!(store.settle_outbox(mine.id, "w", &dead).await.unwrap());
+    assert!(
+        store
+            .user_by_id(user)
+            .await
+            .unwrap()
+            .unwrap()
+            .suppressed
+            .is_some()
+    );
 }
 
 /// A user changed field by field, each change audited once; a new
