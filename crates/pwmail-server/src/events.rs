@@ -262,7 +262,7 @@ impl<'a> Payload<'a> {
                     id,
                     sequence: event.seq.unwrap_or(0),
                 }),
-                email: is_email.then(|| Email {
+                email: is_email.then_some(Email {
                     message_id: event.message_id.as_deref(),
                     kind: event.message_kind.as_deref(),
                     to: event.email.as_deref(),

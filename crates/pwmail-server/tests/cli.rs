@@ -2370,3 +2370,77 @@ fn user_update_changes_a_user_and_says_what_changed() {
         "{ops:?}"
     );
 }
+
+/// `pwmail events list` shows what waits for the receiver (as text and as
+/// JSON), `--state failed` what was given up, and `events retry` queues
+/// the failed ones again. The events are the database's own: written here
+/// by its triggers as an admin command suppresses and lifts.
+#[test]
+fn events_list_shows_what_waits_and_retry_sends_failed_ones_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(pwmail(d, &["migrate"]).0);
+    assert!(pwmail(d, &["user", "add", "gone@example.com"]).0);
+    let (ok, out, err) = pwmail(d, &["events", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("events are off"), "{out}");
+    let db = d.join("pwmail-data/pwmail.db");
+    let sql = |statement: &str| {
+        let done = Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()")
+            .arg(&db)
+            .arg(statement)
+            .status()
+            .unwrap();
+        assert!(done.success(), "{statement}");
+    };
+    // What `serve --events-url` writes at start; then a bounce, as the
+    // dispatcher records it.
+    sql("INSERT INTO event_kinds (kind) VALUES ('user.suppressed'), ('user.unsuppressed')");
+    sql(
+        "UPDATE users SET deliverable = 0, suppressed_at = 1796000000000, \
+         suppressed_reason = 'permanent failure: 550 5.1.1' WHERE email = 'gone@example.com'",
+    );
+    assert!(pwmail(d, &["user", "unsuppress", "gone@example.com"]).0);
+
+    let (ok, out, err) = pwmail(d, &["events", "list", "--json"]);
+    assert!(ok, "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["user.suppressed", "user.unsuppressed"], "{out}");
+    assert_eq!(events[0]["reason"], "permanent failure: 550 5.1.1");
+    assert_eq!(events[0]["at"], "2026-11-30T00:53:20.000Z");
+    assert!(events.iter().all(|e| e["email"] == "gone@example.com"
+        && e["state"] == "pending"
+        && e["id"].as_str().unwrap().starts_with("evt_")));
+    let (ok, out, _) = pwmail(d, &["events", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("user.suppressed") && out.contains("2 pending, 0 delivering, 0 failed"),
+        "{out}"
+    );
+
+    sql(
+        "UPDATE events SET state = 'failed', attempts = 60, last_error = 'gave up after 60 attempts' \
+         WHERE kind = 'user.suppressed'",
+    );
+    let (_, out, _) = pwmail(d, &["events", "list", "--state", "failed"]);
+    assert!(
+        out.contains("gave up after 60 attempts") && !out.contains("user.unsuppressed"),
+        "{out}"
+    );
+    let (ok, out, err) = pwmail(d, &["events", "retry"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("1 failed events queued again"), "{out}");
+    let (_, out, _) = pwmail(d, &["events", "list", "--state", "failed", "--json"]);
+    assert_eq!(out.trim(), "", "none failed now");
+    let (ok, _, err) = pwmail(d, &["events", "list", "--state", "done"]);
+    assert!(
+        !ok && err.contains("pending, delivering or failed"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Events for an operator: what waits to be delivered or was given up,
 //! and failed ones sent again.
 
-use pwmail_store::{Event, EventState, Store, UnixMillis};
+use pwmail_store::{Event, EventKind, EventState, Store, UnixMillis};
 
 use super::AppError;
 
@@ -33,4 +33,9 @@ pub async fn retry_failed(store: &dyn Store, now: UnixMillis) -> Result<u64, App
 /// How many wait in each state.
 pub async fn depth(store: &dyn Store) -> Result<Vec<(EventState, u64)>, AppError> {
     Ok(store.event_depth().await?)
+}
+
+/// The kinds the database writes now (none: events are off).
+pub async fn kinds(store: &dyn Store) -> Result<Vec<EventKind>, AppError> {
+    Ok(store.event_kinds().await?)
 }

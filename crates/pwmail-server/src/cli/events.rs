@@ -31,11 +31,18 @@ fn parse_state(text: &str) -> Result<EventState, String> {
     EventState::parse(text).ok_or_else(|| "expected pending, delivering or failed".to_string())
 }
 
+/// A time as JSON readers want it: RFC 3339, to the millisecond.
+fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn json(e: &Event) -> serde_json::Value {
     let mut object = serde_json::json!({
         "id": e.event_id,
         "type": e.kind.as_str(),
-        "at": format_utc(e.at),
+        "at": rfc3339(e.at),
         "state": e.state.as_str(),
         "attempts": e.attempts,
     });
@@ -49,7 +56,7 @@ fn json(e: &Event) -> serde_json::Value {
         ("reason", e.detail.clone().map(Into::into)),
         (
             "next_attempt_at",
-            (e.state == EventState::Pending).then(|| format_utc(e.next_attempt_at).into()),
+            (e.state == EventState::Pending).then(|| rfc3339(e.next_attempt_at).into()),
         ),
         ("last_error", e.last_error.clone().map(Into::into)),
     ];
@@ -76,7 +83,7 @@ pub async fn run(cmd: &EventsCommand, db: &DbArgs, now: i64) -> anyhow::Result<(
                 }
                 return Ok(());
             }
-            let kinds = store.event_kinds().await?;
+            let kinds = events::kinds(&*store).await?;
             if kinds.is_empty() {
                 out!("(events are off: no server was started with --events-url)")?;
             }
