@@ -2444,3 +2444,38 @@ fn events_list_shows_what_waits_and_retry_sends_failed_ones_again() {
         "{err}"
     );
 }
+
+/// `pwmail user delete` removes a user with what is theirs and says so;
+/// the audit log keeps their address; the only admin is never deleted.
+#[test]
+fn user_delete_removes_a_user_and_the_audit_log_keeps_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    with_ops_admin(d);
+    assert!(pwmail(d, &["user", "add", "del@example.com", "--admin"]).0);
+    let (ok, token, err) = pwmail(d, &["token", "create", "del@example.com"]);
+    assert!(ok && token.trim().len() > 20, "{err}");
+
+    let (ok, out, err) = pwmail(d, &["user", "delete", "Del@example.com"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "deleted user del@example.com (id 2) with 1 API token, 0 links and 0 unsent emails; \
+         their sent emails stay without them, and 0 audit rows about or by them keep the address"
+    );
+    let (_, list, _) = pwmail(d, &["user", "list"]);
+    assert!(!list.contains("del@example.com"), "{list}");
+    let rows = audit_json(d, &["--user", "del@example.com"]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["operation"], "user_deleted");
+    assert_eq!(rows[0]["target_email"], "del@example.com");
+
+    let (ok, _, err) = pwmail(d, &["user", "delete", "ops@example.com"]);
+    assert!(!ok);
+    assert!(
+        err.contains("ops@example.com is the only admin; make another user admin first"),
+        "{err}"
+    );
+    let (ok, _, err) = pwmail(d, &["user", "delete", "del@example.com"]);
+    assert!(!ok && err.contains("del@example.com"), "{err}");
+}

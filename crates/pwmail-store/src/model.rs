@@ -39,6 +39,19 @@ pub struct User {
     pub suppressed: Option<Suppression>,
 }
 
+/// What `Users::delete_user` removed with the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedUser {
+    /// The user as they were.
+    pub user: User,
+    pub tokens: u64,
+    pub links: u64,
+    /// Emails not yet sent, deleted; sent and dead ones stay without them.
+    pub unsent_emails: u64,
+    /// Audit rows about or by them, which keep their address.
+    pub audit_rows: u64,
+}
+
 /// What `Users::update_user` changes; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserChange {

@@ -52,6 +52,12 @@ pub const USER_BY_EMAIL_KEY: &str = concat!(
     user_columns!(),
     " FROM users WHERE email_key = $1"
 );
+/// PostgreSQL: [`USER_BY_EMAIL_KEY`], the row locked for the transaction.
+pub const USER_LOCK_BY_EMAIL_KEY: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE email_key = $1 FOR UPDATE"
+);
 pub const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE is_admin";
 /// $1 email key, $2 now; keeps the first time a user was disabled.
 pub const USER_DISABLE: &str = concat!(
@@ -86,6 +92,31 @@ pub const USER_UPDATE: &str = concat!(
 /// $4 request id: a change to a user, audited.
 pub const AUDIT_USER_CHANGE: &str =
     "INSERT INTO audit_log (at, target_user_id, operation, request_id) VALUES ($1, $2, $3, $4)";
+// A user deleted, in this order, one transaction (`Users::delete_user`);
+// each takes $1 the user.
+/// Idempotency-Keys of their tokens, or whose stored outcome is an email
+/// to them (a replay would answer from a row that is gone).
+pub const USER_DELETE_KEYS: &str = "DELETE FROM idempotency_keys
+     WHERE token_id IN (SELECT id FROM api_tokens WHERE user_id = $1)
+        OR outbox_id IN (SELECT id FROM outbox WHERE user_id = $1)";
+/// Emails to them not yet sent (a send in flight finds its row gone).
+pub const USER_DELETE_UNSENT: &str =
+    "DELETE FROM outbox WHERE user_id = $1 AND state IN ('queued', 'retrying', 'sending')";
+/// Sent and dead emails stay, as history, without the user.
+pub const USER_DETACH_SETTLED: &str = "UPDATE outbox SET user_id = NULL WHERE user_id = $1";
+pub const USER_DELETE_LINKS: &str = "DELETE FROM reset_links WHERE user_id = $1";
+pub const USER_DELETE_TOKENS: &str = "DELETE FROM api_tokens WHERE user_id = $1";
+/// $2 their address: audit rows about them and by them keep it.
+pub const AUDIT_KEEP_TARGET_ADDRESS: &str =
+    "UPDATE audit_log SET target_address = COALESCE(target_address, $2) WHERE target_user_id = $1";
+pub const AUDIT_KEEP_ACTOR_ADDRESS: &str =
+    "UPDATE audit_log SET actor_address = $2 WHERE actor_user_id = $1";
+pub const USER_DELETE: &str = "DELETE FROM users WHERE id = $1";
+/// $1 at, $2 the user's former id, $3 address, $4 request id.
+pub const AUDIT_USER_DELETED: &str =
+    "INSERT INTO audit_log (at, target_user_id, target_address, operation, request_id)
+     VALUES ($1, $2, $3, 'user_deleted', $4)";
+
 /// $1 user, $2 whether mail can be addressed to their stored address.
 pub const USER_SET_DELIVERABLE: &str = "UPDATE users SET deliverable = $2 WHERE id = $1";
 /// Users whose address was never checked (`deliverable` NULL), by the
@@ -245,14 +276,16 @@ pub const AUDIT_REFUSAL: &str = "INSERT INTO audit_log (at, actor_user_id, actor
 /// NULL, $4 until (exclusive) or NULL, $5 limit, $6 an address refusals
 /// asked for or NULL (with $1: rows matching either), $7 an outcome,
 /// 'refused' (every outcome but 'ok') or NULL.
-pub const AUDIT_LIST: &str = "SELECT a.id, a.at, a.actor_user_id, au.email AS actor_email,
+pub const AUDIT_LIST: &str = "SELECT a.id, a.at, a.actor_user_id,
+        COALESCE(au.email, a.actor_address) AS actor_email,
         a.actor_token_id, a.target_user_id, COALESCE(tu.email, a.target_address) AS target_email,
         a.operation, a.request_id, a.outbox_id, a.idempotency_key, a.link_revealed, a.outcome
      FROM audit_log a
      LEFT JOIN users au ON au.id = a.actor_user_id
      LEFT JOIN users tu ON tu.id = a.target_user_id
      WHERE ((CAST($1 AS BIGINT) IS NULL AND CAST($6 AS TEXT) IS NULL)
-            OR a.target_user_id = $1 OR a.actor_user_id = $1 OR a.target_address = $6)
+            OR a.target_user_id = $1 OR a.actor_user_id = $1 OR a.target_address = $6
+            OR a.actor_address = $6)
        AND (CAST($2 AS TEXT) IS NULL OR a.request_id = $2)
        AND (CAST($3 AS BIGINT) IS NULL OR a.at >= $3)
        AND (CAST($4 AS BIGINT) IS NULL OR a.at < $4)

@@ -2736,6 +2736,131 @@ async fn events(store: &dyn StoreTestExt) {
     );
 }
 
+/// A user deleted with their tokens, links and unsent emails, in one
+/// transaction; their sent email stays without them, and the audit rows
+/// about and by them keep their address.
+async fn user_deletion(store: &dyn StoreTestExt) {
+    let actor = admin_actor(store).await;
+    let gone = queued_user(store, actor, "del@example.com", 1).await;
+    let claimed = store.claim_outbox(&claim_as_w(T0, 10)).await.unwrap();
+    let sent = Settlement::Sent {
+        reply: "250 ok".into(),
+        at: T0 + 1,
+    };
+    assert!(
+        store
+            .settle_outbox(claimed[0].id, "w", &sent)
+            .await
+            .unwrap()
+    );
+    store
+        .issue_link(&issue(
+            gone.id,
+            actor,
+            LinkPurpose::SendPasswordEmail,
+            2,
+            T0 + 61_000,
+        ))
+        .await
+        .unwrap();
+    let token = store
+        .create_api_token(gone.id, &hash(40), "theirs", false, T0)
+        .await
+        .unwrap();
+    // They acted too: a call of theirs for someone else.
+    let other = store
+        .create_user(&new_user("other@example.com", false), T0)
+        .await
+        .unwrap();
+    let theirs = Actor {
+        user: gone.id,
+        token_id: token.id,
+    };
+    store
+        .issue_link(&keyed(
+            issue(other.id, theirs, LinkPurpose::SendPasswordEmail, 3, T0),
+            "k1",
+            "f1",
+        ))
+        .await
+        .unwrap();
+
+    let deleted = store
+        .delete_user("DEL@example.com", T0 + 70_000, "cli-del")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            deleted.user.id,
+            deleted.tokens,
+            deleted.links,
+            deleted.unsent_emails,
+            deleted.audit_rows
+        ),
+        (gone.id, 1, 2, 1, 3)
+    );
+    assert!(store.user_by_id(gone.id).await.unwrap().is_none());
+    assert!(store.find_link(&hash(1)).await.unwrap().is_none());
+    assert!(
+        store.find_link(&hash(3)).await.unwrap().is_some(),
+        "the other's link stays"
+    );
+    let left = store.list_outbox(None, 10).await.unwrap();
+    let mut states: Vec<_> = left.iter().map(|m| m.state).collect();
+    states.sort_by_key(|s| s.as_str());
+    assert_eq!(
+        states,
+        [OutboxState::Queued, OutboxState::Sent],
+        "the sent one and the other's"
+    );
+    let audit = store
+        .list_audit(&AuditFilter {
+            address: Some("del@example.com".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let rows: Vec<_> = audit
+        .iter()
+        .map(|r| {
+            (
+                r.operation.as_str(),
+                r.actor_email.as_deref(),
+                r.target_email.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("user_deleted", None, Some("del@example.com")),
+            (
+                "send_password_email",
+                Some("del@example.com"),
+                Some("other@example.com")
+            ),
+            (
+                "send_password_email",
+                Some("a@example.com"),
+                Some("del@example.com")
+            ),
+            (
+                "send_password_email",
+                Some("a@example.com"),
+                Some("del@example.com")
+            ),
+        ]
+    );
+    let again = store.delete_user("del@example.com", T0, "cli-2").await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    // The address is free again.
+    store
+        .create_user(&new_user("del@example.com", false), T0 + 80_000)
+        .await
+        .unwrap();
+}
+
 macro_rules! suite {
     ($engine:ident: $($case:ident),*) => {
         mod $engine {
@@ -2751,8 +2876,8 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite: events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
-suite!(postgres: events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(sqlite: user_deletion, events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
+suite!(postgres: user_deletion, events, user_updates, suppression, user_locales, retention, audit_list, users_and_tokens, gcra, gcra_follows_the_model, rate_limit_state_expires, dead_link_emails_revoke_their_link, issue_links, caller_rate, issue_target_charges_once, issue_call, addresses_are_checked, concurrent_callers_share_one_rate, idempotency_keys, outbox, complete_reset, concurrent_writes, concurrent_settles, leases_and_space, rate_state_fits_a_faster_rate);
 
 /// Replicas starting together all run the migrations on one empty database:
 /// each must come up, and the schema must be migrated once.

@@ -70,6 +70,12 @@ pub enum AppError {
     NoSuchMessage(i64),
     #[error("outbox message {0} is not dead (only dead messages can be retried)")]
     NotDead(i64),
+    /// `pwmail user delete` of the only admin: nobody could call the API.
+    #[error(
+        "{0} is the only admin; make another user admin first \
+         (pwmail user update OTHER --admin), then delete this one"
+    )]
+    LastAdmin(String),
     /// `pwmail user unsuppress` of an address that is not suppressed.
     #[error("{0} is not suppressed (nothing to lift)")]
     NotSuppressed(String),

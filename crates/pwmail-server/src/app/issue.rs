@@ -136,6 +136,7 @@ fn audited(error: &AppError) -> Option<AuditOutcome> {
         | AppError::NoSuchMessage(_)
         | AppError::NotDead(_)
         | AppError::NotSuppressed(_)
+        | AppError::LastAdmin(_)
         | AppError::DeadLinkEmail { .. }
         | AppError::Backlog { .. }
         | AppError::TokenRate { .. }

@@ -239,6 +239,21 @@ pub async fn unsuppress(
     }
 }
 
+/// Deletes a user with their tokens, links and unsent emails (see
+/// `Users::delete_user`); never the only admin.
+pub async fn delete(
+    store: &dyn Store,
+    email: &str,
+    now: UnixMillis,
+    request_id: &str,
+) -> Result<pwmail_store::DeletedUser, AppError> {
+    let user = find(store, email).await?;
+    if user.is_admin && store.count_admins().await? <= 1 {
+        return Err(AppError::LastAdmin(user.email));
+    }
+    Ok(store.delete_user(email, now, request_id).await?)
+}
+
 /// Whether `password` is the user's current password: its NFKC form, or
 /// as typed (hashes set before passwords were normalised).
 pub async fn check_password(

@@ -56,7 +56,7 @@ fn parse_outcome(text: &str) -> Result<OutcomeFilter, String> {
 }
 
 /// RFC 3339 in UTC, to the millisecond.
-fn rfc3339(at: UnixMillis) -> String {
+pub(super) fn rfc3339(at: UnixMillis) -> String {
     chrono::DateTime::from_timestamp_millis(at)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| at.to_string())

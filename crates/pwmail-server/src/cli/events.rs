@@ -6,6 +6,7 @@ use pwmail_store::{Event, EventState};
 
 use crate::app::events;
 use crate::cli::args::DbArgs;
+use crate::cli::audit::rfc3339;
 use crate::cli::out;
 use crate::clock::format_utc;
 
@@ -29,13 +30,6 @@ pub enum EventsCommand {
 
 fn parse_state(text: &str) -> Result<EventState, String> {
     EventState::parse(text).ok_or_else(|| "expected pending, delivering or failed".to_string())
-}
-
-/// A time as JSON readers want it: RFC 3339, to the millisecond.
-fn rfc3339(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn json(e: &Event) -> serde_json::Value {

@@ -82,6 +82,12 @@ pub enum UserCommand {
         /// The user's email address.
         email: String,
     },
+    /// Delete a user with their API tokens, links and unsent emails; their audit rows stay,
+    /// keeping the address.
+    Delete {
+        /// The user's email address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,6 +290,23 @@ pub async fn user(cmd: &UserCommand, db: &DbArgs, now: i64) -> anyhow::Result<()
             } else {
                 out!("updated user {}: {}", before.email, changed.join(", "))?;
             }
+        }
+        UserCommand::Delete { email } => {
+            let request_id = format!("cli-{}", uuid::Uuid::now_v7());
+            let d = users::delete(&*store, email, now, &request_id).await?;
+            let n = |count: u64, one: &str, many: &str| {
+                format!("{count} {}", if count == 1 { one } else { many })
+            };
+            out!(
+                "deleted user {} (id {}) with {}, {} and {}; their sent emails stay without \
+                 them, and {} about or by them keep the address",
+                d.user.email,
+                d.user.id.0,
+                n(d.tokens, "API token", "API tokens"),
+                n(d.links, "link", "links"),
+                n(d.unsent_emails, "unsent email", "unsent emails"),
+                n(d.audit_rows, "audit row", "audit rows"),
+            )?;
         }
         UserCommand::Unsuppress { email } => {
             let request_id = format!("cli-{}", uuid::Uuid::now_v7());

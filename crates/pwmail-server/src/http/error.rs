@@ -45,6 +45,7 @@ impl From<AppError> for ApiError {
             | AppError::LinkRevealed
             | AppError::NotDead(_)
             | AppError::NotSuppressed(_)
+            | AppError::LastAdmin(_)
             | AppError::DeadLinkEmail { .. }
             | AppError::Undeliverable { .. }
             | AppError::Suppressed { .. } => ApiError::FailedPrecondition(message),

@@ -37,6 +37,17 @@ pub trait Users: Send + Sync {
         request_id: &str,
     ) -> Result<(User, User)>;
 
+    /// Deletes the user with `email`, their API tokens, links and unsent
+    /// emails (their sent and dead ones stay without them); audit rows
+    /// about and by them stay, keeping the address; one audit row
+    /// `user_deleted`. One transaction. `NotFound` if there is no such user.
+    async fn delete_user(
+        &self,
+        email: &str,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<DeletedUser>;
+
     /// Lifts the suppression of the user with `email` (deliverable again)
     /// and audits it under `request_id`; the user as they are now.
     /// `NotFound` if no such user is suppressed.

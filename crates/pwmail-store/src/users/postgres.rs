@@ -136,6 +136,67 @@ impl Users for PgStore {
         Ok((before, after))
     }
 
+    async fn delete_user(
+        &self,
+        email: &str,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<DeletedUser> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        // Locked: an issue for them waits, then finds no user.
+        let row = sqlx::query(sql::USER_LOCK_BY_EMAIL_KEY)
+            .bind(email_key(email))
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+        let user = rows::user(&row)?;
+        let id = user.id.0;
+        let mut count = Vec::new();
+        for statement in [
+            sql::USER_DELETE_KEYS,
+            sql::USER_DELETE_UNSENT,
+            sql::USER_DETACH_SETTLED,
+            sql::USER_DELETE_LINKS,
+            sql::USER_DELETE_TOKENS,
+        ] {
+            let done = sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            count.push(done.rows_affected());
+        }
+        let mut audit_rows = 0;
+        for statement in [
+            sql::AUDIT_KEEP_TARGET_ADDRESS,
+            sql::AUDIT_KEEP_ACTOR_ADDRESS,
+        ] {
+            let done = sqlx::query(statement)
+                .bind(id)
+                .bind(&user.email)
+                .execute(&mut *tx)
+                .await?;
+            audit_rows += done.rows_affected();
+        }
+        sqlx::query(sql::USER_DELETE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::AUDIT_USER_DELETED)
+            .bind(now)
+            .bind(id)
+            .bind(&user.email)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        conn.release();
+        Ok(DeletedUser {
+            user,
+            tokens: count[4],
+            links: count[3],
+            unsent_emails: count[1],
+            audit_rows,
+        })
+    }
+
     async fn unsuppress_user(
         &self,
         email: &str,

@@ -74,6 +74,47 @@ impl Users for SqliteStore {
             .await
     }
 
+    async fn delete_user(
+        &self,
+        email: &str,
+        now: UnixMillis,
+        request_id: &str,
+    ) -> Result<DeletedUser> {
+        let (email, request_id) = (email.to_string(), request_id.to_string());
+        self.writer
+            .write(move |c| {
+                let user = one(
+                    c,
+                    sql::USER_BY_EMAIL_KEY,
+                    params![email_key(&email)],
+                    |row| rows::user(row),
+                )?
+                .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
+                let id = user.id.0;
+                exec(c, sql::USER_DELETE_KEYS, [id])?;
+                let unsent = exec(c, sql::USER_DELETE_UNSENT, [id])?;
+                exec(c, sql::USER_DETACH_SETTLED, [id])?;
+                let links = exec(c, sql::USER_DELETE_LINKS, [id])?;
+                let tokens = exec(c, sql::USER_DELETE_TOKENS, [id])?;
+                let about = exec(c, sql::AUDIT_KEEP_TARGET_ADDRESS, params![id, user.email])?;
+                let by = exec(c, sql::AUDIT_KEEP_ACTOR_ADDRESS, params![id, user.email])?;
+                exec(c, sql::USER_DELETE, [id])?;
+                exec(
+                    c,
+                    sql::AUDIT_USER_DELETED,
+                    params![now, id, user.email, request_id],
+                )?;
+                Ok(DeletedUser {
+                    user,
+                    tokens: tokens as u64,
+                    links: links as u64,
+                    unsent_emails: unsent as u64,
+                    audit_rows: (about + by) as u64,
+                })
+            })
+            .await
+    }
+
     async fn unsuppress_user(
         &self,
         email: &str,
