@@ -474,6 +474,7 @@ impl Case<'_> {
                         options: Default::default(),
                         lifetime: None,
                         reveal: false,
+                        trace: None,
                     })
                     .await;
                 let seen = match got {

@@ -857,3 +857,150 @@ async fn a_start_says_when_it_cuts_state_a_slower_rate_left() {
     assert!(second.contains("pwmail serving"), "{second}");
     assert!(!second.contains(CUT), "nothing to cut: {second}");
 }
+
+/// Traces through a real OTLP/HTTP receiver (protobuf decoded by
+/// `opentelemetry-proto`): an API call continues the caller's
+/// `traceparent`, its store call is its child; the email's delivery
+/// attempt is a trace of its own linked to the call, with the send as its
+/// child; the page continues its caller's trace. No span holds the token,
+/// and the JSON log lines of the call and of the send carry their ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_receiver_linked_across_the_outbox_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("serve.log");
+    let store = open_store(d).await;
+    let token = seed_admin(&*store).await;
+    admin::add_user(&*store, "ada@example.com", false, None, now())
+        .await
+        .unwrap();
+    let receiver = pwmail_testkit::otlp::OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    let envs = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "pwmail-under-test"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let server = serve(d, &[], &envs, &log);
+    let (call_trace, call_parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let client = reqwest::Client::new();
+    let status = client
+        .post(format!(
+            "http://{}/api/web/custom/password/admin_reset",
+            server.listen
+        ))
+        .header("Authorization", format!("APIToken {token}"))
+        .header("traceparent", format!("00-{call_trace}-{call_parent}-01"))
+        .json(&serde_json::json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let mail_dir = d.join("pwmail-data/mail");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let link = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find_map(|m| link_token(&m));
+        if let Some(link) = found {
+            break link;
+        }
+        assert!(Instant::now() < deadline, "no email written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (page_trace, page_parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let page = client
+        .get(format!("http://{}/reset/{link}", server.listen))
+        .header("traceparent", format!("00-{page_trace}-{page_parent}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+
+    let named = |spans: &[pwmail_testkit::otlp::Span], name: &str| {
+        spans.iter().filter(|s| s.name == name).count()
+    };
+    let spans = receiver
+        .wait_until(Duration::from_secs(30), |spans| {
+            named(spans, "mail.send") >= 1 && named(spans, "GET /reset/{token}") >= 1
+        })
+        .await;
+    let shown: Vec<_> = spans
+        .iter()
+        .map(|s| (&s.name, &s.trace_id, &s.parent_span_id))
+        .collect();
+    let call = spans
+        .iter()
+        .find(|s| s.trace_id == call_trace && s.parent_span_id == call_parent)
+        .unwrap_or_else(|| panic!("the call continues its traceparent: {shown:?}"));
+    assert_eq!(call.name, "reset_password_by_admin", "{shown:?}");
+    assert_eq!(call.service, "pwmail-under-test");
+    assert!(call.attribute("request_id").is_some_and(|r| !r.is_empty()));
+    let stored = spans
+        .iter()
+        .find(|s| s.name == "store.issue_call")
+        .expect("the store call");
+    assert_eq!(
+        (&stored.trace_id, &stored.parent_span_id),
+        (&call.trace_id, &call.span_id),
+        "the store call is the call's child"
+    );
+    let deliver = spans
+        .iter()
+        .find(|s| s.name == "outbox.deliver")
+        .expect("the delivery attempt");
+    assert_eq!(
+        deliver.links,
+        [(call.trace_id.clone(), call.span_id.clone())],
+        "the delivery attempt links to the call that queued it"
+    );
+    assert_ne!(deliver.trace_id, call.trace_id, "a trace of its own");
+    let send = spans.iter().find(|s| s.name == "mail.send").unwrap();
+    assert_eq!(
+        (&send.trace_id, &send.parent_span_id),
+        (&deliver.trace_id, &deliver.span_id)
+    );
+    assert_eq!(send.attribute("transport"), Some("files"));
+    let page_span = spans
+        .iter()
+        .find(|s| s.name == "GET /reset/{token}")
+        .unwrap();
+    assert_eq!(
+        (
+            page_span.trace_id.as_str(),
+            page_span.parent_span_id.as_str()
+        ),
+        (page_trace, page_parent)
+    );
+    for span in &spans {
+        assert!(
+            !span.raw.contains(&link),
+            "a span holds the token: {}",
+            span.raw
+        );
+    }
+
+    // The log lines carry the ids: the call's (its failures, none here)
+    // and the send's "email sent".
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let sent_line = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "email sent")
+        .expect("an email sent line");
+    assert_eq!(
+        sent_line["span"]["trace_id"],
+        deliver.trace_id.as_str(),
+        "{sent_line}"
+    );
+    assert_eq!(
+        sent_line["span"]["span_id"],
+        deliver.span_id.as_str(),
+        "{sent_line}"
+    );
+    common::signal(&server.child, "-TERM");
+}

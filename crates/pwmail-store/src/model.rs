@@ -381,6 +381,11 @@ pub struct LinkOptions {
     /// user's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// The W3C `traceparent` of the call, when traces are on: the
+    /// delivery attempt of its email links to it. Not part of what the call
+    /// asked (an Idempotency-Key's fingerprint leaves it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl LinkOptions {

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod hook;
+pub mod otlp;
 pub mod pg;
 pub mod proxy;
 pub mod ses;

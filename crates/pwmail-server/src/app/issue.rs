@@ -1,6 +1,7 @@
 //! SendPasswordEmail and ResetPasswordByAdmin: email a user a fresh link.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use pwmail_store::{
     Actor, Admission, AuditOutcome, Authenticated, CallOutcome, IdempotencyKey, IssueCall,
@@ -29,6 +30,8 @@ pub struct IssueRequest<'a> {
     /// Answer the link instead of emailing it: only a token with the
     /// `reveal_links` right may ask.
     pub reveal: bool,
+    /// The call's W3C `traceparent` (traces on), kept with its email.
+    pub trace: Option<String>,
 }
 
 /// What became of a call that was not refused.
@@ -227,6 +230,7 @@ impl App {
             ref options,
             lifetime,
             reveal,
+            ref trace,
         } = request;
         let config = &self.config;
         let now = self.clock.now();
@@ -271,6 +275,8 @@ impl App {
             }
             None => None,
         };
+        // After the fingerprint: the trace is not part of the request.
+        options.traceparent = trace.clone();
         let waiting = self.backlog();
         if waiting >= config.max_backlog {
             return Err(AppError::Backlog {
@@ -304,7 +310,15 @@ impl App {
                 now,
             },
         };
-        let ended = self.space.noted(self.store.issue_call(&call).await, |a| {
+        let stored = self
+            .store
+            .issue_call(&call)
+            .instrument(tracing::info_span!(
+                "store.issue_call",
+                otel.kind = "client"
+            ))
+            .await;
+        let ended = self.space.noted(stored, |a| {
             matches!(
                 a,
                 CallOutcome::Issued {

@@ -2,6 +2,7 @@
 //! links) and setting the new password with it.
 
 use std::net::IpAddr;
+use tracing::Instrument as _;
 
 use pwmail_i18n::{Catalogs, Lang};
 use pwmail_store::{Admission, CompleteReset, LinkState, RateKey, ResetLink, ResetOutcome, User};
@@ -150,6 +151,10 @@ impl App {
                     request_id: request_id.to_string(),
                     now,
                 })
+                .instrument(tracing::info_span!(
+                    "store.complete_reset",
+                    otel.kind = "client"
+                ))
                 .await,
             |o| matches!(o, ResetOutcome::Changed { .. }),
         )?;

@@ -140,7 +140,21 @@ pub fn main() -> ExitCode {
             }
         }
     };
-    init_logging(cli.log_format);
+    // Traces only for the long-running commands; a variable set wrong
+    // stops them before they start.
+    let traces = match &cli.command {
+        Command::Serve(_) | Command::Dispatch(_) => {
+            match crate::observe::traces::Traces::from_env() {
+                Ok(traces) => traces,
+                Err(e) => {
+                    eprintln!("pwmail: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    init_logging(cli.log_format, traces.as_ref());
     // `send` waits on the network almost all the time: one thread does it
     // without handing its calls between two (each hand-off a wakeup; its
     // CPU is taken from a server often on the same machine).
@@ -157,7 +171,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&cli)) {
+    let result = runtime.block_on(run(&cli));
+    drop(runtime);
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of stdout went away (`| head`): it has what it wanted.
         Err(e) if closed_stdout(&e) => ExitCode::SUCCESS,
@@ -187,21 +206,22 @@ fn closed_stdout(error: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, traces: Option<&crate::observe::traces::Traces>) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         EnvFilter::try_from_env("PWMAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let otel = traces.map(|t| tracing_opentelemetry::layer().with_tracer(t.tracer()));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+        LogFormat::Json => registry
+            .with(lines.json().flatten_event(true).with_current_span(true))
             .init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => registry.with(lines).init(),
     }
 }
 

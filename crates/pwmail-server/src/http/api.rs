@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 use crate::app::issue::{IssueRequest, Issued};
 use crate::app::{self, App, validate};
 use crate::http::{Context, auth};
+use crate::observe::traces;
 
 pub enum PwmailImpl {}
 
@@ -61,6 +62,7 @@ impl PwmailApi for PwmailImpl {
                     options: LinkOptions::default(),
                     lifetime: None,
                     reveal: false,
+                    trace: traces::traceparent(&tracing::Span::current()),
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -105,6 +107,7 @@ impl PwmailApi for PwmailImpl {
                     options: LinkOptions::default(),
                     lifetime: None,
                     reveal: false,
+                    trace: traces::traceparent(&tracing::Span::current()),
                 })
                 .await?;
             Ok(HttpResponseHeaders::new(
@@ -158,6 +161,7 @@ impl PwmailApi for PwmailImpl {
                     },
                     lifetime,
                     reveal: matches!(body.deliver, CreateResetLinkRequestDeliver::Response),
+                    trace: traces::traceparent(&tracing::Span::current()),
                 })
                 .await?;
             let (request_id, expires_at, link) = match &issued {
@@ -257,7 +261,7 @@ async fn handle<T>(
     operation: &'static str,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let span = tracing::info_span!("request", request_id = %rqctx.request_id, operation);
+    let span = super::request_span(rqctx, operation);
     let result = with_deadline(&rqctx.context().app, work)
         .instrument(span.clone())
         .await;

@@ -97,3 +97,23 @@ pub fn ops_description() -> anyhow::Result<dropshot::ApiDescription<Context>> {
     }
     Ok(api)
 }
+
+/// The span of one request, named `name` (the operation, or the page's
+/// route: never a token): it carries the request id, continues the
+/// caller's trace (`traceparent`) and, with traces on, its ids.
+pub(crate) fn request_span(
+    rqctx: &dropshot::RequestContext<Context>,
+    name: &'static str,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = name,
+        otel.kind = "server",
+        request_id = %rqctx.request_id,
+        operation = name,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    crate::observe::traces::continue_from(&span, rqctx.request.headers());
+    span
+}

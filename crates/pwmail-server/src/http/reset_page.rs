@@ -5,6 +5,7 @@
 //! for the new password.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use dropshot::{Body, HttpError, Path, RequestContext};
 use http::header::{self, HeaderValue};
@@ -534,6 +535,14 @@ pub async fn reset_form(
     rqctx: RequestContext<Context>,
     path: Path<TokenPath>,
 ) -> Result<Response<Body>, HttpError> {
+    let span = super::request_span(&rqctx, "GET /reset/{token}");
+    open_form(rqctx, path).instrument(span).await
+}
+
+async fn open_form(
+    rqctx: RequestContext<Context>,
+    path: Path<TokenPath>,
+) -> Result<Response<Body>, HttpError> {
     let ctx = rqctx.context();
     let Some(token) = canonical_token(&rqctx, path) else {
         return problem_page(ctx, Problem::Invalid, browser_lang(ctx, &rqctx.request));
@@ -552,6 +561,15 @@ pub async fn reset_form(
     content_type = "application/x-www-form-urlencoded",
 }]
 pub async fn reset_submit(
+    rqctx: RequestContext<Context>,
+    path: Path<TokenPath>,
+    body: pwmail_api::LimitedBytes,
+) -> Result<Response<Body>, HttpError> {
+    let span = super::request_span(&rqctx, "POST /reset/{token}");
+    submit_form(rqctx, path, body).instrument(span).await
+}
+
+async fn submit_form(
     rqctx: RequestContext<Context>,
     path: Path<TokenPath>,
     body: pwmail_api::LimitedBytes,

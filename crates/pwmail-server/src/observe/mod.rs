@@ -1,4 +1,6 @@
-//! What the operator sees of a running server: metrics and log lines.
+//! What the operator sees of a running server: metrics, log lines and
+//! traces.
 
 pub mod logging;
 pub mod metrics;
+pub mod traces;

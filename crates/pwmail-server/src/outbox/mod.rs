@@ -14,6 +14,7 @@ use pwmail_store::{Claim, OutboxMessage, Settlement, SpaceWatch, Store, StoreErr
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
@@ -282,13 +283,14 @@ impl Dispatcher {
             }
             let this = Arc::clone(self);
             inflight.spawn(async move {
-                let (result, took) = this.send(&message).await;
+                let (result, took, span) = this.send(&message).await;
                 Sent {
                     owner,
                     lease_until,
                     message,
                     result,
                     took,
+                    span,
                 }
             });
         }
@@ -312,12 +314,16 @@ impl Dispatcher {
                         message,
                         result,
                         took,
+                        span,
                     } = sent;
                     let lease = Lease {
                         owner,
                         until: lease_until,
                     };
-                    this.settle(lease, message, result, took, stopping).await;
+                    // In the attempt's span: its lines carry its trace.
+                    this.settle(lease, message, result, took, stopping)
+                        .instrument(span)
+                        .await;
                 });
             }
             Some(Err(e)) => report::<()>(Some(Err(e))),
@@ -328,20 +334,53 @@ impl Dispatcher {
     /// One attempt, bounded by the send timeout. A message that cannot be
     /// written (its template fails for it) cannot be sent: a permanent
     /// failure.
-    async fn send(&self, message: &OutboxMessage) -> (Result<String, SendError>, Duration) {
+    ///
+    /// Traced as `outbox.deliver`, linked to the call that queued it (its
+    /// `traceparent`, kept in the link's options), with the transport's
+    /// send as its child.
+    async fn send(
+        &self,
+        message: &OutboxMessage,
+    ) -> (Result<String, SendError>, Duration, tracing::Span) {
+        let span = tracing::info_span!(
+            "outbox.deliver",
+            otel.kind = "consumer",
+            outbox_id = message.id,
+            attempts = message.attempts,
+            kind = message.message.kind.as_str(),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        if let pwmail_store::Content::Link { options, .. } = &message.message.content
+            && let Some(parent) = &options.traceparent
+        {
+            crate::observe::traces::link_to(&span, parent);
+        }
+        crate::observe::traces::record_ids(&span);
         let started = std::time::Instant::now();
         let limit = self.config.send_timeout;
-        let result = match self.renderer.letter(message) {
-            Ok(letter) => match tokio::time::timeout(limit, self.transport.send(&letter)).await {
-                Ok(result) => result,
-                Err(_) => Err(SendError::transient(format!(
-                    "no answer within {} s",
-                    limit.as_secs()
-                ))),
-            },
-            Err(e) => Err(SendError::permanent(e.to_string())),
-        };
-        (result, started.elapsed())
+        let result = async {
+            match self.renderer.letter(message) {
+                Ok(letter) => {
+                    let sending = self.transport.send(&letter).instrument(tracing::info_span!(
+                        "mail.send",
+                        otel.kind = "client",
+                        transport = self.transport.kind(),
+                    ));
+                    match tokio::time::timeout(limit, sending).await {
+                        Ok(result) => result,
+                        Err(_) => Err(SendError::transient(format!(
+                            "no answer within {} s",
+                            limit.as_secs()
+                        ))),
+                    }
+                }
+                Err(e) => Err(SendError::permanent(e.to_string())),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        (result, started.elapsed(), span)
     }
 
     /// A store call bounded by the store timeout (see [`bounded`]).
@@ -633,6 +672,8 @@ struct Sent {
     message: OutboxMessage,
     result: Result<String, SendError>,
     took: Duration,
+    /// The attempt's span (`outbox.deliver`), which its settle continues.
+    span: tracing::Span,
 }
 
 #[cfg(test)]

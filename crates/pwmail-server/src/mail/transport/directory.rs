@@ -63,6 +63,10 @@ impl Transport for DirectoryTransport {
         Ok(format!("{} is writable", self.dir.display()))
     }
 
+    fn kind(&self) -> &'static str {
+        "files"
+    }
+
     fn describe(&self) -> String {
         format!(".eml files in {}", self.dir.display())
     }

@@ -83,6 +83,9 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Where it sends, for the start-up line and `mail test`; no secret.
     fn describe(&self) -> String;
+
+    /// Which kind it is (`smtp`, `hook`, `ses`, `files`): a trace attribute.
+    fn kind(&self) -> &'static str;
 }
 
 /// Writes the MIME message of a letter, from `--mail-from`, and signs it

@@ -243,6 +243,10 @@ impl Transport for SesTransport {
             .unwrap_or_else(|| SendError::permanent("SES: no identity")))
     }
 
+    fn kind(&self) -> &'static str {
+        "ses"
+    }
+
     fn describe(&self) -> String {
         format!(
             "Amazon SES {} at {} (credentials from {})",

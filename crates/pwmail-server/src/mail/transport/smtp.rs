@@ -81,6 +81,10 @@ impl Transport for SmtpTransport {
         })
     }
 
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
     fn describe(&self) -> String {
         format!("SMTP relay {}", self.relay)
     }

@@ -118,6 +118,10 @@ impl Transport for WebhookTransport {
         self.post(post, &str::to_string).await
     }
 
+    fn kind(&self) -> &'static str {
+        "hook"
+    }
+
     fn describe(&self) -> String {
         self.poster.describe().to_string()
     }
