@@ -270,3 +270,44 @@ async fn no_events_are_written_without_a_receiver() {
     );
     assert!(server.store().event_kinds().await.unwrap().is_empty());
 }
+
+/// Two replicas on one PostgreSQL database, both delivering events to one
+/// receiver: each event is leased to one of them, so each arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_deliver_each_event_once() {
+    let schema = pwmail_testkit::pg::PgSchema::create().await;
+    let receiver = HookReceiver::start().await;
+    let options = || Options {
+        database_url: Some(schema.url(None)),
+        events: Some(events_to(
+            &receiver,
+            &[EventKind::EmailQueued, EventKind::EmailSent],
+        )),
+        ..Options::default()
+    };
+    let a = TestServer::start_with(options()).await;
+    let b = TestServer::start_with(options()).await;
+    let n = 40;
+    for i in 0..n {
+        let email = format!("u{i}@example.com");
+        a.add_user(&email, false).await;
+        send(if i % 2 == 0 { &a } else { &b }, &email).await;
+    }
+    let delivered = receiver.wait_for(2 * n, DEADLINE).await;
+    assert_eq!(delivered.len(), 2 * n, "every event");
+    // Time for a second delivery to show, were there one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in receiver.delivered() {
+        *per_id.entry(r.id).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 2 * n);
+    assert!(
+        per_id.values().all(|&k| k == 1),
+        "each event delivered by one replica, once: {per_id:?}"
+    );
+    assert!(a.store().list_events(None, 10).await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    schema.drop_schema().await;
+}
