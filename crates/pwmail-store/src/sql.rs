@@ -418,15 +418,23 @@ macro_rules! claimed_columns {
 /// statement (PostgreSQL, whose dispatchers claim concurrently: the row
 /// locks are taken with `FOR UPDATE SKIP LOCKED`).
 pub fn claim_outbox_locked() -> String {
+    claim_locked(CLAIM_DUE, CLAIM_EXPIRED, claim_lease!(), claimed_columns!())
+}
+
+/// One claim statement from its parts: the due rows and the rows whose
+/// lease ran out (each `$2` now, `$4` limit; `(id, due)`), locked with
+/// `SKIP LOCKED` so concurrent claimers take different rows, the earliest
+/// due first (ties by id); `lease` (an `UPDATE … SET`) leases them and the
+/// statement returns `columns`. The outbox's claim and the events' are
+/// this one rule.
+fn claim_locked(due: &str, expired: &str, lease: &str, columns: &str) -> String {
     let lock = "FOR UPDATE SKIP LOCKED";
     format!(
-        "WITH due AS ({CLAIM_DUE} {lock}), expired AS ({CLAIM_EXPIRED} {lock}),
+        "WITH due AS ({due} {lock}), expired AS ({expired} {lock}),
          picked AS (
              SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
              ORDER BY due, id LIMIT CAST($4 AS BIGINT))
-         {} WHERE id IN (SELECT id FROM picked) RETURNING {}",
-        claim_lease!(),
-        claimed_columns!()
+         {lease} WHERE id IN (SELECT id FROM picked) RETURNING {columns}"
     )
 }
 
@@ -634,15 +642,11 @@ pub const EVENT_CLAIMED: &str = concat!("SELECT ", event_columns!(), " FROM even
 /// The claim as one statement, for PostgreSQL's concurrent deliverers
 /// (`FOR UPDATE SKIP LOCKED`: each event goes to one replica).
 pub fn claim_events_locked() -> String {
-    let lock = "FOR UPDATE SKIP LOCKED";
-    format!(
-        "WITH due AS ({EVENTS_CLAIM_DUE} {lock}), expired AS ({EVENTS_CLAIM_EXPIRED} {lock}),
-         picked AS (
-             SELECT id FROM (SELECT id, due FROM due UNION ALL SELECT id, due FROM expired) AS d
-             ORDER BY due, id LIMIT CAST($4 AS BIGINT))
-         {} WHERE id IN (SELECT id FROM picked) RETURNING {}",
+    claim_locked(
+        EVENTS_CLAIM_DUE,
+        EVENTS_CLAIM_EXPIRED,
         event_lease!(),
-        event_columns!()
+        event_columns!(),
     )
 }
 

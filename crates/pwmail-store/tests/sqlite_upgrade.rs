@@ -138,7 +138,7 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 5, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21]
+        [1, 2, 3, 5, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21, 22]
     );
     // 0016 rebuilt idempotency_keys (outbox_id may be NULL now): the live
     // key is kept as it was, and its index with it.

@@ -28,21 +28,15 @@ impl Events for SqliteStore {
         let claim = claim.clone();
         self.writer
             .write(move |c| {
-                let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
-                let due_row = |row: &conn::Row<'_, '_>| Ok((row.int("due")?, row.int("id")?));
-                let mut picked = all(c, sql::EVENTS_CLAIM_DUE, scan, due_row)?;
-                picked.extend(all(c, sql::EVENTS_CLAIM_EXPIRED, scan, due_row)?);
-                picked.sort_unstable();
-                picked.truncate(claim.limit as usize);
-                let mut claimed = Vec::with_capacity(picked.len());
-                for (_, id) in picked {
-                    let lease = params![claim.owner, claim.now, claim.lease_ms, id];
-                    if exec(c, sql::EVENT_CLAIM_ONE, lease)? == 1 {
-                        claimed.extend(one(c, sql::EVENT_CLAIMED, [id], |row| rows::event(row))?);
-                    }
-                }
-                claimed.sort_by_key(|e| e.id);
-                Ok(claimed)
+                let claimed = claim_steps(
+                    c,
+                    &claim,
+                    [sql::EVENTS_CLAIM_DUE, sql::EVENTS_CLAIM_EXPIRED],
+                    sql::EVENT_CLAIM_ONE,
+                    sql::EVENT_CLAIMED,
+                    |row| rows::event(row),
+                )?;
+                Ok(claimed.into_iter().map(|(_, e)| e).collect())
             })
             .await
     }

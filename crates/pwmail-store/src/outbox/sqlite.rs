@@ -132,21 +132,13 @@ impl Outbox for SqliteStore {
 
 /// The claim policy of `sql.rs`, step by step (see `sql::CLAIM_ONE`).
 fn claim_in(c: &Connection, claim: &Claim) -> Result<Vec<OutboxMessage>> {
-    let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
-    let due_row = |row: &conn::Row<'_, '_>| Ok((row.int("due")?, row.int("id")?));
-    let mut picked = all(c, sql::CLAIM_DUE, scan, due_row)?;
-    picked.extend(all(c, sql::CLAIM_EXPIRED, scan, due_row)?);
-    picked.sort_unstable();
-    picked.truncate(claim.limit as usize);
-    let mut claimed = Vec::with_capacity(picked.len());
-    for (_, id) in picked {
-        let lease = params![claim.owner, claim.now, claim.lease_ms, id];
-        if exec(c, sql::CLAIM_ONE, lease)? == 1 {
-            claimed.extend(one(c, sql::CLAIMED, params![id], |row| {
-                rows::outbox_message(row)
-            })?);
-        }
-    }
-    claimed.sort_by_key(|m| m.id);
-    Ok(claimed)
+    let claimed = claim_steps(
+        c,
+        claim,
+        [sql::CLAIM_DUE, sql::CLAIM_EXPIRED],
+        sql::CLAIM_ONE,
+        sql::CLAIMED,
+        |row| rows::outbox_message(row),
+    )?;
+    Ok(claimed.into_iter().map(|(_, m)| m).collect())
 }

@@ -101,6 +101,38 @@ impl SqliteStore {
     }
 }
 
+/// A claim step by step, for the one writer (nothing else runs between
+/// the steps): the due rows and the expired leases (`scans`, each `(id,
+/// due)`), merged by due time (ties by id) up to the limit, each leased
+/// with `lease` (row `$4` to `$1` until `$2 + $3`) and read with `read`
+/// (`$1` the id). The outbox's claim and the events' (`sql::CLAIM_ONE`).
+fn claim_steps<T>(
+    c: &Connection,
+    claim: &Claim,
+    scans: [&'static str; 2],
+    lease: &'static str,
+    read: &'static str,
+    row: impl Fn(&conn::Row<'_, '_>) -> Result<T>,
+) -> Result<Vec<(i64, T)>> {
+    let scan = params![claim.owner, claim.now, claim.lease_ms, claim.limit];
+    let due_row = |r: &conn::Row<'_, '_>| Ok((r.int("due")?, r.int("id")?));
+    let mut picked = Vec::new();
+    for text in scans {
+        picked.extend(all(c, text, scan, due_row)?);
+    }
+    picked.sort_unstable();
+    picked.truncate(claim.limit as usize);
+    let mut claimed = Vec::with_capacity(picked.len());
+    for (_, id) in picked {
+        let leased = params![claim.owner, claim.now, claim.lease_ms, id];
+        if exec(c, lease, leased)? == 1 {
+            claimed.extend(one(c, read, params![id], &row)?.map(|t| (id, t)));
+        }
+    }
+    claimed.sort_by_key(|(id, _)| *id);
+    Ok(claimed)
+}
+
 /// Brings the schema up to date with sqlx's migrator (it keeps the
 /// applied migrations in `_sqlx_migrations`, as every pwmail database
 /// has), on a connection of its own that is closed afterwards. Foreign
