@@ -39,7 +39,15 @@ impl Traces {
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .build()
-            .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+            .map_err(|e| {
+                // The exporter's own words name the variable, or not.
+                let said = e.to_string();
+                if said.contains("OTEL_EXPORTER_OTLP") {
+                    anyhow::anyhow!("traces: {said}")
+                } else {
+                    anyhow::anyhow!("traces (OTEL_EXPORTER_OTLP_ENDPOINT): {said}")
+                }
+            })?;
         let mut resource = opentelemetry_sdk::Resource::builder();
         let named = set("OTEL_SERVICE_NAME")
             || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));

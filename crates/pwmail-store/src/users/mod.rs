@@ -39,7 +39,8 @@ pub trait Users: Send + Sync {
 
     /// Deletes the user with `email`, their API tokens, links and unsent
     /// emails (their sent and dead ones stay without them); audit rows
-    /// about and by them stay, keeping the address; one audit row
+    /// about and by them stay, keeping the address (as `email_key` writes
+    /// it, as a refusal's row does); one audit row
     /// `user_deleted`. One transaction. `NotFound` if there is no such user.
     async fn delete_user(
         &self,

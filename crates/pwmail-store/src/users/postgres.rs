@@ -163,6 +163,9 @@ impl Users for PgStore {
             let done = sqlx::query(statement).bind(id).execute(&mut *tx).await?;
             count.push(done.rows_affected());
         }
+        // As a refusal's row keeps an address: by its key, which
+        // `audit list --user ADDRESS` looks for.
+        let address = email_key(&user.email);
         let mut audit_rows = 0;
         for statement in [
             sql::AUDIT_KEEP_TARGET_ADDRESS,
@@ -170,7 +173,7 @@ impl Users for PgStore {
         ] {
             let done = sqlx::query(statement)
                 .bind(id)
-                .bind(&user.email)
+                .bind(&address)
                 .execute(&mut *tx)
                 .await?;
             audit_rows += done.rows_affected();
@@ -182,7 +185,7 @@ impl Users for PgStore {
         sqlx::query(sql::AUDIT_USER_DELETED)
             .bind(now)
             .bind(id)
-            .bind(&user.email)
+            .bind(&address)
             .bind(request_id)
             .execute(&mut *tx)
             .await?;

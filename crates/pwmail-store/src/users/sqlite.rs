@@ -96,13 +96,16 @@ impl Users for SqliteStore {
                 exec(c, sql::USER_DETACH_SETTLED, [id])?;
                 let links = exec(c, sql::USER_DELETE_LINKS, [id])?;
                 let tokens = exec(c, sql::USER_DELETE_TOKENS, [id])?;
-                let about = exec(c, sql::AUDIT_KEEP_TARGET_ADDRESS, params![id, user.email])?;
-                let by = exec(c, sql::AUDIT_KEEP_ACTOR_ADDRESS, params![id, user.email])?;
+                // As a refusal's row keeps an address: by its key, which
+                // `audit list --user ADDRESS` looks for.
+                let address = email_key(&user.email);
+                let about = exec(c, sql::AUDIT_KEEP_TARGET_ADDRESS, params![id, address])?;
+                let by = exec(c, sql::AUDIT_KEEP_ACTOR_ADDRESS, params![id, address])?;
                 exec(c, sql::USER_DELETE, [id])?;
                 exec(
                     c,
                     sql::AUDIT_USER_DELETED,
-                    params![now, id, user.email, request_id],
+                    params![now, id, address, request_id],
                 )?;
                 Ok(DeletedUser {
                     user,
