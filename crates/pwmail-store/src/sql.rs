@@ -661,6 +661,10 @@ pub const EVENT_RETRY: &str = "UPDATE events SET state = 'pending', last_error =
 pub const EVENT_FAILED: &str = "UPDATE events SET state = 'failed', last_error = $3,
             lease_owner = NULL, lease_until = NULL
      WHERE id = $1 AND state = 'delivering' AND lease_owner = $2";
+/// $1 now: every delivery lease ends now (SQLite, under the server lock:
+/// a lease it finds was left by a process that died).
+pub const EVENT_LEASES_END: &str = "UPDATE events SET lease_until = $1
+     WHERE state = 'delivering' AND lease_until > $1";
 /// $1 now: every failed event pending again, with a fresh budget.
 pub const EVENTS_RETRY_FAILED: &str =
     "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = $1

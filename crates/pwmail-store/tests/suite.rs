@@ -2734,6 +2734,20 @@ async fn events(store: &dyn StoreTestExt) {
             .await
             .unwrap()
     );
+    // A process alone on the database (SQLite) ends the leases a dead one
+    // left: claimed again at once, not when they run out.
+    match store.end_event_leases(T0 + 200_001).await {
+        Ok(ended) => {
+            assert_eq!(ended, 6);
+            let again = store
+                .claim_events(&claim_as_w(T0 + 200_001, 100))
+                .await
+                .unwrap();
+            assert_eq!(again.len(), 6);
+        }
+        Err(StoreError::Unsupported(_)) => {}
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// A user deleted with their tokens, links and unsent emails, in one

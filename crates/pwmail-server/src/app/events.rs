@@ -39,3 +39,9 @@ pub async fn depth(store: &dyn Store) -> Result<Vec<(EventState, u64)>, AppError
 pub async fn kinds(store: &dyn Store) -> Result<Vec<EventKind>, AppError> {
     Ok(store.event_kinds().await?)
 }
+
+/// Ends the delivery leases a stopped process left (SQLite, under the
+/// server lock), so those events go out at once; how many.
+pub async fn end_abandoned_leases(store: &dyn Store, now: UnixMillis) -> Result<u64, AppError> {
+    Ok(store.end_event_leases(now).await?)
+}

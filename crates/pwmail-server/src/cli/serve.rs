@@ -342,6 +342,17 @@ async fn end_abandoned_leases(store: &dyn pwmail_store::Store) {
         ),
         Err(e) => tracing::warn!(error = %e, "could not end the leases a stopped process left"),
     }
+    match crate::app::events::end_abandoned_leases(store, SystemClock.now()).await {
+        Ok(0) => {}
+        Ok(events) => tracing::warn!(
+            events,
+            "events a stopped process left being delivered are due again now \
+             (the receiver may have them already: it drops a repeated id)"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not end the event leases a stopped process left")
+        }
+    }
 }
 
 pub async fn dispatch_only(args: &DispatchArgs, db: &DbArgs) -> anyhow::Result<()> {

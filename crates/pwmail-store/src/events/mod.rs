@@ -27,6 +27,11 @@ pub trait Events: Send + Sync {
     /// Settles a claimed event; false if the lease was lost meanwhile.
     async fn settle_event(&self, id: i64, owner: &str, outcome: &EventSettlement) -> Result<bool>;
 
+    /// Ends every delivery lease now; how many. Only for a process that
+    /// holds the database alone (SQLite under the server lock), as
+    /// `Outbox::end_leases`.
+    async fn end_event_leases(&self, now: UnixMillis) -> Result<u64>;
+
     /// Every failed event pending again with a fresh budget; how many.
     async fn retry_failed_events(&self, now: UnixMillis) -> Result<u64>;
 

@@ -67,6 +67,12 @@ impl Events for PgStore {
         Ok(self.execute(query).await? == 1)
     }
 
+    async fn end_event_leases(&self, _now: UnixMillis) -> Result<u64> {
+        Err(StoreError::Unsupported(
+            "on PostgreSQL other processes may hold leases; they end on their own".into(),
+        ))
+    }
+
     async fn retry_failed_events(&self, now: UnixMillis) -> Result<u64> {
         self.execute(sqlx::query(sql::EVENTS_RETRY_FAILED).bind(now))
             .await

@@ -66,6 +66,14 @@ impl Events for SqliteStore {
             .await
     }
 
+    async fn end_event_leases(&self, now: UnixMillis) -> Result<u64> {
+        let done = self
+            .writer
+            .write_statement(move |c| exec(c, sql::EVENT_LEASES_END, params![now]))
+            .await?;
+        Ok(done as u64)
+    }
+
     async fn retry_failed_events(&self, now: UnixMillis) -> Result<u64> {
         let done = self
             .writer

@@ -483,6 +483,7 @@ mod tests {
             ("EVENT_RETRY", sql::EVENT_RETRY),
             ("EVENT_FAILED", sql::EVENT_FAILED),
             ("EVENTS_RETRY_FAILED", sql::EVENTS_RETRY_FAILED),
+            ("EVENT_LEASES_END", sql::EVENT_LEASES_END),
             ("EVENTS_LIST", sql::EVENTS_LIST),
             ("EVENTS_DEPTH", sql::EVENTS_DEPTH),
             ("EVENTS_NEXT_DUE", sql::EVENTS_NEXT_DUE),
