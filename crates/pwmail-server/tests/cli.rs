@@ -2397,7 +2397,17 @@ fn events_list_shows_what_waits_and_retry_sends_failed_ones_again() {
     };
     // What `serve --events-url` writes at start; then a bounce, as the
     // dispatcher records it.
-    sql("INSERT INTO event_kinds (kind) VALUES ('user.suppressed'), ('user.unsuppressed')");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite://{}", db.display());
+        let store = pwmail_store::open(&url).await.unwrap();
+        store
+            .set_event_kinds(&[
+                pwmail_store::EventKind::UserSuppressed,
+                pwmail_store::EventKind::UserUnsuppressed,
+            ])
+            .await
+            .unwrap();
+    });
     sql(
         "UPDATE users SET deliverable = 0, suppressed_at = 1796000000000, \
          suppressed_reason = 'permanent failure: 550 5.1.1' WHERE email = 'gone@example.com'",

@@ -218,8 +218,6 @@ async fn a_database_of_migration_3_opens_with_its_outbox_intact() {
             "index outbox_request",
             "index outbox_user",
             "table outbox",
-            "trigger events_email_queued",
-            "trigger events_email_state",
             "trigger outbox_dead_link_email_revokes_its_link",
         ]
     );

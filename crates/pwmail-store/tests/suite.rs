@@ -2734,6 +2734,26 @@ async fn events(store: &dyn StoreTestExt) {
             .await
             .unwrap()
     );
+    // Off again: nothing is written, whatever changes (on SQLite the
+    // triggers are gone).
+    store.set_event_kinds(&[]).await.unwrap();
+    let before = store.list_events(None, 100).await.unwrap().len();
+    let later = queued_user(store, actor, "off@example.com", 6).await;
+    store
+        .unsuppress_user("two@example.com", T0, "cli-x")
+        .await
+        .unwrap_err();
+    let off = store
+        .claim_outbox(&claim_as_w(T0 + 300_000, 100))
+        .await
+        .unwrap();
+    let mine = off.iter().find(|m| m.user_id == Some(later.id)).unwrap();
+    let sent = Settlement::Sent {
+        reply: "250".into(),
+        at: T0 + 300_001,
+    };
+    assert!(store.settle_outbox(mine.id, "w", &sent).await.unwrap());
+    assert_eq!(store.list_events(None, 100).await.unwrap().len(), before);
     // A process alone on the database (SQLite) ends the leases a dead one
     // left: claimed again at once, not when they run out.
     match store.end_event_leases(T0 + 200_001).await {

@@ -105,6 +105,9 @@ pub(crate) fn request_span(
     rqctx: &dropshot::RequestContext<Context>,
     name: &'static str,
 ) -> tracing::Span {
+    if !crate::observe::traces::on() {
+        return tracing::info_span!("request", request_id = %rqctx.request_id, operation = name);
+    }
     let span = tracing::info_span!(
         "request",
         otel.name = name,

@@ -342,7 +342,7 @@ impl Dispatcher {
         &self,
         message: &OutboxMessage,
     ) -> (Result<String, SendError>, Duration, tracing::Span) {
-        let span = tracing::info_span!(
+        let span = crate::trace_span!(
             "outbox.deliver",
             otel.kind = "consumer",
             outbox_id = message.id,
@@ -362,7 +362,7 @@ impl Dispatcher {
         let result = async {
             match self.renderer.letter(message) {
                 Ok(letter) => {
-                    let sending = self.transport.send(&letter).instrument(tracing::info_span!(
+                    let sending = self.transport.send(&letter).instrument(crate::trace_span!(
                         "mail.send",
                         otel.kind = "client",
                         transport = self.transport.kind(),

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// The triggers that write events (`CREATE TRIGGER IF NOT EXISTS …`).
+const TRIGGERS: &str = include_str!("sqlite_triggers.sql");
+
+/// Drops every trigger [`TRIGGERS`] creates, by the names it gives them.
+static DROP_TRIGGERS: LazyLock<String> = LazyLock::new(|| {
+    TRIGGERS
+        .split("CREATE TRIGGER IF NOT EXISTS ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|name| format!("DROP TRIGGER IF EXISTS {name};"))
+        .collect()
+});
+
 #[async_trait]
 impl Events for SqliteStore {
     async fn set_event_kinds(&self, kinds: &[EventKind]) -> Result<()> {
@@ -11,6 +24,13 @@ impl Events for SqliteStore {
                 exec(c, sql::EVENT_KINDS_CLEAR, [])?;
                 for kind in &kinds {
                     exec(c, sql::EVENT_KIND_ADD, [kind.as_str()])?;
+                }
+                // The triggers exist only while events are on: attached,
+                // each costs every statement on its table a frame.
+                if kinds.is_empty() {
+                    c.execute_batch(&DROP_TRIGGERS)?;
+                } else {
+                    c.execute_batch(TRIGGERS)?;
                 }
                 Ok(())
             })
