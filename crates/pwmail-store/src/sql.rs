@@ -600,7 +600,9 @@ pub const OUTBOX_NEXT_DUE: &str = "SELECT min(t) FROM (
 
 /// Which kinds the triggers queue: cleared, then each added ($1 kind).
 pub const EVENT_KINDS_CLEAR: &str = "DELETE FROM event_kinds";
-pub const EVENT_KIND_ADD: &str = "INSERT INTO event_kinds (kind) VALUES ($1)";
+/// A kind named twice is written once.
+pub const EVENT_KIND_ADD: &str =
+    "INSERT INTO event_kinds (kind) VALUES ($1) ON CONFLICT (kind) DO NOTHING";
 pub const EVENT_KINDS: &str = "SELECT kind FROM event_kinds ORDER BY kind";
 
 /// $1 link, $2 now: the first time the link's page was opened (its

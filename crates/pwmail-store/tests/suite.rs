@@ -2410,6 +2410,12 @@ async fn events(store: &dyn StoreTestExt) {
         store.list_events(None, 100).await.unwrap().is_empty(),
         "off"
     );
+    // A kind named twice is chosen once.
+    store
+        .set_event_kinds(&[EventKind::EmailSent, EventKind::EmailSent])
+        .await
+        .unwrap();
+    assert_eq!(store.event_kinds().await.unwrap(), [EventKind::EmailSent]);
     store.set_event_kinds(&EventKind::ALL).await.unwrap();
     assert_eq!(
         store.event_kinds().await.unwrap().len(),

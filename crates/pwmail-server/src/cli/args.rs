@@ -350,7 +350,9 @@ impl EventsArgs {
         } else {
             self.events.clone()
         };
-        kinds.dedup();
+        // `--events a,b,a`: each kind once, in the order first named.
+        let mut seen = std::collections::HashSet::new();
+        kinds.retain(|kind| seen.insert(*kind));
         config.events = Some(EventsConfig {
             lease: hook.timeout * 3,
             hook,

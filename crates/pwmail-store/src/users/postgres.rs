@@ -152,17 +152,21 @@ impl Users for PgStore {
             .ok_or_else(|| StoreError::NotFound(format!("no user with email {email}")))?;
         let user = rows::user(&row)?;
         let id = user.id.0;
-        let mut count = Vec::new();
-        for statement in [
+        let mut changed = [0u64; 5];
+        for (n, statement) in changed.iter_mut().zip([
             sql::USER_DELETE_KEYS,
             sql::USER_DELETE_UNSENT,
             sql::USER_DETACH_SETTLED,
             sql::USER_DELETE_LINKS,
             sql::USER_DELETE_TOKENS,
-        ] {
-            let done = sqlx::query(statement).bind(id).execute(&mut *tx).await?;
-            count.push(done.rows_affected());
+        ]) {
+            *n = sqlx::query(statement)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
+        let [_keys, unsent_emails, _detached, links, tokens] = changed;
         // As a refusal's row keeps an address: by its key, which
         // `audit list --user ADDRESS` looks for.
         let address = email_key(&user.email);
@@ -193,9 +197,9 @@ impl Users for PgStore {
         conn.release();
         Ok(DeletedUser {
             user,
-            tokens: count[4],
-            links: count[3],
-            unsent_emails: count[1],
+            tokens,
+            links,
+            unsent_emails,
             audit_rows,
         })
     }
