@@ -67,8 +67,10 @@ impl App {
             Some(link) if link.expires_at > now => {
                 match self.store.user_by_id(link.user_id).await? {
                     Some(user) if !user.disabled => {
-                        if link.opened_at.is_none() {
-                            // The first visit, once (link.opened).
+                        // The first visit, once, for its link.opened event:
+                        // with events off nothing reads it, so the page
+                        // writes nothing.
+                        if link.opened_at.is_none() && self.config.events.is_some() {
                             self.space
                                 .noted(self.store.mark_link_opened(link.id, now).await, |_| true)?;
                         }
