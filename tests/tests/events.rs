@@ -274,6 +274,20 @@ async fn no_events_are_written_without_a_receiver() {
     server.add_user("ada@example.com", false).await;
     send(&server, "ada@example.com").await;
     server.expect_outbox(OutboxState::Sent, 1).await;
+    // Opening the page writes nothing either.
+    let emails = server.wait_for_emails(1, DEADLINE).await;
+    let token = link_token(&emails[0]).expect("a link");
+    let page = reqwest::get(server.endpoint(&format!("/reset/{token}")))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let link = server
+        .store()
+        .find_link(&pwmail_server::secrets::hash(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.opened_at, None);
     assert!(
         server
             .store()
