@@ -47,10 +47,15 @@ impl TcpProxy {
                         return;
                     };
                     let mut client = client;
+                    // Biased, the cut and the stall first: once `set_down`
+                    // has returned, no byte sent after it is forwarded (an
+                    // unbiased select could still copy a request the test
+                    // sent after cutting, and PostgreSQL commit it).
                     let stalled = tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                        biased;
                         _ = cut.wait_for(|down| *down) => false,
                         _ = stall.wait_for(|stalls| *stalls > born) => true,
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
                     };
                     if stalled {
                         // Both sockets stay open, carrying nothing, until
